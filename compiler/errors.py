@@ -1,0 +1,36 @@
+"""One error hierarchy. The CLI turns these into messages and exit codes; nothing else prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class VigilError(Exception):
+    """A failure vigil explains to the user without a traceback (exit 1)."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True, order=True)
+class ConfigIssue:
+    """One problem in a config file, printed as ``FILE:LINE:COL: field.path: message``."""
+
+    file: str
+    line: int
+    column: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class ConfigError(VigilError):
+    """The input is invalid (exit 2). Carries every issue found, not just the first."""
+
+    exit_code = 2
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = sorted(issues)
+        super().__init__("\n".join(str(issue) for issue in self.issues))

@@ -1,0 +1,1 @@
+"""vigil's runner: what the generated units execute. Stdlib-only on its hot path."""
