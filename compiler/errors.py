@@ -23,7 +23,9 @@ class ConfigIssue:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
 
 
 class ConfigError(VigilError):
@@ -34,3 +36,9 @@ class ConfigError(VigilError):
     def __init__(self, issues: list[ConfigIssue]) -> None:
         self.issues = sorted(issues)
         super().__init__("\n".join(str(issue) for issue in self.issues))
+
+
+class UsageError(VigilError):
+    """A bad command-line argument (exit 2), such as an unknown timezone for `vigil explain`."""
+
+    exit_code = 2

@@ -1,0 +1,46 @@
+"""Shared fixtures: the repository layout and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from compiler.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+CASES = ROOT / "tests" / "cases"
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def vigil() -> Callable[..., Result]:
+    """Run the CLI in-process, with stdout and stderr kept apart."""
+    runner = CliRunner()
+
+    def run(*args: str) -> Result:
+        result = runner.invoke(app, [str(arg) for arg in args], catch_exceptions=False)
+        return Result(result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
+def require_systemd_analyze() -> None:
+    """Skip where systemd-analyze is missing; under CI that is a failure, not a skip."""
+    if shutil.which("systemd-analyze"):
+        return
+    if os.environ.get("VIGIL_REQUIRE_SYSTEMD"):
+        pytest.fail("systemd-analyze is required here (VIGIL_REQUIRE_SYSTEMD is set)")
+    pytest.skip("systemd-analyze not available")
