@@ -1,0 +1,58 @@
+"""Where things live, per scope: unit files, generations, state.
+
+User scope keeps units in ~/.config/systemd/user, generations in ~/.local/share/vigil/NAME and
+state in ~/.local/state/vigil/NAME. System scope uses /etc/systemd/system and /var/lib/vigil/NAME.
+`--root DIR` puts the same tree under DIR (DIR stands for the home directory in user scope and for
+/ in system scope) and never talks to systemd.
+
+Generated units refer to the installed tree through `%h` in user scope, so the same output works
+for any user and the compiled examples in units/ do not depend on the machine they came from.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Scope:
+    system: bool = False
+    root: Path | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--system" if self.system else "--user"
+
+    @property
+    def live(self) -> bool:
+        """Whether apply talks to a running systemd (not with --root)."""
+        return self.root is None
+
+    def _base(self) -> Path:
+        if self.root is not None:
+            return self.root
+        return Path("/") if self.system else Path(os.path.expanduser("~"))
+
+    def unit_dir(self) -> Path:
+        if self.system:
+            return self._base() / "etc/systemd/system"
+        return self._base() / ".config/systemd/user"
+
+    def data_dir(self, name: str) -> Path:
+        """Generations of one config: generations/N and the `current` link to one of them."""
+        if self.system:
+            return self._base() / "var/lib/vigil" / name
+        return self._base() / ".local/share/vigil" / name
+
+
+def unit_prefix(system: bool, name: str) -> str:
+    """How generated units name the installed `current` tree."""
+    if system:
+        return f"/var/lib/vigil/{name}/current"
+    return f"%h/.local/share/vigil/{name}/current"
+
+
+def default_state_dir(system: bool, name: str) -> str:
+    return f"/var/lib/vigil/{name}/state" if system else f"~/.local/state/vigil/{name}"

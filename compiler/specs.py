@@ -1,0 +1,110 @@
+"""Job specs: the JSON each runner invocation reads. Everything the runner needs, nothing it must
+compute from YAML; paths keep `~` so the runner expands them for the user it runs as."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from compiler.layout import default_state_dir
+from compiler.model import Config, Job
+from compiler.prices import price_of
+
+SPEC_VERSION = 1
+
+
+def state_dir(config: Config, system: bool) -> str:
+    return config.state_dir or default_state_dir(system, config.name)
+
+
+def _base(config: Config, kind: str, system: bool) -> dict[str, Any]:
+    return {
+        "spec": SPEC_VERSION,
+        "kind": kind,
+        "config": config.name,
+        "scope": "system" if system else "user",
+        "state_dir": state_dir(config, system),
+        "timezone": config.timezone,
+    }
+
+
+def job_spec(config: Config, name: str, job: Job, system: bool) -> dict[str, Any]:
+    spec = _base(config, "job", system)
+    command: dict[str, Any] | None = None
+    if isinstance(job.run, str):
+        command = {"shell": job.run}
+    elif job.run is not None:
+        command = {"argv": job.run}
+    spec.update(
+        job=name,
+        unit=f"{config.name}-{name}.service",
+        command=command,
+        timeout=job.timeout,
+        environment=dict(job.environment),
+        working_directory=job.working_directory,
+        secrets=list(job.secrets),
+        output=job.output,
+        after=(
+            {"job": job.after, "unit": f"{config.name}-{job.after}.service"} if job.after else None
+        ),
+        llm=_llm(config, job),
+        budgets=_budgets(config, job),
+    )
+    return spec
+
+
+def _llm(config: Config, job: Job) -> dict[str, Any] | None:
+    if job.prompt is None:
+        return None
+    model = job.model or config.llm.model
+    overrides = {name: (p.input, p.output) for name, p in config.llm.prices.items()}
+    price = price_of(model, overrides)
+    return {
+        "prompt": job.prompt,
+        "model": model,
+        "max_tokens": job.max_tokens or config.llm.max_tokens,
+        "api_key_credential": config.llm.api_key,
+        "base_url": config.llm.base_url,
+        "timeout": config.llm.timeout,
+        "price_per_mtok": {"input": price[0], "output": price[1]} if price else None,
+    }
+
+
+def _budgets(config: Config, job: Job) -> list[dict[str, Any]]:
+    budgets = []
+    for scope, budget in (("job", job.budget), ("global", config.budget)):
+        if budget is not None and job.prompt is not None:
+            budgets.append(
+                {
+                    "scope": scope,
+                    "monthly_tokens": budget.monthly_tokens,
+                    "monthly_usd": budget.monthly_usd,
+                }
+            )
+    return budgets
+
+
+def coordinator_spec(config: Config, system: bool) -> dict[str, Any]:
+    spec = _base(config, "coordinator", system)
+    dump = config.model_dump(mode="json", by_alias=True)
+    spec.update(
+        unit=f"{config.name}-coordinator.service",
+        coordinator=dump["coordinator"],
+        channels=dump["channels"],
+        nag=dump["nag"],
+        watches=dump["watches"],
+        jobs=sorted(config.jobs),
+    )
+    return spec
+
+
+def watch_spec(config: Config, name: str, system: bool) -> dict[str, Any]:
+    spec = _base(config, "watch", system)
+    watch = config.watches[name].model_dump(mode="json", by_alias=True)
+    spec.update(watch_name=name, unit=f"{config.name}-watch-{name}.service", watch=watch)
+    return spec
+
+
+def failure_spec(config: Config, system: bool) -> dict[str, Any]:
+    spec = _base(config, "failure", system)
+    spec.update(journal_lines=20)
+    return spec

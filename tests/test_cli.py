@@ -1,0 +1,101 @@
+"""The command line: exit codes, explain, schema, and the installed `vigil` script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES, ROOT, require_systemd_analyze
+
+
+def installed_vigil() -> Path:
+    script = Path(sys.executable).parent / "vigil"
+    if not script.exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI installs vigil, but the console script is missing")
+        pytest.skip("the vigil console script is not installed in this environment")
+    return script
+
+
+def test_installed_script_validates_every_example(tmp_path) -> None:
+    require_systemd_analyze()
+    # Run from elsewhere so the installed packages are used, not the checkout.
+    result = subprocess.run(
+        [installed_vigil(), "validate", *EXAMPLES],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for example in EXAMPLES:
+        assert f"{example}: valid: " in result.stdout
+
+
+def test_installed_script_reports_bad_input_with_exit_2(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: demo\njobs: {x: {schedule: '61 * * * *', run: 'true'}}\n")
+    result = subprocess.run(
+        [installed_vigil(), "validate", bad], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"{bad}:2:" in result.stderr
+
+
+def test_missing_file_is_exit_1_without_traceback(vigil, tmp_path) -> None:
+    result = vigil("validate", tmp_path / "nope.yaml")
+    assert result.exit_code == 1
+    assert "cannot read" in result.stderr
+
+
+def test_all_errors_of_all_files_are_reported(vigil) -> None:
+    bad = sorted((ROOT / "tests" / "cases" / "bad").glob("unknown-*.yaml"))
+    result = vigil("validate", *bad)
+    assert result.exit_code == 2
+    for path in bad:
+        assert f"{path}:" in result.stderr
+
+
+def test_valid_and_invalid_together_exit_2_but_print_the_valid_summary(vigil) -> None:
+    require_systemd_analyze()
+    bad = ROOT / "tests" / "cases" / "bad" / "missing-name.yaml"
+    result = vigil("validate", EXAMPLES[0], bad)
+    assert result.exit_code == 2
+    assert f"{EXAMPLES[0]}: valid" in result.stdout
+
+
+def test_explain_cron(vigil) -> None:
+    require_systemd_analyze()
+    result = vigil("explain", "0 9 1 * mon", "--tz", "Europe/Berlin", "-n", "3")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("0 9 1 * mon: ")
+    # cron ORs day-of-month and day-of-week: two OnCalendar lines
+    assert sum(line.strip().startswith("OnCalendar=") for line in lines) == 2
+    assert sum(line.strip().startswith("next: ") for line in lines) == 3
+    assert all("CET" in line or "CEST" in line for line in lines if "next:" in line)
+
+
+def test_explain_rejects_bad_input_with_exit_2(vigil) -> None:
+    assert vigil("explain", "61 * * * *").exit_code == 2
+    assert vigil("explain", "@daily", "--tz", "Mars/Olympus").exit_code == 2
+
+
+def test_schema_prints_json(vigil) -> None:
+    result = vigil("schema")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["title"] == "vigil config"
+    finding = json.loads(vigil("schema", "--finding").stdout)
+    assert finding["required"] == ["source", "timestamp"]
+
+
+def test_version(vigil) -> None:
+    from compiler import __version__
+
+    assert vigil("--version").stdout.strip() == f"vigil {__version__}"
