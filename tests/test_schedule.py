@@ -89,10 +89,10 @@ def test_systemd_fires_when_croniter_does(expression: str, zone_name: str) -> No
 def test_translations_are_already_in_systemd_normal_form() -> None:
     lines = sorted({line for e in _corpus() for line in parse_schedule(e).on_calendar})
     result = subprocess.run(
-        ["systemd-analyze", "calendar", "--", *lines],
+        [shutil.which("systemd-analyze") or "systemd-analyze", "calendar", "--", *lines],
         capture_output=True,
         text=True,
-        env={"TZ": "UTC", "LC_ALL": "C", "PATH": "/usr/bin:/bin"},
+        env={"TZ": "UTC", "LC_ALL": "C"},
         check=False,
     )
     assert result.returncode == 0, result.stderr
