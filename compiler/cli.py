@@ -68,6 +68,39 @@ def validate(
         raise typer.Exit(INVALID)
 
 
+SystemOpt = Annotated[
+    bool, typer.Option("--system", help="System units (/etc/systemd/system) instead of --user.")
+]
+PythonOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--python",
+        help="Interpreter the runner scripts use (default: the one running vigil).",
+        show_default=False,
+    ),
+]
+
+
+@app.command("compile")
+def compile_(
+    config: ConfigArg,
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the tree into.")],
+    system: SystemOpt = False,
+    python: PythonOpt = None,
+) -> None:
+    """Render units, runner scripts, job specs and the manifest into a directory."""
+    from compiler.build import build, write_tree
+
+    with reported():
+        validated, tree = build(config, python=python, system=system)
+        for warning in validated.warnings:
+            warn(f"{config}: {warning}")
+        removed = write_tree(tree, out)
+        print(f"{config}: wrote {len(tree)} files to {out}", file=sys.stderr)
+        for relative in removed:
+            print(f"  removed {relative}", file=sys.stderr)
+
+
 @app.command()
 def schema(
     finding: Annotated[

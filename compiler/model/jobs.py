@@ -18,6 +18,7 @@ from compiler.model.types import (
     StrictModel,
     Text,
     TimeZone,
+    UnitText,
 )
 
 
@@ -73,7 +74,7 @@ class Sandbox(StrictModel):
 class Job(StrictModel):
     """A scheduled command, optionally followed by an LLM detector prompt."""
 
-    description: Line | None = None
+    description: UnitText | None = None
     """What the job is for; shown in status and unit files."""
     schedule: Schedules
     """When the job runs: cron or systemd calendar syntax, one or a list."""

@@ -92,6 +92,17 @@ Line = Annotated[str, AfterValidator(_single_line)]
 """One line of text: no newlines or control characters."""
 
 
+def _unit_text(value: str) -> str:
+    _single_line(value)
+    if value.endswith("\\"):
+        raise ValueError("must not end with a backslash (it would join lines in a unit file)")
+    return value
+
+
+UnitText = Annotated[str, AfterValidator(_unit_text)]
+"""A line that is written into unit files (descriptions)."""
+
+
 # --- durations --------------------------------------------------------------------------------
 
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -230,6 +241,8 @@ TimeZone = Annotated[
 
 def _check_path(value: str) -> str:
     _single_line(value)
+    if "\\" in value:
+        raise ValueError(f"{value!r}: backslashes are not allowed in paths")
     if not (value.startswith("/") or value == "~" or value.startswith("~/")):
         raise ValueError(
             f"{value!r} must be an absolute path or start with '~/': units do not run in the "

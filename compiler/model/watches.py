@@ -9,7 +9,6 @@ from pydantic import Field, PlainValidator, WithJsonSchema, field_validator, mod
 
 from compiler.model.types import (
     TEMPLATE_SCHEMA,
-    Line,
     Name,
     PathStr,
     PositiveDuration,
@@ -17,6 +16,7 @@ from compiler.model.types import (
     StrictModel,
     Template,
     TimeZone,
+    UnitText,
     template_fields_from,
 )
 
@@ -177,7 +177,7 @@ class Escalation(StrictModel):
 class Watch(StrictModel):
     """A future condition. Exactly one of deadline, match, file, absence."""
 
-    description: Line | None = None
+    description: UnitText | None = None
     deadline: Deadline | None = None
     match: Match | None = None
     file: FileWatch | None = None
