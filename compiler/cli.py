@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from compiler import __version__
+from compiler.errors import VigilError
 from compiler.report import INVALID, reported, warn
+
+if TYPE_CHECKING:
+    from compiler.layout import Scope
+    from compiler.operations import Prepared
 
 app = typer.Typer(
     name="vigil",
@@ -99,6 +104,161 @@ def compile_(
         print(f"{config}: wrote {len(tree)} files to {out}", file=sys.stderr)
         for relative in removed:
             print(f"  removed {relative}", file=sys.stderr)
+
+
+RootOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--root",
+        help="Install into this directory tree (standing for the home directory, or / with "
+        "--system) without calling systemctl.",
+        show_default=False,
+    ),
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+NameOpt = Annotated[
+    str | None,
+    typer.Option("--name", help="Which installed config (its `name:`).", show_default=False),
+]
+
+
+def _scope(system: bool, root: Path | None) -> Scope:
+    from compiler.layout import Scope
+
+    return Scope(system=system, root=root.absolute() if root else None)
+
+
+def _plan_and_apply(prepared: Prepared, yes: bool, verbose: bool = False) -> None:
+    from compiler.operations import run
+    from compiler.planview import show_plan
+
+    show_plan(prepared.plan, prepared.tree, verbose=verbose)
+    if not prepared.plan.has_changes:
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise VigilError("not on a terminal: re-run with --yes to apply this plan")
+        if not typer.confirm("Apply these changes?", default=False, err=True):
+            print("Nothing applied.", file=sys.stderr)
+            return
+    outcome = run(prepared)
+    where = f"generation {outcome.generation}" if outcome.generation else "removed"
+    print(f"{prepared.installation.name}: {where}", file=sys.stderr)
+    for verb, units in (
+        ("started", outcome.started),
+        ("restarted", outcome.restarted),
+        ("stopped", outcome.stopped),
+    ):
+        if units:
+            print(f"  {verb}: {', '.join(units)}", file=sys.stderr)
+
+
+@app.command()
+def plan(
+    config: ConfigArg,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 when applying would change anything.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List unchanged files.")] = False,
+    system: SystemOpt = False,
+    root: RootOpt = None,
+    python: PythonOpt = None,
+) -> None:
+    """Dry run: what apply would create, update and delete, with diffs and next runs."""
+    from compiler.operations import prepare
+    from compiler.planview import show_plan
+
+    with reported():
+        prepared = prepare(config, _scope(system, root), python=python)
+        for warning in prepared.warnings:
+            warn(f"{config}: {warning}")
+        show_plan(prepared.plan, prepared.tree, verbose=verbose)
+    if check and prepared.plan.has_changes:
+        raise typer.Exit(1)
+
+
+@app.command("apply")
+def apply_(
+    config: ConfigArg,
+    yes: YesOpt = False,
+    git: Annotated[
+        str | None,
+        typer.Option(
+            "--git", help="Apply the config as it was at this git revision.", show_default=False
+        ),
+    ] = None,
+    system: SystemOpt = False,
+    root: RootOpt = None,
+    python: PythonOpt = None,
+) -> None:
+    """Install the config: a new generation, units switched, only changed units restarted."""
+    from compiler.operations import prepare
+
+    with reported():
+        prepared = prepare(config, _scope(system, root), python=python, revision=git)
+        for warning in prepared.warnings:
+            warn(f"{config}: {warning}")
+        _plan_and_apply(prepared, yes)
+
+
+@app.command()
+def rollback(
+    generation: Annotated[
+        int | None,
+        typer.Argument(
+            help="Generation to go back to (default: the one before the current).",
+            show_default=False,
+        ),
+    ] = None,
+    name: NameOpt = None,
+    yes: YesOpt = False,
+    system: SystemOpt = False,
+    root: RootOpt = None,
+) -> None:
+    """Go back to an earlier generation (shown as a plan first)."""
+    from compiler.operations import prepare_rollback
+
+    with reported():
+        _plan_and_apply(prepare_rollback(_scope(system, root), name, generation), yes)
+
+
+@app.command()
+def history(
+    name: NameOpt = None,
+    system: SystemOpt = False,
+    root: RootOpt = None,
+) -> None:
+    """List installed generations: number, time, config revision, changes."""
+    from compiler.operations import history as list_history
+
+    with reported():
+        for row in list_history(_scope(system, root), name):
+            marker = "*" if row["current"] else " "
+            revision = (row["revision"] or "-")[:12] + ("+dirty" if row["dirty"] else "")
+            changes = ", ".join(f"{n} {a}d" for a, n in row["changes"].items() if n) or "-"
+            number, when, reason = row["generation"], row["created"] or "?", row["reason"]
+            print(f"{marker} {number:>4}  {when}  {revision:<18} {reason}: {changes}")
+
+
+@app.command()
+def uninstall(
+    config: Annotated[
+        Path | None, typer.Argument(help="The config whose units to remove.", show_default=False)
+    ] = None,
+    name: NameOpt = None,
+    yes: YesOpt = False,
+    system: SystemOpt = False,
+    root: RootOpt = None,
+) -> None:
+    """Stop and remove every unit a config installed, and its generations (state is kept)."""
+    from compiler.operations import prepare_uninstall, resolve_name
+    from compiler.validate import load_config
+
+    with reported():
+        scope = _scope(system, root)
+        if config is not None:
+            name = load_config(config, check_calendar=False).config.name
+        _plan_and_apply(prepare_uninstall(scope, resolve_name(scope, name)), yes)
 
 
 @app.command()

@@ -310,3 +310,29 @@ def _elapses(block: list[str]) -> list[datetime]:
         if match:
             moments.append(datetime.fromisoformat(match[1]).replace(tzinfo=UTC))
     return moments
+
+
+def first_elapses(
+    timers: Sequence[tuple[Sequence[str], str]], base: datetime | None = None
+) -> list[datetime | None]:
+    """The next firing of each (OnCalendar lines, timezone) pair, in one systemd-analyze run.
+
+    None for a timer with no lines or that never fires again.
+    """
+    lines = [f"{line} {zone}" for on_calendar, zone in timers for line in on_calendar]
+    if not lines:
+        return [None] * len(timers)
+    args = []
+    if base is not None:
+        args.append(f"--base-time=@{math.floor(base.timestamp())}")
+    blocks = _match_blocks(_analyze(lines, args).stdout, lines)
+    if blocks is None:
+        raise CalendarCheckUnavailable("could not read the output of systemd-analyze calendar")
+    found: list[datetime | None] = []
+    position = 0
+    for on_calendar, zone in timers:
+        mine = blocks[position : position + len(on_calendar)]
+        position += len(on_calendar)
+        moments = [moment for block in mine for moment in _elapses(block)]
+        found.append(min(moments).astimezone(zoneinfo.ZoneInfo(zone)) if moments else None)
+    return found

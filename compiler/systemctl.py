@@ -1,0 +1,69 @@
+"""Talking to systemd: a thin wrapper over `systemctl` and `journalctl` for one scope."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+
+from compiler.errors import VigilError
+from compiler.layout import Scope
+
+
+class SystemdError(VigilError):
+    """A systemctl call failed; the message carries its stderr."""
+
+
+class Systemctl:
+    def __init__(self, scope: Scope) -> None:
+        if not scope.live:
+            raise VigilError("internal: no systemctl for --root installs")
+        if shutil.which("systemctl") is None:
+            raise SystemdError("systemctl not found: vigil needs systemd (or use --root DIR)")
+        self.scope = scope
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = ["systemctl", self.scope.flag, "--no-ask-password", "--no-pager", *args]
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            raise SystemdError(f"{' '.join(command)}: timed out") from None
+        if check and result.returncode != 0:
+            reason = (result.stderr or result.stdout).strip() or f"exit {result.returncode}"
+            raise SystemdError(f"systemctl {' '.join(args)}: {reason}")
+        return result
+
+    def daemon_reload(self) -> None:
+        self.run("daemon-reload")
+
+    def enable_now(self, units: Sequence[str]) -> None:
+        if units:
+            self.run("enable", "--now", *units)
+
+    def disable_now(self, units: Sequence[str]) -> None:
+        if units:
+            self.run("disable", "--now", *units, check=False)
+
+    def stop(self, units: Sequence[str]) -> None:
+        if units:
+            self.run("stop", *units, check=False)
+
+    def restart(self, units: Sequence[str]) -> None:
+        if units:
+            self.run("restart", *units)
+
+    def reset_failed(self, units: Sequence[str]) -> None:
+        if units:
+            # Units that are not loaded or not failed make this fail; that is fine here.
+            self.run("reset-failed", *units, check=False)
+
+    def show(self, unit: str, *properties: str) -> dict[str, str]:
+        result = self.run("show", unit, "--property=" + ",".join(properties), check=False)
+        values = {}
+        for line in result.stdout.splitlines():
+            key, _, value = line.partition("=")
+            values[key] = value
+        return values
+
+    def active_state(self, unit: str) -> str:
+        return self.show(unit, "ActiveState").get("ActiveState", "unknown")
