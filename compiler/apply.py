@@ -106,11 +106,12 @@ class _Switch:
     def run(self, outcome: Outcome) -> None:
         step = "start"
         try:
-            removed = [u for u in self.before if u not in self.after]
+            # Templates (failure@.service) have no instance to stop or reset.
+            removed = [u for u in self.before if u not in self.after and "@." not in u]
             turned_off = [u for u, on in self.before.items() if on and not self.after.get(u)]
             step = "stopping removed units"
-            self._disable(sorted(set(removed) | set(turned_off)))
             outcome.stopped = sorted(set(removed) | set(turned_off))
+            self._disable(outcome.stopped)
             step = "writing unit files"
             self._write_units()
             step = "switching the current generation"

@@ -23,10 +23,11 @@ def show_plan(
     plan: Plan,
     new: Tree | None,
     *,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
     verbose: bool = False,
 ) -> None:
+    out, err = out or sys.stdout, err or sys.stderr
     colour_out, colour_err = out.isatty(), err.isatty()
     installed = f"generation {plan.current}" if plan.current is not None else "nothing installed"
     print(f"{plan.name}: {installed}", file=err)
