@@ -3,13 +3,18 @@ compute from YAML; paths keep `~` so the runner expands them for the user it run
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 from compiler.layout import default_state_dir
 from compiler.model import Config, Job
 from compiler.prices import price_of
+from compiler.schedule import next_elapses, parse_schedule
 
 SPEC_VERSION = 1
+# A fixed start for computing schedule gaps keeps the output the same on every run.
+CHAIN_BASE = datetime(2026, 1, 5, tzinfo=UTC)
 
 
 def state_dir(config: Config, system: bool) -> str:
@@ -43,13 +48,28 @@ def job_spec(config: Config, name: str, job: Job, system: bool) -> dict[str, Any
         working_directory=job.working_directory,
         secrets=list(job.secrets),
         output=job.output,
-        after=(
-            {"job": job.after, "unit": f"{config.name}-{job.after}.service"} if job.after else None
-        ),
+        after=_after(config, name, job),
         llm=_llm(config, job),
         budgets=_budgets(config, job),
     )
     return spec
+
+
+def _after(config: Config, name: str, job: Job) -> dict[str, Any] | None:
+    """The predecessor must have succeeded within `window` seconds: this job's shortest gap
+    between firings, so yesterday's run of a daily chain never counts for today."""
+    if job.after is None:
+        return None
+    lines = [line for expression in job.schedule for line in parse_schedule(expression).on_calendar]
+    firings = (
+        next_elapses(lines, job.timezone or config.timezone, 50, base=CHAIN_BASE) if lines else []
+    )
+    gaps = [(b - a).total_seconds() for a, b in pairwise(firings)]
+    return {
+        "job": job.after,
+        "unit": f"{config.name}-{job.after}.service",
+        "window": int(min(gaps)) if gaps else None,
+    }
 
 
 def _llm(config: Config, job: Job) -> dict[str, Any] | None:
