@@ -38,6 +38,9 @@ class Scope:
     def unit_dir(self) -> Path:
         if self.system:
             return self._base() / "etc/systemd/system"
+        config_home = os.environ.get("XDG_CONFIG_HOME")
+        if self.root is None and config_home and os.path.isabs(config_home):
+            return Path(config_home) / "systemd/user"  # where the user manager looks first
         return self._base() / ".config/systemd/user"
 
     def data_dir(self, name: str) -> Path:

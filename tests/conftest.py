@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from compiler.cli import app
+from tests.systemd_manager import clean_user_manager, skip_or_fail, user_manager
+
+__all__ = ["clean_user_manager", "user_manager"]  # fixtures: a private systemd user manager
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -39,8 +41,5 @@ def vigil() -> Callable[..., Result]:
 
 def require_systemd_analyze() -> None:
     """Skip where systemd-analyze is missing; under CI that is a failure, not a skip."""
-    if shutil.which("systemd-analyze"):
-        return
-    if os.environ.get("VIGIL_REQUIRE_SYSTEMD"):
-        pytest.fail("systemd-analyze is required here (VIGIL_REQUIRE_SYSTEMD is set)")
-    pytest.skip("systemd-analyze not available")
+    if not shutil.which("systemd-analyze"):
+        skip_or_fail("systemd-analyze not available")
