@@ -233,3 +233,14 @@ def test_apply_git_revision_restores_an_earlier_config(vigil, config: Path, root
     history = vigil("history", "--root", root).stdout.splitlines()
     assert "apply --git HEAD~1" in history[-1]
     assert vigil("apply", config, "--git", "nope", "--root", root, "--yes").exit_code == 1
+
+
+def test_system_scope_installs_under_etc_and_var_lib(vigil, config: Path, root: Path) -> None:
+    result = vigil("apply", config, "--system", "--root", root, "--yes")
+    assert result.exit_code == 0, result.stderr
+    unit = root / "etc/systemd/system/bruba-reminder-check.service"
+    assert "ExecStart=/var/lib/vigil/bruba/current/bin/bruba-reminder-check" in unit.read_text()
+    assert os.readlink(root / "var/lib/vigil/bruba/current") == "generations/1"
+    path_unit = (root / "etc/systemd/system/bruba-coordinator.path").read_text()
+    assert "DirectoryNotEmpty=/var/lib/vigil/bruba/state/inbox" in path_unit
+    assert (root / "etc/systemd/system/timers.target.wants/bruba-reminder-check.timer").is_symlink()
