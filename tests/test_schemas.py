@@ -11,7 +11,7 @@ from compiler import schemas
 from compiler.loader import load_file
 from tests.conftest import EXAMPLES, ROOT
 
-REGENERATE = "vigil schema --out schemas/"
+REGENERATE = "python -m compiler.regenerate"
 
 
 @pytest.mark.parametrize("name", sorted(schemas.render_all()))
