@@ -8,6 +8,7 @@ becomes `%%`, `~/` becomes `%h/`, and a trailing backslash is refused.
 from __future__ import annotations
 
 from compiler.errors import VigilError
+from compiler.model.types import format_duration
 
 
 class UnsafeUnitValue(VigilError):
@@ -34,11 +35,4 @@ def path(value: str) -> str:
 
 def seconds(value: int) -> str:
     """A time span in the form systemd prints back (`1h 30min`), for readable units."""
-    if value == 0:
-        return "0"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
-        count, value = divmod(value, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return " ".join(parts)
+    return format_duration(value, minute="min", zero="0")

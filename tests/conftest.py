@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,3 +44,22 @@ def require_systemd_analyze() -> None:
     """Skip where systemd-analyze is missing; under CI that is a failure, not a skip."""
     if not shutil.which("systemd-analyze"):
         skip_or_fail("systemd-analyze not available")
+
+
+def git(directory: Path, *args: str) -> str:
+    """Run git in `directory` (an identity is set so commits work anywhere)."""
+    return subprocess.run(
+        ["git", "-C", str(directory), "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def commit_two_revisions(config: Path, old: str, new: str) -> None:
+    """A git repo around `config` whose HEAD~1 has `old` and HEAD has `new` in place of it."""
+    git(config.parent, "init", "-q")
+    git(config.parent, "add", config.name)
+    git(config.parent, "commit", "-qm", "first")
+    config.write_text(config.read_text().replace(old, new))
+    git(config.parent, "commit", "-qam", "second")

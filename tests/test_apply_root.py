@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from compiler.generations import Installation
 from compiler.layout import Scope
 from compiler.operations import prepare, run
 from compiler.render import GeneratedFile
-from tests.conftest import ROOT, require_systemd_analyze
+from tests.conftest import ROOT, commit_two_revisions, require_systemd_analyze
 
 BRUBA = ROOT / "examples" / "bruba.yaml"
 
@@ -214,16 +213,7 @@ def test_apply_asks_unless_yes(vigil, config: Path, root: Path) -> None:
 
 
 def test_apply_git_revision_restores_an_earlier_config(vigil, config: Path, root: Path) -> None:
-    def git(*args: str) -> None:
-        subprocess.run(["git", "-C", str(config.parent), *args], check=True, capture_output=True)
-
-    git("init", "-q")
-    git("config", "user.email", "t@example.com")
-    git("config", "user.name", "t")
-    git("add", config.name)
-    git("commit", "-qm", "first")
-    config.write_text(config.read_text().replace('"0 10 * * 1"', '"30 10 * * 1"'))
-    git("commit", "-qam", "second")
+    commit_two_revisions(config, '"0 10 * * 1"', '"30 10 * * 1"')
     vigil("apply", config, "--root", root, "--yes")
     timer = unit_dir(root) / "bruba-staleness-check.timer"
     assert b"10:30:00" in timer.read_bytes()

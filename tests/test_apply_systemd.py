@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from compiler.planview import next_runs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, commit_two_revisions
 
 pytestmark = pytest.mark.systemd
 BRUBA = ROOT / "examples" / "bruba.yaml"
@@ -127,16 +126,7 @@ def test_hand_edited_unit_shows_as_drift(vigil, manager, config: Path) -> None:
 
 
 def test_apply_git_revision(vigil, manager, config: Path) -> None:
-    def git(*args: str) -> None:
-        subprocess.run(["git", "-C", str(config.parent), *args], check=True, capture_output=True)
-
-    git("init", "-q")
-    git("config", "user.email", "t@example.com")
-    git("config", "user.name", "t")
-    git("add", config.name)
-    git("commit", "-qm", "first")
-    config.write_text(config.read_text().replace('"0 10 * * 1"', '"30 10 * * 1"'))
-    git("commit", "-qam", "second")
+    commit_two_revisions(config, '"0 10 * * 1"', '"30 10 * * 1"')
     apply(vigil, config)
     apply(vigil, config, "--git", "HEAD~1")
     timer = manager.unit_dir / "bruba-staleness-check.timer"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from compiler.loader import load_text
 from compiler.render import GeneratedFile, Source, render
 from compiler.validate import validate_document
 from compiler.verify import verify_tree
-from tests.conftest import EXAMPLES, require_systemd_analyze
+from tests.conftest import EXAMPLES, git, require_systemd_analyze
 
 MINIMAL = """\
 name: demo
@@ -171,21 +170,14 @@ def test_compile_removes_only_what_it_wrote_before(vigil, tmp_path: Path) -> Non
 
 
 def test_manifest_records_git_revision(tmp_path: Path) -> None:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(tmp_path), *args], capture_output=True, text=True, check=True
-        ).stdout.strip()
-
-    git("init", "-q")
-    git("config", "user.email", "t@example.com")
-    git("config", "user.name", "t")
+    git(tmp_path, "init", "-q")
     config = tmp_path / "vigil.yaml"
     config.write_text(MINIMAL)
-    git("add", "vigil.yaml")
-    git("commit", "-qm", "config")
+    git(tmp_path, "add", "vigil.yaml")
+    git(tmp_path, "commit", "-qm", "config")
     _, tree = build(config)
     assert json.loads(tree["manifest.json"].content)["config"]["git"] == {
-        "revision": git("rev-parse", "HEAD"),
+        "revision": git(tmp_path, "rev-parse", "HEAD"),
         "dirty": False,
     }
     config.write_text(MINIMAL + "\n# edited\n")

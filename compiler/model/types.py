@@ -308,12 +308,13 @@ Template = Annotated[str, template_fields_from(None), TEMPLATE_SCHEMA]
 """A `{field}` template whose fields are only known at run time (an item's own fields)."""
 
 
-def format_duration(seconds: int) -> str:
-    """Seconds -> '1h 30m', the inverse of parse_duration for display."""
+def format_duration(seconds: int, *, minute: str = "m", zero: str = "0s") -> str:
+    """Seconds -> '1h 30m', the inverse of parse_duration for display (systemd spells the
+    minute 'min')."""
     if seconds == 0:
-        return "0s"
+        return zero
     parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+    for unit, size in (("d", 86400), ("h", 3600), (minute, 60), ("s", 1)):
         count, seconds = divmod(seconds, size)
         if count:
             parts.append(f"{count}{unit}")
