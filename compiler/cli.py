@@ -165,6 +165,7 @@ def plan(
     python: PythonOpt = None,
 ) -> None:
     """Dry run: what apply would create, update and delete, with diffs and next runs."""
+    from compiler.cost import summary_line
     from compiler.operations import prepare
     from compiler.planview import show_plan
 
@@ -173,6 +174,8 @@ def plan(
         for warning in prepared.warnings:
             warn(f"{config}: {warning}")
         show_plan(prepared.plan, prepared.tree, verbose=verbose)
+        if prepared.config is not None and (line := summary_line(prepared.config, system=system)):
+            print(line, file=sys.stderr)
     if check and prepared.plan.has_changes:
         raise typer.Exit(1)
 
@@ -259,6 +262,29 @@ def uninstall(
         if config is not None:
             name = load_config(config, check_calendar=False).config.name
         _plan_and_apply(prepare_uninstall(scope, resolve_name(scope, name)), yes)
+
+
+@app.command()
+def cost(
+    config: ConfigArg,
+    system: SystemOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Estimated monthly cost per job beside this month's actual spend (from runs.jsonl)."""
+    import json
+
+    from compiler.cost import estimate, heartbeats_per_month, render_table
+    from compiler.validate import load_config
+
+    with reported():
+        validated = load_config(config)
+        rows = estimate(validated.config, system=system)
+        heartbeats = heartbeats_per_month(validated.config)
+        if as_json:
+            data = [{**row.__dict__, "estimate_usd": row.estimate_usd} for row in rows]
+            print(json.dumps(data, indent=2))
+        else:
+            print(render_table(rows, heartbeats), end="")
 
 
 @app.command()

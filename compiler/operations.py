@@ -12,6 +12,7 @@ from compiler.build import build
 from compiler.errors import UsageError, VigilError
 from compiler.generations import Installation, installed_names
 from compiler.layout import Scope
+from compiler.model import Config
 from compiler.plan import Plan, make_plan
 from compiler.render import Tree
 
@@ -25,6 +26,7 @@ class Prepared:
     tree: Tree | None
     meta: dict[str, Any]
     warnings: list[str]
+    config: Config | None = None
 
 
 def prepare(
@@ -37,7 +39,8 @@ def prepare(
         "reason": f"apply --git {revision}" if revision else "apply",
         "config": str(config.absolute()),
     }
-    return Prepared(installation, make_plan(tree, installation), tree, meta, validated.warnings)
+    plan = make_plan(tree, installation)
+    return Prepared(installation, plan, tree, meta, validated.warnings, validated.config)
 
 
 def prepare_rollback(scope: Scope, name: str | None, number: int | None) -> Prepared:

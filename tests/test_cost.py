@@ -1,0 +1,112 @@
+"""`vigil cost`: firings per month, the estimate, and month-to-date spend from runs.jsonl."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from compiler.cost import estimate, firings_per_month, month_to_date
+from compiler.loader import load_text
+from compiler.model import Job
+from compiler.validate import validate_document
+from tests.conftest import ROOT, require_systemd_analyze
+
+
+def job(schedule: str | list[str]) -> Job:
+    return Job.model_validate({"schedule": schedule, "run": "true"})
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        ("0 9,14,18 * * *", 3 * 365 / 12),
+        ("0 10 * * 1", 52 / 12),  # 2027 has 52 Mondays
+        ("0 7 * * 1-5", 261 / 12),  # and 261 weekdays
+        ("*/15 * * * *", 96 * 365 / 12),
+        ("0 0 1 * *", 1.0),
+        ("0 0 13 * 5", (12 + 53 - 1) / 12),  # the 13th OR a Friday; Aug 13 2027 is a Friday
+        (["0 9 * * *", "0 21 * * *"], 2 * 365 / 12),
+        ("@reboot", 0.0),
+    ],
+)
+def test_cron_firings_per_month(schedule, expected: float) -> None:
+    assert firings_per_month(job(schedule), "UTC") == pytest.approx(expected)
+
+
+def test_calendar_firings_are_counted_by_systemd() -> None:
+    require_systemd_analyze()
+    assert firings_per_month(job("Mon..Fri *-*-* 07:00"), "UTC") == pytest.approx(261 / 12, 0.01)
+    assert firings_per_month(job("*:0/5"), "UTC") == pytest.approx(288 * 365.2425 / 12, 0.01)
+
+
+def write_runs(directory: Path, runs: list[dict[str, object]]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(run) + "\n" for run in runs)
+    (directory / "runs.jsonl").write_text(text + "not json\n")
+
+
+def test_month_to_date_counts_only_this_month(tmp_path: Path) -> None:
+    write_runs(
+        tmp_path,
+        [
+            {
+                "job": "a",
+                "start": "2026-11-02T09:00:00Z",
+                "tokens_in": 900,
+                "tokens_out": 100,
+                "cost_usd": 0.0014,
+            },
+            {
+                "job": "a",
+                "start": "2026-11-03T09:00:00Z",
+                "tokens_in": 0,
+                "tokens_out": 0,
+                "cost_usd": 0,
+            },
+            {
+                "job": "a",
+                "start": "2026-10-30T09:00:00Z",
+                "tokens_in": 5000,
+                "tokens_out": 5000,
+                "cost_usd": 9.0,
+            },
+            {
+                "job": "b",
+                "start": "2026-11-04T09:00:00Z",
+                "tokens_in": 10,
+                "tokens_out": 10,
+                "cost_usd": 0.5,
+            },
+        ],
+    )
+    totals = month_to_date(tmp_path, datetime(2026, 11, 21, tzinfo=UTC))
+    assert totals["a"] == pytest.approx((0.0014, 1000, 1))
+    assert totals["b"] == pytest.approx((0.5, 20, 1))
+
+
+def test_reference_workload_cost_beside_the_seed_estimate(tmp_path: Path) -> None:
+    text = (ROOT / "examples/bruba.yaml").read_text()
+    text = text.replace("name: bruba\n", f"name: bruba\nstate_dir: {tmp_path}\n")
+    config = validate_document(load_text(text, "bruba.yaml"), check_calendar=False).config
+    rows = {row.job: row for row in estimate(config)}
+    # The reference design's own table: reminder-check ~$0.20, staleness ~$0.02,
+    # calendar-prep ~$0.05, morning-briefing ~$0.50, the LLM heartbeat ~$3.00 (~$4 in all).
+    assert rows["reminder-check"].estimate_usd == pytest.approx(0.20, abs=0.02)
+    assert rows["staleness-check"].estimate_usd == pytest.approx(0.0135, abs=0.01)
+    assert rows["calendar-prep"].estimate_usd == pytest.approx(0.06, abs=0.02)
+    assert rows["nightly-reset-prep"].estimate_usd == 0.0
+    total = sum(row.estimate_usd or 0 for row in rows.values())
+    assert total < 1.0  # vigil's coordinator is rules: the $3 heartbeat is gone
+
+
+def test_cost_cli_table_and_json(vigil) -> None:
+    result = vigil("cost", ROOT / "examples/bruba.yaml")
+    assert result.exit_code == 0, result.stderr
+    assert "coordinator heartbeat" in result.stdout and "$0.00" in result.stdout
+    data = json.loads(vigil("cost", ROOT / "examples/bruba.yaml", "--json").stdout)
+    by_job = {row["job"]: row for row in data}
+    assert by_job["reminder-check"]["firings_per_month"] == pytest.approx(91.25)
+    assert by_job["morning-briefing"]["model"] == "claude-sonnet-4-5"
