@@ -1,0 +1,49 @@
+"""`python -I -m runner KIND SPEC [ARGS]`: what the generated units execute.
+
+Kinds: `job SPEC` (a scheduled job) and `failure SPEC UNIT` (the OnFailure= alert handler).
+Exit codes are listed in runner.exitcodes. Each kind's module is imported only when it runs,
+so a job's start-up stays stdlib-only and small.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from runner.exitcodes import FAILED, USAGE
+
+USAGE_TEXT = "usage: python -m runner job SPEC | failure SPEC UNIT"
+EXTRA_ARGS = {"job": 0, "failure": 1}
+"""Kinds this version runs, and how many arguments may follow the spec."""
+LATER_KINDS = ("coordinator", "watch")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        print(USAGE_TEXT, file=sys.stderr)
+        return USAGE
+    kind, spec_path, *rest = argv
+    if kind in LATER_KINDS:
+        print(f"vigil: runner kind {kind!r} is not implemented in this version", file=sys.stderr)
+        return FAILED
+    if kind not in EXTRA_ARGS or len(rest) > EXTRA_ARGS[kind]:
+        print(USAGE_TEXT, file=sys.stderr)
+        return USAGE
+    from runner.spec import SpecError
+
+    try:
+        if kind == "job":
+            from runner.job import run_job
+            from runner.spec import load_job_spec
+
+            return run_job(load_job_spec(spec_path))
+        from runner.failure import run_failure
+        from runner.spec import load_failure_spec
+
+        return run_failure(load_failure_spec(spec_path), rest[0] if rest else "")
+    except SpecError as error:
+        print(f"vigil: bad spec {spec_path}: {error}", file=sys.stderr)
+        return USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,30 @@
+"""Time in one format: ISO 8601 UTC with a `Z`, as findings and runs.jsonl carry it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime, timespec: str = "seconds") -> str:
+    """2026-02-02T09:00:00Z (timespec as in datetime.isoformat)."""
+    return moment.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+def file_stamp(moment: datetime) -> str:
+    """20260202T090000123456Z: sorts in time order inside a file name."""
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def parse_iso(text: object) -> datetime | None:
+    """An aware datetime, or None when `text` is not an ISO 8601 time with an offset."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None

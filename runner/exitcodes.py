@@ -1,0 +1,42 @@
+"""The runner's exit codes and result words, decided here and nowhere else.
+
+systemd sees the exit code (a non-zero code starts the `<name>-failure@` alert); runs.jsonl
+records the result word next to it.
+
+| code | result          | meaning                                                        |
+| ---- | --------------- | -------------------------------------------------------------- |
+| 0    | ok              | the run did its work (with or without findings)                |
+| 1    | failed          | the command failed: non-zero exit, not startable, or stopped   |
+| 2    | —               | bad spec or usage (nothing ran, nothing recorded)              |
+| 3    | contract        | the command's output broke the stdout contract                 |
+| 4    | timeout         | the command ran past `timeout`; its process group was killed   |
+| 5    | skipped-after   | the `after:` predecessor did not succeed in this cycle         |
+| 6    | api-error       | the model call failed, was refused or replied malformed twice  |
+| 7    | budget          | a monthly budget is exhausted; the model was not called        |
+"""
+
+from __future__ import annotations
+
+OK = 0
+FAILED = 1
+USAGE = 2
+CONTRACT = 3
+TIMEOUT = 4
+SKIPPED_AFTER = 5
+API_ERROR = 6
+BUDGET = 7
+
+EXIT_CODE = {
+    "ok": OK,
+    "failed": FAILED,
+    "contract": CONTRACT,
+    "timeout": TIMEOUT,
+    "skipped-after": SKIPPED_AFTER,
+    "api-error": API_ERROR,
+    "budget": BUDGET,
+}
+"""Result word (as recorded in runs.jsonl) to exit code."""
+
+
+def exit_code(result: str) -> int:
+    return EXIT_CODE.get(result, FAILED)

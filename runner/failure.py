@@ -1,0 +1,116 @@
+"""The failure handler: `<name>-failure@<unit>.service` runs `python -m runner failure SPEC UNIT`
+when a unit fails, and turns systemd's $MONITOR_* variables and the unit's last journal lines
+into an urgent finding in the inbox.
+
+A failing coordinator is alerted at most once per COORDINATOR_INTERVAL: its alert goes to the
+inbox, which starts the coordinator, which may fail again. The alert always reaches stderr (the
+journal), suppressed or not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime
+
+from runner.clock import iso, parse_iso, utc_now
+from runner.findings import ALERT_PRIORITY
+from runner.fsatomic import locked, read_state, state_path, write_finding, write_state
+from runner.history import last_run
+from runner.journal import last_lines
+from runner.spec import FailureSpec
+
+COORDINATOR_INTERVAL = 600.0
+RATE_STATE = "failure-alerts.json"
+
+
+def job_of(config: str, unit: str) -> str:
+    """bruba-reminder-check.service -> reminder-check."""
+    name = unit.removesuffix(".service")
+    return name.removeprefix(f"{config}-")
+
+
+def _status_text(exit_code: str, exit_status: str) -> str:
+    if not exit_status:
+        return exit_code or "no exit status"
+    if exit_code in ("killed", "dumped"):
+        return f"signal {exit_status}"
+    return f"status {exit_status}"
+
+
+def failure_alert(spec: FailureSpec, unit_arg: str, now: datetime) -> dict[str, object]:
+    env = os.environ
+    unit = env.get("MONITOR_UNIT") or unit_arg
+    result = env.get("MONITOR_SERVICE_RESULT", "")
+    exit_code = env.get("MONITOR_EXIT_CODE", "")
+    exit_status = env.get("MONITOR_EXIT_STATUS", "")
+    invocation_id = env.get("MONITOR_INVOCATION_ID", "")
+    job = job_of(spec.config, unit)
+    message = (
+        f"{unit.removesuffix('.service')} failed "
+        f"({result or 'unknown result'}, {_status_text(exit_code, exit_status)})"
+    )
+    reason = _recorded_reason(spec, job, invocation_id)
+    if reason:
+        message += f": {reason}"
+    return {
+        "source": "vigil",
+        "timestamp": iso(now),
+        "kind": "failure",
+        "id": f"failure-{invocation_id}" if invocation_id else f"failure-{unit}-{iso(now)}",
+        "unit": unit,
+        "job": job,
+        "result": result or None,
+        "exit_code": exit_code or None,
+        "exit_status": exit_status or None,
+        "invocation_id": invocation_id or None,
+        "message": message,
+        "journal": last_lines(spec.scope, unit, invocation_id, spec.journal_lines),
+        "urgent": True,
+        "priority": ALERT_PRIORITY,
+    }
+
+
+def _recorded_reason(spec: FailureSpec, job: str, invocation_id: str) -> str:
+    """The runner's own reason for the failed run, when runs.jsonl has that very run."""
+    if not invocation_id:
+        return ""
+    record = last_run(spec.state_dir, job)
+    if record is None or record.get("invocation_id") != invocation_id:
+        return ""
+    reason = record.get("reason")
+    return reason if isinstance(reason, str) else ""
+
+
+def _coordinator_allowed(spec: FailureSpec, now: datetime) -> bool:
+    """At most one coordinator alert per COORDINATOR_INTERVAL; claims the slot if free."""
+    with locked(state_path(spec.state_dir, RATE_STATE) + ".lock"):
+        state = read_state(spec.state_dir, RATE_STATE)
+        last = parse_iso(state.get("coordinator_alerted"))
+        if last is not None and 0 <= (now - last).total_seconds() < COORDINATOR_INTERVAL:
+            return False
+        state["coordinator_alerted"] = iso(now)
+        write_state(spec.state_dir, RATE_STATE, state)
+    return True
+
+
+def run_failure(spec: FailureSpec, unit_arg: str) -> int:
+    now = utc_now()
+    alert = failure_alert(spec, unit_arg, now)
+    print(f"vigil: alert: {json.dumps(alert, ensure_ascii=False)}", file=sys.stderr)
+    unit = str(alert["unit"])
+    try:
+        if unit == f"{spec.config}-coordinator.service" and not _coordinator_allowed(spec, now):
+            print(
+                f"vigil: {unit} already alerted within {COORDINATOR_INTERVAL:g}s: "
+                "not written to the inbox (it would start the coordinator again)",
+                file=sys.stderr,
+            )
+            return 0
+        path = write_finding(spec.state_dir, alert, now)
+    except OSError as error:
+        print(f"vigil: cannot write the alert to the inbox: {error}", file=sys.stderr)
+        return 1
+    print(f"vigil: alert written to {os.path.basename(path)}", file=sys.stderr)
+    return 0

@@ -1,0 +1,165 @@
+"""runs.jsonl: one JSON line per run, appended by every job; read back for chains, budgets
+and status.
+
+Appends are one write() of one line to a file opened with O_APPEND, so concurrent runners never
+interleave. When the file would grow past its limit it is renamed to runs.jsonl.1 (one old file
+kept) under an flock, so two runners never rotate twice. A writer that opened the file just
+before a rotation lands its line in runs.jsonl.1, which readers read too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import datetime
+
+from runner.clock import iso, parse_iso
+from runner.fsatomic import ensure_dir, locked
+
+RUNS = "runs.jsonl"
+
+
+class RunRecord:
+    """What one run did; filled in as the run goes and appended once at the end."""
+
+    def __init__(self, *, job: str, kind: str, config: str, started: datetime) -> None:
+        self.job = job
+        self.kind = kind
+        self.config = config
+        self.started = started
+        self.invocation_id = os.environ.get("INVOCATION_ID") or None
+        self.command_exit: int | None = None
+        self.findings = 0
+        self.tokens_in = 0
+        self.tokens_out = 0
+        self.cost_usd = 0.0
+        self.model: str | None = None
+        self.notes: list[str] = []
+
+    def as_json(self, *, result: str, exit_code: int, reason: str, ended: datetime) -> str:
+        record = {
+            "job": self.job,
+            "kind": self.kind,
+            "config": self.config,
+            "invocation_id": self.invocation_id,
+            "start": iso(self.started, "milliseconds"),
+            "end": iso(ended, "milliseconds"),
+            "duration_s": round((ended - self.started).total_seconds(), 3),
+            "exit_status": exit_code,
+            "result": result,
+            "reason": reason or None,
+            "command_exit": self.command_exit,
+            "finding_written": self.findings > 0,
+            "findings": self.findings,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost_usd": round(self.cost_usd, 6),
+            "model": self.model,
+            "notes": self.notes or None,
+        }
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+def append_line(state_dir: str, line: str, max_bytes: int) -> None:
+    """Append one line; rotate first when it would take the file past `max_bytes`."""
+    data = line.rstrip("\n").encode("utf-8") + b"\n"
+    path = os.path.join(ensure_dir(state_dir), RUNS)
+    _rotate_if_full(path, len(data), max_bytes)
+    handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(handle, data)
+    finally:
+        os.close(handle)
+
+
+def _rotate_if_full(path: str, incoming: int, max_bytes: int) -> None:
+    if _size(path) + incoming <= max_bytes:
+        return
+    with locked(path + ".lock"):
+        # Another runner may have rotated while we waited for the lock.
+        if _size(path) > 0 and _size(path) + incoming > max_bytes:
+            os.replace(path, path + ".1")
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _lines(state_dir: str) -> list[bytes]:
+    """All lines, oldest first (the rotated file, then the current one)."""
+    lines: list[bytes] = []
+    for name in (RUNS + ".1", RUNS):
+        try:
+            with open(os.path.join(state_dir, name), "rb") as handle:
+                lines.extend(handle.read().splitlines())
+        except FileNotFoundError:
+            continue
+    return lines
+
+
+def _record(line: bytes) -> dict[str, object] | None:
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None  # a torn or hand-edited line never breaks a reader
+    return data if isinstance(data, dict) else None
+
+
+def runs(state_dir: str) -> Iterator[dict[str, object]]:
+    """Every recorded run, oldest first."""
+    for line in _lines(state_dir):
+        record = _record(line)
+        if record is not None:
+            yield record
+
+
+def last_run(state_dir: str, job: str) -> dict[str, object] | None:
+    """The most recent run of `job` (by position: lines are appended as runs end)."""
+    needle = json.dumps(job, ensure_ascii=False).encode("utf-8")
+    for line in reversed(_lines(state_dir)):
+        if needle not in line:
+            continue
+        record = _record(line)
+        if record is not None and record.get("job") == job and record.get("kind") == "job":
+            return record
+    return None
+
+
+class Usage:
+    """Tokens and US dollars spent by model calls."""
+
+    def __init__(self) -> None:
+        self.tokens = 0
+        self.usd = 0.0
+
+    def add(self, record: dict[str, object]) -> None:
+        self.tokens += _int(record.get("tokens_in")) + _int(record.get("tokens_out"))
+        cost = record.get("cost_usd")
+        if isinstance(cost, int | float) and not isinstance(cost, bool):
+            self.usd += float(cost)
+
+
+def usage_since(state_dir: str, config: str, since: datetime) -> tuple[dict[str, Usage], Usage]:
+    """Usage of runs that started at or after `since`: per job, and for the whole config."""
+    per_job: dict[str, Usage] = {}
+    overall = Usage()
+    for record in runs(state_dir):
+        if record.get("config", config) != config:
+            continue
+        if not (record.get("tokens_in") or record.get("tokens_out") or record.get("cost_usd")):
+            continue
+        started = parse_iso(record.get("start"))
+        if started is None or started < since:
+            continue
+        job = record.get("job")
+        per_job.setdefault(job if isinstance(job, str) else "?", Usage()).add(record)
+        overall.add(record)
+    return per_job, overall
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -1,0 +1,227 @@
+"""Job and failure specs: the JSON the compiler writes, read and checked with stdlib code.
+
+Paths keep `~` in the spec; it is expanded here, for the user the service runs as. A spec that
+does not have the expected shape is a SpecError (exit 2): nothing runs, nothing is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+SPEC_VERSION = 1
+OUTPUT_MODES = ("findings", "log", "message")
+DEFAULT_HISTORY_MAX_BYTES = 5 * 1024 * 1024
+DEFAULT_MAX_RETRIES = 2
+
+
+class SpecError(Exception):
+    """The spec file is missing, not JSON, or lacks a field this runner needs."""
+
+
+class _Fields:
+    """Typed access to one JSON object; every error names the field's path."""
+
+    def __init__(self, data: object, where: str) -> None:
+        if not isinstance(data, dict):
+            raise SpecError(f"{where or 'spec'}: expected an object")
+        self.data: dict[str, object] = data
+        self.where = where
+
+    def _name(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def _get(self, key: str, optional: bool) -> object:
+        if key not in self.data and not optional:
+            raise SpecError(f"{self._name(key)}: missing")
+        return self.data.get(key)
+
+    def text(self, key: str) -> str:
+        value = self._get(key, False)
+        if not isinstance(value, str) or not value:
+            raise SpecError(f"{self._name(key)}: expected a non-empty string")
+        return value
+
+    def optional_text(self, key: str) -> str | None:
+        value = self._get(key, True)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise SpecError(f"{self._name(key)}: expected a string or null")
+        return value
+
+    def optional_number(self, key: str, *, positive: bool = True) -> float | None:
+        value = self._get(key, True)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SpecError(f"{self._name(key)}: expected a number")
+        if positive and value <= 0:
+            raise SpecError(f"{self._name(key)}: expected a number above 0")
+        return float(value)
+
+    def number(self, key: str) -> float:
+        value = self.optional_number(key)
+        if value is None:
+            raise SpecError(f"{self._name(key)}: missing")
+        return value
+
+    def optional_whole(self, key: str, *, minimum: int = 1) -> int | None:
+        value = self._get(key, True)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise SpecError(f"{self._name(key)}: expected a whole number >= {minimum}")
+        return value
+
+    def whole(self, key: str, *, minimum: int = 1) -> int:
+        value = self.optional_whole(key, minimum=minimum)
+        if value is None:
+            raise SpecError(f"{self._name(key)}: missing")
+        return value
+
+    def child(self, key: str, optional: bool = False) -> _Fields | None:
+        value = self._get(key, optional)
+        return None if value is None else _Fields(value, self._name(key))
+
+    def string_map(self, key: str) -> dict[str, str]:
+        value = self._get(key, True) or {}
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise SpecError(f"{self._name(key)}: expected an object of strings")
+        return {str(k): str(v) for k, v in value.items()}
+
+    def objects(self, key: str) -> list[_Fields]:
+        value = self._get(key, True) or []
+        if not isinstance(value, list):
+            raise SpecError(f"{self._name(key)}: expected a list")
+        return [_Fields(item, f"{self._name(key)}[{i}]") for i, item in enumerate(value)]
+
+
+class After:
+    """The predecessor of a chain step and how recent its success must be (seconds)."""
+
+    def __init__(self, fields: _Fields) -> None:
+        self.job = fields.text("job")
+        self.unit = fields.optional_text("unit")
+        self.window = fields.optional_number("window")
+
+
+class Llm:
+    """How to ask the model. `max_retries` is optional (the SDK's retries on 429/5xx)."""
+
+    def __init__(self, fields: _Fields) -> None:
+        self.prompt = fields.text("prompt")
+        self.model = fields.text("model")
+        self.max_tokens = fields.whole("max_tokens")
+        self.api_key_credential = fields.optional_text("api_key_credential")
+        self.base_url = fields.optional_text("base_url")
+        self.timeout = fields.optional_number("timeout") or 60.0
+        retries = fields.optional_whole("max_retries", minimum=0)
+        self.max_retries = DEFAULT_MAX_RETRIES if retries is None else retries
+        price = fields.child("price_per_mtok", optional=True)
+        self.price_per_mtok: tuple[float, float] | None = None
+        if price is not None:
+            self.price_per_mtok = (
+                price.optional_number("input", positive=False) or 0.0,
+                price.optional_number("output", positive=False) or 0.0,
+            )
+
+
+class Budget:
+    """A monthly limit on tokens and/or US dollars, for this job or for the whole config."""
+
+    def __init__(self, fields: _Fields) -> None:
+        self.scope = fields.text("scope")
+        if self.scope not in ("job", "global"):
+            raise SpecError(f"{fields.where}.scope: expected 'job' or 'global'")
+        self.monthly_tokens = fields.optional_whole("monthly_tokens")
+        self.monthly_usd = fields.optional_number("monthly_usd")
+
+
+class _Common:
+    def __init__(self, fields: _Fields, kind: str) -> None:
+        version = fields.data.get("spec")
+        if version != SPEC_VERSION:
+            raise SpecError(f"spec: version {version!r} is not supported (expected {SPEC_VERSION})")
+        found = fields.text("kind")
+        if found != kind:
+            raise SpecError(f"kind: this is a {found!r} spec, not a {kind!r} spec")
+        self.config = fields.text("config")
+        self.scope = fields.optional_text("scope") or "user"
+        self.state_dir = os.path.expanduser(fields.text("state_dir"))
+        self.timezone = fields.optional_text("timezone") or "UTC"
+        self.history_max_bytes = (
+            fields.optional_whole("history_max_bytes") or DEFAULT_HISTORY_MAX_BYTES
+        )
+
+
+class JobSpec(_Common):
+    """A scheduled job: its command, output contract, chain, model and budgets."""
+
+    def __init__(self, fields: _Fields) -> None:
+        super().__init__(fields, "job")
+        self.job = fields.text("job")
+        self.unit = fields.optional_text("unit") or f"{self.config}-{self.job}.service"
+        self.argv = _command(fields)
+        self.timeout = fields.number("timeout")
+        self.environment = fields.string_map("environment")
+        directory = fields.optional_text("working_directory")
+        self.working_directory = os.path.expanduser(directory) if directory else self.state_dir
+        self.output = fields.optional_text("output") or "findings"
+        if self.output not in OUTPUT_MODES:
+            raise SpecError(f"output: expected one of {', '.join(OUTPUT_MODES)}")
+        after = fields.child("after", optional=True)
+        self.after = After(after) if after else None
+        llm = fields.child("llm", optional=True)
+        self.llm = Llm(llm) if llm else None
+        self.budgets = [Budget(item) for item in fields.objects("budgets")]
+        if self.argv is None and self.llm is None:
+            raise SpecError("command: a job without a prompt needs a command")
+
+
+class FailureSpec(_Common):
+    """The failure handler: where alerts go and how much journal to quote."""
+
+    def __init__(self, fields: _Fields) -> None:
+        super().__init__(fields, "failure")
+        lines = fields.optional_whole("journal_lines", minimum=0)
+        self.journal_lines = 20 if lines is None else lines
+
+
+def _command(fields: _Fields) -> list[str] | None:
+    """`{"shell": "..."}` runs under /bin/sh -c; `{"argv": [...]}` runs without a shell."""
+    command = fields.child("command", optional=True)
+    if command is None:
+        return None
+    shell = command.data.get("shell")
+    argv = command.data.get("argv")
+    if isinstance(shell, str) and shell.strip() and argv is None:
+        return ["/bin/sh", "-c", shell]
+    if (
+        shell is None
+        and isinstance(argv, list)
+        and argv
+        and all(isinstance(arg, str) for arg in argv)
+        and argv[0]
+    ):
+        return [str(arg) for arg in argv]
+    raise SpecError("command: expected {'shell': TEXT} or {'argv': [PROGRAM, ARG, ...]}")
+
+
+def _read(path: str) -> _Fields:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError as error:
+        raise SpecError(f"cannot read: {error.strerror or error}") from None
+    except ValueError as error:
+        raise SpecError(f"not valid JSON: {error}") from None
+    return _Fields(data, "")
+
+
+def load_job_spec(path: str) -> JobSpec:
+    return JobSpec(_read(path))
+
+
+def load_failure_spec(path: str) -> FailureSpec:
+    return FailureSpec(_read(path))

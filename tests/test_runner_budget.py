@@ -1,0 +1,170 @@
+"""Monthly budgets: checked before the model call, one alert per job, budget and month."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from runner.budget import month_start
+from tests.runner_support import (
+    FakeMessagesAPI,
+    RunnerCall,
+    credentials,
+    fake_api,
+    inbox,
+    llm_spec,
+    run_runner,
+    runner_env,
+    runner_in_process,
+    runs,
+    write_spec,
+)
+
+__all__ = ["fake_api", "runner_in_process"]
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def seed_usage(state: Path, job: str, tokens: int, usd: float, when: datetime) -> None:
+    state.mkdir(parents=True, exist_ok=True)
+    record = {
+        "job": job,
+        "kind": "job",
+        "config": "bruba",
+        "start": iso(when),
+        "result": "ok",
+        "tokens_in": tokens - tokens // 5,
+        "tokens_out": tokens // 5,
+        "cost_usd": usd,
+        "model": "claude-haiku-4-5",
+    }
+    with (state / "runs.jsonl").open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def this_month(timezone: str = "America/New_York") -> datetime:
+    """A moment safely inside the current month of the spec's timezone (and not in the
+    future), so seeded usage counts as month-to-date."""
+    now = datetime.now(UTC)
+    start, _ = month_start(now, timezone)
+    return max(start.astimezone(UTC) + timedelta(minutes=1), now - timedelta(hours=1))
+
+
+def last_month() -> datetime:
+    start, _ = month_start(datetime.now(UTC), "America/New_York")
+    return start.astimezone(UTC) - timedelta(hours=1)
+
+
+def budget_spec(
+    tmp_path: Path, api: FakeMessagesAPI, budgets: list[dict[str, Any]]
+) -> dict[str, Any]:
+    spec = llm_spec(tmp_path, api, "echo 'r1 Pay rent 3 days'")
+    spec["budgets"] = budgets
+    return spec
+
+
+def test_a_job_budget_used_up_mid_month_stops_calls_and_alerts_once(
+    tmp_path: Path, fake_api: FakeMessagesAPI
+) -> None:
+    state = tmp_path / "state"
+    seed_usage(state, "reminder-check", 10_000_000, 50.0, last_month())  # never counts
+    seed_usage(state, "reminder-check", 99_500, 0.2, this_month())
+    spec = budget_spec(
+        tmp_path, fake_api, [{"scope": "job", "monthly_tokens": 100_000, "monthly_usd": None}]
+    )
+    path = write_spec(tmp_path, spec)
+    env = runner_env(CREDENTIALS_DIRECTORY=str(credentials(tmp_path)))
+
+    first = run_runner("job", path, env=env)
+    assert first.returncode == 7, first.stderr
+    assert fake_api.calls == 0
+    assert "99500 of 100000 tokens used" in first.stderr
+    [alert] = inbox(state)
+    _, month = month_start(datetime.now(UTC), "America/New_York")
+    assert alert["source"] == "vigil"
+    assert alert["kind"] == "budget"
+    assert alert["id"] == f"budget-bruba-reminder-check-job-{month}"
+    assert alert["priority"] >= 100
+    assert alert["urgent"] is False
+    assert "reminder-check" in alert["message"]
+    assert month in alert["message"]
+    assert "own budget" in alert["message"]
+    assert runs(state)[-1]["result"] == "budget"
+    assert runs(state)[-1]["exit_status"] == 7
+    assert runs(state)[-1]["tokens_in"] == 0
+
+    second = run_runner("job", path, env=env)
+    assert second.returncode == 7
+    assert fake_api.calls == 0
+    assert len(inbox(state)) == 1, "a second alert in the same month"
+    assert json.loads((state / "state" / "budget-alerts.json").read_text()) == {
+        alert["id"]: alert["timestamp"]
+    }
+
+
+def test_last_months_usage_does_not_count(
+    tmp_path: Path, fake_api: FakeMessagesAPI, runner_in_process: RunnerCall
+) -> None:
+    state = tmp_path / "state"
+    seed_usage(state, "reminder-check", 10_000_000, 50.0, last_month())
+    spec = budget_spec(
+        tmp_path, fake_api, [{"scope": "job", "monthly_tokens": 100_000, "monthly_usd": 1.0}]
+    )
+    creds = str(credentials(tmp_path))
+    result = runner_in_process("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)
+    assert result.returncode == 0, result.stderr
+    assert fake_api.calls == 1
+    assert runs(state)[-1]["tokens_in"] == 1000
+
+
+def test_a_global_usd_budget_counts_every_job_of_the_config(
+    tmp_path: Path, fake_api: FakeMessagesAPI
+) -> None:
+    state = tmp_path / "state"
+    seed_usage(state, "calendar-prep", 1000, 6.0, this_month())
+    seed_usage(state, "morning-briefing", 1000, 4.0, this_month())
+    spec = budget_spec(
+        tmp_path, fake_api, [{"scope": "global", "monthly_tokens": None, "monthly_usd": 10.0}]
+    )
+    env = runner_env(CREDENTIALS_DIRECTORY=str(credentials(tmp_path)))
+    result = run_runner("job", write_spec(tmp_path, spec), env=env)
+    assert result.returncode == 7, result.stderr
+    assert fake_api.calls == 0
+    [alert] = inbox(state)
+    assert alert["budget"] == "global"
+    assert "bruba global budget" in alert["message"]
+    assert "10.00 of 10.00 USD used" in result.stderr
+
+
+def test_nothing_found_never_touches_the_budget(tmp_path: Path, fake_api: FakeMessagesAPI) -> None:
+    state = tmp_path / "state"
+    seed_usage(state, "reminder-check", 1_000_000, 99.0, this_month())
+    spec = budget_spec(tmp_path, fake_api, [{"scope": "job", "monthly_tokens": 10}])
+    spec["command"] = {"shell": "echo '[]'"}
+    result = run_runner("job", write_spec(tmp_path, spec))
+    assert result.returncode == 0
+    assert not (state / "inbox").exists()
+
+
+def test_worst_case_output_must_fit(tmp_path: Path, fake_api: FakeMessagesAPI) -> None:
+    """max_tokens is 1024: 99,000 used of 100,000 leaves too little for a worst-case reply."""
+    state = tmp_path / "state"
+    seed_usage(state, "reminder-check", 99_000, 0.0, this_month())
+    spec = budget_spec(tmp_path, fake_api, [{"scope": "job", "monthly_tokens": 100_000}])
+    env = runner_env(CREDENTIALS_DIRECTORY=str(credentials(tmp_path)))
+    result = run_runner("job", write_spec(tmp_path, spec), env=env)
+    assert result.returncode == 7
+    assert "the next call may use up to 1024" in result.stderr
+
+
+def test_the_month_is_the_config_timezones_month() -> None:
+    # 03:00 UTC on 1 March is still February in New York.
+    now = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
+    start, label = month_start(now, "America/New_York")
+    assert label == "2026-02"
+    assert start.astimezone(UTC) == datetime(2026, 2, 1, 5, 0, tzinfo=UTC)
+    assert month_start(now, "UTC")[1] == "2026-03"

@@ -1,0 +1,126 @@
+"""The runner's entry point: stdlib-only start-up, isolated mode, usage and spec errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.runner_support import ROOT, llm_spec, run_runner, runner_env, shell_spec, write_spec
+
+HEAVY = ("anthropic", "apprise", "pydantic", "jinja2", "jsonschema", "yaml", "compiler", "httpx")
+
+
+def imported_modules(*args: str | Path) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "runner", *map(str, args)],
+        cwd=ROOT,
+        env=runner_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = [line for line in result.stderr.splitlines() if line.startswith("import time:")]
+    assert lines, result.stderr
+    return {line.rsplit("|", 1)[1].strip() for line in lines[1:]}
+
+
+def heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in HEAVY or m.startswith("httpx"))
+
+
+def test_a_shell_job_imports_nothing_heavy(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, shell_spec(tmp_path, """echo '{"message": "hi"}'"""))
+    modules = imported_modules("job", spec)
+    assert "runner.job" in modules
+    assert heavy(modules) == []
+
+
+def test_a_detector_that_found_nothing_imports_no_sdk(tmp_path: Path) -> None:
+    class NoServer:
+        url = "http://127.0.0.1:9"
+
+    spec = write_spec(tmp_path, llm_spec(tmp_path, NoServer(), "echo '[]'"))  # type: ignore[arg-type]
+    assert heavy(imported_modules("job", spec)) == []
+
+
+def test_the_failure_handler_imports_nothing_heavy(tmp_path: Path) -> None:
+    spec = json.loads((ROOT / "units/bruba/specs/failure.json").read_text())
+    spec["state_dir"] = str(tmp_path)
+    path = write_spec(tmp_path, spec)
+    assert heavy(imported_modules("failure", path, "bruba-x.service")) == []
+
+
+def test_isolated_mode_works_when_installed(tmp_path: Path) -> None:
+    probe = subprocess.run(
+        [sys.executable, "-I", "-c", "import runner"],
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        pytest.skip("runner is not installed for this interpreter (python -I cannot import it)")
+    spec = write_spec(tmp_path, shell_spec(tmp_path, """echo '{"message": "isolated"}'"""))
+    result = subprocess.run(
+        [sys.executable, "-I", "-m", "runner", "job", str(spec)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "state" / "inbox").iterdir())) == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["job"], ["explode", "x.json"], ["job", "a.json", "extra"], ["failure", "a", "b", "c"]],
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    result = run_runner(*args)
+    assert result.returncode == 2
+    assert "usage:" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["coordinator", "watch"])
+def test_later_kinds_are_not_faked(tmp_path: Path, kind: str) -> None:
+    result = run_runner(kind, ROOT / "units/bruba/specs/coordinator.json")
+    assert result.returncode == 1
+    assert "not implemented in this version" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (None, "cannot read"),
+        ("{not json", "not valid JSON"),
+        ('{"spec": 99}', "version 99 is not supported"),
+        ("failure", "this is a 'failure' spec, not a 'job' spec"),
+        ("no-timeout", "timeout: missing"),
+        ("bad-command", "command: expected"),
+        ("bad-output", "output: expected one of"),
+    ],
+)
+def test_bad_specs_exit_2_and_record_nothing(tmp_path: Path, content: str | None, why: str) -> None:
+    path = tmp_path / "spec.json"
+    spec = shell_spec(tmp_path, "true")
+    if content == "failure":
+        path.write_text((ROOT / "units/bruba/specs/failure.json").read_text())
+    elif content == "no-timeout":
+        del spec["timeout"]
+    elif content == "bad-command":
+        spec["command"] = {"shell": "true", "argv": ["true"]}
+    elif content == "bad-output":
+        spec["output"] = "yaml"
+    elif content is not None:
+        path.write_text(content)
+    if content in ("no-timeout", "bad-command", "bad-output"):
+        write_spec(tmp_path, spec)
+    result = run_runner("job", path)
+    assert result.returncode == 2
+    assert why in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "state").exists()
