@@ -1,6 +1,7 @@
 """`python -I -m runner KIND SPEC [ARGS]`: what the generated units execute.
 
-Kinds: `job SPEC` (a scheduled job) and `failure SPEC UNIT` (the OnFailure= alert handler).
+Kinds: `job SPEC` (a scheduled job), `coordinator SPEC` (inbox to delivered messages) and
+`failure SPEC UNIT` (the OnFailure= alert handler).
 Exit codes are listed in runner.exitcodes. Each kind's module is imported only when it runs,
 so a job's start-up stays stdlib-only and small.
 """
@@ -11,10 +12,10 @@ import sys
 
 from runner.exitcodes import FAILED, USAGE
 
-USAGE_TEXT = "usage: python -m runner job SPEC | failure SPEC UNIT"
-EXTRA_ARGS = {"job": 0, "failure": 1}
+USAGE_TEXT = "usage: python -m runner job SPEC | coordinator SPEC | failure SPEC UNIT"
+EXTRA_ARGS = {"job": 0, "failure": 1, "coordinator": 0}
 """Kinds this version runs, and how many arguments may follow the spec."""
-LATER_KINDS = ("coordinator", "watch")
+LATER_KINDS = ("watch",)
 
 
 def main(argv: list[str]) -> int:
@@ -30,6 +31,10 @@ def main(argv: list[str]) -> int:
         return USAGE
     from runner.spec import SpecError
 
+    if kind == "coordinator":
+        from runner.coordinator import main as run_coordinator
+
+        return run_coordinator(spec_path)
     try:
         if kind == "job":
             from runner.job import run_job

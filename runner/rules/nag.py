@@ -1,0 +1,160 @@
+"""Nag rules with memory per item, like the reference setup's nag-history.json.
+
+Each rule keeps `<state>/state/nag-<rule>.json`: per item its title-bearing fields, firstSeen,
+lastSeen, nagCount, lastNagged and status (active, stopped, resolved). A ladder escalates by nag
+count and days overdue and stops after `stop_after`; `once_per` mentions an item at most once per
+period. Items missing from a newer finding of the source are resolved; resolved items are pruned
+after `retention`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from runner.alerts import Alert
+from runner.clock import iso, parse_iso
+from runner.template import dig, fill
+
+STATE_VERSION = 1
+
+
+@dataclass
+class NagRule:
+    name: str
+    source: str
+    items: str | None
+    key: str
+    days_field: str | None
+    ladder: list[dict[str, Any]] | None
+    stop_after: int | None
+    min_interval: int
+    once_per: int | None
+    message: str | None
+    priority: int
+    resolve_missing: bool
+    retention: int
+
+    @classmethod
+    def from_spec(cls, name: str, spec: dict[str, Any]) -> NagRule:
+        return cls(
+            name=name,
+            source=str(spec["source"]),
+            items=spec.get("items"),
+            key=str(spec.get("key") or "id"),
+            days_field=spec.get("days_field"),
+            ladder=spec.get("ladder"),
+            stop_after=spec.get("stop_after"),
+            min_interval=int(spec.get("min_interval") or 0),
+            once_per=spec.get("once_per"),
+            message=spec.get("message"),
+            priority=int(spec.get("priority") or 0),
+            resolve_missing=bool(spec.get("resolve_missing", True)),
+            retention=int(spec.get("retention") or 30 * 86400),
+        )
+
+    @property
+    def state_file(self) -> str:
+        return f"nag-{self.name}.json"
+
+
+def apply_rule(
+    rule: NagRule, finding: dict[str, Any], state: dict[str, Any], now: datetime
+) -> list[Alert]:
+    """Update `state` (in place) with one finding and return the alerts it calls for."""
+    items_value = dig(finding, rule.items) if rule.items else finding
+    found = items_value if isinstance(items_value, list) else [items_value]
+    records: dict[str, Any] = state.setdefault("items", {})
+    alerts = []
+    seen = set()
+    for item in found:
+        if not isinstance(item, dict):
+            continue
+        key = dig(item, rule.key)
+        if key is None or isinstance(key, dict | list):
+            continue
+        key = str(key)
+        seen.add(key)
+        record = records.setdefault(key, {"firstSeen": iso(now), "nagCount": 0, "status": "active"})
+        record.update(lastSeen=iso(now), fields=_flat(item))
+        if record["status"] == "resolved":
+            record["status"] = "active"
+        alert = _nag(rule, key, record, item, finding, now)
+        if alert is not None:
+            alerts.append(alert)
+    if rule.resolve_missing and rule.items:
+        for key, record in records.items():
+            if key not in seen and record["status"] != "resolved":
+                record.update(status="resolved", resolvedAt=iso(now))
+    state.update(version=STATE_VERSION, lastUpdated=iso(now))
+    return alerts
+
+
+def prune(rule: NagRule, state: dict[str, Any], now: datetime) -> None:
+    cutoff = now - timedelta(seconds=rule.retention)
+    records = state.get("items", {})
+    for key in [k for k, r in records.items() if r.get("status") == "resolved"]:
+        resolved = parse_iso(records[key].get("resolvedAt"))
+        if resolved is None or resolved < cutoff:
+            del records[key]
+
+
+def _nag(
+    rule: NagRule,
+    key: str,
+    record: dict[str, Any],
+    item: dict[str, Any],
+    finding: dict[str, Any],
+    now: datetime,
+) -> Alert | None:
+    if record["status"] == "stopped":
+        return None
+    days = _days(rule, record, item, now)
+    last = parse_iso(record.get("lastNagged"))
+    count = int(record.get("nagCount") or 0) + 1
+    if rule.once_per is not None:
+        if last is not None and (now - last).total_seconds() < rule.once_per:
+            return None
+        template = rule.message or ""
+    else:
+        if rule.stop_after is not None and count > rule.stop_after:
+            record["status"] = "stopped"
+            return None
+        if last is not None and (now - last).total_seconds() < rule.min_interval:
+            return None
+        step = _step(rule.ladder or [], count)
+        if step is None or days < float(step.get("min_days") or 0):
+            return None
+        template = str(step.get("message", ""))
+    values = {**_flat(item), "days": days, "count": count, "source": rule.source, "key": key}
+    record.update(nagCount=count, lastNagged=iso(now))
+    if rule.stop_after is not None and count >= rule.stop_after:
+        record["status"] = "stopped"
+    return Alert(
+        text=fill(template, values),
+        source=str(finding.get("source") or rule.source),
+        priority=rule.priority,
+        urgent=bool(finding.get("urgent")),
+        key=f"nag:{rule.name}:{key}:{count}",
+    )
+
+
+def _step(ladder: list[dict[str, Any]], count: int) -> dict[str, Any] | None:
+    """The highest rung whose min_count the nag number has reached."""
+    reached = [step for step in ladder if int(step.get("min_count") or 1) <= count]
+    return reached[-1] if reached else None
+
+
+def _days(rule: NagRule, record: dict[str, Any], item: dict[str, Any], now: datetime) -> int:
+    value = dig(item, rule.days_field) if rule.days_field else None
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return int(value)
+    first = parse_iso(record.get("firstSeen")) or now
+    return int((now - first).total_seconds() // 86400)
+
+
+def _flat(item: dict[str, Any]) -> dict[str, Any]:
+    """The item's plain fields (what templates may name)."""
+    return {k: v for k, v in item.items() if isinstance(v, str | int | float | bool)}

@@ -1,0 +1,140 @@
+"""File watches: a file must appear within a duration after the watch is armed.
+
+This is the reference setup's pending research tasks: a finding from the arming source (one
+instance per item) names the expected file; when the file appears the task is satisfied and a
+summary of it is queued; past the deadline it is flagged as expired ("stuck"). Instances live in
+`<state>/state/watch-<name>.json` with their timestamps and evidence.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from runner.alerts import Alert
+from runner.clock import iso, parse_iso
+from runner.template import dig, fill
+
+SUMMARY_LINES = 3
+SUMMARY_BYTES = 4096
+DEFAULT_MESSAGE = "{watch} {key}: {state} ({evidence})"
+
+
+@dataclass
+class FileWatch:
+    name: str
+    path: str
+    within: int
+    source: str | None
+    items: str | None
+    key: str | None
+    message: str
+    notify: list[str] | None
+    urgent: bool
+
+    @classmethod
+    def from_spec(cls, name: str, watch: dict[str, Any]) -> FileWatch:
+        condition = watch["file"]
+        armed = condition.get("armed_by") or {}
+        return cls(
+            name=name,
+            path=str(condition["path"]),
+            within=int(condition["within"]),
+            source=armed.get("source"),
+            items=armed.get("items"),
+            key=armed.get("key"),
+            message=watch.get("message") or DEFAULT_MESSAGE,
+            notify=watch.get("notify"),
+            urgent=bool(watch.get("urgent")),
+        )
+
+    @property
+    def state_file(self) -> str:
+        return f"watch-{self.name}.json"
+
+
+def arm(watch: FileWatch, finding: dict[str, Any], state: dict[str, Any], now: datetime) -> None:
+    """One armed instance per item of the arming finding (or one for the finding itself)."""
+    found = dig(finding, watch.items) if watch.items else finding
+    instances: dict[str, Any] = state.setdefault("instances", {})
+    for item in found if isinstance(found, list) else [found]:
+        if not isinstance(item, dict):
+            continue
+        key = str(dig(item, watch.key) if watch.key else finding.get("id") or iso(now))
+        if key in instances:
+            continue  # the same task reported again does not restart its clock
+        fields = {k: v for k, v in item.items() if isinstance(v, str | int | float | bool)}
+        path = os.path.expanduser(fill(watch.path, {**fields, "key": key}))
+        deadline = now + timedelta(seconds=watch.within)
+        instances[key] = {
+            "state": "armed",
+            "armedAt": iso(now),
+            "deadline": iso(deadline),
+            "path": path,
+            "evidence": {"finding": finding.get("id") or finding.get("timestamp")},
+        }
+    state["version"] = 1
+
+
+def check(watch: FileWatch, state: dict[str, Any], now: datetime) -> list[Alert]:
+    """Armed instances whose file appeared (satisfied) or whose deadline passed (expired)."""
+    alerts = []
+    for key, instance in sorted(state.get("instances", {}).items()):
+        if instance.get("state") != "armed":
+            continue
+        matches = sorted(glob.glob(instance["path"]))
+        deadline = parse_iso(instance.get("deadline")) or now
+        if matches:
+            summary = _summary(matches[0])
+            instance.update(state="satisfied", at=iso(now), evidence={"file": matches[0]})
+            evidence = f"{matches[0]}: {summary}" if summary else matches[0]
+        elif now >= deadline:
+            instance.update(state="expired", at=iso(now))
+            minutes = watch.within // 60
+            evidence = f"no {instance['path']} after {minutes} min; the task may be stuck"
+        else:
+            continue
+        values = {
+            "watch": watch.name,
+            "key": key,
+            "state": instance["state"],
+            "evidence": evidence,
+            "deadline": instance.get("deadline"),
+            "source": watch.source or "",
+        }
+        alerts.append(
+            Alert(
+                text=fill(watch.message, values),
+                source=watch.source or "vigil",
+                urgent=watch.urgent,
+                key=f"watch:{watch.name}:{key}:{instance['state']}",
+                to=watch.notify,
+            )
+        )
+    return alerts
+
+
+def pending(state: dict[str, Any]) -> bool:
+    return any(i.get("state") == "armed" for i in state.get("instances", {}).values())
+
+
+def _summary(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(SUMMARY_BYTES).decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in head.splitlines() if line.strip()]
+    return " / ".join(lines[:SUMMARY_LINES])
+
+
+def prune(state: dict[str, Any], now: datetime, keep: int = 30 * 86400) -> None:
+    """Forget finished instances after `keep` seconds."""
+    instances = state.get("instances", {})
+    for key in [k for k, i in instances.items() if i.get("state") != "armed"]:
+        finished = parse_iso(instances[key].get("at"))
+        if finished is None or (now - finished).total_seconds() > keep:
+            del instances[key]
