@@ -48,15 +48,15 @@ def run_command(argv: list[str], *, env: dict[str, str], cwd: str, timeout: floa
     try:
         out, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        out = _kill_group(process)
+        out = kill_group(process)
         return CommandResult(process.returncode, _text(out), timed_out=True)
     except BaseException:
-        _kill_group(process)
+        kill_group(process)
         raise
     return CommandResult(process.returncode, _text(out))
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> bytes:
+def kill_group(process: subprocess.Popen[bytes]) -> bytes:
     """SIGTERM the whole group, SIGKILL after a grace period; returns what stdout held."""
     out = b""
     for sig in (signal.SIGTERM, signal.SIGKILL):

@@ -225,6 +225,7 @@ def _enqueue(
                 urgent=message.urgent,
                 created=iso(now),
                 sources=message.sources,
+                count=len(message.keys),
                 evidence={"findings": evidence} if evidence else None,
             ),
         )

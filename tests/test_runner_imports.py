@@ -85,11 +85,22 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
     assert "usage:" in result.stderr
 
 
-@pytest.mark.parametrize("kind", ["coordinator", "watch"])
-def test_later_kinds_are_not_faked(tmp_path: Path, kind: str) -> None:
-    result = run_runner(kind, ROOT / "units/bruba/specs/coordinator.json")
+def test_watch_kind_is_not_faked(tmp_path: Path) -> None:
+    result = run_runner("watch", ROOT / "units/bruba/specs/coordinator.json")
     assert result.returncode == 1
     assert "not implemented in this version" in result.stderr
+
+
+def test_idle_coordinator_reads_little_and_imports_nothing_heavy(tmp_path: Path) -> None:
+    spec = json.loads((ROOT / "units/bruba/specs/coordinator.json").read_text())
+    spec["state_dir"] = str(tmp_path / "state")
+    path = tmp_path / "coordinator.json"
+    path.write_text(json.dumps(spec))
+    result = run_runner("coordinator", path, env=runner_env(PYTHONPROFILEIMPORTTIME="1"))
+    assert result.returncode == 0, result.stderr
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines()}
+    assert not imported & {"anthropic", "apprise", "httpx", "pydantic", "jinja2", "yaml"}
+    assert "runner" in imported
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,233 @@
+"""Channels: how one message leaves the machine.
+
+A `file` channel appends one JSON line, a `command` channel runs a program with the message in
+its arguments (no shell), an `apprise` channel sends a notification. `send` never raises: every
+problem is a failed attempt with a reason, so one broken channel never stops the others.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import string
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.clock import iso
+from runner.command import kill_group
+from runner.fsatomic import FILE_MODE, ensure_dir
+
+if TYPE_CHECKING:
+    from runner.outbox import Message
+
+DEFAULT_TIMEOUT = 30.0
+ERROR_TAIL_CHARS = 500
+EVIDENCE_PREFIX = "evidence-"
+EVIDENCE_KEEP = timedelta(days=7)
+"""An agent may read its evidence file after the command returned: keep it this long."""
+COMMAND_FIELDS = ("message", "title", "id", "channel", "source", "count", "evidence_file")
+_ANY_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://[^\s'\"<>()]*")
+REDACTED = "[redacted]"
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    error: str = ""
+    exit_status: int | None = None
+    """A command channel's exit status: whether the hand-off was accepted."""
+
+
+@dataclass
+class SendContext:
+    state_dir: Path
+    credentials_dir: Path | None
+    now: datetime
+
+
+class PlaceholderError(ValueError):
+    """A command argument with a placeholder this channel does not offer, or bad braces."""
+
+
+def send(name: str, channel: Mapping[str, Any], message: Message, context: SendContext) -> Outcome:
+    timeout = float(channel.get("timeout") or DEFAULT_TIMEOUT)
+    try:
+        if channel.get("file"):
+            return send_file(str(channel["file"]), message, context.now)
+        if channel.get("command"):
+            return send_command(list(channel["command"]), name, message, context, timeout)
+        if channel.get("apprise") or channel.get("apprise_secret"):
+            from runner.apprise_channel import send_apprise
+
+            return send_apprise(channel, message, context.credentials_dir, timeout)
+    except Exception as error:  # a bug in one channel must not stop the delivery run
+        text = cut_urls(f"{type(error).__name__}: {error}")
+        return Outcome(False, f"channel {name!r} crashed: {text}")
+    return Outcome(False, f"channel {name!r} has none of file, command, apprise, apprise_secret")
+
+
+def cut_urls(text: str) -> str:
+    """Every URL in `text` cut to its scheme: URLs of notification services carry tokens."""
+    return _ANY_URL.sub(lambda match: f"{match.group(1)}://{REDACTED}", text)
+
+
+def send_file(path_text: str, message: Message, now: datetime) -> Outcome:
+    """One JSON line, appended with a single write (O_APPEND) and fsynced."""
+    path = os.path.expanduser(path_text)
+    record = {
+        "id": message.id,
+        "channel": message.channel,
+        "title": message.title,
+        "body": message.body,
+        "urgent": message.urgent,
+        "created": message.created,
+        "sources": message.sources,
+        "delivered": iso(now),
+    }
+    line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    try:
+        if os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        try:
+            view = memoryview(line)
+            while view:  # one write in practice; a short write is finished, never left torn
+                view = view[os.write(handle, view) :]
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+    except OSError as error:
+        return Outcome(False, f"cannot append to {path}: {error.strerror or error}")
+    return Outcome(True)
+
+
+def placeholders(template: str) -> list[str]:
+    """The names a command argument uses; only plain names from COMMAND_FIELDS are allowed."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as error:
+        raise PlaceholderError(f"argument {template!r}: {error}") from None
+    names = []
+    for _, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        if field not in COMMAND_FIELDS or spec or conversion:
+            offered = ", ".join("{" + name + "}" for name in COMMAND_FIELDS)
+            raise PlaceholderError(
+                f"argument {template!r}: unknown placeholder; a command channel offers {offered}"
+            )
+        names.append(field)
+    return names
+
+
+def fill_argument(template: str, values: Mapping[str, str]) -> str:
+    """str.format for plain names only: `{{` and `}}` stay literal braces, nothing else runs."""
+    placeholders(template)
+    out: list[str] = []
+    for literal, field, _, _ in string.Formatter().parse(template):
+        out.append(literal)
+        if field is not None:
+            out.append(values[field])
+    return "".join(out)
+
+
+def command_values(channel: str, message: Message) -> dict[str, str]:
+    count = message.count
+    if count is None:  # one line per alert in the consolidated message
+        count = sum(1 for line in message.body.splitlines() if line.strip())
+    return {
+        "message": f"{message.title}\n{message.body}" if message.body else message.title,
+        "title": message.title,
+        "id": message.id,
+        "channel": channel,
+        "source": ",".join(message.sources),
+        "count": str(count),
+    }
+
+
+def send_command(
+    argv_template: list[str], name: str, message: Message, context: SendContext, timeout: float
+) -> Outcome:
+    try:
+        used = {field for arg in argv_template for field in placeholders(arg)}
+    except PlaceholderError as error:
+        return Outcome(False, str(error))
+    values = command_values(name, message)
+    if "evidence_file" in used:
+        try:
+            values["evidence_file"] = write_evidence(context.state_dir, message)
+        except OSError as error:
+            return Outcome(False, f"cannot write the evidence file: {error.strerror or error}")
+    argv = [fill_argument(arg, values) for arg in argv_template]
+    return run_argv(argv, timeout, str(context.state_dir))
+
+
+def write_evidence(state_dir: Path, message: Message) -> str:
+    """The message's evidence as JSON under `<state>/tmp/`, for the command to read."""
+    directory = ensure_dir(os.path.join(state_dir, "tmp"))
+    path = os.path.join(directory, f"{EVIDENCE_PREFIX}{os.urandom(8).hex()}.json")
+    data = json.dumps(message.evidence or {}, ensure_ascii=False, indent=1).encode("utf-8")
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        os.write(handle, data + b"\n")
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+    return path
+
+
+def prune_evidence(state_dir: Path, now: datetime) -> None:
+    directory = os.path.join(state_dir, "tmp")
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(EVIDENCE_PREFIX)]
+    except OSError:
+        return
+    cutoff = (now - EVIDENCE_KEEP).timestamp()
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            if os.stat(path).st_mtime < cutoff:
+                os.unlink(path)
+        except OSError:
+            continue
+
+
+def run_argv(argv: list[str], timeout: float, cwd: str) -> Outcome:
+    """Run without a shell in a process group of its own; a timeout kills the whole group."""
+    try:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except OSError as error:
+        return Outcome(False, f"cannot start {argv[0]}: {error.strerror or error}")
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(process)
+        return Outcome(False, f"{argv[0]} timed out after {timeout:g}s", process.returncode)
+    except BaseException:
+        kill_group(process)
+        raise
+    status = process.returncode
+    if status == 0:
+        return Outcome(True, exit_status=0)
+    how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
+    tail = _tail(err) or _tail(out)
+    return Outcome(False, f"{argv[0]} {how}" + (f": {tail}" if tail else ""), status)
+
+
+def _tail(data: bytes | None) -> str:
+    text = (data or b"").decode("utf-8", errors="replace").strip()
+    if len(text) > ERROR_TAIL_CHARS:
+        text = "…" + text[-ERROR_TAIL_CHARS:]
+    return text

@@ -1,0 +1,56 @@
+"""The delivery ledger: which message ids were delivered, and when.
+
+`<state>/state/delivered.json` is `{"delivered": {ID: {"at": ISO, "channel": NAME,
+"exit_status": N or null}}}`. A message is recorded right after its channel accepted it and
+before its queue file is removed, so a crash in between costs at most one duplicate, never a
+loss. Entries older than KEEP are pruned: the file stays small, and ids are never reused that
+late.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from runner.clock import iso, parse_iso
+from runner.fsatomic import read_state, write_state
+
+LEDGER = "delivered.json"
+KEEP = timedelta(days=30)
+
+
+class Ledger:
+    def __init__(self, state_dir: str, entries: dict[str, dict[str, object]]) -> None:
+        self.state_dir = state_dir
+        self.entries = entries
+
+    @classmethod
+    def load(cls, state_dir: str) -> Ledger:
+        """An unreadable ledger counts as empty: at worst a message goes out twice."""
+        delivered = read_state(state_dir, LEDGER).get("delivered")
+        entries: dict[str, dict[str, object]] = {}
+        if isinstance(delivered, dict):
+            entries = {str(k): v for k, v in delivered.items() if isinstance(v, dict)}
+        return cls(state_dir, entries)
+
+    def __contains__(self, message_id: object) -> bool:
+        return message_id in self.entries
+
+    def prune(self, now: datetime) -> bool:
+        """Forget entries older than KEEP (and ones without a readable time); True if any."""
+        cutoff = now - KEEP
+        stale = [
+            key
+            for key, entry in self.entries.items()
+            if (moment := parse_iso(entry.get("at"))) is None or moment < cutoff
+        ]
+        for key in stale:
+            del self.entries[key]
+        return bool(stale)
+
+    def record(self, message_id: str, channel: str, now: datetime, exit_status: int | None) -> None:
+        """Add one delivery and write the ledger at once (atomically)."""
+        self.entries[message_id] = {"at": iso(now), "channel": channel, "exit_status": exit_status}
+        self.save()
+
+    def save(self) -> None:
+        write_state(self.state_dir, LEDGER, {"delivered": dict(self.entries)})

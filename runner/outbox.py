@@ -1,0 +1,397 @@
+"""The outbox: messages waiting for their channel, with retries, backoff and dead letters.
+
+`<state>/outbox/<id>.json` holds one message and its delivery bookkeeping (attempts, last error,
+next attempt). A delivery run sends every message that is due: success is recorded in the ledger
+and then the queue file goes; a failure waits `backoff * 2**(attempts-1)` (at most
+`max_backoff`); after `attempts` failures the file moves to `<state>/outbox/dead/` and the
+`fallback` channel hears about it once. Nothing is dropped silently: at least once, and at most
+one duplicate after a crash between sending and recording.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+from runner.channels import Outcome, SendContext, prune_evidence, send
+from runner.clock import iso, parse_iso, utc_now
+from runner.fsatomic import ensure_dir, fsync_dir, locked, write_atomic
+from runner.ledger import Ledger
+
+OUTBOX = "outbox"
+DEAD = "dead"
+LOCK = ".lock"
+SAFE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+@dataclass
+class Message:
+    id: str
+    channel: str
+    title: str
+    body: str
+    urgent: bool
+    created: str
+    sources: list[str]
+    evidence: dict[str, Any] | None = None
+    count: int | None = None
+    """Alerts in the message, for a command's {count}; None counts the body's lines."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: object) -> Message:
+        if not isinstance(data, dict):
+            raise ValueError("message: expected an object")
+        for key in ("id", "channel", "title", "body", "created"):
+            if not isinstance(data.get(key), str):
+                raise ValueError(f"message.{key}: expected a string")
+        sources = data.get("sources")
+        if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+            raise ValueError("message.sources: expected a list of strings")
+        evidence, count = data.get("evidence"), data.get("count")
+        if evidence is not None and not isinstance(evidence, dict):
+            raise ValueError("message.evidence: expected an object or null")
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+            raise ValueError("message.count: expected a whole number or null")
+        return cls(
+            id=data["id"],
+            channel=data["channel"],
+            title=data["title"],
+            body=data["body"],
+            urgent=bool(data.get("urgent")),
+            created=data["created"],
+            sources=list(sources),
+            evidence=evidence,
+            count=count,
+        )
+
+
+@dataclass
+class DeliveryReport:
+    delivered: int = 0
+    retrying: int = 0
+    """Failed in this run; another attempt is scheduled."""
+    dead: int = 0
+    skipped: int = 0
+    """Already in the ledger: delivered before, the queue file was removed."""
+    waiting: int = 0
+    """Not due yet (an earlier failure's backoff is still running)."""
+    next_retry: datetime | None = None
+    """The earliest next attempt of anything still queued."""
+
+    def wait_until(self, moment: datetime) -> None:
+        if self.next_retry is None or moment < self.next_retry:
+            self.next_retry = moment
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 5
+    backoff: float = 30.0
+    max_backoff: float = 3600.0
+    fallback: str | None = None
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> RetryPolicy:
+        delivery = (spec.get("coordinator") or {}).get("delivery") or {}
+        policy = cls()
+        return cls(
+            attempts=max(1, int(delivery.get("attempts") or policy.attempts)),
+            backoff=float(delivery.get("backoff") or policy.backoff),
+            max_backoff=float(delivery.get("max_backoff") or policy.max_backoff),
+            fallback=delivery.get("fallback") or None,
+        )
+
+    def delay(self, attempts: int) -> float:
+        """Seconds to wait after the `attempts`-th failure."""
+        return float(min(self.backoff * 2 ** (attempts - 1), self.max_backoff))
+
+
+def outbox_dir(state_dir: str) -> str:
+    return os.path.join(state_dir, OUTBOX)
+
+
+def file_name(message_id: str) -> str:
+    """The id itself when it is a safe file name (the coordinator's hashes are), else a hash."""
+    if 0 < len(message_id) <= 128 and set(message_id) <= SAFE_ID_CHARS:
+        return f"{message_id}.json"
+    return f"id-{sha256(message_id.encode('utf-8')).hexdigest()[:40]}.json"
+
+
+def alert_id(message_id: str) -> str:
+    """The dead-letter alert's id: derived, so one dead message never alerts twice."""
+    return f"dead-{message_id}"
+
+
+def enqueue(state_dir: Path, message: Message) -> None:
+    """Queue `message` once: nothing happens when its id is queued, dead or delivered."""
+    state = str(state_dir)
+    with locked(os.path.join(outbox_dir(state), LOCK)):
+        _put(state, message, Ledger.load(state), utc_now())
+
+
+def _put(
+    state: str, message: Message, ledger: Ledger, now: datetime, alert_for: str | None = None
+) -> bool:
+    name = file_name(message.id)
+    queued = os.path.join(outbox_dir(state), name)
+    dead = os.path.join(outbox_dir(state), DEAD, name)
+    if message.id in ledger or os.path.exists(queued) or os.path.exists(dead):
+        return False
+    entry: dict[str, Any] = {
+        "message": message.to_json(),
+        "queued": iso(now),
+        "attempts": 0,
+        "next_attempt": None,
+        "last_attempt": None,
+        "last_error": None,
+        "exit_status": None,
+    }
+    if alert_for is not None:
+        entry["alert_for"] = alert_for
+    _write_entry(state, queued, entry)
+    return True
+
+
+def _write_entry(state: str, path: str, entry: dict[str, Any]) -> None:
+    data = json.dumps(entry, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
+    write_atomic(state, path, data + b"\n")
+
+
+def _read_entry(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            entry = json.load(handle)
+        if not isinstance(entry, dict):
+            return None
+        Message.from_json(entry.get("message"))
+    except (OSError, ValueError):
+        return None
+    return entry
+
+
+def _queue_files(directory: str) -> list[str]:
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return sorted(
+        os.path.join(directory, n)
+        for n in names
+        if n.endswith(".json") and not n.startswith(".")
+        if os.path.isfile(os.path.join(directory, n))
+    )
+
+
+def deliver_due(
+    spec: dict[str, Any], state_dir: Path, now: datetime, credentials_dir: Path | None
+) -> DeliveryReport:
+    """Try every queued message whose next attempt is due. One run at a time (flock)."""
+    state = str(state_dir)
+    if not _queue_files(outbox_dir(state)):
+        return DeliveryReport()  # nothing queued: no lock, no ledger read
+    with locked(os.path.join(outbox_dir(state), LOCK)):
+        run = _DeliveryRun(spec, state, now, credentials_dir)
+        return run.deliver_all()
+
+
+def _say(text: str) -> None:
+    print(f"vigil: {text}", file=sys.stderr)
+
+
+@dataclass
+class _DeliveryRun:
+    spec: dict[str, Any]
+    state: str
+    now: datetime
+    credentials_dir: Path | None
+    report: DeliveryReport = field(default_factory=DeliveryReport)
+
+    def __post_init__(self) -> None:
+        self.policy = RetryPolicy.from_spec(self.spec)
+        self.channels: dict[str, Any] = self.spec.get("channels") or {}
+        self.context = SendContext(Path(self.state), self.credentials_dir, self.now)
+        self.ledger = Ledger.load(self.state)
+        self.alerts: list[str] = []
+
+    def deliver_all(self) -> DeliveryReport:
+        if self.ledger.prune(self.now):
+            self.ledger.save()
+        prune_evidence(Path(self.state), self.now)
+        queue = [(path, _read_entry(path)) for path in _queue_files(outbox_dir(self.state))]
+        queue.sort(key=lambda item: (str((item[1] or {}).get("queued") or ""), item[0]))
+        for path, entry in queue:
+            self._deliver(path, entry)
+        # Dead-letter alerts queued by this run go out in this run.
+        for path in self.alerts:
+            self._deliver(path, _read_entry(path))
+        return self.report
+
+    def _deliver(self, path: str, entry: dict[str, Any] | None) -> None:
+        if entry is None:
+            if os.path.exists(path):
+                self._unreadable(path)
+            return
+        message = Message.from_json(entry["message"])
+        if message.id in self.ledger:
+            _remove(path)
+            self.report.skipped += 1
+            return
+        if int(entry.get("attempts") or 0) >= self.policy.attempts:
+            self._dead(path, entry, message)  # e.g. `attempts` lowered since the last run
+            return
+        due = parse_iso(entry.get("next_attempt"))
+        if due is not None and due > self.now:
+            self.report.waiting += 1
+            self.report.wait_until(due)
+            return
+        channel = self.channels.get(message.channel)
+        if channel is None:  # removed from the config: no retry can help
+            entry["last_error"] = f"no channel named {message.channel!r} in the config"
+            self._dead(path, entry, message)
+            return
+        outcome = send(message.channel, channel, message, self.context)
+        if outcome.ok:
+            self.ledger.record(message.id, message.channel, self.now, outcome.exit_status)
+            _remove(path)
+            self.report.delivered += 1
+            _say(f"delivered message {message.id} to {message.channel}")
+        else:
+            self._failed(path, entry, message, outcome)
+
+    def _failed(self, path: str, entry: dict[str, Any], message: Message, outcome: Outcome) -> None:
+        attempts = int(entry.get("attempts") or 0) + 1
+        entry.update(
+            attempts=attempts,
+            last_attempt=iso(self.now),
+            last_error=outcome.error,
+            exit_status=outcome.exit_status,
+        )
+        where = f"message {message.id} to {message.channel}"
+        if attempts >= self.policy.attempts:
+            self._dead(path, entry, message)
+            return
+        retry = _whole_second(self.now + timedelta(seconds=self.policy.delay(attempts)))
+        entry["next_attempt"] = iso(retry)
+        _write_entry(self.state, path, entry)
+        self.report.retrying += 1
+        self.report.wait_until(retry)
+        _say(
+            f"{where}: attempt {attempts} of {self.policy.attempts} failed: {outcome.error}; "
+            f"next attempt at {iso(retry)}"
+        )
+
+    def _dead(self, path: str, entry: dict[str, Any], message: Message) -> None:
+        """Alert first, then move: a crash in between repeats the move, never loses the alert."""
+        entry.update(next_attempt=None, dead=iso(self.now))
+        _write_entry(self.state, path, entry)
+        attempts, error = entry.get("attempts"), entry.get("last_error")
+        _say(
+            f"message {message.id} to {message.channel} dead-lettered after {attempts} "
+            f"attempt(s): {error}; kept in {OUTBOX}/{DEAD}/{os.path.basename(path)}"
+        )
+        if entry.get("alert_for") is None:
+            self._alert(message, f"{attempts} attempt(s) failed; last error: {error}")
+        self._move_to_dead(path)
+        self.report.dead += 1
+
+    def _unreadable(self, path: str) -> None:
+        name = os.path.basename(path)
+        _say(f"queue file {OUTBOX}/{name} is unreadable; moved to {OUTBOX}/{DEAD}/{name}")
+        stand_in = Message(
+            id=name.removesuffix(".json"),
+            channel="?",
+            title=f"unreadable queue file {name}",
+            body="",
+            urgent=True,
+            created=iso(self.now),
+            sources=[],
+        )
+        self._alert(stand_in, "the queue file is not a readable message")
+        self._move_to_dead(path)
+        self.report.dead += 1
+
+    def _alert(self, message: Message, why: str) -> None:
+        """One alert per dead message to the fallback channel, or the journal when there is none."""
+        fallback = self.policy.fallback
+        if not fallback or fallback == message.channel or fallback not in self.channels:
+            reason = "no fallback channel" if not fallback else f"fallback {fallback!r} unusable"
+            _say(f"undelivered ({reason}): [{message.channel}] {message.title}\n{message.body}")
+            return
+        alert = Message(
+            id=alert_id(message.id),
+            channel=fallback,
+            title=f"{self.spec.get('config') or 'vigil'}: a message could not be delivered",
+            body=(
+                f"To {message.channel}: {why}. It is kept in {OUTBOX}/{DEAD}/.\n\n"
+                f"{message.title}\n{message.body}"
+            ).rstrip(),
+            urgent=True,
+            created=iso(self.now),
+            sources=message.sources,
+            evidence={"dead_letter": {"id": message.id, "channel": message.channel}},
+        )
+        if _put(self.state, alert, self.ledger, self.now, alert_for=message.id):
+            self.alerts.append(os.path.join(outbox_dir(self.state), file_name(alert.id)))
+
+    def _move_to_dead(self, path: str) -> None:
+        dead_dir = ensure_dir(os.path.join(outbox_dir(self.state), DEAD))
+        os.replace(path, os.path.join(dead_dir, os.path.basename(path)))
+        fsync_dir(dead_dir)
+        fsync_dir(os.path.dirname(path))
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    fsync_dir(os.path.dirname(path))
+
+
+def _whole_second(moment: datetime) -> datetime:
+    """Round up, so a retry is never due before its backoff ran out."""
+    if moment.microsecond:
+        return moment.replace(microsecond=0) + timedelta(seconds=1)
+    return moment
+
+
+def outbox_status(state_dir: Path) -> list[dict[str, Any]]:
+    """Every queued, retrying and dead message with its bookkeeping, oldest first."""
+    rows = []
+    outbox = outbox_dir(str(state_dir))
+    for directory, dead in ((outbox, False), (os.path.join(outbox, DEAD), True)):
+        for path in _queue_files(directory):
+            rows.append(_status_row(path, dead))
+    return sorted(rows, key=lambda row: (str(row.get("queued") or ""), str(row["file"])))
+
+
+def _status_row(path: str, dead: bool) -> dict[str, Any]:
+    entry = _read_entry(path)
+    name = os.path.basename(path)
+    if entry is None:
+        return {"file": name, "id": name.removesuffix(".json"), "state": "unreadable"}
+    message = entry["message"]
+    attempts = int(entry.get("attempts") or 0)
+    return {
+        "file": name,
+        "id": message["id"],
+        "channel": message["channel"],
+        "title": message["title"],
+        "created": message["created"],
+        "queued": entry.get("queued"),
+        "state": "dead" if dead else ("retrying" if attempts else "queued"),
+        "attempts": attempts,
+        "last_error": entry.get("last_error"),
+        "last_attempt": entry.get("last_attempt"),
+        "next_attempt": None if dead else entry.get("next_attempt"),
+        "exit_status": entry.get("exit_status"),
+    }

@@ -1,0 +1,498 @@
+"""Delivery: the outbox, the ledger, retries with backoff, dead letters, file and command
+channels. Time is injected: every run gets its `now`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner import ledger as ledger_module
+from runner.fsatomic import locked
+from runner.outbox import Message, deliver_due, enqueue, outbox_status
+from tests.runner_support import ROOT
+
+T0 = datetime(2026, 2, 2, 9, 0, 0, tzinfo=UTC)
+
+
+def coordinator_spec(channels: dict[str, dict[str, Any]], **delivery: Any) -> dict[str, Any]:
+    """The compiled bruba coordinator spec with these channels and delivery settings."""
+    spec: dict[str, Any] = json.loads((ROOT / "units/bruba/specs/coordinator.json").read_text())
+    spec["channels"] = {name: channel_spec(**fields) for name, fields in channels.items()}
+    spec["coordinator"]["delivery"].update(delivery)
+    return spec
+
+
+def channel_spec(**fields: Any) -> dict[str, Any]:
+    channel: dict[str, Any] = {
+        "apprise": None,
+        "apprise_secret": None,
+        "command": None,
+        "file": None,
+        "timeout": 30,
+    }
+    channel.update(fields)
+    return channel
+
+
+def message(message_id: str = "m1", channel: str = "sink", **fields: Any) -> Message:
+    values: dict[str, Any] = {
+        "title": "Bruba: 2 new",
+        "body": "• first\n• second",
+        "urgent": False,
+        "created": "2026-02-02T09:00:00Z",
+        "sources": ["reminder-check", "calendar-prep"],
+    }
+    values.update(fields)
+    return Message(id=message_id, channel=channel, **values)
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def queued(state: Path) -> list[str]:
+    return sorted(p.name for p in (state / "outbox").glob("*.json"))
+
+
+def dead(state: Path) -> list[str]:
+    return sorted(p.name for p in (state / "outbox" / "dead").glob("*.json"))
+
+
+def deliver(spec: dict[str, Any], state: Path, now: datetime) -> Any:
+    return deliver_due(spec, state, now, None)
+
+
+# --- file channel, idempotency, crash between send and ledger ---------------------------------
+
+
+def test_file_channel_delivers_one_json_line(tmp_path: Path) -> None:
+    sink = tmp_path / "deep" / "er" / "deliveries.jsonl"
+    spec = coordinator_spec({"sink": {"file": str(sink)}})
+    state = tmp_path / "state"
+    enqueue(state, message())
+    assert queued(state) == ["m1.json"]
+
+    report = deliver(spec, state, T0)
+
+    assert (report.delivered, report.retrying, report.dead, report.skipped) == (1, 0, 0, 0)
+    assert report.next_retry is None
+    assert lines(sink) == [
+        {
+            "id": "m1",
+            "channel": "sink",
+            "title": "Bruba: 2 new",
+            "body": "• first\n• second",
+            "urgent": False,
+            "created": "2026-02-02T09:00:00Z",
+            "sources": ["reminder-check", "calendar-prep"],
+            "delivered": "2026-02-02T09:00:00Z",
+        }
+    ]
+    assert queued(state) == []
+    ledger = json.loads((state / "state" / "delivered.json").read_text())
+    assert ledger["delivered"]["m1"]["at"] == "2026-02-02T09:00:00Z"
+
+
+def test_file_channel_expands_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    spec = coordinator_spec({"sink": {"file": "~/notes/deliveries.jsonl"}})
+    enqueue(tmp_path / "state", message())
+    assert deliver(spec, tmp_path / "state", T0).delivered == 1
+    assert len(lines(tmp_path / "home" / "notes" / "deliveries.jsonl")) == 1
+
+
+def test_the_same_id_queued_twice_or_after_delivery_is_delivered_once(tmp_path: Path) -> None:
+    sink = tmp_path / "sink.jsonl"
+    spec = coordinator_spec({"sink": {"file": str(sink)}})
+    state = tmp_path / "state"
+    enqueue(state, message())
+    enqueue(state, message(title="changed, same id"))
+    assert deliver(spec, state, T0).delivered == 1
+    enqueue(state, message())  # a coordinator rerun after a crash queues the same id again
+    assert queued(state) == []
+    assert deliver(spec, state, T0 + timedelta(minutes=1)).delivered == 0
+    assert [line["title"] for line in lines(sink)] == ["Bruba: 2 new"]
+
+
+def test_a_crash_after_sending_gives_at_most_one_duplicate_and_no_loss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = tmp_path / "sink.jsonl"
+    spec = coordinator_spec({"sink": {"file": str(sink)}})
+    state = tmp_path / "state"
+    enqueue(state, message("m1"))
+    enqueue(state, message("m2"))
+    real_save = ledger_module.Ledger.save
+    crashes = []
+
+    def crash_once(self: ledger_module.Ledger) -> None:
+        if not crashes:
+            crashes.append(1)
+            raise OSError("simulated crash between sending and recording")
+        real_save(self)
+
+    monkeypatch.setattr(ledger_module.Ledger, "save", crash_once)
+    with pytest.raises(OSError, match="simulated crash"):
+        deliver(spec, state, T0)
+    assert len(lines(sink)) == 1  # sent, but not recorded
+    assert len(queued(state)) == 2  # nothing was forgotten
+
+    for minute in (1, 2, 3):
+        deliver(spec, state, T0 + timedelta(minutes=minute))
+
+    ids = [line["id"] for line in lines(sink)]
+    assert sorted(set(ids)) == ["m1", "m2"]  # no loss
+    assert len(ids) - len(set(ids)) <= 1  # at most one duplicate
+    assert queued(state) == []
+
+
+def test_ids_already_in_the_ledger_are_skipped_and_unqueued(tmp_path: Path) -> None:
+    sink = tmp_path / "sink.jsonl"
+    spec = coordinator_spec({"sink": {"file": str(sink)}})
+    state = tmp_path / "state"
+    enqueue(state, message())
+    deliver(spec, state, T0)
+    # The queue file came back (a crash between recording and removing it).
+    (state / "outbox").mkdir(exist_ok=True)
+    entry = {"message": message().to_json(), "queued": "2026-02-02T09:00:00Z", "attempts": 0}
+    (state / "outbox" / "m1.json").write_text(json.dumps(entry))
+    report = deliver(spec, state, T0 + timedelta(minutes=1))
+    assert (report.delivered, report.skipped) == (0, 1)
+    assert queued(state) == []
+    assert len(lines(sink)) == 1
+
+
+def test_the_ledger_forgets_deliveries_after_30_days(tmp_path: Path) -> None:
+    sink = tmp_path / "sink.jsonl"
+    spec = coordinator_spec({"sink": {"file": str(sink)}})
+    state = tmp_path / "state"
+    enqueue(state, message("old"))
+    deliver(spec, state, T0)
+    enqueue(state, message("new"))
+    deliver(spec, state, T0 + timedelta(days=31))
+    ledger = json.loads((state / "state" / "delivered.json").read_text())
+    assert sorted(ledger["delivered"]) == ["new"]
+
+
+def test_an_empty_outbox_does_nothing(tmp_path: Path) -> None:
+    report = deliver(coordinator_spec({}), tmp_path / "state", T0)
+    assert (report.delivered, report.retrying, report.dead, report.skipped) == (0, 0, 0, 0)
+    assert not (tmp_path / "state").exists()
+
+
+# --- retries, backoff, recovery ----------------------------------------------------------------
+
+FLAKY = """
+n=$(cat "$1/failures-left")
+echo "$2" >> "$1/attempts"
+if [ "$n" -gt 0 ]; then echo $((n - 1)) > "$1/failures-left"; echo "down ($n)" >&2; exit 7; fi
+echo "$2" >> "$1/received"
+"""
+
+
+def flaky_channel(directory: Path, failures: int) -> dict[str, Any]:
+    """A command channel that fails `failures` times, then accepts."""
+    (directory / "failures-left").write_text(f"{failures}\n")
+    return {"command": ["/bin/sh", "-c", FLAKY, "flaky", str(directory), "{id}"]}
+
+
+def count_lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_retries_wait_exactly_the_configured_backoff(tmp_path: Path) -> None:
+    spec = coordinator_spec(
+        {"agent": flaky_channel(tmp_path, 99)}, attempts=6, backoff=30, max_backoff=100
+    )
+    state = tmp_path / "state"
+    enqueue(state, message(channel="agent"))
+    expected_waits = [30, 60, 100, 100]  # 30 * 2**(n-1), capped at max_backoff
+    now = T0
+    for attempt, wait in enumerate(expected_waits, start=1):
+        report = deliver(spec, state, now)
+        assert report.retrying == 1
+        assert report.next_retry == now + timedelta(seconds=wait)
+        assert count_lines(tmp_path / "attempts") == attempt
+        early = deliver(spec, state, now + timedelta(seconds=wait - 1))
+        assert (early.waiting, early.retrying) == (1, 0)  # not due: no attempt
+        assert early.next_retry == now + timedelta(seconds=wait)
+        assert count_lines(tmp_path / "attempts") == attempt
+        now += timedelta(seconds=wait)
+    [row] = outbox_status(state)
+    assert row["state"] == "retrying"
+    assert row["attempts"] == 4
+    assert row["exit_status"] == 7
+    assert row["last_error"].startswith("/bin/sh exited with status 7: down (")
+    assert row["next_attempt"] == "2026-02-02T09:04:50Z"
+
+
+def test_a_channel_that_fails_three_times_then_recovers_delivers_exactly_once(
+    tmp_path: Path,
+) -> None:
+    spec = coordinator_spec({"agent": flaky_channel(tmp_path, 3)}, attempts=5, backoff=10)
+    state = tmp_path / "state"
+    enqueue(state, message(channel="agent"))
+    now = T0
+    for _ in range(8):
+        report = deliver(spec, state, now)
+        now = report.next_retry or now + timedelta(minutes=5)
+    assert count_lines(tmp_path / "attempts") == 4
+    assert (tmp_path / "received").read_text() == "m1\n"
+    assert queued(state) == [] and dead(state) == []
+    ledger = json.loads((state / "state" / "delivered.json").read_text())
+    assert ledger["delivered"]["m1"]["exit_status"] == 0
+
+
+def test_one_broken_channel_does_not_stop_the_others(tmp_path: Path) -> None:
+    sink = tmp_path / "sink.jsonl"
+    spec = coordinator_spec(
+        {"sink": {"file": str(sink)}, "broken": {"command": ["/nonexistent/agent", "{message}"]}}
+    )
+    state = tmp_path / "state"
+    enqueue(state, message("a", channel="broken"))
+    enqueue(state, message("b", channel="sink"))
+    report = deliver(spec, state, T0)
+    assert (report.delivered, report.retrying) == (1, 1)
+    assert [line["id"] for line in lines(sink)] == ["b"]
+    [row] = outbox_status(state)
+    assert row["last_error"].startswith("cannot start /nonexistent/agent: No such file")
+
+
+# --- dead letters ------------------------------------------------------------------------------
+
+
+def test_dead_letter_after_the_last_attempt_alerts_the_fallback_once(tmp_path: Path) -> None:
+    fallback = tmp_path / "fallback.jsonl"
+    spec = coordinator_spec(
+        {"agent": {"command": ["/bin/false"]}, "ops": {"file": str(fallback)}},
+        attempts=3,
+        backoff=10,
+        fallback="ops",
+    )
+    state = tmp_path / "state"
+    enqueue(state, message(channel="agent"))
+    now = T0
+    reports = []
+    for _ in range(3):
+        reports.append(deliver(spec, state, now))
+        now += timedelta(minutes=10)
+    assert [r.retrying for r in reports] == [1, 1, 0]
+    assert reports[-1].dead == 1
+    assert reports[-1].delivered == 1  # the alert went out in the same run
+    assert dead(state) == ["m1.json"]
+    assert queued(state) == []
+    [alert] = lines(fallback)
+    assert alert["id"] == "dead-m1"
+    assert alert["urgent"] is True
+    assert "3 attempt(s) failed" in alert["body"] and "Bruba: 2 new" in alert["body"]
+
+    for _ in range(3):  # later runs, and the coordinator queueing the same id again
+        enqueue(state, message(channel="agent"))
+        deliver(spec, state, now)
+        now += timedelta(hours=1)
+    assert len(lines(fallback)) == 1
+    [row] = outbox_status(state)
+    assert (row["state"], row["attempts"], row["next_attempt"]) == ("dead", 3, None)
+
+
+def test_dead_letter_without_fallback_goes_to_the_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = coordinator_spec({"agent": {"command": ["/bin/false"]}}, attempts=1)
+    state = tmp_path / "state"
+    enqueue(state, message(channel="agent", body="the body text"))
+    assert deliver(spec, state, T0).dead == 1
+    err = capsys.readouterr().err
+    assert "dead-lettered after 1 attempt(s)" in err
+    assert "undelivered (no fallback channel)" in err and "the body text" in err
+    assert dead(state) == ["m1.json"]
+
+
+def test_a_failing_fallback_does_not_alert_about_itself(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = coordinator_spec(
+        {"agent": {"command": ["/bin/false"]}, "ops": {"command": ["/bin/false"]}},
+        attempts=1,
+        fallback="ops",
+    )
+    state = tmp_path / "state"
+    enqueue(state, message(channel="agent"))
+    report = deliver(spec, state, T0)
+    assert report.dead == 2
+    assert dead(state) == ["dead-m1.json", "m1.json"]
+    assert queued(state) == []
+    assert "undelivered" not in capsys.readouterr().err  # the alert's loss is only journalled
+
+
+def test_a_message_for_an_unknown_channel_is_dead_at_once(tmp_path: Path) -> None:
+    fallback = tmp_path / "fallback.jsonl"
+    spec = coordinator_spec({"ops": {"file": str(fallback)}}, attempts=5, fallback="ops")
+    state = tmp_path / "state"
+    enqueue(state, message(channel="gone"))
+    assert deliver(spec, state, T0).dead == 1
+    [alert] = lines(fallback)
+    assert "no channel named 'gone'" in alert["body"]
+
+
+def test_an_unreadable_queue_file_is_moved_aside_not_dropped(tmp_path: Path) -> None:
+    fallback = tmp_path / "fallback.jsonl"
+    spec = coordinator_spec({"ops": {"file": str(fallback)}}, fallback="ops")
+    state = tmp_path / "state"
+    (state / "outbox").mkdir(parents=True)
+    (state / "outbox" / "broken.json").write_text("{not json")
+    assert deliver(spec, state, T0).dead == 1
+    assert dead(state) == ["broken.json"]
+    assert (state / "outbox" / "dead" / "broken.json").read_text() == "{not json"
+    assert "unreadable queue file broken.json" in lines(fallback)[0]["body"]
+
+
+# --- command channel ---------------------------------------------------------------------------
+
+RECORD_ARGV = "import json, sys; open(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]))"
+
+
+def test_command_placeholders(tmp_path: Path) -> None:
+    out = tmp_path / "argv.json"
+    template = [
+        sys.executable,
+        "-c",
+        RECORD_ARGV,
+        str(out),
+        "{message}",
+        "--title={title}",
+        "{id}",
+        "{channel}",
+        "{source}",
+        "{count}",
+        "{evidence_file}",
+        "{{literal}} {{id}}",
+    ]
+    spec = coordinator_spec({"agent": {"command": template}})
+    state = tmp_path / "state"
+    evidence = {"findings": [{"source": "reminder-check", "overdue": [{"id": 7}]}]}
+    enqueue(state, message(channel="agent", evidence=evidence))
+    assert deliver(spec, state, T0).delivered == 1
+    argv = json.loads(out.read_text())
+    assert argv[:7] == [
+        "Bruba: 2 new\n• first\n• second",
+        "--title=Bruba: 2 new",
+        "m1",
+        "agent",
+        "reminder-check,calendar-prep",
+        "2",
+        argv[6],
+    ]
+    assert argv[7] == "{literal} {id}"
+    evidence_file = Path(argv[6])
+    assert evidence_file.parent == state / "tmp"
+    assert json.loads(evidence_file.read_text()) == evidence
+
+
+def test_command_count_comes_from_the_message_when_given(tmp_path: Path) -> None:
+    out = tmp_path / "argv.json"
+    spec = coordinator_spec(
+        {"agent": {"command": [sys.executable, "-c", RECORD_ARGV, str(out), "{count}"]}}
+    )
+    enqueue(tmp_path / "state", message(channel="agent", count=9))
+    deliver(spec, tmp_path / "state", T0)
+    assert json.loads(out.read_text()) == ["9"]
+
+
+@pytest.mark.parametrize(
+    "argument",
+    ["{message.__class__}", "{title[0]}", "{0}", "{}", "{nope}", "{title!r}", "{title:>9}", "{"],
+)
+def test_command_rejects_anything_but_plain_placeholders(tmp_path: Path, argument: str) -> None:
+    spec = coordinator_spec({"agent": {"command": ["/bin/echo", argument]}})
+    state = tmp_path / "state"
+    enqueue(state, message(channel="agent"))
+    report = deliver(spec, state, T0)
+    assert report.retrying == 1
+    [row] = outbox_status(state)
+    assert row["last_error"].startswith(f"argument {argument!r}")
+
+
+def test_command_timeout_is_a_failed_attempt(tmp_path: Path) -> None:
+    spec = coordinator_spec({"agent": {"command": ["/bin/sleep", "30"], "timeout": 0.3}})
+    state = tmp_path / "state"
+    enqueue(state, message(channel="agent"))
+    started = datetime.now(UTC)
+    assert deliver(spec, state, T0).retrying == 1
+    assert (datetime.now(UTC) - started).total_seconds() < 5
+    [row] = outbox_status(state)
+    assert row["last_error"] == "/bin/sleep timed out after 0.3s"
+
+
+def test_command_failure_keeps_the_stderr_tail_and_exit_status(tmp_path: Path) -> None:
+    script = "echo progress; echo 'agent rejected the hand-off' >&2; exit 3"
+    spec = coordinator_spec({"agent": {"command": ["/bin/sh", "-c", script]}})
+    state = tmp_path / "state"
+    enqueue(state, message(channel="agent"))
+    deliver(spec, state, T0)
+    [row] = outbox_status(state)
+    assert row["last_error"] == "/bin/sh exited with status 3: agent rejected the hand-off"
+    assert row["exit_status"] == 3
+
+
+# --- status and import hygiene -----------------------------------------------------------------
+
+
+def test_outbox_status_lists_queued_retrying_and_dead(tmp_path: Path) -> None:
+    spec = coordinator_spec({"agent": {"command": ["/bin/false"]}}, attempts=2, backoff=60)
+    state = tmp_path / "state"
+    enqueue(state, message("a", channel="agent"))
+    deliver(spec, state, T0)
+    deliver(spec, state, T0 + timedelta(minutes=1))  # a is dead now
+    enqueue(state, message("b", channel="agent"))
+    deliver(spec, state, T0 + timedelta(minutes=2))  # b failed once
+    enqueue(state, message("c", channel="agent"))
+    states = {row["id"]: (row["state"], row["attempts"]) for row in outbox_status(state)}
+    assert states == {"a": ("dead", 2), "b": ("retrying", 1), "c": ("queued", 0)}
+
+
+def test_importing_delivery_does_not_import_apprise() -> None:
+    code = (
+        "import sys, runner.outbox, runner.channels, runner.ledger; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('apprise', 'requests')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_one_delivery_run_at_a_time(tmp_path: Path) -> None:
+    sink = tmp_path / "sink.jsonl"
+    spec = coordinator_spec({"sink": {"file": str(sink)}})
+    state = tmp_path / "state"
+    enqueue(state, message())
+    reports: list[Any] = []
+    with locked(str(state / "outbox" / ".lock")):  # another run holds the outbox
+        worker = threading.Thread(target=lambda: reports.append(deliver(spec, state, T0)))
+        worker.start()
+        worker.join(0.3)
+        assert worker.is_alive() and not sink.exists()
+    worker.join(5)
+    assert reports[0].delivered == 1
+
+
+def test_without_apprise_installed_an_apprise_message_waits_for_a_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "apprise", None)  # import apprise raises ImportError
+    spec = coordinator_spec({"push": {"apprise": "json://127.0.0.1:9/"}})
+    state = tmp_path / "state"
+    enqueue(state, message(channel="push"))
+    assert deliver(spec, state, T0).retrying == 1
+    [row] = outbox_status(state)
+    assert row["last_error"].startswith("apprise is not installed")
