@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,6 +14,7 @@ from compiler.report import INVALID, reported, warn
 
 if TYPE_CHECKING:
     from compiler.layout import Scope
+    from compiler.model import Config
     from compiler.operations import Prepared
 
 app = typer.Typer(
@@ -285,6 +286,76 @@ def cost(
             print(json.dumps(data, indent=2))
         else:
             print(render_table(rows, heartbeats), end="")
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="The config (default: ./vigil.yaml, then ~/.config/vigil/vigil.yaml).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _runtime(config: Path | None, system: bool) -> tuple[Config, Path]:
+    from compiler.discover import find_config
+    from compiler.inspect_state import state_path
+    from compiler.validate import load_config
+
+    loaded = load_config(find_config(config), check_calendar=False).config
+    return loaded, state_path(loaded, system)
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str], as_json: bool, empty: str) -> None:
+    import json
+
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        print(empty, file=sys.stderr)
+        return
+    cells = [[str(row.get(c) if row.get(c) is not None else "-") for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+@app.command()
+def inbox(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
+    """Findings waiting in the inbox (or being processed) and files that were rejected."""
+    from compiler.inspect_state import inbox_rows
+
+    with reported():
+        _, state = _runtime(config, system)
+        rows = inbox_rows(state)
+        _table(rows, ["where", "file", "source", "reason", "age_s"], as_json, "inbox empty")
+
+
+@app.command()
+def outbox(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
+    """Messages queued, retrying or dead-lettered, with attempts and the last error."""
+    from compiler.inspect_state import outbox_rows
+
+    with reported():
+        _, state = _runtime(config, system)
+        columns = ["state", "channel", "title", "attempts", "next_attempt", "last_error"]
+        _table(outbox_rows(state), columns, as_json, "outbox empty")
+
+
+@app.command("state")
+def state_(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
+    """Nag items: how often each was nagged, when last, and what comes next."""
+    from compiler.inspect_state import nag_rows
+
+    with reported():
+        loaded, state = _runtime(config, system)
+        columns = ["rule", "key", "title", "status", "count", "last_nagged", "next"]
+        _table(nag_rows(loaded, state), columns, as_json, "no nag items")
 
 
 @app.command()

@@ -1,0 +1,95 @@
+"""What `vigil inbox`, `vigil outbox` and `vigil state` show: the runtime files of one config,
+read without changing them."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from compiler.model import Config
+from compiler.specs import state_dir
+
+
+def state_path(config: Config, system: bool = False) -> Path:
+    return Path(os.path.expanduser(state_dir(config, system)))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def inbox_rows(state: Path) -> list[dict[str, Any]]:
+    rows = []
+    for folder in ("inbox", "processing"):
+        directory = state / folder
+        for path in sorted(directory.iterdir()) if directory.is_dir() else []:
+            finding = _read_json(path) if path.is_file() and not path.is_symlink() else None
+            source = finding.get("source") if isinstance(finding, dict) else None
+            rows.append({"where": folder, "file": path.name, "source": source, "age_s": _age(path)})
+    rejected = state / "rejected"
+    for path in sorted(rejected.iterdir()) if rejected.is_dir() else []:
+        if path.name.endswith(".reason"):
+            continue
+        note = path.with_name(path.name + ".reason")
+        reason = note.read_text(encoding="utf-8").strip() if note.exists() else None
+        rows.append({"where": "rejected", "file": path.name, "reason": reason, "age_s": _age(path)})
+    return rows
+
+
+def _age(path: Path) -> int:
+    return int(datetime.now(UTC).timestamp() - path.lstat().st_mtime)
+
+
+def outbox_rows(state: Path) -> list[dict[str, Any]]:
+    from runner.outbox import outbox_status
+
+    return outbox_status(state)
+
+
+def nag_rows(config: Config, state: Path) -> list[dict[str, Any]]:
+    rows = []
+    for name, rule in config.nag.items():
+        data = _read_json(state / "state" / f"nag-{name}.json") or {}
+        for key, item in sorted((data.get("items") or {}).items()):
+            count = int(item.get("nagCount") or 0)
+            fields = item.get("fields") or {}
+            rows.append(
+                {
+                    "rule": name,
+                    "key": key,
+                    "title": fields.get("title") or fields.get("name"),
+                    "status": item.get("status"),
+                    "count": count,
+                    "last_nagged": item.get("lastNagged"),
+                    "next": _next_step(rule, item, count),
+                }
+            )
+    return rows
+
+
+def _next_step(rule: Any, item: dict[str, Any], count: int) -> str:
+    if item.get("status") in ("stopped", "resolved"):
+        return "-"
+    last = item.get("lastNagged")
+    if rule.once_per is not None:
+        wait = rule.once_per
+        label = "next mention"
+    else:
+        if rule.stop_after is not None and count >= rule.stop_after:
+            return "stops"
+        steps = [s for s in rule.ladder or [] if s.min_count <= count + 1]
+        step = steps[-1] if steps else None
+        wait = rule.min_interval
+        label = f"nag {count + 1}" + (
+            f" once {step.min_days:g}+ days overdue" if step and step.min_days else ""
+        )
+    if last and wait:
+        when = datetime.fromisoformat(last.replace("Z", "+00:00")) + timedelta(seconds=wait)
+        return f"{label}, not before {when:%Y-%m-%d %H:%M} UTC"
+    return f"{label}, at the next finding"
