@@ -144,6 +144,11 @@ def _secret_references(config: Config) -> Iterator[Problem]:
                 )
 
 
+# vigil's own findings (failure, budget and rejection alerts) come from this source; a watch may
+# match on them ("alert me if the digest failed").
+BUILTIN_SOURCE = "vigil"
+
+
 def known_sources(config: Config) -> set[str]:
     external = {name for name, policy in config.coordinator.sources.items() if policy.external}
     return set(config.jobs) | external
@@ -164,7 +169,7 @@ def _source_uses(config: Config) -> Iterator[tuple[Path, str]]:
 def _source_references(config: Config) -> Iterator[Problem]:
     sources = known_sources(config)
     for path, source in _source_uses(config):
-        if source not in sources:
+        if source not in sources and source != BUILTIN_SOURCE:
             message = did_you_mean(source, sources, "source")
             yield (
                 path,
@@ -177,7 +182,7 @@ def _source_references(config: Config) -> Iterator[Problem]:
                 ("coordinator", "sources", name, "external"),
                 f"{name!r} is a job, not an external source",
             )
-        elif not policy.external and name not in sources:
+        elif not policy.external and name not in sources and name != BUILTIN_SOURCE:
             message = did_you_mean(name, sources, "source")
             yield (
                 ("coordinator", "sources", name),
