@@ -1,0 +1,144 @@
+"""The coordinator under a real systemd user manager: the path unit starts it when a finding is
+renamed into the inbox, and a burst of findings is delivered completely without the path unit
+or the service hitting a start limit."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.systemd
+
+NAME = "cs"
+BURST = 1000
+CONFIG = """\
+name: cs
+state_dir: {state}
+channels:
+  sink: {{file: {state}/deliveries.jsonl}}
+coordinator:
+  deliver_to: [sink]
+  sources:
+    burst: {{external: true}}
+    probe: {{external: true}}
+"""
+
+
+@pytest.fixture
+def installed(vigil, clean_user_manager, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    manager = clean_user_manager
+    for key, value in manager.env.items():
+        monkeypatch.setenv(key, value)
+    shutil.rmtree(Path(manager.env["HOME"]) / ".local/share/vigil", ignore_errors=True)
+    state = tmp_path / "state"
+    config = tmp_path / "cs.yaml"
+    config.write_text(CONFIG.format(state=state))
+    result = vigil("apply", config, "--yes")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    return manager, state
+
+
+def drop(state: Path, name: str, finding: dict) -> None:
+    """Write a finding beside the inbox (same filesystem) and rename it in, as writers do."""
+    outside = state / "writer"
+    outside.mkdir(exist_ok=True)
+    temp = outside / name
+    temp.write_text(json.dumps(finding))
+    os.rename(temp, state / "inbox" / name)
+
+
+def finding(source: str, message: str) -> dict:
+    return {"source": source, "timestamp": "2026-01-01T00:00:00Z", "message": message}
+
+
+def delivered(state: Path) -> list[dict]:
+    path = state / "deliveries.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def coordinator_runs(state: Path) -> list[dict]:
+    path = state / "runs.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [run for run in map(json.loads, lines) if run["kind"] == "coordinator"]
+
+
+def leftovers(state: Path) -> list[str]:
+    return sorted(
+        f"{directory}/{entry.name}"
+        for directory in ("inbox", "processing")
+        if (state / directory).exists()
+        for entry in (state / directory).iterdir()
+    )
+
+
+def failed_units(manager) -> list[str]:
+    output = manager.systemctl("list-units", "--all", "--failed", "--plain", "--no-legend").stdout
+    return [line.split()[0] for line in output.splitlines() if line.strip()]
+
+
+def test_a_finding_renamed_into_the_inbox_is_delivered_through_the_path_unit(installed) -> None:
+    manager, state = installed
+    assert manager.show(f"{NAME}-coordinator.path", "ActiveState")["ActiveState"] == "active"
+    drop(state, "probe-1.json", finding("probe", "the probe landed"))
+    lines = manager.wait_for(lambda: delivered(state), timeout=15, what="the delivered line")
+    assert len(lines) == 1
+    assert lines[0]["channel"] == "sink"
+    assert lines[0]["body"] == "• the probe landed"
+    assert lines[0]["sources"] == ["probe"]
+    assert lines[0]["title"] == f"{NAME}: 1 new"
+    # The line is written before the run is recorded; wait for the record of that run.
+    runs = manager.wait_for(lambda: coordinator_runs(state), timeout=10, what="a coordinator run")
+    assert sum(run["findings"] for run in runs) == 1
+    assert all(run["result"] == "ok" and run["tokens_in"] == 0 for run in runs)
+    assert runs[0]["invocation_id"]  # started by systemd, not by hand
+    assert leftovers(state) == []
+    shown = manager.show(f"{NAME}-coordinator.path", "ActiveState", "Result")
+    assert shown == {"ActiveState": "active", "Result": "success"}
+
+
+def test_a_burst_of_findings_is_delivered_completely(installed) -> None:
+    manager, state = installed
+    messages = [f"burst finding {number:04d}" for number in range(BURST)]
+    started = time.monotonic()
+    for number, message in enumerate(messages):
+        drop(state, f"burst-{number:04d}.json", finding("burst", message))
+        # Spread over one second, so the coordinator is started again and again meanwhile.
+        time.sleep(max(0.0, started + (number + 1) / BURST - time.monotonic()))
+    written = time.monotonic() - started
+    assert written < 1.5, f"writing the burst took {written:.2f} s"
+
+    def all_recorded() -> int:
+        path = manager.show(f"{NAME}-coordinator.path", "ActiveState", "Result")
+        assert path["ActiveState"] != "failed", f"the path unit stopped watching: {path}"
+        total = sum(run["findings"] for run in coordinator_runs(state))
+        return total if total >= BURST else 0
+
+    assert manager.wait_for(all_recorded, timeout=40, what=f"{BURST} findings recorded") == BURST
+    manager.wait_for(
+        lambda: (
+            manager.show(f"{NAME}-coordinator.service", "ActiveState")["ActiveState"] == "inactive"
+        ),
+        timeout=10,
+        what="the coordinator to finish",
+    )
+    lines = delivered(state)
+    bodies = [line for record in lines for line in record["body"].splitlines()]
+    assert sorted(bodies) == sorted(f"• {message}" for message in messages)
+    assert sum(int(record["title"].split()[1]) for record in lines) == BURST
+    runs = coordinator_runs(state)
+    assert len(runs) >= 2, "the burst should take more than one coordinator run"
+    assert all(run["result"] == "ok" for run in runs)
+    assert leftovers(state) == []
+    path = manager.show(f"{NAME}-coordinator.path", "ActiveState", "Result")
+    assert path == {"ActiveState": "active", "Result": "success"}
+    service = manager.show(f"{NAME}-coordinator.service", "Result")
+    assert service == {"Result": "success"}
+    assert "start-limit-hit" not in (path["Result"], service["Result"])
+    assert [unit for unit in failed_units(manager) if unit.startswith(f"{NAME}-")] == []
