@@ -155,6 +155,7 @@ class _Switch:
         updated = set(self.plan.units("update"))
         wanted = [u for u, on in sorted(self.after.items()) if on]
         start = [u for u in wanted if u in created or not self.before.get(u)]
+        start += [u for u in self.plan.disabled if u not in start]
         restart = [u for u in wanted if u in updated and u not in start]
         if self.systemd:
             self.systemd.enable_now(start)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from compiler import __version__
-from compiler.errors import VigilError
+from compiler.errors import UsageError, VigilError
 from compiler.report import INVALID, reported, warn
 
 if TYPE_CHECKING:
@@ -323,6 +323,156 @@ def _table(rows: list[dict[str, Any]], columns: list[str], as_json: bool, empty:
     print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for row in cells:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+@app.command()
+def status(
+    job: Annotated[
+        str | None,
+        typer.Argument(help="Only this job, watch or `coordinator`.", show_default=False),
+    ] = None,
+    config: ConfigOpt = None,
+    system: SystemOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every job, watch and the coordinator: enabled, last run, next run, failures, cost.
+    Exits 1 when anything has failed."""
+    from compiler.layout import Scope
+    from compiler.status import collect
+
+    with reported():
+        loaded, state = _runtime(config, system)
+        _known_target(loaded, job)
+        rows = collect(loaded, Scope(system=system), state, job)
+        columns = ["name", "kind", "enabled", "last_run", "result", "duration_s", "next_run"]
+        columns += ["failures_in_row", "tokens_month", "cost_month", "note"]
+        _table([row.as_json() for row in rows], columns, as_json, "nothing to show")
+    if any(row.failed for row in rows):
+        raise typer.Exit(1)
+
+
+TargetArg = Annotated[
+    str, typer.Argument(help="A job, a watch or `coordinator`.", show_default=False)
+]
+
+
+@app.command("run")
+def run_(
+    job: TargetArg,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the run and exit with its status.")
+    ] = False,
+    config: ConfigOpt = None,
+    system: SystemOpt = False,
+) -> None:
+    """Start a job now, through systemd (its run shows in the journal and in status)."""
+    from compiler.layout import Scope
+    from compiler.operate import run_now
+
+    with reported():
+        loaded, state = _runtime(config, system)
+        _known_target(loaded, job)
+        code = run_now(loaded, Scope(system=system), state, job, wait)
+    raise typer.Exit(code)
+
+
+@app.command()
+def logs(
+    job: TargetArg,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="journalctl time: '1 hour ago', 'today'...", show_default=False
+        ),
+    ] = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines.")] = 200,
+    config: ConfigOpt = None,
+    system: SystemOpt = False,
+) -> None:
+    """The journal of a job's units (journalctl underneath)."""
+    from compiler.layout import Scope
+    from compiler.operate import logs as show_logs
+
+    with reported():
+        loaded, _ = _runtime(config, system)
+        _known_target(loaded, job)
+        code = show_logs(loaded, Scope(system=system), job, follow, since, lines)
+    raise typer.Exit(code)
+
+
+def _toggle(job: str, config: Path | None, system: bool, enabled: bool) -> None:
+    from compiler.layout import Scope
+    from compiler.operate import set_enabled
+
+    with reported():
+        loaded, _ = _runtime(config, system)
+        _known_target(loaded, job)
+        unit = set_enabled(loaded, Scope(system=system), job, enabled)
+        word = "enabled and started" if enabled else "stopped and disabled"
+        print(f"{unit}: {word} (`vigil plan` shows this until the config says so)", file=sys.stderr)
+
+
+@app.command()
+def enable(job: TargetArg, config: ConfigOpt = None, system: SystemOpt = False) -> None:
+    """Resume a job's timer without editing the config."""
+    _toggle(job, config, system, True)
+
+
+@app.command()
+def disable(job: TargetArg, config: ConfigOpt = None, system: SystemOpt = False) -> None:
+    """Stop a job's timer without editing the config (plan shows it as drift)."""
+    _toggle(job, config, system, False)
+
+
+@app.command()
+def doctor(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
+    """Check this machine and the installed setup; each problem with a fix. Exits 1 on a fail."""
+    from compiler.doctor import run_checks
+    from compiler.layout import Scope
+
+    with reported():
+        loaded, state = _runtime(config, system)
+        checks = run_checks(loaded, Scope(system=system), state)
+        if as_json:
+            _table([vars(c) for c in checks], [], True, "")
+        else:
+            for check in checks:
+                print(f"{check.status:<5} {check.name:<12} {check.detail}")
+                if check.fix and check.status != "ok":
+                    print(f"{'':<5} {'':<12} fix: {check.fix}")
+    if any(check.status == "fail" for check in checks):
+        raise typer.Exit(1)
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path("vigil.yaml"),
+    name: Annotated[str, typer.Option("--name", help="The config's name (unit prefix).")] = "agent",
+    timezone: Annotated[str, typer.Option("--timezone", help="IANA timezone.")] = "UTC",
+) -> None:
+    """Write a commented starter config and its schema, in a git repository."""
+    from compiler.schedule import ScheduleError, check_timezone
+    from compiler.starter import init as write_starter
+
+    with reported():
+        try:
+            check_timezone(timezone)
+        except ScheduleError as error:
+            raise UsageError(str(error)) from None
+        for line in write_starter(path, name, timezone):
+            print(line, file=sys.stderr)
+        print(f"next: vigil validate {path} && vigil plan {path}", file=sys.stderr)
+
+
+def _known_target(config: Config, name: str | None) -> None:
+    from compiler.references import did_you_mean
+
+    names = [*config.jobs, *config.watches, "coordinator"]
+    if name is not None and name not in names:
+        raise UsageError(did_you_mean(name, names, "job or watch"))
 
 
 @app.command()

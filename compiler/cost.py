@@ -7,7 +7,6 @@ not a model: it costs nothing, however often it runs.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -16,6 +15,7 @@ from pathlib import Path
 from compiler import cron
 from compiler.model import Config, Job
 from compiler.prices import price_of
+from compiler.runs import read_runs, tokens_of
 from compiler.schedule import next_elapses, parse_schedule
 from compiler.specs import state_dir
 
@@ -114,28 +114,18 @@ def month_to_date(
     directory: Path, now: datetime | None = None
 ) -> dict[str, tuple[float, int, int]]:
     """job -> (USD, tokens, model calls) this calendar month (UTC), from runs.jsonl."""
-    now = now or datetime.now(UTC)
-    month = now.strftime("%Y-%m")
+    month = (now or datetime.now(UTC)).strftime("%Y-%m")
     totals: dict[str, tuple[float, int, int]] = {}
-    for path in (directory / "runs.jsonl.1", directory / "runs.jsonl"):
-        try:
-            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
+    for run in read_runs(directory):
+        if not str(run.get("start", "")).startswith(month):
             continue
-        for line in lines:
-            try:
-                run = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(run, dict) or not str(run.get("start", "")).startswith(month):
-                continue
-            tokens = int(run.get("tokens_in") or 0) + int(run.get("tokens_out") or 0)
-            usd, used, calls = totals.get(str(run.get("job")), (0.0, 0, 0))
-            totals[str(run.get("job"))] = (
-                usd + float(run.get("cost_usd") or 0),
-                used + tokens,
-                calls + (1 if tokens else 0),
-            )
+        tokens = tokens_of(run)
+        usd, used, calls = totals.get(str(run.get("job")), (0.0, 0, 0))
+        totals[str(run.get("job"))] = (
+            usd + float(run.get("cost_usd") or 0),
+            used + tokens,
+            calls + (1 if tokens else 0),
+        )
     return totals
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compiler.apply import Outcome, apply
+from compiler.apply import Outcome, apply, start_flags
 from compiler.build import build
 from compiler.errors import UsageError, VigilError
 from compiler.generations import Installation, installed_names
@@ -15,6 +15,7 @@ from compiler.layout import Scope
 from compiler.model import Config
 from compiler.plan import Plan, make_plan
 from compiler.render import Tree
+from compiler.systemctl import Systemctl
 
 Confirm = Callable[[Plan, Tree | None], bool]
 
@@ -40,7 +41,22 @@ def prepare(
         "config": str(config.absolute()),
     }
     plan = make_plan(tree, installation)
+    plan.disabled = disabled_by_hand(installation, tree)
     return Prepared(installation, plan, tree, meta, validated.warnings, validated.config)
+
+
+def disabled_by_hand(installation: Installation, tree: Tree | None) -> list[str]:
+    """Units the installed generation starts and the new one still wants, that someone
+    disabled (`vigil disable`, `systemctl disable`)."""
+    if not installation.scope.live or installation.current() is None or tree is None:
+        return []
+    before = start_flags(installation.load_tree(installation.current() or 0))
+    wanted = [u for u, on in start_flags(tree).items() if on and before.get(u)]
+    try:
+        shown = Systemctl(installation.scope).show_many(wanted, "UnitFileState")
+    except VigilError:
+        return []
+    return sorted(u for u in wanted if shown.get(u, {}).get("UnitFileState") == "disabled")
 
 
 def prepare_rollback(scope: Scope, name: str | None, number: int | None) -> Prepared:

@@ -31,13 +31,14 @@ class Plan:
     current: int | None  # the installed generation, if any
     drift: list[str] = field(default_factory=list)  # installed files edited since installed
     foreign: list[str] = field(default_factory=list)  # unit files vigil did not write
+    disabled: list[str] = field(default_factory=list)  # timers stopped by hand (vigil disable)
 
     def count(self, action: Action) -> int:
         return sum(change.action == action for change in self.changes)
 
     @property
     def has_changes(self) -> bool:
-        return any(change.action != "unchanged" for change in self.changes)
+        return bool(self.disabled) or any(c.action != "unchanged" for c in self.changes)
 
     def units(self, *actions: Action) -> list[str]:
         return [c.unit for c in self.changes if c.unit and c.action in actions]

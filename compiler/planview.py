@@ -45,6 +45,12 @@ def show_plan(
         print(
             f"drift: {path} was changed by hand since it was installed; apply replaces it", file=err
         )
+    for unit in plan.disabled:
+        print(
+            f"drift: {unit} was disabled by hand; apply enables it again "
+            "(set `enabled: false` in the config to keep it off)",
+            file=err,
+        )
     for path in plan.foreign:
         print(f"conflict: {path} exists but vigil did not write it; apply refuses", file=err)
     if new is not None:
@@ -52,6 +58,8 @@ def show_plan(
     counts = plan.summary()
     if plan.has_changes:
         words = ", ".join(f"{n} to {action}" for action, n in counts.items())
+        if plan.disabled:
+            words += f", {len(plan.disabled)} to enable again"
         print(f"Plan: {words}.", file=err)
     else:
         print("No changes.", file=err)

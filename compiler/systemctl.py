@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -22,10 +23,14 @@ class Systemctl:
             raise SystemdError("systemctl not found: vigil needs systemd (or use --root DIR)")
         self.scope = scope
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, check: bool = True, timezone: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         command = ["systemctl", self.scope.flag, "--no-ask-password", "--no-pager", *args]
+        # systemctl prints timestamps in $TZ: show them in the config's timezone when asked.
+        env = dict(os.environ, TZ=timezone) if timezone else None
         try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+            result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
         except subprocess.TimeoutExpired:
             raise SystemdError(f"{' '.join(command)}: timed out") from None
         if check and result.returncode != 0:
@@ -64,6 +69,24 @@ class Systemctl:
             key, _, value = line.partition("=")
             values[key] = value
         return values
+
+    def show_many(
+        self, units: Sequence[str], *properties: str, timezone: str | None = None
+    ) -> dict[str, dict[str, str]]:
+        """One `systemctl show` for many units: unit -> property -> value."""
+        if not units:
+            return {}
+        prop = "--property=" + ",".join(properties)
+        result = self.run("show", *units, prop, check=False, timezone=timezone)
+        blocks = result.stdout.split("\n\n")
+        shown: dict[str, dict[str, str]] = {}
+        for unit, block in zip(units, blocks, strict=False):
+            values = {}
+            for line in block.splitlines():
+                key, _, value = line.partition("=")
+                values[key] = value
+            shown[unit] = values
+        return shown
 
     def active_state(self, unit: str) -> str:
         return self.show(unit, "ActiveState").get("ActiveState", "unknown")

@@ -1,0 +1,91 @@
+"""Operating installed jobs through systemd: `vigil run`, `logs`, `enable`, `disable`.
+vigil never runs a job in-process here: systemd starts it, so the run is in the journal and in
+`systemctl status` like any other."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from compiler.errors import UsageError, VigilError
+from compiler.layout import Scope
+from compiler.model import Config
+from compiler.runs import read_runs
+from compiler.systemctl import Systemctl
+
+
+def units_of(config: Config, target: str) -> list[str]:
+    name = config.name
+    if target == "coordinator":
+        return [
+            f"{name}-coordinator.service",
+            f"{name}-coordinator.path",
+            f"{name}-coordinator.timer",
+        ]
+    if target in config.jobs:
+        return [f"{name}-{target}.service", f"{name}-{target}.timer"]
+    if target in config.watches:
+        return [f"{name}-watch-{target}.service", f"{name}-watch-{target}.timer"]
+    raise UsageError(f"{target!r} is not a job or watch of {name}")
+
+
+def run_now(config: Config, scope: Scope, state: Path, target: str, wait: bool) -> int:
+    """Start the target's service through systemd; with `wait`, report how it ended and return
+    its exit status."""
+    service = units_of(config, target)[0]
+    systemd = Systemctl(scope)
+    if not wait:
+        systemd.run("start", "--no-block", service)
+        print(f"{service}: started (see `vigil logs {target}`)", file=sys.stderr)
+        return 0
+    systemd.run("start", service, check=False)  # a oneshot start waits for the run to end
+    shown = systemd.show(service, "Result", "ExecMainStatus", "InvocationID")
+    status = int(shown.get("ExecMainStatus") or 0)
+    result = shown.get("Result", "unknown")
+    record = next(
+        (r for r in read_runs(state) if r.get("invocation_id") == shown.get("InvocationID")),
+        None,
+    )
+    words = f"{service}: {result} (exit status {status})"
+    if record is not None:
+        words += f", {record.get('result')}"
+        if record.get("reason"):
+            words += f": {record.get('reason')}"
+    print(words, file=sys.stderr)
+    if result != "success" and status == 0:
+        return 1
+    return status
+
+
+def logs(
+    config: Config, scope: Scope, target: str, follow: bool, since: str | None, lines: int
+) -> int:
+    if shutil.which("journalctl") is None:
+        raise VigilError("journalctl not found")
+    command = ["journalctl", "--no-pager", "-o", "short-iso", "-n", str(lines)]
+    unit_flag = "--user-unit" if not scope.system else "--unit"
+    if not scope.system:
+        command.append("--user")
+    units = units_of(config, target)
+    # The failure handler's runs about this target belong to its story too.
+    units.append(f"{config.name}-failure@{units[0]}")
+    for unit in units:
+        command.append(f"{unit_flag}={unit}")
+    if since:
+        command += ["--since", since]
+    if follow:
+        command.append("--follow")
+    return subprocess.run(command, check=False).returncode
+
+
+def set_enabled(config: Config, scope: Scope, target: str, enabled: bool) -> str:
+    units = units_of(config, target)
+    timer = units[-1] if target != "coordinator" else units[1]  # the coordinator's path unit
+    systemd = Systemctl(scope)
+    if enabled:
+        systemd.run("enable", "--now", timer)
+    else:
+        systemd.run("disable", "--now", timer)
+    return timer
