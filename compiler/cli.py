@@ -467,6 +467,66 @@ def init(
         print(f"next: vigil validate {path} && vigil plan {path}", file=sys.stderr)
 
 
+@app.command()
+def watches(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
+    """Every watch: its state, what it awaits, its deadline, the last evidence, the hand-off."""
+    from compiler.watchctl import watch_rows
+
+    with reported():
+        loaded, state = _runtime(config, system)
+        columns = ["watch", "key", "state", "since", "deadline", "awaits", "evidence", "handoff"]
+        _table(watch_rows(loaded, state), columns, as_json, "no watches")
+
+
+@app.command()
+def ack(
+    watch: Annotated[str, typer.Argument(help="The watch.", show_default=False)],
+    key: Annotated[
+        str | None, typer.Argument(help="One instance (default: all).", show_default=False)
+    ] = None,
+    config: ConfigOpt = None,
+    system: SystemOpt = False,
+) -> None:
+    """Acknowledge a watch's alert: its repeats and escalation stop."""
+    from compiler.watchctl import ack as drop_ack
+
+    with reported():
+        loaded, state = _runtime(config, system)
+        drop_ack(loaded, state, watch, key)
+        print(f"{watch}{' ' + key if key else ''}: acknowledged", file=sys.stderr)
+
+
+watch_app = typer.Typer(help="Arm file watches by hand (an agent hands off a task).")
+app.add_typer(watch_app, name="watch")
+
+
+@watch_app.command("arm")
+def watch_arm(
+    watch: Annotated[str, typer.Argument(help="A file watch.", show_default=False)],
+    key: Annotated[str, typer.Option("--key", help="Names this instance ({key} in the path).")],
+    within: Annotated[
+        str | None,
+        typer.Option(
+            "--within", help="Overrides the watch's duration: 15m, 2h...", show_default=False
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+    system: SystemOpt = False,
+) -> None:
+    """Start a file watch's clock now for KEY."""
+    from compiler.model.types import parse_duration
+    from compiler.watchctl import arm as drop_arm
+
+    with reported():
+        try:
+            seconds = parse_duration(within) if within is not None else None
+        except ValueError as error:
+            raise UsageError(f"--within: {error}") from None
+        loaded, state = _runtime(config, system)
+        drop_arm(loaded, state, watch, key, seconds)
+        print(f"{watch} {key}: armed", file=sys.stderr)
+
+
 def _known_target(config: Config, name: str | None) -> None:
     from compiler.references import did_you_mean
 
