@@ -2,28 +2,57 @@
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from runner.clock import iso
 
 
-@dataclass
 class Alert:
-    text: str
-    source: str
-    priority: int = 0
-    urgent: bool = False
-    key: str = ""  # what makes it unique (rule, item, nag count): held alerts are kept by key
-    to: list[str] | None = None  # channels, when a rule or source routes it; else deliver_to
-    evidence: dict[str, object] = field(default_factory=dict)
+    # A plain class, not a dataclass: `dataclasses` costs ~10 ms at every coordinator start.
+    FIELDS = ("text", "source", "priority", "urgent", "key", "to", "evidence")
+    """What to_json writes and from_json reads, in this order."""
+    __slots__ = ("evidence", "key", "priority", "source", "text", "to", "urgent")
 
-    def __post_init__(self) -> None:
-        if not self.key:
-            self.key = hashlib.sha256(f"{self.source}\0{self.text}".encode()).hexdigest()[:16]
+    def __init__(
+        self,
+        text: str,
+        source: str,
+        priority: int = 0,
+        urgent: bool = False,
+        key: str = "",  # what makes it unique (rule, item, nag count): held alerts are kept by key
+        to: list[str] | None = None,  # channels, when a rule or source routes it; else deliver_to
+        evidence: dict[str, object] | None = None,
+    ) -> None:
+        self.text = text
+        self.source = source
+        self.priority = priority
+        self.urgent = urgent
+        self.key = key or _digest(f"{source}\0{text}")[:16]
+        self.to = to
+        self.evidence: dict[str, object] = {} if evidence is None else evidence
+
+    def __repr__(self) -> str:
+        return f"Alert({self.to_json()!r})"
 
     def to_json(self) -> dict[str, object]:
-        return asdict(self)
+        data: dict[str, object] = {name: getattr(self, name) for name in self.FIELDS}
+        data["to"] = None if self.to is None else list(self.to)
+        data["evidence"] = dict(self.evidence)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Alert:
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        known = {k: data[k] for k in cls.FIELDS if k in data}
         return cls(**known)  # type: ignore[arg-type]
+
+
+def held_record(alert: Alert, now: datetime) -> dict[str, object]:
+    """An alert held back by quiet hours, as `state/held.json` keeps it."""
+    return {**alert.to_json(), "heldSince": iso(now)}
+
+
+def _digest(text: str) -> str:
+    # hashlib loads OpenSSL (~3 ms): imported only when an alert has no key of its own.
+    from hashlib import sha256
+
+    return sha256(text.encode()).hexdigest()

@@ -40,7 +40,10 @@ class SecretError(Exception):
 
 
 def send_apprise(
-    channel: Mapping[str, Any], message: Message, credentials_dir: Path | None, timeout: float
+    channel: Mapping[str, Any],
+    message: Message,
+    credentials_dir: str | os.PathLike[str] | None,
+    timeout: float,
 ) -> Outcome:
     try:
         url = channel_url(channel, credentials_dir)
@@ -52,7 +55,7 @@ def send_apprise(
         return Outcome(False, redact(f"apprise raised {type(error).__name__}: {error}", url))
 
 
-def channel_url(channel: Mapping[str, Any], credentials_dir: Path | None) -> str:
+def channel_url(channel: Mapping[str, Any], credentials_dir: str | os.PathLike[str] | None) -> str:
     inline = channel.get("apprise")
     if inline:
         return str(inline)

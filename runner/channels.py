@@ -10,19 +10,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import string
-import subprocess
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from runner.clock import iso
-from runner.command import kill_group
 from runner.fsatomic import FILE_MODE, ensure_dir
 
+TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
     from runner.outbox import Message
 
 DEFAULT_TIMEOUT = 30.0
@@ -35,19 +32,25 @@ _ANY_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://[^\s'\"<>()]*")
 REDACTED = "[redacted]"
 
 
-@dataclass
 class Outcome:
-    ok: bool
-    error: str = ""
-    exit_status: int | None = None
-    """A command channel's exit status: whether the hand-off was accepted."""
+    __slots__ = ("error", "exit_status", "ok")
+
+    def __init__(self, ok: bool, error: str = "", exit_status: int | None = None) -> None:
+        self.ok = ok
+        self.error = error
+        self.exit_status = exit_status
+        """A command channel's exit status: whether the hand-off was accepted."""
 
 
-@dataclass
 class SendContext:
-    state_dir: Path
-    credentials_dir: Path | None
-    now: datetime
+    __slots__ = ("credentials_dir", "now", "state_dir")
+
+    def __init__(
+        self, state_dir: str, credentials_dir: str | os.PathLike[str] | None, now: datetime
+    ) -> None:
+        self.state_dir = state_dir
+        self.credentials_dir = credentials_dir
+        self.now = now
 
 
 class PlaceholderError(ValueError):
@@ -106,12 +109,19 @@ def send_file(path_text: str, message: Message, now: datetime) -> Outcome:
     return Outcome(True)
 
 
-def placeholders(template: str) -> list[str]:
-    """The names a command argument uses; only plain names from COMMAND_FIELDS are allowed."""
+def _parsed(template: str) -> list[tuple[str, str | None, str | None, str | None]]:
+    """str.format's view of `template`: (literal, field, format spec, conversion) pieces."""
+    import string  # ~1 ms at start-up: only a command channel needs it
+
     try:
-        parsed = list(string.Formatter().parse(template))
+        return list(string.Formatter().parse(template))
     except ValueError as error:
         raise PlaceholderError(f"argument {template!r}: {error}") from None
+
+
+def placeholders(template: str) -> list[str]:
+    """The names a command argument uses; only plain names from COMMAND_FIELDS are allowed."""
+    parsed = _parsed(template)
     names = []
     for _, field, spec, conversion in parsed:
         if field is None:
@@ -129,7 +139,7 @@ def fill_argument(template: str, values: Mapping[str, str]) -> str:
     """str.format for plain names only: `{{` and `}}` stay literal braces, nothing else runs."""
     placeholders(template)
     out: list[str] = []
-    for literal, field, _, _ in string.Formatter().parse(template):
+    for literal, field, _, _ in _parsed(template):
         out.append(literal)
         if field is not None:
             out.append(values[field])
@@ -164,10 +174,10 @@ def send_command(
         except OSError as error:
             return Outcome(False, f"cannot write the evidence file: {error.strerror or error}")
     argv = [fill_argument(arg, values) for arg in argv_template]
-    return run_argv(argv, timeout, str(context.state_dir))
+    return run_argv(argv, timeout, context.state_dir)
 
 
-def write_evidence(state_dir: Path, message: Message) -> str:
+def write_evidence(state_dir: str, message: Message) -> str:
     """The message's evidence as JSON under `<state>/tmp/`, for the command to read."""
     directory = ensure_dir(os.path.join(state_dir, "tmp"))
     path = os.path.join(directory, f"{EVIDENCE_PREFIX}{os.urandom(8).hex()}.json")
@@ -181,7 +191,7 @@ def write_evidence(state_dir: Path, message: Message) -> str:
     return path
 
 
-def prune_evidence(state_dir: Path, now: datetime) -> None:
+def prune_evidence(state_dir: str, now: datetime) -> None:
     directory = os.path.join(state_dir, "tmp")
     try:
         names = [n for n in os.listdir(directory) if n.startswith(EVIDENCE_PREFIX)]
@@ -199,6 +209,11 @@ def prune_evidence(state_dir: Path, now: datetime) -> None:
 
 def run_argv(argv: list[str], timeout: float, cwd: str) -> Outcome:
     """Run without a shell in a process group of its own; a timeout kills the whole group."""
+    # subprocess costs ~5 ms at start-up: imported by a run that has a command to start.
+    import subprocess
+
+    from runner.command import kill_group
+
     try:
         process = subprocess.Popen(
             argv,

@@ -9,26 +9,30 @@ the same ids (delivered at most twice, never lost).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 
-from runner.alerts import Alert
+from runner.alerts import Alert, held_record
 from runner.clock import iso, parse_iso, utc_now
-from runner.compose import compose, held_record, in_quiet_hours
 from runner.exitcodes import OK, USAGE
 from runner.findings import ALERT_PRIORITY
 from runner.fsatomic import locked, read_state, write_state
 from runner.history import RunRecord, append_line
 from runner.intake import Claimed, claim, done
-from runner.rules.nag import NagRule, apply_rule, prune
-from runner.rules.pending import FileWatch, arm, check, pending
-from runner.rules.pending import prune as prune_watch
+from runner.rules import watch_state_file
 from runner.spec import DEFAULT_HISTORY_MAX_BYTES
+
+TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
+if TYPE_CHECKING:
+    from typing import Any
+
+    from runner.rules.pending import FileWatch
+
+# Start-up time is most of a coordinator run, so an idle run (nothing in the inbox, held or
+# queued) imports only what it reads with: the rules, composing, hashing, the outbox and the
+# channels are imported inside the functions below, by a run that has work for them.
 
 HELD = "held.json"
 GENERIC_TEXT_LIMIT = 300
@@ -76,38 +80,26 @@ def _pass(spec: dict[str, Any], state_dir: str, now: datetime) -> dict[str, int]
     coordinator = spec["coordinator"]
     intake = claim(state_dir, int(coordinator.get("max_finding_bytes") or 1 << 20))
     alerts = [_rejection(name, reason) for name, reason in intake.rejected]
-    states: dict[str, dict[str, Any]] = {}
-    watches = _file_watches(spec)
-    watch_states = {name: read_state(state_dir, w.state_file) for name, w in watches.items()}
-    for claimed in intake.findings:
-        armed = _arm(watches, watch_states, claimed.finding, now)
-        alerts += _alerts_for(spec, claimed.finding, states, now, handled=armed)
-    for name, watch in watches.items():
-        if pending(watch_states[name]):
-            alerts += check(watch, watch_states[name], now)
-    stored = read_state(state_dir, HELD).get("alerts")
+    nag_states: dict[str, dict[str, Any]] = {}
+    watch_specs = _file_watch_specs(spec)
+    watch_states = {name: read_state(state_dir, watch_state_file(name)) for name in watch_specs}
+    if intake.findings or any(watch_states.values()):
+        alerts += _apply_rules(spec, intake.findings, watch_specs, nag_states, watch_states, now)
+    held_state = read_state(state_dir, HELD)
+    stored = held_state.get("alerts")
     held = (
         [Alert.from_json(item) for item in stored if isinstance(item, dict)]
         if isinstance(stored, list)
         else []
     )
-    if in_quiet_hours(spec, now):
-        held += [alert for alert in alerts if not alert.urgent]
-        sending = [alert for alert in alerts if alert.urgent]
-    else:
-        sending, held = held + alerts, []
-    queued = _enqueue(
-        spec, state_dir, sending, _batch(intake.findings, intake.rejected, sending), now
-    )
-    rules = _rules(spec)
-    for name, state in states.items():
-        prune(rules[name], state, now)
-        write_state(state_dir, rules[name].state_file, state)
-    for name, state in watch_states.items():
-        prune_watch(state, now)
-        if state:
-            write_state(state_dir, watches[name].state_file, state)
-    if held or read_state(state_dir, HELD):
+    sending: list[Alert] = []
+    if alerts or held:
+        sending, held = _quiet_hours_split(spec, alerts, held, now)
+    queued = _enqueue(spec, state_dir, sending, intake.findings, intake.rejected, now)
+    # Rule state is written after the messages it caused are queued: a crash in between
+    # repeats this run's messages (same ids) instead of losing them.
+    _save_rule_states(spec, state_dir, nag_states, watch_states, now)
+    if held or held_state:
         write_state(state_dir, HELD, {"version": 1, "alerts": [held_record(a, now) for a in held]})
     done(intake.findings)
     delivered = _deliver(spec, state_dir, now)
@@ -121,16 +113,55 @@ def _pass(spec: dict[str, Any], state_dir: str, now: datetime) -> dict[str, int]
     }
 
 
-def _rules(spec: dict[str, Any]) -> dict[str, NagRule]:
-    return {name: NagRule.from_spec(name, rule) for name, rule in (spec.get("nag") or {}).items()}
+def _quiet_hours_split(
+    spec: dict[str, Any], alerts: list[Alert], held: list[Alert], now: datetime
+) -> tuple[list[Alert], list[Alert]]:
+    """(to send now, to hold): in quiet hours only urgent alerts go out; after them all do."""
+    from runner.compose import in_quiet_hours
+
+    if not in_quiet_hours(spec, now):
+        return held + alerts, []
+    urgent = [alert for alert in alerts if alert.urgent]
+    return urgent, held + [alert for alert in alerts if not alert.urgent]
 
 
-def _file_watches(spec: dict[str, Any]) -> dict[str, FileWatch]:
-    return {
-        name: FileWatch.from_spec(name, watch)
-        for name, watch in (spec.get("watches") or {}).items()
-        if watch.get("file")
-    }
+# -- rules: imported only by a run with findings or watch state -------------------------------
+
+
+def _file_watch_specs(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: watch for name, watch in (spec.get("watches") or {}).items() if watch.get("file")}
+
+
+def _apply_rules(
+    spec: dict[str, Any],
+    claimed: list[Claimed],
+    watch_specs: dict[str, dict[str, Any]],
+    nag_states: dict[str, dict[str, Any]],
+    watch_states: dict[str, dict[str, Any]],
+    now: datetime,
+) -> list[Alert]:
+    """The alerts of this run's findings (nag rules, watches they arm) and of armed watches.
+    Rule state is updated in place; _save_rule_states writes it."""
+    watches = _file_watches(watch_specs)
+    alerts: list[Alert] = []
+    for item in claimed:
+        armed = _arm(watches, watch_states, item.finding, now)
+        alerts += _alerts_for(spec, item.finding, nag_states, now, handled=armed)
+    if watches:
+        from runner.rules.pending import check, pending
+
+        for name, watch in watches.items():
+            if pending(watch_states[name]):
+                alerts += check(watch, watch_states[name], now)
+    return alerts
+
+
+def _file_watches(watch_specs: dict[str, dict[str, Any]]) -> dict[str, FileWatch]:
+    if not watch_specs:
+        return {}
+    from runner.rules.pending import FileWatch
+
+    return {name: FileWatch(name, watch) for name, watch in watch_specs.items()}
 
 
 def _arm(
@@ -140,12 +171,15 @@ def _arm(
     now: datetime,
 ) -> bool:
     """Arm the file watches this finding's source arms; True if any did."""
-    armed = False
-    for name, watch in watches.items():
-        if watch.source is not None and watch.source == finding.get("source"):
-            arm(watch, finding, states[name], now)
-            armed = True
-    return armed
+    source = finding.get("source")
+    arming = [name for name, w in watches.items() if w.source is not None and w.source == source]
+    if not arming:
+        return False
+    from runner.rules.pending import arm
+
+    for name in arming:
+        arm(watches[name], finding, states[name], now)
+    return True
 
 
 def _alerts_for(
@@ -158,17 +192,49 @@ def _alerts_for(
 ) -> list[Alert]:
     source = str(finding["source"])
     policy = (spec["coordinator"].get("sources") or {}).get(source) or {}
-    matching = [rule for rule in _rules(spec).values() if rule.source == source]
+    rules = spec.get("nag") or {}
+    matching = [name for name, rule in rules.items() if str(rule["source"]) == source]
     alerts: list[Alert] = []
-    for rule in matching:
-        if rule.name not in states:
-            states[rule.name] = read_state(spec["state_dir"], rule.state_file)
-        alerts += apply_rule(rule, finding, states[rule.name], now)
+    if matching:
+        from runner.rules.nag import NagRule, apply_rule
+
+        for name in matching:
+            rule = NagRule(name, rules[name])
+            if name not in states:
+                states[name] = read_state(spec["state_dir"], rule.state_file)
+            alerts += apply_rule(rule, finding, states[name], now)
     if not matching and (not handled or isinstance(finding.get("message"), str)):
         alerts.append(_as_is(finding, source))
     for alert in alerts:
         alert.urgent = alert.urgent or bool(policy.get("urgent"))
     return alerts
+
+
+def _save_rule_states(
+    spec: dict[str, Any],
+    state_dir: str,
+    nag_states: dict[str, dict[str, Any]],
+    watch_states: dict[str, dict[str, Any]],
+    now: datetime,
+) -> None:
+    """Prune and write the nag state the findings touched and every non-empty watch state."""
+    if nag_states:
+        from runner.rules.nag import NagRule, prune
+
+        for name, state in nag_states.items():
+            rule = NagRule(name, spec["nag"][name])
+            prune(rule, state, now)
+            write_state(state_dir, rule.state_file, state)
+    if any(watch_states.values()):
+        from runner.rules.pending import prune as prune_watch
+
+        for name, state in watch_states.items():
+            prune_watch(state, now)
+            if state:
+                write_state(state_dir, watch_state_file(name), state)
+
+
+# -- alerts, messages and delivery --------------------------------------------------------------
 
 
 def _as_is(finding: dict[str, Any], source: str) -> Alert:
@@ -200,23 +266,32 @@ def _rejection(name: str, reason: str) -> Alert:
 
 
 def _batch(claimed: list[Claimed], rejected: list[tuple[str, str]], alerts: list[Alert]) -> str:
+    from hashlib import sha256  # ~3 ms at start-up (OpenSSL): only a run with alerts needs it
+
     parts = sorted(os.path.basename(c.path) for c in claimed) + sorted(n for n, _ in rejected)
     parts += sorted(alert.key for alert in alerts)
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    return sha256("\0".join(parts).encode()).hexdigest()
 
 
 def _enqueue(
-    spec: dict[str, Any], state_dir: str, alerts: list[Alert], batch: str, now: datetime
+    spec: dict[str, Any],
+    state_dir: str,
+    alerts: list[Alert],
+    claimed: list[Claimed],
+    rejected: list[tuple[str, str]],
+    now: datetime,
 ) -> int:
     if not alerts:
         return 0
+    from runner.compose import compose
     from runner.outbox import Message, enqueue
 
+    batch = _batch(claimed, rejected, alerts)
     outgoing = compose(spec, alerts, now)
     for message in outgoing:
         evidence = [a.evidence for a in alerts if a.evidence]
         enqueue(
-            Path(state_dir),
+            state_dir,
             Message(
                 id=message.message_id(batch),
                 channel=message.channel,
@@ -238,6 +313,5 @@ def _deliver(spec: dict[str, Any], state_dir: str, now: datetime) -> dict[str, i
         return {"delivered": 0}
     from runner.outbox import deliver_due
 
-    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
-    report = deliver_due(spec, Path(state_dir), now, Path(credentials) if credentials else None)
-    return {key: int(value) for key, value in vars(report).items() if isinstance(value, int)}
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY") or None
+    return deliver_due(spec, state_dir, now, credentials).counts()

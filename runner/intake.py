@@ -13,7 +13,6 @@ import os
 import stat
 import time
 from contextlib import suppress
-from dataclasses import dataclass, field
 
 from runner.findings import finding_problem
 from runner.fsatomic import ensure_dir, fsync_dir
@@ -21,16 +20,20 @@ from runner.fsatomic import ensure_dir, fsync_dir
 STALE_TEMP_SECONDS = 60
 
 
-@dataclass
 class Claimed:
-    path: str  # in processing/
-    finding: dict[str, object]
+    __slots__ = ("finding", "path")
+
+    def __init__(self, path: str, finding: dict[str, object]) -> None:
+        self.path = path  # in processing/
+        self.finding = finding
 
 
-@dataclass
 class Intake:
-    findings: list[Claimed] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (file name, reason)
+    __slots__ = ("findings", "rejected")
+
+    def __init__(self) -> None:
+        self.findings: list[Claimed] = []
+        self.rejected: list[tuple[str, str]] = []  # (file name, reason)
 
 
 def claim(state_dir: str, max_bytes: int) -> Intake:

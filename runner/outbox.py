@@ -13,16 +13,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from hashlib import sha256
-from pathlib import Path
-from typing import Any
 
 from runner.channels import Outcome, SendContext, prune_evidence, send
 from runner.clock import iso, parse_iso, utc_now
 from runner.fsatomic import ensure_dir, fsync_dir, locked, write_atomic
 from runner.ledger import Ledger
+
+TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
+if TYPE_CHECKING:
+    from typing import Any
 
 OUTBOX = "outbox"
 DEAD = "dead"
@@ -30,21 +30,49 @@ LOCK = ".lock"
 SAFE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
-@dataclass
 class Message:
-    id: str
-    channel: str
-    title: str
-    body: str
-    urgent: bool
-    created: str
-    sources: list[str]
-    evidence: dict[str, Any] | None = None
-    count: int | None = None
-    """Alerts in the message, for a command's {count}; None counts the body's lines."""
+    FIELDS = ("id", "channel", "title", "body", "urgent", "created", "sources", "evidence", "count")
+    """What to_json writes, in this order."""
+    __slots__ = (
+        "body",
+        "channel",
+        "count",
+        "created",
+        "evidence",
+        "id",
+        "sources",
+        "title",
+        "urgent",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        channel: str,
+        title: str,
+        body: str,
+        urgent: bool,
+        created: str,
+        sources: list[str],
+        evidence: dict[str, Any] | None = None,
+        count: int | None = None,
+    ) -> None:
+        self.id = id
+        self.channel = channel
+        self.title = title
+        self.body = body
+        self.urgent = urgent
+        self.created = created
+        self.sources = sources
+        self.evidence = evidence
+        self.count = count
+        """Alerts in the message, for a command's {count}; None counts the body's lines."""
+
+    def __repr__(self) -> str:
+        return f"Message({self.to_json()!r})"
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in self.FIELDS}
 
     @classmethod
     def from_json(cls, data: object) -> Message:
@@ -74,30 +102,42 @@ class Message:
         )
 
 
-@dataclass
 class DeliveryReport:
-    delivered: int = 0
-    retrying: int = 0
-    """Failed in this run; another attempt is scheduled."""
-    dead: int = 0
-    skipped: int = 0
-    """Already in the ledger: delivered before, the queue file was removed."""
-    waiting: int = 0
-    """Not due yet (an earlier failure's backoff is still running)."""
-    next_retry: datetime | None = None
-    """The earliest next attempt of anything still queued."""
+    COUNTS = ("delivered", "retrying", "dead", "skipped", "waiting")
+    """The counters, in the order the coordinator reports them."""
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.retrying = 0
+        """Failed in this run; another attempt is scheduled."""
+        self.dead = 0
+        self.skipped = 0
+        """Already in the ledger: delivered before, the queue file was removed."""
+        self.waiting = 0
+        """Not due yet (an earlier failure's backoff is still running)."""
+        self.next_retry: datetime | None = None
+        """The earliest next attempt of anything still queued."""
+
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.COUNTS}
 
     def wait_until(self, moment: datetime) -> None:
         if self.next_retry is None or moment < self.next_retry:
             self.next_retry = moment
 
 
-@dataclass
 class RetryPolicy:
-    attempts: int = 5
-    backoff: float = 30.0
-    max_backoff: float = 3600.0
-    fallback: str | None = None
+    def __init__(
+        self,
+        attempts: int = 5,
+        backoff: float = 30.0,
+        max_backoff: float = 3600.0,
+        fallback: str | None = None,
+    ) -> None:
+        self.attempts = attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.fallback = fallback
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> RetryPolicy:
@@ -123,6 +163,8 @@ def file_name(message_id: str) -> str:
     """The id itself when it is a safe file name (the coordinator's hashes are), else a hash."""
     if 0 < len(message_id) <= 128 and set(message_id) <= SAFE_ID_CHARS:
         return f"{message_id}.json"
+    from hashlib import sha256  # ~3 ms at start-up (OpenSSL): only for an id of another shape
+
     return f"id-{sha256(message_id.encode('utf-8')).hexdigest()[:40]}.json"
 
 
@@ -131,9 +173,9 @@ def alert_id(message_id: str) -> str:
     return f"dead-{message_id}"
 
 
-def enqueue(state_dir: Path, message: Message) -> None:
+def enqueue(state_dir: str | os.PathLike[str], message: Message) -> None:
     """Queue `message` once: nothing happens when its id is queued, dead or delivered."""
-    state = str(state_dir)
+    state = os.fspath(state_dir)
     with locked(os.path.join(outbox_dir(state), LOCK)):
         _put(state, message, Ledger.load(state), utc_now())
 
@@ -192,10 +234,13 @@ def _queue_files(directory: str) -> list[str]:
 
 
 def deliver_due(
-    spec: dict[str, Any], state_dir: Path, now: datetime, credentials_dir: Path | None
+    spec: dict[str, Any],
+    state_dir: str | os.PathLike[str],
+    now: datetime,
+    credentials_dir: str | os.PathLike[str] | None,
 ) -> DeliveryReport:
     """Try every queued message whose next attempt is due. One run at a time (flock)."""
-    state = str(state_dir)
+    state = os.fspath(state_dir)
     if not _queue_files(outbox_dir(state)):
         return DeliveryReport()  # nothing queued: no lock, no ledger read
     with locked(os.path.join(outbox_dir(state), LOCK)):
@@ -207,25 +252,28 @@ def _say(text: str) -> None:
     print(f"vigil: {text}", file=sys.stderr)
 
 
-@dataclass
 class _DeliveryRun:
-    spec: dict[str, Any]
-    state: str
-    now: datetime
-    credentials_dir: Path | None
-    report: DeliveryReport = field(default_factory=DeliveryReport)
-
-    def __post_init__(self) -> None:
-        self.policy = RetryPolicy.from_spec(self.spec)
-        self.channels: dict[str, Any] = self.spec.get("channels") or {}
-        self.context = SendContext(Path(self.state), self.credentials_dir, self.now)
-        self.ledger = Ledger.load(self.state)
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        state: str,
+        now: datetime,
+        credentials_dir: str | os.PathLike[str] | None,
+    ) -> None:
+        self.spec = spec
+        self.state = state
+        self.now = now
+        self.report = DeliveryReport()
+        self.policy = RetryPolicy.from_spec(spec)
+        self.channels: dict[str, Any] = spec.get("channels") or {}
+        self.context = SendContext(state, credentials_dir, now)
+        self.ledger = Ledger.load(state)
         self.alerts: list[str] = []
 
     def deliver_all(self) -> DeliveryReport:
         if self.ledger.prune(self.now):
             self.ledger.save()
-        prune_evidence(Path(self.state), self.now)
+        prune_evidence(self.state, self.now)
         queue = [(path, _read_entry(path)) for path in _queue_files(outbox_dir(self.state))]
         queue.sort(key=lambda item: (str((item[1] or {}).get("queued") or ""), item[0]))
         for path, entry in queue:
@@ -364,10 +412,10 @@ def _whole_second(moment: datetime) -> datetime:
     return moment
 
 
-def outbox_status(state_dir: Path) -> list[dict[str, Any]]:
+def outbox_status(state_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Every queued, retrying and dead message with its bookkeeping, oldest first."""
     rows = []
-    outbox = outbox_dir(str(state_dir))
+    outbox = outbox_dir(os.fspath(state_dir))
     for directory, dead in ((outbox, False), (os.path.join(outbox, DEAD), True)):
         for path in _queue_files(directory):
             rows.append(_status_row(path, dead))

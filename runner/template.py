@@ -38,6 +38,14 @@ def fill(template: str, values: Mapping[str, object]) -> str:
     return "".join(out)
 
 
+def names(template: str) -> set[str]:
+    """The fields `template` names (none when it is malformed: fill leaves it as it is)."""
+    try:
+        return {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+    except ValueError:
+        return set()
+
+
 def dig(data: object, path: str | None) -> object:
     """The value at a dotted path (`reply.from`) in nested objects, or None."""
     if not path:

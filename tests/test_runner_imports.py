@@ -6,12 +6,24 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.coordinator_support import bruba_spec, delivered, drop
 from tests.runner_support import ROOT, llm_spec, run_runner, runner_env, shell_spec, write_spec
 
 HEAVY = ("anthropic", "apprise", "pydantic", "jinja2", "jsonschema", "yaml", "compiler", "httpx")
+SLOW_STDLIB = ("dataclasses", "typing", "subprocess", "zoneinfo", "hashlib", "pathlib", "glob")
+"""Start-up costs of a few ms each; a coordinator run is mostly start-up, so the runner imports
+them only where they are needed (the latency benchmark compares it with a bare python -I)."""
+COORDINATOR_RUN = (
+    "import sys; before = set(sys.modules); from runner.__main__ import main; "
+    "code = main(['coordinator', sys.argv[1]]); "
+    "print('\\n'.join(sorted(set(sys.modules) - before))); sys.exit(code)"
+)
+"""Runs the coordinator and prints the modules it imported (not those of interpreter start-up:
+an editable install's import finder loads some of them before any runner code runs)."""
 
 
 def imported_modules(*args: str | Path) -> set[str]:
@@ -101,6 +113,44 @@ def test_idle_coordinator_reads_little_and_imports_nothing_heavy(tmp_path: Path)
     imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines()}
     assert not imported & {"anthropic", "apprise", "httpx", "pydantic", "jinja2", "yaml"}
     assert "runner" in imported
+
+
+def coordinator_imports(spec: dict[str, Any], tmp_path: Path) -> set[str]:
+    path = write_spec(tmp_path, spec, "coordinator.json")
+    result = subprocess.run(
+        [sys.executable, "-c", COORDINATOR_RUN, str(path)],
+        cwd=ROOT,
+        env=runner_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split())
+
+
+def test_an_idle_coordinator_imports_only_what_it_reads_with(tmp_path: Path) -> None:
+    spec = bruba_spec(tmp_path / "state")  # with nag rules, a file watch and quiet-hours zone
+    spec["coordinator"]["quiet_hours"] = {"start": "22:00", "end": "07:00", "timezone": None}
+    imported = coordinator_imports(spec, tmp_path)
+    assert "runner.coordinator" in imported
+    assert sorted(imported & set(SLOW_STDLIB)) == []
+    lazy = {"runner.rules.nag", "runner.rules.pending", "runner.compose", "runner.template"}
+    lazy |= {"runner.outbox", "runner.channels", "runner.command", "runner.ledger"}
+    assert sorted(imported & lazy) == []
+
+
+def test_a_finding_for_a_file_channel_starts_no_subprocess_and_no_time_zone(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    drop(
+        state, {"source": "research-dispatch", "timestamp": "2026-02-02T14:00:00Z", "message": "x"}
+    )
+    imported = coordinator_imports(bruba_spec(state), tmp_path)
+    assert len(delivered(state)) == 1
+    assert {"runner.outbox", "runner.channels", "hashlib"} <= imported
+    assert sorted(imported & {"dataclasses", "typing", "subprocess", "zoneinfo", "pathlib"}) == []
 
 
 @pytest.mark.parametrize(
