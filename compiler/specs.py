@@ -60,15 +60,11 @@ def _after(config: Config, name: str, job: Job) -> dict[str, Any] | None:
     between firings, so yesterday's run of a daily chain never counts for today."""
     if job.after is None:
         return None
-    lines = [line for expression in job.schedule for line in parse_schedule(expression).on_calendar]
-    firings = (
-        next_elapses(lines, job.timezone or config.timezone, 50, base=CHAIN_BASE) if lines else []
-    )
-    gaps = [(b - a).total_seconds() for a, b in pairwise(firings)]
+    lines = tuple(line for e in job.schedule for line in parse_schedule(e).on_calendar)
     return {
         "job": job.after,
         "unit": f"{config.name}-{job.after}.service",
-        "window": int(min(gaps)) if gaps else None,
+        "window": _shortest_gap(lines, job.timezone or config.timezone),
     }
 
 
@@ -119,9 +115,20 @@ def coordinator_spec(config: Config, system: bool) -> dict[str, Any]:
 
 def watch_spec(config: Config, name: str, system: bool) -> dict[str, Any]:
     spec = _base(config, "watch", system)
-    watch = config.watches[name].model_dump(mode="json", by_alias=True)
+    model = config.watches[name]
+    watch = model.model_dump(mode="json", by_alias=True)
     spec.update(watch_name=name, unit=f"{config.name}-watch-{name}.service", watch=watch)
+    if model.deadline is not None:
+        zone = model.timezone or config.timezone
+        spec["window"] = _shortest_gap(parse_schedule(model.deadline.at).on_calendar, zone)
     return spec
+
+
+def _shortest_gap(lines: tuple[str, ...], zone: str) -> int | None:
+    """The shortest time between two firings: evidence counts from the previous deadline."""
+    firings = next_elapses(lines, zone, 50, base=CHAIN_BASE) if lines else []
+    gaps = [(b - a).total_seconds() for a, b in pairwise(firings)]
+    return int(min(gaps)) if gaps else None
 
 
 def failure_spec(config: Config, system: bool) -> dict[str, Any]:

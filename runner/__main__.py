@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import sys
 
-from runner.exitcodes import FAILED, USAGE
+from runner.exitcodes import USAGE
 
-USAGE_TEXT = "usage: python -m runner job SPEC | coordinator SPEC | failure SPEC UNIT"
-EXTRA_ARGS = {"job": 0, "failure": 1, "coordinator": 0}
+USAGE_TEXT = "usage: python -m runner job SPEC | coordinator SPEC | watch SPEC | failure SPEC UNIT"
+EXTRA_ARGS = {"job": 0, "failure": 1, "coordinator": 0, "watch": 0}
 """Kinds this version runs, and how many arguments may follow the spec."""
-LATER_KINDS = ("watch",)
 
 
 def main(argv: list[str]) -> int:
@@ -23,9 +22,6 @@ def main(argv: list[str]) -> int:
         print(USAGE_TEXT, file=sys.stderr)
         return USAGE
     kind, spec_path, *rest = argv
-    if kind in LATER_KINDS:
-        print(f"vigil: runner kind {kind!r} is not implemented in this version", file=sys.stderr)
-        return FAILED
     if kind not in EXTRA_ARGS or len(rest) > EXTRA_ARGS[kind]:
         print(USAGE_TEXT, file=sys.stderr)
         return USAGE
@@ -35,6 +31,10 @@ def main(argv: list[str]) -> int:
         from runner.coordinator import main as run_coordinator
 
         return run_coordinator(spec_path)
+    if kind == "watch":
+        from runner.watch import main as run_watch
+
+        return run_watch(spec_path)
     try:
         if kind == "job":
             from runner.job import run_job

@@ -6,6 +6,9 @@ from datetime import datetime
 
 from runner.clock import iso
 
+DEFAULT_ROUTE = "@default"
+"""In an alert's `to`: the channels the source would get anyway."""
+
 
 class Alert:
     # A plain class, not a dataclass: `dataclasses` costs ~10 ms at every coordinator start.

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from typing import Any
 
-    from runner.alerts import Alert
+    from runner.alerts import DEFAULT_ROUTE, Alert
 
 
 class Outgoing:
@@ -63,10 +63,13 @@ def _clock(text: str) -> time:
 
 
 def route(spec: dict[str, Any], alert: Alert) -> list[str]:
-    if alert.to:
-        return alert.to
     policy = spec["coordinator"].get("sources", {}).get(alert.source) or {}
-    return list(policy.get("to") or spec["coordinator"]["deliver_to"])
+    default = list(policy.get("to") or spec["coordinator"]["deliver_to"])
+    if not alert.to:
+        return default
+    # A watch that hands off to an agent also notifies the default channels.
+    routed = [c for name in alert.to for c in (default if name == DEFAULT_ROUTE else [name])]
+    return list(dict.fromkeys(routed))
 
 
 def compose(spec: dict[str, Any], alerts: list[Alert], now: datetime) -> list[Outgoing]:

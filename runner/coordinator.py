@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 # channels are imported inside the functions below, by a run that has work for them.
 
 HELD = "held.json"
+SOURCES = "sources.json"  # source -> when it last reported
 GENERIC_TEXT_LIMIT = 300
 
 
@@ -81,10 +82,10 @@ def _pass(spec: dict[str, Any], state_dir: str, now: datetime) -> dict[str, int]
     intake = claim(state_dir, int(coordinator.get("max_finding_bytes") or 1 << 20))
     alerts = [_rejection(name, reason) for name, reason in intake.rejected]
     nag_states: dict[str, dict[str, Any]] = {}
-    watch_specs = _file_watch_specs(spec)
+    watch_specs: dict[str, dict[str, Any]] = spec.get("watches") or {}
     watch_states = {name: read_state(state_dir, watch_state_file(name)) for name in watch_specs}
-    if intake.findings or any(watch_states.values()):
-        alerts += _apply_rules(spec, intake.findings, watch_specs, nag_states, watch_states, now)
+    if intake.findings or any(watch_states.values()) or _has_absence(watch_specs):
+        alerts += _apply_rules(spec, intake.findings, nag_states, watch_states, now)
     held_state = read_state(state_dir, HELD)
     stored = held_state.get("alerts")
     held = (
@@ -96,9 +97,10 @@ def _pass(spec: dict[str, Any], state_dir: str, now: datetime) -> dict[str, int]
     if alerts or held:
         sending, held = _quiet_hours_split(spec, alerts, held, now)
     queued = _enqueue(spec, state_dir, sending, intake.findings, intake.rejected, now)
+    _remember_watch_messages(watch_states, queued)
     # Rule state is written after the messages it caused are queued: a crash in between
     # repeats this run's messages (same ids) instead of losing them.
-    _save_rule_states(spec, state_dir, nag_states, watch_states, now)
+    _save_rule_states(spec, state_dir, nag_states, watch_states, intake.findings, now)
     if held or held_state:
         write_state(state_dir, HELD, {"version": 1, "alerts": [held_record(a, now) for a in held]})
     done(intake.findings)
@@ -108,9 +110,13 @@ def _pass(spec: dict[str, Any], state_dir: str, now: datetime) -> dict[str, int]
         "rejected": len(intake.rejected),
         "alerts": len(alerts),
         "held": len(held),
-        "messages": queued,
+        "messages": len(queued),
         **delivered,
     }
+
+
+def _has_absence(watch_specs: dict[str, dict[str, Any]]) -> bool:
+    return any(watch.get("absence") for watch in watch_specs.values())
 
 
 def _quiet_hours_split(
@@ -127,41 +133,126 @@ def _quiet_hours_split(
 
 # -- rules: imported only by a run with findings or watch state -------------------------------
 
-
-def _file_watch_specs(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {name: watch for name, watch in (spec.get("watches") or {}).items() if watch.get("file")}
+CONTROL_KINDS = ("ack", "arm", "watch-deadline")
+"""Findings from `vigil` that change watch state instead of being delivered."""
 
 
 def _apply_rules(
     spec: dict[str, Any],
     claimed: list[Claimed],
-    watch_specs: dict[str, dict[str, Any]],
     nag_states: dict[str, dict[str, Any]],
     watch_states: dict[str, dict[str, Any]],
     now: datetime,
 ) -> list[Alert]:
-    """The alerts of this run's findings (nag rules, watches they arm) and of armed watches.
+    """The alerts of this run's findings (nag rules, watches) and of the watches' clocks.
     Rule state is updated in place; _save_rule_states writes it."""
-    watches = _file_watches(watch_specs)
+    from runner.rules import watches as w
+
+    watch_specs: dict[str, dict[str, Any]] = spec.get("watches") or {}
+    files = _file_watches(watch_specs)
+    _settle(spec, watch_specs, watch_states, now)
     alerts: list[Alert] = []
     for item in claimed:
-        armed = _arm(watches, watch_states, item.finding, now)
-        alerts += _alerts_for(spec, item.finding, nag_states, now, handled=armed)
-    if watches:
+        finding = item.finding
+        if finding.get("source") == "vigil" and finding.get("kind") in CONTROL_KINDS:
+            alerts += _control(watch_specs, files, watch_states, finding, now)
+            continue
+        for name, watch in watch_specs.items():
+            kind = w.kind_of(watch)
+            if kind == "absence" and watch["absence"]["source"] == finding.get("source"):
+                w.on_source_seen(name, watch_states[name], now)
+            elif kind == "match":
+                alerts += w.on_match(name, watch, watch_states[name], finding, now)
+        armed = _arm(files, watch_states, finding, now)
+        alerts += _alerts_for(spec, finding, nag_states, now, handled=armed)
+    if files:
         from runner.rules.pending import check, pending
 
-        for name, watch in watches.items():
+        for name, file_watch in files.items():
             if pending(watch_states[name]):
-                alerts += check(watch, watch_states[name], now)
+                alerts += check(file_watch, watch_states[name], now)
+    for name, watch in watch_specs.items():
+        if w.kind_of(watch) == "absence":
+            alerts += w.check_absence(name, watch, watch_states[name], now)
+        alerts += w.follow_up(name, watch, watch_states[name], now)
     return alerts
 
 
+def _control(
+    watch_specs: dict[str, dict[str, Any]],
+    files: dict[str, FileWatch],
+    states: dict[str, dict[str, Any]],
+    finding: dict[str, Any],
+    now: datetime,
+) -> list[Alert]:
+    """`vigil ack`, `vigil watch arm` and deadline results."""
+    from runner.rules import watches as w
+
+    name = str(finding.get("watch"))
+    if name not in watch_specs:
+        print(f"coordinator: control finding for unknown watch {name!r} ignored", file=sys.stderr)
+        return []
+    kind = finding["kind"]
+    key = finding.get("key")
+    if kind == "ack":
+        w.on_ack(name, states[name], None if key is None else str(key), now)
+    elif kind == "arm" and name in files and key is not None:
+        from runner.rules.pending import arm_key
+
+        within = finding.get("within")
+        arm_key(
+            files[name], states[name], str(key), now, within if isinstance(within, int) else None
+        )
+    elif kind == "watch-deadline":
+        return w.on_deadline_result(name, watch_specs[name], states[name], finding, now)
+    return []
+
+
+def _settle(
+    spec: dict[str, Any],
+    watch_specs: dict[str, dict[str, Any]],
+    states: dict[str, dict[str, Any]],
+    now: datetime,
+) -> None:
+    """Mark alerted watch instances delivered once the ledger has all their messages."""
+    waiting = [
+        n
+        for n, s in states.items()
+        if any(
+            i.get("messages") and i.get("state") in ("fired", "expired")
+            for i in (s.get("instances") or {}).values()
+        )
+    ]
+    if not waiting:
+        return
+    from runner.ledger import Ledger
+    from runner.rules import watches as w
+
+    entries = Ledger.load(spec["state_dir"]).entries
+    for name in waiting:
+        w.settle(name, watch_specs[name], states[name], entries, now)
+
+
+def _remember_watch_messages(
+    states: dict[str, dict[str, Any]], queued: list[tuple[str, str, list[str]]]
+) -> None:
+    for channel, message_id, keys in queued:
+        for key in keys:
+            if key.startswith("watch:"):
+                name = key.split(":")[1]
+                if name in states:
+                    from runner.rules.watches import remember_messages
+
+                    remember_messages(states[name], key, {channel: message_id})
+
+
 def _file_watches(watch_specs: dict[str, dict[str, Any]]) -> dict[str, FileWatch]:
-    if not watch_specs:
+    files = {name: watch for name, watch in watch_specs.items() if watch.get("file")}
+    if not files:
         return {}
     from runner.rules.pending import FileWatch
 
-    return {name: FileWatch(name, watch) for name, watch in watch_specs.items()}
+    return {name: FileWatch(name, watch) for name, watch in files.items()}
 
 
 def _arm(
@@ -215,9 +306,11 @@ def _save_rule_states(
     state_dir: str,
     nag_states: dict[str, dict[str, Any]],
     watch_states: dict[str, dict[str, Any]],
+    claimed: list[Claimed],
     now: datetime,
 ) -> None:
-    """Prune and write the nag state the findings touched and every non-empty watch state."""
+    """Prune and write the nag state the findings touched, every non-empty watch state, and
+    when each source last reported (deadline watches on a source read it)."""
     if nag_states:
         from runner.rules.nag import NagRule, prune
 
@@ -232,6 +325,14 @@ def _save_rule_states(
             prune_watch(state, now)
             if state:
                 write_state(state_dir, watch_state_file(name), state)
+    if claimed:
+        sources = read_state(state_dir, SOURCES)
+        for item in claimed:
+            source = str(item.finding.get("source"))
+            seen = sources.get(source)
+            count = int(seen.get("count") or 0) if isinstance(seen, dict) else 0
+            sources[source] = {"lastSeen": iso(now), "count": count + 1}
+        write_state(state_dir, SOURCES, sources)
 
 
 # -- alerts, messages and delivery --------------------------------------------------------------
@@ -280,14 +381,16 @@ def _enqueue(
     claimed: list[Claimed],
     rejected: list[tuple[str, str]],
     now: datetime,
-) -> int:
+) -> list[tuple[str, str, list[str]]]:
+    """Queue one message per channel; returns (channel, message id, alert keys) for each."""
     if not alerts:
-        return 0
+        return []
     from runner.compose import compose
     from runner.outbox import Message, enqueue
 
     batch = _batch(claimed, rejected, alerts)
     outgoing = compose(spec, alerts, now)
+    queued = []
     for message in outgoing:
         evidence = [a.evidence for a in alerts if a.evidence]
         enqueue(
@@ -304,7 +407,8 @@ def _enqueue(
                 evidence={"findings": evidence} if evidence else None,
             ),
         )
-    return len(outgoing)
+        queued.append((message.channel, message.message_id(batch), list(message.keys)))
+    return queued
 
 
 def _deliver(spec: dict[str, Any], state_dir: str, now: datetime) -> dict[str, int]:

@@ -97,10 +97,10 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
     assert "usage:" in result.stderr
 
 
-def test_watch_kind_is_not_faked(tmp_path: Path) -> None:
+def test_watch_kind_refuses_another_kind_of_spec(tmp_path: Path) -> None:
     result = run_runner("watch", ROOT / "units/bruba/specs/coordinator.json")
-    assert result.returncode == 1
-    assert "not implemented in this version" in result.stderr
+    assert result.returncode == 2
+    assert "not a version 1 watch spec" in result.stderr
 
 
 def test_idle_coordinator_reads_little_and_imports_nothing_heavy(tmp_path: Path) -> None:

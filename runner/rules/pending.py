@@ -28,12 +28,24 @@ DEFAULT_MESSAGE = "{watch} {key}: {state} ({evidence})"
 class FileWatch:
     """One `watches:` entry with a `file:` condition."""
 
-    __slots__ = ("items", "key", "message", "name", "notify", "path", "source", "urgent", "within")
+    __slots__ = (
+        "items",
+        "key",
+        "message",
+        "name",
+        "notify",
+        "path",
+        "source",
+        "spec",
+        "urgent",
+        "within",
+    )
 
     def __init__(self, name: str, watch: dict[str, Any]) -> None:
         condition = watch["file"]
         armed = condition.get("armed_by") or {}
         self.name = name
+        self.spec = watch
         self.path = str(condition["path"])
         self.within = int(condition["within"])
         self.source: str | None = armed.get("source")
@@ -46,6 +58,25 @@ class FileWatch:
     @property
     def state_file(self) -> str:
         return watch_state_file(self.name)
+
+
+def arm_key(
+    watch: FileWatch, state: dict[str, Any], key: str, now: datetime, within: int | None = None
+) -> None:
+    """Arm one instance by hand (`vigil watch arm NAME --key K [--within D]`)."""
+    instances: dict[str, Any] = state.setdefault("instances", {})
+    if instances.get(key, {}).get("state") == "armed":
+        return
+    seconds = within or watch.within
+    instances[key] = {
+        "state": "armed",
+        "armedAt": iso(now),
+        "deadline": iso(now + timedelta(seconds=seconds)),
+        "within": seconds,
+        "path": os.path.expanduser(fill(watch.path, {"key": key})),
+        "evidence": {"text": "armed by vigil watch arm"},
+    }
+    state["version"] = 1
 
 
 def arm(watch: FileWatch, finding: dict[str, Any], state: dict[str, Any], now: datetime) -> None:
@@ -75,6 +106,8 @@ def check(watch: FileWatch, state: dict[str, Any], now: datetime) -> list[Alert]
     """Armed instances whose file appeared (satisfied) or whose deadline passed (expired)."""
     from glob import glob  # imported here: only a run with an armed watch looks for files
 
+    from runner.rules.watches import alert, transition
+
     alerts = []
     for key, instance in sorted(state.get("instances", {}).items()):
         if instance.get("state") != "armed":
@@ -83,31 +116,17 @@ def check(watch: FileWatch, state: dict[str, Any], now: datetime) -> list[Alert]
         deadline = parse_iso(instance.get("deadline")) or now
         if matches:
             summary = _summary(matches[0])
-            instance.update(state="satisfied", at=iso(now), evidence={"file": matches[0]})
-            evidence = f"{matches[0]}: {summary}" if summary else matches[0]
+            text = f"{matches[0]}: {summary}" if summary else matches[0]
+            transition(
+                watch.name, key, instance, "satisfied", now, {"text": text, "file": matches[0]}
+            )
         elif now >= deadline:
-            instance.update(state="expired", at=iso(now))
-            minutes = watch.within // 60
-            evidence = f"no {instance['path']} after {minutes} min; the task may be stuck"
+            minutes = int(instance.get("within") or watch.within) // 60
+            text = f"no {instance['path']} after {minutes} min; the task may be stuck"
+            transition(watch.name, key, instance, "expired", now, {"text": text})
         else:
             continue
-        values = {
-            "watch": watch.name,
-            "key": key,
-            "state": instance["state"],
-            "evidence": evidence,
-            "deadline": instance.get("deadline"),
-            "source": watch.source or "",
-        }
-        alerts.append(
-            Alert(
-                text=fill(watch.message, values),
-                source=watch.source or "vigil",
-                urgent=watch.urgent,
-                key=f"watch:{watch.name}:{key}:{instance['state']}",
-                to=watch.notify,
-            )
-        )
+        alerts.append(alert(watch.name, watch.spec, key, instance, now))
     return alerts
 
 
@@ -126,9 +145,10 @@ def _summary(path: str) -> str:
 
 
 def prune(state: dict[str, Any], now: datetime, keep: int = 30 * 86400) -> None:
-    """Forget finished instances after `keep` seconds."""
+    """Forget finished instances (satisfied or acknowledged) after `keep` seconds."""
     instances = state.get("instances", {})
-    for key in [k for k, i in instances.items() if i.get("state") != "armed"]:
+    finished_states = ("satisfied", "acknowledged")
+    for key in [k for k, i in instances.items() if i.get("state") in finished_states]:
         finished = parse_iso(instances[key].get("at"))
         if finished is None or (now - finished).total_seconds() > keep:
             del instances[key]

@@ -1,0 +1,308 @@
+"""Watches: future conditions, with explicit states kept per instance.
+
+States: armed -> satisfied (the condition was met in time) or fired (it was not, or a match
+happened) / expired (a file watch's time ran out) -> delivered (the alert reached its channels)
+-> acknowledged (`vigil ack`). Every transition is kept with its time and evidence in
+`<state>/state/watch-<name>.json` and printed to the journal.
+
+Kinds: `match` fires on a finding (or item) meeting the conditions; `absence` fires when a source
+has been silent too long; `file` instances are armed by findings or `vigil watch arm` and wait for
+a file; `deadline` results come from the watch's own timer (`runner watch`) as control findings.
+A fired instance is alerted again every `repeat` until acknowledged, and escalated once after
+`escalate.after`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import datetime, timedelta
+
+from runner.alerts import DEFAULT_ROUTE, Alert
+from runner.clock import iso, parse_iso
+from runner.template import dig, fill
+
+TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
+if TYPE_CHECKING:
+    from typing import Any
+
+ALERTING = ("fired", "expired", "delivered")
+HISTORY_LIMIT = 20
+DEFAULT_MESSAGES = {
+    "deadline": "{watch}: not done by {deadline}: {evidence}",
+    "match": "{watch}: {evidence}",
+    "file": "{watch} {key}: {state} ({evidence})",
+    "absence": "{watch}: nothing from {source} ({evidence})",
+}
+
+
+def kind_of(watch: dict[str, Any]) -> str:
+    return next(k for k in ("deadline", "match", "file", "absence") if watch.get(k))
+
+
+def instances(state: dict[str, Any]) -> dict[str, Any]:
+    state.setdefault("version", 1)
+    found: dict[str, Any] = state.setdefault("instances", {})
+    return found
+
+
+def transition(
+    name: str, key: str, instance: dict[str, Any], new: str, now: datetime, evidence: Any = None
+) -> None:
+    old = instance.get("state")
+    instance["state"] = new
+    instance["at"] = iso(now)
+    if evidence is not None:
+        instance["evidence"] = evidence
+    history = instance.setdefault("history", [])
+    history.append({"state": new, "at": iso(now), "evidence": evidence})
+    del history[:-HISTORY_LIMIT]
+    shown = json.dumps(evidence, ensure_ascii=False) if evidence is not None else ""
+    print(f"watch {name} {key}: {old or 'new'} -> {new} {shown}".rstrip(), file=sys.stderr)
+
+
+def alert(
+    name: str,
+    watch: dict[str, Any],
+    key: str,
+    instance: dict[str, Any],
+    now: datetime,
+    *,
+    escalation: bool = False,
+) -> Alert:
+    """The alert for an instance: to `notify` (or deliver_to) plus the hand-off channel."""
+    kind = kind_of(watch)
+    condition = watch[kind]
+    evidence = instance.get("evidence")
+    values = {
+        "watch": name,
+        "key": key,
+        "state": instance.get("state"),
+        "evidence": evidence.get("text", evidence) if isinstance(evidence, dict) else evidence,
+        "deadline": instance.get("deadline") or "",
+        "source": condition.get("source") or "",
+    }
+    text = fill(watch.get("message") or DEFAULT_MESSAGES[kind], values)
+    if escalation:
+        to = list(watch["escalate"]["to"])
+        text = f"escalated, not acknowledged: {text}"
+    else:
+        to = list(watch.get("notify") or [])
+        if watch.get("handoff"):
+            to = (to or [DEFAULT_ROUTE]) + [watch["handoff"]]
+    count = int(instance.get("alerts") or 0) + 1
+    instance.update(alerts=count, lastAlert=iso(now))
+    return Alert(
+        text=text,
+        source="vigil",
+        priority=100 if watch.get("urgent") else 50,
+        urgent=bool(watch.get("urgent")),
+        key=f"watch:{name}:{key}:{instance.get('state')}:{count}{':esc' if escalation else ''}",
+        to=to or None,
+        evidence={"watch": name, "key": key, "state": instance.get("state"), "evidence": evidence},
+    )
+
+
+# -- match ---------------------------------------------------------------------------------
+
+
+def matches(condition: dict[str, Any], finding: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(key, item) for each item of the finding (or the finding) meeting the conditions."""
+    if finding.get("source") != condition["source"]:
+        return []
+    found = dig(finding, condition.get("items")) if condition.get("items") else finding
+    hits = []
+    for item in found if isinstance(found, list) else [found]:
+        if not isinstance(item, dict):
+            continue
+        every = all(_holds(test, item) for test in condition.get("all") or [])
+        anything = not condition.get("any") or any(_holds(t, item) for t in condition["any"])
+        if every and anything:
+            key = dig(item, condition["key"]) if condition.get("key") else None
+            if key is None:
+                key = finding.get("id") or _digest(json.dumps(item, sort_keys=True, default=str))
+            hits.append((str(key), item))
+    return hits
+
+
+def _holds(test: dict[str, Any], item: dict[str, Any]) -> bool:
+    value = dig(item, test["field"])
+    if test.get("equals") is not None:
+        return bool(value == test["equals"])
+    if test.get("not_equals") is not None:
+        return bool(value != test["not_equals"])
+    if test.get("contains") is not None:
+        if isinstance(value, list):
+            return test["contains"] in value
+        return isinstance(value, str) and test["contains"] in value
+    if test.get("regex") is not None:
+        return isinstance(value, str) and re.search(test["regex"], value) is not None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    for op, check in (
+        ("gt", value.__gt__),
+        ("gte", value.__ge__),
+        ("lt", value.__lt__),
+        ("lte", value.__le__),
+    ):
+        if test.get(op) is not None:
+            return bool(check(test[op]))
+    return False
+
+
+def _digest(text: str) -> str:
+    from hashlib import sha256
+
+    return sha256(text.encode()).hexdigest()[:12]
+
+
+def on_match(
+    name: str, watch: dict[str, Any], state: dict[str, Any], finding: dict[str, Any], now: datetime
+) -> list[Alert]:
+    alerts = []
+    for key, item in matches(watch["match"], finding):
+        known = instances(state)
+        if key in known:
+            continue  # one item fires once
+        known[key] = {"armedAt": iso(now)}
+        summary = {k: v for k, v in item.items() if isinstance(v, str | int | float | bool)}
+        evidence = {
+            "text": _summary(summary),
+            "finding": finding.get("id") or finding.get("timestamp"),
+        }
+        transition(name, key, known[key], "fired", now, evidence)
+        alerts.append(alert(name, watch, key, known[key], now))
+    return alerts
+
+
+def _summary(fields: dict[str, Any]) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in fields.items() if k not in ("source", "timestamp"))
+    return text[:300]
+
+
+# -- absence -------------------------------------------------------------------------------
+
+
+def on_source_seen(name: str, state: dict[str, Any], now: datetime) -> None:
+    state["lastSeen"] = iso(now)
+    instance = instances(state).get("silence")
+    if instance is not None and instance.get("state") in (*ALERTING, "acknowledged"):
+        transition(
+            name, "silence", instance, "satisfied", now, {"text": "the source reported again"}
+        )
+
+
+def check_absence(
+    name: str, watch: dict[str, Any], state: dict[str, Any], now: datetime
+) -> list[Alert]:
+    last = parse_iso(state.get("lastSeen"))
+    if last is None:
+        state["lastSeen"] = iso(now)  # the silence is counted from when the watch first ran
+        return []
+    limit = int(watch["absence"]["for"])
+    known = instances(state)
+    instance = known.get("silence")
+    silent = (now - last).total_seconds()
+    if silent < limit or (
+        instance is not None and instance.get("state") in (*ALERTING, "acknowledged")
+    ):
+        return []
+    known["silence"] = instance = instance or {}
+    instance["deadline"] = iso(last + timedelta(seconds=limit))
+    evidence = {
+        "text": f"last finding {iso(last)}, {int(silent // 3600)} h ago",
+        "lastSeen": iso(last),
+    }
+    transition(name, "silence", instance, "fired", now, evidence)
+    return [alert(name, watch, "silence", instance, now)]
+
+
+# -- deadline results and control findings from `vigil` ----------------------------------------
+
+
+def on_deadline_result(
+    name: str, watch: dict[str, Any], state: dict[str, Any], finding: dict[str, Any], now: datetime
+) -> list[Alert]:
+    key = str(finding.get("key") or finding.get("timestamp"))
+    known = instances(state)
+    instance = known.setdefault(key, {"deadline": finding.get("deadline") or key})
+    if instance.get("state") not in (None, "armed"):
+        return []  # the same deadline reported twice (a rerun) changes nothing
+    evidence = finding.get("evidence") or {}
+    if finding.get("satisfied"):
+        transition(name, key, instance, "satisfied", now, evidence)
+        return []
+    transition(name, key, instance, "fired", now, evidence)
+    return [alert(name, watch, key, instance, now)]
+
+
+def on_ack(name: str, state: dict[str, Any], key: str | None, now: datetime) -> None:
+    for instance_key, instance in instances(state).items():
+        if key in (None, instance_key) and instance.get("state") in ALERTING:
+            transition(name, instance_key, instance, "acknowledged", now, {"text": "vigil ack"})
+
+
+# -- repeats, escalation, delivery and hand-off bookkeeping -----------------------------------
+
+
+def follow_up(
+    name: str, watch: dict[str, Any], state: dict[str, Any], now: datetime
+) -> list[Alert]:
+    alerts = []
+    repeat = watch.get("repeat")
+    escalate = watch.get("escalate")
+    for key, instance in sorted(instances(state).items()):
+        if instance.get("state") not in ALERTING:
+            continue
+        last = parse_iso(instance.get("lastAlert"))
+        if repeat and last is not None and (now - last).total_seconds() >= int(repeat):
+            alerts.append(alert(name, watch, key, instance, now))
+        fired = parse_iso(instance.get("at")) if instance.get("state") != "delivered" else None
+        fired = parse_iso(_first(instance, ("fired", "expired"))) or fired
+        if (
+            escalate
+            and not instance.get("escalated")
+            and fired is not None
+            and (now - fired).total_seconds() >= int(escalate["after"])
+        ):
+            instance["escalated"] = iso(now)
+            alerts.append(alert(name, watch, key, instance, now, escalation=True))
+    return alerts
+
+
+def _first(instance: dict[str, Any], states: tuple[str, ...]) -> str | None:
+    for step in instance.get("history") or []:
+        if step.get("state") in states:
+            return str(step.get("at"))
+    return None
+
+
+def remember_messages(state: dict[str, Any], alert_key: str, messages: dict[str, str]) -> None:
+    """Which message ids carried an instance's alert, to see later whether they arrived."""
+    parts = alert_key.split(":")
+    instance = instances(state).get(parts[2]) if len(parts) > 2 else None
+    if instance is not None:
+        instance.setdefault("messages", {}).update(messages)
+
+
+def settle(
+    name: str, watch: dict[str, Any], state: dict[str, Any], ledger: dict[str, Any], now: datetime
+) -> None:
+    """fired/expired -> delivered once every message of the instance is in the ledger; the
+    hand-off's exit status is kept (0: the agent accepted it)."""
+    handoff = watch.get("handoff")
+    for key, instance in instances(state).items():
+        messages = instance.get("messages") or {}
+        if not messages or instance.get("state") not in ("fired", "expired"):
+            continue
+        entries = {channel: ledger.get(mid) for channel, mid in messages.items()}
+        if handoff and entries.get(handoff):
+            status = entries[handoff].get("exit_status")  # type: ignore[union-attr]
+            instance["handoff"] = {
+                "channel": handoff,
+                "exit_status": status,
+                "accepted": status == 0,
+            }
+        if all(entries.values()):
+            transition(name, key, instance, "delivered", now, instance.get("evidence"))
