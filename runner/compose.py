@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import time
 
+from runner.alerts import DEFAULT_ROUTE
 from runner.clock import zone
 from runner.template import fill, names
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from typing import Any
 
-    from runner.alerts import DEFAULT_ROUTE, Alert
+    from runner.alerts import Alert
 
 
 class Outgoing:

@@ -157,14 +157,16 @@ def _apply_rules(
         if finding.get("source") == "vigil" and finding.get("kind") in CONTROL_KINDS:
             alerts += _control(watch_specs, files, watch_states, finding, now)
             continue
+        watched = False  # a source a match watch reads is not also delivered as it is
         for name, watch in watch_specs.items():
             kind = w.kind_of(watch)
             if kind == "absence" and watch["absence"]["source"] == finding.get("source"):
                 w.on_source_seen(name, watch_states[name], now)
-            elif kind == "match":
+            elif kind == "match" and watch["match"]["source"] == finding.get("source"):
+                watched = True
                 alerts += w.on_match(name, watch, watch_states[name], finding, now)
         armed = _arm(files, watch_states, finding, now)
-        alerts += _alerts_for(spec, finding, nag_states, now, handled=armed)
+        alerts += _alerts_for(spec, finding, nag_states, now, handled=armed or watched)
     if files:
         from runner.rules.pending import check, pending
 
