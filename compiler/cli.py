@@ -532,7 +532,7 @@ def _known_target(config: Config, name: str | None) -> None:
 
     names = [*config.jobs, *config.watches, "coordinator"]
     if name is not None and name not in names:
-        raise UsageError(did_you_mean(name, names, "job or watch"))
+        raise UsageError(did_you_mean(name, names, "job or watch", "jobs and watches"))
 
 
 @app.command()

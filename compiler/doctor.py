@@ -129,12 +129,23 @@ def _units_active(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
     if number is None or not scope.live:
         return
     wanted = [u for u, on in start_flags(installation.load_tree(number)).items() if on]
-    shown = Systemctl(scope).show_many(wanted, "ActiveState", "Result", "LoadState")
+    shown = Systemctl(scope).show_many(
+        wanted, "ActiveState", "Result", "LoadState", "UnitFileState"
+    )
     inactive = [u for u in wanted if shown.get(u, {}).get("ActiveState") != "active"]
     if not inactive:
         yield Check("units", "ok", f"{len(wanted)} timers and path units active")
     for unit in inactive:
         info = shown.get(unit, {})
+        if info.get("UnitFileState") == "disabled" and info.get("Result") == "success":
+            # Paused on purpose (`vigil disable`): worth a word, not a failure.
+            yield Check(
+                "units",
+                "warn",
+                f"{unit} was disabled by hand",
+                "`vigil enable` resumes it; `enabled: false` in the config keeps it off",
+            )
+            continue
         state_words = (
             f"{info.get('ActiveState')} (load {info.get('LoadState')}, {info.get('Result')})"
         )

@@ -65,12 +65,13 @@ def logs(
     if shutil.which("journalctl") is None:
         raise VigilError("journalctl not found")
     command = ["journalctl", "--no-pager", "-o", "short-iso", "-n", str(lines)]
+    # Not `--user`: that reads only the per-user journal files, which root's (and, with a
+    # volatile journal, everyone's) user units never write; --user-unit filters by unit and UID.
     unit_flag = "--user-unit" if not scope.system else "--unit"
-    if not scope.system:
-        command.append("--user")
     units = units_of(config, target)
-    # The failure handler's runs about this target belong to its story too.
-    units.append(f"{config.name}-failure@{units[0]}")
+    # The failure handler's runs about this target belong to its story too (OnFailure= names
+    # the instance after the failed unit: <name>-failure@<unit>.service).
+    units.append(f"{config.name}-failure@{units[0]}.service")
     for unit in units:
         command.append(f"{unit_flag}={unit}")
     if since:

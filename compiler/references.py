@@ -17,16 +17,17 @@ RESERVED_JOB_NAMES = ("coordinator", "failure")
 MAX_UNIT_NAME = 255
 
 
-def did_you_mean(name: str, candidates: Iterable[str], what: str) -> str:
+def did_you_mean(name: str, candidates: Iterable[str], what: str, plural: str | None = None) -> str:
     options = sorted(set(candidates))
     message = f"unknown {what} {name!r}"
     close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
     if close:
         message += f"; did you mean {close[0]!r}?"
+    plural = plural or what + ("es" if what.endswith(("s", "sh", "ch", "x")) else "s")
     if options:
-        message += f" ({what}s: {', '.join(options)})"
+        message += f" ({plural}: {', '.join(options)})"
     else:
-        message += f" (no {what}s are defined)"
+        message += f" (no {plural} are defined)"
     return message
 
 

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from compiler.layout import Scope
 from compiler.model import Config
@@ -18,6 +21,7 @@ PROPERTIES = (
     "Result",
     "UnitFileState",
     "NextElapseUSecRealtime",
+    "NextElapseUSecMonotonic",
     "ExecMainStartTimestamp",
     "ExecMainStatus",
 )
@@ -61,8 +65,47 @@ def collect(
         if scope.live
         else {}
     )
+    _monotonic_next_runs(shown, config.timezone)
     history = _history(state, now or datetime.now(UTC))
     return [_row(target, kind, unit, shown, history) for target, kind, unit in targets]
+
+
+# systemd's timespan units, as `systemctl show` prints them ("1h 49min 38.476707s").
+_SPAN_UNITS = {
+    "y": 31557600.0,
+    "month": 2629800.0,
+    "w": 604800.0,
+    "d": 86400.0,
+    "h": 3600.0,
+    "min": 60.0,
+    "s": 1.0,
+    "ms": 1e-3,
+    "us": 1e-6,
+}
+
+
+def _monotonic_next_runs(shown: dict[str, dict[str, str]], timezone: str) -> None:
+    """A monotonic timer (the coordinator's heartbeat) has no realtime next elapse: derive one
+    from its monotonic one, printed like systemctl prints realtime timestamps."""
+    for values in shown.values():
+        if _when(values.get("NextElapseUSecRealtime")):
+            continue
+        seconds = _span_seconds(values.get("NextElapseUSecMonotonic") or "")
+        if seconds is None:
+            continue
+        moment = datetime.now(ZoneInfo(timezone)) + timedelta(seconds=seconds - time.monotonic())
+        values["NextElapseUSecRealtime"] = moment.strftime("%a %Y-%m-%d %H:%M:%S %Z")
+
+
+def _span_seconds(span: str) -> float | None:
+    parts = span.split()
+    total = 0.0
+    for part in parts:
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)([a-z]+)", part)
+        if match is None or match[2] not in _SPAN_UNITS:
+            return None
+        total += float(match[1]) * _SPAN_UNITS[match[2]]
+    return total if parts else None
 
 
 def _suffixes(kind: str) -> tuple[str, ...]:

@@ -10,9 +10,9 @@ TIMEOUT = 10.0
 
 def journal_command(scope: str, unit: str, invocation_id: str, lines: int) -> list[str]:
     command = ["journalctl", "--no-pager", "--quiet", "--output=cat", "-n", str(lines)]
+    # No --user: it reads only per-user journal files, which root's user units and volatile
+    # journals never write; the unit or invocation match is precise enough on its own.
     user = scope != "system"
-    if user:
-        command.append("--user")
     if invocation_id:
         # Exactly the failed run's lines, not the previous run's.
         command.append(f"_SYSTEMD_INVOCATION_ID={invocation_id}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from compiler.cli import app
-from tests.systemd_manager import clean_user_manager, skip_or_fail, user_manager
+from tests.systemd_manager import UserManager, clean_user_manager, skip_or_fail, user_manager
 
 __all__ = ["clean_user_manager", "user_manager"]  # fixtures: a private systemd user manager
 
@@ -63,3 +64,21 @@ def commit_two_revisions(config: Path, old: str, new: str) -> None:
     git(config.parent, "commit", "-qm", "first")
     config.write_text(config.read_text().replace(old, new))
     git(config.parent, "commit", "-qam", "second")
+
+
+def vigil_in_namespace(
+    manager: UserManager, cwd: Path, *args: str | Path, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`vigil ARGS` as a subprocess inside the manager's mount namespace, from `cwd`: there
+    journalctl reads the manager's private journal (`vigil logs`)."""
+    return manager.in_namespace(
+        "env",
+        "-C",
+        str(cwd),
+        f"PYTHONPATH={ROOT}",
+        sys.executable,
+        "-c",
+        "from compiler.cli import main; main()",
+        *map(str, args),
+        check=check,
+    )

@@ -7,7 +7,8 @@ namespace, next to a journald of its own:
   ``/run/systemd`` (journald's sockets; ``/run/systemd/system`` makes ``sd_booted()`` true),
   a per-instance directory bind-mounted on ``/run/log`` (so the runtime journal lands in our
   temporary directory, readable from outside with ``journalctl -D``), a journald.conf that
-  keeps the kernel log out, and a file on ``/dev/console`` (the manager's fallback log target).
+  keeps the kernel log out, a file on ``/dev/console`` (the manager's fallback log target), and
+  the runtime directory bind-mounted on itself as a shared mount (``LoadCredential=`` needs that).
 - Both processes live in a cgroup v2 subtree of their own. journald attributes a log line to a
   user unit only if the writer's cgroup path has the shape
   ``[*.slice/]user@UID.service/<unit>``, so the manager goes into
@@ -82,6 +83,11 @@ if [ -e /etc/systemd/journald.conf ]; then
     mount --bind "$root/journald.conf" /etc/systemd/journald.conf
 fi
 mount --bind "$root/console.log" /dev/console || echo "console left as is" >&2
+# The runtime directory as a shared mount point of its own, like /run/user/UID: systemd sets up
+# a service's credentials (LoadCredential=) in a child mount namespace and moves the mount into
+# place there, which reaches the manager only through propagation.
+mount --bind "$root/run" "$root/run"
+mount --make-shared "$root/run"
 echo $$ > "$2/cgroup.procs"
 exec "$3"
 """
