@@ -208,6 +208,9 @@ def test_deadline_result_fires_with_its_evidence(state_dir: Path) -> None:
         "• backup-done: not done by 2026-02-02T08:00:00Z: "
         "nightly-reset-prep did not run since 2026-02-01T08:00:00Z"
     ]
+    # the key is a time, colons and all: the instance still learns that its alert went out
+    fired = watch_state(state_dir, "backup-done")["2026-02-02T08:00:00Z"]
+    assert [step["state"] for step in fired["history"]] == ["fired", "delivered"]
     drop(
         state_dir,
         {**result, "key": "2026-02-03T08:00:00Z", "satisfied": True, "evidence": {"text": "ok"}},

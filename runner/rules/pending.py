@@ -121,8 +121,9 @@ def check(watch: FileWatch, state: dict[str, Any], now: datetime) -> list[Alert]
                 watch.name, key, instance, "satisfied", now, {"text": text, "file": matches[0]}
             )
         elif now >= deadline:
-            minutes = int(instance.get("within") or watch.within) // 60
-            text = f"no {instance['path']} after {minutes} min; the task may be stuck"
+            seconds = int(instance.get("within") or watch.within)
+            span = f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds}s"
+            text = f"no {instance['path']} after {span}; the task may be stuck"
             transition(watch.name, key, instance, "expired", now, {"text": text})
         else:
             continue

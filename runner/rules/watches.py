@@ -280,8 +280,11 @@ def _first(instance: dict[str, Any], states: tuple[str, ...]) -> str | None:
 
 def remember_messages(state: dict[str, Any], alert_key: str, messages: dict[str, str]) -> None:
     """Which message ids carried an instance's alert, to see later whether they arrived."""
-    parts = alert_key.split(":")
-    instance = instances(state).get(parts[2]) if len(parts) > 2 else None
+    # `watch:<name>:<key>:<state>:<count>[:esc]`; the key itself may hold colons (a deadline's
+    # is an ISO time), so it is what remains once the fixed parts are cut from both ends.
+    parts = alert_key.removesuffix(":esc").split(":")
+    key = ":".join(parts[2:-2]) if len(parts) > 4 else None
+    instance = instances(state).get(key) if key is not None else None
     if instance is not None:
         instance.setdefault("messages", {}).update(messages)
 
