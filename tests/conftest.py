@@ -82,3 +82,15 @@ def vigil_in_namespace(
         *map(str, args),
         check=check,
     )
+
+
+@pytest.fixture
+def vigil_manager(clean_user_manager, monkeypatch: pytest.MonkeyPatch):
+    """The real user manager, with vigil in this process talking to it (its HOME, runtime dir
+    and bus), and no generations or state left from earlier tests in that shared home."""
+    for key, value in clean_user_manager.env.items():
+        monkeypatch.setenv(key, value)
+    home = Path(clean_user_manager.env["HOME"])
+    for leftover in (home / ".local/share/vigil", home / ".local/state/vigil"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    return clean_user_manager

@@ -7,7 +7,6 @@ runs in-process with that environment, so `systemctl --user` and `%h` agree with
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,14 +20,8 @@ BRUBA = ROOT / "examples" / "bruba.yaml"
 
 
 @pytest.fixture
-def manager(clean_user_manager, monkeypatch: pytest.MonkeyPatch):
-    for key, value in clean_user_manager.env.items():
-        monkeypatch.setenv(key, value)
-    home = Path(clean_user_manager.env["HOME"])
-    # Generations and state of earlier tests share this home; each test starts without them.
-    for leftover in (home / ".local/share/vigil", home / ".local/state/vigil"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    return clean_user_manager
+def manager(vigil_manager):
+    return vigil_manager
 
 
 @pytest.fixture

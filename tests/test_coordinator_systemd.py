@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -30,11 +29,8 @@ coordinator:
 
 
 @pytest.fixture
-def installed(vigil, clean_user_manager, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    manager = clean_user_manager
-    for key, value in manager.env.items():
-        monkeypatch.setenv(key, value)
-    shutil.rmtree(Path(manager.env["HOME"]) / ".local/share/vigil", ignore_errors=True)
+def installed(vigil, vigil_manager, tmp_path: Path):
+    manager = vigil_manager
     state = tmp_path / "state"
     config = tmp_path / "cs.yaml"
     config.write_text(CONFIG.format(state=state))

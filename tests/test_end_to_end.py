@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import textwrap
 import time
 from collections import Counter
@@ -199,14 +198,10 @@ def workload_copy(tmp: Path, api_url: str, first: datetime) -> tuple[dict[str, A
 
 
 @pytest.fixture
-def workload(vigil, clean_user_manager, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    manager = clean_user_manager
-    for key, value in manager.env.items():
-        monkeypatch.setenv(key, value)
+def workload(vigil, vigil_manager, tmp_path: Path):
+    manager = vigil_manager
     home = Path(manager.env["HOME"])
     stamps = home / ".local/share/systemd/timers"
-    for leftover in (home / ".local/share/vigil", home / ".local/state/vigil"):
-        shutil.rmtree(leftover, ignore_errors=True)
     prompts = {
         name: job["prompt"]
         for name, job in yaml.safe_load(BRUBA.read_text())["jobs"].items()

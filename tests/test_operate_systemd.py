@@ -9,7 +9,6 @@ so it runs there as a subprocess.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -61,13 +60,8 @@ class Installed:
 
 
 @pytest.fixture
-def installed(vigil, clean_user_manager, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    manager = clean_user_manager
-    for key, value in manager.env.items():
-        monkeypatch.setenv(key, value)
-    home = Path(manager.env["HOME"])
-    for leftover in (home / ".local/share/vigil", home / ".local/state/vigil"):
-        shutil.rmtree(leftover, ignore_errors=True)
+def installed(vigil, vigil_manager, tmp_path: Path):
+    manager = vigil_manager
     state, secrets = tmp_path / "state", tmp_path / "secrets"
     secrets.mkdir(mode=0o700)
     secret = secrets / "token"

@@ -4,7 +4,6 @@ runs.jsonl records, and the failure alert that OnFailure= puts into the inbox.""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -48,11 +47,8 @@ EXPECTED = {
 
 
 @pytest.fixture
-def installed(vigil, clean_user_manager, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    manager = clean_user_manager
-    for key, value in manager.env.items():
-        monkeypatch.setenv(key, value)
-    shutil.rmtree(Path(manager.env["HOME"]) / ".local/share/vigil", ignore_errors=True)
+def installed(vigil, vigil_manager, tmp_path: Path):
+    manager = vigil_manager
     state = tmp_path / "state"
     config = tmp_path / "rt.yaml"
     config.write_text(CONFIG.format(state=state))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -77,14 +76,9 @@ class Installed:
 
 
 @pytest.fixture
-def install(
-    vigil, clean_user_manager, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Callable[[float], Installed]:
+def install(vigil, vigil_manager, tmp_path: Path) -> Callable[[float], Installed]:
     """Install the config with its deadline `lead` seconds from now (UTC, whole seconds)."""
-    manager = clean_user_manager
-    for key, value in manager.env.items():
-        monkeypatch.setenv(key, value)
-    shutil.rmtree(Path(manager.env["HOME"]) / ".local/share/vigil", ignore_errors=True)
+    manager = vigil_manager
 
     def run(lead: float) -> Installed:
         state = tmp_path / "state"
