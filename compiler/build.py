@@ -10,7 +10,7 @@ from typing import Any
 
 from compiler import gitinfo
 from compiler.errors import VigilError
-from compiler.fsutil import atomic_write
+from compiler.fsutil import atomic_write, write_all
 from compiler.loader import load_file, load_text
 from compiler.render import Source, Tree, render
 from compiler.validate import Validated, validate_document
@@ -47,9 +47,11 @@ def write_tree(tree: Tree, out: Path) -> list[str]:
     """Write `tree` into `out`; remove what an earlier compile there wrote and this one did not.
     Files vigil did not write are never touched. Returns the removed paths."""
     previous = read_manifest(out)
-    for relative, generated in sorted(tree.items()):
-        if relative != "manifest.json":
-            atomic_write(out / relative, generated.content, mode=generated.mode)
+    write_all(
+        (out / relative, generated.content, generated.mode)
+        for relative, generated in sorted(tree.items())
+        if relative != "manifest.json"
+    )
     stale = sorted(set(previous.get("files", {})) - set(tree))
     for relative in stale:
         (out / relative).unlink(missing_ok=True)

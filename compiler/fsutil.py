@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: str | bytes, *, mode: int = 0o644) -> None:
-    """Write a temp file beside `path`, fsync, rename it over `path`, fsync the directory."""
+def atomic_write(
+    path: Path, data: str | bytes, *, mode: int = 0o644, sync_dir: bool = True
+) -> None:
+    """Write a temp file beside `path`, fsync, rename it over `path`, fsync the directory
+    (unless the caller fsyncs it once after many writes: see write_all)."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -22,7 +26,19 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int = 0o644) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    fsync_directory(path.parent)
+    if sync_dir:
+        fsync_directory(path.parent)
+
+
+def write_all(files: Iterable[tuple[Path, bytes, int]]) -> None:
+    """Many atomic writes; each directory is fsynced once at the end instead of after every
+    file (a 1,000-job tree is 4,000 files)."""
+    directories: set[Path] = set()
+    for path, data, mode in files:
+        atomic_write(path, data, mode=mode, sync_dir=False)
+        directories.add(path.parent)
+    for directory in sorted(directories):
+        fsync_directory(directory)
 
 
 def fsync_directory(directory: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from compiler.build import inside, read_manifest
 from compiler.errors import VigilError
-from compiler.fsutil import atomic_write, fsync_directory
+from compiler.fsutil import atomic_write, fsync_directory, write_all
 from compiler.layout import Scope
 from compiler.render import GeneratedFile, Tree
 
@@ -95,8 +95,10 @@ class Installation:
         final = self.generation_dir(number)
         staging = final.with_name(f".{number}.partial")
         shutil.rmtree(staging, ignore_errors=True)
-        for relative, generated in tree.items():
-            atomic_write(inside(staging, relative), generated.content, mode=generated.mode)
+        write_all(
+            (inside(staging, relative), generated.content, generated.mode)
+            for relative, generated in tree.items()
+        )
         atomic_write(staging / META, json.dumps(meta, indent=2, sort_keys=True) + "\n")
         os.replace(staging, final)
         fsync_directory(final.parent)
