@@ -125,6 +125,31 @@ FINDING_INPUT = {
 }
 
 
+def tool_use(tool_input: object) -> dict[str, Any]:
+    """The content block of a forced `report_finding` tool call."""
+    return {"type": "tool_use", "id": "toolu_01", "name": "report_finding", "input": tool_input}
+
+
+def message_reply(
+    number: int,
+    model: object,
+    content: list[dict[str, Any]],
+    usage: dict[str, int],
+    stop_reason: str = "tool_use",
+) -> dict[str, Any]:
+    """A Messages API response body, as the SDK parses it."""
+    return {
+        "id": f"msg_{number}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": usage,
+    }
+
+
 class FakeMessagesAPI:
     """POST /v1/messages on 127.0.0.1. `script` lists the next replies, one per call; after it
     runs out every call gets `default`. Replies: finding, nothing, malformed, no-tool,
@@ -172,29 +197,14 @@ class FakeMessagesAPI:
         elif kind == "malformed":
             tool_input = {"message": 42, "overdue": "not checked"}
         if kind in ("finding", "nothing", "malformed"):
-            content = [
-                {
-                    "type": "tool_use",
-                    "id": "toolu_01",
-                    "name": "report_finding",
-                    "input": tool_input,
-                }
-            ]
+            content = [tool_use(tool_input)]
         elif kind == "no-tool":
             stop_reason = "end_turn"
             content = [{"type": "text", "text": "Here are your reminders."}]
         elif kind == "refusal":
             stop_reason = "refusal"
-        message = {
-            "id": f"msg_{self.calls}",
-            "type": "message",
-            "role": "assistant",
-            "model": body.get("model"),
-            "content": content,
-            "stop_reason": stop_reason,
-            "stop_sequence": None,
-            "usage": {"input_tokens": self.usage[0], "output_tokens": self.usage[1]},
-        }
+        usage = {"input_tokens": self.usage[0], "output_tokens": self.usage[1]}
+        message = message_reply(self.calls, body.get("model"), content, usage, stop_reason)
         return 200, {}, message
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

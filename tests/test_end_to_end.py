@@ -32,7 +32,7 @@ import yaml
 
 from tests.bench.reference_day import answer, command_output, input_tokens, make_projects, tokens
 from tests.conftest import ROOT, vigil_in_namespace
-from tests.runner_support import API_KEY, FakeMessagesAPI, key_sent
+from tests.runner_support import API_KEY, FakeMessagesAPI, key_sent, message_reply, tool_use
 
 pytestmark = pytest.mark.systemd
 
@@ -81,27 +81,9 @@ class WorkloadAPI(FakeMessagesAPI):
         return job
 
     def reply(self, kind: str, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
-        block = {
-            "type": "tool_use",
-            "id": "toolu_01",
-            "name": "report_finding",
-            "input": answer(kind, command_output(body), datetime.now(UTC)),
-        }
+        block = tool_use(answer(kind, command_output(body), datetime.now(UTC)))
         usage = {"input_tokens": input_tokens(body), "output_tokens": tokens(json.dumps(block))}
-        return (
-            200,
-            {},
-            {
-                "id": f"msg_{self.calls}",
-                "type": "message",
-                "role": "assistant",
-                "model": body.get("model"),
-                "content": [block],
-                "stop_reason": "tool_use",
-                "stop_sequence": None,
-                "usage": usage,
-            },
-        )
+        return 200, {}, message_reply(self.calls, body.get("model"), [block], usage)
 
 
 STAND_INS = {

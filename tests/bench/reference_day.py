@@ -44,7 +44,14 @@ from compiler.build import build
 from compiler.cost import firings_per_month
 from compiler.model import Config
 from compiler.schedule import next_elapses, parse_schedule
-from tests.runner_support import API_KEY, ROOT, FakeMessagesAPI, runner_env
+from tests.runner_support import (
+    API_KEY,
+    ROOT,
+    FakeMessagesAPI,
+    message_reply,
+    runner_env,
+    tool_use,
+)
 
 CONFIG = ROOT / "examples" / "bruba.yaml"
 DEFAULT_DATE = date(2026, 2, 2)  # a Monday: the weekly staleness-check fires too
@@ -90,26 +97,11 @@ class DayAPI(FakeMessagesAPI):
             return "finding"
 
     def reply(self, kind: str, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
-        tool_input = answer(self.job, command_output(body), self.now)
-        block: dict[str, Any] = {
-            "type": "tool_use",
-            "id": "toolu_01",
-            "name": "report_finding",
-            "input": tool_input,
-        }
+        block = tool_use(answer(self.job, command_output(body), self.now))
         usage = {"input_tokens": input_tokens(body), "output_tokens": tokens(json.dumps(block))}
         with self.lock:
             self.requests[-1]["usage"] = usage
-        message = {
-            "id": f"msg_{self.calls}",
-            "type": "message",
-            "role": "assistant",
-            "model": body.get("model"),
-            "content": [block],
-            "stop_reason": "tool_use",
-            "stop_sequence": None,
-            "usage": usage,
-        }
+        message = message_reply(self.calls, body.get("model"), [block], usage)
         return 200, {}, message
 
 
