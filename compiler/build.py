@@ -10,7 +10,7 @@ from typing import Any
 
 from compiler import gitinfo
 from compiler.errors import VigilError
-from compiler.fsutil import atomic_write, write_all
+from compiler.fsutil import write_changed
 from compiler.loader import load_file, load_text
 from compiler.render import Source, Tree, render
 from compiler.validate import Validated, validate_document
@@ -43,11 +43,13 @@ def build(
     return validated, tree
 
 
-def write_tree(tree: Tree, out: Path) -> list[str]:
+def write_tree(tree: Tree, out: Path) -> tuple[int, list[str]]:
     """Write `tree` into `out`; remove what an earlier compile there wrote and this one did not.
-    Files vigil did not write are never touched. Returns the removed paths."""
+    Files vigil did not write are never touched; files already up to date are not rewritten.
+    This is build output (no fsync); installed generations are written durably by apply.
+    Returns how many files were written and the removed paths."""
     previous = read_manifest(out)
-    write_all(
+    written = write_changed(
         (out / relative, generated.content, generated.mode)
         for relative, generated in sorted(tree.items())
         if relative != "manifest.json"
@@ -56,8 +58,9 @@ def write_tree(tree: Tree, out: Path) -> list[str]:
     for relative in stale:
         (out / relative).unlink(missing_ok=True)
     # The manifest goes last: it only ever describes files that are complete on disk.
-    atomic_write(out / "manifest.json", tree["manifest.json"].content)
-    return stale
+    manifest = tree["manifest.json"]
+    written += write_changed([(out / "manifest.json", manifest.content, manifest.mode)])
+    return written, stale
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:

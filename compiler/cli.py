@@ -101,8 +101,13 @@ def compile_(
         validated, tree = build(config, python=python, system=system)
         for warning in validated.warnings:
             warn(f"{config}: {warning}")
-        removed = write_tree(tree, out)
-        print(f"{config}: wrote {len(tree)} files to {out}", file=sys.stderr)
+        written, removed = write_tree(tree, out)
+        unchanged = len(tree) - written
+        print(
+            f"{config}: wrote {written} files to {out}"
+            + (f" ({unchanged} unchanged)" if unchanged else ""),
+            file=sys.stderr,
+        )
         for relative in removed:
             print(f"  removed {relative}", file=sys.stderr)
 

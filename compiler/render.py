@@ -59,6 +59,7 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("compiler", "templates"),
         undefined=jinja2.StrictUndefined,
+        auto_reload=False,  # the templates ship with the package: no stat() on every use
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,14 @@ __all__ = ["clean_user_manager", "user_manager"]  # fixtures: a private systemd 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 CASES = ROOT / "tests" / "cases"
+
+# The long variants (hundreds of crash trials, thousands of fuzz examples) run when VIGIL_LONG=1;
+# CI runs the quick ones. `sized(quick, long)` picks the figure for the current run.
+LONG = os.environ.get("VIGIL_LONG", "") not in ("", "0")
+
+
+def sized(quick: int, long: int) -> int:
+    return long if LONG else quick
 
 
 @dataclass

@@ -169,6 +169,29 @@ def test_compile_removes_only_what_it_wrote_before(vigil, tmp_path: Path) -> Non
     assert (out / "units" / "mine.service").read_text() == "not vigil's"
 
 
+def test_compile_again_rewrites_only_what_changed(vigil, tmp_path: Path) -> None:
+    config = tmp_path / "demo.yaml"
+    config.write_text(MINIMAL)
+    out = tmp_path / "out"
+    first = vigil("compile", config, "--out", out)
+    assert first.exit_code == 0
+    total = sum(1 for path in out.rglob("*") if path.is_file())
+    assert f"wrote {total} files" in first.stderr
+    times = {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file()}
+    again = vigil("compile", config, "--out", out)
+    assert f"wrote 0 files to {out} ({total} unchanged)" in again.stderr
+    assert times == {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file()}
+    # a hand edit and a changed mode are repaired; the rest stays untouched
+    script = out / "bin" / "demo-hello"
+    script.write_text("#!/bin/sh\necho tampered\n")
+    (out / "specs" / "hello.json").chmod(0o644)
+    repaired = vigil("compile", config, "--out", out)
+    assert f"wrote 2 files to {out} ({total - 2} unchanged)" in repaired.stderr
+    assert "tampered" not in script.read_text()
+    assert (out / "specs" / "hello.json").stat().st_mode & 0o777 == 0o600
+    assert not list(out.rglob(".*.tmp"))
+
+
 def test_manifest_records_git_revision(tmp_path: Path) -> None:
     git(tmp_path, "init", "-q")
     config = tmp_path / "vigil.yaml"
