@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -51,24 +52,40 @@ def write_all(files: Iterable[tuple[Path, bytes, int]]) -> int:
 
 
 def write_changed(files: Iterable[tuple[Path, bytes, int]]) -> int:
-    """Atomic writes that skip files already holding these bytes and mode, without fsync: for
-    build output that a rerun regenerates (as compilers and systemd's generators do). Unchanged
-    files keep their modification time. Returns how many files were written."""
+    """Writes that skip files already holding these bytes and mode, without fsync: for build
+    output that a rerun regenerates (as compilers and systemd's generators do). Unchanged files
+    keep their modification time. An existing file is replaced atomically; a new one is written
+    in place, since a crash can only leave a partial new file, which the next run rewrites
+    because its bytes differ. Returns how many files were written."""
     count = 0
+    made: set[Path] = set()
     for path, data, mode in files:
+        if path.parent not in made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent)
         if _holds(path, data, mode):
             continue
-        atomic_write(path, data, mode=mode, sync=False)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        except FileExistsError:
+            atomic_write(path, data, mode=mode, sync=False)
+        else:
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), mode)  # open's mode is masked by the umask
+                handle.write(data)
         count += 1
     return count
 
 
 def _holds(path: Path, data: bytes, mode: int) -> bool:
     try:
-        if path.is_symlink() or (path.stat().st_mode & 0o7777) != mode:
+        status = path.lstat()
+        if not stat.S_ISREG(status.st_mode) or stat.S_IMODE(status.st_mode) != mode:
+            return False
+        if status.st_size != len(data):
             return False
         return path.read_bytes() == data
-    except OSError:
+    except OSError:  # absent or unreadable: write it
         return False
 
 

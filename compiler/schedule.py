@@ -143,6 +143,8 @@ def _zones() -> frozenset[str]:
 
 def check_timezone(name: str) -> None:
     """Accept IANA zone names (and "UTC"); suggest the closest names otherwise."""
+    if name not in _NOT_ZONES and _loads(name):
+        return  # the common case, without listing the whole zone database (~15 ms)
     zones = _zones()
     if name in zones:
         return
@@ -152,6 +154,15 @@ def check_timezone(name: str) -> None:
     else:
         hint = "use an IANA name such as 'Europe/Berlin' or 'UTC'"
     raise ScheduleError(f"unknown timezone {name!r}; {hint}")
+
+
+@cache
+def _loads(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
 
 
 def _guess_zones(name: str, zones: frozenset[str]) -> list[str]:

@@ -45,11 +45,8 @@ def timed(command: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=30, help="runs of each (default 30)")
-    parser.add_argument("--json", type=Path, help="write the figures to this file")
-    args = parser.parse_args()
+def measure(n: int) -> dict[str, object]:
+    """Medians of N interleaved runs of each, and their ratio."""
     with tempfile.TemporaryDirectory() as tmp:
         spec = json.loads(TEMPLATE.read_text())
         spec.update(state_dir=tmp, command={"argv": ["true"]}, output="log")
@@ -58,14 +55,14 @@ def main() -> int:
         command, env, mode = runner_command(path)
         timed(command, env), timed(BASELINE, dict(os.environ))  # warm the caches
         runner_times, baseline_times = [], []
-        for _ in range(args.n):
+        for _ in range(n):
             runner_times.append(timed(command, env))
             baseline_times.append(timed(BASELINE, dict(os.environ)))
     runner_ms = statistics.median(runner_times) * 1000
     baseline_ms = statistics.median(baseline_times) * 1000
     ratio = runner_ms / baseline_ms
-    figures = {
-        "runs": args.n,
+    return {
+        "runs": n,
         "runner_started_with": mode,
         "python": sys.executable,
         "runner_median_ms": round(runner_ms, 2),
@@ -74,12 +71,22 @@ def main() -> int:
         "target": TARGET,
         "within_target": ratio <= TARGET,
     }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=30, help="runs of each (default 30)")
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
+    args = parser.parse_args()
+    figures = measure(args.n)
+    runner_ms, baseline_ms = figures["runner_median_ms"], figures["baseline_median_ms"]
+    mode = figures["runner_started_with"]
     print(f"runner ({mode}):   median {runner_ms:7.2f} ms over {args.n} runs")
     print(f"baseline python -c: median {baseline_ms:7.2f} ms over {args.n} runs")
-    print(f"ratio: {ratio:.2f}x (target <= {TARGET}x)")
+    print(f"ratio: {figures['ratio']:.2f}x (target <= {TARGET}x)")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
-    return 0 if ratio <= TARGET else 1
+    return 0 if figures["within_target"] else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,427 @@
+"""Every benchmark in one run: one table of figures, each beside its baseline, and a JSON file.
+
+    python -m tests.bench [--quick] [--only SECTION ...] [--json PATH] [--python PATH]
+
+(from the repository root; as root, for the sections that need a private systemd user manager
+and the systemd-cron baseline). Sections, in order:
+
+- latency: finding -> delivered under a real user manager (file channel) beside a bare
+  `python -I -c` service behind the same kind of path unit; the idle heartbeat
+  (tests/bench/latency.py)
+- runner: runner start-up against `python -c "import subprocess; subprocess.run(['true'])"`
+  (tests/bench/runner_overhead.py)
+- coordinator: 1,000 and 10,000 nag items processed and delivered (tests/bench/scale.py)
+- compile: compile and plan for 10 ... 10,000 jobs; `vigil compile` beside Debian's systemd-cron
+  generator on the same 1,000 crontab lines, both as processes (tests/bench/scale.py)
+- cost: one simulated day of the reference workload against a loopback Messages API, and the
+  cost model's monthly estimate, beside the reference design's ~$4/month
+  (tests/bench/reference_day.py, compiler/cost.py)
+
+--quick (CI; under a minute): 20 findings, 10 runner runs, compile up to 1,000 jobs, 1,000
+coordinator items, two rounds of the systemd-cron comparison, two hours of the reference day.
+Every ratio is measured within this run, so the machine's speed cancels out; times are medians.
+Exits 0 when every section ran, whether or not each target held (the table says); 1 when a
+section failed; `--strict` also exits 1 on a missed target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+SECTIONS = ("latency", "runner", "coordinator", "compile", "cost")
+REFERENCE_HEARTBEAT_WAIT_S = 15 * 60 / 2  # the reference design's 15-minute heartbeat, on average
+
+Row = dict[str, Any]
+
+
+def row(
+    section: str,
+    measurement: str,
+    value: str,
+    *,
+    baseline: str = "",
+    ratio: float | None = None,
+    target: str = "",
+    ok: bool | None = None,
+    **figures: Any,
+) -> Row:
+    return {
+        "section": section,
+        "measurement": measurement,
+        "value": value,
+        "baseline": baseline,
+        "ratio": ratio,
+        "target": target,
+        "pass": ok,
+        "figures": figures,
+    }
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def mib(size: float | None) -> str:
+    return "-" if size is None else f"{size / 2**20:.1f} MiB"
+
+
+# --- sections ------------------------------------------------------------------------------
+
+
+def latency_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
+    from tests.bench import latency
+    from tests.systemd_manager import private_user_manager
+
+    count, idle_runs = (20, 5) if quick else (100, 10)
+    with private_user_manager() as manager, latency.manager_environment(manager):
+        figures = latency.run_bench(manager, count, 0.2, idle_runs, python)
+    ours, floor, idle = figures["vigil"], figures["floor"], figures["idle_heartbeat"]
+    ratio = figures["ratio_of_medians"]
+    rows = [
+        row(
+            "latency",
+            f"finding -> delivered, median of {count}",
+            ms(ours["median_s"]),
+            baseline=f"{ms(floor['median_s'])} bare python -c path unit",
+            ratio=ratio,
+            target=f"<= {latency.RATIO_TARGET:g}x",
+            ok=ratio <= latency.RATIO_TARGET,
+        ),
+        row(
+            "latency",
+            f"finding -> delivered, p99 of {count}",
+            ms(ours["p99_s"]),
+            baseline=f"{ms(floor['p99_s'])} bare python -c path unit",
+            ratio=ours["p99_s"] / floor["p99_s"],
+            target=f"< {latency.P99_TARGET_S:g} s",
+            ok=ours["p99_s"] < latency.P99_TARGET_S,
+        ),
+        row(
+            "latency",
+            "median wait vs the reference 15-min heartbeat",
+            ms(ours["median_s"]),
+            baseline=f"{REFERENCE_HEARTBEAT_WAIT_S:.0f} s average wait",
+            ratio=ours["median_s"] / REFERENCE_HEARTBEAT_WAIT_S,
+        ),
+        row(
+            "latency",
+            f"idle heartbeat (empty inbox), median of {idle['runs']}",
+            f"{ms(idle['exec_wall_s'])} wall, {ms(idle['cpu_s'])} CPU",
+            baseline=f"systemctl start {ms(idle['systemctl_start_wall_s'])}",
+        ),
+        row(
+            "latency",
+            "idle heartbeat: model tokens spent",
+            str(idle["tokens"]),
+            target="0, no anthropic/apprise import",
+            ok=idle["tokens"] == 0 and not idle["imports_anthropic_or_apprise"],
+        ),
+    ]
+    return rows, figures
+
+
+def runner_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
+    from tests.bench import runner_overhead
+
+    figures = runner_overhead.measure(10 if quick else 30)
+    ratio = float(figures["ratio"])
+    return [
+        row(
+            "runner",
+            f"shell job `true`, median of {figures['runs']}",
+            f"{figures['runner_median_ms']:.1f} ms",
+            baseline=f"{figures['baseline_median_ms']:.1f} ms python -c subprocess.run",
+            ratio=ratio,
+            target=f"<= {runner_overhead.TARGET:g}x",
+            ok=ratio <= runner_overhead.TARGET,
+        )
+    ], figures
+
+
+def coordinator_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
+    from tests.bench import scale
+
+    sizes = scale.QUICK_COORDINATOR_SIZES if quick else scale.COORDINATOR_SIZES
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
+        found = scale.bench_coordinator(sizes, Path(tmp))
+    rows = []
+    for r in found:
+        growth = r.get("time_growth")
+        rows.append(
+            row(
+                "coordinator",
+                f"{r['what']} ({r['delivered_lines']:,} lines delivered)",
+                f"{ms(r['seconds'])}, {mib(r['peak_bytes'])}",
+                baseline="",
+                ratio=None,
+                target=r["target"],
+                ok=r["pass"],
+                time_growth=growth,
+                memory_growth=r.get("memory_growth"),
+            )
+        )
+    return rows, {"rows": found}
+
+
+def compile_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
+    from tests.bench import scale
+
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
+        found = scale.bench_compile(scale.QUICK_SIZES if quick else scale.SIZES, quick, Path(tmp))
+        baseline = scale.bench_baseline(Path(tmp), found, rounds=2 if quick else 7)
+    rows = []
+    for r in found:
+        growth = r.get("time_growth")
+        extra = f", growth {growth:.1f}x/10x" if growth else ""
+        rows.append(
+            row(
+                "compile",
+                r["what"],
+                f"{ms(r['seconds'])}, {mib(r['peak_bytes'])}{extra}",
+                target=r["target"] if growth else "",
+                ok=r["pass"],
+                time_growth=growth,
+                memory_growth=r.get("memory_growth"),
+            )
+        )
+    generator = next((r for r in baseline if r["what"].startswith("systemd-cron generator,")), None)
+    for r in baseline:
+        if "skipped" in r:
+            rows.append(row("compile", r["what"], "skipped", target=r["skipped"], ok=None))
+            continue
+        compared = r.get("ratio")
+        against = ""
+        if compared is not None and generator is not None and r is not generator:
+            against = f"{ms(generator['seconds'])} systemd-cron, {generator['size']:,} lines"
+            if "baseline_per_item_ms" in r:
+                against = f"{r['baseline_per_item_ms'] * 1000:.0f} us per crontab line"
+        value = ms(r["seconds"])
+        if "baseline_per_item_ms" in r:
+            value = f"{r['per_item_ms'] * 1000:.0f} us per job"
+        rows.append(
+            row(
+                "compile",
+                r["what"],
+                value,
+                baseline=against,
+                ratio=compared,
+                target=r["target"] if r["target"] != "-" else "",
+                ok=r["pass"],
+            )
+        )
+    return rows, {"rows": found, "baseline": baseline}
+
+
+def cost_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
+    from compiler.cost import estimate
+    from compiler.loader import load_file
+    from compiler.validate import validate_document
+    from tests.bench import reference_day
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        day = reference_day.simulate(quick=quick)
+    figures = reference_day.figures(day)
+    problems = figures["invariant_problems"]
+    jobs = {r["job"]: r for r in figures["jobs"]}
+    total = figures["total"]
+    hours = "09:00-11:00" if quick else "a whole day"
+    reference = reference_day.REFERENCE_TOTAL
+    heartbeat = reference_day.REFERENCE_MONTHLY[reference_day.COORDINATOR]
+    config = validate_document(load_file(ROOT / "examples" / "bruba.yaml")).config
+    modelled = sum(r.estimate_usd or 0.0 for r in estimate(config))
+    rows = [
+        row(
+            "cost",
+            f"reference workload, {hours}: model calls",
+            str(total["calls"]),
+            target="no call without news; invariants hold",
+            ok=not problems,
+            problems=problems,
+        ),
+        row(
+            "cost",
+            f"reference workload, {hours}: cost per month (measured tokens x schedule)",
+            f"${total['month_schedule']:.3f}",
+            baseline=f"${reference:.2f}/month reference design",
+            ratio=total["month_schedule"] / reference,
+        ),
+        row(
+            "cost",
+            "heartbeat (coordinator) per month",
+            f"${jobs[reference_day.COORDINATOR]['month_schedule']:.2f}",
+            baseline=f"${heartbeat:.2f}/month LLM heartbeat",
+            ratio=jobs[reference_day.COORDINATOR]["month_schedule"] / heartbeat,
+            target="$0",
+            ok=jobs[reference_day.COORDINATOR]["month_schedule"] == 0,
+        ),
+        row(
+            "cost",
+            "`vigil cost` upper bound per month (every firing calls the model)",
+            f"${modelled:.2f}",
+            baseline=f"${reference:.2f}/month reference design",
+            ratio=modelled / reference,
+            target="below the reference",
+            ok=modelled < reference,
+        ),
+    ]
+    return rows, {"reference_day": figures, "cost_model_monthly_usd": modelled}
+
+
+RUNNERS: dict[str, Callable[[bool, str], tuple[list[Row], dict[str, Any]]]] = {
+    "latency": latency_rows,
+    "runner": runner_rows,
+    "coordinator": coordinator_rows,
+    "compile": compile_rows,
+    "cost": cost_rows,
+}
+
+
+# --- the report ----------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = None
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) * 1024
+    systemd = subprocess.run(
+        ["systemctl", "--version"], capture_output=True, text=True, check=False
+    ).stdout.split("\n")[0]
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory": mib(memory).replace("MiB", "MiB RAM") if memory else "unknown",
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "systemd": systemd,
+    }
+
+
+def table(rows: list[Row]) -> str:
+    widths = {"measurement": 62, "value": 26, "baseline": 44, "ratio": 9, "target": 30}
+    header = (
+        f"{'measurement':<{widths['measurement']}} {'value':>{widths['value']}}  "
+        f"{'baseline (same run)':<{widths['baseline']}} {'ratio':>{widths['ratio']}}  "
+        f"{'target':<{widths['target']}} result"
+    )
+    lines = [header, "-" * len(header)]
+    section = None
+    for r in rows:
+        if r["section"] != section:
+            section = r["section"]
+            lines.append(f"[{section}]")
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+        if r["ratio"] is not None and r["ratio"] < 0.01:
+            ratio = f"1/{1 / r['ratio']:,.0f}" if r["ratio"] else "0"
+        result = {None: "", True: "PASS", False: "MISS"}[r["pass"]]
+        if r["pass"] is None and r["value"] == "skipped":
+            result = "SKIP"
+        lines.append(
+            f"{r['measurement'][: widths['measurement']]:<{widths['measurement']}} "
+            f"{r['value']:>{widths['value']}}  {r['baseline']:<{widths['baseline']}} "
+            f"{ratio:>{widths['ratio']}}  {r['target']:<{widths['target']}} {result}"
+        )
+    return "\n".join(lines)
+
+
+def markdown(rows: list[Row], about: dict[str, Any]) -> str:
+    """The table as README wants it."""
+    box = about["machine"]
+    lines = [
+        f"Measured {about['date']} on {box['cpu']}, {box['cores']} cores, "
+        f"{box['memory']}, Linux {box['kernel']}, Python {box['python']}, {box['systemd']}"
+        f"{' (quick mode)' if about['quick'] else ''}.",
+        "",
+        "| measurement | vigil | baseline (same run) | ratio | target | |",
+        "|---|---:|---|---:|---|---|",
+    ]
+    for r in rows:
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+        if r["ratio"] is not None and r["ratio"] < 0.01:
+            ratio = f"1/{1 / r['ratio']:,.0f}" if r["ratio"] else "0"
+        result = {None: "", True: "met", False: "**missed**"}[r["pass"]]
+        cells = [r["measurement"].strip(), r["value"], r["baseline"], ratio, r["target"], result]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the CI variant, under a minute")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
+    parser.add_argument(
+        "--json", type=Path, default=Path("bench-results.json"), help="default: %(default)s"
+    )
+    parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="interpreter of the latency section's services (default: this one)",
+    )
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    about = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "quick": args.quick,
+        "machine": machine(),
+        "command": "python -m tests.bench" + (" --quick" if args.quick else ""),
+    }
+    rows: list[Row] = []
+    details: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    for section in args.only or SECTIONS:
+        began = time.perf_counter()
+        print(f"running {section} ...", file=sys.stderr, flush=True)
+        try:
+            found, details[section] = RUNNERS[section](args.quick, args.python)
+        except Exception as error:  # one broken section still leaves the others' figures
+            failed[section] = f"{type(error).__name__}: {error}"
+            traceback.print_exc()
+            found = [row(section, f"{section} section", "failed", target=failed[section][:200])]
+        rows += found
+        print(f"  {section}: {time.perf_counter() - began:.1f} s", file=sys.stderr, flush=True)
+    about["seconds"] = round(time.perf_counter() - started, 1)
+    print(table(rows))
+    missed = [r["measurement"] for r in rows if r["pass"] is False]
+    print(
+        f"\n{len(missed)} target(s) missed, {len(failed)} section(s) failed; "
+        f"took {about['seconds']} s; figures in {args.json}"
+    )
+    args.json.write_text(
+        json.dumps(
+            {**about, "rows": rows, "failed": failed, "details": details}, indent=2, default=str
+        )
+        + "\n"
+    )
+    if args.markdown:
+        args.markdown.write_text(markdown(rows, about) + "\n")
+    if failed:
+        return 1
+    return 1 if args.strict and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
