@@ -76,6 +76,10 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
+def cpu(seconds: float | None) -> str:
+    return "n/a" if seconds is None else ms(seconds)
+
+
 def mib(size: float | None) -> str:
     return "-" if size is None else f"{size / 2**20:.1f} MiB"
 
@@ -121,8 +125,10 @@ def latency_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
         row(
             "latency",
             f"idle heartbeat (empty inbox), median of {idle['runs']}",
-            f"{ms(idle['exec_wall_s'])} wall, {ms(idle['cpu_s'])} CPU",
-            baseline=f"systemctl start {ms(idle['systemctl_start_wall_s'])}",
+            f"{ms(idle['exec_wall_s'])} wall, {cpu(idle['cpu_s'])} CPU",
+            baseline=f"{ms(idle['floor_exec_wall_s'])} wall, {cpu(idle['floor_cpu_s'])} CPU "
+            "bare python -c service",
+            ratio=idle["exec_wall_s"] / idle["floor_exec_wall_s"],
         ),
         row(
             "latency",

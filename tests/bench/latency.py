@@ -235,45 +235,59 @@ def app_slice_cpu(manager: UserManager) -> float | None:
     return int(fields["usage_usec"]) / 1e6 if "usage_usec" in fields else None
 
 
+def started_once(manager: UserManager, unit: str) -> tuple[float, float, float | None, str]:
+    """Start a oneshot and wait for its end: (systemctl wall, exec wall, CPU, CPU source)."""
+    slice_before = app_slice_cpu(manager)
+    start = time.perf_counter()
+    manager.systemctl("start", unit)  # a oneshot: returns when it has exited
+    wall = time.perf_counter() - start
+    slice_after = app_slice_cpu(manager)
+    shown = manager.show(
+        unit,
+        "Result",
+        "CPUUsageNSec",
+        "ExecMainStartTimestampMonotonic",
+        "ExecMainExitTimestampMonotonic",
+    )
+    if shown["Result"] != "success":
+        raise RuntimeError(f"{unit} ended with Result={shown['Result']}")
+    exec_wall = int(shown["ExecMainExitTimestampMonotonic"]) - int(
+        shown["ExecMainStartTimestampMonotonic"]
+    )
+    cpu = shown.get("CPUUsageNSec", "")
+    if cpu.isdigit() and int(cpu) < 2**63:
+        return wall, exec_wall / 1e6, int(cpu) / 1e9, "CPUUsageNSec"
+    if slice_before is not None and slice_after is not None:
+        # systemd's CPUAccounting is off (e.g. hybrid cgroups): the kernel still counts.
+        source = "cgroup v2 cpu.stat of app.slice (systemd's CPUUsageNSec not set)"
+        return wall, exec_wall / 1e6, slice_after - slice_before, source
+    return wall, exec_wall / 1e6, None, "unavailable (no CPUUsageNSec, no cgroup v2 cpu.stat)"
+
+
 def idle_heartbeat(manager: UserManager, state: Path, runs: int) -> dict[str, Any]:
-    unit = f"{NAME}-coordinator.service"
-    walls, unit_walls, cpus = [], [], []
+    """The coordinator started with an empty inbox, interleaved with the floor's service
+    started with an empty inbox (a bare interpreter that lists a directory and exits)."""
+    unit, floor = f"{NAME}-coordinator.service", f"{NAME}-floor.service"
+    walls, unit_walls, cpus, floor_walls, floor_cpus = [], [], [], [], []
     accounting = "CPUUsageNSec"
     for _ in range(runs):
         before = len(coordinator_runs(state))
-        slice_before = app_slice_cpu(manager)
-        start = time.perf_counter()
-        manager.systemctl("start", unit)  # a oneshot: returns when it has exited
-        walls.append(time.perf_counter() - start)
-        slice_after = app_slice_cpu(manager)
-        shown = manager.show(
-            unit,
-            "Result",
-            "CPUUsageNSec",
-            "ExecMainStartTimestampMonotonic",
-            "ExecMainExitTimestampMonotonic",
-        )
-        if shown["Result"] != "success":
-            raise RuntimeError(f"idle heartbeat ended with Result={shown['Result']}")
-        exec_wall = int(shown["ExecMainExitTimestampMonotonic"]) - int(
-            shown["ExecMainStartTimestampMonotonic"]
-        )
-        unit_walls.append(exec_wall / 1e6)
-        cpu = shown.get("CPUUsageNSec", "")
-        if cpu.isdigit() and int(cpu) < 2**63:
-            cpus.append(int(cpu) / 1e9)
-        elif slice_before is not None and slice_after is not None:
-            # systemd's CPUAccounting is off (e.g. hybrid cgroups): the kernel still counts.
-            accounting = "cgroup v2 cpu.stat of app.slice (systemd's CPUUsageNSec not set)"
-            cpus.append(slice_after - slice_before)
-        else:
-            accounting = "unavailable (no CPUUsageNSec, no cgroup v2 cpu.stat)"
+        wall, exec_wall, cpu, accounting = started_once(manager, unit)
+        walls.append(wall)
+        unit_walls.append(exec_wall)
+        if cpu is not None:
+            cpus.append(cpu)
         records = manager.wait_for(
             lambda before=before: coordinator_runs(state)[before:],
             what="the idle run's record",
         )
         if records[-1]["findings"] != 0:
             raise RuntimeError(f"the idle run found something: {records[-1]}")
+        time.sleep(0.05)
+        _, exec_wall, cpu, _ = started_once(manager, floor)
+        floor_walls.append(exec_wall)
+        if cpu is not None:
+            floor_cpus.append(cpu)
         time.sleep(0.05)
     return {
         "runs": runs,
@@ -282,6 +296,8 @@ def idle_heartbeat(manager: UserManager, state: Path, runs: int) -> dict[str, An
         "exec_wall_from": "ExecMainStartTimestampMonotonic..ExecMainExitTimestampMonotonic",
         "cpu_s": median(cpus) if cpus else None,
         "cpu_from": accounting,
+        "floor_exec_wall_s": median(floor_walls),
+        "floor_cpu_s": median(floor_cpus) if floor_cpus else None,
     }
 
 
@@ -431,7 +447,8 @@ def report(figures: dict[str, Any]) -> str:
         f"idle heartbeat (empty inbox, median of {idle['runs']}): "
         f"systemctl start {ms(idle['systemctl_start_wall_s']).strip()}, "
         f"exec wall {ms(idle['exec_wall_s']).strip()}, CPU {ms(idle['cpu_s']).strip()} "
-        f"(CPU from {idle['cpu_from']})",
+        f"(CPU from {idle['cpu_from']}); a bare python -c service: exec wall "
+        f"{ms(idle['floor_exec_wall_s']).strip()}, CPU {ms(idle['floor_cpu_s']).strip()}",
         f"tokens spent by the coordinator: {idle['tokens']} (cost ${idle['cost_usd']:.2f}); "
         f"imports anthropic/apprise on the idle path: "
         f"{'yes' if idle['imports_anthropic_or_apprise'] else 'no'}",
