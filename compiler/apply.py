@@ -12,15 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from compiler.errors import VigilError
-from compiler.fsutil import atomic_write
+from compiler.fsutil import atomic_write, write_all
 from compiler.generations import Installation
 from compiler.plan import Plan, make_plan
 from compiler.render import Tree
 from compiler.systemctl import Systemctl
 from compiler.verify import verify_tree
+from runner.fsatomic import describe  # one wording for the compiler and the runner
 
 UNIT_MODE = 0o644
 WANTED_BY = {".timer": "timers.target", ".path": "paths.target"}
@@ -77,7 +79,11 @@ def apply(
         meta = {**meta, "created": datetime.now(UTC).isoformat(timespec="seconds")}
         meta["changes"] = plan.summary()
         meta["previous"] = previous
-        number = installation.write_generation(new, meta)
+        try:
+            number = installation.write_generation(new, meta)
+        except OSError as exc:  # a full disk, a read-only file system: nothing is live yet
+            kept = f"generation {previous} is still active" if previous else "nothing was changed"
+            raise ApplyError("storing the new generation", describe(exc), kept) from None
     outcome.generation = number
     switch = _Switch(installation, plan, before, after, number, previous)
     switch.run(outcome)
@@ -127,7 +133,8 @@ class _Switch:
             self._check_active()
         except Exception as exc:  # every failure is rolled back, then reported
             restored = self._restore()
-            raise ApplyError(step, str(exc), restored) from None
+            reason = describe(exc) if isinstance(exc, OSError) else str(exc)
+            raise ApplyError(step, reason, restored) from None
 
     def _disable(self, units: list[str]) -> None:
         if self.systemd:
@@ -137,13 +144,18 @@ class _Switch:
                 self._wants_link(unit, present=False)
 
     def _write_units(self) -> None:
+        # All new unit files are written before any replaces its predecessor: a full disk fails
+        # with every unit file as it was.
         unit_dir = self.installation.unit_dir
+        write_all(
+            (unit_dir / change.unit, change.new, UNIT_MODE)
+            for change in self.plan.changes
+            if change.unit is not None
+            and change.action in ("create", "update")
+            and change.new is not None
+        )
         for change in self.plan.changes:
-            if change.unit is None:
-                continue
-            if change.action in ("create", "update") and change.new is not None:
-                atomic_write(unit_dir / change.unit, change.new, mode=UNIT_MODE)
-            elif change.action == "delete":
+            if change.unit is not None and change.action == "delete":
                 (unit_dir / change.unit).unlink(missing_ok=True)
 
     def _reload(self) -> None:
@@ -197,6 +209,8 @@ class _Switch:
                 continue
             path = installation.unit_dir / change.unit
             previous = old.get(change.path)
+            if previous is not None and _holds(path, previous.content):
+                continue  # never replaced (a full disk stopped it): nothing to write back
             if previous is not None:
                 attempt(f"restore {change.unit}", partial(atomic_write, path, previous.content))
             else:
@@ -217,6 +231,13 @@ class _Switch:
         if failures:
             return f"putting back {where} also failed: " + "; ".join(failures)
         return f"{where} is active again"
+
+
+def _holds(path: Path, content: bytes) -> bool:
+    try:
+        return path.read_bytes() == content
+    except OSError:
+        return False
 
 
 def _collector(failures: list[str]) -> Callable[[str, Callable[[], object]], None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -10,15 +11,33 @@ from typing import Any
 
 from compiler import gitinfo
 from compiler.errors import VigilError
-from compiler.fsutil import write_changed
+from compiler.fsutil import staged_write, write_changed
 from compiler.loader import load_file, load_text
 from compiler.render import Source, Tree, render
 from compiler.validate import Validated, validate_document
+
+# What ProtectHome= covers: a strict service sees nothing below these unless it is bound back.
+HIDDEN = ("/home", "/root", "/run/user")
 
 
 def default_python() -> str:
     """The interpreter vigil runs on: it has the runner package installed beside the compiler."""
     return sys.executable or "/usr/bin/python3"
+
+
+def runtime_paths(python: str) -> list[str]:
+    """Directories below the home directories that `python -m runner` needs (strict services
+    bind them back): for the interpreter vigil runs on, its installation, its environment and
+    the runner package; for another one, the environment its path is in."""
+    if python == sys.executable:
+        candidates = [sys.base_prefix, sys.prefix]
+        spec = importlib.util.find_spec("runner")
+        if spec is not None and spec.origin:  # an editable install runs it from the checkout
+            candidates.append(os.path.dirname(os.path.dirname(spec.origin)))
+    else:
+        candidates = [os.path.dirname(os.path.dirname(python))]
+    found = dict.fromkeys(os.path.realpath(path) for path in candidates)
+    return [path for path in found if any(path.startswith(f"{top}/") for top in HIDDEN)]
 
 
 def build(
@@ -39,7 +58,9 @@ def build(
         document = load_text(text, label)
         source = Source(label, text, {"revision": sha, "dirty": False})
     validated = validate_document(document)
-    tree = render(validated.config, source, python=python or default_python(), system=system)
+    python = python or default_python()
+    runtime = runtime_paths(python)
+    tree = render(validated.config, source, python=python, system=system, runtime=runtime)
     return validated, tree
 
 
@@ -49,17 +70,26 @@ def write_tree(tree: Tree, out: Path) -> tuple[int, list[str]]:
     This is build output (no fsync); installed generations are written durably by apply.
     Returns how many files were written and the removed paths."""
     previous = read_manifest(out)
-    written = write_changed(
-        (out / relative, generated.content, generated.mode)
-        for relative, generated in sorted(tree.items())
-        if relative != "manifest.json"
-    )
+    # The manifest is staged first and renamed last: it only ever describes files that are
+    # complete on disk, and a full disk fails before anything in `out` changed.
+    manifest = tree["manifest.json"]
+    pending = staged_write(out / "manifest.json", manifest.content, manifest.mode)
+    try:
+        written = write_changed(
+            (out / relative, generated.content, generated.mode)
+            for relative, generated in sorted(tree.items())
+            if relative != "manifest.json"
+        )
+    except BaseException:
+        if pending is not None:
+            pending.unlink(missing_ok=True)
+        raise
     stale = sorted(set(previous.get("files", {})) - set(tree))
     for relative in stale:
         (out / relative).unlink(missing_ok=True)
-    # The manifest goes last: it only ever describes files that are complete on disk.
-    manifest = tree["manifest.json"]
-    written += write_changed([(out / "manifest.json", manifest.content, manifest.mode)])
+    if pending is not None:
+        os.replace(pending, out / "manifest.json")
+        written += 1
     return written, stale
 
 

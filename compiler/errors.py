@@ -23,9 +23,18 @@ class ConfigIssue:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}"
-        return (
+        text = (
             f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
         )
+        return _one_line(text)
+
+
+def _one_line(text: str) -> str:
+    """Quoted keys, tags (`!a%0Ab`) and template fields can hold line breaks and other
+    unprintable characters: escape them, so that every issue stays exactly one line."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 class ConfigError(VigilError):

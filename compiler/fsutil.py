@@ -1,4 +1,6 @@
-"""Writing files so that a crash leaves the old content or the new one, never half of either."""
+"""Writing files so that a crash leaves the old content or the new one, never half of either.
+A write that fails (a full disk, a read-only file system) leaves no temp file behind and raises
+an OSError that names the file it was writing."""
 
 from __future__ import annotations
 
@@ -17,7 +19,22 @@ def atomic_write(
     fsync the directory (unless the caller fsyncs it once after many writes: see write_all)."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _stage(path, payload, mode, sync)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if sync and sync_dir:
+        fsync_directory(path.parent)
+
+
+def _stage(path: Path, payload: bytes, mode: int, sync: bool) -> Path:
+    """A temp file beside `path` holding `payload`, for a rename over `path`."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
@@ -25,24 +42,34 @@ def atomic_write(
                 handle.flush()
                 os.fsync(handle.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename in (None, tmp):
+            # write() names no file, and the temp file means nothing to the user.
+            raise OSError(error.errno, error.strerror, str(path)) from None
         raise
-    if sync and sync_dir:
-        fsync_directory(path.parent)
+    return Path(tmp)
 
 
 def write_all(files: Iterable[tuple[Path, bytes, int]]) -> int:
     """Atomic writes of many files, made durable together: one syncfs(2) of the filesystem
     (a 1,000-job tree is 4,000 files; an fsync each costs seconds), or an fsync per file where
-    syncfs is missing; then each directory once. Returns how many files were written."""
+    syncfs is missing; then each directory once. All or nothing when a write fails (a full
+    disk): every file is written to a temp file first, and renamed only once all are written.
+    Returns how many files were written."""
     directories: set[Path] = set()
-    written: list[Path] = []
-    for path, data, mode in files:
-        atomic_write(path, data, mode=mode, sync=False)
-        directories.add(path.parent)
-        written.append(path)
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data, mode in files:
+            if path.parent not in directories:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                directories.add(path.parent)
+            staged.append((_stage(path, data, mode, sync=False), path))
+    except BaseException:
+        _discard(staged)
+        raise
+    _rename_all(staged)
+    written = [path for _, path in staged]
     if written and not sync_filesystem(written[0]):
         for path in written:
             fsync_file(path)
@@ -56,25 +83,62 @@ def write_changed(files: Iterable[tuple[Path, bytes, int]]) -> int:
     output that a rerun regenerates (as compilers and systemd's generators do). Unchanged files
     keep their modification time. An existing file is replaced atomically; a new one is written
     in place, since a crash can only leave a partial new file, which the next run rewrites
-    because its bytes differ. Returns how many files were written."""
-    count = 0
+    because its bytes differ. All or nothing when a write fails (a full disk): replacements wait
+    in temp files until every file is written, and the new files are removed again, so the
+    directory keeps the previous output, never a mix. Returns how many files were written."""
     made: set[Path] = set()
-    for path, data, mode in files:
-        if path.parent not in made:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            made.add(path.parent)
-        if _holds(path, data, mode):
-            continue
+    created: list[Path] = []
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data, mode in files:
+            if path.parent not in made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                made.add(path.parent)
+            if _holds(path, data, mode):
+                continue
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+            except FileExistsError:
+                staged.append((_stage(path, data, mode, sync=False), path))
+                continue
+            created.append(path)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    os.fchmod(handle.fileno(), mode)  # open's mode is masked by the umask
+                    handle.write(data)
+            except OSError as error:
+                raise OSError(error.errno, error.strerror, str(path)) from None
+    except BaseException:
+        _discard(staged)
+        for path in created:
+            path.unlink(missing_ok=True)
+        raise
+    _rename_all(staged)
+    return len(created) + len(staged)
+
+
+def _rename_all(staged: list[tuple[Path, Path]]) -> None:
+    """Rename each staged temp file over its target (renames need no space)."""
+    for index, (temporary, path) in enumerate(staged):
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-        except FileExistsError:
-            atomic_write(path, data, mode=mode, sync=False)
-        else:
-            with os.fdopen(fd, "wb") as handle:
-                os.fchmod(handle.fileno(), mode)  # open's mode is masked by the umask
-                handle.write(data)
-        count += 1
-    return count
+            os.replace(temporary, path)
+        except BaseException:
+            _discard(staged[index:])
+            raise
+
+
+def _discard(staged: list[tuple[Path, Path]]) -> None:
+    for temporary, _ in staged:
+        temporary.unlink(missing_ok=True)
+
+
+def staged_write(path: Path, data: bytes, mode: int) -> Path | None:
+    """A temp file beside `path` holding `data`, for the caller to rename over `path` later
+    (os.replace) or remove; None when `path` already holds these bytes and mode."""
+    if _holds(path, data, mode):
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _stage(path, data, mode, sync=False)
 
 
 def _holds(path: Path, data: bytes, mode: int) -> bool:

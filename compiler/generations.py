@@ -95,12 +95,16 @@ class Installation:
         final = self.generation_dir(number)
         staging = final.with_name(f".{number}.partial")
         shutil.rmtree(staging, ignore_errors=True)
-        write_all(
-            (inside(staging, relative), generated.content, generated.mode)
-            for relative, generated in tree.items()
-        )
-        atomic_write(staging / META, json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        os.replace(staging, final)
+        try:
+            write_all(
+                (inside(staging, relative), generated.content, generated.mode)
+                for relative, generated in tree.items()
+            )
+            atomic_write(staging / META, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+            os.replace(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)  # a full disk leaves no half generation
+            raise
         fsync_directory(final.parent)
         return number
 

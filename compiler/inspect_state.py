@@ -28,7 +28,14 @@ def inbox_rows(state: Path) -> list[dict[str, Any]]:
     rows = []
     for folder in ("inbox", "processing"):
         directory = state / folder
-        for path in sorted(directory.iterdir()) if directory.is_dir() else []:
+        paths = sorted(directory.iterdir()) if directory.is_dir() else []
+        if folder == "processing":  # the runner claims files into processing/claim-*/
+            paths = [
+                p
+                for claim in paths
+                for p in (sorted(claim.iterdir()) if claim.is_dir() else [claim])
+            ]
+        for path in paths:
             finding = _read_json(path) if path.is_file() and not path.is_symlink() else None
             source = finding.get("source") if isinstance(finding, dict) else None
             rows.append({"where": folder, "file": path.name, "source": source, "age_s": _age(path)})

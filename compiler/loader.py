@@ -68,6 +68,7 @@ _IMPLICIT = [
 _NON_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 _PLAIN_KEY = re.compile(r'[^.\[\]"\s]+')
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _Parser(Protocol):
@@ -253,6 +254,11 @@ def _scan(source: str) -> None:
         scan = _Scan()
         while parser.check_event():
             scan.feed(parser.get_event())
+    except ValueError:
+        # PyYAML's own parser (used without libyaml) fails in chr() on an escape beyond
+        # U+10FFFF ("\U00110000"), where libyaml reports this syntax error.
+        mark = getattr(parser, "get_mark", lambda: None)()
+        raise _Rejected(mark, "found invalid Unicode character escape code") from None
     finally:
         parser.dispose()
 
@@ -469,6 +475,11 @@ class _Builder:
         return None if value is _INVALID else value
 
     def convert(self, node: ScalarNode, path: Path_) -> Any:
+        if not node.value.isprintable() and _SURROGATE.search(node.value):
+            # libyaml refuses a "\ud800" escape; PyYAML's own parser lets the lone surrogate
+            # through, and no generated file could hold it (it has no UTF-8 form).
+            self.error(node, path, "found invalid Unicode character escape code")
+            return _INVALID
         convert = _SCALARS.get(node.tag)
         if convert is None:
             kind = "cannot be used on a scalar" if node.tag in (MAP, SEQ) else "is not allowed"

@@ -8,13 +8,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import jinja2
 
-from compiler import __version__, specs, unitfile
+from compiler import __version__, sandbox, specs, unitfile
 from compiler.layout import unit_prefix
 from compiler.model import Config
 from compiler.schedule import parse_schedule
@@ -66,7 +66,11 @@ def _environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters.update(
-        unit=unitfile.literal, unitpath=unitfile.path, seconds=unitfile.seconds, shquote=shlex.quote
+        unit=unitfile.literal,
+        unitpath=unitfile.path,
+        optionalpath=unitfile.optional_path,
+        seconds=unitfile.seconds,
+        shquote=shlex.quote,
     )
     return env
 
@@ -74,8 +78,19 @@ def _environment() -> jinja2.Environment:
 _ENV = _environment()
 
 
-def render(config: Config, source: Source, *, python: str, system: bool = False) -> Tree:
-    """Everything `vigil compile` writes, keyed by path relative to the generation."""
+def render(
+    config: Config,
+    source: Source,
+    *,
+    python: str,
+    system: bool = False,
+    runtime: Sequence[str] = (),
+) -> Tree:
+    """Everything `vigil compile` writes, keyed by path relative to the generation.
+
+    `runtime`: directories the interpreter needs that a strict sandbox would hide (its
+    installation and packages below a home directory); strict services bind them read-only.
+    """
     base = {
         "version": __version__,
         "source": unitfile.literal(_one_line(source.label)),
@@ -92,7 +107,7 @@ def render(config: Config, source: Source, *, python: str, system: bool = False)
             SCRIPT_MODE,
         )
         tree[f"specs/{spec_name}"] = _json(spec, PRIVATE_MODE)
-    for filename, template, values, start in _units(config, system):
+    for filename, template, values, start in _units(config, system, runtime):
         text = _ENV.get_template(template).render(base, **values)
         tree[f"units/{filename}"] = _text(text, UNIT_MODE)
         units.append(Unit(filename, start))
@@ -144,15 +159,16 @@ def _timed_watches(config: Config) -> list[str]:
 UnitPlan = tuple[str, str, dict[str, Any], bool]
 
 
-def _units(config: Config, system: bool) -> Iterator[UnitPlan]:
-    yield from _job_units(config)
-    yield from _coordinator_units(config, system)
-    yield from _watch_units(config)
+def _units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator[UnitPlan]:
+    internal = sandbox.internal_policy(config, system)
+    yield from _job_units(config, system, runtime)
+    yield from _coordinator_units(config, system, runtime)
+    yield from _watch_units(config, internal)
     unit = f"{config.name}-failure"
-    yield f"{unit}@.service", "failure.service.j2", {"unit": unit, "sandbox": "standard"}, False
+    yield f"{unit}@.service", "failure.service.j2", {"unit": unit, "sandbox": internal}, False
 
 
-def _job_units(config: Config) -> Iterator[UnitPlan]:
+def _job_units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator[UnitPlan]:
     for job_name, job in config.jobs.items():
         unit = f"{config.name}-{job_name}"
         words = f"{config.name}: {job_name}" + (f" ({job.description})" if job.description else "")
@@ -164,7 +180,7 @@ def _job_units(config: Config) -> Iterator[UnitPlan]:
             "description": words,
             "timeout": _service_timeout(config, job.timeout, job.prompt is not None),
             "credentials": sorted(set(credentials)),
-            "sandbox": job.sandbox.level,
+            "sandbox": sandbox.job_policy(config, job, system, runtime),
         }
         yield f"{unit}.service", "job.service.j2", service, False
         timings = [parse_schedule(expression) for expression in job.schedule]
@@ -188,14 +204,14 @@ def _service_timeout(config: Config, command_timeout: int, uses_model: bool) -> 
     return command_timeout + model_time + 30
 
 
-def _coordinator_units(config: Config, system: bool) -> Iterator[UnitPlan]:
+def _coordinator_units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator[UnitPlan]:
     unit = f"{config.name}-coordinator"
     channel_secrets = [c.apprise_secret for c in config.channels.values() if c.apprise_secret]
     service = {
         "unit": unit,
         "timeout": 600,
         "credentials": sorted({(s, config.secrets[s]) for s in channel_secrets}),
-        "sandbox": "standard",
+        "sandbox": sandbox.coordinator_policy(config, system, runtime),
     }
     inbox = specs.state_dir(config, system).rstrip("/") + "/inbox"
     heartbeat = config.coordinator.heartbeat
@@ -205,7 +221,7 @@ def _coordinator_units(config: Config, system: bool) -> Iterator[UnitPlan]:
     yield f"{unit}.timer", "coordinator.timer.j2", timer, True
 
 
-def _watch_units(config: Config) -> Iterator[UnitPlan]:
+def _watch_units(config: Config, internal: sandbox.Policy) -> Iterator[UnitPlan]:
     for watch_name in _timed_watches(config):
         watch = config.watches[watch_name]
         unit = f"{config.name}-watch-{watch_name}"
@@ -213,7 +229,7 @@ def _watch_units(config: Config) -> Iterator[UnitPlan]:
         yield (
             f"{unit}.service",
             "watch.service.j2",
-            {"unit": unit, "description": f"{config.name}: {what}", "sandbox": "standard"},
+            {"unit": unit, "description": f"{config.name}: {what}", "sandbox": internal},
             False,
         )
         if watch.deadline:

@@ -23,6 +23,12 @@ def reported() -> Iterator[None]:
     except VigilError as error:
         print(str(error), file=sys.stderr)
         raise typer.Exit(error.exit_code) from None
+    except OSError as error:
+        from runner.fsatomic import describe
+
+        # A full disk, a read-only file system, a permission: what and where, one line.
+        print(describe(error), file=sys.stderr)
+        raise typer.Exit(FAILED) from None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise typer.Exit(130) from None

@@ -87,9 +87,17 @@ def _parse_cached(expression: str) -> Timing:
     return Timing(expression, "calendar", (" ".join(tokens),))
 
 
+# Real schedules are a few dozen characters. The bound keeps each one a single argument that
+# `systemd-analyze calendar` can be given (Linux refuses one over 128 KiB, and an unrunnable
+# check only warns) and one short OnCalendar= line.
+MAX_SCHEDULE = 1000
+
+
 def _check_characters(expression: str) -> None:
     if not expression.strip():
         raise ScheduleError("schedule is empty")
+    if len(expression) > MAX_SCHEDULE:
+        raise ScheduleError(f"schedule is longer than {MAX_SCHEDULE} characters")
     if expression.isprintable():
         return
     for char in expression:

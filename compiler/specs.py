@@ -104,7 +104,8 @@ def coordinator_spec(config: Config, system: bool) -> dict[str, Any]:
     dump = config.model_dump(mode="json", by_alias=True)
     spec.update(
         unit=f"{config.name}-coordinator.service",
-        coordinator=dump["coordinator"],
+        # The sandbox is the unit's business (the runner never sees it).
+        coordinator={k: v for k, v in dump["coordinator"].items() if k != "sandbox"},
         channels=dump["channels"],
         nag=dump["nag"],
         watches=dump["watches"],

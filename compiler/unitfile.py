@@ -33,6 +33,15 @@ def path(value: str) -> str:
     return literal(value)
 
 
+def optional_path(value: str) -> str:
+    """A path for ReadWritePaths=, BindPaths= and the like: `-` (skip it if missing), and
+    quoted when it holds what those lists split on (whitespace; `:` in BindPaths=)."""
+    word = "-" + path(value)
+    if any(ch.isspace() or ch in "\"':" for ch in word):
+        return '"' + word.replace('"', '\\"') + '"'
+    return word
+
+
 def seconds(value: int) -> str:
     """A time span in the form systemd prints back (`1h 30min`), for readable units."""
     return format_duration(value, minute="min", zero="0")

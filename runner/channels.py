@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from datetime import datetime, timedelta
 
 from runner.clock import iso
-from runner.fsatomic import FILE_MODE, ensure_dir
+from runner.fsatomic import FILE_MODE, append_whole, ensure_dir
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ ERROR_TAIL_CHARS = 500
 EVIDENCE_PREFIX = "evidence-"
 EVIDENCE_KEEP = timedelta(days=7)
 """An agent may read its evidence file after the command returned: keep it this long."""
+ABANDONED_PART_SECONDS = 3600
 COMMAND_FIELDS = ("message", "title", "id", "channel", "source", "count", "evidence_file")
 _ANY_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://[^\s'\"<>()]*")
 REDACTED = "[redacted]"
@@ -83,7 +85,7 @@ def send_file(path_text: str, message: Message, now: datetime) -> Outcome:
     """One JSON line, appended with a single write (O_APPEND) and fsynced."""
     path = os.path.expanduser(path_text)
     record = {
-        "id": message.id,
+        "id": message.id,  # first: file_holds() finds a line by how it starts
         "channel": message.channel,
         "title": message.title,
         "body": message.body,
@@ -96,17 +98,43 @@ def send_file(path_text: str, message: Message, now: datetime) -> Outcome:
     try:
         if os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-        handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
-        try:
-            view = memoryview(line)
-            while view:  # one write in practice; a short write is finished, never left torn
-                view = view[os.write(handle, view) :]
-            os.fsync(handle)
-        finally:
-            os.close(handle)
+        # A write cut short by a full disk is truncated away: the retry's line never lands
+        # glued to a torn one.
+        append_whole(path, line)
     except OSError as error:
         return Outcome(False, f"cannot append to {path}: {error.strerror or error}")
     return Outcome(True)
+
+
+def file_end(path_text: str) -> int:
+    """A file channel's size: where the next line will start."""
+    try:
+        return os.stat(os.path.expanduser(path_text)).st_size
+    except OSError:
+        return 0
+
+
+def file_holds(path_text: str, message_id: str, start: int) -> bool:
+    """Whether a whole line for `message_id` starts at or after `start` in a file channel's
+    file; read only after a run died while sending, to never append a message twice."""
+    head = (json.dumps({"id": message_id}, ensure_ascii=False)[:-1] + ",").encode("utf-8")
+    try:
+        with open(os.path.expanduser(path_text), "rb") as stream:
+            if stream.seek(0, os.SEEK_END) < start:  # truncated or rotated since: read it all
+                start = 0
+            stream.seek(start)
+            return any(line.startswith(head) and _whole(line) for line in stream)
+    except OSError:
+        return False
+
+
+def _whole(line: bytes) -> bool:
+    """Not torn (a short write on a full disk): the line parses."""
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
 
 
 def _parsed(template: str) -> list[tuple[str, str | None, str | None, str | None]]:
@@ -192,16 +220,23 @@ def write_evidence(state_dir: str, message: Message) -> str:
 
 
 def prune_evidence(state_dir: str, now: datetime) -> None:
+    """Old evidence files, and the temp files of atomic writes a killed process left in tmp/."""
     directory = os.path.join(state_dir, "tmp")
     try:
-        names = [n for n in os.listdir(directory) if n.startswith(EVIDENCE_PREFIX)]
+        names = os.listdir(directory)
     except OSError:
         return
     cutoff = (now - EVIDENCE_KEEP).timestamp()
+    # `.part`: no atomic write takes an hour; real time, as `now` may be a simulated moment.
+    abandoned = time.time() - ABANDONED_PART_SECONDS
     for name in names:
         path = os.path.join(directory, name)
         try:
-            if os.stat(path).st_mtime < cutoff:
+            if name.startswith(EVIDENCE_PREFIX):
+                old = os.stat(path).st_mtime < cutoff
+            else:
+                old = name.endswith(".part") and os.lstat(path).st_mtime < abandoned
+            if old:
                 os.unlink(path)
         except OSError:
             continue

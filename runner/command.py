@@ -1,5 +1,6 @@
 """Run a job's command: its own process group, a deadline, stderr straight to ours (the
-journal), stdout captured for the output contract."""
+journal) or, when there are credential values to keep out of it, through a filter line by line,
+stdout captured for the output contract."""
 
 from __future__ import annotations
 
@@ -8,8 +9,16 @@ import signal
 import subprocess
 from contextlib import suppress
 
+TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 KILL_GRACE = 5.0
 """Seconds between SIGTERM and SIGKILL for a command that ran past its timeout."""
+RELAY_WAIT = 2.0
+"""Seconds to wait for the last stderr lines once the command ended (a background process
+it left may hold stderr open for ever)."""
+LINE_LIMIT = 64 * 1024
 
 
 class Stopped(BaseException):
@@ -31,20 +40,32 @@ class CommandResult:
         """Why the command could not start (empty when it started)."""
 
 
-def run_command(argv: list[str], *, env: dict[str, str], cwd: str, timeout: float) -> CommandResult:
+def run_command(
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    cwd: str,
+    timeout: float,
+    stderr_filter: Callable[[bytes], bytes] | None = None,
+) -> CommandResult:
+    relay = _Relay(stderr_filter) if stderr_filter is not None else None
     try:
         process = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=None,
+            stderr=relay.write_end if relay else None,
             cwd=cwd,
             env=env,
             start_new_session=True,  # a process group of its own, killed as a whole
         )
     except OSError as error:
+        if relay:
+            relay.abandon()
         where = f" (working directory {cwd})" if error.filename == cwd else ""
         return CommandResult(None, "", error=f"cannot start {argv[0]}: {error.strerror}{where}")
+    if relay:
+        relay.start()
     try:
         out, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -53,7 +74,40 @@ def run_command(argv: list[str], *, env: dict[str, str], cwd: str, timeout: floa
     except BaseException:
         kill_group(process)
         raise
+    finally:
+        if relay:
+            relay.finish()
     return CommandResult(process.returncode, _text(out))
+
+
+class _Relay:
+    """The command's stderr, filtered line by line onto ours (fd 2: the journal)."""
+
+    def __init__(self, line_filter: Callable[[bytes], bytes]) -> None:
+        import threading  # only a job with credentials pays for it
+
+        self.read_end, self.write_end = os.pipe()
+        self.filter = line_filter
+        self.thread = threading.Thread(target=self._pump, name="stderr-relay", daemon=True)
+
+    def start(self) -> None:
+        os.close(self.write_end)  # the command holds the only write end now
+        self.thread.start()
+
+    def abandon(self) -> None:
+        os.close(self.write_end)
+        os.close(self.read_end)
+
+    def finish(self) -> None:
+        self.thread.join(RELAY_WAIT)
+
+    def _pump(self) -> None:
+        # readline() returns a line as soon as the pipe has it: the journal stays live.
+        with open(self.read_end, "rb") as stream:
+            while line := stream.readline(LINE_LIMIT):
+                data = self.filter(line)
+                while data:
+                    data = data[os.write(2, data) :]
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> bytes:

@@ -2,9 +2,14 @@
 channels. Started by the path unit when a finding lands and by the heartbeat timer; spends no
 tokens. With nothing new it reads only the inbox and the held/outbox state.
 
-Crash safety: findings stay in processing/ until the messages they caused are in the outbox and
-the rule state is written; message ids come from the batch, so a rerun after a crash re-queues
-the same ids (delivered at most twice, never lost).
+Crash safety: findings stay in their claim, processing/<claim>/, until the messages they caused
+are in the outbox and the rule state is written; message ids come from the claim's name, and a
+claim a killed run left behind is taken up alone before the inbox, so the rerun re-queues the
+same ids (a no-op) even when more findings arrived meanwhile: never lost, never twice.
+
+A state directory that takes no writes (disk full, read-only, no permission) ends the run with
+one clear line and exit code 8 (storage), and nothing half-written: the next run carries on
+where this one stopped.
 """
 
 from __future__ import annotations
@@ -12,15 +17,16 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from datetime import datetime
 
 from runner.alerts import Alert, held_record
 from runner.clock import iso, parse_iso, utc_now
-from runner.exitcodes import OK, USAGE
+from runner.exitcodes import OK, STORAGE, USAGE
 from runner.findings import ALERT_PRIORITY
-from runner.fsatomic import locked, read_state, write_state
+from runner.fsatomic import describe, locked, read_state, write_state
 from runner.history import RunRecord, append_line
-from runner.intake import Claimed, claim, done
+from runner.intake import Claimed, Intake, Rejected, claim, done, left_behind
 from runner.rules import watch_state_file
 from runner.spec import DEFAULT_HISTORY_MAX_BYTES
 
@@ -37,6 +43,12 @@ if TYPE_CHECKING:
 HELD = "held.json"
 SOURCES = "sources.json"  # source -> when it last reported
 GENERIC_TEXT_LIMIT = 300
+STORAGE_RETRY_FOR = 60.0
+STORAGE_RETRY_EVERY = 5.0
+"""Under systemd, how long and how often a run retries when the inbox cannot be emptied (see
+run_until_stored). A sandboxed service keeps the mounts it started with, so a file system
+remounted read-write reaches only its next start: the window is also the longest wait for
+that. VIGIL_STORAGE_RETRY overrides the window (seconds)."""
 
 
 def now_for_run() -> datetime:
@@ -59,16 +71,87 @@ def main(spec_path: str) -> int:
     except (OSError, ValueError, KeyError) as error:
         print(f"vigil: bad spec {spec_path}: {error}", file=sys.stderr)
         return USAGE
-    run(spec, now_for_run())
-    return OK
+    return run_until_stored(spec)
+
+
+def run_until_stored(spec: dict[str, Any]) -> int:
+    """One run; OK, or STORAGE with a one-line reason when the state directory takes no writes.
+
+    A run that fails with files left in the inbox would be started again at once by the path
+    unit (DirectoryNotEmpty=), hundreds of times a second until systemd's trigger limit stops
+    the path unit for good. So under systemd such a run tries again here every few seconds
+    (recovering as soon as the directory takes writes) and fails only after STORAGE_RETRY_FOR:
+    one failed start a minute, instead of hundreds a second."""
+    started = utc_now()
+    window = _retry_window() if os.environ.get("INVOCATION_ID") else 0.0
+    every = min(STORAGE_RETRY_EVERY, window)
+    give_up = time.monotonic() + window
+    retrying = False
+    while True:
+        try:
+            run(spec, now_for_run())
+        except OSError as error:
+            problem = describe(error)
+        else:
+            if retrying:
+                print("vigil: coordinator: the state directory takes writes again", file=sys.stderr)
+            return OK
+        if not _inbox_waiting(spec["state_dir"]) or time.monotonic() >= give_up:
+            break
+        if not retrying:
+            print(
+                f"vigil: coordinator: {problem}; the inbox cannot be emptied: trying again "
+                f"every {every:g}s for {window:g}s",
+                file=sys.stderr,
+            )
+            retrying = True
+        time.sleep(every)
+    print(
+        f"vigil: coordinator: storage: {problem}; nothing is lost: findings wait in inbox/ and "
+        "processing/, messages in outbox/, for the next run",
+        file=sys.stderr,
+    )
+    _record_failure(spec, started, problem)
+    return STORAGE
+
+
+def _retry_window() -> float:
+    try:
+        return max(0.0, float(os.environ.get("VIGIL_STORAGE_RETRY") or STORAGE_RETRY_FOR))
+    except ValueError:
+        return STORAGE_RETRY_FOR
+
+
+def _inbox_waiting(state_dir: str) -> bool:
+    """Whether the inbox holds anything: the path unit would start the coordinator again."""
+    try:
+        return bool(os.listdir(os.path.join(state_dir, "inbox")))
+    except OSError:
+        return False
+
+
+def _record_failure(spec: dict[str, Any], started: datetime, problem: str) -> None:
+    """runs.jsonl gets the failed run when it still takes a line (`vigil status` shows it)."""
+    from contextlib import suppress
+
+    config = spec["config"]
+    record = RunRecord(job="coordinator", kind="coordinator", config=config, started=started)
+    line = record.as_json(result="storage", exit_code=STORAGE, reason=problem, ended=utc_now())
+    limit = int(spec.get("history_max_bytes") or DEFAULT_HISTORY_MAX_BYTES)
+    with suppress(OSError):  # already said: the journal has the reason
+        append_line(spec["state_dir"], line, limit)
 
 
 def run(spec: dict[str, Any], now: datetime) -> dict[str, int]:
-    """One coordinator pass; returns counts for the journal and runs.jsonl."""
+    """One coordinator run; returns counts for the journal and runs.jsonl."""
     state_dir = spec["state_dir"]
     record = RunRecord(job="coordinator", kind="coordinator", config=spec["config"], started=now)
     with locked(os.path.join(state_dir, ".coordinator.lock")):
-        counts = _pass(spec, state_dir, now)
+        # Claims of a killed run first, each alone (same claim, same message ids), then the inbox.
+        counts: dict[str, int] = {}
+        for name in [*left_behind(state_dir), None]:
+            for what, n in _pass(spec, state_dir, now, name).items():
+                counts[what] = counts.get(what, 0) + n
     record.findings = counts["findings"]
     summary = ", ".join(f"{n} {what}" for what, n in counts.items())
     print(f"coordinator: {summary}", file=sys.stderr)
@@ -77,10 +160,10 @@ def run(spec: dict[str, Any], now: datetime) -> dict[str, int]:
     return counts
 
 
-def _pass(spec: dict[str, Any], state_dir: str, now: datetime) -> dict[str, int]:
+def _pass(spec: dict[str, Any], state_dir: str, now: datetime, name: str | None) -> dict[str, int]:
     coordinator = spec["coordinator"]
-    intake = claim(state_dir, int(coordinator.get("max_finding_bytes") or 1 << 20))
-    alerts = [_rejection(name, reason) for name, reason in intake.rejected]
+    intake = claim(state_dir, int(coordinator.get("max_finding_bytes") or 1 << 20), name)
+    alerts = [_rejection(item) for item in intake.rejected]
     nag_states: dict[str, dict[str, Any]] = {}
     watch_specs: dict[str, dict[str, Any]] = spec.get("watches") or {}
     watch_states = {name: read_state(state_dir, watch_state_file(name)) for name in watch_specs}
@@ -96,14 +179,14 @@ def _pass(spec: dict[str, Any], state_dir: str, now: datetime) -> dict[str, int]
     sending: list[Alert] = []
     if alerts or held:
         sending, held = _quiet_hours_split(spec, alerts, held, now)
-    queued = _enqueue(spec, state_dir, sending, intake.findings, intake.rejected, now)
+    queued = _enqueue(spec, state_dir, sending, intake, now)
     _remember_watch_messages(watch_states, queued)
     # Rule state is written after the messages it caused are queued: a crash in between
     # repeats this run's messages (same ids) instead of losing them.
     _save_rule_states(spec, state_dir, nag_states, watch_states, intake.findings, now)
     if held or held_state:
         write_state(state_dir, HELD, {"version": 1, "alerts": [held_record(a, now) for a in held]})
-    done(intake.findings)
+    done(state_dir, intake)
     delivered = _deliver(spec, state_dir, now)
     return {
         "findings": len(intake.findings),
@@ -359,29 +442,30 @@ def _as_is(finding: dict[str, Any], source: str) -> Alert:
     )
 
 
-def _rejection(name: str, reason: str) -> Alert:
+def _rejection(item: Rejected) -> Alert:
     return Alert(
-        text=f"rejected inbox file {name}: it {reason}",
+        text=f"rejected inbox file {item.name}: it {item.reason}",
         source="vigil",
         priority=ALERT_PRIORITY,
-        key=f"rejected:{name}",
+        key=f"rejected:{item.name}",
     )
 
 
-def _batch(claimed: list[Claimed], rejected: list[tuple[str, str]], alerts: list[Alert]) -> str:
+def _batch(intake: Intake, alerts: list[Alert]) -> str:
+    """What message ids derive from: the claim (unique, and the same for a rerun after a
+    crash), or for a run with nothing claimed (held alerts, watch clocks) the alerts' keys."""
+    if intake.claim is not None:
+        return intake.claim
     from hashlib import sha256  # ~3 ms at start-up (OpenSSL): only a run with alerts needs it
 
-    parts = sorted(os.path.basename(c.path) for c in claimed) + sorted(n for n, _ in rejected)
-    parts += sorted(alert.key for alert in alerts)
-    return sha256("\0".join(parts).encode()).hexdigest()
+    return sha256("\0".join(sorted(alert.key for alert in alerts)).encode()).hexdigest()
 
 
 def _enqueue(
     spec: dict[str, Any],
     state_dir: str,
     alerts: list[Alert],
-    claimed: list[Claimed],
-    rejected: list[tuple[str, str]],
+    intake: Intake,
     now: datetime,
 ) -> list[tuple[str, str, list[str]]]:
     """Queue one message per channel; returns (channel, message id, alert keys) for each."""
@@ -390,7 +474,7 @@ def _enqueue(
     from runner.compose import compose
     from runner.outbox import Message, enqueue
 
-    batch = _batch(claimed, rejected, alerts)
+    batch = _batch(intake, alerts)
     outgoing = compose(spec, alerts, now)
     queued = []
     for message in outgoing:

@@ -13,6 +13,8 @@ records the result word next to it.
 | 5    | skipped-after   | the `after:` predecessor did not succeed in this cycle         |
 | 6    | api-error       | the model call failed, was refused or replied malformed twice  |
 | 7    | budget          | a monthly budget is exhausted; the model was not called        |
+| 8    | storage         | the state directory cannot be written (disk full, read-only    |
+|      |                 | file system, no permission); nothing half-written is left      |
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ TIMEOUT = 4
 SKIPPED_AFTER = 5
 API_ERROR = 6
 BUDGET = 7
+STORAGE = 8
 
 EXIT_CODE = {
     "ok": OK,
@@ -34,6 +37,7 @@ EXIT_CODE = {
     "skipped-after": SKIPPED_AFTER,
     "api-error": API_ERROR,
     "budget": BUDGET,
+    "storage": STORAGE,
 }
 """Result word (as recorded in runs.jsonl) to exit code."""
 

@@ -15,8 +15,9 @@ import sys
 from datetime import datetime
 
 from runner.clock import iso, parse_iso, utc_now
+from runner.exitcodes import STORAGE
 from runner.findings import ALERT_PRIORITY
-from runner.fsatomic import locked, read_state, state_path, write_finding, write_state
+from runner.fsatomic import describe, locked, read_state, state_path, write_finding, write_state
 from runner.history import last_run
 from runner.journal import last_lines
 from runner.spec import FailureSpec
@@ -110,7 +111,8 @@ def run_failure(spec: FailureSpec, unit_arg: str) -> int:
             return 0
         path = write_finding(spec.state_dir, alert, now)
     except OSError as error:
-        print(f"vigil: cannot write the alert to the inbox: {error}", file=sys.stderr)
-        return 1
+        # The alert is in the journal (above) even when the state directory takes nothing.
+        print(f"vigil: cannot write the alert to the inbox: {describe(error)}", file=sys.stderr)
+        return STORAGE
     print(f"vigil: alert written to {os.path.basename(path)}", file=sys.stderr)
     return 0

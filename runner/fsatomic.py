@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -34,12 +35,14 @@ def fsync_dir(path: str) -> None:
 
 
 def write_atomic(state_dir: str, target: str, data: bytes) -> None:
-    """Write `data` to `target` through a temp file in `<state>/tmp/` (same filesystem)."""
+    """Write `data` to `target` through a temp file in `<state>/tmp/` (same filesystem).
+    An OSError (disk full, read-only, no permission) names `target`, and leaves no temp file."""
     tmp_dir = ensure_dir(os.path.join(state_dir, "tmp"))
     target_dir = ensure_dir(os.path.dirname(target))
     tmp = os.path.join(tmp_dir, f"{os.path.basename(target)}-{os.urandom(6).hex()}.part")
-    handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    handle = -1
     try:
+        handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         view = memoryview(data)
         while view:
             view = view[os.write(handle, view) :]
@@ -47,13 +50,74 @@ def write_atomic(state_dir: str, target: str, data: bytes) -> None:
         os.close(handle)
         handle = -1
         os.rename(tmp, target)
-    except BaseException:
+    except BaseException as error:
         if handle >= 0:
             os.close(handle)
-        with suppress(FileNotFoundError):
+        with suppress(OSError):
             os.unlink(tmp)
+        if isinstance(error, OSError) and error.filename in (None, tmp):
+            # os.write() names no file, and the temp file means nothing to the user.
+            raise OSError(error.errno, error.strerror, target) from None
         raise
     fsync_dir(target_dir)
+
+
+def append_whole(path: str, data: bytes, *, sync: bool = True) -> None:
+    """Append `data` with one O_APPEND write (fsynced unless `sync` is off). A write that fails
+    part way (the disk filled up) is cut back off, so the file never ends in a torn line that
+    would swallow the next one; the OSError names `path`."""
+    try:  # read access too, to look at the last byte
+        handle = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, FILE_MODE)
+    except PermissionError:
+        handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+    written = 0
+    try:
+        # vigil's writers take turns (jobs finishing together share runs.jsonl), so the look at
+        # the last byte below never sees another writer's line half-way; the kernel drops the
+        # lock with the process, so a killed writer cannot leave it held.
+        with suppress(OSError):  # a FIFO or a file system without locks: append all the same
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        # A process SIGKILLed in a long write leaves a torn line no cut-back could take back:
+        # start on a new line, so the torn one stays a line of its own that readers skip.
+        if _ends_torn(handle):
+            data = b"\n" + data
+        while written < len(data):
+            written += os.write(handle, data[written:])
+        if sync:
+            os.fsync(handle)
+    except OSError as error:
+        if written:
+            _cut_back(handle, written)
+        raise OSError(error.errno, error.strerror, path) from None
+    finally:
+        os.close(handle)
+
+
+def _ends_torn(handle: int) -> bool:
+    """Whether the file is a regular one whose last byte is not a newline."""
+    with suppress(OSError):  # write-only, a FIFO, a device: no way or no need to look
+        info = os.fstat(handle)
+        if stat.S_ISREG(info.st_mode) and info.st_size:
+            return os.pread(handle, 1, info.st_size - 1) != b"\n"
+    return False
+
+
+def _cut_back(handle: int, written: int) -> None:
+    """Truncate our partial append away, unless another writer has appended after it."""
+    with suppress(OSError):
+        end = os.lseek(handle, 0, os.SEEK_CUR)
+        if os.fstat(handle).st_size == end:
+            os.ftruncate(handle, end - written)
+
+
+def describe(error: OSError) -> str:
+    """One line for an OSError: `No space left on device: /path` (both paths of a rename)."""
+    text = error.strerror or str(error)
+    if error.filename is not None:
+        text += f": {os.fsdecode(error.filename)}"
+    if error.filename2 is not None:
+        text += f" -> {os.fsdecode(error.filename2)}"
+    return text
 
 
 def safe_name(text: str) -> str:

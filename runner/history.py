@@ -2,9 +2,10 @@
 and status.
 
 Appends are one write() of one line to a file opened with O_APPEND, so concurrent runners never
-interleave. When the file would grow past its limit it is renamed to runs.jsonl.1 (one old file
-kept) under an flock, so two runners never rotate twice. A writer that opened the file just
-before a rotation lands its line in runs.jsonl.1, which readers read too.
+interleave; a write a full disk cut short is truncated away. When the file would grow past its
+limit it is renamed to runs.jsonl.1 (one old file kept) under an flock, so two runners never
+rotate twice. A writer that opened the file just before a rotation lands its line in
+runs.jsonl.1, which readers read too.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from runner.clock import iso, parse_iso
-from runner.fsatomic import ensure_dir, locked
+from runner.fsatomic import append_whole, ensure_dir, locked
 
 RUNS = "runs.jsonl"
 
@@ -66,11 +67,7 @@ def append_line(state_dir: str, line: str, max_bytes: int) -> None:
     data = line.rstrip("\n").encode("utf-8") + b"\n"
     path = os.path.join(ensure_dir(state_dir), RUNS)
     _rotate_if_full(path, len(data), max_bytes)
-    handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(handle, data)
-    finally:
-        os.close(handle)
+    append_whole(path, data, sync=False)  # a line a full disk cut short is taken back
 
 
 def _rotate_if_full(path: str, incoming: int, max_bytes: int) -> None:

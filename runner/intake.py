@@ -1,9 +1,16 @@
 """Claiming the inbox: every file is moved out of inbox/ on every run, so the path unit never
-loops. A usable finding goes to processing/ until its effects are durable; anything else goes to
-rejected/ with the reason, and the reason becomes an alert.
+loops. A run moves what it finds into a claim of its own, `processing/<claim>/`, which stays
+until the claim's effects (messages queued, state written) are durable; then usable findings
+are deleted and anything else goes to rejected/ with the reason, and the reason becomes an
+alert.
 
-Symlinks are moved, never followed; files of another owner, directories, oversized files, bad
-JSON and objects that are not findings are rejected.
+The claim's name is what the run's message ids derive from: a run killed half-way leaves its
+claim behind, and the next run takes it up alone, before the inbox, so it queues the same ids
+again (a no-op) however many findings arrived meanwhile.
+
+Symlinks, FIFOs, devices and directories are moved, never opened or followed; files of another
+owner, unreadable (mode 000) and oversized files are never read; bad JSON, binary data, text that
+is not valid Unicode and objects that are not findings are rejected.
 """
 
 from __future__ import annotations
@@ -15,76 +22,153 @@ import time
 from contextlib import suppress
 
 from runner.findings import finding_problem
-from runner.fsatomic import ensure_dir, fsync_dir
+from runner.fsatomic import ensure_dir, fsync_dir, write_atomic
 
 STALE_TEMP_SECONDS = 60
+CLAIM_PREFIX = "claim-"
 
 
 class Claimed:
     __slots__ = ("finding", "path")
 
     def __init__(self, path: str, finding: dict[str, object]) -> None:
-        self.path = path  # in processing/
+        self.path = path  # in processing/<claim>/
         self.finding = finding
 
 
+class Rejected:
+    __slots__ = ("name", "path", "reason")
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path  # in processing/<claim>/ until done() moves it to rejected/
+        self.name = shown(os.path.basename(path))
+        """The file name as alerts and logs show it: odd bytes and newlines escaped."""
+        self.reason = reason
+
+
 class Intake:
-    __slots__ = ("findings", "rejected")
+    __slots__ = ("claim", "findings", "rejected")
 
-    def __init__(self) -> None:
+    def __init__(self, claim: str | None) -> None:
+        self.claim = claim
+        """processing/<claim>/, the name message ids derive from; None when nothing came in."""
         self.findings: list[Claimed] = []
-        self.rejected: list[tuple[str, str]] = []  # (file name, reason)
+        self.rejected: list[Rejected] = []
 
 
-def claim(state_dir: str, max_bytes: int) -> Intake:
-    """Move everything out of the inbox; earlier claims left by a crash are taken up first."""
-    inbox = ensure_dir(os.path.join(state_dir, "inbox"))
-    processing = ensure_dir(os.path.join(state_dir, "processing"))
-    now = time.time()
-    for name in sorted(os.listdir(inbox)):
-        path = os.path.join(inbox, name)
-        # A dot-name is a writer's temp file, never read; one left behind would keep the path
-        # unit firing, so after a minute it is moved aside like any unusable file.
-        if name.startswith(".") and now - os.lstat(path).st_mtime < STALE_TEMP_SECONDS:
-            continue
-        os.rename(path, os.path.join(processing, name.lstrip(".") or "unnamed"))
-    fsync_dir(processing)
-    intake = Intake()
-    for name in sorted(os.listdir(processing)):
-        path = os.path.join(processing, name)
-        reason = _problem(path, max_bytes)
-        finding: dict[str, object] | None = None
-        if reason is None:
-            finding, reason = _read(path)
-        if reason is not None or finding is None:
-            _reject(state_dir, path, reason or "unreadable")
-            intake.rejected.append((name, reason or "unreadable"))
+def shown(name: str) -> str:
+    """A file name fit for a one-line alert: undecodable bytes as \\xNN, control characters
+    (a newline in a name) as escapes."""
+    text = os.fsencode(name).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def left_behind(state_dir: str) -> list[str]:
+    """Claims of runs that died before finishing them, oldest first."""
+    try:
+        names = os.listdir(os.path.join(state_dir, "processing"))
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if n.startswith(CLAIM_PREFIX))
+
+
+def claim(state_dir: str, max_bytes: int, name: str | None = None) -> Intake:
+    """Read the claim `name` left behind by a crash, or (None) move the inbox into a new one."""
+    if name is None:
+        name = _claim_inbox(state_dir)
+    intake = Intake(name)
+    if name is None:
+        return intake
+    directory = os.path.join(state_dir, "processing", name)
+    for entry in sorted(os.listdir(directory)):
+        path = os.path.join(directory, entry)
+        finding, reason = _read(path, max_bytes)
+        if finding is None:
+            intake.rejected.append(Rejected(path, reason or "cannot be read"))
         else:
             intake.findings.append(Claimed(path, finding))
     return intake
 
 
-def _problem(path: str, max_bytes: int) -> str | None:
-    info = os.lstat(path)
+def _claim_inbox(state_dir: str) -> str | None:
+    """Move the inbox (and files an older version left loose in processing/) into a new
+    claim; None, and nothing written, when there is nothing to move."""
+    from runner.clock import file_stamp, utc_now
+
+    inbox = ensure_dir(os.path.join(state_dir, "inbox"))
+    processing = ensure_dir(os.path.join(state_dir, "processing"))
+    now = time.time()
+    moving = [os.path.join(processing, n) for n in os.listdir(processing)]
+    moving = [p for p in moving if not os.path.basename(p).startswith(CLAIM_PREFIX)]
+    for name in os.listdir(inbox):
+        path = os.path.join(inbox, name)
+        # A dot-name is a writer's temp file, never read. DirectoryNotEmpty= ignores dot-names,
+        # so one left behind starts no run; the next run after a minute rejects it.
+        try:
+            if name.startswith(".") and now - os.lstat(path).st_mtime < STALE_TEMP_SECONDS:
+                continue
+        except FileNotFoundError:  # the writer renamed its temp file meanwhile
+            continue
+        moving.append(path)
+    if not moving:
+        return None
+    name = f"{CLAIM_PREFIX}{file_stamp(utc_now())}-{os.urandom(4).hex()}"
+    directory = os.path.join(processing, name)
+    os.mkdir(directory, 0o700)
+    fsync_dir(processing)
+    for path in moving:
+        target = os.path.join(directory, os.path.basename(path))
+        if os.path.lexists(target):  # a loose file of an older version with an inbox name
+            target += f".{os.urandom(3).hex()}"
+        with suppress(FileNotFoundError):
+            os.rename(path, target)
+    fsync_dir(directory)
+    fsync_dir(inbox)
+    return name
+
+
+def _problem(path: str, info: os.stat_result, max_bytes: int) -> str | None:
     if stat.S_ISLNK(info.st_mode):
         return "is a symbolic link (never followed)"
+    if stat.S_ISDIR(info.st_mode):
+        return "is a directory"
     if not stat.S_ISREG(info.st_mode):
-        return "is not a regular file"
+        return "is not a regular file (never opened)"
+    if os.path.basename(path).startswith("."):
+        return f"is a writer's temp file left behind for more than {STALE_TEMP_SECONDS} s"
     if info.st_uid != os.getuid():
         return f"is owned by another user (uid {info.st_uid})"
+    if not info.st_mode & stat.S_IRUSR:  # root could read it anyway: its owner said no
+        return f"is not readable by its owner (mode {stat.S_IMODE(info.st_mode):03o})"
     if info.st_size > max_bytes:
         return f"is {info.st_size} bytes, more than the limit of {max_bytes}"
     return None
 
 
-def _read(path: str) -> tuple[dict[str, object] | None, str | None]:
+def _read(path: str, max_bytes: int) -> tuple[dict[str, object] | None, str | None]:
     try:
-        # O_NOFOLLOW: a file swapped for a link after the check is still not followed.
-        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        reason = _problem(path, os.lstat(path), max_bytes)
+        if reason is not None:
+            return None, reason
+        # O_NOFOLLOW, O_NONBLOCK and the fstat: a file swapped for a link or a FIFO after the
+        # check is still never followed or waited on; at most max_bytes + 1 bytes are read.
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
         with os.fdopen(handle, "rb") as stream:
-            data = json.loads(stream.read().decode("utf-8"))
+            reason = _problem(path, os.fstat(handle), max_bytes)
+            if reason is not None:
+                return None, reason
+            raw = stream.read(max_bytes + 1)
+        if len(raw) > max_bytes:
+            return None, f"grew past the limit of {max_bytes} bytes"
+        data = json.loads(raw.decode("utf-8"))
+        # A lone surrogate (`"\udcff"`) parses but can never be written out as UTF-8.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeDecodeError:
         return None, "is not UTF-8 text"
+    except UnicodeEncodeError:
+        return None, "holds a string that is not valid Unicode (a lone surrogate)"
+    except RecursionError:
+        return None, "is not valid JSON (nested too deeply)"
     except ValueError as error:
         return None, f"is not valid JSON ({error})"
     except OSError as error:
@@ -97,21 +181,31 @@ def _read(path: str) -> tuple[dict[str, object] | None, str | None]:
     return (data, None) if problem is None else (None, f"is not a finding: {problem}")
 
 
-def _reject(state_dir: str, path: str, reason: str) -> None:
+def _reject(state_dir: str, item: Rejected) -> None:
+    """The reason first, then the file: a crash in between leaves the file in its claim, and
+    the rerun rejects it again."""
     rejected = ensure_dir(os.path.join(state_dir, "rejected"))
-    target = os.path.join(rejected, os.path.basename(path))
+    target = os.path.join(rejected, os.path.basename(item.path))
     if os.path.lexists(target):
         target += f".{os.urandom(3).hex()}"
-    os.rename(path, target)
-    with open(target + ".reason", "w", encoding="utf-8") as note:
-        note.write(reason + "\n")
-    fsync_dir(rejected)
+    # Whole or not at all: a full disk leaves no empty reason file beside the claim.
+    write_atomic(state_dir, target + ".reason", (item.reason + "\n").encode("utf-8"))
+    os.rename(item.path, target)
 
 
-def done(claimed: list[Claimed]) -> None:
-    """Forget findings whose effects (state, outbox) are on disk."""
-    for item in claimed:
+def done(state_dir: str, intake: Intake) -> None:
+    """Finish a claim whose effects (state, outbox) are on disk: findings are deleted, rejected
+    files moved to rejected/, the claim removed."""
+    if intake.claim is None:
+        return
+    for item in intake.rejected:
         with suppress(FileNotFoundError):
-            os.unlink(item.path)
-    if claimed:
-        fsync_dir(os.path.dirname(claimed[0].path))
+            _reject(state_dir, item)
+    if intake.rejected:
+        fsync_dir(os.path.join(state_dir, "rejected"))
+    for claimed in intake.findings:
+        with suppress(FileNotFoundError):
+            os.unlink(claimed.path)
+    processing = os.path.join(state_dir, "processing")
+    os.rmdir(os.path.join(processing, intake.claim))
+    fsync_dir(processing)

@@ -1,11 +1,15 @@
 """One run of a job: chain check, command, output contract, model, findings, record.
 
 Every run that gets past reading its spec ends with one line in runs.jsonl and an exit code
-from runner.exitcodes; findings reach the inbox only when there is something to report.
+from runner.exitcodes; findings reach the inbox only when there is something to report. A state
+directory that cannot be written (disk full, read-only, no permission) is the `storage` result:
+the findings that could not be written go to the journal instead, whole, never half a file.
+The values of the job's credentials never pass through: see runner.redact.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -16,10 +20,21 @@ from runner.clock import utc_now
 from runner.command import Stopped, raise_stopped, run_command
 from runner.exitcodes import exit_code
 from runner.findings import completed
-from runner.fsatomic import ensure_dir, write_finding
+from runner.fsatomic import describe, ensure_dir, write_finding
 from runner.history import RunRecord, append_line
 from runner.output import ContractError, read_output
 from runner.spec import JobSpec
+
+TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
+if TYPE_CHECKING:
+    from runner.redact import Redactor
+
+JOURNAL_FINDING_CHARS = 8000
+"""A finding that cannot be written goes to the journal, cut to this length."""
+MODEL_SPACE_MIN = 64 * 1024
+MODEL_SPACE_PER_TOKEN = 16
+"""Free space a model's finding may need: checked before the call, so no tokens are spent on
+an answer that cannot be stored."""
 
 
 class Outcome:
@@ -31,31 +46,50 @@ class Outcome:
 def run_job(spec: JobSpec) -> int:
     record = RunRecord(job=spec.job, kind="job", config=spec.config, started=utc_now())
     signal.signal(signal.SIGTERM, raise_stopped)
+    redactor = _redactor()
     try:
-        outcome = _run(spec, record)
+        outcome = _run(spec, record, redactor)
     except Stopped as stop:
         outcome = Outcome("failed", f"stopped by {stop} before the run finished")
     except OSError as error:
-        # The state directory or inbox cannot be written: the run did not do its job.
-        where = f": {error.filename}" if error.filename else ""
-        outcome = Outcome("failed", f"{error.strerror or error}{where}")
+        # The state directory cannot be written or read: the run did not do its job.
+        outcome = Outcome("storage", f"state directory: {describe(error)}")
     # A stop request now would only lose the record; systemd's SIGKILL still ends us.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     code = exit_code(outcome.result)
-    if outcome.reason:
-        print(f"vigil: {spec.job}: {outcome.result}: {outcome.reason}", file=sys.stderr)
-    line = record.as_json(
-        result=outcome.result, exit_code=code, reason=outcome.reason, ended=utc_now()
-    )
+    reason = _clean(redactor, outcome.reason)
+    if reason:
+        print(f"vigil: {spec.job}: {outcome.result}: {reason}", file=sys.stderr)
+    line = record.as_json(result=outcome.result, exit_code=code, reason=reason, ended=utc_now())
     try:
         append_line(spec.state_dir, line, spec.history_max_bytes)
     except OSError as error:
-        print(f"vigil: could not record the run in runs.jsonl: {error}", file=sys.stderr)
+        print(
+            f"vigil: {spec.job}: could not record the run in runs.jsonl: {describe(error)}",
+            file=sys.stderr,
+        )
     return code
 
 
-def _run(spec: JobSpec, record: RunRecord) -> Outcome:
+def _redactor() -> Redactor | None:
+    """The credential values this unit was given (LoadCredential=), or None without any."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return None
+    from runner.redact import from_credentials
+
+    return from_credentials(directory) or None
+
+
+def _clean(redactor: Redactor | None, text: str) -> str:
+    return redactor.text(text) if redactor and text else text
+
+
+def _run(spec: JobSpec, record: RunRecord, redactor: Redactor | None) -> Outcome:
     ensure_dir(spec.state_dir)
+    problem = _unusable(spec.state_dir)
+    if problem is not None:
+        return Outcome("storage", f"state directory: {problem}; the command was not run")
     if spec.after is not None:
         reason = unmet_predecessor(spec.state_dir, spec.after, record.started)
         if reason is not None:
@@ -67,34 +101,37 @@ def _run(spec: JobSpec, record: RunRecord) -> Outcome:
             env={**os.environ, **spec.environment},
             cwd=spec.working_directory,
             timeout=spec.timeout,
+            stderr_filter=redactor.bytes if redactor else None,
         )
         record.command_exit = result.returncode
         if result.error:
             return Outcome("failed", result.error)
         if result.timed_out:
-            _echo(result.stdout)
+            _echo(_clean(redactor, result.stdout))
             return Outcome(
                 "timeout", f"command ran longer than {spec.timeout:g}s; its processes were killed"
             )
         if result.returncode != 0:
             # A failed command's output is not trusted as findings: it goes to the journal.
-            _echo(result.stdout)
+            _echo(_clean(redactor, result.stdout))
             return Outcome("failed", f"command exited with status {_status(result.returncode)}")
         stdout = result.stdout
     if spec.llm is not None:
-        return _detect_with_model(spec, record, stdout)
+        return _detect_with_model(spec, record, stdout, redactor)
     assert stdout is not None
     try:
         report = read_output(stdout, spec.output)
     except ContractError as error:
-        _echo(stdout[:4000], to_stderr=True)
+        _echo(_clean(redactor, stdout[:4000]), to_stderr=True)
         return Outcome("contract", str(error))
-    _echo(report.log)
-    _write_findings(spec, record, report.findings)
+    _echo(_clean(redactor, report.log))
+    _write_findings(spec, record, report.findings, redactor)
     return Outcome("ok")
 
 
-def _detect_with_model(spec: JobSpec, record: RunRecord, stdout: str | None) -> Outcome:
+def _detect_with_model(
+    spec: JobSpec, record: RunRecord, stdout: str | None, redactor: Redactor | None
+) -> Outcome:
     assert spec.llm is not None
     if stdout is not None and _found_nothing(stdout):
         print("vigil: the command found nothing; the model was not asked", file=sys.stderr)
@@ -107,6 +144,9 @@ def _detect_with_model(spec: JobSpec, record: RunRecord, stdout: str | None) -> 
             record.notes.append("budget alert written to the inbox")
         details = "; ".join(f"{item.budget.scope} budget: {item.detail}" for item in exhausted)
         return Outcome("budget", f"model not called ({details})")
+    problem = _no_room_for_a_finding(spec)
+    if problem is not None:
+        return Outcome("storage", f"model not called: {problem}")
     from runner.llm import LlmError, ask_model
 
     try:
@@ -116,8 +156,44 @@ def _detect_with_model(spec: JobSpec, record: RunRecord, stdout: str | None) -> 
     if finding is None:
         print("vigil: the model reported nothing", file=sys.stderr)
     else:
-        _write_findings(spec, record, [finding])
+        _write_findings(spec, record, [finding], redactor)
     return Outcome("ok")
+
+
+def _unusable(state_dir: str) -> str | None:
+    """Why the state directory takes nothing (read-only, another user's), or None. A run
+    that could not record itself is not started: nothing would know it ran."""
+    if os.access(state_dir, os.W_OK | os.X_OK):
+        return None
+    try:
+        read_only = bool(os.statvfs(state_dir).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    return f"{os.strerror(errno.EROFS if read_only else errno.EACCES)}: {state_dir}"
+
+
+def _no_room_for_a_finding(spec: JobSpec) -> str | None:
+    """Why the model's answer could not be stored (read-only, full, not writable), or None."""
+    assert spec.llm is not None
+    inbox = os.path.join(spec.state_dir, "inbox")
+    where = inbox if os.path.isdir(inbox) else spec.state_dir
+    try:
+        fs = os.statvfs(where)
+    except OSError as error:
+        return describe(error)
+    if fs.f_flag & os.ST_RDONLY:
+        return f"{os.strerror(errno.EROFS)}: {where}"
+    free = (fs.f_bfree if os.geteuid() == 0 else fs.f_bavail) * fs.f_frsize
+    needed = max(MODEL_SPACE_MIN, MODEL_SPACE_PER_TOKEN * spec.llm.max_tokens)
+    if free < needed:
+        return (
+            f"{os.strerror(errno.ENOSPC)}: {where} "
+            f"({free} bytes free; the model's finding may need {needed})"
+        )
+    for directory in (where, os.path.join(spec.state_dir, "tmp")):
+        if os.path.isdir(directory) and not os.access(directory, os.W_OK):
+            return f"{os.strerror(errno.EACCES)}: {directory}"
+    return None
 
 
 def _found_nothing(stdout: str) -> bool:
@@ -133,13 +209,34 @@ def _found_nothing(stdout: str) -> bool:
         return False
 
 
-def _write_findings(spec: JobSpec, record: RunRecord, items: list[dict[str, object]]) -> None:
-    for item in items:
+def _write_findings(
+    spec: JobSpec, record: RunRecord, items: list[dict[str, object]], redactor: Redactor | None
+) -> None:
+    for index, item in enumerate(items):
         now = utc_now()
-        write_finding(spec.state_dir, completed(item, spec.job, now), now)
+        finding = completed(item, spec.job, now)
+        if redactor:
+            cleaned = redactor.data(finding)
+            assert isinstance(cleaned, dict)
+            finding = cleaned
+        try:
+            write_finding(spec.state_dir, finding, now)
+        except OSError:
+            _keep_in_journal([finding, *items[index + 1 :]], redactor)
+            raise
         record.findings += 1
     if items:
         print(f"vigil: {len(items)} finding(s) written to the inbox", file=sys.stderr)
+
+
+def _keep_in_journal(unwritten: list[dict[str, object]], redactor: Redactor | None) -> None:
+    """Findings the inbox could not take: the journal is the one place left to keep them."""
+    print(f"vigil: {len(unwritten)} finding(s) not written; here they are:", file=sys.stderr)
+    for finding in unwritten:
+        text = _clean(redactor, json.dumps(finding, ensure_ascii=False))
+        if len(text) > JOURNAL_FINDING_CHARS:
+            text = text[: JOURNAL_FINDING_CHARS - 1] + "…"
+        print(f"vigil: unwritten finding: {text}", file=sys.stderr)
 
 
 def _echo(text: str, *, to_stderr: bool = False) -> None:

@@ -4,8 +4,10 @@
 next attempt). A delivery run sends every message that is due: success is recorded in the ledger
 and then the queue file goes; a failure waits `backoff * 2**(attempts-1)` (at most
 `max_backoff`); after `attempts` failures the file moves to `<state>/outbox/dead/` and the
-`fallback` channel hears about it once. Nothing is dropped silently: at least once, and at most
-one duplicate after a crash between sending and recording.
+`fallback` channel hears about it once. Nothing is dropped silently: at least once. A `file`
+channel is exactly once even when a run dies between sending and recording: the queue file is
+marked `sending` first, and the next run looks for the message's line before appending it again.
+A command or apprise channel cannot be asked, so it may get a message twice (same {id}).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import sys
 from datetime import datetime, timedelta
 
-from runner.channels import Outcome, SendContext, prune_evidence, send
+from runner.channels import Outcome, SendContext, file_end, file_holds, prune_evidence, send
 from runner.clock import iso, parse_iso, utc_now
 from runner.fsatomic import ensure_dir, fsync_dir, locked, write_atomic
 from runner.ledger import Ledger
@@ -306,6 +308,8 @@ class _DeliveryRun:
             entry["last_error"] = f"no channel named {message.channel!r} in the config"
             self._dead(path, entry, message)
             return
+        if channel.get("file") and not self._mark_sending(path, entry, message, channel["file"]):
+            return
         outcome = send(message.channel, channel, message, self.context)
         if outcome.ok:
             self.ledger.record(message.id, message.channel, self.now, outcome.exit_status)
@@ -315,12 +319,34 @@ class _DeliveryRun:
         else:
             self._failed(path, entry, message, outcome)
 
+    def _mark_sending(self, path: str, entry: dict[str, Any], message: Message, file: str) -> bool:
+        """False when an earlier run already appended the message (it died before the ledger
+        was written): the ledger is brought up to date instead of appending a duplicate.
+        Otherwise the entry records where the line will go, before it is appended."""
+        sending = entry.get("sending")
+        offset = sending.get("offset") if isinstance(sending, dict) else None
+        if isinstance(offset, int) and file_holds(file, message.id, offset):
+            self.ledger.record(message.id, message.channel, self.now, None)
+            _remove(path)
+            self.report.skipped += 1
+            _say(f"message {message.id} to {message.channel} was delivered by a run that died")
+            return False
+        entry["sending"] = {"at": iso(self.now), "offset": file_end(file)}
+        _write_entry(self.state, path, entry)
+        return True
+
     def _failed(self, path: str, entry: dict[str, Any], message: Message, outcome: Outcome) -> None:
         attempts = int(entry.get("attempts") or 0) + 1
+        # A command's stderr may echo a credential of ours: never into the outbox or journal.
+        from runner.redact import from_credentials
+
+        directory = self.context.credentials_dir
+        error = from_credentials(os.fspath(directory) if directory else None).text(outcome.error)
+        entry.pop("sending", None)  # not appended (a torn line is told apart by file_holds)
         entry.update(
             attempts=attempts,
             last_attempt=iso(self.now),
-            last_error=outcome.error,
+            last_error=error,
             exit_status=outcome.exit_status,
         )
         where = f"message {message.id} to {message.channel}"
@@ -333,7 +359,7 @@ class _DeliveryRun:
         self.report.retrying += 1
         self.report.wait_until(retry)
         _say(
-            f"{where}: attempt {attempts} of {self.policy.attempts} failed: {outcome.error}; "
+            f"{where}: attempt {attempts} of {self.policy.attempts} failed: {error}; "
             f"next attempt at {iso(retry)}"
         )
 

@@ -14,8 +14,8 @@ import sys
 from datetime import datetime, timedelta
 
 from runner.clock import iso, parse_iso, utc_now
-from runner.exitcodes import OK, USAGE
-from runner.fsatomic import read_state, write_finding
+from runner.exitcodes import OK, STORAGE, USAGE
+from runner.fsatomic import describe, read_state, write_finding
 from runner.history import runs
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -45,9 +45,13 @@ def main(spec_path: str) -> int:
         "satisfied": satisfied,
         "evidence": evidence,
     }
-    write_finding(state_dir, finding, now)
     verdict = "met" if satisfied else "MISSED"
     print(f"watch {spec['watch_name']}: deadline {verdict}: {evidence['text']}", file=sys.stderr)
+    try:
+        write_finding(state_dir, finding, now)
+    except OSError as error:
+        print(f"vigil: cannot write the result to the inbox: {describe(error)}", file=sys.stderr)
+        return STORAGE
     return OK
 
 

@@ -22,6 +22,23 @@ namespace, next to a journald of its own:
   ``$XDG_RUNTIME_DIR/systemd/private``. Tests never touch the real home or ``/run/user``.
   ``systemctl --user`` reaches the manager from outside the namespace through that socket.
 
+Sandboxed units need what a booted system has: ``/run`` as a mount of its own, and what PID 1
+creates (``/run/systemd/inaccessible/*``, ``/run/systemd/unit-root``); the namespace gets them.
+The instance directory is under /home where there is one, so ProtectHome= covers the manager's
+home as in real life.
+
+``private_user_manager(unprivileged_account())`` runs the manager as an unprivileged user
+instead, the way logind would: journald still runs as root, the manager joins its cgroup as root
+and then drops to the user (``setpriv``); its home, its runtime directory (a tmpfs, also seen at
+``/run/user/UID``, where a non-root manager looks for its inaccessible nodes) and its cgroup
+subtree (delegated by chown, in both hierarchies in hybrid mode) belong to the user. The journal
+is persistent then (``/var/log`` in the namespace is the instance's ``log/``), so the user has a
+journal file of its own to read, as on a real system. That manager accepts only its own user on
+its bus, so ``systemctl`` then runs as the user inside the namespace (``as_user``). Directories
+on the way to this interpreter and its packages that the user cannot search (``/root`` is 0700)
+are covered, inside the namespace only, by a tmpfs that shows just the needed entries, so units
+and ``vigil`` run the same interpreter at the same paths.
+
 Starting takes about 0.1 s and stopping well under a second, so a fresh manager per module
 would be affordable; the fixtures still share one per session and ``clean_user_manager``
 resets it between tests (units removed, daemon-reload, reset-failed). A module that needs a
@@ -36,13 +53,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import signal
+import stat
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn, TypeVar
@@ -59,7 +79,8 @@ SUN_PATH_MAX = 107  # longest AF_UNIX socket path
 
 JOURNALD_CONF = """\
 [Journal]
-Storage=volatile
+Storage={storage}
+SystemMaxUse=64M
 ReadKMsg=no
 Audit=no
 ForwardToSyslog=no
@@ -71,14 +92,35 @@ RuntimeMaxUse=64M
 """
 
 # Runs under `unshare --mount`: private mounts, own cgroup, then becomes journald.
-# $1 = instance directory, $2 = journald's cgroup directory, $3 = the journald binary.
+# $1 = instance directory, $2 = journald's cgroup directory, $3 = the journald binary,
+# $4 = where the journal goes: /run/log (volatile) or /var/log (persistent).
 JOURNALD_SCRIPT = r"""
 set -eu
 root=$1
+# /run is a file system of its own on a booted system. Where it is not, a sandboxed unit
+# (MountAPIVFS=, implied by ProtectKernelTunables= and others) gets an empty tmpfs there,
+# without the journal or anything else below /run.
+mountpoint -q /run || mount --bind /run /run
 mount -t tmpfs -o mode=0755 tmpfs /run/systemd
 mkdir -p /run/systemd/system /run/systemd/journal "$root/log/journal"
+# What PID 1 creates at boot: sandboxed units mount these over the paths they hide
+# (ProtectKernelTunables=, InaccessiblePaths=...).
+mkdir -m 0755 /run/systemd/inaccessible
+mkdir -m 0000 /run/systemd/inaccessible/dir
+install -m 0000 /dev/null /run/systemd/inaccessible/reg
+mkfifo -m 0000 /run/systemd/inaccessible/fifo
+mknod -m 0000 /run/systemd/inaccessible/chr c 0 0 || true
+mknod -m 0000 /run/systemd/inaccessible/blk b 0 0 || true
+mkdir -m 0400 /run/systemd/unit-root
 mkdir -p /run/log
-mount --bind "$root/log" /run/log
+if [ "$4" = /var/log ]; then
+    # Persistent, with the boot-time flush taken as done: journald then writes straight to
+    # /var/log/journal, one file per (non-system) user that the user may read (an ACL).
+    mkdir "$root/run-log"
+    mount --bind "$root/run-log" /run/log
+    touch /run/systemd/journal/flushed
+fi
+mount --bind "$root/log" "$4"
 if [ -e /etc/systemd/journald.conf ]; then
     mount --bind "$root/journald.conf" /etc/systemd/journald.conf
 fi
@@ -93,14 +135,19 @@ exec "$3"
 """
 
 # Runs under `nsenter --mount` into journald's namespace, then becomes the manager.
-# $1 = the manager's cgroup directory, $2 = the systemd binary.
+# $1 = the manager's cgroup directory; the rest is the command: systemd, or setpriv ... systemd
+# for a non-root manager (it joins its cgroup as root, then drops to the account).
 MANAGER_SCRIPT = r"""
 set -eu
 echo $$ > "$1/cgroup.procs"
-exec "$2" --user --log-target=journal
+shift
+exec "$@"
 """
 
 T = TypeVar("T")
+
+TEST_ACCOUNT = "vigiltest"
+"""The unprivileged account a non-root manager runs as (created if absent)."""
 
 
 def skip_or_fail(reason: str) -> NoReturn:
@@ -159,6 +206,57 @@ def check_environment() -> Path:
     return root
 
 
+@dataclass(frozen=True)
+class Account:
+    """The user a manager runs as: root, or an unprivileged test account."""
+
+    name: str
+    uid: int
+    gid: int
+
+    @property
+    def root(self) -> bool:
+        return self.uid == 0
+
+    def drop(self) -> list[str]:
+        """Command prefix that runs the rest as this account (nothing for root)."""
+        if self.root:
+            return []
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--"]
+
+
+ROOT_ACCOUNT = Account("root", 0, 0)
+
+
+def unprivileged_account(name: str = TEST_ACCOUNT) -> Account:
+    """The unprivileged test account, created if absent: a regular user (journald gives only
+    those a journal file of their own), without login or home directory; its home is whatever
+    the manager's environment says, a temporary directory per instance."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        for tool in ("useradd", "setpriv"):
+            if not shutil.which(tool):
+                raise ManagerUnavailable(f"{tool} not available") from None
+        created = subprocess.run(
+            [
+                *("useradd", "--user-group", "--no-create-home"),
+                *("--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        # Another test process may have created it meanwhile: look it up again either way.
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            raise ManagerUnavailable(f"could not create user {name}: {created.stderr}") from None
+    if not shutil.which("setpriv"):
+        raise ManagerUnavailable("setpriv not available")
+    return Account(name, entry.pw_uid, entry.pw_gid)
+
+
 @dataclass
 class UserManager:
     """A running private user manager, and the helpers tests use to drive it."""
@@ -170,6 +268,7 @@ class UserManager:
     cgroup: Path
     pids: dict[str, int]
     logs: dict[str, Path]
+    account: Account = ROOT_ACCOUNT
     baseline_units: frozenset[str] = field(default_factory=frozenset)
 
     # -- commands ---------------------------------------------------------------------------
@@ -203,8 +302,18 @@ class UserManager:
         ns = f"--mount=/proc/{self.pids['journald']}/ns/mnt"
         return self.run("nsenter", ns, "--", *args, check=check)
 
+    def as_user(self, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a command inside the manager's mount namespace as the manager's account, the way
+        that user would in a session (``vigil apply`` for a non-root manager)."""
+        name = self.account.name
+        identity = ("env", f"USER={name}", f"LOGNAME={name}")
+        return self.in_namespace(*self.account.drop(), *identity, *args, check=check)
+
     def systemctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """``systemctl --user ARGS``."""
+        if not self.account.root:
+            # A user manager accepts bus clients of its own user only (root gets EPERM).
+            return self.as_user("systemctl", "--user", "--no-pager", *args, check=check)
         return self.run("systemctl", "--user", "--no-pager", *args, check=check)
 
     def show(self, unit: str, *props: str) -> dict[str, str]:
@@ -226,7 +335,13 @@ class UserManager:
         unit has just printed.
         """
         self.sync_journal()
-        return self.journalctl(f"--user-unit={unit}", "--output=cat", *args).stdout
+        matches = [f"--user-unit={unit}"]
+        if not self.account.root:
+            # --user-unit matches the caller's uid (root's); ask for the account's: the
+            # unit's own lines, and the manager's lines about it.
+            uid = f"_UID={self.account.uid}"
+            matches = [f"_SYSTEMD_USER_UNIT={unit}", uid, "+", f"USER_UNIT={unit}", uid]
+        return self.journalctl(*matches, "--output=cat", *args).stdout
 
     def wait_for_journal(self, unit: str, text: str, timeout: float = 10.0) -> str:
         """Poll journal(unit) until it contains text; return it.
@@ -301,13 +416,13 @@ class UserManager:
 # -- lifecycle ------------------------------------------------------------------------------
 
 
-def _manager_env(root: Path) -> dict[str, str]:
+def _manager_env(root: Path, account: Account) -> dict[str, str]:
     home = root / "home"
     return {
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "LANG": "C.UTF-8",
-        "USER": "root",
-        "LOGNAME": "root",
+        "USER": account.name,
+        "LOGNAME": account.name,
         "SHELL": "/bin/sh",
         "HOME": str(home),
         "XDG_CONFIG_HOME": str(home / ".config"),
@@ -316,6 +431,87 @@ def _manager_env(root: Path) -> dict[str, str]:
         "XDG_CACHE_HOME": str(home / ".cache"),
         "XDG_RUNTIME_DIR": str(root / "run"),
     }
+
+
+def _hand_over(root: Path, account: Account) -> None:
+    """The user's home and runtime directory belong to the user; log/ and the rest stay root's.
+    The user must be able to read the instance directory, not only pass through: a path unit
+    watches every directory on the way to its path, and inotify needs read access (systemd
+    stops at the first one it cannot watch, and the inbox then never triggers)."""
+    root.chmod(0o755)
+    for path in (root / "home", root / "run"):
+        for entry in (path, *path.rglob("*")):
+            os.chown(entry, account.uid, account.gid)
+
+
+def _delegate(cgroup: Path, account: Account) -> None:
+    cgroup.mkdir(parents=True, exist_ok=True)
+    for name in ("", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads", "tasks"):
+        if (cgroup / name).exists():
+            os.chown(cgroup / name, account.uid, account.gid)
+
+
+def interpreter_paths() -> list[Path]:
+    """What this interpreter needs to run vigil and the runner: its installation, its venv
+    and every directory on sys.path (site-packages, an editable checkout)."""
+    candidates = [sys.base_prefix, sys.prefix, os.path.realpath(sys.executable), *sys.path]
+    return [Path(p) for p in dict.fromkeys(candidates) if os.path.isabs(p) and os.path.exists(p)]
+
+
+def _searchable(directory: Path, account: Account, groups: set[int]) -> bool:
+    info = directory.stat()
+    if info.st_uid == account.uid:
+        return bool(info.st_mode & stat.S_IXUSR)
+    if info.st_gid in groups:
+        return bool(info.st_mode & stat.S_IXGRP)
+    return bool(info.st_mode & stat.S_IXOTH)
+
+
+# Runs inside the namespace as root: $1 = a root-only staging directory, $2 = a directory the
+# user cannot search, then the entries in it to show.
+OPEN_SCRIPT = r"""
+set -eu
+stage=$1 dir=$2
+shift 2
+mkdir -p "$stage"
+mount --bind "$dir" "$stage"
+mount -t tmpfs -o mode=0755 tmpfs "$dir"
+for name; do
+    if [ -d "$stage/$name" ]; then mkdir "$dir/$name"; else touch "$dir/$name"; fi
+    mount --bind "$stage/$name" "$dir/$name"
+done
+"""
+
+
+def _open_paths(nsenter: list[str], stage: Path, account: Account, paths: Sequence[Path]) -> None:
+    """Make `paths` reachable for the account inside the namespace, at the same paths.
+
+    The interpreter and packages the tests run (whose paths the generated units name) may sit
+    below a directory the user cannot search, such as /root (mode 0700). Inside the private
+    namespace such a directory is covered by a tmpfs that shows only the needed entries, bound
+    from the original. Nothing changes outside the namespace.
+    """
+    groups = set(os.getgrouplist(account.name, account.gid))
+    closed: dict[Path, set[str]] = {}
+    for path in paths:
+        for depth in range(1, len(path.parts)):
+            directory = Path(*path.parts[:depth])
+            if not _searchable(directory, account, groups):
+                closed.setdefault(directory, set()).add(path.parts[depth])
+    stage.mkdir(mode=0o700)
+    # Outer directories first, so an inner one is covered inside the outer one's new view.
+    for number, directory in enumerate(sorted(closed, key=lambda d: len(d.parts))):
+        names = sorted(closed[directory])
+        _in(nsenter, "sh", "-c", OPEN_SCRIPT, "sh", stage / str(number), directory, *names)
+
+
+def _in(nsenter: list[str], *args: str | Path) -> None:
+    """Run a set-up command as root inside the namespace; raise if it fails."""
+    result = subprocess.run(
+        [*nsenter, *map(str, args)], capture_output=True, text=True, timeout=COMMAND_TIMEOUT
+    )
+    if result.returncode != 0:
+        raise ManagerUnavailable(f"{' '.join(map(str, args))} failed: {result.stderr.strip()}")
 
 
 def _client_env(manager_env: dict[str, str]) -> dict[str, str]:
@@ -428,22 +624,39 @@ def _wait_for_journald(journald: subprocess.Popen[bytes], log: Path) -> None:
         time.sleep(0.01)
 
 
-def _start(root: Path, top: Path, processes: list[subprocess.Popen[bytes]]) -> UserManager:
+def _start(
+    root: Path,
+    top: Path,
+    processes: list[subprocess.Popen[bytes]],
+    account: Account,
+    expose: Sequence[Path],
+) -> UserManager:
     """Lay out the instance directory and cgroups, start journald, then the manager."""
     if len(str(root / "run" / "systemd" / "private")) > SUN_PATH_MAX:
         raise ManagerUnavailable(f"temporary directory {root} is too long for a socket path")
-    manager_env = _manager_env(root)
+    manager_env = _manager_env(root, account)
     unit_dir = Path(manager_env["XDG_CONFIG_HOME"]) / "systemd" / "user"
     unit_dir.mkdir(parents=True)
     (root / "run").mkdir(mode=0o700)
     (root / "log" / "journal").mkdir(parents=True)
-    (root / "journald.conf").write_text(JOURNALD_CONF, encoding="utf-8")
+    # The user's own journal file, as on a real system, needs persistent storage; root reads
+    # everything, so its manager keeps the journal in memory.
+    storage = "volatile" if account.root else "persistent"
+    (root / "journald.conf").write_text(JOURNALD_CONF.format(storage=storage), encoding="utf-8")
     logs = {name: root / f"{name}.log" for name in ("journald", "manager", "console")}
     logs["console"].touch()
     journald_cgroup = top / "journald.scope"
-    manager_cgroup = top / "user.slice" / "user-0.slice" / "user@0.service"
+    uid = account.uid
+    manager_cgroup = top / "user.slice" / f"user-{uid}.slice" / f"user@{uid}.service"
     for directory in (journald_cgroup, manager_cgroup):
         directory.mkdir(parents=True)
+    if not account.root:
+        _hand_over(root, account)
+        # Delegated like logind does: the user owns its manager's cgroup (and in hybrid mode
+        # the mirror in name=systemd, which the manager keeps in step) and manages the subtree.
+        relative = manager_cgroup.relative_to(top.parent)
+        for hierarchy in cgroup_hierarchies(top.parent):
+            _delegate(hierarchy / relative, account)
 
     with open(logs["journald"], "wb") as log:
         journald = subprocess.Popen(
@@ -456,6 +669,7 @@ def _start(root: Path, top: Path, processes: list[subprocess.Popen[bytes]]) -> U
                 str(root),
                 str(journald_cgroup),
                 JOURNALD,
+                "/run/log" if account.root else "/var/log",
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -467,9 +681,23 @@ def _start(root: Path, top: Path, processes: list[subprocess.Popen[bytes]]) -> U
     _wait_for_journald(journald, logs["journald"])
 
     nsenter = ["nsenter", f"--mount=/proc/{journald.pid}/ns/mnt", "--"]
+    if not account.root:
+        _open_paths(nsenter, root / "closed", account, expose)
+        # The runtime directory is a tmpfs, as /run/user/UID is: systemd removes a service's
+        # credentials after it stops only from a memory file system. A non-root manager's
+        # sandboxing looks for its inaccessible nodes (what ProtectKernelTunables= and the
+        # like mount over the paths they hide) under /run/user/UID, not $XDG_RUNTIME_DIR.
+        run, user_run = root / "run", f"/run/user/{account.uid}"
+        owner = f"mode=0700,uid={account.uid},gid={account.gid}"
+        _in(nsenter, "mount", "-t", "tmpfs", "-o", owner, "tmpfs", run)
+        _in(nsenter, "mount", "--make-shared", run)
+        _in(nsenter, "mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run/user")
+        _in(nsenter, "mkdir", user_run)
+        _in(nsenter, "mount", "--bind", run, user_run)
+    systemd = [*account.drop(), SYSTEMD, "--user", "--log-target=journal"]
     with open(logs["manager"], "wb") as log:
         manager_process = subprocess.Popen(
-            [*nsenter, "sh", "-c", MANAGER_SCRIPT, "sh", str(manager_cgroup), SYSTEMD],
+            [*nsenter, "sh", "-c", MANAGER_SCRIPT, "sh", str(manager_cgroup), *systemd],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -485,6 +713,7 @@ def _start(root: Path, top: Path, processes: list[subprocess.Popen[bytes]]) -> U
         cgroup=top,
         pids={"manager": manager_process.pid, "journald": journald.pid},
         logs=logs,
+        account=account,
     )
     _wait_until_ready(manager, manager_process)
     manager.baseline_units = frozenset(manager.loaded_units())
@@ -492,19 +721,26 @@ def _start(root: Path, top: Path, processes: list[subprocess.Popen[bytes]]) -> U
 
 
 @contextlib.contextmanager
-def private_user_manager() -> Iterator[UserManager]:
+def private_user_manager(
+    account: Account = ROOT_ACCOUNT, expose: Sequence[Path] = ()
+) -> Iterator[UserManager]:
     """Start journald and ``systemd --user`` in a private namespace; stop both on exit.
 
+    The instance directory, and so the manager's home, is under /home where there is one: as
+    in real life, ProtectHome= then covers the home and /tmp does not. With an unprivileged
+    ``account`` the manager runs as that user, and the paths in ``expose`` plus this
+    interpreter's are made reachable for it (see _open_paths).
     Raises ManagerUnavailable if the environment cannot host them or they do not come up.
     """
     cgroup_root = check_environment()
-    root = Path(tempfile.mkdtemp(prefix="vigil-sd-"))
+    base = "/home" if os.path.isdir("/home") and os.access("/home", os.W_OK) else None
+    root = Path(tempfile.mkdtemp(prefix="vigil-sd-", dir=base))
     slice_name = f"vigil-{uuid.uuid4().hex[:12]}.slice"
     top = cgroup_root / slice_name
     processes: list[subprocess.Popen[bytes]] = []
     try:
         try:
-            manager = _start(root, top, processes)
+            manager = _start(root, top, processes, account, [*interpreter_paths(), *expose])
         except OSError as error:
             raise ManagerUnavailable(f"could not set up the user manager: {error}") from error
         yield manager

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -15,6 +16,8 @@ pytestmark = pytest.mark.systemd
 
 NAME = "cs"
 BURST = 1000
+FLOOD = 5000  # delivered in well under a minute here, so CI runs the full size
+WRITERS = 4
 CONFIG = """\
 name: cs
 state_dir: {state}
@@ -24,6 +27,7 @@ coordinator:
   deliver_to: [sink]
   sources:
     burst: {{external: true}}
+    flood: {{external: true}}
     probe: {{external: true}}
 """
 
@@ -72,6 +76,13 @@ def leftovers(state: Path) -> list[str]:
         if (state / directory).exists()
         for entry in (state / directory).iterdir()
     )
+
+
+def journal_cursor(manager) -> str:
+    """Where the journal ends now: read on from here with --after-cursor."""
+    manager.sync_journal()
+    output = manager.journalctl("-n", "0", "--show-cursor").stdout
+    return output.split("-- cursor: ", 1)[1].strip()
 
 
 def failed_units(manager) -> list[str]:
@@ -138,3 +149,70 @@ def test_a_burst_of_findings_is_delivered_completely(installed) -> None:
     assert service == {"Result": "success"}
     assert "start-limit-hit" not in (path["Result"], service["Result"])
     assert [unit for unit in failed_units(manager) if unit.startswith(f"{NAME}-")] == []
+
+
+def test_a_flood_of_findings_written_as_fast_as_possible_is_delivered(installed) -> None:
+    """FLOOD findings from WRITERS threads with no pause at all: every one delivered exactly
+    once, the path unit still watching, no start limit hit anywhere."""
+    manager, state = installed
+    (state / "writer").mkdir(exist_ok=True)
+    messages = [f"flood finding {number:05d}" for number in range(FLOOD)]
+
+    def write(first: int) -> None:
+        for number in range(first, FLOOD, WRITERS):
+            drop(state, f"flood-{number:05d}.json", finding("flood", messages[number]))
+
+    def bodies() -> list[str]:
+        return [line for record in delivered(state) for line in record["body"].splitlines()]
+
+    def all_delivered() -> bool:
+        path = manager.show(f"{NAME}-coordinator.path", "ActiveState", "Result")
+        assert path["ActiveState"] != "failed", f"the path unit stopped watching: {path}"
+        return len(bodies()) >= FLOOD
+
+    cursor = journal_cursor(manager)
+    started = time.monotonic()
+    threads = [threading.Thread(target=write, args=(first,)) for first in range(WRITERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    written = time.monotonic() - started
+    manager.wait_for(all_delivered, timeout=120, interval=0.2, what=f"{FLOOD} findings delivered")
+    took = time.monotonic() - started
+    manager.wait_for(
+        lambda: (
+            manager.show(f"{NAME}-coordinator.service", "ActiveState")["ActiveState"] == "inactive"
+        ),
+        timeout=20,
+        what="the coordinator to finish",
+    )
+    assert sorted(bodies()) == [f"• {message}" for message in messages]  # all, none twice
+    runs = coordinator_runs(state)
+    assert sum(run["findings"] for run in runs) == FLOOD
+    assert all(run["result"] == "ok" and run["invocation_id"] for run in runs)
+    assert leftovers(state) == []
+    path = manager.show(f"{NAME}-coordinator.path", "ActiveState", "Result")
+    assert path == {"ActiveState": "active", "Result": "success"}
+    service = manager.show(f"{NAME}-coordinator.service", "Result", "NRestarts")
+    assert service == {"Result": "success", "NRestarts": "0"}
+    assert [unit for unit in failed_units(manager) if unit.startswith(f"{NAME}-")] == []
+
+    def journal() -> str:
+        manager.sync_journal()
+        return manager.journalctl("--output=cat", f"--after-cursor={cursor}").stdout
+
+    # The manager's own lines are there to be searched: one start per recorded run.
+    starts = f"Starting {NAME}-coordinator.service"
+    text = manager.wait_for(
+        lambda: (text := journal()).count(starts) == len(runs) and text,
+        timeout=10,
+        what=f"{len(runs)} coordinator starts in the journal",
+    )
+    assert "start-limit-hit" not in text
+    assert "Start request repeated too quickly" not in text
+    print(
+        f"\nflood: {FLOOD} findings written in {written:.2f} s by {WRITERS} threads, all "
+        f"delivered after {took:.2f} s in {len(runs)} coordinator runs "
+        f"({len(delivered(state))} messages)"
+    )

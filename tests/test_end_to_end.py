@@ -4,8 +4,9 @@ A copy of examples/bruba.yaml, changed only where a test must: every job fires a
 after `vigil apply` (daily calendar times computed now, `accuracy: 1s`), the LLM detectors talk
 to a loopback stand-in for the Messages API (`llm.base_url`; the key reaches them through
 LoadCredential=), the Signal channel is a file, `remindctl`, `openclaw` and `gcalcli` are stand-in
-scripts on the jobs' PATH, and the nag ladder has no `min_interval`, so it escalates across
-runs. `openclaw` fails for the first step of the nightly chain.
+scripts on the jobs' PATH, the strict staleness check reads stand-in projects (its `readable`),
+and the nag ladder has no `min_interval`, so it escalates across runs. `openclaw` fails for the
+first step of the nightly chain.
 
 Then systemd does the rest: timers start the jobs, findings go through the inbox and the path
 unit to the coordinator, and messages land in the file. The test checks the escalation (polite,
@@ -174,6 +175,8 @@ def workload_copy(tmp: Path, api_url: str, first: datetime) -> tuple[dict[str, A
         job["accuracy"] = "1s"
         job["environment"] = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin"}
     data["jobs"]["staleness-check"]["environment"]["HOME"] = str(home)
+    # The strict sandbox shows it only what it may read: here, the stand-in projects.
+    data["jobs"]["staleness-check"]["sandbox"]["readable"] = [str(home / "projects")]
     data["nag"]["reminders"]["min_interval"] = 0
     data["channels"]["signal"] = {"file": str(tmp / "deliveries.jsonl")}
     return data, zone

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -447,6 +448,18 @@ def test_problem_in_an_aliased_node_is_reported_once() -> None:
     assert (issue.line, issue.column, issue.field) == (1, 14, "d")
 
 
+@pytest.mark.parametrize(
+    "text",
+    ['a: "\\U00110000"\n', 'a: "x\\ud800"\n', '"\\udc00": 1\n', "a: [1, '2', \"\\udfff\"]\n"],
+)
+def test_invalid_escapes_with_either_parser(parser: str, text: str) -> None:
+    # PyYAML's own parser crashed in chr() on the first and let lone surrogates through, which
+    # no generated file can hold; libyaml refuses all of them.
+    issue = only_issue(text)
+    assert issue.line == 1
+    assert issue.message == "found invalid Unicode character escape code"
+
+
 def test_error_at_the_end_of_a_file_without_final_newline() -> None:
     issue = only_issue("a: [1, 2")
     assert (issue.line, issue.column) == (2, 1)
@@ -479,11 +492,22 @@ def test_utf8_with_and_without_bom() -> None:
 # --- hostile documents -----------------------------------------------------------------------
 
 
-def laughs(levels: int, width: int) -> str:
-    lines = ["l0: &l0 [" + ", ".join(["lol"] * width) + "]"]
-    for level in range(1, levels):
-        refs = ", ".join([f"*l{level - 1}"] * width)
-        lines.append(f"l{level}: &l{level} [{refs}]")
+def laughs(levels: int, width: int, shape: str = "list") -> str:
+    """Billion laughs: each level holds `width` aliases of the one before. Shapes: lists,
+    mappings, merge keys (`<<: [*l0, *l0...]`), or aliases used as mapping keys."""
+
+    def level(items: list[str]) -> str:
+        if shape == "list":
+            return "[" + ", ".join(items) + "]"
+        if shape == "merge" and items[0].startswith("*"):
+            return "{<<: [" + ", ".join(items) + "]}"
+        if shape == "key" and items[0].startswith("*"):
+            return "{" + ", ".join(f"? {item} : {n}" for n, item in enumerate(items)) + "}"
+        return "{" + ", ".join(f"k{n}: {item}" for n, item in enumerate(items)) + "}"
+
+    lines = ["l0: &l0 " + level(["lol"] * width)]
+    for number in range(1, levels):
+        lines.append(f"l{number}: &l{number} " + level([f"*l{number - 1}"] * width))
     return "\n".join(lines) + "\n"
 
 
@@ -493,6 +517,36 @@ def test_billion_laughs_fails_fast(parser: str) -> None:
     assert time.perf_counter() - start < 0.5
     assert "expands to more than 1000000 values through aliases (alias bomb?)" in issue.message
     assert issue.line == 7
+
+
+BOMBS = {
+    **{f"depth {d}, width 9": laughs(d, 9) for d in (7, 9, 12, 20)},
+    **{f"depth {d}, width 2": laughs(d, 2) for d in (21, 30, 64)},
+    **{f"depth 3, width {w}": laughs(3, w) for w in (1001, 2000)},
+    "mappings": laughs(9, 9, "mapping"),
+    "merge keys": laughs(9, 9, "merge"),
+    "alias keys": laughs(9, 9, "key"),
+    "inside a config": "defs:\n"
+    + laughs(9, 9).replace("l", "  l", 1).replace("\nl", "\n  l")
+    + "name: demo\njobs: {hello: {schedule: '@daily', run: *l8}}\n",
+}
+
+
+@pytest.mark.parametrize("text", BOMBS.values(), ids=BOMBS.keys())
+def test_alias_bombs_are_rejected_in_bounded_time_and_memory(parser: str, text: str) -> None:
+    start = time.perf_counter()
+    issue = only_issue(text)
+    elapsed = time.perf_counter() - start
+    assert "through aliases (alias bomb?)" in issue.message
+    assert elapsed < 1.0, f"{elapsed:.2f} s"
+    tracemalloc.start()
+    try:
+        only_issue(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # Python objects only: libyaml's own buffers are not traced (test_fuzz_config checks RSS).
+    assert peak < 50 * 2**20, f"{peak / 2**20:.1f} MiB"
 
 
 def test_small_fan_out_is_fine() -> None:
@@ -570,6 +624,7 @@ def test_unreadable_file_is_not_a_config_error(tmp_path: Path, name: str) -> Non
 
 YAML_TOKENS = [*"ab1 :-?[]{},&*!|>'\"#%@`\t\n\r\\~.<\x00\x85\ufeff\u2028é"]
 YAML_TOKENS += ["<<: ", "&a ", "*a", "!!int ", "!!str ", "!!merge ", "- ", "? ", "\n  ", "---\n"]
+YAML_TOKENS += ['"\\ud800"', '"\\U00110000"', '"\\x85"', "!a%0A "]  # escapes, a tag with a newline
 YAMLISH = st.lists(st.sampled_from(YAML_TOKENS), max_size=60).map("".join)
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
+import string
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from compiler.model.types import (
     TEMPLATE_SCHEMA,
+    FilePathStr,
     Name,
-    PathStr,
     PositiveDuration,
     StrictModel,
     template_fields_from,
@@ -18,7 +19,23 @@ from compiler.model.types import (
 
 # Placeholders a command channel's arguments may use.
 COMMAND_FIELDS = ("message", "title", "id", "channel", "source", "count", "evidence_file")
-CommandArg = Annotated[str, template_fields_from(COMMAND_FIELDS), TEMPLATE_SCHEMA]
+
+
+def _plain_placeholders(value: str) -> str:
+    # The runner fills arguments with plain names only and fails every delivery on
+    # `{message!r}` or `{count:>3}`: refuse them here instead.
+    for _literal, field, spec, conversion in string.Formatter().parse(value):
+        if field is not None and (spec or conversion):
+            raise ValueError(f"placeholder {{{field}}} takes no conversion or format spec here")
+    return value
+
+
+CommandArg = Annotated[
+    str,
+    template_fields_from(COMMAND_FIELDS),
+    AfterValidator(_plain_placeholders),
+    TEMPLATE_SCHEMA,
+]
 
 
 class Channel(StrictModel):
@@ -31,7 +48,7 @@ class Channel(StrictModel):
     command: Annotated[list[CommandArg], Field(min_length=1)] | None = None
     """Program and arguments, run without a shell; placeholders such as {message} and {title}
     are filled per message. How a finding is handed to an agent."""
-    file: PathStr | None = None
+    file: FilePathStr | None = None
     """Append each message as one JSON line to this file."""
     timeout: PositiveDuration = 30
     """How long one delivery attempt may take."""

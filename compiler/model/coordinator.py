@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
+from compiler.model.jobs import Sandbox
 from compiler.model.types import (
     TEMPLATE_SCHEMA,
     ClockTime,
@@ -97,3 +98,6 @@ class Coordinator(StrictModel):
     """Retries and dead-lettering."""
     max_finding_bytes: Annotated[int, Field(ge=256)] = 1024 * 1024
     """Larger inbox files are rejected."""
+    sandbox: Sandbox = Sandbox()
+    """Hardening of the coordinator's service. The directories of `file` channels are writable
+    on their own; a `command` channel's agent needs `writable` for what it writes."""

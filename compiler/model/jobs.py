@@ -61,14 +61,24 @@ Command = Annotated[
 
 
 class Sandbox(StrictModel):
-    """How much of the system the job's service may touch."""
+    """How much of the system a service may touch. standard and strict keep the kernel,
+    devices, other users and privileges out of reach and differ in files; off turns it off."""
 
     level: Literal["strict", "standard", "off"] = "standard"
-    """strict: read-only home and system; standard: read-only system; off: no hardening."""
+    """standard: reads everything the user can, writes only the state directory, /tmp and
+    `writable`. strict: sees nothing below the home directories but the installed vigil tree,
+    its Python, the working directory, `readable` and `writable`; private /tmp; no
+    writable-executable memory (JIT runtimes such as node need standard); no priority changes.
+    off: only a private umask, for jobs that need privileges or write all over the home."""
     writable: list[PathStr] = []
-    """Paths the job may write besides vigil's state directory."""
+    """Paths the service may write besides vigil's state directory (a backup repository, a
+    tool's cache). Paths that do not exist when the service starts are left out."""
+    readable: list[PathStr] = []
+    """What a strict service may also read below the home directories (standard reads
+    everything anyway). Paths that do not exist when the service starts are left out."""
     network: bool = True
-    """Whether the job may use the network."""
+    """Whether the service may use the network; false leaves it a private loopback and local
+    sockets only."""
 
 
 class Job(StrictModel):
@@ -115,7 +125,7 @@ class Job(StrictModel):
     """A job that must have succeeded earlier in the same cycle; otherwise this run reports that
     instead of running."""
     sandbox: Sandbox = Sandbox()
-    """Hardening of the job's service."""
+    """Hardening of the job's service: what it may read, write and reach."""
 
     @model_validator(mode="after")
     def _run_or_prompt(self) -> Job:

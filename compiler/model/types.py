@@ -92,10 +92,18 @@ Line = Annotated[str, AfterValidator(_single_line)]
 """One line of text: no newlines or control characters."""
 
 
+# systemd refuses unit-file lines over 1 MiB; a description is one line of a status display.
+MAX_UNIT_TEXT = 1000
+
+
 def _unit_text(value: str) -> str:
     _single_line(value)
     if value.endswith("\\"):
         raise ValueError("must not end with a backslash (it would join lines in a unit file)")
+    if value.endswith(" "):
+        raise ValueError("must not end with a space (systemd drops it from unit files)")
+    if len(value) > MAX_UNIT_TEXT:
+        raise ValueError(f"is longer than {MAX_UNIT_TEXT} characters")
     return value
 
 
@@ -239,14 +247,35 @@ TimeZone = Annotated[
 # --- paths ------------------------------------------------------------------------------------
 
 
+# systemd refuses longer paths (PATH_MAX, NAME_MAX per component); the margin leaves room for
+# what %h expands to and for the "/inbox" a state directory gets.
+MAX_PATH_BYTES = 2048
+MAX_NAME_BYTES = 255
+
+
 def _check_path(value: str) -> str:
     _single_line(value)
+    shown = repr(value) if len(value) <= 60 else repr(value[:57] + "...")
     if "\\" in value:
-        raise ValueError(f"{value!r}: backslashes are not allowed in paths")
+        raise ValueError(f"{shown}: backslashes are not allowed in paths")
     if not (value.startswith("/") or value == "~" or value.startswith("~/")):
         raise ValueError(
-            f"{value!r} must be an absolute path or start with '~/': units do not run in the "
+            f"{shown} must be an absolute path or start with '~/': units do not run in the "
             "directory you validate from"
+        )
+    # Units carry paths as written: systemd ignores a setting whose path is not normalized
+    # (LoadCredential=, DirectoryNotEmpty=) and strips a trailing space.
+    parts = value.split("/")[1:]
+    if any(part in (".", "..") for part in parts) or "" in parts[:-1]:
+        raise ValueError(f"{shown}: '.', '..' and '//' are not allowed in paths")
+    if value.endswith(" "):
+        raise ValueError(f"{shown} ends with a space, which systemd would drop")
+    if len(value.encode()) > MAX_PATH_BYTES or any(
+        len(part.encode()) > MAX_NAME_BYTES for part in parts
+    ):
+        raise ValueError(
+            f"{shown} is too long for a path (at most {MAX_PATH_BYTES} bytes, "
+            f"{MAX_NAME_BYTES} per name)"
         )
     return value
 
@@ -258,6 +287,16 @@ PathStr = Annotated[
         {"type": "string", "pattern": "^(/|~/|~$)", "description": "An absolute path or ~/..."}
     ),
 ]
+
+
+def _check_file_path(value: str) -> str:
+    # "~" or "/dir/" would leave nothing to write to (and no parent for the sandbox to open).
+    if value in ("~", "/") or value.endswith("/"):
+        raise ValueError(f"{value!r} is a directory; name a file")
+    return value
+
+
+FilePathStr = Annotated[PathStr, AfterValidator(_check_file_path)]
 
 
 # --- templates --------------------------------------------------------------------------------

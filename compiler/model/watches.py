@@ -83,15 +83,21 @@ class Condition(StrictModel):
     lt: float | None = None
     lte: float | None = None
 
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        # A field validator, so that the error names `regex` itself, not the condition.
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {value!r}: {exc}") from None
+        return value
+
     @model_validator(mode="after")
     def _one_operator(self) -> Condition:
         operators = ("equals", "not_equals", "contains", "regex", "gt", "gte", "lt", "lte")
         _exactly_one(self, operators, "a condition")
-        if self.regex is not None:
-            try:
-                re.compile(self.regex)
-            except re.error as exc:
-                raise ValueError(f"invalid regex {self.regex!r}: {exc}") from None
         return self
 
 
