@@ -16,8 +16,9 @@ from compiler.loader import load_file, load_text
 from compiler.render import Source, Tree, render
 from compiler.validate import Validated, validate_document
 
-# What ProtectHome= covers: a strict service sees nothing below these unless it is bound back.
-HIDDEN = ("/home", "/root", "/run/user")
+# What a strict service does not see as the host has it unless it is bound back: the home
+# directories (ProtectHome=tmpfs) and the temporary directories (PrivateTmp=yes).
+HIDDEN = ("/home", "/root", "/run/user", "/tmp", "/var/tmp")
 
 
 def default_python() -> str:
@@ -26,7 +27,7 @@ def default_python() -> str:
 
 
 def runtime_paths(python: str) -> list[str]:
-    """Directories below the home directories that `python -m runner` needs (strict services
+    """Directories in HIDDEN places that `python -m runner` needs (strict services
     bind them back): for the interpreter vigil runs on, its installation, its environment and
     the runner package; for another one, the environment its path is in."""
     if python == sys.executable:

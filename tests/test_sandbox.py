@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from compiler import build
 from compiler.loader import load_text
 from compiler.render import Source, Tree, render
 from compiler.validate import validate_document
@@ -225,3 +226,21 @@ def test_exposure_of_the_examples(tmp_path: Path, example: Path, system: bool) -
     for unit, score in scores.items():
         if levels.get(unit) != "off":
             assert score <= limit(unit), (unit, score)
+
+
+@pytest.mark.parametrize(
+    ("python", "bound"),
+    [
+        ("/home/me/.venv/bin/python", ["/home/me/.venv"]),
+        ("/root/env/bin/python3", ["/root/env"]),
+        # a checkout in /tmp (CI clones there): hidden by PrivateTmp= at the strict level
+        ("/tmp/clone/.venv/bin/python", ["/tmp/clone/.venv"]),
+        ("/var/tmp/env/bin/python", ["/var/tmp/env"]),
+        ("/usr/bin/python3", []),  # visible to every service already
+        ("/opt/env/bin/python", []),
+    ],
+)
+def test_strict_services_get_back_the_interpreter_they_run_on(
+    python: str, bound: list[str]
+) -> None:
+    assert build.runtime_paths(python) == bound
