@@ -57,6 +57,7 @@ def test_every_section_ran(quick_run: dict[str, Any]) -> None:
 def test_figures_that_compare_have_their_baseline(quick_run: dict[str, Any]) -> None:
     for start in (
         "finding -> delivered, median",
+        "finding -> delivered vs a floor with vigil's sandbox",
         "finding -> delivered, p99",
         "shell job `true`",
         "vigil compile, 1,000 jobs",

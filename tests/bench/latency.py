@@ -4,8 +4,10 @@ Starts a private user manager (tests/systemd_manager.py; root only), installs a 
 a `file` channel through `vigil apply` (in-process, with the manager's environment, as the tests
 do) and measures, one finding at a time, the time from just before the finding is renamed into
 the inbox to the moment its delivered line is in the channel's file. Beside it, interleaved in
-the same run so both share the machine's noise, the floor: a bare `python -I -c` service behind
-a path unit of the same kind that moves the file out and appends one line.
+the same run so all share the machine's noise, the floor: a bare `python -I -c` service behind
+a path unit of the same kind that moves the file out and appends one line; and the same floor
+with the coordinator's sandbox directives, which separates what the hardening costs at every
+start (mount and user namespaces, seccomp) from what vigil's own code costs.
 
 The end of each measurement is taken when the line is there: an inotify watch on the channel's
 directory wakes the bench at the write (the file is then read to check the line), with 1 ms
@@ -209,16 +211,38 @@ def install_vigil(manager: UserManager, work: Path, python: str) -> dict[str, Pa
     return {"state": state, "inbox": state / "inbox", "sink": sink}
 
 
-def install_floor(manager: UserManager, work: Path, python: str) -> dict[str, Path]:
-    inbox, out, sink = work / "floor" / "inbox", work / "floor" / "out", work / "floor.jsonl"
+def install_floor(
+    manager: UserManager, work: Path, python: str, label: str = "floor", hardening: str = ""
+) -> dict[str, Path]:
+    inbox, out, sink = work / label / "inbox", work / label / "out", work / f"{label}.jsonl"
     out.mkdir(parents=True)
     argv = f'{python} -I -c "{FLOOR_CODE}" {inbox} {out} {sink}'
-    manager.write_unit(f"{NAME}-floor.service", FLOOR_SERVICE.format(argv=argv))
-    manager.write_unit(f"{NAME}-floor.path", FLOOR_PATH.format(inbox=inbox, name=NAME))
+    unit = f"{NAME}-{label}"
+    service = FLOOR_SERVICE.format(argv=argv)
+    if hardening:
+        service += f"{hardening}ReadWritePaths=-{work}\n"
+    manager.write_unit(f"{unit}.service", service)
+    path_unit = FLOOR_PATH.format(inbox=inbox, name=NAME).replace(f"{NAME}-floor", unit)
+    manager.write_unit(f"{unit}.path", path_unit)
     manager.systemctl("daemon-reload")
-    manager.systemctl("start", f"{NAME}-floor.path")
-    manager.wait_for(lambda: inbox.is_dir(), what="the floor's inbox")
+    manager.systemctl("start", f"{unit}.path")
+    manager.wait_for(lambda: inbox.is_dir(), what=f"the {label}'s inbox")
     return {"inbox": inbox, "sink": sink}
+
+
+def coordinator_hardening(manager: UserManager) -> str:
+    """The sandbox directives of the installed coordinator service, as lines to append."""
+    text = (manager.unit_dir / f"{NAME}-coordinator.service").read_text()
+    service = text.split("[Service]", 1)[1]
+    keep = [
+        line
+        for line in service.splitlines()
+        if line
+        and not line.startswith("#")
+        and not line.startswith(("Type=", "ExecStart=", "TimeoutStartSec=", "SyslogIdentifier="))
+        and not line.startswith(("ReadWritePaths=", "LoadCredential="))
+    ]
+    return "".join(f"{line}\n" for line in keep)
 
 
 # -- idle heartbeat -----------------------------------------------------------------------------
@@ -367,6 +391,8 @@ def run_bench(
     scratch.mkdir()
     vigil = install_vigil(manager, work, python)
     floor = install_floor(manager, work, python)
+    hardening = coordinator_hardening(manager)
+    sandboxed = install_floor(manager, work, python, "sandboxed", hardening)
     watch_vigil, watch_floor = LineWatch(vigil["sink"].parent), LineWatch(work)
     paths = [
         Route(
@@ -380,13 +406,23 @@ def run_bench(
         Route(
             "floor", f"{NAME}-floor.service", floor["inbox"], floor["sink"], watch_floor, scratch
         ),
+        # The same bare python with the coordinator's sandbox: what the hardening costs.
+        Route(
+            "sandboxed",
+            f"{NAME}-sandboxed.service",
+            sandboxed["inbox"],
+            sandboxed["sink"],
+            watch_floor,
+            scratch,
+        ),
     ]
     try:
         for path in paths:  # warm-up: page cache, bytecode caches; not counted
             path.measure(manager, -1)
             path.samples.clear()
         for number in range(count):
-            for path in paths if number % 2 == 0 else paths[::-1]:
+            shift = number % len(paths)  # each path goes first, second, third in turn
+            for path in paths[shift:] + paths[:shift]:
                 time.sleep(gap)
                 path.measure(manager, number)
     finally:
@@ -401,6 +437,7 @@ def run_bench(
     idle["cost_usd"] = sum(float(r.get("cost_usd") or 0) for r in all_runs)
     idle["imports_anthropic_or_apprise"] = imports_anthropic(work, python)
     vigil_figures, floor_figures = summary(paths[0].samples), summary(paths[1].samples)
+    sandboxed_figures = summary(paths[2].samples)
     ratio = vigil_figures["median_s"] / floor_figures["median_s"]
     return {
         "findings": count,
@@ -410,14 +447,17 @@ def run_bench(
         "editable_finder_at_start": editable_finder(python),
         "vigil": vigil_figures,
         "floor": floor_figures,
+        "sandboxed_floor": sandboxed_figures,
+        "sandbox_directives": hardening.splitlines(),
         "ratio_of_medians": ratio,
+        "ratio_to_sandboxed_floor": vigil_figures["median_s"] / sandboxed_figures["median_s"],
         "ratio_target": RATIO_TARGET,
         "p99_target_s": P99_TARGET_S,
         "vs_reference_heartbeat": (REFERENCE_HEARTBEAT_S / 2) / vigil_figures["median_s"],
         "coordinator_runs_during_latency": len(vigil_runs),
         "idle_heartbeat": idle,
         "within_targets": ratio <= RATIO_TARGET and vigil_figures["p99_s"] < P99_TARGET_S,
-        "samples_s": {"vigil": paths[0].samples, "floor": paths[1].samples},
+        "samples_s": {path.label: path.samples for path in paths},
     }
 
 
@@ -432,7 +472,12 @@ def report(figures: dict[str, Any]) -> str:
         f"(end of measurement: {figures['end_of_measurement']})",
         f"{'':28}{'median':>11}{'p99':>11}{'min':>11}{'max':>11}",
     ]
-    for label, row in (("vigil coordinator", vigil), ("floor: bare python -I -c", floor)):
+    rows = (
+        ("vigil coordinator", vigil),
+        ("floor: bare python -I -c", floor),
+        ("the same, sandboxed as vigil", figures["sandboxed_floor"]),
+    )
+    for label, row in rows:
         lines.append(
             f"{label:28}{ms(row['median_s'])}{ms(row['p99_s'])}{ms(row['min_s'])}{ms(row['max_s'])}"
         )
