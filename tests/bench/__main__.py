@@ -326,7 +326,7 @@ def machine() -> dict[str, Any]:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
-        "memory": mib(memory).replace("MiB", "MiB RAM") if memory else "unknown",
+        "memory": f"{memory / 2**30:.1f} GiB RAM" if memory else "unknown",
         "kernel": platform.release(),
         "python": platform.python_version(),
         "systemd": systemd,
