@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+from contextlib import suppress
 from datetime import datetime
 
 from runner.alerts import Alert, held_record
@@ -26,7 +27,18 @@ from runner.exitcodes import OK, STORAGE, USAGE
 from runner.findings import ALERT_PRIORITY
 from runner.fsatomic import describe, locked, read_state, write_state
 from runner.history import RunRecord, append_line
-from runner.intake import Claimed, Intake, Rejected, claim, done, left_behind
+from runner.intake import (
+    MAX_CLAIM_ATTEMPTS,
+    Claimed,
+    Intake,
+    Rejected,
+    attempt,
+    claim,
+    done,
+    forget,
+    left_behind,
+    quarantine,
+)
 from runner.rules import watch_state_file
 from runner.spec import DEFAULT_HISTORY_MAX_BYTES
 
@@ -132,8 +144,6 @@ def _inbox_waiting(state_dir: str) -> bool:
 
 def _record_failure(spec: dict[str, Any], started: datetime, problem: str) -> None:
     """runs.jsonl gets the failed run when it still takes a line (`vigil status` shows it)."""
-    from contextlib import suppress
-
     config = spec["config"]
     record = RunRecord(job="coordinator", kind="coordinator", config=config, started=started)
     line = record.as_json(result="storage", exit_code=STORAGE, reason=problem, ended=utc_now())
@@ -149,8 +159,23 @@ def run(spec: dict[str, Any], now: datetime) -> dict[str, int]:
     with locked(os.path.join(state_dir, ".coordinator.lock")):
         # Claims of a killed run first, each alone (same claim, same message ids), then the inbox.
         counts: dict[str, int] = {}
+        quarantined: list[Rejected] = []
         for name in [*left_behind(state_dir), None]:
-            for what, n in _pass(spec, state_dir, now, name).items():
+            if name is None:
+                found = _pass(spec, state_dir, now, None, [_quarantined(q) for q in quarantined])
+            else:
+                tries = attempt(state_dir, name)
+                if tries >= MAX_CLAIM_ATTEMPTS:  # the run that made it, and the reruns since
+                    quarantined.append(quarantine(state_dir, name, tries))
+                    continue
+                try:
+                    found = _pass(spec, state_dir, now, name)
+                except OSError:
+                    with suppress(OSError):  # the disk, not the claim: no strike against it
+                        forget(state_dir, name)
+                    raise
+                forget(state_dir, name)
+            for what, n in found.items():
                 counts[what] = counts.get(what, 0) + n
     record.findings = counts["findings"]
     summary = ", ".join(f"{n} {what}" for what, n in counts.items())
@@ -160,10 +185,16 @@ def run(spec: dict[str, Any], now: datetime) -> dict[str, int]:
     return counts
 
 
-def _pass(spec: dict[str, Any], state_dir: str, now: datetime, name: str | None) -> dict[str, int]:
+def _pass(
+    spec: dict[str, Any],
+    state_dir: str,
+    now: datetime,
+    name: str | None,
+    alerts_before: list[Alert] | None = None,
+) -> dict[str, int]:
     coordinator = spec["coordinator"]
     intake = claim(state_dir, int(coordinator.get("max_finding_bytes") or 1 << 20), name)
-    alerts = [_rejection(item) for item in intake.rejected]
+    alerts = [*(alerts_before or []), *(_rejection(item) for item in intake.rejected)]
     nag_states: dict[str, dict[str, Any]] = {}
     watch_specs: dict[str, dict[str, Any]] = spec.get("watches") or {}
     watch_states = {name: read_state(state_dir, watch_state_file(name)) for name in watch_specs}
@@ -439,6 +470,15 @@ def _as_is(finding: dict[str, Any], source: str) -> Alert:
         urgent=finding.get("urgent") is True,
         key=str(finding.get("id") or ""),
         evidence=finding,
+    )
+
+
+def _quarantined(item: Rejected) -> Alert:
+    return Alert(
+        text=f"quarantined {item.name}: it {item.reason}",
+        source="vigil",
+        priority=ALERT_PRIORITY,
+        key=f"quarantined:{item.name}",
     )
 
 

@@ -8,6 +8,12 @@ The claim's name is what the run's message ids derive from: a run killed half-wa
 claim behind, and the next run takes it up alone, before the inbox, so it queues the same ids
 again (a no-op) however many findings arrived meanwhile.
 
+A claim that has stopped MAX_CLAIM_ATTEMPTS runs in a row (a finding that crashes the rules, or
+runs out of memory) is quarantined: moved whole to rejected/ with the reason, and the alert says
+so. Without that, every later run would take it up first and die on it, and nothing, not even
+the failure alerts about it, would be delivered again. Storage errors do not count: the files
+are fine, the disk is not.
+
 Symlinks, FIFOs, devices and directories are moved, never opened or followed; files of another
 owner, unreadable (mode 000) and oversized files are never read; bad JSON, binary data, text that
 is not valid Unicode and objects that are not findings are rejected.
@@ -22,10 +28,13 @@ import time
 from contextlib import suppress
 
 from runner.findings import finding_problem
-from runner.fsatomic import ensure_dir, fsync_dir, write_atomic
+from runner.fsatomic import ensure_dir, fsync_dir, read_state, write_atomic, write_state
 
 STALE_TEMP_SECONDS = 60
 CLAIM_PREFIX = "claim-"
+MAX_CLAIM_ATTEMPTS = 3
+ATTEMPTS = "claims.json"
+"""State file: how many runs have taken up each claim left behind."""
 
 
 class Claimed:
@@ -70,6 +79,53 @@ def left_behind(state_dir: str) -> list[str]:
     except FileNotFoundError:
         return []
     return sorted(n for n in names if n.startswith(CLAIM_PREFIX))
+
+
+def attempt(state_dir: str, name: str) -> int:
+    """Count one more run taking up the claim `name` left behind; the count so far."""
+    state = read_state(state_dir, ATTEMPTS)
+    counts = state.get("attempts")
+    counts = dict(counts) if isinstance(counts, dict) else {}
+    tries = int(counts.get(name) or 0) + 1
+    counts[name] = tries
+    write_state(state_dir, ATTEMPTS, {"version": 1, "attempts": counts})
+    return tries
+
+
+def forget(state_dir: str, name: str) -> None:
+    """The claim is finished, or its run stopped on storage (which is not the claim's fault)."""
+    state = read_state(state_dir, ATTEMPTS)
+    counts = state.get("attempts")
+    if isinstance(counts, dict) and name in counts:
+        rest = {c: n for c, n in counts.items() if c != name and _exists(state_dir, c)}
+        write_state(state_dir, ATTEMPTS, {"version": 1, "attempts": rest})
+
+
+def _exists(state_dir: str, name: object) -> bool:
+    return isinstance(name, str) and os.path.isdir(os.path.join(state_dir, "processing", name))
+
+
+def quarantine(state_dir: str, name: str, tries: int) -> Rejected:
+    """Move the claim `name` whole to rejected/, the reason first (see the module docstring)."""
+    reason = (
+        f"stopped the coordinator {tries} times in a row; its {_count(state_dir, name)} "
+        f"file(s) are kept in rejected/{name}/ and were not delivered"
+    )
+    rejected = ensure_dir(os.path.join(state_dir, "rejected"))
+    target = os.path.join(rejected, name)
+    write_atomic(state_dir, target + ".reason", (reason + "\n").encode("utf-8"))
+    os.rename(os.path.join(state_dir, "processing", name), target)
+    fsync_dir(rejected)
+    fsync_dir(os.path.join(state_dir, "processing"))
+    forget(state_dir, name)
+    return Rejected(target, reason)
+
+
+def _count(state_dir: str, name: str) -> int:
+    try:
+        return len(os.listdir(os.path.join(state_dir, "processing", name)))
+    except OSError:
+        return 0
 
 
 def claim(state_dir: str, max_bytes: int, name: str | None = None) -> Intake:

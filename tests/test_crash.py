@@ -25,6 +25,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -355,3 +356,74 @@ def test_a_line_torn_by_a_kill_never_swallows_the_next(vigil, tmp_path: Path) ->
     assert (state / "runs.jsonl").read_bytes().splitlines()[
         1
     ] == b'{"job":"coordinator","kind":"coordi'
+
+
+def test_a_claim_that_keeps_stopping_the_coordinator_is_quarantined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finding the rules cannot survive (here a bug stands in: any exception, or a SIGKILL
+    from running out of memory, counts alike) must not block every later finding forever."""
+    from runner import coordinator as module
+    from runner.intake import ATTEMPTS, MAX_CLAIM_ATTEMPTS
+    from tests.coordinator_support import bruba_spec, delivered, drop
+
+    state = tmp_path / "state"
+    spec = bruba_spec(state)
+    apply_rules = module._apply_rules
+
+    def buggy(spec, claimed, *args, **kwargs):
+        if any(item.finding.get("poison") for item in claimed):
+            raise RuntimeError("a bug in the rules")
+        return apply_rules(spec, claimed, *args, **kwargs)
+
+    monkeypatch.setattr(module, "_apply_rules", buggy)
+    now = datetime(2026, 2, 2, 14, 0, tzinfo=UTC)
+    drop(state, {"source": "reminder-check", "timestamp": "2026-02-02T14:00:00Z", "poison": 1})
+    for _ in range(MAX_CLAIM_ATTEMPTS):  # the run that claims it, then the reruns
+        with pytest.raises(RuntimeError):
+            module.run(spec, now)
+    stuck = [p.name for p in (state / "processing").iterdir()]
+    assert len(stuck) == 1 and stuck[0].startswith("claim-")
+    assert json.loads((state / "state" / ATTEMPTS).read_text())["attempts"] == {stuck[0]: 2}
+
+    drop(state, {"source": "vigil", "timestamp": "2026-02-02T14:00:00Z", "message": "later"})
+    counts = module.run(spec, now)
+    assert counts["messages"] == 1
+    body = delivered(state)[-1]["body"]
+    assert f"quarantined {stuck[0]}: it stopped the coordinator 3 times in a row" in body
+    assert "later" in body  # the inbox is served again, in the same run
+    assert list((state / "processing").iterdir()) == []
+    kept = state / "rejected" / stuck[0]
+    assert len(list(kept.iterdir())) == 1  # the poison finding, kept for inspection
+    assert "were not delivered" in (state / "rejected" / f"{stuck[0]}.reason").read_text()
+    assert json.loads((state / "state" / ATTEMPTS).read_text())["attempts"] == {}
+
+
+def test_storage_errors_are_no_strike_against_a_claim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner import coordinator as module
+    from runner.intake import ATTEMPTS, MAX_CLAIM_ATTEMPTS
+    from tests.coordinator_support import bruba_spec, delivered, drop
+
+    state = tmp_path / "state"
+    spec = bruba_spec(state)
+    apply_rules = module._apply_rules
+    full = {"disk": True}
+
+    def no_space(spec, claimed, *args, **kwargs):
+        if full["disk"]:
+            raise OSError(28, "No space left on device", str(state))
+        return apply_rules(spec, claimed, *args, **kwargs)
+
+    monkeypatch.setattr(module, "_apply_rules", no_space)
+    now = datetime(2026, 2, 2, 14, 0, tzinfo=UTC)
+    drop(state, {"source": "vigil", "timestamp": "2026-02-02T14:00:00Z", "message": "kept"})
+    for _ in range(MAX_CLAIM_ATTEMPTS + 2):
+        with pytest.raises(OSError):
+            module.run(spec, now)
+    full["disk"] = False
+    module.run(spec, now)
+    assert "kept" in delivered(state)[-1]["body"]
+    assert not (state / "rejected").exists()
+    assert json.loads((state / "state" / ATTEMPTS).read_text())["attempts"] == {}
