@@ -474,21 +474,15 @@ def _as_is(finding: dict[str, Any], source: str) -> Alert:
 
 
 def _quarantined(item: Rejected) -> Alert:
-    return Alert(
-        text=f"quarantined {item.name}: it {item.reason}",
-        source="vigil",
-        priority=ALERT_PRIORITY,
-        key=f"quarantined:{item.name}",
-    )
+    return _own_alert(f"quarantined {item.name}: it {item.reason}", f"quarantined:{item.name}")
 
 
 def _rejection(item: Rejected) -> Alert:
-    return Alert(
-        text=f"rejected inbox file {item.name}: it {item.reason}",
-        source="vigil",
-        priority=ALERT_PRIORITY,
-        key=f"rejected:{item.name}",
-    )
+    return _own_alert(f"rejected inbox file {item.name}: it {item.reason}", f"rejected:{item.name}")
+
+
+def _own_alert(text: str, key: str) -> Alert:
+    return Alert(text=text, source="vigil", priority=ALERT_PRIORITY, key=key)
 
 
 def _batch(intake: Intake, alerts: list[Alert]) -> str:
