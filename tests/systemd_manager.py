@@ -351,11 +351,17 @@ class UserManager:
         journald also resolves the stream's unit (from /proc/PID) only when it reads the first
         line: a process that has already exited leaves lines without unit fields, which
         ``--user-unit`` never finds (1-2 % of bare ``echo`` runs; ``SyslogIdentifier=`` and
-        ``journalctl -t`` still find them). Keep such a process alive for a moment.
+        ``journalctl -t`` still find them). Keep such a process alive for a moment; lines of
+        vigil's services are also looked up by their identifier (every unit sets
+        ``SyslogIdentifier=`` to its name), as ``vigil logs`` does.
         """
+        identifier = unit.removesuffix(".service")
 
         def journal_with_text() -> str:
             journal = self.journal(unit)
+            if text not in journal and "@" not in identifier:
+                owner = [] if self.account.root else [f"_UID={self.account.uid}"]
+                journal += self.journalctl("-t", identifier, *owner, "--output=cat").stdout
             return journal if text in journal else ""
 
         return self.wait_for(
