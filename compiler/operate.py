@@ -4,6 +4,7 @@ vigil never runs a job in-process here: systemd starts it, so the run is in the 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -65,20 +66,41 @@ def logs(
     if shutil.which("journalctl") is None:
         raise VigilError("journalctl not found")
     command = ["journalctl", "--no-pager", "-o", "short-iso", "-n", str(lines)]
-    # Not `--user`: that reads only the per-user journal files, which root's (and, with a
-    # volatile journal, everyone's) user units never write; --user-unit filters by unit and UID.
-    unit_flag = "--user-unit" if not scope.system else "--unit"
     units = units_of(config, target)
     # The failure handler's runs about this target belong to its story too (OnFailure= names
     # the instance after the failed unit: <name>-failure@<unit>.service).
     units.append(f"{config.name}-failure@{units[0]}.service")
-    for unit in units:
-        command.append(f"{unit_flag}={unit}")
+    command += journal_matches(units, scope.system, os.getuid())
     if since:
         command += ["--since", since]
     if follow:
         command.append("--follow")
     return subprocess.run(command, check=False).returncode
+
+
+def journal_matches(units: list[str], system: bool, uid: int) -> list[str]:
+    """journalctl matches for the units' own lines, the manager's lines about them, and lines
+    by their syslog identifier: journald attributes a line to a unit from the writer's cgroup,
+    which it cannot read once a short-lived writer has exited; the identifier (every vigil
+    service sets SyslogIdentifier= to its name) is in the line itself.
+
+    Spelled out instead of `--user-unit`/`--unit` because journalctl ANDs those with any other
+    match. Not `--user` either: that reads only the per-user journal files, which root's (and,
+    with a volatile journal, everyone's) user units never write."""
+    own, about = ("_SYSTEMD_UNIT", "UNIT") if system else ("_SYSTEMD_USER_UNIT", "USER_UNIT")
+    # The system manager is PID 1; a user manager and its services run as the user.
+    sender = ["_PID=1"] if system else [f"_UID={uid}"]
+    owner = ["_UID=0"] if system else [f"_UID={uid}"]
+    identifiers = [
+        unit.removesuffix(".service")
+        for unit in units
+        if unit.endswith(".service") and "@" not in unit  # templates share one identifier
+    ]
+    matches = [f"{own}={unit}" for unit in units] + owner
+    matches += ["+", *(f"{about}={unit}" for unit in units), *sender]
+    if identifiers:
+        matches += ["+", *(f"SYSLOG_IDENTIFIER={name}" for name in identifiers), *owner]
+    return matches
 
 
 def set_enabled(config: Config, scope: Scope, target: str, enabled: bool) -> str:

@@ -99,3 +99,29 @@ def test_version(vigil) -> None:
     from compiler import __version__
 
     assert vigil("--version").stdout.strip() == f"vigil {__version__}"
+
+
+def test_logs_match_units_the_manager_and_syslog_identifiers() -> None:
+    from compiler.operate import journal_matches
+
+    units = ["d-job.service", "d-job.timer", "d-failure@d-job.service.service"]
+    assert journal_matches(units, False, 1000) == [
+        *("_SYSTEMD_USER_UNIT=d-job.service", "_SYSTEMD_USER_UNIT=d-job.timer"),
+        "_SYSTEMD_USER_UNIT=d-failure@d-job.service.service",
+        "_UID=1000",
+        "+",
+        *("USER_UNIT=d-job.service", "USER_UNIT=d-job.timer"),
+        "USER_UNIT=d-failure@d-job.service.service",
+        "_UID=1000",
+        "+",
+        "SYSLOG_IDENTIFIER=d-job",  # not the failure template's, which every instance shares
+        "_UID=1000",
+    ]
+    system = journal_matches(units, True, 1000)
+    assert system[:4] == [
+        "_SYSTEMD_UNIT=d-job.service",
+        "_SYSTEMD_UNIT=d-job.timer",
+        "_SYSTEMD_UNIT=d-failure@d-job.service.service",
+        "_UID=0",
+    ]
+    assert "_PID=1" in system and "SYSLOG_IDENTIFIER=d-job" in system
