@@ -47,21 +47,34 @@ def by_measurement(figures: dict[str, Any], start: str) -> dict[str, Any]:
     return found[0]
 
 
+def download_failed(figures: dict[str, Any]) -> bool:
+    """The systemd-cron baseline is fetched from the distribution's mirror at run time: a
+    mirror out of reach skips that comparison (and says so), not the test run."""
+    return any(
+        r["value"] == "skipped" and "apt-get download" in r["target"] for r in figures["rows"]
+    )
+
+
 def test_every_section_ran(quick_run: dict[str, Any]) -> None:
     assert quick_run["failed"] == {}
     assert {r["section"] for r in quick_run["rows"]} == set(SECTIONS)
-    assert not [r for r in quick_run["rows"] if r["value"] in ("skipped", "failed")]
+    missing = [r for r in quick_run["rows"] if r["value"] in ("skipped", "failed")]
+    if download_failed(quick_run):
+        missing = [r for r in missing if "apt-get download" not in r["target"]]
+    assert not missing
     assert quick_run["machine"]["cores"] >= 1 and quick_run["date"]
 
 
 def test_figures_that_compare_have_their_baseline(quick_run: dict[str, Any]) -> None:
+    compared_to_systemd_cron = (
+        () if download_failed(quick_run) else ("vigil compile, 1,000 jobs", "each further job")
+    )
     for start in (
         "finding -> delivered, median",
         "finding -> delivered vs a floor with vigil's sandbox",
         "finding -> delivered, p99",
         "shell job `true`",
-        "vigil compile, 1,000 jobs",
-        "each further job",
+        *compared_to_systemd_cron,
     ):
         compared = by_measurement(quick_run, start)
         assert compared["baseline"], start
