@@ -11,22 +11,20 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from runner.fsatomic import fsync_dir
 
-def atomic_write(
-    path: Path, data: str | bytes, *, mode: int = 0o644, sync: bool = True, sync_dir: bool = True
-) -> None:
-    """Write a temp file beside `path`, fsync it (unless `sync` is off), rename it over `path`,
-    fsync the directory (unless the caller fsyncs it once after many writes: see write_all)."""
+
+def atomic_write(path: Path, data: str | bytes, *, mode: int = 0o644) -> None:
+    """Write a temp file beside `path`, fsync it, rename it over `path`, fsync the directory."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _stage(path, payload, mode, sync)
+    tmp = _stage(path, payload, mode, sync=True)
     try:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if sync and sync_dir:
-        fsync_directory(path.parent)
+    fsync_dir(path.parent)
 
 
 def _stage(path: Path, payload: bytes, mode: int, sync: bool) -> Path:
@@ -61,9 +59,7 @@ def write_all(files: Iterable[tuple[Path, bytes, int]]) -> int:
     staged: list[tuple[Path, Path]] = []
     try:
         for path, data, mode in files:
-            if path.parent not in directories:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                directories.add(path.parent)
+            _make_parent(path, directories)
             staged.append((_stage(path, data, mode, sync=False), path))
     except BaseException:
         _discard(staged)
@@ -74,7 +70,7 @@ def write_all(files: Iterable[tuple[Path, bytes, int]]) -> int:
         for path in written:
             fsync_file(path)
     for directory in sorted(directories):
-        fsync_directory(directory)
+        fsync_dir(directory)
     return len(written)
 
 
@@ -91,9 +87,7 @@ def write_changed(files: Iterable[tuple[Path, bytes, int]]) -> int:
     staged: list[tuple[Path, Path]] = []
     try:
         for path, data, mode in files:
-            if path.parent not in made:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                made.add(path.parent)
+            _make_parent(path, made)
             if _holds(path, data, mode):
                 continue
             try:
@@ -115,6 +109,13 @@ def write_changed(files: Iterable[tuple[Path, bytes, int]]) -> int:
         raise
     _rename_all(staged)
     return len(created) + len(staged)
+
+
+def _make_parent(path: Path, made: set[Path]) -> None:
+    """Create `path`'s directory, once per directory of a tree."""
+    if path.parent not in made:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        made.add(path.parent)
 
 
 def _rename_all(staged: list[tuple[Path, Path]]) -> None:
@@ -188,8 +189,3 @@ def fsync_file(path: Path) -> None:
         os.fsync(handle)
     finally:
         os.close(handle)
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a rename or unlink in `directory` durable."""
-    fsync_file(directory)

@@ -12,9 +12,10 @@ from typing import Any
 
 from compiler.build import inside, read_manifest
 from compiler.errors import VigilError
-from compiler.fsutil import atomic_write, fsync_directory, write_all
+from compiler.fsutil import atomic_write, write_all
 from compiler.layout import Scope
 from compiler.render import GeneratedFile, Tree
+from runner.fsatomic import fsync_dir
 
 META = "generation.json"
 
@@ -105,7 +106,7 @@ class Installation:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)  # a full disk leaves no half generation
             raise
-        fsync_directory(final.parent)
+        fsync_dir(final.parent)
         return number
 
     def switch(self, number: int | None) -> None:
@@ -118,7 +119,7 @@ class Installation:
         temporary.unlink(missing_ok=True)
         temporary.symlink_to(f"generations/{number}")
         os.replace(temporary, link)
-        fsync_directory(link.parent)
+        fsync_dir(link.parent)
 
     def remove_generation(self, number: int) -> None:
         shutil.rmtree(self.generation_dir(number), ignore_errors=True)

@@ -25,8 +25,8 @@ def ensure_dir(path: str) -> str:
     return path
 
 
-def fsync_dir(path: str) -> None:
-    """Make a rename into `path` durable."""
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a rename into (or out of) `path` durable."""
     handle = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(handle)
