@@ -75,6 +75,17 @@ def commit_two_revisions(config: Path, old: str, new: str) -> None:
     git(config.parent, "commit", "-qam", "second")
 
 
+def apply_config(vigil, tmp_path: Path, name: str, template: str, **fields: object) -> Path:
+    """`template` (a config with a `{state}` field, and `fields`) written to NAME.yaml and
+    installed with `vigil apply` in this process; returns the state directory."""
+    state = tmp_path / "state"
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(template.format(state=state, **fields))
+    result = vigil("apply", config, "--yes")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    return state
+
+
 def vigil_in_namespace(
     manager: UserManager, cwd: Path, *args: str | Path, check: bool = True
 ) -> subprocess.CompletedProcess[str]:

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -248,6 +249,64 @@ def fake_api() -> Iterator[FakeMessagesAPI]:
     finally:
         api.server.shutdown()
         api.server.server_close()
+
+
+class WebhookReceiver(ThreadingHTTPServer):
+    """An apprise `json://` destination on 127.0.0.1: answers each POST with the next status in
+    `statuses` (200 once they run out) after `delay` seconds, and records its path, headers and
+    body."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _WebhookHandler)
+        self.statuses: list[int] = []
+        self.delay = 0.0
+        self.requests: list[dict[str, Any]] = []
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    @property
+    def received(self) -> list[dict[str, Any]]:
+        return [request["body"] for request in self.requests]
+
+    @property
+    def paths(self) -> list[str]:
+        return [request["path"] for request in self.requests]
+
+    @contextmanager
+    def serving(self) -> Iterator[WebhookReceiver]:
+        thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.shutdown()
+            self.server_close()
+
+
+class _WebhookHandler(BaseHTTPRequestHandler):
+    server: WebhookReceiver
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        time.sleep(self.server.delay)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.server.requests.append({"path": self.path, "headers": headers, "body": body})
+        status = self.server.statuses.pop(0) if self.server.statuses else 200
+        try:
+            self.send_response(status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the channel gave up waiting (the timeout test)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
 
 
 def llm_spec(tmp_path: Path, api: FakeMessagesAPI, command: str, **llm: Any) -> dict[str, Any]:

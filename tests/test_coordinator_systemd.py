@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import apply_config
+
 pytestmark = pytest.mark.systemd
 
 NAME = "cs"
@@ -34,13 +36,7 @@ coordinator:
 
 @pytest.fixture
 def installed(vigil, vigil_manager, tmp_path: Path):
-    manager = vigil_manager
-    state = tmp_path / "state"
-    config = tmp_path / "cs.yaml"
-    config.write_text(CONFIG.format(state=state))
-    result = vigil("apply", config, "--yes")
-    assert result.exit_code == 0, result.stdout + result.stderr
-    return manager, state
+    return vigil_manager, apply_config(vigil, tmp_path, NAME, CONFIG)
 
 
 def drop(state: Path, name: str, finding: dict) -> None:

@@ -3,15 +3,12 @@ to an SMTP server. The URL, which carries tokens, never reaches output or state 
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
 from email import message_from_bytes
 from email.message import Message as Email
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,55 +18,16 @@ from aiosmtpd.smtp import AuthResult
 
 from runner.apprise_channel import redact, scheme_only, within
 from runner.outbox import deliver_due, enqueue, outbox_status
+from tests.runner_support import WebhookReceiver
 from tests.test_delivery import T0, coordinator_spec, message, queued
 
 MARKER = "MARKER-TOKEN-4f9c2a71"
 
 
-class Receiver(ThreadingHTTPServer):
-    """Answers POSTs with the next status in `statuses` (200 once they run out)."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.statuses: list[int] = []
-        self.delay = 0.0
-        self.received: list[dict[str, Any]] = []
-        self.paths: list[str] = []
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
-        time.sleep(self.server.delay)
-        status = self.server.statuses.pop(0) if self.server.statuses else 200
-        self.server.received.append(body)
-        self.server.paths.append(self.path)
-        self.send_response(status)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver().serving() as server:
+        yield server
 
 
 def free_port() -> int:
@@ -115,7 +73,7 @@ def everything_written(state: Path) -> str:
     return "".join(p.read_text(errors="replace") for p in state.rglob("*") if p.is_file())
 
 
-def test_json_url_posts_title_and_body(tmp_path: Path, receiver: Receiver) -> None:
+def test_json_url_posts_title_and_body(tmp_path: Path, receiver: WebhookReceiver) -> None:
     spec = coordinator_spec({"push": {"apprise": f"json://127.0.0.1:{receiver.port}/hook"}})
     state = tmp_path / "state"
     enqueue(state, message(channel="push"))
@@ -129,7 +87,7 @@ def test_json_url_posts_title_and_body(tmp_path: Path, receiver: Receiver) -> No
     assert receiver.paths == ["/hook"]
 
 
-def test_urgent_messages_are_warnings(tmp_path: Path, receiver: Receiver) -> None:
+def test_urgent_messages_are_warnings(tmp_path: Path, receiver: WebhookReceiver) -> None:
     spec = coordinator_spec({"push": {"apprise": f"json://127.0.0.1:{receiver.port}/"}})
     enqueue(tmp_path / "state", message(channel="push", urgent=True))
     deliver_due(spec, tmp_path / "state", T0, None)
@@ -137,7 +95,7 @@ def test_urgent_messages_are_warnings(tmp_path: Path, receiver: Receiver) -> Non
 
 
 def test_http_500_three_times_then_200_delivers_exactly_once(
-    tmp_path: Path, receiver: Receiver, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, receiver: WebhookReceiver, capsys: pytest.CaptureFixture[str]
 ) -> None:
     receiver.statuses = [500, 500, 500]
     url = f"json://127.0.0.1:{receiver.port}/{MARKER}"
@@ -204,7 +162,7 @@ def secret_dir(tmp_path: Path, url: str) -> Path:
 
 
 def test_apprise_secret_is_read_from_the_credentials_directory(
-    tmp_path: Path, receiver: Receiver, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, receiver: WebhookReceiver, capsys: pytest.CaptureFixture[str]
 ) -> None:
     credentials = secret_dir(tmp_path, f"json://user:{MARKER}@127.0.0.1:{receiver.port}/{MARKER}")
     spec = coordinator_spec({"push": {"apprise_secret": "push_url"}}, backoff=5)
@@ -218,7 +176,7 @@ def test_apprise_secret_is_read_from_the_credentials_directory(
 
 
 def test_apprise_secret_falls_back_to_the_credentials_environment(
-    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     credentials = secret_dir(tmp_path, f"json://127.0.0.1:{receiver.port}/")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
@@ -266,7 +224,7 @@ def test_a_refused_connection_is_a_failed_attempt(tmp_path: Path) -> None:
 
 
 def test_a_slow_server_is_cut_off_by_the_channel_timeout(
-    tmp_path: Path, receiver: Receiver
+    tmp_path: Path, receiver: WebhookReceiver
 ) -> None:
     receiver.delay = 3.0
     spec = coordinator_spec(

@@ -22,6 +22,7 @@ import pytest
 
 from runner.clock import utc_now
 from runner.coordinator import run
+from tests.conftest import apply_config
 from tests.test_coordinator_systemd import coordinator_runs, failed_units, journal_cursor
 
 LIMIT = 1 << 20  # the coordinator's default max_finding_bytes
@@ -47,12 +48,7 @@ coordinator:
 
 @pytest.fixture
 def installed(vigil, vigil_manager, tmp_path: Path):
-    state = tmp_path / "state"
-    config = tmp_path / "hi.yaml"
-    config.write_text(CONFIG.format(state=state))
-    result = vigil("apply", config, "--yes")
-    assert result.exit_code == 0, result.stdout + result.stderr
-    return vigil_manager, state
+    return vigil_manager, apply_config(vigil, tmp_path, "hi", CONFIG)
 
 
 def deliveries(state: Path) -> list[dict]:

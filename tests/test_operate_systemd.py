@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import vigil_in_namespace
+from tests.conftest import apply_config, vigil_in_namespace
 
 pytestmark = pytest.mark.systemd
 
@@ -67,10 +67,8 @@ def installed(vigil, vigil_manager, tmp_path: Path):
     secret = secrets / "token"
     secret.write_text("s3cret\n")
     secret.chmod(0o600)
+    apply_config(vigil, tmp_path, "op", CONFIG, secrets=secrets)
     config = tmp_path / "op.yaml"
-    config.write_text(CONFIG.format(state=state, secrets=secrets))
-    result = vigil("apply", config, "--yes")
-    assert result.exit_code == 0, result.stdout + result.stderr
     return Installed(manager, config, state, secret, tmp_path)
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import apply_config
+
 pytestmark = pytest.mark.systemd
 
 CONFIG = """\
@@ -49,11 +51,7 @@ EXPECTED = {
 @pytest.fixture
 def installed(vigil, vigil_manager, tmp_path: Path):
     manager = vigil_manager
-    state = tmp_path / "state"
-    config = tmp_path / "rt.yaml"
-    config.write_text(CONFIG.format(state=state))
-    result = vigil("apply", config, "--yes")
-    assert result.exit_code == 0, result.stderr
+    state = apply_config(vigil, tmp_path, "rt", CONFIG)
     # These tests look at the inbox themselves: keep the coordinator from draining it.
     manager.systemctl("stop", "rt-coordinator.path", "rt-coordinator.timer")
     return manager, state

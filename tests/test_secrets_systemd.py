@@ -21,10 +21,8 @@ import base64
 import json
 import os
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -32,7 +30,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from tests.conftest import vigil_in_namespace
-from tests.runner_support import FakeMessagesAPI, key_sent
+from tests.runner_support import FakeMessagesAPI, WebhookReceiver, key_sent
 
 pytestmark = pytest.mark.systemd
 
@@ -99,48 +97,18 @@ coordinator:
 JOBS = ("detector", "uses-token", "leaky-finding", "leaky-failure")
 
 
-class Receiver(ThreadingHTTPServer):
-    """The apprise destination: answers the first POST with a 500, then 200s; records each
-    request's path, headers and body."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.statuses = [500]
-        self.requests: list[dict[str, Any]] = []
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        self.server.requests.append({"path": self.path, "headers": headers, "body": body})
-        status = self.server.statuses.pop(0) if self.server.statuses else 200
-        self.send_response(status)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-
 @pytest.fixture
-def servers() -> Iterator[tuple[FakeMessagesAPI, Receiver]]:
-    api, receiver = FakeMessagesAPI(), Receiver()
+def servers() -> Iterator[tuple[FakeMessagesAPI, WebhookReceiver]]:
+    api = FakeMessagesAPI()
     api.thread.start()
-    thread = threading.Thread(target=receiver.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
     try:
-        yield api, receiver
+        # The first POST is refused (500): apprise's error text must not leak the URL either.
+        with WebhookReceiver().serving() as receiver:
+            receiver.statuses = [500]
+            yield api, receiver
     finally:
-        for server in (api.server, receiver):
-            server.shutdown()
-            server.server_close()
+        api.server.shutdown()
+        api.server.server_close()
 
 
 def forms(marker: str) -> dict[str, bytes]:
@@ -182,7 +150,7 @@ def test_no_secret_value_reaches_any_file_journal_or_output(
     state, deliveries = tmp_path / "state", tmp_path / "deliveries.jsonl"
     secrets = tmp_path / "secrets"
     secrets.mkdir(mode=0o700)
-    url = f"json://vigil:{PASS_MARKER}@127.0.0.1:{receiver.server_address[1]}/hook/{PATH_MARKER}"
+    url = f"json://vigil:{PASS_MARKER}@127.0.0.1:{receiver.port}/hook/{PATH_MARKER}"
     for name, value in (("anthropic", API_MARKER), ("push-url", url), ("job-token", JOB_MARKER)):
         (secrets / name).write_text(value + "\n")
         (secrets / name).chmod(0o600)
