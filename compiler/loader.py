@@ -88,6 +88,10 @@ def _loader_class(libyaml: bool) -> Callable[[str], _Parser]:
 
 
 _new_parser = _loader_class(yaml.__with_libyaml__)
+_python_parser = _loader_class(False)
+
+# What libyaml reports when it meets a limit of its own rather than a syntax error.
+_PARSER_LIMITS = ("maximum nesting depth",)
 
 
 @dataclass
@@ -248,8 +252,28 @@ def _compose(source: str, filename: str) -> Node | None:
 
 
 def _scan(source: str) -> None:
-    """Reject deep nesting, alias bombs, bad anchors and extra documents from the event stream."""
-    parser = _new_parser(source)
+    """Reject deep nesting, alias bombs, bad anchors and extra documents from the event stream.
+
+    Newer libyaml builds enforce limits of their own (PyYAML 6.0.4's stops at 1,000 levels of
+    nesting) and can meet them before vigil's lower limit: looking ahead for a `key:` in
+    `[[[[...`, its scanner reads far past the 101st bracket. Then the pure-Python parser, which
+    looks ahead no further than a key may reach, scans again and finds vigil's limit where it is.
+    """
+    try:
+        _scan_with(_new_parser, source)
+    except yaml.MarkedYAMLError as exc:
+        if _new_parser is _python_parser or not _parser_limit(exc):
+            raise
+        _scan_with(_python_parser, source)
+        raise
+
+
+def _parser_limit(exc: yaml.MarkedYAMLError) -> bool:
+    return any(fragment in (exc.problem or "") for fragment in _PARSER_LIMITS)
+
+
+def _scan_with(new_parser: Callable[[str], _Parser], source: str) -> None:
+    parser = new_parser(source)
     try:
         scan = _Scan()
         while parser.check_event():
@@ -328,6 +352,7 @@ class _Scan:
 
 
 _REWRITES = [
+    ("maximum nesting depth", "nesting is deeper than the YAML parser allows"),
     ("mapping values are not allowed", "mapping values are not allowed here (quote the value)"),
     ("unknown escape", "unknown escape sequence in a double-quoted string"),
     ("<document start>", "unexpected content after the document (check the indentation)"),

@@ -564,18 +564,45 @@ def test_value_limit_without_aliases(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "where"),
     [
-        "[" * 10_000,
-        "[" * 10_000 + "]" * 10_000,
-        "a: " + "{a: " * 10_000 + "1" + "}" * 10_000,
-        "".join(f"{' ' * depth}- \n" for depth in range(0, 600, 2)),
-        "a: " + "[" * 200_000,
+        ("[" * 10_000, (1, 101)),
+        ("[" * 10_000 + "]" * 10_000, (1, 101)),
+        ("a: " + "{a: " * 10_000 + "1" + "}" * 10_000, (1, 400)),
+        ("".join(f"{' ' * depth}- \n" for depth in range(0, 600, 2)), (101, 201)),
+        ("a: " + "[" * 200_000, (1, 103)),
+        ("a: " + "[\n" * 2_000, (100, 1)),
+        ("a: " + "{b: [" * 600, (1, 253)),
+        # Block levels first, then flow levels past libyaml's own limit of 1,000 on one line.
+        (
+            "a:\n" + "".join(f"{' ' * (d + 1)}k{d}:\n" for d in range(60)) + " " * 70 + "[" * 3_000,
+            (62, 110),
+        ),
     ],
 )
-def test_deep_nesting_is_a_clean_error(parser: str, text: str) -> None:
+def test_deep_nesting_is_a_clean_error(parser: str, text: str, where: tuple[int, int]) -> None:
+    """vigil's limit and position, whichever parser and libyaml (PyYAML 6.0.4's stops at 1,000
+    levels on its own, after looking far ahead) is installed."""
     issue = only_issue(text)
     assert issue.message == f"nesting is deeper than {loader.MAX_DEPTH} levels"
+    assert (issue.line, issue.column) == where
+
+
+def test_a_parser_limit_below_vigils_own_is_reported_in_vigils_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Should the installed libyaml stop at a limit of its own where vigil's scan finds
+    nothing wrong, the message still says what is wrong in vigil's words."""
+    monkeypatch.setattr(loader, "MAX_DEPTH", 5_000)
+    text = "a: " + "[" * 1_100 + "]" * 1_100
+    try:
+        root = loader._compose(text, "vigil.yaml")  # the builder would recurse too deep
+    except ConfigError as error:
+        [issue] = error.issues
+        assert issue.message == "nesting is deeper than the YAML parser allows"
+        assert issue.line == 1
+    else:  # no libyaml, or one without a nesting limit
+        assert isinstance(root, yaml.MappingNode)
 
 
 def test_nesting_within_the_limit_loads() -> None:
