@@ -45,15 +45,32 @@ def _main(
     """vigil: the OS schedules, git versions, every run is visible in systemctl and journalctl."""
 
 
+SystemOpt = Annotated[
+    bool, typer.Option("--system", help="System units (/etc/systemd/system) instead of --user.")
+]
+PythonOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--python",
+        help="Interpreter the runner scripts use (default: the one running vigil).",
+        show_default=False,
+    ),
+]
+
+
 @app.command()
 def validate(
     configs: Annotated[
         list[Path], typer.Argument(help="Config files to check.", show_default=False)
     ],
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
+    python: PythonOpt = None,
 ) -> None:
-    """Check configs; print each job with its next runs, or every problem as FILE:LINE:COL."""
+    """Check configs; print each job with its next runs, or every problem as FILE:LINE:COL.
+    Warns when the units' interpreter lacks a package a config needs."""
+    from compiler.build import default_python
     from compiler.errors import ConfigError
+    from compiler.packages import missing, needs
     from compiler.summary import summarize
     from compiler.validate import load_config
 
@@ -68,23 +85,12 @@ def validate(
                 continue
             for warning in validated.warnings:
                 warn(f"{path}: {warning}")
+            for problem in missing(python or default_python(), needs(validated.config)):
+                warn(f"{path}: {problem}")
             if not quiet:
                 print(("\n" if index else "") + summarize(validated.config, str(path)), end="")
     if failed:
         raise typer.Exit(INVALID)
-
-
-SystemOpt = Annotated[
-    bool, typer.Option("--system", help="System units (/etc/systemd/system) instead of --user.")
-]
-PythonOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--python",
-        help="Interpreter the runner scripts use (default: the one running vigil).",
-        show_default=False,
-    ),
-]
 
 
 @app.command("compile")
@@ -177,7 +183,7 @@ def plan(
 
     with reported():
         prepared = prepare(config, _scope(system, root), python=python)
-        for warning in prepared.warnings:
+        for warning in (*prepared.warnings, *prepared.missing_packages):
             warn(f"{config}: {warning}")
         show_plan(prepared.plan, prepared.tree, verbose=verbose)
         if prepared.config is not None and (line := summary_line(prepared.config, system=system)):
@@ -207,6 +213,9 @@ def apply_(
         prepared = prepare(config, _scope(system, root), python=python, revision=git)
         for warning in prepared.warnings:
             warn(f"{config}: {warning}")
+        if prepared.missing_packages:
+            lines = [f"{config}: {problem}" for problem in prepared.missing_packages]
+            raise VigilError("\n".join([*lines, "nothing applied"]))
         _plan_and_apply(prepared, yes)
 
 

@@ -13,10 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from compiler.apply import start_flags
+from compiler.build import default_python
 from compiler.errors import VigilError
 from compiler.generations import Installation
 from compiler.layout import Scope
 from compiler.model import Config
+from compiler.packages import missing, needs, requirement
 from compiler.plan import make_plan
 from compiler.systemctl import Systemctl
 
@@ -54,6 +56,7 @@ def _probes() -> list[Probe]:
         _installed_files,
         _units_active,
         _queues,
+        _packages,
         _credentials,
         _apprise_urls,
         _clock,
@@ -187,6 +190,19 @@ def _queues(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
         yield Check("outbox", "ok", "nothing stuck")
 
 
+def _packages(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
+    # The interpreter the installed units run with; before any install, the one apply would use.
+    python = str(Installation(scope, config.name).manifest().get("python") or default_python())
+    wanted = needs(config)
+    problems = missing(python, wanted)
+    for problem in problems:
+        head, _, fix = problem.partition(": install ")
+        yield Check("packages", "fail", head, f"install {fix}" if fix else "")
+    if not problems:
+        names = ", ".join(need.distribution for need in wanted)
+        yield Check("packages", "ok", f"{python} has what the units import ({names})")
+
+
 def _credentials(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
     missing = 0
     for name, path in config.secrets.items():
@@ -217,7 +233,12 @@ def _apprise_urls(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
     try:
         import apprise
     except ImportError:
-        yield Check("channels", "warn", "apprise is not installed", "pip install apprise")
+        yield Check(
+            "channels",
+            "warn",
+            "cannot check the apprise URLs: vigil's own interpreter lacks apprise",
+            f"{default_python()} -m pip install '{requirement('apprise')}'",
+        )
         return
     for name, url in urls.items():
         if apprise.Apprise().add(url):

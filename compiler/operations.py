@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from compiler.apply import Outcome, apply, start_flags
-from compiler.build import build
+from compiler.build import build, default_python
 from compiler.errors import UsageError, VigilError
 from compiler.generations import Installation, installed_names
 from compiler.layout import Scope
 from compiler.model import Config
+from compiler.packages import missing, needs
 from compiler.plan import Plan, make_plan
 from compiler.render import Tree
 from compiler.systemctl import Systemctl
@@ -28,6 +29,8 @@ class Prepared:
     meta: dict[str, Any]
     warnings: list[str]
     config: Config | None = None
+    missing_packages: tuple[str, ...] = ()
+    """What the units' interpreter lacks that the config needs: apply refuses."""
 
 
 def prepare(
@@ -42,7 +45,10 @@ def prepare(
     }
     plan = make_plan(tree, installation)
     plan.disabled = disabled_by_hand(installation, tree)
-    return Prepared(installation, plan, tree, meta, validated.warnings, validated.config)
+    absent = missing(python or default_python(), needs(validated.config))
+    return Prepared(
+        installation, plan, tree, meta, validated.warnings, validated.config, tuple(absent)
+    )
 
 
 def disabled_by_hand(installation: Installation, tree: Tree | None) -> list[str]:

@@ -76,10 +76,12 @@ def channel_url(channel: Mapping[str, Any], credentials_dir: str | os.PathLike[s
 
 
 def notify(url: str, message: Message, timeout: float) -> Outcome:
+    from runner.packages import MissingPackage, load
+
     try:
-        import apprise
-    except ImportError:
-        return Outcome(False, "apprise is not installed (install vigil with its `delivery` extra)")
+        apprise = load("apprise", "an apprise channel")
+    except MissingPackage as error:
+        return Outcome(False, str(error))
 
     with captured_log() as log:
         notifier = apprise.Apprise()

@@ -15,6 +15,8 @@ records the result word next to it.
 | 7    | budget          | a monthly budget is exhausted; the model was not called        |
 | 8    | storage         | the state directory cannot be written (disk full, read-only    |
 |      |                 | file system, no permission); nothing half-written is left      |
+| 9    | missing-package | the interpreter lacks a package the job needs (`anthropic` for |
+|      |                 | a prompt); nothing was run, the reason says how to install it  |
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ SKIPPED_AFTER = 5
 API_ERROR = 6
 BUDGET = 7
 STORAGE = 8
+MISSING_PACKAGE = 9
 
 EXIT_CODE = {
     "ok": OK,
@@ -38,6 +41,7 @@ EXIT_CODE = {
     "api-error": API_ERROR,
     "budget": BUDGET,
     "storage": STORAGE,
+    "missing-package": MISSING_PACKAGE,
 }
 """Result word (as recorded in runs.jsonl) to exit code."""
 

@@ -94,6 +94,14 @@ def _run(spec: JobSpec, record: RunRecord, redactor: Redactor | None) -> Outcome
         reason = unmet_predecessor(spec.state_dir, spec.after, record.started)
         if reason is not None:
             return Outcome("skipped-after", f"not run: {reason}")
+    if spec.llm is not None:
+        # Before the command: its output would be worth nothing without the model.
+        from runner.packages import MissingPackage, check_installed
+
+        try:
+            check_installed("anthropic", "a prompt job's model call")
+        except MissingPackage as error:
+            return Outcome("missing-package", f"not run: {error}")
     stdout: str | None = None
     if spec.argv is not None:
         result = run_command(
@@ -148,11 +156,14 @@ def _detect_with_model(
     if problem is not None:
         return Outcome("storage", f"model not called: {problem}")
     from runner.llm import LlmError, ask_model
+    from runner.packages import MissingPackage
 
     try:
         finding = ask_model(spec.llm, stdout, record)
     except LlmError as error:
         return Outcome("api-error", str(error))
+    except MissingPackage as error:  # found above, yet broken on import
+        return Outcome("missing-package", f"model not called: {error}")
     if finding is None:
         print("vigil: the model reported nothing", file=sys.stderr)
     else:

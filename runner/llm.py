@@ -69,8 +69,9 @@ def ask_model(llm: Llm, command_output: str | None, record: RunRecord) -> dict[s
 def _converse(
     llm: Llm, key: str, command_output: str | None, record: RunRecord
 ) -> dict[str, object] | None:
-    import anthropic
+    from runner.packages import load
 
+    anthropic = load("anthropic", "a prompt job's model call")
     client = anthropic.Anthropic(
         api_key=key,
         base_url=llm.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,

@@ -1,0 +1,226 @@
+"""Packages the units import beyond the standard library (`anthropic` for prompt jobs, `apprise`
+for apprise channels): validate, plan, apply and doctor name what the units' interpreter lacks
+before anything runs; a run that still meets a missing or broken one records why and alerts,
+never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import sysconfig
+import venv
+from pathlib import Path
+
+import pytest
+
+from compiler import doctor
+from compiler.layout import Scope
+from compiler.packages import missing, needs, requirement
+from compiler.validate import load_config
+from runner.exitcodes import MISSING_PACKAGE
+from tests.runner_support import (
+    ROOT,
+    FakeMessagesAPI,
+    credentials,
+    fake_api,
+    inbox,
+    llm_spec,
+    real_spec,
+    runner_env,
+    runs,
+    write_spec,
+)
+
+__all__ = ["fake_api"]
+
+BRUBA = ROOT / "examples" / "bruba.yaml"
+MINIMAL = ROOT / "examples" / "minimal.yaml"
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An interpreter with vigil's runner (the checkout, through a .pth file) and nothing
+    else: no anthropic, no apprise."""
+    home = tmp_path_factory.mktemp("bare") / "venv"
+    venv.create(home, with_pip=False, symlinks=True)
+    purelib = sysconfig.get_path("purelib", vars={"base": str(home), "platbase": str(home)})
+    Path(purelib, "vigil-checkout.pth").write_text(f"{ROOT}\n")
+    return str(home / "bin" / "python")
+
+
+@pytest.fixture(scope="module")
+def empty_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An interpreter without even vigil's runner."""
+    home = tmp_path_factory.mktemp("empty") / "venv"
+    venv.create(home, with_pip=False, symlinks=True)
+    return str(home / "bin" / "python")
+
+
+def test_what_the_reference_workload_needs() -> None:
+    found = {need.distribution: need for need in needs(load_config(BRUBA).config)}
+    assert set(found) == {"vigil", "anthropic", "apprise"}
+    assert found["anthropic"].users == (
+        "prompt jobs reminder-check, staleness-check, calendar-prep and morning-briefing"
+    )
+    assert found["apprise"].users == "channel signal"
+    assert {need.distribution for need in needs(load_config(MINIMAL).config)} == {"vigil"}
+
+
+def test_vigils_own_interpreter_has_everything() -> None:
+    assert missing(sys.executable, needs(load_config(BRUBA).config)) == []
+
+
+def test_an_interpreter_without_the_packages(bare_python: str) -> None:
+    problems = missing(bare_python, needs(load_config(BRUBA).config))
+    assert len(problems) == 2, problems
+    anthropic, apprise = problems
+    assert "lacks the anthropic package" in anthropic
+    assert "prompt jobs reminder-check, staleness-check, calendar-prep and morning-briefing" in (
+        anthropic
+    )
+    assert f"`{bare_python} -m pip install '{requirement('anthropic')}'`" in anthropic
+    assert "lacks the apprise package, which the channel signal needs" in apprise
+
+
+def test_an_interpreter_without_vigil(empty_python: str) -> None:
+    [problem, *_] = missing(empty_python, needs(load_config(MINIMAL).config))
+    assert "cannot import vigil's runner, which every unit runs" in problem
+
+
+def test_an_interpreter_that_does_not_run(tmp_path: Path) -> None:
+    [problem] = missing(str(tmp_path / "no-python"), needs(load_config(MINIMAL).config))
+    assert "cannot be run" in problem
+
+
+def test_the_install_hint_uses_vigils_declared_range() -> None:
+    assert requirement("anthropic").startswith("anthropic")
+    assert any(op in requirement("anthropic") for op in (">=", "<"))
+    assert requirement("no-such-dependency") == "no-such-dependency"
+
+
+def test_validate_and_plan_warn(vigil, bare_python: str, tmp_path: Path) -> None:
+    result = vigil("validate", BRUBA, "--python", bare_python)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("warning:") == 2
+    assert "lacks the anthropic package" in result.stderr
+    plan = vigil("plan", BRUBA, "--python", bare_python, "--root", tmp_path / "root")
+    assert plan.exit_code == 0, plan.stderr
+    assert "lacks the apprise package" in plan.stderr
+
+
+def test_validate_is_quiet_when_everything_is_there(vigil) -> None:
+    result = vigil("validate", BRUBA)
+    assert result.exit_code == 0
+    assert "warning" not in result.stderr
+
+
+def test_apply_refuses_and_writes_nothing(vigil, bare_python: str, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    result = vigil("apply", BRUBA, "--yes", "--python", bare_python, "--root", root)
+    assert result.exit_code == 1
+    assert "lacks the anthropic package" in result.stderr
+    assert result.stderr.rstrip().endswith("nothing applied")
+    assert "Traceback" not in result.stderr
+    assert not root.exists()
+
+
+def test_doctor_names_the_missing_package(
+    bare_python: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(doctor, "default_python", lambda: bare_python)
+    config = load_config(BRUBA).config
+    checks = [c for c in doctor._packages(config, Scope(root=tmp_path), tmp_path) if c.name]
+    assert [c.status for c in checks] == ["fail", "fail"]
+    assert "lacks the anthropic package" in checks[0].detail
+    assert checks[0].fix.startswith(f"install it with `{bare_python} -m pip install")
+    monkeypatch.setattr(doctor, "default_python", lambda: sys.executable)
+    [ok] = doctor._packages(config, Scope(root=tmp_path), tmp_path)
+    assert ok.status == "ok" and "anthropic" in ok.detail
+
+
+# --- at run time ------------------------------------------------------------------------------
+
+INVOCATION = "feedfacefeedfacefeedfacefeedface"
+
+
+def run_job_with(
+    python_flags: list[str], spec: Path, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *python_flags, "-m", "runner", "job", str(spec)],
+        cwd=ROOT,
+        env=runner_env(INVOCATION_ID=INVOCATION, **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_prompt_job_without_the_sdk_records_why_and_runs_nothing(
+    tmp_path: Path, fake_api: FakeMessagesAPI
+) -> None:
+    marker = tmp_path / "command-ran"
+    spec = write_spec(tmp_path, llm_spec(tmp_path, fake_api, f"touch {marker}; echo found"))
+    # -S: no site-packages, so the runner (from the checkout) sees only the standard library.
+    result = run_job_with(["-S"], spec, CREDENTIALS_DIRECTORY=str(credentials(tmp_path)))
+    assert result.returncode == MISSING_PACKAGE == 9
+    assert "Traceback" not in result.stderr
+    assert not marker.exists()
+    assert fake_api.calls == 0
+    [record] = runs(tmp_path / "state")
+    assert record["result"] == "missing-package"
+    assert record["exit_status"] == 9
+    assert record["invocation_id"] == INVOCATION
+    assert "needs the anthropic package" in record["reason"]
+    assert f"{sys.executable} -m pip install anthropic" in record["reason"]
+    assert record["reason"] in result.stderr
+
+
+def test_a_broken_sdk_is_a_missing_package_after_the_command(
+    tmp_path: Path, fake_api: FakeMessagesAPI
+) -> None:
+    broken = tmp_path / "broken" / "anthropic"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('cannot import name Client')\n")
+    spec = write_spec(tmp_path, llm_spec(tmp_path, fake_api, "echo found"))
+    result = run_job_with(
+        [],
+        spec,
+        CREDENTIALS_DIRECTORY=str(credentials(tmp_path)),
+        PYTHONPATH=f"{ROOT}:{broken.parent}",
+    )
+    assert result.returncode == 9, result.stderr
+    assert "Traceback" not in result.stderr
+    [record] = runs(tmp_path / "state")
+    assert record["result"] == "missing-package"
+    assert record["reason"].startswith("model not called: ")
+    assert "ImportError: cannot import name Client" in record["reason"]
+    assert fake_api.calls == 0
+
+
+def test_the_failure_alert_carries_the_reason(tmp_path: Path, fake_api: FakeMessagesAPI) -> None:
+    spec = write_spec(tmp_path, llm_spec(tmp_path, fake_api, "echo found"))
+    assert run_job_with(["-S"], spec).returncode == 9
+    failure = real_spec("bruba/specs/failure.json")
+    failure.update(state_dir=str(tmp_path / "state"), journal_lines=0)
+    monitor = {
+        "MONITOR_SERVICE_RESULT": "exit-code",
+        "MONITOR_EXIT_CODE": "exited",
+        "MONITOR_EXIT_STATUS": "9",
+        "MONITOR_INVOCATION_ID": INVOCATION,
+        "MONITOR_UNIT": "bruba-reminder-check.service",
+    }
+    alert_run = subprocess.run(
+        [sys.executable, "-m", "runner", "failure", str(write_spec(tmp_path, failure, "f.json"))],
+        cwd=ROOT,
+        env=runner_env(PATH="/nonexistent", **monitor),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert alert_run.returncode == 0, alert_run.stderr
+    [alert] = inbox(tmp_path / "state")
+    assert alert["message"].startswith("bruba-reminder-check failed (exit-code, status 9): not run")
+    assert "needs the anthropic package" in alert["message"]
