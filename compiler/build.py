@@ -13,6 +13,7 @@ from compiler import gitinfo
 from compiler.errors import VigilError
 from compiler.fsutil import staged_write, write_changed
 from compiler.loader import load_file, load_text
+from compiler.packages import interpreter
 from compiler.render import Source, Tree, render
 from compiler.validate import Validated, validate_document
 
@@ -24,6 +25,11 @@ HIDDEN = ("/home", "/root", "/run/user", "/tmp", "/var/tmp")
 def default_python() -> str:
     """The interpreter vigil runs on: it has the runner package installed beside the compiler."""
     return sys.executable or "/usr/bin/python3"
+
+
+def units_python(python: str | None) -> str:
+    """The interpreter the units run: `--python` as an absolute path, or vigil's own."""
+    return interpreter(python) if python else default_python()
 
 
 def runtime_paths(python: str) -> list[str]:
@@ -59,7 +65,7 @@ def build(
         document = load_text(text, label)
         source = Source(label, text, {"revision": sha, "dirty": False})
     validated = validate_document(document)
-    python = python or default_python()
+    python = units_python(python)
     runtime = runtime_paths(python)
     tree = render(validated.config, source, python=python, system=system, runtime=runtime)
     return validated, tree

@@ -68,7 +68,7 @@ def validate(
 ) -> None:
     """Check configs; print each job with its next runs, or every problem as FILE:LINE:COL.
     Warns when the units' interpreter lacks a package a config needs."""
-    from compiler.build import default_python
+    from compiler.build import units_python
     from compiler.errors import ConfigError
     from compiler.packages import missing, needs
     from compiler.summary import summarize
@@ -76,6 +76,7 @@ def validate(
 
     failed = False
     with reported():
+        units = units_python(python)
         for index, path in enumerate(configs):
             try:
                 validated = load_config(path)
@@ -85,7 +86,7 @@ def validate(
                 continue
             for warning in validated.warnings:
                 warn(f"{path}: {warning}")
-            for problem in missing(python or default_python(), needs(validated.config)):
+            for problem in missing(units, needs(validated.config)):
                 warn(f"{path}: {problem}")
             if not quiet:
                 print(("\n" if index else "") + summarize(validated.config, str(path)), end="")
@@ -205,6 +206,14 @@ def apply_(
     system: SystemOpt = False,
     root: RootOpt = None,
     python: PythonOpt = None,
+    skip_package_check: Annotated[
+        bool,
+        typer.Option(
+            "--skip-package-check",
+            help="Install even when the units' interpreter lacks a package the config needs "
+            "(packaging for another machine).",
+        ),
+    ] = False,
 ) -> None:
     """Install the config: a new generation, units switched, only changed units restarted."""
     from compiler.operations import prepare
@@ -213,7 +222,10 @@ def apply_(
         prepared = prepare(config, _scope(system, root), python=python, revision=git)
         for warning in prepared.warnings:
             warn(f"{config}: {warning}")
-        if prepared.missing_packages:
+        if prepared.missing_packages and skip_package_check:
+            for problem in prepared.missing_packages:
+                warn(f"{config}: {problem}")
+        elif prepared.missing_packages:
             lines = [f"{config}: {problem}" for problem in prepared.missing_packages]
             raise VigilError("\n".join([*lines, "nothing applied"]))
         _plan_and_apply(prepared, yes)

@@ -18,9 +18,10 @@ from compiler.errors import VigilError
 from compiler.generations import Installation
 from compiler.layout import Scope
 from compiler.model import Config
-from compiler.packages import missing, needs, requirement
+from compiler.packages import missing, needs
 from compiler.plan import make_plan
 from compiler.systemctl import Systemctl
+from runner.packages import requirement
 
 MIN_SYSTEMD = 240  # LoadCredential=, OnFailure= with %n, the timers vigil writes
 STUCK_INBOX_SECONDS = 300
@@ -88,7 +89,7 @@ def _manager(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
 def _linger(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
     if scope.system:
         return
-    user = os.environ.get("USER") or str(os.getuid())
+    user = os.environ.get("USER") or _login_name()
     if shutil.which("loginctl") is None:
         yield Check(
             "linger", "warn", "loginctl not found: cannot tell whether timers run after logout"
@@ -106,6 +107,15 @@ def _linger(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
             "linger is off or unknown: user timers stop when you log out",
             f"loginctl enable-linger {user}",
         )
+
+
+def _login_name() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # no passwd entry: loginctl takes the uid too
+        return str(os.getuid())
 
 
 def _installed_files(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
@@ -196,8 +206,7 @@ def _packages(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
     wanted = needs(config)
     problems = missing(python, wanted)
     for problem in problems:
-        head, _, fix = problem.partition(": install ")
-        yield Check("packages", "fail", head, f"install {fix}" if fix else "")
+        yield Check("packages", "fail", problem.detail, problem.fix)
     if not problems:
         names = ", ".join(need.distribution for need in wanted)
         yield Check("packages", "ok", f"{python} has what the units import ({names})")

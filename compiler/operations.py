@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from compiler.apply import Outcome, apply, start_flags
-from compiler.build import build, default_python
+from compiler.build import build, units_python
 from compiler.errors import UsageError, VigilError
 from compiler.generations import Installation, installed_names
 from compiler.layout import Scope
 from compiler.model import Config
-from compiler.packages import missing, needs
+from compiler.packages import Problem, missing, needs
 from compiler.plan import Plan, make_plan
 from compiler.render import Tree
 from compiler.systemctl import Systemctl
@@ -29,7 +29,7 @@ class Prepared:
     meta: dict[str, Any]
     warnings: list[str]
     config: Config | None = None
-    missing_packages: tuple[str, ...] = ()
+    missing_packages: tuple[Problem, ...] = ()
     """What the units' interpreter lacks that the config needs: apply refuses."""
 
 
@@ -45,7 +45,7 @@ def prepare(
     }
     plan = make_plan(tree, installation)
     plan.disabled = disabled_by_hand(installation, tree)
-    absent = missing(python or default_python(), needs(validated.config))
+    absent = missing(units_python(python), needs(validated.config))
     return Prepared(
         installation, plan, tree, meta, validated.warnings, validated.config, tuple(absent)
     )

@@ -3,25 +3,54 @@
 The runner imports `anthropic` (a prompt job's model call) and `apprise` (an apprise channel)
 only in the runs that use them, so a missing one would otherwise show only when a detector
 first finds something or a message is first sent. `validate`, `plan`, `apply` and `doctor` ask
-the interpreter the units run with beforehand, the way the units run it (`python -I`).
+the interpreter the units run with beforehand, the way the units run it (no user site, no
+PYTHON* variables, not from the current directory).
 """
 
 from __future__ import annotations
 
-import re
+import os
+import shutil
+import signal
 import subprocess
+import sys
 from dataclasses import dataclass
-from importlib import metadata
+from functools import cache
 
+from compiler.errors import UsageError
 from compiler.model import Config
+from compiler.specs import SPEC_VERSION
+from runner.packages import requirement
 
-PROBE_TIMEOUT = 30
-# Prints the modules the interpreter cannot find, one a line, without importing them.
-_PROBE = (
-    "import importlib.util, sys\n"
-    "for name in sys.argv[1:]:\n"
-    "    if importlib.util.find_spec(name) is None: print(name)\n"
-)
+MIN_PYTHON = (3, 11)
+PROBE_TIMEOUT = 10.0
+# Runs on any Python (2.7 included, so it can say which version it found): prints the version,
+# whether it is managed by the system (PEP 668), then each module it cannot find, and for
+# vigil's runner the spec version it reads. Nothing is imported but the runner's spec module.
+_PROBE = r"""
+import sys, os
+sys.path = [p for p in sys.path if p]
+print("%d.%d" % sys.version_info[:2])
+if sys.version_info < (3, 11):
+    sys.exit(0)
+import importlib.util, sysconfig
+managed = sys.prefix == sys.base_prefix and os.path.exists(
+    os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))
+print("managed" if managed else "own")
+for name in sys.argv[1:]:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or spec.origin is None:
+        print("missing " + name)
+    elif name == "runner":
+        try:
+            from runner.spec import SPEC_VERSION
+        except Exception:
+            SPEC_VERSION = None
+        print("runner %s" % SPEC_VERSION)
+"""
 
 
 @dataclass(frozen=True)
@@ -32,10 +61,30 @@ class Need:
     plural: bool = False
 
 
+@dataclass(frozen=True)
+class Problem:
+    """What the units' interpreter lacks, and how to give it that."""
+
+    detail: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.detail}: {self.fix}"
+
+
+def interpreter(python: str) -> str:
+    """The absolute path the units will run: a relative path or a bare name would be resolved
+    by systemd against another directory and PATH than vigil's."""
+    found = shutil.which(python) if os.sep not in python else python
+    if found is None:
+        raise UsageError(f"--python {python}: no such interpreter on PATH")
+    return os.path.abspath(found)
+
+
 def needs(config: Config) -> list[Need]:
     """The packages the units of `config` import, with who needs each."""
     found = [Need("runner", "vigil", "every unit")]
-    prompts = [name for name, job in config.jobs.items() if job.prompt]
+    prompts = [name for name, job in config.jobs.items() if job.prompt and job.enabled]
     if prompts:
         found.append(
             Need("anthropic", "anthropic", _named("prompt job", prompts), len(prompts) > 1)
@@ -53,49 +102,93 @@ def _named(kind: str, names: list[str]) -> str:
     return f"{kind}s {', '.join(names[:-1])} and {names[-1]}"
 
 
-def missing(python: str, wanted: list[Need]) -> list[str]:
-    """One line per package `python -I` cannot import, saying who needs it and how to install
-    it; empty when it has them all."""
-    if not wanted:
-        return []
-    try:
-        probe = subprocess.run(
-            [python, "-I", "-c", _PROBE, *(need.module for need in wanted)],
-            capture_output=True,
-            text=True,
-            timeout=PROBE_TIMEOUT,
+def missing(python: str, wanted: list[Need]) -> list[Problem]:
+    """What `python` lacks of `wanted`; empty when it has them all."""
+    report = _probe(python, tuple(need.module for need in wanted))
+    if isinstance(report, Problem):
+        return [report]
+    version, managed, absent, runner_spec = report
+    if version < MIN_PYTHON:
+        return [
+            Problem(
+                f"the units' interpreter {python} is Python {version[0]}.{version[1]}",
+                f"vigil needs Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer: pass one with "
+                "--python",
+            )
+        ]
+    if "runner" in absent or (runner_spec is not None and runner_spec != str(SPEC_VERSION)):
+        what = (
+            "cannot import vigil's runner"
+            if "runner" in absent
+            else f"has a vigil runner for another spec version ({runner_spec}, not {SPEC_VERSION})"
         )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return [f"the units' interpreter {python} cannot be run: {error}"]
-    if probe.returncode != 0:
-        detail = probe.stderr.strip().splitlines()[-1:] or [f"exit status {probe.returncode}"]
-        return [f"the units' interpreter {python} does not work: {detail[0]}"]
-    absent = set(probe.stdout.split())
-    return [_advice(python, need) for need in wanted if need.module in absent]
+        # Installing vigil there brings the other packages too: one line says it all.
+        return [
+            Problem(f"the units' interpreter {python} {what}", _install(python, "vigil", managed))
+        ]
+    return [
+        Problem(
+            f"the units' interpreter {python} lacks the {need.distribution} package, which the "
+            f"{need.users} need{'' if need.plural else 's'}",
+            _install(python, requirement(need.distribution), managed),
+        )
+        for need in wanted
+        if need.module in absent
+    ]
 
 
-def _advice(python: str, need: Need) -> str:
-    if need.distribution == "vigil":
+def _install(python: str, what: str, managed: bool) -> str:
+    if managed:
         return (
-            f"the units' interpreter {python} cannot import vigil's runner, which every unit runs: "
-            f"install vigil into that environment, or leave out --python"
+            f"{python} is managed by the system (PEP 668): make a virtual environment "
+            "(`python3 -m venv DIR`), install vigil there as you installed it for "
+            f"{sys.executable}, and pass --python DIR/bin/python (or leave out --python)"
         )
-    return (
-        f"the units' interpreter {python} lacks the {need.distribution} package, which "
-        f"the {need.users} need{'' if need.plural else 's'}: install it with "
-        f"`{python} -m pip install '{requirement(need.distribution)}'`"
-    )
+    if what == "vigil":
+        return (
+            f"install vigil into that environment as you installed it for {sys.executable}, "
+            "or leave out --python"
+        )
+    return f"install it with `{python} -m pip install '{what}'`"
 
 
-def requirement(distribution: str) -> str:
-    """`anthropic>=0.40,<3` as vigil's own metadata asks for it; the bare name otherwise."""
+Report = tuple[tuple[int, int], bool, set[str], str | None]
+
+
+@cache  # one probe per interpreter and module set in a command, however many configs
+def _probe(python: str, modules: tuple[str, ...]) -> Report | Problem:
+    fix = "pass a working Python 3.11+ with --python"
     try:
-        declared = metadata.requires("vigil") or []
-    except metadata.PackageNotFoundError:
-        return distribution
-    for line in declared:
-        spec = line.split(";", 1)[0].strip()
-        name = re.split(r"[<>=!~\[ ]", spec, maxsplit=1)[0]
-        if name.lower() == distribution.lower() and ";" not in line:
-            return spec.replace(" ", "")
-    return distribution
+        process = subprocess.Popen(
+            [python, "-E", "-s", "-c", _PROBE, *modules],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd="/",
+            start_new_session=True,  # a hung interpreter is killed with all it started
+        )
+    except OSError as error:
+        return Problem(f"the units' interpreter {python} cannot be run: {error.strerror}", fix)
+    try:
+        out, err = process.communicate(timeout=PROBE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        return Problem(
+            f"the units' interpreter {python} did not answer within {PROBE_TIMEOUT:g}s", fix
+        )
+    lines = out.split("\n")
+    version = _version(lines[0])
+    if process.returncode != 0 or version is None:
+        said = [line for line in err.strip().splitlines() if line.strip()]
+        detail = said[0] if said else f"exit status {process.returncode}"
+        return Problem(f"the units' interpreter {python} does not work: {detail}", fix)
+    managed = len(lines) > 1 and lines[1] == "managed"
+    absent = {line.split(" ", 1)[1] for line in lines if line.startswith("missing ")}
+    runner = next((line.split(" ", 1)[1] for line in lines if line.startswith("runner ")), None)
+    return version, managed, absent, runner
+
+
+def _version(line: str) -> tuple[int, int] | None:
+    major, _, minor = line.partition(".")
+    return (int(major), int(minor)) if major.isdigit() and minor.isdigit() else None

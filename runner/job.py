@@ -54,6 +54,13 @@ def run_job(spec: JobSpec) -> int:
     except OSError as error:
         # The state directory cannot be written or read: the run did not do its job.
         outcome = Outcome("storage", f"state directory: {describe(error)}")
+    except Exception as error:
+        # A bug in vigil: the run still gets its runs.jsonl line and its alert; the
+        # traceback goes to the journal for the bug report.
+        import traceback
+
+        traceback.print_exc()
+        outcome = Outcome("failed", f"internal error: {type(error).__name__}: {error}")
     # A stop request now would only lose the record; systemd's SIGKILL still ends us.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     code = exit_code(outcome.result)

@@ -18,18 +18,30 @@ import tempfile
 import venv
 from pathlib import Path
 
+from packaging.markers import Marker
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "requirements" / "test.txt"
 EAGER = ("--upgrade-strategy", "eager", "pip")
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.MULTILINE)
+_PIN_LINE = re.compile(
+    r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)(?:\s*;\s*([^\\\n]+?))?\s*\\?$", re.MULTILINE
+)
 
 
 def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def locked_versions(lock: Path = LOCK) -> dict[str, str]:
-    return {canonical(name): version for name, version in _PIN.findall(lock.read_text())}
+def locked_versions(lock: Path = LOCK, *, here_only: bool = False) -> dict[str, str]:
+    """Name -> pinned version; with `here_only`, only the pins whose environment markers
+    (`colorama==0.4.6 ; sys_platform == 'win32'`) hold on this machine."""
+    pins = {}
+    for name, version, markers in _PIN_LINE.findall(lock.read_text()):
+        if here_only and markers and not Marker(markers).evaluate():
+            continue
+        pins[canonical(name)] = version
+    return pins
 
 
 def installed_versions(python: Path) -> dict[str, str]:
@@ -62,11 +74,13 @@ def main(argv: list[str]) -> int:
             venv.create(env_dir, with_pip=True)
         python = env_dir / "bin" / "python"
         print(f"installing the newest versions into {env_dir}", file=sys.stderr)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "--upgrade", *EAGER, f"{ROOT}[test]"],
-            check=True,
+        install = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--upgrade", *EAGER, f"{ROOT}[test]"]
         )
-        changed = differences(locked_versions(), installed_versions(python))
+        if install.returncode != 0:
+            print(f"pip could not install the newest versions (exit {install.returncode})")
+            return 1
+        changed = differences(locked_versions(here_only=True), installed_versions(python))
         print("newer than the lock:" if changed else "the lock has the newest versions")
         print("\n".join(changed))
         sys.stdout.flush()

@@ -496,4 +496,4 @@ def test_without_apprise_installed_an_apprise_message_waits_for_a_retry(
     assert deliver(spec, state, T0).retrying == 1
     [row] = outbox_status(state)
     assert row["last_error"].startswith("an apprise channel needs the apprise package")
-    assert "-m pip install apprise" in row["last_error"]
+    assert "-m pip install 'apprise" in row["last_error"]

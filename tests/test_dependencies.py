@@ -62,3 +62,9 @@ def test_differences_name_what_moved() -> None:
         {"pyyaml": "6.0.3", "jinja2": "3.1.6"}, {"pyyaml": "6.0.4", "jinja2": "3.1.6"}
     )
     assert lines == ["  pyyaml: 6.0.3 -> 6.0.4"]
+
+
+def test_pins_for_other_platforms_are_not_reported_as_newer() -> None:
+    here = locked_versions(here_only=True)
+    assert "colorama" in locked_versions() and "colorama" not in here  # sys_platform == 'win32'
+    assert differences(here, dict(here)) == []

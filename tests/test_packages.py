@@ -8,12 +8,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import sysconfig
+import time
 import venv
 from pathlib import Path
 
 import pytest
 
-from compiler import doctor
+from compiler import doctor, packages
 from compiler.layout import Scope
 from compiler.packages import missing, needs, requirement
 from compiler.validate import load_config
@@ -28,6 +29,7 @@ from tests.runner_support import (
     real_spec,
     runner_env,
     runs,
+    shell_spec,
     write_spec,
 )
 
@@ -71,7 +73,7 @@ def test_vigils_own_interpreter_has_everything() -> None:
 
 
 def test_an_interpreter_without_the_packages(bare_python: str) -> None:
-    problems = missing(bare_python, needs(load_config(BRUBA).config))
+    problems = [str(p) for p in missing(bare_python, needs(load_config(BRUBA).config))]
     assert len(problems) == 2, problems
     anthropic, apprise = problems
     assert "lacks the anthropic package" in anthropic
@@ -83,13 +85,15 @@ def test_an_interpreter_without_the_packages(bare_python: str) -> None:
 
 
 def test_an_interpreter_without_vigil(empty_python: str) -> None:
-    [problem, *_] = missing(empty_python, needs(load_config(MINIMAL).config))
-    assert "cannot import vigil's runner, which every unit runs" in problem
+    [problem] = missing(empty_python, needs(load_config(BRUBA).config))
+    assert problem.detail == f"the units' interpreter {empty_python} cannot import vigil's runner"
+    assert "install vigil into that environment" in problem.fix
 
 
 def test_an_interpreter_that_does_not_run(tmp_path: Path) -> None:
     [problem] = missing(str(tmp_path / "no-python"), needs(load_config(MINIMAL).config))
-    assert "cannot be run" in problem
+    assert "cannot be run" in problem.detail
+    assert "--python" in problem.fix
 
 
 def test_the_install_hint_uses_vigils_declared_range() -> None:
@@ -138,6 +142,118 @@ def test_doctor_names_the_missing_package(
     assert ok.status == "ok" and "anthropic" in ok.detail
 
 
+def fake_python(tmp_path: Path, answer: str, name: str = "python") -> str:
+    """A stand-in interpreter that answers the probe with `answer` (shell code)."""
+    path = tmp_path / name
+    path.write_text(f"#!/bin/sh\n{answer}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_a_leftover_directory_is_not_an_installed_package(tmp_path: Path) -> None:
+    """An empty `anthropic/` (a failed uninstall leaves `__pycache__`) imports as a namespace
+    package, but has nothing in it."""
+    home = tmp_path / "venv"
+    venv.create(home, with_pip=False, symlinks=True)
+    purelib = sysconfig.get_path("purelib", vars={"base": str(home), "platbase": str(home)})
+    Path(purelib, "vigil-checkout.pth").write_text(f"{ROOT}\n")
+    Path(purelib, "anthropic", "__pycache__").mkdir(parents=True)
+    problems = missing(str(home / "bin" / "python"), needs(load_config(BRUBA).config))
+    assert [p.detail.split(" lacks the ")[1].split(" ")[0] for p in problems] == [
+        "anthropic",
+        "apprise",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("answer", "detail", "fix"),
+    [
+        ("echo 3.10", "is Python 3.10", "vigil needs Python 3.11 or newer"),
+        ("echo 2.7", "is Python 2.7", "vigil needs Python 3.11 or newer"),
+        ("echo 'Unknown option: -E' >&2; exit 2", "does not work: Unknown option: -E", "--python"),
+        (
+            "printf '3.12\\nown\\nrunner 7\\n'",
+            "has a vigil runner for another spec version (7, not 1)",
+            "install vigil into that environment",
+        ),
+        (
+            "printf '3.12\\nmanaged\\nmissing runner\\nmissing anthropic\\n'",
+            "cannot import vigil's runner",
+            "managed by the system (PEP 668)",
+        ),
+    ],
+)
+def test_what_a_wrong_interpreter_is_told(
+    tmp_path: Path, answer: str, detail: str, fix: str
+) -> None:
+    [problem] = missing(fake_python(tmp_path, answer), needs(load_config(BRUBA).config))
+    assert problem.detail.endswith(detail)
+    assert fix in problem.fix
+
+
+def test_a_hanging_interpreter_is_given_up_with_all_it_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packages, "PROBE_TIMEOUT", 0.5)
+    pid_file = tmp_path / "child.pid"
+    python = fake_python(tmp_path, f"sleep 60 & echo $! > {pid_file}; wait")
+    [problem] = missing(python, needs(load_config(MINIMAL).config))
+    assert problem.detail.endswith("did not answer within 0.5s")
+    child = int(pid_file.read_text())
+    for _ in range(50):
+        if not Path(f"/proc/{child}").exists() or "Z" in _proc_state(child):
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the interpreter's child {child} outlived the probe")
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1]
+    except (OSError, IndexError):
+        return "Z"
+
+
+def test_a_disabled_prompt_job_needs_no_sdk(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "name: c\njobs:\n  ask:\n    schedule: '@daily'\n    run: 'true'\n"
+        "    prompt: say\n    enabled: false\nllm: {model: claude-haiku-4-5, api_key: k}\n"
+        "secrets: {k: /nonexistent}\nchannels: {f: {file: /tmp/x.jsonl}}\n"
+        "coordinator: {deliver_to: [f]}\n"
+    )
+    assert {need.distribution for need in needs(load_config(config).config)} == {"vigil"}
+
+
+def test_a_relative_python_is_made_absolute(vigil, tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "env").symlink_to(Path(sys.executable).parent.parent)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "build"
+    result = vigil("compile", MINIMAL, "--out", out, "--python", "env/bin/python")
+    assert result.exit_code == 0, result.stderr
+    script = next((out / "bin").iterdir()).read_text()
+    assert f"exec {tmp_path}/env/bin/python -I -m runner" in script
+
+
+def test_an_unknown_bare_python_is_a_usage_error(vigil) -> None:
+    result = vigil("plan", MINIMAL, "--python", "no-such-python-3.99")
+    assert result.exit_code == 2
+    assert "--python no-such-python-3.99: no such interpreter on PATH" in result.stderr
+
+
+def test_apply_can_skip_the_check_for_another_machine(
+    vigil, bare_python: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    result = vigil(
+        "apply", BRUBA, "--yes", "--python", bare_python, "--root", root, "--skip-package-check"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "warning:" in result.stderr and "lacks the anthropic package" in result.stderr
+    assert list(root.rglob("bruba-reminder-check.service"))
+
+
 # --- at run time ------------------------------------------------------------------------------
 
 INVOCATION = "feedfacefeedfacefeedfacefeedface"
@@ -173,16 +289,28 @@ def test_a_prompt_job_without_the_sdk_records_why_and_runs_nothing(
     assert record["exit_status"] == 9
     assert record["invocation_id"] == INVOCATION
     assert "needs the anthropic package" in record["reason"]
-    assert f"{sys.executable} -m pip install anthropic" in record["reason"]
+    assert f"`{sys.executable} -m pip install 'anthropic" in record["reason"]
     assert record["reason"] in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("init", "says"),
+    [
+        (
+            "raise ImportError('cannot import name Client')",
+            "ImportError: cannot import name Client",
+        ),
+        ("raise RuntimeError('half-installed')", "RuntimeError: half-installed"),
+        ("def (", "SyntaxError"),
+        ("import no_such_dependency_of_the_sdk", "it needs no_such_dependency_of_the_sdk"),
+    ],
+)
 def test_a_broken_sdk_is_a_missing_package_after_the_command(
-    tmp_path: Path, fake_api: FakeMessagesAPI
+    tmp_path: Path, fake_api: FakeMessagesAPI, init: str, says: str
 ) -> None:
     broken = tmp_path / "broken" / "anthropic"
     broken.mkdir(parents=True)
-    (broken / "__init__.py").write_text("raise ImportError('cannot import name Client')\n")
+    (broken / "__init__.py").write_text(init + "\n")
     spec = write_spec(tmp_path, llm_spec(tmp_path, fake_api, "echo found"))
     result = run_job_with(
         [],
@@ -195,8 +323,41 @@ def test_a_broken_sdk_is_a_missing_package_after_the_command(
     [record] = runs(tmp_path / "state")
     assert record["result"] == "missing-package"
     assert record["reason"].startswith("model not called: ")
-    assert "ImportError: cannot import name Client" in record["reason"]
+    assert says in record["reason"]
+    assert "--force-reinstall" in record["reason"]
     assert fake_api.calls == 0
+
+
+def test_a_leftover_sdk_directory_is_not_installed(
+    tmp_path: Path, fake_api: FakeMessagesAPI
+) -> None:
+    leftover = tmp_path / "site" / "anthropic" / "__pycache__"
+    leftover.mkdir(parents=True)
+    spec = write_spec(tmp_path, llm_spec(tmp_path, fake_api, "echo found"))
+    result = run_job_with(["-S"], spec, PYTHONPATH=f"{ROOT}:{leftover.parent.parent}")
+    assert result.returncode == 9, result.stderr
+    [record] = runs(tmp_path / "state")
+    assert record["reason"].startswith("not run: ") and "not installed" in record["reason"]
+
+
+def test_an_unexpected_error_still_records_the_run(tmp_path: Path) -> None:
+    """A bug in vigil ends the run with its runs.jsonl line (and the traceback in the journal
+    for the bug report), so the failure alert and `vigil status` still know."""
+    spec = shell_spec(tmp_path, "echo hi")
+    spec["environment"] = {"A": "B"}
+    path = write_spec(tmp_path, spec)
+    sabotage = tmp_path / "sabotage"
+    sabotage.mkdir()
+    (sabotage / "sitecustomize.py").write_text(
+        "import runner.output\n"
+        "def broken(*args, **kwargs):\n    raise KeyError('boom')\n"
+        "runner.output.read_output = broken\n"
+    )
+    result = run_job_with([], path, PYTHONPATH=f"{ROOT}:{sabotage}")
+    assert result.returncode == 1, result.stderr
+    [record] = runs(tmp_path / "state")
+    assert record["result"] == "failed"
+    assert record["reason"] == "internal error: KeyError: 'boom'"
 
 
 def test_the_failure_alert_carries_the_reason(tmp_path: Path, fake_api: FakeMessagesAPI) -> None:
