@@ -92,8 +92,9 @@ def _message(spec: dict[str, Any], channel: str, alerts: list[Alert], now: datet
     coordinator = spec["coordinator"]
     kept, cut = _capped(coordinator, alerts)
     form = coordinator["message"]
-    lines = [
-        fill(form["line"], {"text": a.text, "source": a.source, "priority": a.priority})
+    sources = coordinator.get("sources") or {}
+    lines = [  # {priority}: the one the caps went by
+        fill(form["line"], {"text": a.text, "source": a.source, "priority": _priority(sources, a)})
         for a in kept
     ]
     if cut:
