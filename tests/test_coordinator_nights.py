@@ -51,11 +51,7 @@ def state(tmp_path: Path) -> Path:
     return tmp_path / "state"
 
 
-def bodies(state: Path) -> list[str]:
-    return [message["body"] for message in delivered(state, "sink")]
-
-
-@pytest.mark.parametrize(
+REPEATING = pytest.mark.parametrize(
     "finding",
     [
         {"source": "disk", "timestamp": "x", "message": "disk 91% full"},
@@ -63,6 +59,14 @@ def bodies(state: Path) -> list[str]:
     ],
     ids=["same text", "fixed id"],
 )
+"""A finding that comes again: the same text, or the same `id`."""
+
+
+def bodies(state: Path) -> list[str]:
+    return [message["body"] for message in delivered(state, "sink")]
+
+
+@REPEATING
 def test_an_alert_held_every_night_is_delivered_every_morning(
     spec: dict[str, Any], state: Path, finding: dict[str, Any]
 ) -> None:
@@ -78,14 +82,7 @@ def test_an_alert_held_every_night_is_delivered_every_morning(
     assert json.loads((state / "state/held.json").read_text())["alerts"] == []
 
 
-@pytest.mark.parametrize(
-    "finding",
-    [
-        {"source": "disk", "timestamp": "x", "message": "disk 91% full"},
-        {"source": "disk", "timestamp": "x", "id": "disk-full", "message": "disk full"},
-    ],
-    ids=["same text", "fixed id"],
-)
+@REPEATING
 def test_the_same_finding_on_later_days_is_delivered_each_day(
     spec: dict[str, Any], state: Path, finding: dict[str, Any]
 ) -> None:

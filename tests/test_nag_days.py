@@ -238,3 +238,24 @@ def test_the_rules_priority_decides_what_the_total_cap_keeps(vigil, tmp_path: Pa
     heartbeat(spec, local("America/New_York", 2026, 2, 2, 9))
     assert lines(state) == ["todo/3: nag 1: T", "+1 more"]
     assert items(state, "counted")["S"]["nagCount"] == 0
+
+
+def test_a_nag_held_overnight_counts_when_the_morning_message_names_it(
+    vigil, tmp_path: Path
+) -> None:
+    """Findings at 23:00 and 02:00 (quiet) give one line at 07:15, counted then: the 09:00
+    finding is within min_interval of it, and the next morning's is the second nag."""
+    spec, state = spec_in(vigil, tmp_path), tmp_path / "state"
+    spec["coordinator"]["quiet_hours"] = {"start": "22:00", "end": "07:00", "timezone": None}
+    evening = local("America/New_York", 2026, 2, 2, 23)
+    for moment in (evening, evening + timedelta(hours=3)):
+        drop(state, finding("todo", "overdue", "T", days=5))
+        heartbeat(spec, moment)
+    assert lines(state) == [] and items(state, "todo")["T"]["nagCount"] == 0
+    heartbeat(spec, evening + timedelta(hours=8, minutes=15))
+    assert lines(state) == ["todo/3: nag 1: T"]
+    assert items(state, "todo")["T"]["lastNagged"] == "2026-02-03T12:15:00Z"
+    for moment in (evening + timedelta(hours=10), evening + timedelta(days=1, hours=10)):
+        drop(state, finding("todo", "overdue", "T", days=5))
+        heartbeat(spec, moment)
+    assert lines(state) == ["todo/3: nag 1: T", "todo/3: nag 2: T"]
