@@ -36,6 +36,8 @@ watches:
       all: [{field: subject, contains: outage}]
     message: "Outage mail: {key}"
     repeat: 1h
+  result:
+    file: {path: "{state}/{key}.md", within: 10m}
 """
 
 EVENING = datetime(2026, 2, 2, 4, 0, tzinfo=UTC)  # Sunday 23:00 in New York: quiet
@@ -136,3 +138,24 @@ def test_watch_repeats_held_overnight_are_one_line_in_the_morning(
     [message_id] = instance["messages"].values()
     ledger = json.loads((state / "state/delivered.json").read_text())["delivered"]
     assert message_id in ledger and morning["id"] == message_id
+
+
+def test_a_watch_instance_armed_again_is_delivered_and_settled_by_its_own_message(
+    spec: dict[str, Any], state: Path
+) -> None:
+    """`vigil watch arm` on the same key on later days: each expiry is a new message, and the
+    instance is marked delivered by that message, not by the first day's."""
+    noon = EVENING + timedelta(hours=13)
+    for day in range(3):
+        armed = noon + timedelta(days=day)
+        arm = {"source": "vigil", "timestamp": "x", "kind": "arm", "watch": "result", "key": "t1"}
+        drop(state, arm)
+        heartbeat(spec, armed)
+        heartbeat(spec, armed + timedelta(minutes=11))  # expired: alerted
+        heartbeat(spec, armed + timedelta(minutes=12))  # settled
+        messages = delivered(state, "sink")
+        assert len(messages) == day + 1 and "t1: expired" in messages[-1]["body"]
+        watch = json.loads((state / "state/watch-result.json").read_text())
+        instance = watch["instances"]["t1"]
+        assert instance["state"] == "delivered"
+        assert instance["messages"] == {"sink": messages[-1]["id"]}
