@@ -5,7 +5,13 @@ tokens. With nothing new it reads only the inbox and the held/outbox state.
 Crash safety: findings stay in their claim, processing/<claim>/, until the messages they caused
 are in the outbox and the rule state is written; message ids come from the claim's name, and a
 claim a killed run left behind is taken up alone before the inbox, so the rerun re-queues the
-same ids (a no-op) even when more findings arrived meanwhile: never lost, never twice.
+same ids (a no-op) even when more findings arrived meanwhile: never lost, never twice. A run
+with nothing claimed (quiet hours ending, a watch's clock) takes its ids from the occasion in
+held.json, which the run replaces only after its messages are queued: a rerun gets the same
+ids, the next occasion new ones, even for the very same alert.
+
+Rule state follows what the person was told: a nag step counts when a message names it (see
+_note_nags), not when a rule proposes it.
 
 A state directory that takes no writes (disk full, read-only, no permission) ends the run with
 one clear line and exit code 8 (storage), and nothing half-written: the next run carries on
