@@ -12,9 +12,19 @@ DEFAULT_ROUTE = "@default"
 
 class Alert:
     # A plain class, not a dataclass: `dataclasses` costs ~10 ms at every coordinator start.
-    FIELDS = ("text", "source", "priority", "urgent", "key", "to", "evidence")
+    FIELDS = ("text", "source", "priority", "urgent", "key", "to", "evidence", "subject", "waiting")
     """What to_json writes and from_json reads, in this order."""
-    __slots__ = ("evidence", "key", "priority", "source", "text", "to", "urgent")
+    __slots__ = (
+        "evidence",
+        "key",
+        "priority",
+        "source",
+        "subject",
+        "text",
+        "to",
+        "urgent",
+        "waiting",
+    )
 
     def __init__(
         self,
@@ -25,6 +35,8 @@ class Alert:
         key: str = "",  # what makes it unique (rule, item, nag count): held alerts are kept by key
         to: list[str] | None = None,  # channels, when a rule or source routes it; else deliver_to
         evidence: dict[str, object] | None = None,
+        subject: str = "",  # what it is about: of held alerts, the latest per subject is kept
+        waiting: str | None = None,  # cut by caps since then (ISO): goes first among equals
     ) -> None:
         self.text = text
         self.source = source
@@ -33,6 +45,8 @@ class Alert:
         self.key = key or _digest(f"{source}\0{text}")[:16]
         self.to = to
         self.evidence: dict[str, object] = {} if evidence is None else evidence
+        self.subject = subject or self.key
+        self.waiting = waiting
 
     def __repr__(self) -> str:
         return f"Alert({self.to_json()!r})"
@@ -47,6 +61,16 @@ class Alert:
     def from_json(cls, data: dict[str, object]) -> Alert:
         known = {k: data[k] for k in cls.FIELDS if k in data}
         return cls(**known)  # type: ignore[arg-type]
+
+
+def latest_per_subject(alerts: list[Alert]) -> list[Alert]:
+    """One alert per subject, the last one given (a watch repeat held all night is one line in
+    the morning, not ten); in the order of those last ones."""
+    latest: dict[str, Alert] = {}
+    for alert in alerts:
+        latest.pop(alert.subject, None)
+        latest[alert.subject] = alert
+    return list(latest.values())
 
 
 def held_record(alert: Alert, now: datetime) -> dict[str, object]:

@@ -30,6 +30,13 @@ def parse_iso(text: object) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
+def calendar_days(earlier: datetime, later: datetime, zone_name: str | None) -> int:
+    """Days on the calendar in the zone from `earlier` to `later`: 1 from any time yesterday
+    to any time today, 7 from one Monday to the next, whatever the clock changes between."""
+    where = zone(zone_name)
+    return (later.astimezone(where).date() - earlier.astimezone(where).date()).days
+
+
 def zone(name: str | None) -> tzinfo:
     """The time zone named `name` (IANA), UTC when there is none."""
     if not name or name == "UTC":

@@ -1,7 +1,9 @@
 """From alerts to one message per channel: routes, quiet hours, caps with priorities, templates.
 
 Quiet hours hold alerts (never drop them) until the window ends; urgent alerts go out anyway.
-Caps keep the highest-priority alerts per source and in total and count the rest ("+3 more").
+Caps keep the highest-priority alerts per source and in total and count the rest ("+3 more");
+among equals, alerts cut before (a nag step that waits) go first, so a cut never hides the same
+items for good. vigil's own alerts (failures, rejections, budgets, watches) are never cut.
 Nothing to say means no message at all.
 """
 
@@ -11,6 +13,7 @@ from datetime import time
 
 from runner.alerts import DEFAULT_ROUTE
 from runner.clock import zone
+from runner.findings import VIGIL_SOURCE
 from runner.template import fill, names
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -22,7 +25,7 @@ if TYPE_CHECKING:
 
 
 class Outgoing:
-    __slots__ = ("body", "channel", "keys", "sources", "title", "urgent")
+    __slots__ = ("body", "channel", "keys", "named", "sources", "title", "urgent")
 
     def __init__(
         self,
@@ -32,6 +35,7 @@ class Outgoing:
         urgent: bool,
         sources: list[str],
         keys: list[str],
+        named: list[str],
     ) -> None:
         self.channel = channel
         self.title = title
@@ -39,6 +43,9 @@ class Outgoing:
         self.urgent = urgent
         self.sources = sources
         self.keys = keys
+        """Every alert of the message."""
+        self.named = named
+        """The alerts it names, in its lines (the rest are counted in '+N more')."""
 
     def message_id(self, batch: str) -> str:
         """Stable for the same batch and channel, so a rerun after a crash is not a second
@@ -85,8 +92,9 @@ def _message(spec: dict[str, Any], channel: str, alerts: list[Alert], now: datet
     coordinator = spec["coordinator"]
     kept, cut = _capped(coordinator, alerts)
     form = coordinator["message"]
-    lines = [
-        fill(form["line"], {"text": a.text, "source": a.source, "priority": a.priority})
+    sources = coordinator.get("sources") or {}
+    lines = [  # {priority}: the one the caps went by
+        fill(form["line"], {"text": a.text, "source": a.source, "priority": _priority(sources, a)})
         for a in kept
     ]
     if cut:
@@ -101,14 +109,21 @@ def _message(spec: dict[str, Any], channel: str, alerts: list[Alert], now: datet
         urgent=any(a.urgent for a in alerts),
         sources=sorted({a.source for a in alerts}),
         keys=[a.key for a in alerts],
+        named=[a.key for a in kept],
     )
 
 
 def _capped(coordinator: dict[str, Any], alerts: list[Alert]) -> tuple[list[Alert], int]:
-    """Highest priority first (stable: earlier alerts first among equals), per-source caps,
-    then the total cap. Returns what is kept and how many were cut."""
+    """vigil's own alerts, all of them; then the others by priority, per-source caps, and the
+    total cap in what room is left. Among equal priority, the alert waiting longest (cut
+    before) first, else the earlier one. Returns what is kept and how many were cut."""
     sources = coordinator.get("sources") or {}
-    ordered = sorted(alerts, key=lambda a: -_priority(sources, a))
+    own = [alert for alert in alerts if alert.source == VIGIL_SOURCE]
+    ordered = sorted(
+        (alert for alert in alerts if alert.source != VIGIL_SOURCE),
+        # ISO times sort in time order; "~" sorts after every one of them (never cut).
+        key=lambda a: (-_priority(sources, a), a.waiting or "~"),
+    )
     kept: list[Alert] = []
     per_source: dict[str, int] = {}
     for alert in ordered:
@@ -119,8 +134,8 @@ def _capped(coordinator: dict[str, Any], alerts: list[Alert]) -> tuple[list[Aler
         kept.append(alert)
     total = coordinator.get("total_cap")
     if total is not None:
-        kept = kept[:total]
-    return kept, len(alerts) - len(kept)
+        kept = kept[: max(0, total - len(own))]
+    return own + kept, len(alerts) - len(own) - len(kept)
 
 
 def _priority(sources: dict[str, Any], alert: Alert) -> int:

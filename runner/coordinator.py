@@ -5,7 +5,13 @@ tokens. With nothing new it reads only the inbox and the held/outbox state.
 Crash safety: findings stay in their claim, processing/<claim>/, until the messages they caused
 are in the outbox and the rule state is written; message ids come from the claim's name, and a
 claim a killed run left behind is taken up alone before the inbox, so the rerun re-queues the
-same ids (a no-op) even when more findings arrived meanwhile: never lost, never twice.
+same ids (a no-op) even when more findings arrived meanwhile: never lost, never twice. A run
+with nothing claimed (quiet hours ending, a watch's clock) takes its ids from the occasion in
+held.json, which the run replaces only after its messages are queued: a rerun gets the same
+ids, the next occasion new ones, even for the very same alert.
+
+Rule state follows what the person was told: a nag step counts when a message names it (see
+_note_nags), not when a rule proposes it.
 
 A state directory that takes no writes (disk full, read-only, no permission) ends the run with
 one clear line and exit code 8 (storage), and nothing half-written: the next run carries on
@@ -21,10 +27,10 @@ import time
 from contextlib import suppress
 from datetime import datetime
 
-from runner.alerts import Alert, held_record
+from runner.alerts import Alert, held_record, latest_per_subject
 from runner.clock import iso, parse_iso, utc_now
 from runner.exitcodes import OK, STORAGE, USAGE
-from runner.findings import ALERT_PRIORITY
+from runner.findings import ALERT_PRIORITY, VIGIL_SOURCE, finding_priority
 from runner.fsatomic import describe, locked, read_state, write_state
 from runner.history import RunRecord, append_line
 from runner.intake import (
@@ -210,13 +216,26 @@ def _pass(
     sending: list[Alert] = []
     if alerts or held:
         sending, held = _quiet_hours_split(spec, alerts, held, now)
-    queued = _enqueue(spec, state_dir, sending, intake, now)
+    occasion = held_state.get("occasion")
+    queued = _enqueue(spec, state_dir, sending, intake, str(occasion or ""), now)
     _remember_watch_messages(watch_states, queued)
+    if sending:
+        _note_nags(spec, nag_states, sending, queued, now)
     # Rule state is written after the messages it caused are queued: a crash in between
     # repeats this run's messages (same ids) instead of losing them.
     _save_rule_states(spec, state_dir, nag_states, watch_states, intake.findings, now)
-    if held or held_state:
-        write_state(state_dir, HELD, {"version": 1, "alerts": [held_record(a, now) for a in held]})
+    if held or stored or queued:
+        # A new occasion with every write: the next run without a claim gets new message ids,
+        # a rerun of this one (killed before this write) the same ones.
+        write_state(
+            state_dir,
+            HELD,
+            {
+                "version": 1,
+                "alerts": [held_record(a, now) for a in held],
+                "occasion": os.urandom(8).hex(),
+            },
+        )
     done(state_dir, intake)
     delivered = _deliver(spec, state_dir, now)
     return {
@@ -236,13 +255,14 @@ def _has_absence(watch_specs: dict[str, dict[str, Any]]) -> bool:
 def _quiet_hours_split(
     spec: dict[str, Any], alerts: list[Alert], held: list[Alert], now: datetime
 ) -> tuple[list[Alert], list[Alert]]:
-    """(to send now, to hold): in quiet hours only urgent alerts go out; after them all do."""
+    """(to send now, to hold): in quiet hours only urgent alerts go out; after them all do.
+    Of alerts about the same subject only the latest is kept."""
     from runner.compose import in_quiet_hours
 
     if not in_quiet_hours(spec, now):
-        return held + alerts, []
+        return latest_per_subject(held + alerts), []
     urgent = [alert for alert in alerts if alert.urgent]
-    return urgent, held + [alert for alert in alerts if not alert.urgent]
+    return urgent, latest_per_subject(held + [alert for alert in alerts if not alert.urgent])
 
 
 # -- rules: imported only by a run with findings or watch state -------------------------------
@@ -268,7 +288,7 @@ def _apply_rules(
     alerts: list[Alert] = []
     for item in claimed:
         finding = item.finding
-        if finding.get("source") == "vigil" and finding.get("kind") in CONTROL_KINDS:
+        if finding.get("source") == VIGIL_SOURCE and finding.get("kind") in CONTROL_KINDS:
             alerts += _control(watch_specs, files, watch_states, finding, now)
             continue
         watched = False  # a source a match watch reads is not also delivered as it is
@@ -349,10 +369,8 @@ def _settle(
         w.settle(name, watch_specs[name], states[name], entries, now)
 
 
-def _remember_watch_messages(
-    states: dict[str, dict[str, Any]], queued: list[tuple[str, str, list[str]]]
-) -> None:
-    for channel, message_id, keys in queued:
+def _remember_watch_messages(states: dict[str, dict[str, Any]], queued: list[Queued]) -> None:
+    for channel, message_id, keys, _named in queued:
         for key in keys:
             if key.startswith("watch:"):
                 name = key.split(":")[1]
@@ -406,7 +424,7 @@ def _alerts_for(
         from runner.rules.nag import NagRule, apply_rule
 
         for name in matching:
-            rule = NagRule(name, rules[name])
+            rule = NagRule(name, rules[name], spec.get("timezone"))
             if name not in states:
                 states[name] = read_state(spec["state_dir"], rule.state_file)
             alerts += apply_rule(rule, finding, states[name], now)
@@ -431,7 +449,7 @@ def _save_rule_states(
         from runner.rules.nag import NagRule, prune
 
         for name, state in nag_states.items():
-            rule = NagRule(name, spec["nag"][name])
+            rule = NagRule(name, spec["nag"][name], spec.get("timezone"))
             prune(rule, state, now)
             write_state(state_dir, rule.state_file, state)
     if any(watch_states.values()):
@@ -462,11 +480,10 @@ def _as_is(finding: dict[str, Any], source: str) -> Alert:
         text = f"{source}: {json.dumps(body, ensure_ascii=False)}"
         if len(text) > GENERIC_TEXT_LIMIT:
             text = text[: GENERIC_TEXT_LIMIT - 1] + "…"
-    priority = finding.get("priority")
     return Alert(
         text=text.strip(),
         source=source,
-        priority=priority if isinstance(priority, int) and not isinstance(priority, bool) else 0,
+        priority=finding_priority(finding),
         urgent=finding.get("urgent") is True,
         key=str(finding.get("id") or ""),
         evidence=finding,
@@ -482,17 +499,25 @@ def _rejection(item: Rejected) -> Alert:
 
 
 def _own_alert(text: str, key: str) -> Alert:
-    return Alert(text=text, source="vigil", priority=ALERT_PRIORITY, key=key)
+    return Alert(text=text, source=VIGIL_SOURCE, priority=ALERT_PRIORITY, key=key)
 
 
-def _batch(intake: Intake, alerts: list[Alert]) -> str:
+def _batch(intake: Intake, alerts: list[Alert], occasion: str) -> str:
     """What message ids derive from: the claim (unique, and the same for a rerun after a
-    crash), or for a run with nothing claimed (held alerts, watch clocks) the alerts' keys."""
+    crash), or for a run with nothing claimed (held alerts, watch clocks) the occasion that
+    held.json names (replaced whenever a run queues messages, see _pass) and the alerts' keys:
+    the same alert held again another night is a new message, a rerun is not."""
     if intake.claim is not None:
         return intake.claim
     from hashlib import sha256  # ~3 ms at start-up (OpenSSL): only a run with alerts needs it
 
-    return sha256("\0".join(sorted(alert.key for alert in alerts)).encode()).hexdigest()
+    keys = sorted(alert.key for alert in alerts)
+    return sha256("\0".join([occasion, *keys]).encode()).hexdigest()
+
+
+Queued = tuple[str, str, list[str], list[str]]
+"""A queued message: (channel, message id, keys of its alerts, keys of the alerts it names;
+caps count the rest)."""
 
 
 def _enqueue(
@@ -500,15 +525,16 @@ def _enqueue(
     state_dir: str,
     alerts: list[Alert],
     intake: Intake,
+    occasion: str,
     now: datetime,
-) -> list[tuple[str, str, list[str]]]:
-    """Queue one message per channel; returns (channel, message id, alert keys) for each."""
+) -> list[Queued]:
+    """Queue one message per channel."""
     if not alerts:
         return []
     from runner.compose import compose
     from runner.outbox import Message, enqueue
 
-    batch = _batch(intake, alerts)
+    batch = _batch(intake, alerts, occasion)
     outgoing = compose(spec, alerts, now)
     queued = []
     for message in outgoing:
@@ -527,8 +553,36 @@ def _enqueue(
                 evidence={"findings": evidence} if evidence else None,
             ),
         )
-        queued.append((message.channel, message.message_id(batch), list(message.keys)))
+        queued.append(
+            (message.channel, message.message_id(batch), list(message.keys), message.named)
+        )
     return queued
+
+
+def _note_nags(
+    spec: dict[str, Any],
+    nag_states: dict[str, dict[str, Any]],
+    sending: list[Alert],
+    queued: list[Queued],
+    now: datetime,
+) -> None:
+    """A nag step counts once its alert is named in a message to any channel; one that caps
+    cut waits (and goes first next time), its item as if not nagged."""
+    from runner.rules.nag import NagRule, nag_of, told, withheld
+
+    named = {key for *_, keys in queued for key in keys}
+    rules = spec.get("nag") or {}
+    for alert in sending:
+        nag = nag_of(alert.key)
+        if nag is None or nag.rule not in rules:
+            continue
+        rule = NagRule(nag.rule, rules[nag.rule], spec.get("timezone"))
+        if nag.rule not in nag_states:
+            nag_states[nag.rule] = read_state(spec["state_dir"], rule.state_file)
+        if alert.key in named:
+            told(rule, nag_states[nag.rule], nag, now)
+        else:
+            withheld(nag_states[nag.rule], nag, now)
 
 
 def _deliver(spec: dict[str, Any], state_dir: str, now: datetime) -> dict[str, int]:

@@ -7,8 +7,12 @@ from datetime import datetime
 
 from runner.clock import iso
 
+VIGIL_SOURCE = "vigil"
+"""The source of vigil's own alerts (failures, rejections, budgets, watches): never cut by caps."""
 ALERT_PRIORITY = 100
-"""vigil's own alerts (failures, budgets) rank above any job's finding when caps cut a message."""
+"""The priority of vigil's own alerts (failures, budgets): above any other source's finding."""
+FINDING_PRIORITY_MAX = ALERT_PRIORITY - 1
+"""The highest priority a finding of another source may give itself."""
 
 
 def finding_problem(item: object) -> str | None:
@@ -33,6 +37,17 @@ def finding_problem(item: object) -> str | None:
     if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
         return "`priority` must be a whole number"
     return None
+
+
+def finding_priority(finding: dict[str, object]) -> int:
+    """The finding's own `priority` (0 when it has none), for another source than vigil at most
+    FINDING_PRIORITY_MAX: a detector never outranks vigil's failure and rejection alerts."""
+    priority = finding.get("priority")
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        return 0
+    if finding.get("source") == VIGIL_SOURCE:
+        return priority
+    return min(priority, FINDING_PRIORITY_MAX)
 
 
 def completed(item: dict[str, object], source: str, now: datetime) -> dict[str, object]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,3 +46,14 @@ def delivered(state: Path, channel: str = "signal") -> list[dict[str, Any]]:
 
 def heartbeat(spec: dict[str, Any], now: datetime) -> dict[str, int]:
     return run(spec, now)
+
+
+def compiled_spec(vigil: Callable[..., Any], tmp_path: Path, config: str) -> dict[str, Any]:
+    """The coordinator spec `vigil compile` makes of `config` (YAML; `{state}` is the state
+    directory, tmp_path/state, whose `sink.jsonl` a file channel named sink may write)."""
+    source = tmp_path / "vigil.yaml"
+    source.write_text(config.replace("{state}", str(tmp_path / "state")))
+    result = vigil("compile", source, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    spec: dict[str, Any] = json.loads((tmp_path / "out/specs/coordinator.json").read_text())
+    return spec

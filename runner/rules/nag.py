@@ -5,6 +5,15 @@ lastSeen, nagCount, lastNagged and status (active, stopped, resolved). A ladder 
 count and days overdue and stops after `stop_after`; `once_per` mentions an item at most once per
 period. Items missing from a newer finding of the source are resolved; resolved items are pruned
 after `retention`.
+
+A nag counts only once the person is told: the coordinator calls `told` for an alert a message
+names and `withheld` for one that caps cut. A withheld item keeps its count, is offered again by
+the next finding, and goes first among equals then (`waitingSince`).
+
+Periods of whole days (`once_per: 7d`, `min_interval: 1d`, `min_days`, days since first seen)
+are calendar days in the config's time zone, so a weekly mention is due on the same weekday
+whatever the clock changes between; shorter periods are elapsed time, with SLACK for a run that
+comes a little early.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ import math
 from datetime import datetime, timedelta
 
 from runner.alerts import Alert
-from runner.clock import iso, parse_iso
+from runner.clock import calendar_days, iso, parse_iso
 from runner.template import dig, fill
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -21,10 +30,15 @@ if TYPE_CHECKING:
     from typing import Any
 
 STATE_VERSION = 1
+DAY = 86400
+SLACK = 60.0
+"""Seconds a period shorter than a day may come up short: systemd's default AccuracySec, the
+most a timer's runs drift against each other."""
+KEY_PREFIX = "nag:"
 
 
 class NagRule:
-    """One `nag:` rule of the coordinator spec."""
+    """One `nag:` rule of the coordinator spec, in the config's time zone."""
 
     __slots__ = (
         "days_field",
@@ -40,9 +54,10 @@ class NagRule:
         "retention",
         "source",
         "stop_after",
+        "timezone",
     )
 
-    def __init__(self, name: str, spec: dict[str, Any]) -> None:
+    def __init__(self, name: str, spec: dict[str, Any], timezone: str | None = None) -> None:
         self.name = name
         self.source = str(spec["source"])
         self.items: str | None = spec.get("items")
@@ -56,10 +71,35 @@ class NagRule:
         self.priority = int(spec.get("priority") or 0)
         self.resolve_missing = bool(spec.get("resolve_missing", True))
         self.retention = int(spec.get("retention") or 30 * 86400)
+        self.timezone = timezone
 
     @property
     def state_file(self) -> str:
         return f"nag-{self.name}.json"
+
+
+class NagStep:
+    """The nag an alert stands for: its rule, its item and which nag about the item it is."""
+
+    __slots__ = ("count", "item", "rule")
+
+    def __init__(self, rule: str, item: str, count: int) -> None:
+        self.rule = rule
+        self.item = item
+        self.count = count
+
+    @property
+    def key(self) -> str:
+        return f"{KEY_PREFIX}{self.rule}:{self.item}:{self.count}"
+
+
+def nag_of(alert_key: str) -> NagStep | None:
+    """The nag step behind an alert's key, None for an alert of another kind."""
+    if not alert_key.startswith(KEY_PREFIX):
+        return None
+    head, _, count = alert_key.rpartition(":")
+    rule, _, item = head.removeprefix(KEY_PREFIX).partition(":")  # rule names have no colon
+    return NagStep(rule, item, int(count)) if count.isdigit() and item else None
 
 
 def apply_rule(
@@ -94,6 +134,27 @@ def apply_rule(
     return alerts
 
 
+def told(rule: NagRule, state: dict[str, Any], step: NagStep, now: datetime) -> None:
+    """A message named the nag: the item's count, lastNagged and status advance (once)."""
+    record = (state.get("items") or {}).get(step.item)
+    if not isinstance(record, dict):
+        return
+    record.pop("waitingSince", None)
+    if int(record.get("nagCount") or 0) >= step.count:
+        return  # a rerun, or a held alert older than a nag since
+    record.update(nagCount=step.count, lastNagged=iso(now))
+    stops = rule.stop_after is not None and step.count >= rule.stop_after
+    if stops and record.get("status") == "active":
+        record["status"] = "stopped"
+
+
+def withheld(state: dict[str, Any], step: NagStep, now: datetime) -> None:
+    """Caps cut the nag: the item waits, from the first time it was cut."""
+    record = (state.get("items") or {}).get(step.item)
+    if isinstance(record, dict):
+        record.setdefault("waitingSince", iso(now))
+
+
 def prune(rule: NagRule, state: dict[str, Any], now: datetime) -> None:
     cutoff = now - timedelta(seconds=rule.retention)
     records = state.get("items", {})
@@ -111,36 +172,46 @@ def _nag(
     finding: dict[str, Any],
     now: datetime,
 ) -> Alert | None:
+    """The next nag about the item, if one is due; the record changes only when it is told."""
     if record["status"] == "stopped":
         return None
     days = _days(rule, record, item, now)
     last = parse_iso(record.get("lastNagged"))
     count = int(record.get("nagCount") or 0) + 1
     if rule.once_per is not None:
-        if last is not None and (now - last).total_seconds() < rule.once_per:
+        if last is not None and not _passed(rule, last, now, rule.once_per):
             return None
         template = rule.message or ""
     else:
         if rule.stop_after is not None and count > rule.stop_after:
             record["status"] = "stopped"
             return None
-        if last is not None and (now - last).total_seconds() < rule.min_interval:
+        if last is not None and not _passed(rule, last, now, rule.min_interval):
             return None
         step = _step(rule.ladder or [], count)
         if step is None or days < float(step.get("min_days") or 0):
             return None
         template = str(step.get("message", ""))
     values = {**_flat(item), "days": days, "count": count, "source": rule.source, "key": key}
-    record.update(nagCount=count, lastNagged=iso(now))
-    if rule.stop_after is not None and count >= rule.stop_after:
-        record["status"] = "stopped"
+    nag = NagStep(rule.name, key, count)
     return Alert(
         text=fill(template, values),
         source=str(finding.get("source") or rule.source),
         priority=rule.priority,
         urgent=bool(finding.get("urgent")),
-        key=f"nag:{rule.name}:{key}:{count}",
+        key=nag.key,
+        subject=nag.key.rpartition(":")[0],  # the item: held, its latest nag replaces others
+        waiting=record.get("waitingSince"),
     )
+
+
+def _passed(rule: NagRule, last: datetime, now: datetime, seconds: int) -> bool:
+    """Whether `seconds` have passed since `last`: calendar days for whole days."""
+    if seconds <= 0:
+        return True
+    if seconds % DAY == 0:
+        return calendar_days(last, now, rule.timezone) >= seconds // DAY
+    return (now - last).total_seconds() >= seconds - min(SLACK, seconds / 10)
 
 
 def _step(ladder: list[dict[str, Any]], count: int) -> dict[str, Any] | None:
@@ -150,11 +221,12 @@ def _step(ladder: list[dict[str, Any]], count: int) -> dict[str, Any] | None:
 
 
 def _days(rule: NagRule, record: dict[str, Any], item: dict[str, Any], now: datetime) -> int:
+    """Days overdue: the item's `days_field`, else calendar days since it was first seen."""
     value = dig(item, rule.days_field) if rule.days_field else None
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return int(value)
     first = parse_iso(record.get("firstSeen")) or now
-    return int((now - first).total_seconds() // 86400)
+    return calendar_days(first, now, rule.timezone)
 
 
 def _flat(item: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 from runner.alerts import DEFAULT_ROUTE, Alert
 from runner.clock import iso, parse_iso
+from runner.findings import VIGIL_SOURCE
 from runner.template import dig, fill
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -93,12 +94,14 @@ def alert(
             to = (to or [DEFAULT_ROUTE]) + [watch["handoff"]]
     count = int(instance.get("alerts") or 0) + 1
     instance.update(alerts=count, lastAlert=iso(now))
+    escalated = ":esc" if escalation else ""
     return Alert(
         text=text,
-        source="vigil",
+        source=VIGIL_SOURCE,
         priority=100 if watch.get("urgent") else 50,
         urgent=bool(watch.get("urgent")),
-        key=f"watch:{name}:{key}:{instance.get('state')}:{count}{':esc' if escalation else ''}",
+        key=f"watch:{name}:{key}:{instance.get('state')}:{count}{escalated}",
+        subject=f"watch:{name}:{key}{escalated}",  # its repeats replace each other while held
         to=to or None,
         evidence={"watch": name, "key": key, "state": instance.get("state"), "evidence": evidence},
     )

@@ -1,0 +1,161 @@
+"""Alerts across several nights and days: what quiet hours hold is delivered every night, a
+finding that repeats on a later day is a new alert, watch repeats held overnight are one line,
+and message ids stay the same for a rerun after a crash. The real coordinator, in-process, on
+a spec from `vigil compile`, at chosen moments (the injected clock)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner import coordinator
+from tests.coordinator_support import compiled_spec, delivered, drop, heartbeat
+
+CONFIG = """\
+name: nights
+timezone: America/New_York
+state_dir: {state}
+channels:
+  sink: {file: {state}/sink.jsonl}
+coordinator:
+  deliver_to: [sink]
+  quiet_hours: {start: "22:00", end: "07:00"}
+  sources:
+    disk: {external: true}
+    mail: {external: true}
+watches:
+  urgent-reply:
+    match:
+      source: mail
+      items: messages
+      key: id
+      all: [{field: subject, contains: outage}]
+    message: "Outage mail: {key}"
+    repeat: 1h
+  result:
+    file: {path: "{state}/{key}.md", within: 10m}
+"""
+
+EVENING = datetime(2026, 2, 2, 4, 0, tzinfo=UTC)  # Sunday 23:00 in New York: quiet
+
+
+@pytest.fixture
+def spec(vigil, tmp_path: Path) -> dict[str, Any]:
+    return compiled_spec(vigil, tmp_path, CONFIG)
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+REPEATING = pytest.mark.parametrize(
+    "finding",
+    [
+        {"source": "disk", "timestamp": "x", "message": "disk 91% full"},
+        {"source": "disk", "timestamp": "x", "id": "disk-full", "message": "disk full"},
+    ],
+    ids=["same text", "fixed id"],
+)
+"""A finding that comes again: the same text, or the same `id`."""
+
+
+def bodies(state: Path) -> list[str]:
+    return [message["body"] for message in delivered(state, "sink")]
+
+
+@REPEATING
+def test_an_alert_held_every_night_is_delivered_every_morning(
+    spec: dict[str, Any], state: Path, finding: dict[str, Any]
+) -> None:
+    for night in range(4):
+        evening = EVENING + timedelta(days=night)
+        drop(state, finding)
+        heartbeat(spec, evening)  # held
+        heartbeat(spec, evening + timedelta(hours=3))  # 02:00: still held
+        assert len(bodies(state)) == night
+        counts = heartbeat(spec, evening + timedelta(hours=8, minutes=15))  # 07:15
+        assert counts["delivered"] == 1, counts
+        assert len(bodies(state)) == night + 1
+    assert json.loads((state / "state/held.json").read_text())["alerts"] == []
+
+
+@REPEATING
+def test_the_same_finding_on_later_days_is_delivered_each_day(
+    spec: dict[str, Any], state: Path, finding: dict[str, Any]
+) -> None:
+    noon = EVENING + timedelta(hours=13)
+    for day in range(3):
+        drop(state, finding)
+        heartbeat(spec, noon + timedelta(days=day))
+    assert len(bodies(state)) == 3
+
+
+def test_a_rerun_after_a_crash_before_the_state_is_written_queues_nothing_twice(
+    spec: dict[str, Any], state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The morning run dies after queuing the held alerts, before held.json is written: the
+    rerun derives the same message id, so the person hears it once."""
+    write_state = coordinator.write_state
+
+    def dies_on_held(state_dir: str, name: str, data: dict[str, object]) -> None:
+        if name == coordinator.HELD:
+            raise SystemExit("killed")
+        write_state(state_dir, name, data)
+
+    for night in range(2):
+        evening = EVENING + timedelta(days=night)
+        drop(state, {"source": "disk", "timestamp": "x", "message": "disk 91% full"})
+        heartbeat(spec, evening)
+        morning = evening + timedelta(hours=8, minutes=15)
+        monkeypatch.setattr(coordinator, "write_state", dies_on_held)
+        with pytest.raises(SystemExit):
+            heartbeat(spec, morning)
+        monkeypatch.setattr(coordinator, "write_state", write_state)
+        heartbeat(spec, morning + timedelta(minutes=15))
+        heartbeat(spec, morning + timedelta(minutes=30))
+        assert bodies(state) == ["• disk 91% full"] * (night + 1)
+
+
+def test_watch_repeats_held_overnight_are_one_line_in_the_morning(
+    spec: dict[str, Any], state: Path
+) -> None:
+    drop(
+        state, {"source": "mail", "timestamp": "x", "messages": [{"id": "m1", "subject": "outage"}]}
+    )
+    heartbeat(spec, EVENING)
+    for hour in range(1, 9):  # hourly heartbeats through the night: a repeat due each time
+        heartbeat(spec, EVENING + timedelta(hours=hour, minutes=1))
+    [morning] = delivered(state, "sink")
+    assert morning["body"] == "• Outage mail: m1"
+    heartbeat(spec, EVENING + timedelta(hours=8, minutes=30))  # settles; no repeat due yet
+    instance = json.loads((state / "state/watch-urgent-reply.json").read_text())["instances"]["m1"]
+    assert instance["state"] == "delivered"
+    [message_id] = instance["messages"].values()
+    ledger = json.loads((state / "state/delivered.json").read_text())["delivered"]
+    assert message_id in ledger and morning["id"] == message_id
+
+
+def test_a_watch_instance_armed_again_is_delivered_and_settled_by_its_own_message(
+    spec: dict[str, Any], state: Path
+) -> None:
+    """`vigil watch arm` on the same key on later days: each expiry is a new message, and the
+    instance is marked delivered by that message, not by the first day's."""
+    noon = EVENING + timedelta(hours=13)
+    for day in range(3):
+        armed = noon + timedelta(days=day)
+        arm = {"source": "vigil", "timestamp": "x", "kind": "arm", "watch": "result", "key": "t1"}
+        drop(state, arm)
+        heartbeat(spec, armed)
+        heartbeat(spec, armed + timedelta(minutes=11))  # expired: alerted
+        heartbeat(spec, armed + timedelta(minutes=12))  # settled
+        messages = delivered(state, "sink")
+        assert len(messages) == day + 1 and "t1: expired" in messages[-1]["body"]
+        watch = json.loads((state / "state/watch-result.json").read_text())
+        instance = watch["instances"]["t1"]
+        assert instance["state"] == "delivered"
+        assert instance["messages"] == {"sink": messages[-1]["id"]}
