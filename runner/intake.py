@@ -27,8 +27,10 @@ import stat
 import time
 from contextlib import suppress
 
+from runner import stateshapes
 from runner.findings import finding_problem
-from runner.fsatomic import ensure_dir, fsync_dir, read_state, write_atomic, write_state
+from runner.fsatomic import ensure_dir, fsync_dir, write_atomic, write_state
+from runner.statefile import load_state
 
 STALE_TEMP_SECONDS = 60
 CLAIM_PREFIX = "claim-"
@@ -83,7 +85,7 @@ def left_behind(state_dir: str) -> list[str]:
 
 def attempt(state_dir: str, name: str) -> int:
     """Count one more run taking up the claim `name` left behind; the count so far."""
-    state = read_state(state_dir, ATTEMPTS)
+    state = _attempts(state_dir)
     counts = state.get("attempts")
     counts = dict(counts) if isinstance(counts, dict) else {}
     tries = int(counts.get(name) or 0) + 1
@@ -94,11 +96,17 @@ def attempt(state_dir: str, name: str) -> int:
 
 def forget(state_dir: str, name: str) -> None:
     """The claim is finished, or its run stopped on storage (which is not the claim's fault)."""
-    state = read_state(state_dir, ATTEMPTS)
+    state = _attempts(state_dir)
     counts = state.get("attempts")
     if isinstance(counts, dict) and name in counts:
         rest = {c: n for c, n in counts.items() if c != name and _exists(state_dir, c)}
         write_state(state_dir, ATTEMPTS, {"version": 1, "attempts": rest})
+
+
+def _attempts(state_dir: str) -> dict[str, object]:
+    from runner.clock import utc_now
+
+    return load_state(state_dir, ATTEMPTS, stateshapes.CLAIMS, utc_now())
 
 
 def _exists(state_dir: str, name: object) -> bool:
