@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from compiler.model import Config
 from compiler.specs import state_dir
+from runner.stateshapes import NAG, Shape
 
 
 def state_path(config: Config, system: bool = False) -> Path:
@@ -22,6 +24,26 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def read_checked(path: Path, shape: Shape) -> dict[str, Any]:
+    """A state file as the runner would use it: the entries of a known shape, and one line on
+    stderr naming the file and what is wrong with it, instead of a traceback."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except OSError as error:
+        print(f"vigil: {path} cannot be read ({error.strerror}); not shown", file=sys.stderr)
+        return {}
+    except ValueError:
+        print(f"vigil: {path} is not valid JSON; not shown", file=sys.stderr)
+        return {}
+    problem, usable = shape.check(data)
+    if problem is not None:
+        shown = "the rest is shown" if usable else "not shown"
+        print(f"vigil: {path} {problem}; {shown}", file=sys.stderr)
+    return usable or {}
 
 
 def inbox_rows(state: Path) -> list[dict[str, Any]]:
@@ -62,7 +84,7 @@ def outbox_rows(state: Path) -> list[dict[str, Any]]:
 def nag_rows(config: Config, state: Path) -> list[dict[str, Any]]:
     rows = []
     for name, rule in config.nag.items():
-        data = _read_json(state / "state" / f"nag-{name}.json") or {}
+        data = read_checked(state / "state" / f"nag-{name}.json", NAG)
         for key, item in sorted((data.get("items") or {}).items()):
             count = int(item.get("nagCount") or 0)
             fields = item.get("fields") or {}

@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from compiler.errors import UsageError
+from compiler.inspect_state import read_checked
 from compiler.model import Config, Watch
 from compiler.model.types import format_duration
+from runner.rules import watch_state_file
+from runner.stateshapes import WATCH
 
 
 def _instances(state: Path, name: str) -> dict[str, Any]:
-    try:
-        data = json.loads((state / "state" / f"watch-{name}.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    instances = data.get("instances") if isinstance(data, dict) else None
+    data = read_checked(state / "state" / watch_state_file(name), WATCH)
+    instances = data.get("instances")
     return instances if isinstance(instances, dict) else {}
 
 
@@ -115,11 +115,18 @@ def drop_control(config: Config, state: Path, finding: dict[str, Any]) -> Path:
 
 def ack(config: Config, state: Path, watch: str, key: str | None) -> Path:
     _check_watch(config, watch)
+    if key is not None:
+        known = sorted(_instances(state, watch))
+        if key not in known:
+            listed = f"known keys: {', '.join(known)}" if known else "it has no instances yet"
+            raise UsageError(f"{watch} has no instance {key!r}; {listed}")
     return drop_control(config, state, {"kind": "ack", "watch": watch, "key": key})
 
 
 def arm(config: Config, state: Path, watch: str, key: str, within: int | None) -> Path:
     _check_watch(config, watch)
+    if within is not None and within <= 0:
+        raise UsageError(f"--within must be more than 0s (got {within}s)")
     if config.watches[watch].file is None:
         raise UsageError(
             f"{watch} is a {config.watches[watch].kind} watch; only file watches are armed"

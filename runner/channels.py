@@ -11,14 +11,16 @@ import json
 import os
 import re
 import time
+from contextlib import suppress
 from datetime import datetime, timedelta
 
 from runner.clock import iso
-from runner.fsatomic import FILE_MODE, append_whole, ensure_dir
+from runner.fit import max_chars
+from runner.fsatomic import FILE_MODE, append_whole, ensure_dir, safe_name, write_atomic
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from typing import Any
 
     from runner.outbox import Message
@@ -62,10 +64,11 @@ class PlaceholderError(ValueError):
 def send(name: str, channel: Mapping[str, Any], message: Message, context: SendContext) -> Outcome:
     timeout = float(channel.get("timeout") or DEFAULT_TIMEOUT)
     try:
+        if channel.get("command"):
+            return send_command(channel, name, message, context, timeout)
+        message = FullText(context, message).fit_body(max_chars(channel))
         if channel.get("file"):
             return send_file(str(channel["file"]), message, context.now)
-        if channel.get("command"):
-            return send_command(list(channel["command"]), name, message, context, timeout)
         if channel.get("apprise") or channel.get("apprise_secret"):
             from runner.apprise_channel import send_apprise
 
@@ -189,8 +192,9 @@ def command_values(channel: str, message: Message) -> dict[str, str]:
 
 
 def send_command(
-    argv_template: list[str], name: str, message: Message, context: SendContext, timeout: float
+    channel: Mapping[str, Any], name: str, message: Message, context: SendContext, timeout: float
 ) -> Outcome:
+    argv_template = [str(arg) for arg in channel["command"]]
     try:
         used = {field for arg in argv_template for field in placeholders(arg)}
     except PlaceholderError as error:
@@ -201,8 +205,76 @@ def send_command(
             values["evidence_file"] = write_evidence(context.state_dir, message)
         except OSError as error:
             return Outcome(False, f"cannot write the evidence file: {error.strerror or error}")
+    values = fit_values(argv_template, values, max_chars(channel), FullText(context, message))
     argv = [fill_argument(arg, values) for arg in argv_template]
     return run_argv(argv, timeout, context.state_dir)
+
+
+def fit_values(
+    argv_template: list[str], values: dict[str, str], limit: int | None, keeper: FullText
+) -> dict[str, str]:
+    """The placeholders' values as argv can carry them: no NUL, the message within the
+    channel's `max_chars`, and every value within an equal share of what MAX_ARG_STRLEN and
+    ARG_MAX leave once the arguments' own text and the environment are counted."""
+    from runner.fit import MAX_ARG_STRLEN, POINTER, argv_budget, argv_bytes, for_argv
+
+    values = {field: for_argv(value) for field, value in values.items()}
+    if limit is not None:
+        values["message"] = keeper.cut(values["message"], limit, len)
+    empty = dict.fromkeys(values, "")
+    # (bytes of the argument without its values, NUL included; how many values it holds)
+    arguments = [
+        (argv_bytes(fill_argument(arg, empty)) + 1, len(placeholders(arg))) for arg in argv_template
+    ]
+    holes = sum(count for _, count in arguments)
+    if not holes:
+        return values
+    share = (argv_budget() - sum(own + POINTER for own, _ in arguments)) // holes
+    for own, count in arguments:
+        if count:
+            share = min(share, (MAX_ARG_STRLEN - own) // count)
+    share = max(share, 0)
+    return {
+        field: value if argv_bytes(value) <= share else keeper.cut(value, share, argv_bytes)
+        for field, value in values.items()
+    }
+
+
+class FullText:
+    """Cuts a message's text to a channel's limit, keeping the whole message under
+    `<state>/tmp/` (pruned with the evidence files) for the notice to point at."""
+
+    def __init__(self, context: SendContext, message: Message) -> None:
+        from runner.fit import FULL_TEXT_PREFIX
+
+        self.state_dir = context.state_dir
+        self.message = message
+        name = f"{FULL_TEXT_PREFIX}{safe_name(message.id)}.txt"
+        self.path = os.path.join(context.state_dir, "tmp", name)
+
+    def cut(self, text: str, limit: int, measure: Callable[[str], int]) -> str:
+        from runner.fit import cut
+
+        where = f"the whole message is in {self.path} for {EVIDENCE_KEEP.days} days"
+        shorter = cut(text, limit, measure, where)
+        if shorter != text:
+            self._keep()
+        return shorter
+
+    def fit_body(self, limit: int | None) -> Message:
+        """The message with its body cut so title and body are within `limit` characters."""
+        message = self.message
+        if limit is None or len(message.title) + 1 + len(message.body) <= limit:
+            return message
+        body = self.cut(message.body, max(limit - len(message.title) - 1, 0), len)
+        return type(message)(**{**message.to_json(), "body": body})
+
+    def _keep(self) -> None:
+        message = self.message
+        text = f"{message.title}\n{message.body}" if message.body else message.title
+        # The cut message goes out all the same: its notice names where the rest would be.
+        with suppress(OSError):
+            write_atomic(self.state_dir, self.path, text.encode("utf-8", "surrogatepass"))
 
 
 def write_evidence(state_dir: str, message: Message) -> str:

@@ -27,11 +27,13 @@ import time
 from contextlib import suppress
 from datetime import datetime
 
+from runner import statefile
+from runner import stateshapes as shapes
 from runner.alerts import Alert, held_record, latest_per_subject
 from runner.clock import iso, parse_iso, utc_now
 from runner.exitcodes import OK, STORAGE, USAGE
 from runner.findings import ALERT_PRIORITY, VIGIL_SOURCE, finding_priority
-from runner.fsatomic import describe, locked, read_state, write_state
+from runner.fsatomic import describe, locked, write_state
 from runner.history import RunRecord, append_line
 from runner.intake import (
     MAX_CLAIM_ATTEMPTS,
@@ -47,6 +49,7 @@ from runner.intake import (
 )
 from runner.rules import watch_state_file
 from runner.spec import DEFAULT_HISTORY_MAX_BYTES
+from runner.statefile import StateUnreadable, load_state, unreadable
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
@@ -166,6 +169,7 @@ def run(spec: dict[str, Any], now: datetime) -> dict[str, int]:
         # Claims of a killed run first, each alone (same claim, same message ids), then the inbox.
         counts: dict[str, int] = {}
         quarantined: list[Rejected] = []
+        set_aside = statefile.set_aside_count
         for name in [*left_behind(state_dir), None]:
             if name is None:
                 found = _pass(spec, state_dir, now, None, [_quarantined(q) for q in quarantined])
@@ -182,6 +186,9 @@ def run(spec: dict[str, Any], now: datetime) -> dict[str, int]:
                     raise
                 forget(state_dir, name)
             for what, n in found.items():
+                counts[what] = counts.get(what, 0) + n
+        if statefile.set_aside_count > set_aside:  # their alerts are in the inbox: deliver now
+            for what, n in _pass(spec, state_dir, now, None).items():
                 counts[what] = counts.get(what, 0) + n
     record.findings = counts["findings"]
     summary = ", ".join(f"{n} {what}" for what, n in counts.items())
@@ -202,21 +209,29 @@ def _pass(
     intake = claim(state_dir, int(coordinator.get("max_finding_bytes") or 1 << 20), name)
     alerts = [*(alerts_before or []), *(_rejection(item) for item in intake.rejected)]
     nag_states: dict[str, dict[str, Any]] = {}
+    spec, watch_states = _readable_watches(spec, now)
     watch_specs: dict[str, dict[str, Any]] = spec.get("watches") or {}
-    watch_states = {name: read_state(state_dir, watch_state_file(name)) for name in watch_specs}
     if intake.findings or any(watch_states.values()) or _has_absence(watch_specs):
         alerts += _apply_rules(spec, intake.findings, nag_states, watch_states, now)
-    held_state = read_state(state_dir, HELD)
-    stored = held_state.get("alerts")
+    try:
+        held_state = load_state(state_dir, HELD, shapes.HELD, now)
+    except StateUnreadable as error:  # holding now would overwrite the alerts it holds
+        unreadable(state_dir, error, "quiet hours hold nothing: alerts go out at once", now)
+        held_state = None
+    stored = (held_state or {}).get("alerts")
     held = (
         [Alert.from_json(item) for item in stored if isinstance(item, dict)]
         if isinstance(stored, list)
         else []
     )
     sending: list[Alert] = []
-    if alerts or held:
+    if held_state is None:
+        sending = alerts
+    elif alerts or held:
         sending, held = _quiet_hours_split(spec, alerts, held, now)
-    occasion = held_state.get("occasion")
+    # Without a readable held.json no occasion can be kept: a fresh one risks a duplicate
+    # after a crash, never a message lost to an id already delivered.
+    occasion = held_state.get("occasion") if held_state is not None else os.urandom(8).hex()
     queued = _enqueue(spec, state_dir, sending, intake, str(occasion or ""), now)
     _remember_watch_messages(watch_states, queued)
     if sending:
@@ -224,7 +239,7 @@ def _pass(
     # Rule state is written after the messages it caused are queued: a crash in between
     # repeats this run's messages (same ids) instead of losing them.
     _save_rule_states(spec, state_dir, nag_states, watch_states, intake.findings, now)
-    if held or stored or queued:
+    if held_state is not None and (held or stored or queued):
         # A new occasion with every write: the next run without a claim gets new message ids,
         # a rerun of this one (killed before this write) the same ones.
         write_state(
@@ -246,6 +261,23 @@ def _pass(
         "messages": len(queued),
         **delivered,
     }
+
+
+def _readable_watches(
+    spec: dict[str, Any], now: datetime
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The spec without the watches whose state cannot be read (they stop, loudly, until it
+    can), and the state of the others."""
+    watch_specs: dict[str, dict[str, Any]] = spec.get("watches") or {}
+    states: dict[str, dict[str, Any]] = {}
+    for name in watch_specs:
+        try:
+            states[name] = load_state(spec["state_dir"], watch_state_file(name), shapes.WATCH, now)
+        except StateUnreadable as error:
+            unreadable(spec["state_dir"], error, f"watch {name} is stopped until it can be", now)
+    if len(states) < len(watch_specs):
+        spec = {**spec, "watches": {n: w for n, w in watch_specs.items() if n in states}}
+    return spec, states
 
 
 def _has_absence(watch_specs: dict[str, dict[str, Any]]) -> bool:
@@ -426,7 +458,12 @@ def _alerts_for(
         for name in matching:
             rule = NagRule(name, rules[name], spec.get("timezone"))
             if name not in states:
-                states[name] = read_state(spec["state_dir"], rule.state_file)
+                try:
+                    states[name] = load_state(spec["state_dir"], rule.state_file, shapes.NAG, now)
+                except StateUnreadable as error:  # an empty one would reset every nag count
+                    why = f"nag rule {name} is stopped until it can be"
+                    unreadable(spec["state_dir"], error, why, now)
+                    continue
             alerts += apply_rule(rule, finding, states[name], now)
     if not matching and (not handled or isinstance(finding.get("message"), str)):
         alerts.append(_as_is(finding, source))
@@ -460,7 +497,11 @@ def _save_rule_states(
             if state:
                 write_state(state_dir, watch_state_file(name), state)
     if claimed:
-        sources = read_state(state_dir, SOURCES)
+        try:
+            sources = load_state(state_dir, SOURCES, shapes.SOURCES, now)
+        except StateUnreadable as error:
+            unreadable(state_dir, error, "when each source last reported is not updated", now)
+            return
         for item in claimed:
             source = str(item.finding.get("source"))
             seen = sources.get(source)
@@ -578,7 +619,12 @@ def _note_nags(
             continue
         rule = NagRule(nag.rule, rules[nag.rule], spec.get("timezone"))
         if nag.rule not in nag_states:
-            nag_states[nag.rule] = read_state(spec["state_dir"], rule.state_file)
+            try:
+                nag_states[nag.rule] = load_state(
+                    spec["state_dir"], rule.state_file, shapes.NAG, now
+                )
+            except StateUnreadable:  # said when the rule ran; its state is never overwritten
+                continue
         if alert.key in named:
             told(rule, nag_states[nag.rule], nag, now)
         else:

@@ -27,11 +27,16 @@ import stat
 import time
 from contextlib import suppress
 
+from runner import stateshapes
 from runner.findings import finding_problem
-from runner.fsatomic import ensure_dir, fsync_dir, read_state, write_atomic, write_state
+from runner.fsatomic import ensure_dir, fsync_dir, write_atomic, write_state
+from runner.statefile import load_state
 
 STALE_TEMP_SECONDS = 60
 CLAIM_PREFIX = "claim-"
+UNMOVABLE_PREFIX = ".unmovable-"
+"""An inbox entry that cannot be moved out (a directory of another user) is renamed in place to
+this dot-name, which the path unit and every later run ignore: one alert, no loop."""
 MAX_CLAIM_ATTEMPTS = 3
 ATTEMPTS = "claims.json"
 """State file: how many runs have taken up each claim left behind."""
@@ -46,13 +51,15 @@ class Claimed:
 
 
 class Rejected:
-    __slots__ = ("name", "path", "reason")
+    __slots__ = ("name", "path", "reason", "stays")
 
-    def __init__(self, path: str, reason: str) -> None:
+    def __init__(self, path: str, reason: str, *, name: str | None = None) -> None:
         self.path = path  # in processing/<claim>/ until done() moves it to rejected/
-        self.name = shown(os.path.basename(path))
+        self.name = shown(name or os.path.basename(path))
         """The file name as alerts and logs show it: odd bytes and newlines escaped."""
         self.reason = reason
+        self.stays = os.path.basename(path).startswith(UNMOVABLE_PREFIX)
+        """Left in the inbox under an ignored name: done() does not move it."""
 
 
 class Intake:
@@ -83,7 +90,7 @@ def left_behind(state_dir: str) -> list[str]:
 
 def attempt(state_dir: str, name: str) -> int:
     """Count one more run taking up the claim `name` left behind; the count so far."""
-    state = read_state(state_dir, ATTEMPTS)
+    state = _attempts(state_dir)
     counts = state.get("attempts")
     counts = dict(counts) if isinstance(counts, dict) else {}
     tries = int(counts.get(name) or 0) + 1
@@ -94,11 +101,17 @@ def attempt(state_dir: str, name: str) -> int:
 
 def forget(state_dir: str, name: str) -> None:
     """The claim is finished, or its run stopped on storage (which is not the claim's fault)."""
-    state = read_state(state_dir, ATTEMPTS)
+    state = _attempts(state_dir)
     counts = state.get("attempts")
     if isinstance(counts, dict) and name in counts:
         rest = {c: n for c, n in counts.items() if c != name and _exists(state_dir, c)}
         write_state(state_dir, ATTEMPTS, {"version": 1, "attempts": rest})
+
+
+def _attempts(state_dir: str) -> dict[str, object]:
+    from runner.clock import utc_now
+
+    return load_state(state_dir, ATTEMPTS, stateshapes.CLAIMS, utc_now())
 
 
 def _exists(state_dir: str, name: object) -> bool:
@@ -130,9 +143,11 @@ def _count(state_dir: str, name: str) -> int:
 
 def claim(state_dir: str, max_bytes: int, name: str | None = None) -> Intake:
     """Read the claim `name` left behind by a crash, or (None) move the inbox into a new one."""
+    stuck: list[Rejected] = []
     if name is None:
-        name = _claim_inbox(state_dir)
+        name = _claim_inbox(state_dir, stuck)
     intake = Intake(name)
+    intake.rejected += stuck
     if name is None:
         return intake
     directory = os.path.join(state_dir, "processing", name)
@@ -146,9 +161,10 @@ def claim(state_dir: str, max_bytes: int, name: str | None = None) -> Intake:
     return intake
 
 
-def _claim_inbox(state_dir: str) -> str | None:
+def _claim_inbox(state_dir: str, stuck: list[Rejected]) -> str | None:
     """Move the inbox (and files an older version left loose in processing/) into a new
-    claim; None, and nothing written, when there is nothing to move."""
+    claim; None, and nothing written, when there is nothing to move. An entry that cannot be
+    moved is set aside in place and added to `stuck`."""
     from runner.clock import file_stamp, utc_now
 
     inbox = ensure_dir(os.path.join(state_dir, "inbox"))
@@ -158,6 +174,8 @@ def _claim_inbox(state_dir: str) -> str | None:
     moving = [p for p in moving if not os.path.basename(p).startswith(CLAIM_PREFIX)]
     for name in os.listdir(inbox):
         path = os.path.join(inbox, name)
+        if name.startswith(UNMOVABLE_PREFIX):
+            continue  # alerted when it was set aside
         # A dot-name is a writer's temp file, never read. DirectoryNotEmpty= ignores dot-names,
         # so one left behind starts no run; the next run after a minute rejects it.
         try:
@@ -176,11 +194,41 @@ def _claim_inbox(state_dir: str) -> str | None:
         target = os.path.join(directory, os.path.basename(path))
         if os.path.lexists(target):  # a loose file of an older version with an inbox name
             target += f".{os.urandom(3).hex()}"
-        with suppress(FileNotFoundError):
-            os.rename(path, target)
+        try:
+            _move(path, target)
+        except FileNotFoundError:
+            continue
+        except PermissionError as error:
+            stuck.append(_set_aside_in_place(path, error))
     fsync_dir(directory)
     fsync_dir(inbox)
     return name
+
+
+def _move(path: str, target: str) -> None:
+    """Rename `path` to `target`. A directory needs write permission of its own to change
+    parent (its `..`): a read-only one of ours gets u+w first, and keeps it in rejected/."""
+    try:
+        os.rename(path, target)
+    except PermissionError:
+        info = os.lstat(path)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            raise
+        os.chmod(path, stat.S_IMODE(info.st_mode) | stat.S_IWUSR)
+        os.rename(path, target)
+
+
+def _set_aside_in_place(path: str, error: OSError) -> Rejected:
+    """Rename an entry that cannot leave the inbox (another user's directory) to an ignored
+    dot-name beside it; the inbox still empties, so the path unit stops triggering."""
+    inbox, name = os.path.split(path)
+    hidden = os.path.join(inbox, f"{UNMOVABLE_PREFIX}{os.urandom(3).hex()}-{name}")
+    os.rename(path, hidden)  # within the inbox: no `..` to change, the inbox's write suffices
+    reason = (
+        f"cannot be moved out of the inbox ({error.strerror}); renamed to inbox/"
+        f"{shown(os.path.basename(hidden))} and ignored: remove it by hand"
+    )
+    return Rejected(hidden, reason, name=name)
 
 
 def _problem(path: str, info: os.stat_result, max_bytes: int) -> str | None:
@@ -254,10 +302,11 @@ def done(state_dir: str, intake: Intake) -> None:
     files moved to rejected/, the claim removed."""
     if intake.claim is None:
         return
-    for item in intake.rejected:
+    moving = [item for item in intake.rejected if not item.stays]
+    for item in moving:
         with suppress(FileNotFoundError):
             _reject(state_dir, item)
-    if intake.rejected:
+    if moving:
         fsync_dir(os.path.join(state_dir, "rejected"))
     for claimed in intake.findings:
         with suppress(FileNotFoundError):

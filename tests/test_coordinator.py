@@ -128,6 +128,7 @@ def test_pending_research_task_completes_and_another_is_stuck(state: Path, tmp_p
     spec = bruba_spec(state)
     results = tmp_path / "results"
     results.mkdir()
+    spec["watches"]["research-result"]["file"]["roots"] = [str(results)]
     drop(
         state,
         {

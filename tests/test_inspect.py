@@ -86,3 +86,56 @@ def test_missing_config_is_a_usage_error(vigil, tmp_path: Path, monkeypatch) -> 
     monkeypatch.setenv("HOME", str(tmp_path))
     result = vigil("state")
     assert result.exit_code == 2 and "pass --config FILE" in result.stderr
+
+
+# -- state files of another shape, and watch commands that would change nothing -----------------
+
+
+def state_with(tmp_path: Path, name: str, data: object) -> Path:
+    state = tmp_path / "state"
+    (state / "state").mkdir(parents=True, exist_ok=True)
+    (state / "state" / name).write_text(json.dumps(data))
+    return config_for(tmp_path, state)
+
+
+def test_state_of_another_shape_is_one_line_not_a_traceback(vigil, tmp_path: Path) -> None:
+    items = {"A1": {"status": "active", "nagCount": 2, "fields": {"title": "Dentist"}}, "B": "x"}
+    config = state_with(tmp_path, "nag-reminders.json", {"version": 1, "items": items})
+    state_with(tmp_path, "nag-stale-projects.json", {"version": 2, "items": {}})
+    result = vigil("state", "--config", config)
+    assert result.exit_code == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "nag-reminders.json has 1 entry of another shape (B: not an object)" in result.stderr
+    assert "nag-stale-projects.json is version 2; this vigil reads version 1" in result.stderr
+    assert "Dentist" in result.stdout
+
+
+def test_watches_of_another_shape_is_one_line_not_a_traceback(vigil, tmp_path: Path) -> None:
+    config = state_with(tmp_path, "watch-urgent-reply.json", {"instances": {"k": ["odd"]}})
+    result = vigil("watches", "--config", config)
+    assert result.exit_code == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (
+        "watch-urgent-reply.json has 1 entry of another shape (k: not an object)" in result.stderr
+    )
+
+
+def test_ack_of_an_unknown_key_fails_and_names_the_known_ones(vigil, tmp_path: Path) -> None:
+    fired = {"state": "fired", "at": "2026-02-02T14:00:00Z"}
+    config = state_with(tmp_path, "watch-urgent-reply.json", {"instances": {"m1": fired}})
+    result = vigil("ack", "urgent-reply", "no-such-key", "--config", config)
+    assert result.exit_code == 2
+    assert "urgent-reply has no instance 'no-such-key'; known keys: m1" in result.stderr
+    assert not (tmp_path / "state" / "inbox").exists()
+    assert vigil("ack", "urgent-reply", "m1", "--config", config).exit_code == 0
+
+
+def test_arm_within_zero_or_less_is_refused(vigil, tmp_path: Path) -> None:
+    config = config_for(tmp_path, tmp_path / "state")
+    for within in ("0s", "0m"):
+        result = vigil(
+            "watch", "arm", "research-result", "--key", "k", "--within", within, "-c", config
+        )
+        assert result.exit_code == 2, result.stderr
+        assert "--within must be more than 0s" in result.stderr
+    assert not (tmp_path / "state" / "inbox").exists()

@@ -117,7 +117,7 @@ def test_absence_is_a_dead_mans_switch(state_dir: Path) -> None:
 
 def test_file_watch_armed_by_hand_expires(vigil, state_dir: Path, tmp_path: Path) -> None:
     spec = bruba_spec(state_dir)
-    spec["watches"]["research-result"]["file"]["path"] = str(tmp_path / "{key}.md")
+    spec["watches"]["research-result"]["file"].update(path=str(tmp_path / "{key}.md"), roots=None)
     config = tmp_path / "vigil.yaml"
     text = (Path(__file__).parent.parent / "examples/bruba.yaml").read_text()
     config.write_text(text.replace("name: bruba\n", f"name: bruba\nstate_dir: {state_dir}\n"))

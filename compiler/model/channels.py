@@ -52,6 +52,11 @@ class Channel(StrictModel):
     """Append each message as one JSON line to this file."""
     timeout: PositiveDuration = 30
     """How long one delivery attempt may take."""
+    max_chars: Annotated[int, Field(ge=200)] | None = None
+    """The most characters one message may have on this channel; a longer one is cut at a line
+    with a last line saying how much was cut and where the whole text is kept. Default per
+    kind: none for `file`, 100,000 for `command` (argv limits may cut more), the service's
+    own limit for `apprise` (Telegram 4,096, Discord 2,000, ...; 4,000 when unknown)."""
 
     @field_validator("apprise")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Annotated, Any
 
@@ -143,10 +144,15 @@ class ArmedBy(StrictModel):
 
 
 class FileWatch(StrictModel):
-    """A file (or glob) must appear within a duration after the watch is armed."""
+    """A file must appear within a duration after the watch is armed."""
 
     path: Template
-    """Absolute path or glob; {field} placeholders come from the arming finding's item."""
+    """Absolute path, taken literally (no glob); {field} placeholders come from the arming
+    finding's item."""
+    roots: Annotated[list[PathStr], Field(min_length=1)] | None = None
+    """Directories the file must be in (symlinks resolved; `..` refused). Default: the
+    directory `path` starts with before its first placeholder; required when `path` takes its
+    directory from a finding (`{expectedFile}`), so a finding cannot point at any file."""
     within: PositiveDuration
     """How long after arming the file may take."""
     armed_by: ArmedBy | None = None
@@ -160,6 +166,16 @@ class FileWatch(StrictModel):
                 f"{value!r} must be an absolute path, start with '~/' or with a {{field}}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _confined(self) -> FileWatch:
+        literal = os.path.dirname(self.path.split("{", 1)[0])
+        if self.roots is None and literal in ("", "/", "~"):
+            raise ValueError(
+                f"path {self.path!r} takes its directory from a finding: declare `roots:`, the "
+                "directories the file may be in"
+            )
+        return self
 
 
 class Absence(StrictModel):

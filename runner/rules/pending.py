@@ -4,11 +4,17 @@ This is the reference setup's pending research tasks: a finding from the arming 
 instance per item) names the expected file; when the file appears the task is satisfied and a
 summary of it is queued; past the deadline it is flagged as expired ("stuck"). Instances live in
 `<state>/state/watch-<name>.json` with their timestamps and evidence.
+
+The path is literal (a `[` in a name is a `[`) and must resolve, symlinks followed, inside the
+watch's roots, without `..`: a finding from outside cannot make vigil read any file it can. Only
+a regular file counts, opened with O_NOFOLLOW|O_NONBLOCK (a FIFO never blocks a run) and read
+to at most SUMMARY_BYTES.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from datetime import datetime, timedelta
 
 from runner.alerts import Alert
@@ -35,6 +41,7 @@ class FileWatch:
         "name",
         "notify",
         "path",
+        "roots",
         "source",
         "spec",
         "urgent",
@@ -47,6 +54,7 @@ class FileWatch:
         self.name = name
         self.spec = watch
         self.path = str(condition["path"])
+        self.roots = roots_of(self.path, condition.get("roots"))
         self.within = int(condition["within"])
         self.source: str | None = armed.get("source")
         self.items: str | None = armed.get("items")
@@ -104,22 +112,23 @@ def arm(watch: FileWatch, finding: dict[str, Any], state: dict[str, Any], now: d
 
 def check(watch: FileWatch, state: dict[str, Any], now: datetime) -> list[Alert]:
     """Armed instances whose file appeared (satisfied) or whose deadline passed (expired)."""
-    from glob import glob  # imported here: only a run with an armed watch looks for files
-
     from runner.rules.watches import alert, transition
 
     alerts = []
     for key, instance in sorted(state.get("instances", {}).items()):
         if instance.get("state") != "armed":
             continue
-        matches = sorted(glob(instance["path"]))
+        path = str(instance.get("path"))
         deadline = parse_iso(instance.get("deadline")) or now
-        if matches:
-            summary = _summary(matches[0])
-            text = f"{matches[0]}: {summary}" if summary else matches[0]
-            transition(
-                watch.name, key, instance, "satisfied", now, {"text": text, "file": matches[0]}
-            )
+        refused = outside(path, watch.roots)
+        head = None if refused else read_head(path)
+        if refused:
+            text = f"refused {path}: it {refused}"
+            transition(watch.name, key, instance, "expired", now, {"text": text})
+        elif head is not None:
+            summary = _summary(head)
+            text = f"{path}: {summary}" if summary else path
+            transition(watch.name, key, instance, "satisfied", now, {"text": text, "file": path})
         elif now >= deadline:
             seconds = int(instance.get("within") or watch.within)
             span = f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds}s"
@@ -135,12 +144,44 @@ def pending(state: dict[str, Any]) -> bool:
     return any(i.get("state") == "armed" for i in state.get("instances", {}).values())
 
 
-def _summary(path: str) -> str:
+def roots_of(path: str, declared: object) -> list[str]:
+    """The watch's roots, resolved: the declared ones, or the directory `path` starts with
+    before its first placeholder (none when a finding gives the directory too)."""
+    if isinstance(declared, list) and declared:
+        return [os.path.realpath(os.path.expanduser(str(root))) for root in declared]
+    literal = os.path.dirname(os.path.expanduser(path.split("{", 1)[0]))
+    return [os.path.realpath(literal)] if literal not in ("", "/", "~") else []
+
+
+def outside(path: str, roots: list[str]) -> str | None:
+    """Why `path` may not be read for this watch, or None when it is inside a root."""
+    if not os.path.isabs(path):
+        return "is not an absolute path"
+    if ".." in path.split("/"):
+        return "contains `..`"
+    if not roots:
+        return "has no root to be confined to (declare the watch's `roots:`)"
+    real = os.path.realpath(path)
+    if any(real == root or real.startswith(root.rstrip("/") + "/") for root in roots):
+        return None
+    return f"is outside the watch's roots ({', '.join(roots)})"
+
+
+def read_head(path: str) -> str | None:
+    """The first SUMMARY_BYTES of the regular file at `path` (resolved: outside() checked the
+    resolved path), or None while there is none: missing, a FIFO, a directory, a device."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(SUMMARY_BYTES).decode("utf-8", "replace")
-    except OSError:
-        return ""
+        handle = os.open(os.path.realpath(path), flags)
+    except OSError:  # missing, unreadable, or a symlink swapped in since: not there yet
+        return None
+    with os.fdopen(handle, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            return None
+        return stream.read(SUMMARY_BYTES).decode("utf-8", "replace")
+
+
+def _summary(head: str) -> str:
     lines = [line.strip() for line in head.splitlines() if line.strip()]
     return " / ".join(lines[:SUMMARY_LINES])
 

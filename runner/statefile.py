@@ -1,0 +1,110 @@
+"""Reading a state file: of a version and shape this runner knows, or set aside loudly.
+
+Every file under `<state>/state/` that rules and delivery keep is read here, with the check of
+its shape from runner.stateshapes. A file that does not parse, has another `version`, or holds
+entries of another shape is moved to `state/rejected/<name>-<time>` (the parts still usable are
+kept and written back by the run) and a finding from the source `vigil` says which file and
+why, so the rest of the pipeline goes on delivering. A file that exists but cannot be read (a
+root-owned 0600 file after an accidental `sudo` run) is never taken for empty, which would
+reset nag counts: it raises StateUnreadable, which stops only the rule that needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from runner.clock import file_stamp, iso
+from runner.fsatomic import ensure_dir, fsync_dir, state_path, write_atomic, write_finding
+
+TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from runner.stateshapes import Shape
+
+REJECTED = "rejected"
+"""`<state>/state/rejected/`: state files set aside, each with a `.reason` beside it."""
+ALERT_KIND = "state-rejected"
+set_aside_count = 0
+"""State files this process has set aside: the coordinator runs once more to deliver their
+alerts in the same run."""
+
+
+class StateUnreadable(Exception):
+    """A state file exists but cannot be read: the rule that needs it stops, loudly."""
+
+    def __init__(self, name: str, error: OSError) -> None:
+        self.name = name
+        self.reason = error.strerror or str(error)
+        super().__init__(f"state/{name} cannot be read ({self.reason})")
+
+
+def load_state(state_dir: str, name: str, shape: Shape, now: datetime) -> dict[str, object]:
+    """The state file `name` checked against `shape`; {} when it does not exist or was set
+    aside whole. Raises StateUnreadable when it exists but cannot be read."""
+    try:
+        with open(state_path(state_dir, name), "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        return {}
+    except OSError as error:
+        if shape.reset_when_unreadable:  # losing it costs a duplicate at most: keep delivering
+            set_aside(state_dir, name, f"cannot be read ({error.strerror})", shape.reset, now)
+            return {}
+        raise StateUnreadable(name, error) from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        set_aside(state_dir, name, "is not valid JSON", shape.reset, now)
+        return {}
+    problem, usable = shape.check(data)
+    if problem is not None:
+        set_aside(state_dir, name, problem, shape.reset if usable is None else shape.kept, now)
+    return usable if usable is not None else {}
+
+
+def set_aside(state_dir: str, name: str, problem: str, consequence: str, now: datetime) -> None:
+    """Move state/`name` to state/rejected/ with its reason, and alert through the inbox."""
+    global set_aside_count
+    rejected = ensure_dir(os.path.join(state_dir, "state", REJECTED))
+    aside = f"{name}-{file_stamp(now)}"
+    reason = f"state/{name} {problem}; {consequence}; kept as state/{REJECTED}/{aside}"
+    write_atomic(state_dir, os.path.join(rejected, aside + ".reason"), (reason + "\n").encode())
+    os.rename(state_path(state_dir, name), os.path.join(rejected, aside))
+    fsync_dir(rejected)
+    fsync_dir(os.path.dirname(state_path(state_dir, name)))
+    print(f"vigil: {reason}", file=sys.stderr)
+    _alert(state_dir, f"set-aside:{aside}", f"vigil set aside {reason}", now)
+    set_aside_count += 1
+
+
+def unreadable(state_dir: str, error: StateUnreadable, consequence: str, now: datetime) -> None:
+    """Say that a state file cannot be read: in the journal every run, as an alert once per
+    file and day (a marker in state/rejected/), so neither a heartbeat nor the alert's own
+    finding starts a run that alerts again."""
+    text = f"state/{error.name} cannot be read ({error.reason}): {consequence}"
+    print(f"vigil: {text}; fix its owner and mode", file=sys.stderr)
+    day = file_stamp(now)[:8]
+    marker = os.path.join(state_dir, "state", REJECTED, f".unreadable-{error.name}-{day}")
+    try:
+        ensure_dir(os.path.dirname(marker))
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return
+    _alert(state_dir, f"unreadable:{error.name}:{day}", f"vigil: {text}", now)
+
+
+def _alert(state_dir: str, alert_id: str, text: str, now: datetime) -> None:
+    from runner.findings import ALERT_PRIORITY
+
+    finding = {
+        "source": "vigil",
+        "timestamp": iso(now),
+        "kind": ALERT_KIND,
+        "id": alert_id,
+        "priority": ALERT_PRIORITY,
+        "message": text,
+    }
+    write_finding(state_dir, finding, now)

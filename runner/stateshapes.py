@@ -1,0 +1,187 @@
+"""What each state file looks like, checked with stdlib code: the version this runner writes and
+reads, and the shape of its entries. An entry of another shape is dropped from what the run
+uses (runner.statefile keeps the whole file aside); a file of another version is not read.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Entry = Callable[[object], str | None]
+    """Why one entry is not of the expected shape, or None."""
+
+NAG_STATUSES = ("active", "stopped", "resolved")
+WATCH_STATES = ("armed", "satisfied", "fired", "expired", "delivered", "acknowledged")
+
+
+class Shape:
+    """One kind of state file: its version, its entries under `entries` (a map or a list) and
+    what a reset costs the user, for the alert."""
+
+    __slots__ = ("entries", "entry", "kept", "listed", "reset", "reset_when_unreadable", "version")
+
+    def __init__(
+        self,
+        entries: str | None,
+        entry: Entry,
+        reset: str,
+        *,
+        version: int | None = 1,
+        listed: bool = False,
+        reset_when_unreadable: bool = False,
+    ) -> None:
+        self.entries = entries
+        """The key holding the entries; None: the file is a map of entries itself."""
+        self.entry = entry
+        self.version = version
+        """None: the file has no `version` (its keys are all entries)."""
+        self.reset = reset
+        self.kept = "the entries of a known shape are kept"
+        self.reset_when_unreadable = reset_when_unreadable
+        self.listed = listed
+        """The entries are a list (else a map by key)."""
+
+    def empty(self) -> dict[str, object] | list[object]:
+        return [] if self.listed else {}
+
+    def check(self, data: object) -> tuple[str | None, dict[str, object] | None]:
+        """(problem, what is usable): (None, data) when all is well; usable None when nothing
+        of the file can be read."""
+        if not isinstance(data, dict):
+            return "is not a JSON object", None
+        version = data.get("version") if self.version is not None else None
+        if version is not None and version != self.version:
+            return f"is version {version!r}; this vigil reads version {self.version}", None
+        container = data if self.entries is None else data.get(self.entries, self.empty())
+        if type(container) is not type(self.empty()):
+            return f"has `{self.entries}` of another shape", None
+        if isinstance(container, dict):
+            problems = {k: self.entry(v) for k, v in container.items()}
+            bad = {k: why for k, why in problems.items() if why is not None}
+            good: dict[str, object] | list[object] = {
+                k: v for k, v in container.items() if k not in bad
+            }
+        else:
+            listed = [(item, self.entry(item)) for item in container]
+            bad = {str(n): why for n, (_, why) in enumerate(listed) if why is not None}
+            good = [item for item, why in listed if why is None]
+        if not bad:
+            return None, data
+        first, why = next(iter(bad.items()))
+        entries = "1 entry" if len(bad) == 1 else f"{len(bad)} entries"
+        problem = f"has {entries} of another shape ({first}: {why})"
+        if self.entries is None:
+            assert isinstance(good, dict)  # a file that is a map of entries
+            return problem, dict(good)
+        return problem, {**data, self.entries: good}
+
+
+def _fields(value: object, **kinds: tuple[type, ...]) -> str | None:
+    """Why `value` is not an object whose present fields have these types."""
+    if not isinstance(value, dict):
+        return "not an object"
+    for field, types in kinds.items():
+        present = value.get(field)
+        if present is not None and (
+            not isinstance(present, types) or (isinstance(present, bool) and bool not in types)
+        ):
+            return f"`{field}` is {type(present).__name__}"
+    return None
+
+
+def _required(value: object, *fields: str) -> str | None:
+    assert isinstance(value, dict)
+    missing = [field for field in fields if value.get(field) is None]
+    return f"no `{missing[0]}`" if missing else None
+
+
+def nag_item(value: object) -> str | None:
+    problem = _fields(
+        value,
+        firstSeen=(str,),
+        lastSeen=(str,),
+        lastNagged=(str,),
+        resolvedAt=(str,),
+        nagCount=(int,),
+        status=(str,),
+        fields=(dict,),
+        waitingSince=(str,),
+    )
+    if problem is None and isinstance(value, dict) and value.get("status") not in NAG_STATUSES:
+        return f"`status` is not one of {', '.join(NAG_STATUSES)}"
+    return problem
+
+
+def watch_instance(value: object) -> str | None:
+    problem = _fields(
+        value,
+        state=(str,),
+        at=(str,),
+        armedAt=(str,),
+        deadline=(str,),
+        lastAlert=(str,),
+        escalated=(str,),
+        path=(str,),
+        alerts=(int,),
+        within=(int,),
+        history=(list,),
+        messages=(dict,),
+        handoff=(dict,),
+    )
+    state = value.get("state") if isinstance(value, dict) else None
+    if problem is None and state is not None and state not in WATCH_STATES:
+        return f"`state` {state!r} is not one of {', '.join(WATCH_STATES)}"
+    return problem
+
+
+def held_alert(value: object) -> str | None:
+    problem = _fields(
+        value,
+        text=(str,),
+        source=(str,),
+        key=(str,),
+        priority=(int,),
+        urgent=(bool,),
+        to=(list,),  # of channel names: checked below
+        evidence=(dict,),
+        heldSince=(str,),
+        subject=(str,),
+        waiting=(str,),
+    )
+    if problem is None and isinstance(value, dict):
+        to = value.get("to") or []
+        if not all(isinstance(channel, str) for channel in to):
+            return "`to` is not a list of channel names"
+        return _required(value, "text", "source")
+    return problem
+
+
+def source_seen(value: object) -> str | None:
+    return _fields(value, lastSeen=(str,), count=(int,))
+
+
+def delivery(value: object) -> str | None:
+    return _fields(value, at=(str,), channel=(str,), exit_status=(int,))
+
+
+def claim_attempts(value: object) -> str | None:
+    return None if isinstance(value, int) and not isinstance(value, bool) else "not a count"
+
+
+NAG = Shape("items", nag_item, "every item's nag count starts again")
+WATCH = Shape("instances", watch_instance, "the watch starts again with no instances")
+HELD = Shape(
+    "alerts", held_alert, "the alerts it held are not delivered (see the file)", listed=True
+)
+SOURCES = Shape(None, source_seen, "when each source last reported is forgotten", version=None)
+LEDGER = Shape(
+    "delivered",
+    delivery,
+    "messages delivered before may go out once more",
+    reset_when_unreadable=True,
+)
+CLAIMS = Shape(
+    "attempts", claim_attempts, "claims left behind are counted afresh", reset_when_unreadable=True
+)

@@ -1,0 +1,131 @@
+"""Inbox entries beyond hostile files: directories the coordinator (as `nobody`, for whom
+permissions hold) cannot simply move, a writer's temp file still being written, the size limit
+to the byte, and the claim directory's mode. Real files, the real coordinator and intake."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from runner.intake import STALE_TEMP_SECONDS, claim
+from tests.coordinator_support import bruba_spec, delivered, drop, heartbeat
+
+GOOD = {"source": "probe", "timestamp": "2026-02-02T09:00:00Z", "message": "a good finding"}
+NOW_ENV = {"VIGIL_NOW": "2026-02-02T14:00:00Z"}
+
+
+def bodies(state: Path) -> list[str]:
+    return [line for message in delivered(state) for line in message["body"].splitlines()]
+
+
+def as_nobody(fs, state: Path):  # type: ignore[no-untyped-def]
+    spec = fs.base / "coordinator.json"
+    spec.write_text(json.dumps(bruba_spec(state)))
+    spec.chmod(0o644)
+    return fs.runner("coordinator", spec, nobody=True, **NOW_ENV)
+
+
+def test_a_read_only_directory_goes_to_rejected_and_findings_after_it_flow() -> None:
+    from tests.private_fs import private_mounts
+
+    with private_mounts() as fs:
+        state = fs.base / "state"
+        (state / "inbox" / "a-dir" / "inner").mkdir(parents=True)
+        drop(state, GOOD, "zz-after.json")
+        fs.must("chown", "-R", "nobody:nogroup", state)
+        for path in (state / "inbox" / "a-dir" / "inner", state / "inbox" / "a-dir"):
+            path.chmod(0o555)
+        result = as_nobody(fs, state)
+        assert result.returncode == 0, result.stderr
+        assert "• a good finding" in bodies(state)
+        [alert] = [line for line in bodies(state) if "a-dir" in line]
+        assert "rejected inbox file a-dir: it is a directory" in alert
+        assert (state / "rejected" / "a-dir" / "inner").is_dir()
+        assert os.listdir(state / "inbox") == []
+
+
+def test_a_directory_that_cannot_be_moved_is_ignored_with_one_alert() -> None:
+    from tests.private_fs import private_mounts
+
+    with private_mounts() as fs:
+        state = fs.base / "state"
+        (state / "inbox").mkdir(parents=True)
+        drop(state, GOOD)
+        fs.must("chown", "-R", "nobody:nogroup", state)
+        (state / "inbox" / "roots-dir").mkdir(mode=0o755)  # nobody can neither write nor chmod it
+        first = as_nobody(fs, state)
+        assert first.returncode == 0, first.stderr
+        [hidden] = os.listdir(state / "inbox")
+        assert hidden.startswith(".unmovable-") and hidden.endswith("-roots-dir")
+        drop(state, {**GOOD, "message": "a later finding"})
+        fs.must("chown", "nobody:nogroup", *(state / "inbox").glob("probe-*"))
+        second = as_nobody(fs, state)
+        assert second.returncode == 0, second.stderr
+        lines = bodies(state)
+        assert [line for line in lines if "finding" in line] == [
+            "• a good finding",
+            "• a later finding",
+        ]
+        [alert] = [line for line in lines if "roots-dir" in line]
+        assert "cannot be moved out of the inbox (Permission denied)" in alert
+        assert os.listdir(state / "inbox") == [hidden]  # only the ignored dot-name is left
+
+
+# -- intake details a mutant could change unnoticed ----------------------------------------------
+
+
+def test_a_writers_fresh_temp_file_is_left_alone_and_a_stale_one_rejected(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    inbox = state / "inbox"
+    inbox.mkdir(parents=True)
+    fresh, stale = inbox / ".writing.tmp", inbox / ".abandoned.tmp"
+    fresh.write_text('{"source": "probe", "timest')  # half-written
+    stale.write_text('{"source": "probe"')
+    old = time.time() - STALE_TEMP_SECONDS - 5
+    os.utime(stale, (old, old))
+    young = time.time() - STALE_TEMP_SECONDS + 20
+    os.utime(fresh, (young, young))
+    drop(state, GOOD)
+    heartbeat(bruba_spec(state), datetime.now(UTC))
+    assert os.listdir(inbox) == [".writing.tmp"]
+    assert fresh.read_text() == '{"source": "probe", "timest'
+    rejected = sorted(os.listdir(state / "rejected"))
+    assert rejected == [".abandoned.tmp", ".abandoned.tmp.reason"]
+    assert not [line for line in bodies(state) if ".writing" in line]
+
+
+def padded(size: int) -> bytes:
+    data = json.dumps({**GOOD, "pad": ""}).encode()
+    return json.dumps({**GOOD, "pad": "x" * (size - len(data))}).encode()
+
+
+@pytest.mark.parametrize(("extra", "accepted"), [(0, True), (1, False)])
+def test_the_size_limit_holds_to_the_byte(tmp_path: Path, extra: int, accepted: bool) -> None:
+    limit = 4096
+    state = tmp_path / "state"
+    (state / "inbox").mkdir(parents=True)
+    data = padded(limit + extra)
+    assert len(data) == limit + extra
+    (state / "inbox" / "f.json").write_bytes(data)
+    intake = claim(str(state), limit)
+    assert (len(intake.findings), len(intake.rejected)) == ((1, 0) if accepted else (0, 1))
+    if not accepted:
+        assert intake.rejected[0].reason == f"is {limit + 1} bytes, more than the limit of {limit}"
+
+
+def test_the_claim_directory_is_private(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    drop(state, GOOD)
+    previous = os.umask(0)  # a lax umask must not widen it
+    try:
+        intake = claim(str(state), 1 << 20)
+    finally:
+        os.umask(previous)
+    assert intake.claim is not None
+    mode = (state / "processing" / intake.claim).stat().st_mode & 0o7777
+    assert oct(mode) == oct(0o700)
