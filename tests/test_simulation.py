@@ -32,7 +32,9 @@ def summary(tmp_path_factory: pytest.TempPathFactory) -> Summary:
 @pytest.mark.parametrize("family", FAMILIES)
 def test_invariant_family_holds(summary: Summary, family: str) -> None:
     violations = summary.violations[family]
-    shown = "\n".join(violations[:15]) + (f"\n... {len(violations) - 15} more" if len(violations) > 15 else "")
+    shown = "\n".join(violations[:15]) + (
+        f"\n... {len(violations) - 15} more" if len(violations) > 15 else ""
+    )
     assert not violations, (
         f"{len(violations)} {family} violation(s):\n{shown}\n{summary.line()}\n"
         f"reproduce: {summary.reproduce(LONG)}"

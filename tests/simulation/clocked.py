@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from runner import clock  # noqa: E402
+from runner import clock
 
 _fixed = clock.parse_iso(os.environ["VIGIL_NOW"])
 clock.utc_now = lambda: _fixed  # type: ignore[assignment,return-value]

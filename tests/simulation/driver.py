@@ -26,7 +26,13 @@ from runner.coordinator import load_spec
 from runner.coordinator import run as run_coordinator
 from tests.runner_support import API_KEY, ROOT, runner_env
 from tests.simulation.api import SimAPI
-from tests.simulation.scenario import HEARTBEAT_SECONDS, HISTORY_MAX_BYTES, Event, World, config_text
+from tests.simulation.scenario import (
+    HEARTBEAT_SECONDS,
+    HISTORY_MAX_BYTES,
+    Event,
+    World,
+    config_text,
+)
 
 HEARTBEAT = timedelta(seconds=HEARTBEAT_SECONDS)
 CLOCKED = Path(__file__).with_name("clocked.py")
@@ -67,7 +73,8 @@ class Driver:
         (self.credentials / "anthropic").write_text(API_KEY + "\n")
         (root / "agent.sh").write_text(
             f'[ -e {root}/agent-down ] && {{ echo "agent down" >&2; exit 1; }}\n'
-            f"printf '%s\\t%s\\n' \"$1\" \"$(printf '%s' \"$2\" | tr '\\n' ' ')\" >> {root}/agent.log\n"
+            f"line=$(printf '%s' \"$2\" | tr '\\n' ' ')\n"
+            f'printf \'%s\\t%s\\n\' "$1" "$line" >> {root}/agent.log\n'
         )
         self.specs = self._compile()
         self.coordinator = load_spec(str(self.specs["coordinator"]))
@@ -134,11 +141,15 @@ class Driver:
         else:
             fails.unlink(missing_ok=True)
         self.api.now = event.at
-        with _env(CREDENTIALS_DIRECTORY=str(self.credentials), NO_PROXY="*"):
-            with mock.patch.object(runner.job, "utc_now", lambda: event.at), _quiet_stderr():
-                from runner.__main__ import main
+        from runner.__main__ import main
 
-                code = main(["job", str(self.specs[job])])
+        # The job runner reads the wall clock (runner.clock.utc_now), not VIGIL_NOW: set it here.
+        with (
+            _env(CREDENTIALS_DIRECTORY=str(self.credentials), NO_PROXY="*"),
+            mock.patch.object(runner.job, "utc_now", lambda: event.at),
+            _quiet_stderr(),
+        ):
+            code = main(["job", str(self.specs[job])])
         self.seen.jobs.append((event.at, job, code))
 
     def _on_catchup(self, event: Event) -> None:
@@ -146,10 +157,16 @@ class Driver:
         self.api.now, self.api.delay = event.at, 0.3
         env = runner_env(VIGIL_NOW=iso(event.at), CREDENTIALS_DIRECTORY=str(self.credentials))
         started = [
-            (job, subprocess.Popen(
-                [sys.executable, str(CLOCKED), "job", str(self.specs[job])],
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))
+            (
+                job,
+                subprocess.Popen(
+                    [sys.executable, str(CLOCKED), "job", str(self.specs[job])],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                ),
+            )
             for job in event.data["jobs"]
         ]
         for job, process in started:
@@ -200,7 +217,7 @@ class Driver:
 
     def coordinate(self, now: datetime, crash: str | None) -> None:
         self.seen.runs.append(now)
-        for attempt in range(2):
+        for _attempt in range(2):
             stderr = io.StringIO()
             try:
                 with _crash_at(crash), redirect_stderr(stderr):
@@ -210,7 +227,9 @@ class Driver:
                 return
             except Exception as error:  # a run that dies on its own: the defect under test
                 where = traceback.extract_tb(error.__traceback__)[-1]
-                detail = f"{type(error).__name__}: {error} at {Path(where.filename).name}:{where.lineno}"
+                detail = (
+                    f"{type(error).__name__}: {error} at {Path(where.filename).name}:{where.lineno}"
+                )
                 self.seen.errors.append((now, detail))
                 self._repair()  # the operator sets the bad file aside; the next run goes on
                 crash = None
@@ -251,7 +270,11 @@ def _crash_at(point: str | None):  # type: ignore[no-untyped-def]
         "queued": (runner.outbox, "enqueue", None),
         "appended": (runner.outbox, "send", lambda name, channel, *a: bool(channel.get("file"))),
         "rules-saved": (runner.coordinator, "_save_rule_states", None),
-        "held-written": (runner.coordinator, "write_state", lambda s, name, *a: name == "held.json"),
+        "held-written": (
+            runner.coordinator,
+            "write_state",
+            lambda s, name, *a: name == "held.json",
+        ),
     }
     module, name, test = targets[point]
     real = getattr(module, name)

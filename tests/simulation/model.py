@@ -9,6 +9,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from tests.simulation.driver import Observed
@@ -72,14 +73,22 @@ class Sink:
             more = sum(int(m[1]) for b in body if (m := MORE.match(b.strip())))
             texts = [b.removeprefix("• ") for b in body if not MORE.match(b.strip())]
             self.messages.append(
-                {"at": at, "texts": texts, "more": more, "sources": line["sources"], "urgent": line["urgent"]}
+                {
+                    "at": at,
+                    "texts": texts,
+                    "more": more,
+                    "sources": line["sources"],
+                    "urgent": line["urgent"],
+                }
             )
 
     def find(self, token: str) -> list[tuple[datetime, dict[str, Any]]]:
         return [(m["at"], m) for m in self.messages for t in m["texts"] if _names(t, token)]
 
     def containing(self, pattern: re.Pattern[str]) -> list[tuple[datetime, re.Match[str]]]:
-        return [(m["at"], hit) for m in self.messages for t in m["texts"] if (hit := pattern.search(t))]
+        return [
+            (m["at"], hit) for m in self.messages for t in m["texts"] if (hit := pattern.search(t))
+        ]
 
 
 def _names(text: str, token: str) -> bool:
@@ -104,7 +113,9 @@ def expected_alerts(world: World, seen: Observed) -> list[Expected]:
         found.append(Expected(token, "vigil", at, own=True))
     for event in world.events:
         if event.kind == "hostile":
-            found.append(Expected(f"rejected inbox file {event.data['name']}", "vigil", event.at, own=True))
+            found.append(
+                Expected(f"rejected inbox file {event.data['name']}", "vigil", event.at, own=True)
+            )
     return found
 
 
@@ -140,21 +151,45 @@ def _alerts(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Repo
             continue  # its window outlasts the simulation: nothing to say yet
         hits = sink.find(alert.token)
         family = "own_alerts" if alert.own else "delivery"
-        report.check(family, len(hits) <= 1, world, alert.born, f"{alert.token!r} delivered {len(hits)} times")
+        report.check(
+            family,
+            len(hits) <= 1,
+            world,
+            alert.born,
+            f"{alert.token!r} delivered {len(hits)} times",
+        )
         if not hits:
             missing.append((alert, earliest, latest, held))
             continue
         at = hits[0][0]
         where = "quiet_hours" if held and not alert.own else family
-        report.check(where, at >= earliest, world, alert.born,
-                     f"{alert.token!r} delivered at {at:%m-%d %H:%M}Z, before {earliest:%m-%d %H:%M}Z")
-        report.check(where, at <= latest, world, alert.born,
-                     f"{alert.token!r} delivered {at - earliest} late")
+        report.check(
+            where,
+            at >= earliest,
+            world,
+            alert.born,
+            f"{alert.token!r} delivered at {at:%m-%d %H:%M}Z, before {earliest:%m-%d %H:%M}Z",
+        )
+        report.check(
+            where,
+            at <= latest,
+            world,
+            alert.born,
+            f"{alert.token!r} delivered {at - earliest} late",
+        )
     for alert, earliest, latest, held in missing:
         cut = None
         if not alert.own:
-            cut = next((m for m in sink.messages if earliest <= m["at"] <= latest
-                        and alert.source in m["sources"] and spare[id(m)] > 0), None)
+            cut = next(
+                (
+                    m
+                    for m in sink.messages
+                    if earliest <= m["at"] <= latest
+                    and alert.source in m["sources"]
+                    and spare[id(m)] > 0
+                ),
+                None,
+            )
         if cut is not None:
             spare[id(cut)] -= 1
         family = "own_alerts" if alert.own else ("quiet_hours" if held else "delivery")
@@ -167,9 +202,15 @@ def _alerts(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Repo
     ops = [f for f in world.findings() if f.body.get("source") == "ops"]
     for finding in ops:
         told = any(finding.token in line for line in seen.agent) or any(
-            finding.token in body for _, body in sink.dead_letters)
-        report.check("delivery", told, world, finding.at,
-                     f"{finding.token!r} neither reached the agent nor was dead-lettered with an alert")
+            finding.token in body for _, body in sink.dead_letters
+        )
+        report.check(
+            "delivery",
+            told,
+            world,
+            finding.at,
+            f"{finding.token!r} neither reached the agent nor was dead-lettered with an alert",
+        )
 
 
 def _quiet(world: World, sink: Sink, quiet: Quiet, report: Report) -> None:
@@ -178,8 +219,13 @@ def _quiet(world: World, sink: Sink, quiet: Quiet, report: Report) -> None:
         if not quiet.holds(message["at"]):
             continue
         loud = [t for t in message["texts"] if not any(t.startswith(u) for u in urgent)]
-        report.check("quiet_hours", not loud, world, message["at"],
-                     f"delivered in quiet hours, not urgent: {loud[:3]}")
+        report.check(
+            "quiet_hours",
+            not loud,
+            world,
+            message["at"],
+            f"delivered in quiet hours, not urgent: {loud[:3]}",
+        )
 
 
 def _presence(world: World, source: str, items: str, key: str) -> dict[str, list[date]]:
@@ -194,25 +240,45 @@ def _presence(world: World, source: str, items: str, key: str) -> dict[str, list
 
 
 def _nags(world: World, sink: Sink, report: Report) -> None:
-    """Ladders: steps in order, each step a nag the person saw; an item overdue for days is named."""
+    """Ladders: steps in order, each one a nag the person saw; an item overdue for days is named."""
     told: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
     for _, hit in sink.containing(NAG_LINE):
         told[hit[1]].append((int(hit[2]), int(hit[3]), int(hit[4])))
     for item, days in _presence(world, "reminders", "overdue", "id").items():
         steps = told.get(item, [])
-        report.check("nag_named", bool(steps) or len(days) < NEVER_NAMED_DAYS, world, None,
-                     f"{item} overdue in findings on {len(days)} days from {days[0]}, never named")
+        report.check(
+            "nag_named",
+            bool(steps) or len(days) < NEVER_NAMED_DAYS,
+            world,
+            None,
+            f"{item} overdue in findings on {len(days)} days from {days[0]}, never named",
+        )
         for n, (count, rung, overdue) in enumerate(steps, 1):
-            report.check("nag_named", count == n, world, None,
-                         f"{item}: nag {count} delivered as the person's nag #{n} "
-                         f"(steps {[s[0] for s in steps]}): nags {n}..{count - 1} were never named")
+            report.check(
+                "nag_named",
+                count == n,
+                world,
+                None,
+                f"{item}: nag {count} delivered as the person's nag #{n} "
+                f"(steps {[s[0] for s in steps]}): nags {n}..{count - 1} were never named",
+            )
             want = max(i for i, _ in enumerate(LADDER_DAYS, 1) if i <= count)
-            report.check("periods", rung == want and overdue >= LADDER_DAYS[rung - 1], world, None,
-                         f"{item}: nag {count} on rung {rung} at {overdue} days overdue")
+            report.check(
+                "periods",
+                rung == want and overdue >= LADDER_DAYS[rung - 1],
+                world,
+                None,
+                f"{item}: nag {count} on rung {rung} at {overdue} days overdue",
+            )
     for project, days in _presence(world, "stale", "projects", "name").items():
         named = any(hit[1] == project for _, hit in sink.containing(STALE_LINE))
-        report.check("nag_named", named or len(days) < NEVER_NAMED_DAYS, world, None,
-                     f"{project} reported stale on {len(days)} days, never named")
+        report.check(
+            "nag_named",
+            named or len(days) < NEVER_NAMED_DAYS,
+            world,
+            None,
+            f"{project} reported stale on {len(days)} days, never named",
+        )
 
 
 def _once_per(world: World, seen: Observed, sink: Sink, report: Report) -> None:
@@ -220,24 +286,38 @@ def _once_per(world: World, seen: Observed, sink: Sink, report: Report) -> None:
     mentions: dict[str, list[date]] = defaultdict(list)
     for at, hit in sink.containing(STALE_LINE):
         mentions[hit[1]].append(local_date(world.zone, at))
-    capped = {local_date(world.zone, m["at"]) for m in sink.messages if m["more"] and "stale" in m["sources"]}
+    capped = {
+        local_date(world.zone, m["at"])
+        for m in sink.messages
+        if m["more"] and "stale" in m["sources"]
+    }
     # A stale rule whose state file the world corrupted may start again (set aside, not merged).
     reset = [local_date(world.zone, at) for at, name in seen.corrupted if name == "nag-stale.json"]
     for project, days in _presence(world, "stale", "projects", "name").items():
         said = mentions.get(project, [])
-        for first, second in zip(said, said[1:], strict=False):
+        for first, second in pairwise(said):
             if any(first <= day <= second for day in reset):
                 continue
-            report.check("periods", (second - first).days >= ONCE_PER_DAYS, world, None,
-                         f"{project} mentioned {first} and again {second}: early for once_per 7d")
+            report.check(
+                "periods",
+                (second - first).days >= ONCE_PER_DAYS,
+                world,
+                None,
+                f"{project} mentioned {first} and again {second}: early for once_per 7d",
+            )
         for previous in said:
             due = next((d for d in days if d >= previous + timedelta(days=ONCE_PER_DAYS)), None)
             if due is None or due in capped:
                 continue
             following = [d for d in said if d > previous]
-            report.check("periods", bool(following) and following[0] <= due, world, None,
-                         f"{project} mentioned {previous}, reported again {due}, next mention "
-                         f"{following[0] if following else 'never'}: late for once_per 7d")
+            report.check(
+                "periods",
+                bool(following) and following[0] <= due,
+                world,
+                None,
+                f"{project} mentioned {previous}, reported again {due}, next mention "
+                f"{following[0] if following else 'never'}: late for once_per 7d",
+            )
 
 
 def _deadlines(world: World, seen: Observed, sink: Sink, report: Report) -> None:
@@ -251,33 +331,60 @@ def _deadlines(world: World, seen: Observed, sink: Sink, report: Report) -> None
             continue
         ok = any(previous < at <= event.at and code == 0 for at, code in runs)
         stamp = event.at.strftime("%Y-%m-%dT%H:%M:%SZ")
-        report.check("periods", ok != (stamp in said), world, event.at,
-                     f"backup deadline {stamp}: " + (
-                         "a success since the previous deadline, yet reported missed" if ok else
-                         f"no successful backup since {previous:%m-%d %H:%M}Z, not reported"))
+        report.check(
+            "periods",
+            ok != (stamp in said),
+            world,
+            event.at,
+            f"backup deadline {stamp}: "
+            + (
+                "a success since the previous deadline, yet reported missed"
+                if ok
+                else f"no successful backup since {previous:%m-%d %H:%M}Z, not reported"
+            ),
+        )
         previous = event.at
 
 
 def _absence(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Report) -> None:
     """`for: 2d`: two calendar days in the config's zone after the last finding, not 48 h."""
     pulses = [f.at for f in world.findings() if f.body.get("source") == "pulse"]
-    told = [m["at"] for m in sink.messages for t in m["texts"] if t.startswith("pulse silent watch")]
+    told = [
+        m["at"] for m in sink.messages for t in m["texts"] if t.startswith("pulse silent watch")
+    ]
     seen_at = [seen.runs[0], *pulses, world.end]
-    for last, following in zip(seen_at, seen_at[1:], strict=False):
+    for last, following in pairwise(seen_at):
         local = last.astimezone(world.zone)
         due = (local.replace(tzinfo=None) + timedelta(days=ABSENCE_DAYS)).replace(tzinfo=world.zone)
         due = due.astimezone(last.tzinfo)
         inside = [t for t in told if last < t <= following]
         if due >= following:
-            report.check("periods", not inside, world, last, f"pulse silence alert at {inside[:1]} with no 2-day silence")
+            report.check(
+                "periods",
+                not inside,
+                world,
+                last,
+                f"pulse silence alert at {inside[:1]} with no 2-day silence",
+            )
             continue
         first = quiet.ends_after(due) if quiet.holds(due) else due
         early = [f"{t:%m-%d %H:%M}Z" for t in inside if t < due]
-        report.check("periods", not early, world, due,
-                     f"pulse silence alerted at {early[:1]}, before 2 calendar days ({due:%m-%d %H:%M}Z)")
+        report.check(
+            "periods",
+            not early,
+            world,
+            due,
+            f"pulse silence alerted at {early[:1]}, before 2 calendar days ({due:%m-%d %H:%M}Z)",
+        )
         if following > first + SLACK:
-            report.check("periods", any(first <= t <= first + SLACK for t in inside), world, due,
-                         f"pulse silent since {last:%m-%d %H:%M}Z: no alert within {SLACK} of {first:%m-%d %H:%M}Z")
+            report.check(
+                "periods",
+                any(first <= t <= first + SLACK for t in inside),
+                world,
+                due,
+                f"pulse silent since {last:%m-%d %H:%M}Z: "
+                f"no alert within {SLACK} of {first:%m-%d %H:%M}Z",
+            )
 
 
 def _watches(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Report) -> None:
@@ -286,16 +393,29 @@ def _watches(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Rep
         if finding.body.get("source") == "mail" and finding.token:
             key = finding.body["messages"][0]["id"]
             hits = sink.find(finding.token)
-            earliest, latest, _ = window(world, quiet, Expected(finding.token, "vigil", finding.at))
-            report.check("watches", any(at <= latest for at, _ in hits), world, finding.at,
-                         f"match watch {key}: not named by {latest:%m-%d %H:%M}Z")
+            _, latest, _ = window(world, quiet, Expected(finding.token, "vigil", finding.at))
+            report.check(
+                "watches",
+                any(at <= latest for at, _ in hits),
+                world,
+                finding.at,
+                f"match watch {key}: not named by {latest:%m-%d %H:%M}Z",
+            )
             ack = acks.get(key)
             if ack is not None:
                 after = [at for at, _ in hits if at > ack + SLACK]
-                report.check("watches", not after, world, ack, f"match watch {key}: repeated after ack")
+                report.check(
+                    "watches", not after, world, ack, f"match watch {key}: repeated after ack"
+                )
             for at, message in {id(m): (at, m) for at, m in hits}.values():
                 n = sum(1 for t in message["texts"] if t == finding.token)
-                report.check("watches", n == 1, world, at, f"match watch {key}: {n} identical lines in one message")
+                report.check(
+                    "watches",
+                    n == 1,
+                    world,
+                    at,
+                    f"match watch {key}: {n} identical lines in one message",
+                )
     runs = sorted(seen.runs)
     written = {e.data["key"]: e.at for e in world.events if e.kind == "file"}
     for finding in world.findings():
@@ -314,8 +434,13 @@ def _watches(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Rep
                 break
         told = [t for m in sink.messages for t in m["texts"] if t.startswith(f"research {key}: ")]
         if state is not None:
-            report.check("watches", f"research {key}: {state}" in told, world, finding.at,
-                         f"file watch {key}: expected {state}, told {told or 'nothing'}")
+            report.check(
+                "watches",
+                f"research {key}: {state}" in told,
+                world,
+                finding.at,
+                f"file watch {key}: expected {state}, told {told or 'nothing'}",
+            )
 
 
 def _budget(world: World, seen: Observed, report: Report) -> None:
@@ -324,9 +449,14 @@ def _budget(world: World, seen: Observed, report: Report) -> None:
         spent[month_label(world.zone, call["at"])] += call["tokens"]
     limit = world.params.budget_tokens
     for month, tokens in sorted(spent.items()):
-        report.check("budget", tokens <= limit + TOKENS_PER_CALL, world, None,
-                     f"{month}: {tokens} tokens spent against a budget of {limit} "
-                     f"(at most one call, {TOKENS_PER_CALL}, over)")
+        report.check(
+            "budget",
+            tokens <= limit + TOKENS_PER_CALL,
+            world,
+            None,
+            f"{month}: {tokens} tokens spent against a budget of {limit} "
+            f"(at most one call, {TOKENS_PER_CALL}, over)",
+        )
 
 
 def _resilience(world: World, seen: Observed, sink: Sink, report: Report) -> None:
@@ -335,5 +465,8 @@ def _resilience(world: World, seen: Observed, sink: Sink, report: Report) -> Non
         report.check("resilience", False, world, at, f"coordinator run failed: {detail}")
     for at, name in seen.corrupted:
         loud = any(at <= when <= at + SLACK for when, _ in seen.loud) or any(
-            name in t for m in sink.messages if at <= m["at"] <= at + SLACK for t in m["texts"])
-        report.check("resilience", loud, world, at, f"corrupt state/{name} neither refused nor reported")
+            name in t for m in sink.messages if at <= m["at"] <= at + SLACK for t in m["texts"]
+        )
+        report.check(
+            "resilience", loud, world, at, f"corrupt state/{name} neither refused nor reported"
+        )

@@ -46,8 +46,10 @@ class Summary:
 
     def reproduce(self, long: bool) -> str:
         prefix = "VIGIL_LONG=1 " if long else ""
-        return f"{prefix}VIGIL_SIM_SEED={self.seed} .venv/bin/python -m tests.simulation.run --seed {self.seed}" + (
-            " --long" if long else ""
+        return (
+            f"{prefix}VIGIL_SIM_SEED={self.seed} .venv/bin/python -m pytest -q "
+            f"tests/test_simulation.py (or: python -m tests.simulation.run --seed {self.seed}"
+            + (" --long)" if long else ")")
         )
 
 
@@ -88,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--long", action="store_true")
-    parser.add_argument("--days", type=int, default=QUICK_LONG_DAYS[1], help="days per zone (--long)")
+    parser.add_argument(
+        "--days", type=int, default=QUICK_LONG_DAYS[1], help="days per zone (--long)"
+    )
     args = parser.parse_args(argv)
     summary = simulate(args.seed, args.long, args.days)
     print(summary.line())

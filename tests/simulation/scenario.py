@@ -105,7 +105,8 @@ name: sim
 timezone: {params.zone}
 state_dir: {root}/state
 secrets: {{anthropic: {root}/credentials/anthropic}}
-llm: {{model: claude-haiku-4-5, api_key: anthropic, max_tokens: {MAX_TOKENS}, base_url: "{api_url}"}}
+llm:
+  {{model: claude-haiku-4-5, api_key: anthropic, max_tokens: {MAX_TOKENS}, base_url: "{api_url}"}}
 budget: {{monthly_tokens: {params.budget_tokens}}}
 jobs:
   backup: {{schedule: "30 2 * * *", run: "test ! -e {root}/backup-fails"}}
@@ -187,7 +188,9 @@ class Writer:
         return f"{prefix}{self.serial:05d}"
 
     def at(self, day: date, hhmm: str, jitter: int = 0) -> datetime:
-        return wall_any(self.zone, day, clock(hhmm)) + timedelta(seconds=self.rng.randint(0, jitter))
+        return wall_any(self.zone, day, clock(hhmm)) + timedelta(
+            seconds=self.rng.randint(0, jitter)
+        )
 
     def anytime(self, day: date, first: int = 0, last: int = 24) -> datetime:
         minute = self.rng.randrange(first * 60, last * 60)
@@ -304,9 +307,11 @@ class Writer:
         if rng.random() < 0.05:
             moment = self.anytime(day)
             kind = rng.choice(HOSTILE)
-            burst = [
-                self.news(moment, priority=101) for _ in range(self.params.total_cap + 1)
-            ] if rng.random() < 0.5 else []
+            burst = (
+                [self.news(moment, priority=101) for _ in range(self.params.total_cap + 1)]
+                if rng.random() < 0.5
+                else []
+            )
             self.events.append(Event(moment, "hostile", {"kind": kind, "name": self.token("bad-")}))
             if burst:
                 self.drop(moment, *burst)
@@ -354,7 +359,9 @@ def worlds(seed: int, long: bool, long_days: int) -> list[World]:
             found.append(world(seed, zone, LONG_START, long_days, catchup=True))
             continue
         for w, (start, days) in enumerate(QUICK_WINDOWS):
-            if zone in QUICK_ZONES or w == 1:  # Lord Howe: its spring forward and both others' fall back
+            if (
+                zone in QUICK_ZONES or w == 1
+            ):  # Lord Howe: its spring forward and both others' fall back
                 found.append(world(seed, zone, start, days, catchup=(n, w) == (0, 0)))
     return found
 
