@@ -114,14 +114,19 @@ def runs(state_dir: str) -> Iterator[dict[str, object]]:
             yield record
 
 
+# The coordinator records itself as job "coordinator" (a name no job may take).
+RUN_KINDS = ("job", "coordinator")
+
+
 def last_run(state_dir: str, job: str) -> dict[str, object] | None:
-    """The most recent run of `job` (by position: lines are appended as runs end)."""
+    """The most recent run of `job` or of the coordinator (by position: lines are appended
+    as runs end)."""
     needle = json.dumps(job, ensure_ascii=False).encode("utf-8")
     for line in reversed(_lines(state_dir)):
         if needle not in line:
             continue
         record = _record(line)
-        if record is not None and record.get("job") == job and record.get("kind") == "job":
+        if record is not None and record.get("job") == job and record.get("kind") in RUN_KINDS:
             return record
     return None
 
