@@ -109,7 +109,7 @@ def _run(spec: JobSpec, record: RunRecord, redactor: Redactor | None) -> Outcome
             env={**os.environ, **spec.environment},
             cwd=spec.working_directory,
             timeout=spec.timeout,
-            stderr_filter=redactor.bytes if redactor else None,
+            stderr_filter=redactor.stream() if redactor else None,
         )
         record.command_exit = result.returncode
         if result.error:
