@@ -6,7 +6,8 @@ stderr and log output (the journal), its findings (the inbox, then messages), th
 (runs.jsonl) and a channel's error text (the outbox). A value is matched as it is, percent-
 encoded, JSON-escaped and base64-encoded (also inside a longer base64 text, such as HTTP basic
 auth); a URL is matched by its pieces too (user, password, token path), each line of a multi-line
-value by itself; in a stream (stderr) also across read boundaries. Values shorter than MIN_LENGTH are left alone: they would garble ordinary text.
+value by itself; in a stream (stderr) also across read boundaries. Values shorter than
+MIN_LENGTH are left alone: they would garble ordinary text.
 """
 
 from __future__ import annotations
