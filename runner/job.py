@@ -16,7 +16,7 @@ import signal
 import sys
 
 from runner.chain import unmet_predecessor
-from runner.clock import utc_now
+from runner.clock import now, utc_now
 from runner.command import Stopped, raise_stopped, run_command
 from runner.exitcodes import exit_code
 from runner.findings import completed
@@ -27,6 +27,7 @@ from runner.spec import JobSpec
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
+    from runner.budget import Exhausted, Reservation
     from runner.redact import Redactor
 
 JOURNAL_FINDING_CHARS = 8000
@@ -44,7 +45,8 @@ class Outcome:
 
 
 def run_job(spec: JobSpec) -> int:
-    record = RunRecord(job=spec.job, kind="job", config=spec.config, started=utc_now())
+    began = utc_now()
+    record = RunRecord(job=spec.job, kind="job", config=spec.config, started=now())
     signal.signal(signal.SIGTERM, raise_stopped)
     redactor = _redactor()
     try:
@@ -60,7 +62,8 @@ def run_job(spec: JobSpec) -> int:
     reason = _clean(redactor, outcome.reason)
     if reason:
         print(f"vigil: {spec.job}: {outcome.result}: {reason}", file=sys.stderr)
-    line = record.as_json(result=outcome.result, exit_code=code, reason=reason, ended=utc_now())
+    ended = record.started + (utc_now() - began)  # simulated time runs at the real pace
+    line = record.as_json(result=outcome.result, exit_code=code, reason=reason, ended=ended)
     try:
         append_line(spec.state_dir, line, spec.history_max_bytes)
     except OSError as error:
@@ -144,31 +147,63 @@ def _detect_with_model(
     if stdout is not None and _found_nothing(stdout):
         print("vigil: the command found nothing; the model was not asked", file=sys.stderr)
         return Outcome("ok")
-    from runner.budget import exhausted_budgets, send_alerts
+    from runner.budget import OverBudget, Reservation, call_worst_case
+    from runner.llm_reply import expected_input_tokens
 
-    exhausted = exhausted_budgets(spec, record.started)
+    reservation = Reservation(spec, record.started)
+    first = call_worst_case(spec, expected_input_tokens(spec.llm.prompt, stdout))
+    exhausted = reservation.add(first)
     if exhausted:
-        if send_alerts(spec, exhausted, record.started):
-            record.notes.append("budget alert written to the inbox")
-        details = "; ".join(f"{item.budget.scope} budget: {item.detail}" for item in exhausted)
-        return Outcome("budget", f"model not called ({details})")
-    problem = _no_room_for_a_finding(spec)
-    if problem is not None:
-        return Outcome("storage", f"model not called: {problem}")
-    from runner.llm import LlmError, ask_model
-    from runner.packages import MissingPackage
-
+        return _over_budget(spec, record, exhausted)
     try:
-        finding = ask_model(spec.llm, stdout, record)
-    except LlmError as error:
-        return Outcome("api-error", str(error))
-    except MissingPackage as error:  # found above, yet broken on import
-        return Outcome("missing-package", f"model not called: {error}")
+        problem = _no_room_for_a_finding(spec)
+        if problem is not None:
+            return Outcome("storage", f"model not called: {problem}")
+        from runner.llm import LlmError, ask_model
+        from runner.packages import MissingPackage
+
+        def before_retry() -> None:
+            # The retry resends the request with the first reply in it: up to max_tokens more.
+            further = reservation.add(call_worst_case(spec, first.tokens))
+            if further:
+                raise OverBudget(further)
+
+        try:
+            finding = ask_model(spec.llm, stdout, record, before_retry)
+        except LlmError as error:
+            return Outcome("api-error", str(error))
+        except MissingPackage as error:  # found above, yet broken on import
+            return Outcome("missing-package", f"model not called: {error}")
+        except OverBudget as over:
+            return _over_budget(spec, record, over.exhausted)
+    finally:
+        _settle(reservation, record)
     if finding is None:
         print("vigil: the model reported nothing", file=sys.stderr)
     else:
         _write_findings(spec, record, [finding], redactor)
     return Outcome("ok")
+
+
+def _over_budget(spec: JobSpec, record: RunRecord, exhausted: list[Exhausted]) -> Outcome:
+    from runner.budget import send_alerts
+
+    if send_alerts(spec, exhausted, record.started):
+        record.notes.append("budget alert written to the inbox")
+    details = "; ".join(f"{item.budget.scope} budget: {item.detail}" for item in exhausted)
+    return Outcome("budget", f"model not called ({details})")
+
+
+def _settle(reservation: Reservation, record: RunRecord) -> None:
+    """Book what the calls used in place of the reservation (also after a failed call)."""
+    from runner.history import Usage
+
+    tokens = record.tokens_in + record.tokens_out
+    try:
+        reservation.settle(Usage(tokens, record.cost_usd, 1 if tokens else 0))
+    except OSError as error:
+        # runs.jsonl still gets the spend; the reservation lapses when this process ends.
+        print(f"vigil: could not book the spend: {describe(error)}", file=sys.stderr)
 
 
 def _unusable(state_dir: str) -> str | None:

@@ -13,7 +13,8 @@ import os
 import sys
 from datetime import datetime, timedelta
 
-from runner.clock import iso, parse_iso, utc_now
+from runner.clock import iso, parse_iso
+from runner.clock import now as clock_now
 from runner.exitcodes import OK, STORAGE, USAGE
 from runner.fsatomic import describe, read_state, write_finding
 from runner.history import runs
@@ -33,7 +34,7 @@ def main(spec_path: str) -> int:
         print(f"vigil: bad spec {spec_path}: {error}", file=sys.stderr)
         return USAGE
     state_dir = os.path.expanduser(spec["state_dir"])
-    now = parse_iso(os.environ.get("VIGIL_NOW")) or utc_now()
+    now = clock_now()
     satisfied, evidence = check_deadline(spec, state_dir, now)
     finding = {
         "source": "vigil",
