@@ -94,7 +94,7 @@ class Ledger:
             "version": LEDGER_VERSION,
             "month": self.month,
             "jobs": {job: usage.as_json() for job, usage in sorted(self.jobs.items())},
-            "reservations": self.reservations,
+            "reservations": {key: dict(item) for key, item in self.reservations.items()},
         }
 
 

@@ -111,7 +111,8 @@ def test_a_secret_across_the_64_kib_read_boundary_of_stderr(tmp_path: Path) -> N
     (credentials / "token").write_text(SECRET)
     # One stderr line longer than a read: the secret straddles the 65,536th byte.
     pad = 64 * 1024 - 10
-    command = f"head -c {pad} /dev/zero | tr '\\0' x >&2; " + 'cat "$CREDENTIALS_DIRECTORY/token" >&2'
+    command = f"head -c {pad} /dev/zero | tr '\\0' x >&2; "
+    command += 'cat "$CREDENTIALS_DIRECTORY/token" >&2'
     spec = write_spec(tmp_path, shell_spec(tmp_path, command))
     result = run_runner("job", spec, env=runner_env(CREDENTIALS_DIRECTORY=str(credentials)))
     assert result.returncode == 0, result.stderr

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from typing import Any
 
 from runner.llm_reply import expected_input_tokens
 from runner.spend import month_start
