@@ -56,11 +56,34 @@ def main(spec_path: str) -> int:
     return OK
 
 
+def previous_deadline(spec: dict[str, Any], now: datetime) -> datetime:
+    """The deadline before the one that fell due at (or last before) `now`: systemd's previous
+    firing of the deadline's calendar in the watch's zone, so a clock change or a short month
+    never moves it. A calendar the runner cannot read falls back to the compiled window."""
+    from runner.calendar import CalendarError, previous_firing
+
+    timer = spec.get("calendar")
+    if timer:
+        try:
+            lines, zone = timer["on_calendar"], timer["timezone"]
+            due = previous_firing(lines, zone, now + timedelta(seconds=1))
+            previous = previous_firing(lines, zone, due) if due else None
+        except (CalendarError, LookupError, ValueError) as error:
+            print(
+                f"vigil: deadline calendar not readable ({error}): using the window",
+                file=sys.stderr,
+            )
+        else:
+            if previous is not None:
+                return previous
+    return now - timedelta(seconds=int(spec.get("window") or 86400))
+
+
 def check_deadline(
     spec: dict[str, Any], state_dir: str, now: datetime
 ) -> tuple[bool, dict[str, Any]]:
     deadline = spec["watch"]["deadline"]
-    since = now - timedelta(seconds=int(spec.get("window") or 86400))
+    since = previous_deadline(spec, now)
     if deadline.get("job"):
         return _job(deadline["job"], state_dir, since)
     if deadline.get("source"):
