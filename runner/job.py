@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 
-from runner.chain import unmet_predecessor
+from runner.chain import check_predecessor
 from runner.clock import now, utc_now
 from runner.command import Stopped, raise_stopped, run_command
 from runner.exitcodes import exit_code
@@ -23,6 +23,7 @@ from runner.findings import completed
 from runner.fsatomic import describe, ensure_dir, write_finding
 from runner.history import RunRecord, append_line
 from runner.output import ContractError, read_output
+from runner.running import mark_ended, mark_started
 from runner.spec import JobSpec
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -50,6 +51,7 @@ def run_job(spec: JobSpec) -> int:
     signal.signal(signal.SIGTERM, raise_stopped)
     redactor = _redactor()
     try:
+        mark_started(spec.state_dir, spec.job, record.started)
         outcome = _run(spec, record, redactor)
     except Stopped as stop:
         outcome = Outcome("failed", f"stopped by {stop} before the run finished")
@@ -58,6 +60,7 @@ def run_job(spec: JobSpec) -> int:
         outcome = Outcome("storage", f"state directory: {describe(error)}")
     # A stop request now would only lose the record; systemd's SIGKILL still ends us.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    mark_ended(spec.state_dir, spec.job)
     code = exit_code(outcome.result)
     reason = _clean(redactor, outcome.reason)
     if reason:
@@ -94,9 +97,10 @@ def _run(spec: JobSpec, record: RunRecord, redactor: Redactor | None) -> Outcome
     if problem is not None:
         return Outcome("storage", f"state directory: {problem}; the command was not run")
     if spec.after is not None:
-        reason = unmet_predecessor(spec.state_dir, spec.after, record.started)
-        if reason is not None:
-            return Outcome("skipped-after", f"not run: {reason}")
+        verdict = check_predecessor(spec.state_dir, spec.after, record.started, spec.timeout)
+        if verdict.reason is not None:
+            skipped = "after-running" if verdict.still_running else "skipped-after"
+            return Outcome(skipped, f"not run: {verdict.reason}")
     if spec.llm is not None:
         # Before the command: its output would be worth nothing without the model.
         from runner.packages import MissingPackage, check_installed
@@ -150,15 +154,18 @@ def _detect_with_model(
     from runner.budget import OverBudget, Reservation, call_worst_case
     from runner.llm_reply import expected_input_tokens
 
+    problem = _no_room_for_a_finding(spec)
+    if problem is not None:
+        return Outcome("storage", f"model not called: {problem}")
     reservation = Reservation(spec, record.started)
     first = call_worst_case(spec, expected_input_tokens(spec.llm.prompt, stdout))
-    exhausted = reservation.add(first)
+    try:
+        exhausted = reservation.add(first)
+    except OSError as error:  # the ledger cannot be written: no call whose spend is unbooked
+        return Outcome("storage", f"model not called: {describe(error)}")
     if exhausted:
         return _over_budget(spec, record, exhausted)
     try:
-        problem = _no_room_for_a_finding(spec)
-        if problem is not None:
-            return Outcome("storage", f"model not called: {problem}")
         from runner.llm import LlmError, ask_model
         from runner.packages import MissingPackage
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from runner.clock import iso, parse_iso, zone
 from runner.fsatomic import locked, read_state, state_path, write_state
 from runner.history import Usage, usage_since
+from runner.running import process_alive
 
 LEDGER_VERSION = 1
 LOCK = "spend.lock"
@@ -83,7 +84,7 @@ class Ledger:
         gone = [
             key
             for key, item in self.reservations.items()
-            if not _alive(item.get("pid")) or (parse_iso(item.get("until")) or now) <= now
+            if not process_alive(item.get("pid")) or (parse_iso(item.get("until")) or now) <= now
         ]
         for key in gone:
             del self.reservations[key]
@@ -96,18 +97,6 @@ class Ledger:
             "jobs": {job: usage.as_json() for job, usage in sorted(self.jobs.items())},
             "reservations": {key: dict(item) for key, item in self.reservations.items()},
         }
-
-
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's (or namespace's) process: it exists
-    return True
 
 
 def read_ledger(state_dir: str, config: str, timezone: str, now: datetime) -> Ledger:
