@@ -15,9 +15,9 @@ from pathlib import Path
 from compiler import cron
 from compiler.model import Config, Job
 from compiler.prices import price_of
-from compiler.runs import read_runs, tokens_of
 from compiler.schedule import next_elapses, parse_schedule
 from compiler.specs import state_dir
+from runner.spend import read_ledger
 
 DAYS_PER_MONTH = 365.2425 / 12
 # Calendar expressions are counted by systemd over this many firings at most.
@@ -86,7 +86,8 @@ def _cron_firings(spec: cron.CronSpec) -> float:
 
 
 def estimate(config: Config, *, system: bool = False, now: datetime | None = None) -> list[JobCost]:
-    spent = month_to_date(Path(os.path.expanduser(state_dir(config, system))), now)
+    state = Path(os.path.expanduser(state_dir(config, system)))
+    spent = month_to_date(state, config.name, config.timezone, now)
     overrides = {name: (p.input, p.output) for name, p in config.llm.prices.items()}
     rows = []
     for name, job in config.jobs.items():
@@ -111,22 +112,12 @@ def estimate(config: Config, *, system: bool = False, now: datetime | None = Non
 
 
 def month_to_date(
-    directory: Path, now: datetime | None = None
+    directory: Path, config: str, timezone: str, now: datetime | None = None
 ) -> dict[str, tuple[float, int, int]]:
-    """job -> (USD, tokens, model calls) this calendar month (UTC), from runs.jsonl."""
-    month = (now or datetime.now(UTC)).strftime("%Y-%m")
-    totals: dict[str, tuple[float, int, int]] = {}
-    for run in read_runs(directory):
-        if not str(run.get("start", "")).startswith(month):
-            continue
-        tokens = tokens_of(run)
-        usd, used, calls = totals.get(str(run.get("job")), (0.0, 0, 0))
-        totals[str(run.get("job"))] = (
-            usd + float(run.get("cost_usd") or 0),
-            used + tokens,
-            calls + (1 if tokens else 0),
-        )
-    return totals
+    """job -> (USD, tokens, model calls) this calendar month in `timezone`: the spend ledger
+    the budgets count (runs.jsonl for a month from before the ledger)."""
+    ledger = read_ledger(str(directory), config, timezone, now or datetime.now(UTC))
+    return {job: (used.usd, used.tokens, used.calls) for job, used in ledger.jobs.items()}
 
 
 def heartbeats_per_month(config: Config) -> float:

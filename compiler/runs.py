@@ -23,7 +23,3 @@ def read_runs(state: Path) -> Iterator[dict[str, Any]]:
                 continue
             if isinstance(record, dict):
                 yield record
-
-
-def tokens_of(run: dict[str, Any]) -> int:
-    return int(run.get("tokens_in") or 0) + int(run.get("tokens_out") or 0)

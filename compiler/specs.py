@@ -56,16 +56,31 @@ def job_spec(config: Config, name: str, job: Job, system: bool) -> dict[str, Any
 
 
 def _after(config: Config, name: str, job: Job) -> dict[str, Any] | None:
-    """The predecessor must have succeeded within `window` seconds: this job's shortest gap
-    between firings, so yesterday's run of a daily chain never counts for today."""
+    """The predecessor must have succeeded in its own current cycle: since its latest
+    scheduled firing (`calendar`, computed by the runner). `window` (this job's shortest gap
+    between firings) is the fallback for a schedule the runner cannot read."""
     if job.after is None:
         return None
-    lines = tuple(line for e in job.schedule for line in parse_schedule(e).on_calendar)
+    lines = _calendar_lines(job)
+    predecessor = config.jobs[job.after]
     return {
         "job": job.after,
         "unit": f"{config.name}-{job.after}.service",
         "window": _shortest_gap(lines, job.timezone or config.timezone),
+        "timeout": predecessor.timeout,
+        "calendar": _calendar(
+            _calendar_lines(predecessor), predecessor.timezone or config.timezone
+        ),
     }
+
+
+def _calendar_lines(job: Job) -> tuple[str, ...]:
+    return tuple(line for e in job.schedule for line in parse_schedule(e).on_calendar)
+
+
+def _calendar(lines: tuple[str, ...], zone: str) -> dict[str, Any] | None:
+    """A timer's OnCalendar= lines and zone, for the runner to find its previous firing."""
+    return {"on_calendar": list(lines), "timezone": zone} if lines else None
 
 
 def _llm(config: Config, job: Job) -> dict[str, Any] | None:
@@ -121,7 +136,9 @@ def watch_spec(config: Config, name: str, system: bool) -> dict[str, Any]:
     spec.update(watch_name=name, unit=f"{config.name}-watch-{name}.service", watch=watch)
     if model.deadline is not None:
         zone = model.timezone or config.timezone
-        spec["window"] = _shortest_gap(parse_schedule(model.deadline.at).on_calendar, zone)
+        lines = parse_schedule(model.deadline.at).on_calendar
+        spec["window"] = _shortest_gap(lines, zone)  # for a calendar the runner cannot read
+        spec["calendar"] = _calendar(lines, zone)
     return spec
 
 

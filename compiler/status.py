@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 
 from compiler.layout import Scope
 from compiler.model import Config
-from compiler.runs import read_runs, tokens_of
+from compiler.runs import read_runs
 from compiler.systemctl import Systemctl
+from runner.spend import read_ledger
 
 PROPERTIES = (
     "ActiveState",
@@ -66,7 +67,7 @@ def collect(
         else {}
     )
     _monotonic_next_runs(shown, config.timezone)
-    history = _history(state, now or datetime.now(UTC))
+    history = _history(state, now or datetime.now(UTC), config)
     return [_row(target, kind, unit, shown, history) for target, kind, unit in targets]
 
 
@@ -112,17 +113,16 @@ def _suffixes(kind: str) -> tuple[str, ...]:
     return ("service", "timer", "path") if kind == "coordinator" else ("service", "timer")
 
 
-def _history(state: Path, now: datetime) -> dict[str, dict[str, Any]]:
-    """job -> last run, failures in a row, tokens and cost this month."""
-    month = now.strftime("%Y-%m")
+def _history(state: Path, now: datetime, config: Config) -> dict[str, dict[str, Any]]:
+    """job -> last run, failures in a row, tokens and cost this month (the spend ledger's
+    month, in the config's timezone)."""
     summary: dict[str, dict[str, Any]] = {}
     for run in read_runs(state):
-        entry = summary.setdefault(str(run.get("job")), {"row": 0, "tokens": 0, "cost": 0.0})
+        entry = summary.setdefault(str(run.get("job")), {"row": 0})
         entry["last"] = run
         entry["row"] = 0 if run.get("result") == "ok" else entry["row"] + 1
-        if str(run.get("start", "")).startswith(month):
-            entry["tokens"] += tokens_of(run)
-            entry["cost"] += float(run.get("cost_usd") or 0)
+    for job, used in read_ledger(str(state), config.name, config.timezone, now).jobs.items():
+        summary.setdefault(job, {"row": 0}).update(tokens=used.tokens, cost=used.usd)
     return summary
 
 

@@ -1,23 +1,30 @@
 """Monthly budgets for LLM detectors: checked before every model call, never after.
 
-A call is made only if month-to-date usage plus the call's worst-case output (`max_tokens`,
-priced at the output rate) stays within every budget; so a budget is overshot by at most one
-call's input. "Month" is the calendar month in the config's timezone. `global` budgets count
-every job of the config that records into the same runs.jsonl. A blocked run alerts once per
-job, budget and month: the alert's `id` is stable and `state/budget-alerts.json` remembers it.
+A call is made only if the month's spend, plus what runs in progress have reserved, plus the
+call's worst case (`max_tokens` of output and the expected input, see llm_reply) stays within
+every budget. The check and the reservation happen together under the spend ledger's lock
+(runner.spend), so runs started at once never spend the same remainder; after the call the
+reservation becomes what it used. A budget is overshot by at most one call's input beyond its
+estimate. "Month" is the calendar month in the config's timezone. `global` budgets count every
+job of the config that books into the same state directory. A blocked run alerts once per job,
+budget and month: the alert's `id` is stable and `state/budget-alerts.json` remembers it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import os
+from datetime import datetime, timedelta
 
 from runner.clock import iso
 from runner.findings import ALERT_PRIORITY
 from runner.fsatomic import locked, read_state, state_path, write_finding, write_state
-from runner.history import Usage, usage_since
+from runner.history import Usage
 from runner.spec import Budget, JobSpec
+from runner.spend import Booking, Ledger
 
 ALERTS_STATE = "budget-alerts.json"
+RESERVATION_MARGIN = 60.0
+"""Seconds a reservation outlives the longest its calls may take (timeouts times retries)."""
 
 
 class Exhausted:
@@ -29,42 +36,81 @@ class Exhausted:
         self.detail = detail
 
 
-def month_start(now: datetime, timezone: str) -> tuple[datetime, str]:
-    """The start of the current calendar month in `timezone`, and its label (2026-02)."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+class OverBudget(Exception):
+    """A further call of this run (the retry after a malformed reply) would break a budget."""
 
-    try:
-        local = now.astimezone(ZoneInfo(timezone))
-    except (ZoneInfoNotFoundError, ValueError):
-        local = now
-    start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return start, start.strftime("%Y-%m")
+    def __init__(self, exhausted: list[Exhausted]) -> None:
+        super().__init__("; ".join(item.detail for item in exhausted))
+        self.exhausted = exhausted
 
 
-def exhausted_budgets(spec: JobSpec, now: datetime) -> list[Exhausted]:
-    if not spec.budgets or spec.llm is None:
-        return []
-    since, month = month_start(now, spec.timezone)
-    per_job, overall = usage_since(spec.state_dir, spec.config, since)
-    next_tokens = spec.llm.max_tokens
-    next_usd = next_tokens * (spec.llm.price_per_mtok or (0.0, 0.0))[1] / 1e6
+def call_worst_case(spec: JobSpec, input_tokens: int) -> Usage:
+    """The most one call may use: `input_tokens` in and `max_tokens` out, priced."""
+    assert spec.llm is not None
+    price_in, price_out = spec.llm.price_per_mtok or (0.0, 0.0)
+    output = spec.llm.max_tokens
+    return Usage(input_tokens + output, (input_tokens * price_in + output * price_out) / 1e6, 1)
+
+
+def exhausted_budgets(spec: JobSpec, ledger: Ledger, worst: Usage) -> list[Exhausted]:
+    """The budgets that `worst` on top of the ledger's spend and reservations would break."""
     found = []
     for budget in spec.budgets:
-        used = per_job.get(spec.job, Usage()) if budget.scope == "job" else overall
+        job = spec.job if budget.scope == "job" else None
+        used = ledger.spent(job)
+        held = used.tokens - ledger.spent(job, reserved=False).tokens
+        in_flight = f" ({held} reserved by runs in progress)" if held else ""
         problems = []
-        if budget.monthly_tokens is not None and used.tokens + next_tokens > budget.monthly_tokens:
+        if budget.monthly_tokens is not None and used.tokens + worst.tokens > budget.monthly_tokens:
             problems.append(
-                f"{used.tokens} of {budget.monthly_tokens} tokens used, "
-                f"the next call may use up to {next_tokens}"
+                f"{used.tokens} of {budget.monthly_tokens} tokens used{in_flight}, "
+                f"the next call may use up to {worst.tokens}"
             )
-        if budget.monthly_usd is not None and used.usd + next_usd > budget.monthly_usd:
+        # Whole micro-dollars: a call landing exactly on the budget is within it.
+        if budget.monthly_usd is not None and round(used.usd + worst.usd, 6) > budget.monthly_usd:
             problems.append(
                 f"{used.usd:.2f} of {budget.monthly_usd:.2f} USD used, "
-                f"the next call may cost up to {next_usd:.4f}"
+                f"the next call may cost up to {worst.usd:.4f}"
             )
         if problems:
-            found.append(Exhausted(budget, month, "; ".join(problems)))
+            found.append(Exhausted(budget, ledger.month, "; ".join(problems)))
     return found
+
+
+class Reservation:
+    """A run's booking in the spend ledger, from before its first call to after its last."""
+
+    def __init__(self, spec: JobSpec, started: datetime) -> None:
+        self.spec = spec
+        self.started = started  # the month the run started in is the month it is booked in
+        self.key = f"{spec.job}-{os.getpid()}-{os.urandom(4).hex()}"
+        self.reserved = Usage()
+        assert spec.llm is not None
+        calls = (spec.llm.max_retries + 1) * 2  # SDK retries, for each of two attempts
+        self.until = started + timedelta(seconds=spec.llm.timeout * calls + RESERVATION_MARGIN)
+
+    def _booking(self) -> Booking:
+        spec = self.spec
+        return Booking(spec.state_dir, spec.config, spec.timezone, self.started)
+
+    def add(self, worst: Usage) -> list[Exhausted]:
+        """Reserve `worst` more, or return the budgets it would break (reserving nothing)."""
+        with self._booking() as ledger:
+            # The ledger counts this run's earlier reservation (a retry's check) like any other.
+            exhausted = exhausted_budgets(self.spec, ledger, worst)
+            if exhausted:
+                return exhausted
+            total = Usage()
+            total.merge(self.reserved)
+            total.merge(worst)
+            ledger.reserve(self.key, self.spec.job, total, self.until)
+            self.reserved = total
+        return []
+
+    def settle(self, used: Usage) -> None:
+        """Replace the reservation with what the calls used (the run's tokens and cost)."""
+        with self._booking() as ledger:
+            ledger.settle(self.key, self.spec.job, used)
 
 
 def alert_id(spec: JobSpec, exhausted: Exhausted) -> str:

@@ -1,18 +1,66 @@
-"""Chains (`after:`): a step runs only when its predecessor succeeded in this cycle."""
+"""Chains (`after:`): a step runs only when its predecessor succeeded in the predecessor's own
+current cycle, which began at its latest scheduled firing (systemd's, in its zone). A
+predecessor still running is waited for, up to the step's timeout, and then reported as
+running, never as failed."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import sys
+import time
+from datetime import datetime, timedelta
 
-from runner.clock import parse_iso
+from runner.clock import iso, parse_iso
 from runner.history import last_run
+from runner.running import running
 from runner.spec import After
+
+POLL_SECONDS = 1.0
+
+
+class Verdict:
+    """Why a step must not run (`reason`), and whether that is because the predecessor is
+    still running; no reason means it may run."""
+
+    def __init__(self, reason: str | None = None, *, still_running: bool = False) -> None:
+        self.reason = reason
+        self.still_running = still_running
+
+
+def check_predecessor(state_dir: str, after: After, now: datetime, wait: float) -> Verdict:
+    """Wait up to `wait` seconds while the predecessor runs, then judge its latest run."""
+    deadline = time.monotonic() + wait
+    announced = False
+    while (marker := running(state_dir, after.job)) is not None:
+        if time.monotonic() >= deadline:
+            started = marker.get("start")
+            return Verdict(
+                f"predecessor {after.job} is still running (started {started})",
+                still_running=True,
+            )
+        if not announced:
+            print(f"vigil: waiting for {after.job}, still running", file=sys.stderr)
+            announced = True
+        time.sleep(POLL_SECONDS)
+    return Verdict(unmet_predecessor(state_dir, after, now))
+
+
+def cycle_start(after: After, now: datetime) -> datetime | None:
+    """The predecessor's latest scheduled firing at or before `now`, or None when its
+    schedule is unknown or unreadable here (then the compiled window applies)."""
+    if after.calendar is None:
+        return None
+    from runner.calendar import CalendarError, previous_firing
+
+    lines, zone = after.calendar
+    try:
+        return previous_firing(lines, zone, now + timedelta(seconds=1))
+    except (CalendarError, LookupError, ValueError):
+        return None
 
 
 def unmet_predecessor(state_dir: str, after: After, now: datetime) -> str | None:
-    """Why this step must not run, or None when the predecessor's latest run is a recent
-    success. "Recent" is the spec's window (the step's shortest gap between firings), so
-    yesterday's success never stands in for today's."""
+    """Why this step must not run, or None when the predecessor's latest run is a success of
+    its current cycle (or, without its calendar, within the spec's window)."""
     name = after.job
     last = last_run(state_dir, name)
     if last is None:
@@ -24,9 +72,17 @@ def unmet_predecessor(state_dir: str, after: After, now: datetime) -> str | None
             f"its last run (started {start}) was {last.get('result')}"
         )
     started = parse_iso(start)
+    if started is None:
+        return f"predecessor {name}: its last run has no readable start time"
+    cycle = cycle_start(after, now)
+    if cycle is not None:
+        if started < cycle:
+            return (
+                f"predecessor {name} has not succeeded since its scheduled run at {iso(cycle)} "
+                f"(its last success started {start})"
+            )
+        return None
     if after.window is not None:
-        if started is None:
-            return f"predecessor {name}: its last run has no readable start time"
         age = (now - started).total_seconds()
         if age > after.window:
             return (

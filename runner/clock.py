@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, tzinfo
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def now() -> datetime:
+    """The moment a run acts at: VIGIL_NOW when set (a simulation or test), else the clock."""
+    return parse_iso(os.environ.get("VIGIL_NOW")) or utc_now()
 
 
 def iso(moment: datetime, timespec: str = "seconds") -> str:

@@ -11,7 +11,7 @@ from contextlib import suppress
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from runner.redact import ByteStream
 
 KILL_GRACE = 5.0
 """Seconds between SIGTERM and SIGKILL for a command that ran past its timeout."""
@@ -46,7 +46,7 @@ def run_command(
     env: dict[str, str],
     cwd: str,
     timeout: float,
-    stderr_filter: Callable[[bytes], bytes] | None = None,
+    stderr_filter: ByteStream | None = None,
 ) -> CommandResult:
     relay = _Relay(stderr_filter) if stderr_filter is not None else None
     try:
@@ -83,7 +83,7 @@ def run_command(
 class _Relay:
     """The command's stderr, filtered line by line onto ours (fd 2: the journal)."""
 
-    def __init__(self, line_filter: Callable[[bytes], bytes]) -> None:
+    def __init__(self, line_filter: ByteStream) -> None:
         import threading  # only a job with credentials pays for it
 
         self.read_end, self.write_end = os.pipe()
@@ -105,9 +105,13 @@ class _Relay:
         # readline() returns a line as soon as the pipe has it: the journal stays live.
         with open(self.read_end, "rb") as stream:
             while line := stream.readline(LINE_LIMIT):
-                data = self.filter(line)
-                while data:
-                    data = data[os.write(2, data) :]
+                self._write(self.filter.feed(line))
+            self._write(self.filter.flush())
+
+    @staticmethod
+    def _write(data: bytes) -> None:
+        while data:
+            data = data[os.write(2, data) :]
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> bytes:

@@ -17,6 +17,8 @@ records the result word next to it.
 |      |                 | file system, no permission); nothing half-written is left      |
 | 9    | missing-package | the interpreter lacks a package the job needs (`anthropic` for |
 |      |                 | a prompt); nothing was run, the reason says how to install it  |
+| 10   | after-running   | the `after:` predecessor was still running when this step's    |
+|      |                 | wait (its timeout) ran out; the command did not run            |
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ API_ERROR = 6
 BUDGET = 7
 STORAGE = 8
 MISSING_PACKAGE = 9
+AFTER_RUNNING = 10
 
 EXIT_CODE = {
     "ok": OK,
@@ -42,6 +45,7 @@ EXIT_CODE = {
     "budget": BUDGET,
     "storage": STORAGE,
     "missing-package": MISSING_PACKAGE,
+    "after-running": AFTER_RUNNING,
 }
 """Result word (as recorded in runs.jsonl) to exit code."""
 

@@ -114,34 +114,55 @@ def runs(state_dir: str) -> Iterator[dict[str, object]]:
             yield record
 
 
+# The coordinator records itself as job "coordinator" (a name no job may take).
+RUN_KINDS = ("job", "coordinator")
+
+
 def last_run(state_dir: str, job: str) -> dict[str, object] | None:
-    """The most recent run of `job` (by position: lines are appended as runs end)."""
+    """The most recent run of `job` or of the coordinator (by position: lines are appended
+    as runs end)."""
     needle = json.dumps(job, ensure_ascii=False).encode("utf-8")
     for line in reversed(_lines(state_dir)):
         if needle not in line:
             continue
         record = _record(line)
-        if record is not None and record.get("job") == job and record.get("kind") == "job":
+        if record is not None and record.get("job") == job and record.get("kind") in RUN_KINDS:
             return record
     return None
 
 
 class Usage:
-    """Tokens and US dollars spent by model calls."""
+    """Tokens, US dollars and calls spent on the model."""
 
-    def __init__(self) -> None:
-        self.tokens = 0
-        self.usd = 0.0
+    def __init__(self, tokens: int = 0, usd: float = 0.0, calls: int = 0) -> None:
+        self.tokens = tokens
+        self.usd = usd
+        self.calls = calls
+
+    @classmethod
+    def of(cls, figures: object) -> Usage:
+        """From a ledger entry ({"tokens", "usd", "calls"}); anything unreadable counts 0."""
+        data = figures if isinstance(figures, dict) else {}
+        return cls(_int(data.get("tokens")), _float(data.get("usd")), _int(data.get("calls")))
 
     def add(self, record: dict[str, object]) -> None:
-        self.tokens += _int(record.get("tokens_in")) + _int(record.get("tokens_out"))
-        cost = record.get("cost_usd")
-        if isinstance(cost, int | float) and not isinstance(cost, bool):
-            self.usd += float(cost)
+        """Add a run record's spend."""
+        tokens = _int(record.get("tokens_in")) + _int(record.get("tokens_out"))
+        self.merge(Usage(tokens, _float(record.get("cost_usd")), 1 if tokens else 0))
+
+    def merge(self, other: Usage) -> None:
+        self.tokens += other.tokens
+        self.usd += other.usd
+        self.calls += other.calls
+
+    def as_json(self) -> dict[str, object]:
+        return {"tokens": self.tokens, "usd": round(self.usd, 6), "calls": self.calls}
 
 
-def usage_since(state_dir: str, config: str, since: datetime) -> tuple[dict[str, Usage], Usage]:
-    """Usage of runs that started at or after `since`: per job, and for the whole config."""
+def usage_since(
+    state_dir: str, config: str, since: datetime, until: datetime | None = None
+) -> tuple[dict[str, Usage], Usage]:
+    """Usage of runs that started in [since, until): per job, and for the whole config."""
     per_job: dict[str, Usage] = {}
     overall = Usage()
     for record in runs(state_dir):
@@ -150,7 +171,7 @@ def usage_since(state_dir: str, config: str, since: datetime) -> tuple[dict[str,
         if not (record.get("tokens_in") or record.get("tokens_out") or record.get("cost_usd")):
             continue
         started = parse_iso(record.get("start"))
-        if started is None or started < since:
+        if started is None or started < since or (until is not None and started >= until):
             continue
         job = record.get("job")
         per_job.setdefault(job if isinstance(job, str) else "?", Usage()).add(record)
@@ -160,3 +181,9 @@ def usage_since(state_dir: str, config: str, since: datetime) -> tuple[dict[str,
 
 def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _float(value: object) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return 0.0

@@ -15,18 +15,20 @@ import os
 import signal
 import sys
 
-from runner.chain import unmet_predecessor
-from runner.clock import utc_now
+from runner.chain import check_predecessor
+from runner.clock import now, utc_now
 from runner.command import Stopped, raise_stopped, run_command
 from runner.exitcodes import exit_code
 from runner.findings import completed
 from runner.fsatomic import describe, ensure_dir, write_finding
 from runner.history import RunRecord, append_line
 from runner.output import ContractError, read_output
+from runner.running import mark_ended, mark_started
 from runner.spec import JobSpec
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
+    from runner.budget import Exhausted, Reservation
     from runner.redact import Redactor
 
 JOURNAL_FINDING_CHARS = 8000
@@ -44,10 +46,12 @@ class Outcome:
 
 
 def run_job(spec: JobSpec) -> int:
-    record = RunRecord(job=spec.job, kind="job", config=spec.config, started=utc_now())
+    began = utc_now()
+    record = RunRecord(job=spec.job, kind="job", config=spec.config, started=now())
     signal.signal(signal.SIGTERM, raise_stopped)
     redactor = _redactor()
     try:
+        mark_started(spec.state_dir, spec.job, record.started)
         outcome = _run(spec, record, redactor)
     except Stopped as stop:
         outcome = Outcome("failed", f"stopped by {stop} before the run finished")
@@ -63,11 +67,13 @@ def run_job(spec: JobSpec) -> int:
         outcome = Outcome("failed", f"internal error: {type(error).__name__}: {error}")
     # A stop request now would only lose the record; systemd's SIGKILL still ends us.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    mark_ended(spec.state_dir, spec.job)
     code = exit_code(outcome.result)
     reason = _clean(redactor, outcome.reason)
     if reason:
         print(f"vigil: {spec.job}: {outcome.result}: {reason}", file=sys.stderr)
-    line = record.as_json(result=outcome.result, exit_code=code, reason=reason, ended=utc_now())
+    ended = record.started + (utc_now() - began)  # simulated time runs at the real pace
+    line = record.as_json(result=outcome.result, exit_code=code, reason=reason, ended=ended)
     try:
         append_line(spec.state_dir, line, spec.history_max_bytes)
     except OSError as error:
@@ -98,9 +104,10 @@ def _run(spec: JobSpec, record: RunRecord, redactor: Redactor | None) -> Outcome
     if problem is not None:
         return Outcome("storage", f"state directory: {problem}; the command was not run")
     if spec.after is not None:
-        reason = unmet_predecessor(spec.state_dir, spec.after, record.started)
-        if reason is not None:
-            return Outcome("skipped-after", f"not run: {reason}")
+        verdict = check_predecessor(spec.state_dir, spec.after, record.started, spec.timeout)
+        if verdict.reason is not None:
+            skipped = "after-running" if verdict.still_running else "skipped-after"
+            return Outcome(skipped, f"not run: {verdict.reason}")
     if spec.llm is not None:
         # Before the command: its output would be worth nothing without the model.
         from runner.packages import MissingPackage, check_installed
@@ -116,7 +123,7 @@ def _run(spec: JobSpec, record: RunRecord, redactor: Redactor | None) -> Outcome
             env={**os.environ, **spec.environment},
             cwd=spec.working_directory,
             timeout=spec.timeout,
-            stderr_filter=redactor.bytes if redactor else None,
+            stderr_filter=redactor.stream() if redactor else None,
         )
         record.command_exit = result.returncode
         if result.error:
@@ -151,31 +158,66 @@ def _detect_with_model(
     if stdout is not None and _found_nothing(stdout):
         print("vigil: the command found nothing; the model was not asked", file=sys.stderr)
         return Outcome("ok")
-    from runner.budget import exhausted_budgets, send_alerts
+    from runner.budget import OverBudget, Reservation, call_worst_case
+    from runner.llm_reply import expected_input_tokens
 
-    exhausted = exhausted_budgets(spec, record.started)
-    if exhausted:
-        if send_alerts(spec, exhausted, record.started):
-            record.notes.append("budget alert written to the inbox")
-        details = "; ".join(f"{item.budget.scope} budget: {item.detail}" for item in exhausted)
-        return Outcome("budget", f"model not called ({details})")
     problem = _no_room_for_a_finding(spec)
     if problem is not None:
         return Outcome("storage", f"model not called: {problem}")
-    from runner.llm import LlmError, ask_model
-    from runner.packages import MissingPackage
-
+    reservation = Reservation(spec, record.started)
+    first = call_worst_case(spec, expected_input_tokens(spec.llm.prompt, stdout))
     try:
-        finding = ask_model(spec.llm, stdout, record)
-    except LlmError as error:
-        return Outcome("api-error", str(error))
-    except MissingPackage as error:  # found above, yet broken on import
-        return Outcome("missing-package", f"model not called: {error}")
+        exhausted = reservation.add(first)
+    except OSError as error:  # the ledger cannot be written: no call whose spend is unbooked
+        return Outcome("storage", f"model not called: {describe(error)}")
+    if exhausted:
+        return _over_budget(spec, record, exhausted)
+    try:
+        from runner.llm import LlmError, ask_model
+        from runner.packages import MissingPackage
+
+        def before_retry() -> None:
+            # The retry resends the request with the first reply in it: up to max_tokens more.
+            further = reservation.add(call_worst_case(spec, first.tokens))
+            if further:
+                raise OverBudget(further)
+
+        try:
+            finding = ask_model(spec.llm, stdout, record, before_retry)
+        except LlmError as error:
+            return Outcome("api-error", str(error))
+        except MissingPackage as error:  # found above, yet broken on import
+            return Outcome("missing-package", f"model not called: {error}")
+        except OverBudget as over:
+            return _over_budget(spec, record, over.exhausted)
+    finally:
+        _settle(reservation, record)
     if finding is None:
         print("vigil: the model reported nothing", file=sys.stderr)
     else:
         _write_findings(spec, record, [finding], redactor)
     return Outcome("ok")
+
+
+def _over_budget(spec: JobSpec, record: RunRecord, exhausted: list[Exhausted]) -> Outcome:
+    from runner.budget import send_alerts
+
+    if send_alerts(spec, exhausted, record.started):
+        record.notes.append("budget alert written to the inbox")
+    details = "; ".join(f"{item.budget.scope} budget: {item.detail}" for item in exhausted)
+    return Outcome("budget", f"model not called ({details})")
+
+
+def _settle(reservation: Reservation, record: RunRecord) -> None:
+    """Book what the calls used in place of the reservation (also after a failed call)."""
+    from runner.history import Usage
+
+    tokens = record.tokens_in + record.tokens_out
+    try:
+        reservation.settle(Usage(tokens, record.cost_usd, 1 if tokens else 0))
+    except OSError as error:
+        # runs.jsonl still gets the spend; the reservation lapses when this process ends.
+        print(f"vigil: could not book the spend: {describe(error)}", file=sys.stderr)
 
 
 def _unusable(state_dir: str) -> str | None:

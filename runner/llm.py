@@ -27,6 +27,8 @@ from runner.llm_reply import (
 from runner.spec import Llm
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from anthropic.types import MessageParam
 
 
@@ -56,18 +58,28 @@ def read_api_key(credential: str | None) -> str:
     return key
 
 
-def ask_model(llm: Llm, command_output: str | None, record: RunRecord) -> dict[str, object] | None:
+def ask_model(
+    llm: Llm,
+    command_output: str | None,
+    record: RunRecord,
+    before_retry: Callable[[], None] | None = None,
+) -> dict[str, object] | None:
     """The finding the model reports, or None for "nothing to report". Tokens and cost of
-    every call (a retry included) are added to `record`, also when the run then fails."""
+    every call (a retry included) are added to `record`, also when the run then fails.
+    `before_retry` runs before the second attempt (it may raise to stop: a budget)."""
     key = read_api_key(llm.api_key_credential)
     try:
-        return _converse(llm, key, command_output, record)
+        return _converse(llm, key, command_output, record, before_retry)
     except LlmError as error:
         raise LlmError(str(error).replace(key, "[api key]")) from None
 
 
 def _converse(
-    llm: Llm, key: str, command_output: str | None, record: RunRecord
+    llm: Llm,
+    key: str,
+    command_output: str | None,
+    record: RunRecord,
+    before_retry: Callable[[], None] | None,
 ) -> dict[str, object] | None:
     from runner.packages import load
 
@@ -84,6 +96,8 @@ def _converse(
     record.model = llm.model
     verdict = Verdict("malformed")
     for attempt in (1, 2):
+        if attempt > 1 and before_retry is not None:
+            before_retry()
         try:
             response = client.messages.create(
                 model=llm.model,

@@ -56,6 +56,21 @@ def user_message(prompt: str, command_output: str | None) -> str:
     return f"{prompt.rstrip()}\n\n<command_output>\n{command_output.rstrip()}\n</command_output>"
 
 
+TOOL_USE_OVERHEAD = 400
+"""Input tokens the API adds to every request with a forced tool (its own tool-use prompt)."""
+BYTES_PER_TOKEN = 3
+"""A cautious ratio for the expected input: English text averages about 4 bytes a token."""
+
+
+def expected_input_tokens(prompt: str, command_output: str | None) -> int:
+    """About how many input tokens the first request takes (reserved against budgets)."""
+    import json
+
+    tool = TOOL_DESCRIPTION + json.dumps(TOOL_SCHEMA)
+    sent = SYSTEM + tool + user_message(prompt, command_output)
+    return -(-len(sent.encode("utf-8")) // BYTES_PER_TOKEN) + TOOL_USE_OVERHEAD
+
+
 def judge(reply: dict[str, object]) -> Verdict:
     """Read a Messages API reply (as a plain dict)."""
     stop_reason = reply.get("stop_reason")

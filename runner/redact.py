@@ -6,7 +6,8 @@ stderr and log output (the journal), its findings (the inbox, then messages), th
 (runs.jsonl) and a channel's error text (the outbox). A value is matched as it is, percent-
 encoded, JSON-escaped and base64-encoded (also inside a longer base64 text, such as HTTP basic
 auth); a URL is matched by its pieces too (user, password, token path), each line of a multi-line
-value by itself. Values shorter than MIN_LENGTH are left alone: they would garble ordinary text.
+value by itself; in a stream (stderr) also across read boundaries. Values shorter than
+MIN_LENGTH are left alone: they would garble ordinary text.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ class Redactor:
                 data = data.replace(needle, REDACTED.encode())
         return data
 
+    def stream(self) -> ByteStream:
+        """A filter for text that arrives in pieces (a command's stderr)."""
+        return ByteStream(self)
+
     def data(self, value: object) -> object:
         """JSON data with every string (keys too) redacted."""
         if isinstance(value, str):
@@ -63,6 +68,35 @@ class Redactor:
                 (self.text(k) if isinstance(k, str) else k): self.data(v) for k, v in value.items()
             }
         return value
+
+
+class ByteStream:
+    """Redacts bytes that arrive in pieces. A piece's end may hold the start of a value that
+    the next piece completes (a 64 KiB read boundary inside a long line): the longest such
+    tail that could still become a value is held back until more arrives or the stream ends."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self.longest = max((len(n) for n in redactor.byte_needles), default=0)
+        self.held = b""
+
+    def feed(self, piece: bytes) -> bytes:
+        data = self.redactor.bytes(self.held + piece)
+        cut = self._start_of_partial_value(data)
+        self.held = data[cut:]
+        return data[:cut]
+
+    def flush(self) -> bytes:
+        data, self.held = self.held, b""
+        return data
+
+    def _start_of_partial_value(self, data: bytes) -> int:
+        """Where the longest tail of `data` that is a proper prefix of a value begins."""
+        for start in range(max(0, len(data) - self.longest + 1), len(data)):
+            tail = data[start:]
+            if any(needle.startswith(tail) for needle in self.redactor.byte_needles):
+                return start
+        return len(data)
 
 
 def from_credentials(directory: str | None) -> Redactor:

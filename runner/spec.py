@@ -98,12 +98,20 @@ class _Fields:
 
 
 class After:
-    """The predecessor of a chain step and how recent its success must be (seconds)."""
+    """The predecessor of a chain step: its schedule (`calendar`: OnCalendar= lines and zone)
+    and, for a schedule the runner cannot read, how recent its success must be (seconds)."""
 
     def __init__(self, fields: _Fields) -> None:
         self.job = fields.text("job")
         self.unit = fields.optional_text("unit")
         self.window = fields.optional_number("window")
+        self.calendar: tuple[list[str], str] | None = None
+        timer = fields.child("calendar", optional=True)
+        if timer is not None:
+            lines = timer.data.get("on_calendar")
+            if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
+                raise SpecError(f"{timer.where}.on_calendar: expected a list of strings")
+            self.calendar = ([str(x) for x in lines], timer.text("timezone"))
 
 
 class Llm:

@@ -13,7 +13,8 @@ import os
 import sys
 from datetime import datetime, timedelta
 
-from runner.clock import iso, parse_iso, utc_now
+from runner.clock import iso, parse_iso
+from runner.clock import now as clock_now
 from runner.exitcodes import OK, STORAGE, USAGE
 from runner.fsatomic import describe, read_state, write_finding
 from runner.history import runs
@@ -33,7 +34,7 @@ def main(spec_path: str) -> int:
         print(f"vigil: bad spec {spec_path}: {error}", file=sys.stderr)
         return USAGE
     state_dir = os.path.expanduser(spec["state_dir"])
-    now = parse_iso(os.environ.get("VIGIL_NOW")) or utc_now()
+    now = clock_now()
     satisfied, evidence = check_deadline(spec, state_dir, now)
     finding = {
         "source": "vigil",
@@ -55,11 +56,34 @@ def main(spec_path: str) -> int:
     return OK
 
 
+def previous_deadline(spec: dict[str, Any], now: datetime) -> datetime:
+    """The deadline before the one that fell due at (or last before) `now`: systemd's previous
+    firing of the deadline's calendar in the watch's zone, so a clock change or a short month
+    never moves it. A calendar the runner cannot read falls back to the compiled window."""
+    from runner.calendar import CalendarError, previous_firing
+
+    timer = spec.get("calendar")
+    if timer:
+        try:
+            lines, zone = timer["on_calendar"], timer["timezone"]
+            due = previous_firing(lines, zone, now + timedelta(seconds=1))
+            previous = previous_firing(lines, zone, due) if due else None
+        except (CalendarError, LookupError, ValueError) as error:
+            print(
+                f"vigil: deadline calendar not readable ({error}): using the window",
+                file=sys.stderr,
+            )
+        else:
+            if previous is not None:
+                return previous
+    return now - timedelta(seconds=int(spec.get("window") or 86400))
+
+
 def check_deadline(
     spec: dict[str, Any], state_dir: str, now: datetime
 ) -> tuple[bool, dict[str, Any]]:
     deadline = spec["watch"]["deadline"]
-    since = now - timedelta(seconds=int(spec.get("window") or 86400))
+    since = previous_deadline(spec, now)
     if deadline.get("job"):
         return _job(deadline["job"], state_dir, since)
     if deadline.get("source"):

@@ -82,9 +82,35 @@ def test_month_to_date_counts_only_this_month(tmp_path: Path) -> None:
             },
         ],
     )
-    totals = month_to_date(tmp_path, datetime(2026, 11, 21, tzinfo=UTC))
+    totals = month_to_date(tmp_path, "demo", "UTC", datetime(2026, 11, 21, tzinfo=UTC))
     assert totals["a"] == pytest.approx((0.0014, 1000, 1))
     assert totals["b"] == pytest.approx((0.5, 20, 1))
+
+
+def test_month_to_date_is_the_budgets_month_in_the_configs_timezone(tmp_path: Path) -> None:
+    """03:00 UTC on 1 November is still October in New York: the run counts for October."""
+    late = {"job": "a", "start": "2026-11-01T03:00:00Z", "tokens_in": 700, "cost_usd": 0.25}
+    write_runs(tmp_path, [late])
+    in_november = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    assert month_to_date(tmp_path, "demo", "America/New_York", in_november) == {}
+    assert month_to_date(tmp_path, "demo", "UTC", in_november) == {"a": (0.25, 700, 1)}
+    in_october = datetime(2026, 11, 1, 3, 30, tzinfo=UTC)
+    assert month_to_date(tmp_path, "demo", "America/New_York", in_october) == {"a": (0.25, 700, 1)}
+
+
+def test_month_to_date_reads_the_spend_ledger_budgets_count(tmp_path: Path) -> None:
+    """Once a month has a ledger, rotation of runs.jsonl cannot make `vigil cost` forget."""
+    write_runs(tmp_path, [])
+    (tmp_path / "state").mkdir()
+    ledger = {
+        "version": 1,
+        "month": "2026-12",
+        "jobs": {"a": {"tokens": 5_000_000, "usd": 9.999, "calls": 4000}},
+        "reservations": {},
+    }
+    (tmp_path / "state" / "spend-2026-12.json").write_text(json.dumps(ledger))
+    totals = month_to_date(tmp_path, "demo", "Europe/Berlin", datetime(2026, 12, 29, tzinfo=UTC))
+    assert totals == {"a": (9.999, 5_000_000, 4000)}
 
 
 def test_reference_workload_cost_beside_the_seed_estimate(tmp_path: Path) -> None:
@@ -110,3 +136,33 @@ def test_cost_cli_table_and_json(vigil) -> None:
     by_job = {row["job"]: row for row in data}
     assert by_job["reminder-check"]["firings_per_month"] == pytest.approx(91.25)
     assert by_job["morning-briefing"]["model"] == "claude-sonnet-4-5"
+
+
+def test_status_and_cost_count_the_same_month(tmp_path: Path) -> None:
+    """A run at 03:00 UTC on 1 March is February's in New York, for budgets, `vigil cost` and
+    `vigil status` alike."""
+    from compiler.layout import Scope
+    from compiler.status import collect
+
+    text = (ROOT / "examples/bruba.yaml").read_text()
+    text = text.replace("name: bruba\n", f"name: bruba\nstate_dir: {tmp_path}\n")
+    config = validate_document(load_text(text, "bruba.yaml"), check_calendar=False).config
+    assert config.timezone == "America/New_York"
+    run = {
+        "job": "reminder-check",
+        "kind": "job",
+        "config": "bruba",
+        "start": "2026-03-01T03:00:00Z",
+        "result": "ok",
+        "tokens_in": 1000,
+        "tokens_out": 200,
+        "cost_usd": 0.002,
+    }
+    write_runs(tmp_path, [run])
+    for now, tokens in (
+        (datetime(2026, 3, 1, 4, 0, tzinfo=UTC), 1200),
+        (datetime(2026, 3, 2, tzinfo=UTC), 0),
+    ):
+        rows = {row.name: row for row in collect(config, Scope(root=tmp_path), tmp_path, now=now)}
+        costs = {row.job: row for row in estimate(config, now=now)}
+        assert rows["reminder-check"].tokens_month == costs["reminder-check"].spent_tokens == tokens

@@ -90,3 +90,31 @@ def test_the_filtered_stderr_does_not_wait_for_a_process_left_behind(tmp_path: P
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - began < 6  # the relay gives up on it after 2 s
     assert "early" in result.stderr and "done" in result.stdout
+
+
+def test_a_value_split_across_pieces_is_still_replaced() -> None:
+    redactor = Redactor([SECRET])
+    text = f"first {SECRET} middle {SECRET}".encode()
+    for cut in range(1, len(text)):
+        stream = redactor.stream()
+        out = stream.feed(text[:cut]) + stream.feed(text[cut:]) + stream.flush()
+        assert out == f"first {REDACTED} middle {REDACTED}".encode(), cut
+    # Text that only looks like a value's start is passed on when the stream ends.
+    stream = redactor.stream()
+    assert stream.feed(b"ends with s3cr") == b"ends with "
+    assert stream.flush() == b"s3cr"
+
+
+def test_a_secret_across_the_64_kib_read_boundary_of_stderr(tmp_path: Path) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "token").write_text(SECRET)
+    # One stderr line longer than a read: the secret straddles the 65,536th byte.
+    pad = 64 * 1024 - 10
+    command = f"head -c {pad} /dev/zero | tr '\\0' x >&2; "
+    command += 'cat "$CREDENTIALS_DIRECTORY/token" >&2'
+    spec = write_spec(tmp_path, shell_spec(tmp_path, command))
+    result = run_runner("job", spec, env=runner_env(CREDENTIALS_DIRECTORY=str(credentials)))
+    assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stderr
+    assert "x" * 100 + REDACTED in result.stderr

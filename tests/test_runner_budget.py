@@ -7,7 +7,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from runner.budget import month_start
+import pytest
+
+from runner.llm_reply import expected_input_tokens
+from runner.spend import month_start
 from tests.runner_support import (
     FakeMessagesAPI,
     RunnerCall,
@@ -150,15 +153,19 @@ def test_nothing_found_never_touches_the_budget(tmp_path: Path, fake_api: FakeMe
     assert not (state / "inbox").exists()
 
 
-def test_worst_case_output_must_fit(tmp_path: Path, fake_api: FakeMessagesAPI) -> None:
-    """max_tokens is 1024: 99,000 used of 100,000 leaves too little for a worst-case reply."""
+def test_worst_case_output_and_expected_input_must_fit(
+    tmp_path: Path, fake_api: FakeMessagesAPI
+) -> None:
+    """max_tokens is 1024 plus the request's expected input: 99,000 used of 100,000 leaves too
+    little for a worst-case call."""
     state = tmp_path / "state"
     seed_usage(state, "reminder-check", 99_000, 0.0, this_month())
     spec = budget_spec(tmp_path, fake_api, [{"scope": "job", "monthly_tokens": 100_000}])
     env = runner_env(CREDENTIALS_DIRECTORY=str(credentials(tmp_path)))
     result = run_runner("job", write_spec(tmp_path, spec), env=env)
     assert result.returncode == 7
-    assert "the next call may use up to 1024" in result.stderr
+    worst = 1024 + expected_input_tokens(spec["llm"]["prompt"], "r1 Pay rent 3 days\n")
+    assert f"the next call may use up to {worst}" in result.stderr
 
 
 def test_the_month_is_the_config_timezones_month() -> None:
@@ -168,3 +175,107 @@ def test_the_month_is_the_config_timezones_month() -> None:
     assert label == "2026-02"
     assert start.astimezone(UTC) == datetime(2026, 2, 1, 5, 0, tzinfo=UTC)
     assert month_start(now, "UTC")[1] == "2026-03"
+
+
+OUTPUT = "r1 Pay rent 3 days\n"  # what budget_spec's command prints
+
+
+def worst_case(spec: dict[str, Any]) -> tuple[int, float]:
+    """The tokens and USD reserved for the spec's next call: expected input plus max_tokens."""
+    tokens_in = expected_input_tokens(spec["llm"]["prompt"], OUTPUT)
+    price = spec["llm"]["price_per_mtok"]
+    max_tokens = spec["llm"]["max_tokens"]
+    usd = (tokens_in * price["input"] + max_tokens * price["output"]) / 1e6
+    return tokens_in + max_tokens, usd
+
+
+@pytest.mark.parametrize("room", [0, -1])
+def test_a_call_landing_exactly_on_the_token_budget_is_made(
+    tmp_path: Path, fake_api: FakeMessagesAPI, runner_in_process: RunnerCall, room: int
+) -> None:
+    seed_usage(tmp_path / "state", "reminder-check", 10_000, 0.0, this_month())
+    spec = budget_spec(tmp_path, fake_api, [])
+    tokens, _ = worst_case(spec)
+    spec["budgets"] = [{"scope": "job", "monthly_tokens": 10_000 + tokens + room}]
+    creds = str(credentials(tmp_path))
+    result = runner_in_process("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)
+    assert (result.returncode, fake_api.calls) == ((0, 1) if room == 0 else (7, 0)), result.stderr
+
+
+@pytest.mark.parametrize("room", [0.0, -0.000001])
+def test_a_call_landing_exactly_on_the_usd_budget_is_made(
+    tmp_path: Path, fake_api: FakeMessagesAPI, runner_in_process: RunnerCall, room: float
+) -> None:
+    seed_usage(tmp_path / "state", "reminder-check", 1000, 1.1, this_month())
+    spec = budget_spec(tmp_path, fake_api, [])
+    _, usd = worst_case(spec)
+    spec["budgets"] = [{"scope": "global", "monthly_usd": round(1.1 + usd + room, 6)}]
+    creds = str(credentials(tmp_path))
+    result = runner_in_process("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)
+    assert (result.returncode, fake_api.calls) == ((0, 1) if room == 0 else (7, 0)), result.stderr
+
+
+def test_a_job_budget_counts_only_its_own_job(
+    tmp_path: Path, fake_api: FakeMessagesAPI, runner_in_process: RunnerCall
+) -> None:
+    state = tmp_path / "state"
+    seed_usage(state, "calendar-prep", 5_000_000, 30.0, this_month())
+    spec = budget_spec(tmp_path, fake_api, [])
+    tokens, usd = worst_case(spec)
+    spec["budgets"] = [
+        {"scope": "job", "monthly_tokens": tokens, "monthly_usd": usd},
+        {"scope": "global", "monthly_tokens": 10_000_000, "monthly_usd": 100.0},
+    ]
+    creds = str(credentials(tmp_path))
+    result = runner_in_process("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)
+    assert result.returncode == 0, result.stderr
+    assert fake_api.calls == 1
+
+
+def test_the_alert_names_the_budget_the_spend_and_the_next_calls_cost(
+    tmp_path: Path, fake_api: FakeMessagesAPI, runner_in_process: RunnerCall
+) -> None:
+    state = tmp_path / "state"
+    when = this_month()
+    seed_usage(state, "reminder-check", 2_000, 4.5, when)
+    seed_usage(state, "calendar-prep", 3_000, 0.25, when)
+    spec = budget_spec(tmp_path, fake_api, [])
+    tokens, usd = worst_case(spec)
+    spec["budgets"] = [
+        {"scope": "job", "monthly_tokens": 2_000 + tokens, "monthly_usd": 4.5},
+        {"scope": "global", "monthly_tokens": 5_000, "monthly_usd": None},
+    ]
+    creds = str(credentials(tmp_path))
+    result = runner_in_process("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)
+    assert result.returncode == 7
+    assert fake_api.calls == 0
+    _, month = month_start(when, "America/New_York")
+    job_alert, global_alert = sorted(inbox(state), key=lambda alert: alert["budget"] != "job")
+    assert {k: v for k, v in job_alert.items() if k != "timestamp"} == {
+        "source": "vigil",
+        "kind": "budget",
+        "id": f"budget-bruba-reminder-check-job-{month}",
+        "job": "reminder-check",
+        "budget": "job",
+        "month": month,
+        "monthly_tokens": 2_000 + tokens,
+        "monthly_usd": 4.5,
+        "message": (
+            f"reminder-check: its own budget for {month} is used up (4.50 of 4.50 USD used, "
+            f"the next call may cost up to {usd:.4f}); the model is not called until next "
+            "month or a higher budget"
+        ),
+        "priority": 100,
+        "urgent": False,
+    }
+    assert global_alert["id"] == f"budget-bruba-reminder-check-global-{month}"
+    assert global_alert["message"] == (
+        f"reminder-check: the bruba global budget for {month} is used up (5000 of 5000 tokens "
+        f"used, the next call may use up to {tokens}); the model is not called until next "
+        "month or a higher budget"
+    )
+    assert runs(state)[-1]["reason"] == (
+        f"model not called (job budget: 4.50 of 4.50 USD used, the next call may cost up to "
+        f"{usd:.4f}; global budget: 5000 of 5000 tokens used, the next call may use up to "
+        f"{tokens})"
+    )

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from runner.history import RunRecord
 from tests.runner_support import inbox, real_spec, run_runner, runner_env, write_spec
 
 MONITOR = {
@@ -84,6 +85,27 @@ def test_the_runners_reason_is_quoted(tmp_path: Path) -> None:
     assert alert["message"] == (
         "bruba-reminder-check failed (exit-code, status 3): "
         "finding 0: `priority` must be a whole number"
+    )
+
+
+def test_a_failing_coordinators_recorded_reason_is_quoted(tmp_path: Path) -> None:
+    """The coordinator records itself as kind `coordinator`: its reason reaches the alert."""
+    state = tmp_path / "state"
+    state.mkdir()
+    started = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
+    record = RunRecord(job="coordinator", kind="coordinator", config="bruba", started=started)
+    record.invocation_id = MONITOR["MONITOR_INVOCATION_ID"]
+    line = record.as_json(
+        result="storage", exit_code=8, reason="inbox: No space left on device", ended=started
+    )
+    (state / "runs.jsonl").write_text(line + "\n")
+    env = {**MONITOR, "MONITOR_UNIT": "bruba-coordinator.service", "MONITOR_EXIT_STATUS": "8"}
+    path = fake_journalctl(tmp_path, "true")
+    assert handle_failure(tmp_path, failure_spec(tmp_path), PATH=path, **env).returncode == 0
+    [alert] = inbox(state)
+    assert alert["job"] == "coordinator"
+    assert alert["message"] == (
+        "bruba-coordinator failed (exit-code, status 8): inbox: No space left on device"
     )
 
 

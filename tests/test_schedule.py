@@ -131,6 +131,15 @@ def test_translations_are_already_in_systemd_normal_form() -> None:
         ("@weekly", ("Sun *-*-* 00:00:00",)),
         ("@monthly", ("*-*-01 00:00:00",)),
         ("@YEARLY", ("*-01-01 00:00:00",)),
+        # a step as large as the field: only the field's first value
+        ("*/60 * * * *", ("*-*-* *:00:00",)),
+        ("0 */24 * * *", ("*-*-* 00:00:00",)),
+        ("0 0 */31 * *", ("*-*-01 00:00:00",)),
+        ("0 0 * * */8", ("Sun *-*-* 00:00:00",)),
+        # a range from Sunday to Sunday is Sunday, not the whole week
+        ("0 0 * * sun-sun", ("Sun *-*-* 00:00:00",)),
+        ("0 0 * * 0-0", ("Sun *-*-* 00:00:00",)),
+        ("0 0 * * sat-sun", ("Sat,Sun *-*-* 00:00:00",)),
     ],
 )
 def test_cron_translation(expression: str, on_calendar: tuple[str, ...]) -> None:
@@ -187,6 +196,8 @@ TIMEZONE_MESSAGE = "put the timezone in `timezone:`, not in the schedule"
         ("*/0 * * * *", "minute step 0 is not allowed; the step must be at least 1"),
         ("0 0 1-10/0 * *", "day-of-month step 0 is not allowed; the step must be at least 1"),
         ("*/61 * * * *", "minute step 61 is larger than the field (0-59)"),
+        ("0 */25 * * *", "hour step 25 is larger than the field (0-23)"),
+        ("0 0 * * */9", "day-of-week step 9 is larger than the field (0-7)"),
         ("0 0 * * mnday", "day-of-week: unknown name 'mnday' (use sun..sat or 0-7)"),
         ("0 0 * foo *", "month: unknown name 'foo' (use jan..dec or 1-12)"),
         ("0 0 * mon *", "month: unknown name 'mon' (use jan..dec or 1-12)"),

@@ -1,0 +1,145 @@
+"""The spend ledger: model tokens and US dollars per job and calendar month, in the config's
+timezone, kept in `state/spend-YYYY-MM.json`, which the rotation of runs.jsonl never touches.
+
+Every model call is booked here under the ledger's lock: before the call its worst case is
+reserved (runner.budget decides whether it fits), after it the reservation is replaced by what the
+call used. Runs started together (a Persistent= catch-up) see each other's reservations, so they
+cannot all spend the same remainder. A reservation whose run died is released once its process
+is gone or its time is up. A month without a ledger yet starts from what runs.jsonl holds for it
+(a state directory from before the ledger keeps its spend).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from runner.clock import iso, parse_iso, zone
+from runner.fsatomic import locked, read_state, state_path, write_state
+from runner.history import Usage, usage_since
+from runner.running import process_alive
+
+LEDGER_VERSION = 1
+LOCK = "spend.lock"
+
+
+def month_start(now: datetime, timezone: str) -> tuple[datetime, str]:
+    """The start of the calendar month of `now` in `timezone`, and its label (2026-02): the one
+    definition of "this month" for budgets, `vigil cost` and `vigil status`."""
+    try:
+        local = now.astimezone(zone(timezone))
+    except (LookupError, ValueError):  # ZoneInfoNotFoundError is a KeyError
+        local = now
+    start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return start, start.strftime("%Y-%m")
+
+
+def ledger_name(month: str) -> str:
+    return f"spend-{month}.json"
+
+
+class Ledger:
+    """One month's spend (settled, per job) and the reservations of calls in flight."""
+
+    def __init__(self, month: str, data: dict[str, object]) -> None:
+        self.month = month
+        jobs = data.get("jobs")
+        self.jobs: dict[str, Usage] = {}
+        for job, figures in (jobs if isinstance(jobs, dict) else {}).items():
+            self.jobs[str(job)] = Usage.of(figures)
+        held = data.get("reservations")
+        self.reservations: dict[str, dict[str, object]] = {
+            str(key): value
+            for key, value in (held if isinstance(held, dict) else {}).items()
+            if isinstance(value, dict)
+        }
+
+    def spent(self, job: str | None = None, *, reserved: bool = True) -> Usage:
+        """Settled spend plus reservations, of `job` or (None) of every job."""
+        total = Usage()
+        for name, usage in self.jobs.items():
+            if job is None or name == job:
+                total.merge(usage)
+        if reserved:
+            for item in self.reservations.values():
+                if job is None or item.get("job") == job:
+                    total.merge(Usage.of(item))
+        return total
+
+    def reserve(self, key: str, job: str, worst: Usage, until: datetime) -> None:
+        self.reservations[key] = {
+            "job": job,
+            "tokens": worst.tokens,
+            "usd": worst.usd,
+            "pid": os.getpid(),
+            "until": iso(until),
+        }
+
+    def settle(self, key: str, job: str, used: Usage) -> None:
+        self.reservations.pop(key, None)
+        self.jobs.setdefault(job, Usage()).merge(used)
+
+    def release_abandoned(self, now: datetime) -> list[str]:
+        """Drop reservations whose run is gone or whose time is up; returns their keys."""
+        gone = [
+            key
+            for key, item in self.reservations.items()
+            if not process_alive(item.get("pid")) or (parse_iso(item.get("until")) or now) <= now
+        ]
+        for key in gone:
+            del self.reservations[key]
+        return gone
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "version": LEDGER_VERSION,
+            "month": self.month,
+            "jobs": {job: usage.as_json() for job, usage in sorted(self.jobs.items())},
+            "reservations": {key: dict(item) for key, item in self.reservations.items()},
+        }
+
+
+def read_ledger(state_dir: str, config: str, timezone: str, now: datetime) -> Ledger:
+    """This month's ledger as it stands (for reports: no lock, nothing written)."""
+    since, month = month_start(now, timezone)
+    data = read_state(state_dir, ledger_name(month))
+    if data.get("version") == LEDGER_VERSION:
+        return Ledger(month, data)
+    return _from_history(state_dir, config, since, month)
+
+
+def _from_history(state_dir: str, config: str, since: datetime, month: str) -> Ledger:
+    ledger = Ledger(month, {})
+    until = (since + timedelta(days=32)).replace(day=1)
+    per_job, _ = usage_since(state_dir, config, since, until)
+    ledger.jobs = per_job
+    return ledger
+
+
+class Booking:
+    """The ledger of one month, open under its lock; written back when it was changed."""
+
+    def __init__(self, state_dir: str, config: str, timezone: str, now: datetime) -> None:
+        self.state_dir = state_dir
+        self.config = config
+        self.timezone = timezone
+        self.now = now
+
+    def __enter__(self) -> Ledger:
+        self._lock = locked(state_path(self.state_dir, LOCK))
+        self._lock.__enter__()
+        try:
+            self.ledger = read_ledger(self.state_dir, self.config, self.timezone, self.now)
+            self.ledger.release_abandoned(self.now)
+            self.before = self.ledger.as_json()
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        return self.ledger
+
+    def __exit__(self, *error: object) -> None:
+        try:
+            if error[0] is None and self.ledger.as_json() != self.before:
+                write_state(self.state_dir, ledger_name(self.ledger.month), self.ledger.as_json())
+        finally:
+            self._lock.__exit__(None, None, None)

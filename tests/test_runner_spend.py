@@ -1,0 +1,200 @@
+"""The spend ledger: what budgets count survives runs.jsonl's rotation, runs started together
+cannot spend the same remainder, a dead run's reservation lapses, and months follow the config's
+timezone. Real runner processes against the loopback Messages API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.llm_reply import expected_input_tokens
+from tests.runner_support import (
+    ROOT,
+    FakeMessagesAPI,
+    RunnerCall,
+    credentials,
+    fake_api,
+    llm_spec,
+    runner_env,
+    runner_in_process,
+    runs,
+    shell_spec,
+    write_spec,
+)
+
+__all__ = ["fake_api", "runner_in_process"]
+
+OUTPUT = "r1 Pay rent 3 days"
+CALL = 1000 + 200  # tokens the fake API reports for each call
+
+
+def spend_spec(tmp_path: Path, api: FakeMessagesAPI, **budget: Any) -> dict[str, Any]:
+    spec = llm_spec(tmp_path, api, f"echo '{OUTPUT}'")
+    spec["budgets"] = [{"scope": "global", **budget}]
+    return spec
+
+
+def worst_tokens(spec: dict[str, Any]) -> int:
+    return expected_input_tokens(spec["llm"]["prompt"], OUTPUT + "\n") + spec["llm"]["max_tokens"]
+
+
+def ledger(state: Path, month: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((state / "state" / f"spend-{month}.json").read_text())
+    return data
+
+
+def this_month() -> str:
+    from runner.spend import month_start
+
+    return month_start(datetime.now(UTC), "America/New_York")[1]
+
+
+def test_spend_survives_the_rotation_of_runs_jsonl(
+    tmp_path: Path, fake_api: FakeMessagesAPI, runner_in_process: RunnerCall
+) -> None:
+    state = tmp_path / "state"
+    spec = spend_spec(tmp_path, fake_api)
+    spec["budgets"][0]["monthly_tokens"] = CALL + worst_tokens(spec) - 1  # room for one call
+    path = write_spec(tmp_path, spec)
+    creds = str(credentials(tmp_path))
+    assert runner_in_process("job", path, CREDENTIALS_DIRECTORY=creds).returncode == 0
+    assert fake_api.calls == 1
+
+    # A busy job rotates the model's run out of runs.jsonl and runs.jsonl.1.
+    busy = write_spec(tmp_path, shell_spec(tmp_path, "true", history_max_bytes=600), "busy.json")
+    for _ in range(4):
+        assert runner_in_process("job", busy).returncode == 0
+    kept = runs(state) + [json.loads(line) for line in (state / "runs.jsonl.1").read_text().split()]
+    assert not any(run["tokens_in"] for run in kept), "the model's run is still in the history"
+
+    blocked = runner_in_process("job", path, CREDENTIALS_DIRECTORY=creds)
+    assert blocked.returncode == 7, blocked.stderr
+    assert f"{CALL} of {CALL + worst_tokens(spec) - 1} tokens used" in blocked.stderr
+    assert fake_api.calls == 1
+    assert ledger(state, this_month())["jobs"] == {
+        "reminder-check": {"tokens": CALL, "usd": 0.002, "calls": 1}
+    }
+
+
+def test_runs_started_together_cannot_spend_the_same_remainder(
+    tmp_path: Path, fake_api: FakeMessagesAPI
+) -> None:
+    """A Persistent= catch-up starts three detectors at once against a 1,500-token budget:
+    one calls the model, the others see its reservation and stop."""
+    state = tmp_path / "state"
+    fake_api.default = "hang"  # every call takes a second: the runs overlap
+    fake_api.hang_seconds = 1.0
+    spec = spend_spec(tmp_path, fake_api, monthly_tokens=1500)
+    spec["llm"]["max_tokens"] = 300
+    assert worst_tokens(spec) <= 1500 < 2 * worst_tokens(spec)
+    env = runner_env(CREDENTIALS_DIRECTORY=str(credentials(tmp_path)))
+    processes = []
+    for job in ("reminder-check", "calendar-prep", "morning-briefing"):
+        path = write_spec(tmp_path, {**spec, "job": job}, f"{job}.json")
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "runner", "job", str(path)],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    codes = sorted(process.wait(timeout=60) for process in processes)
+    assert codes == [0, 7, 7], [p.stderr.read() for p in processes if p.stderr]
+    assert fake_api.calls == 1
+    booked = ledger(state, this_month())
+    assert booked["reservations"] == {}
+    assert sum(job["tokens"] for job in booked["jobs"].values()) == CALL <= 1500
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+@pytest.mark.parametrize(
+    ("owner", "minutes_left", "blocked"),
+    [("dead", 30, False), ("alive", -1, False), ("alive", 30, True)],
+)
+def test_a_reservation_lapses_when_its_run_is_gone_or_its_time_is_up(
+    tmp_path: Path,
+    fake_api: FakeMessagesAPI,
+    runner_in_process: RunnerCall,
+    owner: str,
+    minutes_left: int,
+    blocked: bool,
+) -> None:
+    state = tmp_path / "state"
+    (state / "state").mkdir(parents=True)
+    now = datetime.now(UTC).replace(microsecond=0)
+    until = (now + timedelta(minutes=minutes_left)).isoformat().replace("+00:00", "Z")
+    month = this_month()
+    (state / "state" / f"spend-{month}.json").write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "month": month,
+                "jobs": {},
+                "reservations": {
+                    "calendar-prep-1": {
+                        "job": "calendar-prep",
+                        "tokens": 9000,
+                        "usd": 0.5,
+                        "pid": _dead_pid() if owner == "dead" else os.getpid(),
+                        "until": until,
+                    }
+                },
+            }
+        )
+    )
+    spec = spend_spec(tmp_path, fake_api, monthly_tokens=10_000)
+    creds = str(credentials(tmp_path))
+    result = runner_in_process("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)
+    if blocked:
+        assert result.returncode == 7
+        assert "9000 of 10000 tokens used (9000 reserved by runs in progress)" in result.stderr
+        assert list(ledger(state, month)["reservations"]) == ["calendar-prep-1"]
+    else:
+        assert result.returncode == 0, result.stderr
+        assert ledger(state, month)["reservations"] == {}
+        assert ledger(state, month)["jobs"]["reminder-check"]["tokens"] == CALL
+
+
+def test_the_month_turns_at_midnight_in_the_configs_timezone(
+    tmp_path: Path, fake_api: FakeMessagesAPI, runner_in_process: RunnerCall
+) -> None:
+    """New York: 04:30 UTC on 1 March is still February; 05:30 UTC is March."""
+    state = tmp_path / "state"
+    spec = spend_spec(tmp_path, fake_api)
+    spec["budgets"][0]["monthly_tokens"] = CALL + worst_tokens(spec) - 1  # one call a month
+    path = write_spec(tmp_path, spec)
+    creds = str(credentials(tmp_path))
+    results = [
+        runner_in_process("job", path, CREDENTIALS_DIRECTORY=creds, VIGIL_NOW=moment).returncode
+        for moment in (
+            "2026-02-27T12:00:00Z",
+            "2026-03-01T04:30:00Z",
+            "2026-03-01T05:30:00Z",
+            "2026-03-31T23:00:00Z",
+        )
+    ]
+    assert results == [0, 7, 0, 7]
+    assert fake_api.calls == 2
+    assert ledger(state, "2026-02")["jobs"]["reminder-check"]["tokens"] == CALL
+    assert ledger(state, "2026-03")["jobs"]["reminder-check"]["tokens"] == CALL
+    assert [run["start"][:16] for run in runs(state)] == [
+        "2026-02-27T12:00",
+        "2026-03-01T04:30",
+        "2026-03-01T05:30",
+        "2026-03-31T23:00",
+    ]
