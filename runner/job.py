@@ -273,14 +273,14 @@ def _write_findings(
     spec: JobSpec, record: RunRecord, items: list[dict[str, object]], redactor: Redactor | None
 ) -> None:
     for index, item in enumerate(items):
-        now = utc_now()
-        finding = completed(item, spec.job, now)
+        moment = now()
+        finding = completed(item, spec.job, moment)
         if redactor:
             cleaned = redactor.data(finding)
             assert isinstance(cleaned, dict)
             finding = cleaned
         try:
-            write_finding(spec.state_dir, finding, now)
+            write_finding(spec.state_dir, finding, moment)
         except OSError:
             _keep_in_journal([finding, *items[index + 1 :]], redactor)
             raise

@@ -35,7 +35,6 @@ from tests.simulation.scenario import (
 )
 
 HEARTBEAT = timedelta(seconds=HEARTBEAT_SECONDS)
-CLOCKED = Path(__file__).with_name("clocked.py")
 STATE_FILES = {
     "held-without-text": "held.json",
     "watch-version-2": "watch-urgent-mail.json",
@@ -143,10 +142,10 @@ class Driver:
         self.api.now = event.at
         from runner.__main__ import main
 
-        # The job runner reads the wall clock (runner.clock.utc_now), not VIGIL_NOW: set it here.
         with (
-            _env(CREDENTIALS_DIRECTORY=str(self.credentials), NO_PROXY="*"),
-            mock.patch.object(runner.job, "utc_now", lambda: event.at),
+            _env(
+                CREDENTIALS_DIRECTORY=str(self.credentials), NO_PROXY="*", VIGIL_NOW=iso(event.at)
+            ),
             _quiet_stderr(),
         ):
             code = main(["job", str(self.specs[job])])
@@ -160,7 +159,7 @@ class Driver:
             (
                 job,
                 subprocess.Popen(
-                    [sys.executable, str(CLOCKED), "job", str(self.specs[job])],
+                    [sys.executable, "-m", "runner", "job", str(self.specs[job])],
                     cwd=ROOT,
                     env=env,
                     stdout=subprocess.DEVNULL,
