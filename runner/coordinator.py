@@ -212,7 +212,9 @@ def _pass(
     spec, watch_states = _readable_watches(spec, now)
     watch_specs: dict[str, dict[str, Any]] = spec.get("watches") or {}
     if intake.findings or any(watch_states.values()) or _has_absence(watch_specs):
-        alerts += _apply_rules(spec, intake.findings, nag_states, watch_states, now)
+        alerts += _apply_rules(
+            spec, intake.findings, nag_states, watch_states, now, claim=intake.claim
+        )
     try:
         held_state = load_state(state_dir, HELD, shapes.HELD, now)
     except StateUnreadable as error:  # holding now would overwrite the alerts it holds
@@ -224,6 +226,8 @@ def _pass(
         if isinstance(stored, list)
         else []
     )
+    if held and watch_states:
+        held = _still_alerting(held, watch_states)
     sending: list[Alert] = []
     if held_state is None:
         sending = alerts
@@ -238,7 +242,7 @@ def _pass(
         _note_nags(spec, nag_states, sending, queued, now)
     # Rule state is written after the messages it caused are queued: a crash in between
     # repeats this run's messages (same ids) instead of losing them.
-    _save_rule_states(spec, state_dir, nag_states, watch_states, intake.findings, now)
+    _save_rule_states(spec, state_dir, nag_states, watch_states, intake, now)
     if held_state is not None and (held or stored or queued):
         # A new occasion with every write: the next run without a claim gets new message ids,
         # a rerun of this one (killed before this write) the same ones.
@@ -280,6 +284,30 @@ def _readable_watches(
     return spec, states
 
 
+def _still_alerting(held: list[Alert], watch_states: dict[str, dict[str, Any]]) -> list[Alert]:
+    """Held watch alerts whose instance is still alerting: one acknowledged (or satisfied, or
+    gone) since quiet hours held its alert is not brought up again in the morning."""
+    from runner.rules.watches import ALERTING
+
+    kept = []
+    for alert in held:
+        watch, key = alert.evidence.get("watch"), alert.evidence.get("key")
+        state = watch_states.get(watch) if isinstance(watch, str) else None
+        if alert.source != VIGIL_SOURCE or state is None or not isinstance(key, str):
+            kept.append(alert)
+            continue
+        instance = (state.get("instances") or {}).get(key) or {}
+        if instance.get("state") in ALERTING:
+            kept.append(alert)
+        else:
+            print(
+                f"coordinator: held alert dropped: watch {watch} {key} is "
+                f"{instance.get('state') or 'gone'}",
+                file=sys.stderr,
+            )
+    return kept
+
+
 def _has_absence(watch_specs: dict[str, dict[str, Any]]) -> bool:
     return any(watch.get("absence") for watch in watch_specs.values())
 
@@ -309,6 +337,8 @@ def _apply_rules(
     nag_states: dict[str, dict[str, Any]],
     watch_states: dict[str, dict[str, Any]],
     now: datetime,
+    *,
+    claim: str | None = None,
 ) -> list[Alert]:
     """The alerts of this run's findings (nag rules, watches) and of the watches' clocks.
     Rule state is updated in place; _save_rule_states writes it."""
@@ -332,7 +362,7 @@ def _apply_rules(
                 watched = True
                 alerts += w.on_match(name, watch, watch_states[name], finding, now)
         armed = _arm(files, watch_states, finding, now)
-        alerts += _alerts_for(spec, finding, nag_states, now, handled=armed or watched)
+        alerts += _alerts_for(spec, finding, nag_states, now, claim=claim, handled=armed or watched)
     if files:
         from runner.rules.pending import check, pending
 
@@ -445,6 +475,7 @@ def _alerts_for(
     states: dict[str, dict[str, Any]],
     now: datetime,
     *,
+    claim: str | None = None,
     handled: bool = False,
 ) -> list[Alert]:
     source = str(finding["source"])
@@ -464,6 +495,10 @@ def _alerts_for(
                     why = f"nag rule {name} is stopped until it can be"
                     unreadable(spec["state_dir"], error, why, now)
                     continue
+            if claim is not None and states[name].get("claim") == claim:
+                # A killed run saved this rule's state for this claim, after queuing the
+                # messages it caused: applying it again would count every nag twice.
+                continue
             alerts += apply_rule(rule, finding, states[name], now)
     if not matching and (not handled or isinstance(finding.get("message"), str)):
         alerts.append(_as_is(finding, source))
@@ -477,17 +512,21 @@ def _save_rule_states(
     state_dir: str,
     nag_states: dict[str, dict[str, Any]],
     watch_states: dict[str, dict[str, Any]],
-    claimed: list[Claimed],
+    intake: Intake,
     now: datetime,
 ) -> None:
-    """Prune and write the nag state the findings touched, every non-empty watch state, and
-    when each source last reported (deadline watches on a source read it)."""
+    """Prune and write the nag state the findings touched (with the claim that moved it, so a
+    rerun of that claim does not move it again), every non-empty watch state, and when each
+    source last reported (deadline watches on a source read it)."""
+    claimed = intake.findings
     if nag_states:
         from runner.rules.nag import NagRule, prune
 
         for name, state in nag_states.items():
             rule = NagRule(name, spec["nag"][name], spec.get("timezone"))
             prune(rule, state, now)
+            if intake.claim is not None:
+                state["claim"] = intake.claim
             write_state(state_dir, rule.state_file, state)
     if any(watch_states.values()):
         from runner.rules.pending import prune as prune_watch

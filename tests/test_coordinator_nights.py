@@ -140,6 +140,20 @@ def test_watch_repeats_held_overnight_are_one_line_in_the_morning(
     assert message_id in ledger and morning["id"] == message_id
 
 
+def test_a_watch_alert_acknowledged_while_held_is_not_brought_up_in_the_morning(
+    spec: dict[str, Any], state: Path
+) -> None:
+    outage = {"source": "mail", "timestamp": "x", "messages": [{"id": "m1", "subject": "outage"}]}
+    drop(state, outage)
+    drop(state, {**outage, "messages": [{"id": "m2", "subject": "outage"}]})
+    heartbeat(spec, EVENING)  # both held
+    drop(state, {"source": "vigil", "timestamp": "x", "kind": "ack", "watch": "urgent-reply",
+                 "key": "m1"})  # fmt: skip
+    heartbeat(spec, EVENING + timedelta(hours=2))
+    heartbeat(spec, EVENING + timedelta(hours=8, minutes=15))
+    assert bodies(state) == ["• Outage mail: m2"]
+
+
 def test_a_watch_instance_armed_again_is_delivered_and_settled_by_its_own_message(
     spec: dict[str, Any], state: Path
 ) -> None:

@@ -259,3 +259,32 @@ def test_a_nag_held_overnight_counts_when_the_morning_message_names_it(
         drop(state, finding("todo", "overdue", "T", days=5))
         heartbeat(spec, moment)
     assert lines(state) == ["todo/3: nag 1: T", "todo/3: nag 2: T"]
+
+
+def test_a_rerun_after_the_nag_state_was_saved_counts_nothing_twice(
+    vigil, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run dies after it queued the message and saved the nag state, before the claim
+    is done; the machine is off until the next morning. The rerun takes up the same claim (same
+    message ids) and must not count a nag no message will say."""
+    from runner import coordinator
+
+    spec, state = spec_in(vigil, tmp_path), tmp_path / "state"
+    done = coordinator.done
+
+    def dies_before_done(*args: Any, **kwargs: Any) -> None:
+        raise SystemExit("killed")
+
+    drop(state, finding("todo", "overdue", "A", days=10))
+    monkeypatch.setattr(coordinator, "done", dies_before_done)
+    with pytest.raises(SystemExit):
+        heartbeat(spec, local("America/New_York", 2026, 2, 2, 9))
+    assert items(state, "todo")["A"]["nagCount"] == 1
+    monkeypatch.setattr(coordinator, "done", done)
+    heartbeat(spec, local("America/New_York", 2026, 2, 3, 6))  # past min_interval
+    assert items(state, "todo")["A"]["nagCount"] == 1
+    assert lines(state) == ["todo/3: nag 1: A"]
+    drop(state, finding("todo", "overdue", "A", days=11))
+    heartbeat(spec, local("America/New_York", 2026, 2, 3, 9))
+    assert lines(state) == ["todo/3: nag 1: A", "todo/3: nag 2: A"]  # nag 2 said, not skipped
+    assert items(state, "todo")["A"]["nagCount"] == 2

@@ -394,18 +394,25 @@ def _watches(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Rep
             key = finding.body["messages"][0]["id"]
             hits = sink.find(finding.token)
             _, latest, _ = window(world, quiet, Expected(finding.token, "vigil", finding.at))
+            ack = acks.get(key)
+            # Acknowledged before quiet hours let it out: it is not brought up any more.
+            acked_first = ack is not None and finding.at <= ack <= latest
             report.check(
                 "watches",
-                any(at <= latest for at, _ in hits),
+                acked_first or any(at <= latest for at, _ in hits),
                 world,
                 finding.at,
                 f"match watch {key}: not named by {latest:%m-%d %H:%M}Z",
             )
-            ack = acks.get(key)
             if ack is not None:
                 after = [at for at, _ in hits if at > ack + SLACK]
                 report.check(
-                    "watches", not after, world, ack, f"match watch {key}: repeated after ack"
+                    "watches",
+                    not after,
+                    world,
+                    ack,
+                    f"match watch {key}: repeated after ack "
+                    f"(at {', '.join(f'{at:%m-%d %H:%M}Z' for at in after)})",
                 )
             for at, message in {id(m): (at, m) for at, m in hits}.values():
                 n = sum(1 for t in message["texts"] if t == finding.token)
@@ -459,13 +466,36 @@ def _budget(world: World, seen: Observed, report: Report) -> None:
         )
 
 
+def _next_use(world: World, name: str, after: datetime) -> datetime | None:
+    """When a run first needs state file `name` after `after` (None: not within the world)."""
+    if not name.startswith("nag-"):
+        return after
+    source = name.removeprefix("nag-").removesuffix(".json")
+    return next(
+        (
+            event.at
+            for event in world.events
+            if event.kind == "drop"
+            and event.at >= after
+            and any(f.body.get("source") == source for f in event.data["findings"])
+        ),
+        None,
+    )
+
+
 def _resilience(world: World, seen: Observed, sink: Sink, report: Report) -> None:
     report.checks["resilience"] += len(seen.runs)
     for at, detail in seen.errors:
         report.check("resilience", False, world, at, f"coordinator run failed: {detail}")
     for at, name in seen.corrupted:
-        loud = any(at <= when <= at + SLACK for when, _ in seen.loud) or any(
-            name in t for m in sink.messages if at <= m["at"] <= at + SLACK for t in m["texts"]
+        # A file is read (and so found bad) when a run needs it: a nag rule's state when its
+        # source next reports, the others at every run.
+        needed = _next_use(world, name, at)
+        if needed is None:
+            continue
+        until = needed + SLACK
+        loud = any(at <= when <= until for when, _ in seen.loud) or any(
+            name in t for m in sink.messages if at <= m["at"] <= until for t in m["texts"]
         )
         report.check(
             "resilience", loud, world, at, f"corrupt state/{name} neither refused nor reported"

@@ -4,6 +4,7 @@ prints the summary and every violation (exit 1 when there is one)."""
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -32,6 +33,7 @@ class Summary:
     seconds: float = 0.0
     checks: Counter[str] = field(default_factory=Counter)
     violations: dict[str, list[str]] = field(default_factory=dict)
+    kept: Path | None = None
 
     def line(self) -> str:
         failed = {f: len(self.violations.get(f, [])) for f in FAMILIES}
@@ -41,7 +43,7 @@ class Summary:
             f"{self.messages} messages, {self.runs} coordinator runs ({self.crashes} crashed), "
             f"{self.calls} model calls, {sum(self.checks.values())} invariant checks, "
             f"{sum(failed.values())} violations (checks/violations: {per_family}); "
-            f"{self.seconds:.0f}s"
+            f"{self.seconds:.0f}s" + (f"; state kept in {self.kept}" if self.kept else "")
         )
 
     def reproduce(self, long: bool) -> str:
@@ -78,6 +80,10 @@ def simulate(seed: int, long: bool, long_days: int, root: Path | None = None) ->
             violations[family] += found
     summary.violations = violations
     summary.seconds = time.monotonic() - started
+    if any(violations.values()):
+        summary.kept = base  # the worlds' state directories, to look into
+    else:
+        shutil.rmtree(base, ignore_errors=True)
     return summary
 
 
