@@ -15,6 +15,12 @@ def now() -> datetime:
     return parse_iso(os.environ.get("VIGIL_NOW")) or utc_now()
 
 
+def end_of(started: datetime, real_start: datetime) -> datetime:
+    """When a run that started at `started` (its clock: VIGIL_NOW or the real one) ends: its
+    start plus the real time elapsed since `real_start`, so a simulated run keeps its length."""
+    return started + (utc_now() - real_start)
+
+
 def iso(moment: datetime, timespec: str = "seconds") -> str:
     """2026-02-02T09:00:00Z (timespec as in datetime.isoformat)."""
     return moment.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")

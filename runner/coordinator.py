@@ -27,10 +27,10 @@ import time
 from contextlib import suppress
 from datetime import datetime
 
-from runner import statefile
+from runner import clock, statefile
 from runner import stateshapes as shapes
 from runner.alerts import Alert, held_record, latest_per_subject
-from runner.clock import iso, parse_iso, utc_now
+from runner.clock import iso, utc_now
 from runner.exitcodes import OK, STORAGE, USAGE
 from runner.findings import ALERT_PRIORITY, VIGIL_SOURCE, finding_priority
 from runner.fsatomic import describe, locked, write_state
@@ -72,11 +72,6 @@ remounted read-write reaches only its next start: the window is also the longest
 that. VIGIL_STORAGE_RETRY overrides the window (seconds)."""
 
 
-def now_for_run() -> datetime:
-    # VIGIL_NOW lets a simulation or test run the coordinator at a chosen moment.
-    return parse_iso(os.environ.get("VIGIL_NOW")) or utc_now()
-
-
 def load_spec(path: str) -> dict[str, Any]:
     with open(path, encoding="utf-8") as handle:
         spec: dict[str, Any] = json.load(handle)
@@ -103,14 +98,14 @@ def run_until_stored(spec: dict[str, Any]) -> int:
     the path unit for good. So under systemd such a run tries again here every few seconds
     (recovering as soon as the directory takes writes) and fails only after STORAGE_RETRY_FOR:
     one failed start a minute, instead of hundreds a second."""
-    started = utc_now()
+    started, real_start = clock.now(), utc_now()
     window = _retry_window() if os.environ.get("INVOCATION_ID") else 0.0
     every = min(STORAGE_RETRY_EVERY, window)
     give_up = time.monotonic() + window
     retrying = False
     while True:
         try:
-            run(spec, now_for_run())
+            run(spec, clock.now())
         except OSError as error:
             problem = describe(error)
         else:
@@ -132,7 +127,7 @@ def run_until_stored(spec: dict[str, Any]) -> int:
         "processing/, messages in outbox/, for the next run",
         file=sys.stderr,
     )
-    _record_failure(spec, started, problem)
+    _record_failure(spec, started, clock.end_of(started, real_start), problem)
     return STORAGE
 
 
@@ -151,11 +146,11 @@ def _inbox_waiting(state_dir: str) -> bool:
         return False
 
 
-def _record_failure(spec: dict[str, Any], started: datetime, problem: str) -> None:
+def _record_failure(spec: dict[str, Any], started: datetime, ended: datetime, problem: str) -> None:
     """runs.jsonl gets the failed run when it still takes a line (`vigil status` shows it)."""
     config = spec["config"]
     record = RunRecord(job="coordinator", kind="coordinator", config=config, started=started)
-    line = record.as_json(result="storage", exit_code=STORAGE, reason=problem, ended=utc_now())
+    line = record.as_json(result="storage", exit_code=STORAGE, reason=problem, ended=ended)
     limit = int(spec.get("history_max_bytes") or DEFAULT_HISTORY_MAX_BYTES)
     with suppress(OSError):  # already said: the journal has the reason
         append_line(spec["state_dir"], line, limit)
@@ -164,6 +159,7 @@ def _record_failure(spec: dict[str, Any], started: datetime, problem: str) -> No
 def run(spec: dict[str, Any], now: datetime) -> dict[str, int]:
     """One coordinator run; returns counts for the journal and runs.jsonl."""
     state_dir = spec["state_dir"]
+    real_start = utc_now()
     record = RunRecord(job="coordinator", kind="coordinator", config=spec["config"], started=now)
     with locked(os.path.join(state_dir, ".coordinator.lock")):
         # Claims of a killed run first, each alone (same claim, same message ids), then the inbox.
@@ -193,7 +189,9 @@ def run(spec: dict[str, Any], now: datetime) -> dict[str, int]:
     record.findings = counts["findings"]
     summary = ", ".join(f"{n} {what}" for what, n in counts.items())
     print(f"coordinator: {summary}", file=sys.stderr)
-    line = record.as_json(result="ok", exit_code=OK, reason=summary, ended=utc_now())
+    line = record.as_json(
+        result="ok", exit_code=OK, reason=summary, ended=clock.end_of(now, real_start)
+    )
     append_line(state_dir, line, int(spec.get("history_max_bytes") or DEFAULT_HISTORY_MAX_BYTES))
     return counts
 

@@ -14,7 +14,8 @@ import os
 import sys
 from datetime import datetime
 
-from runner.clock import iso, parse_iso, utc_now
+from runner.clock import iso, parse_iso
+from runner.clock import now as clock_now
 from runner.exitcodes import STORAGE
 from runner.findings import ALERT_PRIORITY
 from runner.fsatomic import describe, locked, read_state, state_path, write_finding, write_state
@@ -97,7 +98,7 @@ def _coordinator_allowed(spec: FailureSpec, now: datetime) -> bool:
 
 
 def run_failure(spec: FailureSpec, unit_arg: str) -> int:
-    now = utc_now()
+    now = clock_now()
     alert = failure_alert(spec, unit_arg, now)
     print(f"vigil: alert: {json.dumps(alert, ensure_ascii=False)}", file=sys.stderr)
     unit = str(alert["unit"])

@@ -109,9 +109,9 @@ def forget(state_dir: str, name: str) -> None:
 
 
 def _attempts(state_dir: str) -> dict[str, object]:
-    from runner.clock import utc_now
+    from runner.clock import now
 
-    return load_state(state_dir, ATTEMPTS, stateshapes.CLAIMS, utc_now())
+    return load_state(state_dir, ATTEMPTS, stateshapes.CLAIMS, now())
 
 
 def _exists(state_dir: str, name: object) -> bool:

@@ -16,7 +16,7 @@ import signal
 import sys
 
 from runner.chain import check_predecessor
-from runner.clock import now, utc_now
+from runner.clock import end_of, now, utc_now
 from runner.command import Stopped, raise_stopped, run_command
 from runner.exitcodes import exit_code
 from runner.findings import completed
@@ -72,7 +72,7 @@ def run_job(spec: JobSpec) -> int:
     reason = _clean(redactor, outcome.reason)
     if reason:
         print(f"vigil: {spec.job}: {outcome.result}: {reason}", file=sys.stderr)
-    ended = record.started + (utc_now() - began)  # simulated time runs at the real pace
+    ended = end_of(record.started, began)
     line = record.as_json(result=outcome.result, exit_code=code, reason=reason, ended=ended)
     try:
         append_line(spec.state_dir, line, spec.history_max_bytes)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from runner import stateshapes
-from runner.clock import iso, parse_iso, utc_now
+from runner import clock, stateshapes
+from runner.clock import iso, parse_iso
 from runner.fsatomic import write_state
 from runner.statefile import load_state
 
@@ -29,7 +29,7 @@ class Ledger:
     def load(cls, state_dir: str) -> Ledger:
         """A ledger that cannot be read or is of another shape is set aside with an alert and
         delivery goes on with a new one: at worst a message goes out twice."""
-        delivered = load_state(state_dir, LEDGER, stateshapes.LEDGER, utc_now()).get("delivered")
+        delivered = load_state(state_dir, LEDGER, stateshapes.LEDGER, clock.now()).get("delivered")
         entries: dict[str, dict[str, object]] = {}
         if isinstance(delivered, dict):
             entries = {str(k): v for k, v in delivered.items() if isinstance(v, dict)}

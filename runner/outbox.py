@@ -17,8 +17,9 @@ import os
 import sys
 from datetime import datetime, timedelta
 
+from runner import clock
 from runner.channels import Outcome, SendContext, file_end, file_holds, prune_evidence, send
-from runner.clock import iso, parse_iso, utc_now
+from runner.clock import iso, parse_iso
 from runner.fsatomic import ensure_dir, fsync_dir, locked, write_atomic
 from runner.ledger import Ledger
 
@@ -179,7 +180,7 @@ def enqueue(state_dir: str | os.PathLike[str], message: Message) -> None:
     """Queue `message` once: nothing happens when its id is queued, dead or delivered."""
     state = os.fspath(state_dir)
     with locked(os.path.join(outbox_dir(state), LOCK)):
-        _put(state, message, Ledger.load(state), utc_now())
+        _put(state, message, Ledger.load(state), clock.now())
 
 
 def _put(
