@@ -63,7 +63,7 @@ def build(
         text, sha = gitinfo.show(path, revision)
         label = f"{path.absolute()}@{sha[:12]}"
         document = load_text(text, label)
-        source = Source(label, text, {"revision": sha, "dirty": False})
+        source = Source(label, text, {"revision": sha, "dirty": False}, str(path.absolute()))
     validated = validate_document(document)
     python = units_python(python)
     runtime = runtime_paths(python)

@@ -42,9 +42,13 @@ Tree = dict[str, GeneratedFile]
 class Source:
     """Where the config came from, for headers and the manifest."""
 
-    label: str  # how headers name it: a path, or path@revision
+    label: str  # how the manifest names it: a path, or path@revision
     text: bytes  # the config file's bytes, copied into the tree
     git: dict[str, Any] | None = None  # {"revision": ..., "dirty": ...} when it lives in git
+    path: str = ""
+    """How headers name it (default: the label): the path alone, so the same config applied
+    from the working tree or from a git revision gives the same units (restarting an unchanged
+    timer can fire it off-schedule)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ def render(
     """
     base = {
         "version": __version__,
-        "source": unitfile.literal(_one_line(source.label)),
+        "source": unitfile.literal(_one_line(source.path or source.label)),
         "name": config.name,
         "prefix": unit_prefix(system, config.name),
     }

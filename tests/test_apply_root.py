@@ -234,3 +234,15 @@ def test_system_scope_installs_under_etc_and_var_lib(vigil, config: Path, root: 
     path_unit = (root / "etc/systemd/system/bruba-coordinator.path").read_text()
     assert "DirectoryNotEmpty=/var/lib/vigil/bruba/state/inbox" in path_unit
     assert (root / "etc/systemd/system/timers.target.wants/bruba-reminder-check.timer").is_symlink()
+
+
+def test_the_same_config_from_git_changes_no_unit(vigil, config: Path, root: Path) -> None:
+    """Applying HEAD after applying the same working-tree file only records the revision: no
+    unit changes, so no timer restarts (a restarted unchanged timer can fire off-schedule)."""
+    commit_two_revisions(config, '"0 10 * * 1"', '"30 10 * * 1"')
+    assert vigil("apply", config, "--root", root, "--yes").exit_code == 0
+    result = vigil("apply", config, "--git", "HEAD", "--root", root, "--yes")
+    assert result.exit_code == 0, result.stderr
+    changed = [line for line in result.stderr.splitlines() if line.strip().startswith("update")]
+    assert changed == []
+    assert "restarted" not in result.stderr
