@@ -42,6 +42,7 @@ from runner.intake import (
     Rejected,
     attempt,
     claim,
+    claim_moment,
     done,
     forget,
     left_behind,
@@ -204,7 +205,10 @@ def _pass(
     alerts_before: list[Alert] | None = None,
 ) -> dict[str, int]:
     coordinator = spec["coordinator"]
-    intake = claim(state_dir, int(coordinator.get("max_finding_bytes") or 1 << 20), name)
+    delivery_now = now  # retries and their backoff go by the clock, not a replayed moment
+    if name is not None:
+        now = claim_moment(name) or now
+    intake = claim(state_dir, int(coordinator.get("max_finding_bytes") or 1 << 20), name, now)
     alerts = [*(alerts_before or []), *(_rejection(item) for item in intake.rejected)]
     nag_states: dict[str, dict[str, Any]] = {}
     spec, watch_states = _readable_watches(spec, now)
@@ -226,6 +230,9 @@ def _pass(
     )
     if held and watch_states:
         held = _still_alerting(held, watch_states)
+    already = _queued_before(held_state, alerts)
+    repeated = [alert for alert in alerts if alert.key in already]
+    alerts = [alert for alert in alerts if alert.key not in already]
     sending: list[Alert] = []
     if held_state is None:
         sending = alerts
@@ -235,15 +242,17 @@ def _pass(
     # after a crash, never a message lost to an id already delivered.
     occasion = held_state.get("occasion") if held_state is not None else os.urandom(8).hex()
     queued = _enqueue(spec, state_dir, sending, intake, str(occasion or ""), now)
-    _remember_watch_messages(watch_states, queued)
-    if sending:
-        _note_nags(spec, nag_states, sending, queued, now)
-    # Rule state is written after the messages it caused are queued: a crash in between
-    # repeats this run's messages (same ids) instead of losing them.
-    _save_rule_states(spec, state_dir, nag_states, watch_states, intake, now)
-    if held_state is not None and (held or stored or queued):
-        # A new occasion with every write: the next run without a claim gets new message ids,
-        # a rerun of this one (killed before this write) the same ones.
+    # Rule alerts a killed run had queued count as queued now, with the ids they went out with.
+    queued_now = [*queued, *_as_queued(already)]
+    _remember_watch_messages(watch_states, queued_now)
+    if sending or repeated:
+        _note_nags(spec, nag_states, [*sending, *repeated], queued_now, now)
+    # The order of the writes is what makes a kill at any point lose nothing and send nothing
+    # twice: messages first; then held.json, with what is held, a new occasion (the next run
+    # without a claim gets new message ids, a rerun of this one the same) and the rule alerts
+    # just queued; then the rule state that stops those alerts being raised again. A rerun
+    # killed before the rule state was written raises them again, and finds them queued.
+    if held_state is not None and (held or stored or queued or held_state.get("queued")):
         write_state(
             state_dir,
             HELD,
@@ -251,10 +260,12 @@ def _pass(
                 "version": 1,
                 "alerts": [held_record(a, now) for a in held],
                 "occasion": os.urandom(8).hex(),
+                "queued": _rule_alerts_queued(queued),
             },
         )
+    _save_rule_states(spec, state_dir, nag_states, watch_states, intake, now)
     done(state_dir, intake)
-    delivered = _deliver(spec, state_dir, now)
+    delivered = _deliver(spec, state_dir, delivery_now)
     return {
         "findings": len(intake.findings),
         "rejected": len(intake.rejected),
@@ -280,6 +291,43 @@ def _readable_watches(
     if len(states) < len(watch_specs):
         spec = {**spec, "watches": {n: w for n, w in watch_specs.items() if n in states}}
     return spec, states
+
+
+RULE_KEYS = ("nag:", "watch:")
+"""Keys of alerts that rule state raises (with a counter in them): raised again, the same key
+means the same alert."""
+
+
+def _rule_alerts_queued(queued: list[Queued]) -> dict[str, dict[str, str]]:
+    """Rule alert key -> {channel: message id} of the messages that name it (one the caps cut
+    is raised again next time, as it should be)."""
+    found: dict[str, dict[str, str]] = {}
+    for channel, message_id, _keys, named in queued:
+        for key in named:
+            if key.startswith(RULE_KEYS):
+                found.setdefault(key, {})[channel] = message_id
+    return found
+
+
+def _queued_before(held_state: dict[str, Any] | None, alerts: list[Alert]) -> dict[str, Any]:
+    """Of `alerts`, those the previous run queued before it was killed ahead of writing the
+    rule state that remembers them: key -> {channel: message id}."""
+    recorded = (held_state or {}).get("queued")
+    if not isinstance(recorded, dict) or not recorded:
+        return {}
+    return {
+        alert.key: recorded[alert.key]
+        for alert in alerts
+        if alert.key in recorded and isinstance(recorded[alert.key], dict)
+    }
+
+
+def _as_queued(already: dict[str, Any]) -> list[Queued]:
+    return [
+        (str(channel), str(message_id), [key], [key])
+        for key, ids in already.items()
+        for channel, message_id in ids.items()
+    ]
 
 
 def _still_alerting(held: list[Alert], watch_states: dict[str, dict[str, Any]]) -> list[Alert]:
@@ -617,7 +665,7 @@ def _enqueue(
     queued = []
     for message in outgoing:
         evidence = [a.evidence for a in alerts if a.evidence]
-        enqueue(
+        named = enqueue(
             state_dir,
             Message(
                 id=message.message_id(batch),
@@ -629,11 +677,12 @@ def _enqueue(
                 sources=message.sources,
                 count=len(message.keys),
                 evidence={"findings": evidence} if evidence else None,
+                named=list(message.named),
             ),
         )
-        queued.append(
-            (message.channel, message.message_id(batch), list(message.keys), message.named)
-        )
+        # What the message as queued names: a rerun may compose the same id differently.
+        told = list(message.named) if named is None else named
+        queued.append((message.channel, message.message_id(batch), list(message.keys), told))
     return queued
 
 

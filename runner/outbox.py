@@ -34,7 +34,18 @@ SAFE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0
 
 
 class Message:
-    FIELDS = ("id", "channel", "title", "body", "urgent", "created", "sources", "evidence", "count")
+    FIELDS = (
+        "id",
+        "channel",
+        "title",
+        "body",
+        "urgent",
+        "created",
+        "sources",
+        "evidence",
+        "count",
+        "named",
+    )
     """What to_json writes, in this order."""
     __slots__ = (
         "body",
@@ -43,6 +54,7 @@ class Message:
         "created",
         "evidence",
         "id",
+        "named",
         "sources",
         "title",
         "urgent",
@@ -59,6 +71,7 @@ class Message:
         sources: list[str],
         evidence: dict[str, Any] | None = None,
         count: int | None = None,
+        named: list[str] | None = None,
     ) -> None:
         self.id = id
         self.channel = channel
@@ -70,6 +83,9 @@ class Message:
         self.evidence = evidence
         self.count = count
         """Alerts in the message, for a command's {count}; None counts the body's lines."""
+        self.named = named
+        """Keys of the alerts the message names (not those the caps counted as "+N more"):
+        what rule state may count as told."""
 
     def __repr__(self) -> str:
         return f"Message({self.to_json()!r})"
@@ -92,6 +108,11 @@ class Message:
             raise ValueError("message.evidence: expected an object or null")
         if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
             raise ValueError("message.count: expected a whole number or null")
+        named = data.get("named")
+        if named is not None and not (
+            isinstance(named, list) and all(isinstance(key, str) for key in named)
+        ):
+            raise ValueError("message.named: expected a list of strings or null")
         return cls(
             id=data["id"],
             channel=data["channel"],
@@ -102,6 +123,7 @@ class Message:
             sources=list(sources),
             evidence=evidence,
             count=count,
+            named=named,
         )
 
 
@@ -176,11 +198,32 @@ def alert_id(message_id: str) -> str:
     return f"dead-{message_id}"
 
 
-def enqueue(state_dir: str | os.PathLike[str], message: Message) -> None:
-    """Queue `message` once: nothing happens when its id is queued, dead or delivered."""
+def enqueue(state_dir: str | os.PathLike[str], message: Message) -> list[str] | None:
+    """Queue `message` once: nothing happens when its id is queued, dead or delivered. Returns
+    the keys the message named as it was first queued (a rerun after a crash may compose it
+    otherwise), None when that is not known."""
     state = os.fspath(state_dir)
     with locked(os.path.join(outbox_dir(state), LOCK)):
-        _put(state, message, Ledger.load(state), clock.now())
+        ledger = Ledger.load(state)
+        if _put(state, message, ledger, clock.now()):
+            return message.named
+        return _named_before(state, message.id, ledger)
+
+
+def _named_before(state: str, message_id: str, ledger: Ledger) -> list[str] | None:
+    if message_id in ledger:
+        named = ledger.entries[message_id].get("named")
+        return named if isinstance(named, list) else None
+    name = file_name(message_id)
+    for path in (
+        os.path.join(outbox_dir(state), name),
+        os.path.join(outbox_dir(state), DEAD, name),
+    ):
+        entry = _read_entry(path)
+        if entry is not None:
+            named = entry["message"].get("named")
+            return named if isinstance(named, list) else None
+    return None
 
 
 def _put(
@@ -313,7 +356,9 @@ class _DeliveryRun:
             return
         outcome = send(message.channel, channel, message, self.context)
         if outcome.ok:
-            self.ledger.record(message.id, message.channel, self.now, outcome.exit_status)
+            self.ledger.record(
+                message.id, message.channel, self.now, outcome.exit_status, message.named
+            )
             _remove(path)
             self.report.delivered += 1
             _say(f"delivered message {message.id} to {message.channel}")
@@ -327,7 +372,7 @@ class _DeliveryRun:
         sending = entry.get("sending")
         offset = sending.get("offset") if isinstance(sending, dict) else None
         if isinstance(offset, int) and file_holds(file, message.id, offset):
-            self.ledger.record(message.id, message.channel, self.now, None)
+            self.ledger.record(message.id, message.channel, self.now, None, message.named)
             _remove(path)
             self.report.skipped += 1
             _say(f"message {message.id} to {message.channel} was delivered by a run that died")

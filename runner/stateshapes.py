@@ -163,7 +163,7 @@ def source_seen(value: object) -> str | None:
 
 
 def delivery(value: object) -> str | None:
-    return _fields(value, at=(str,), channel=(str,), exit_status=(int,))
+    return _fields(value, at=(str,), channel=(str,), exit_status=(int,), named=(list,))
 
 
 def claim_attempts(value: object) -> str | None:

@@ -27,6 +27,13 @@ coordinator:
   sources:
     disk: {external: true}
     mail: {external: true}
+    todo: {external: true}
+nag:
+  todo:
+    source: todo
+    items: overdue
+    key: id
+    ladder: [{min_count: 1, message: "nag {count}: {id}"}]
 watches:
   urgent-reply:
     match:
@@ -173,3 +180,76 @@ def test_a_watch_instance_armed_again_is_delivered_and_settled_by_its_own_messag
         instance = watch["instances"]["t1"]
         assert instance["state"] == "delivered"
         assert instance["messages"] == {"sink": messages[-1]["id"]}
+
+
+OUTAGE = {"source": "mail", "timestamp": "x", "messages": [{"id": "m1", "subject": "outage"}]}
+
+
+def dies_writing(monkeypatch: pytest.MonkeyPatch, target: str) -> None:
+    """The next write of `target` (a state file's name, or "done" for the claim's end) kills
+    the run; later writes go through."""
+    write_state, done = coordinator.write_state, coordinator.done
+
+    def write(state_dir: str, name: str, data: dict[str, object]) -> None:
+        if name == target:
+            monkeypatch.setattr(coordinator, "write_state", write_state)
+            raise SystemExit("killed")
+        write_state(state_dir, name, data)
+
+    def end(*args: Any) -> None:
+        monkeypatch.setattr(coordinator, "done", done)
+        raise SystemExit("killed")
+
+    if target == "done":
+        monkeypatch.setattr(coordinator, "done", end)
+    else:
+        monkeypatch.setattr(coordinator, "write_state", write)
+
+
+@pytest.mark.parametrize("kill", [coordinator.HELD, "watch-urgent-reply.json", "done"])
+def test_an_alert_held_by_a_run_killed_at_any_write_is_told_once_in_the_morning(
+    spec: dict[str, Any], state: Path, monkeypatch: pytest.MonkeyPatch, kill: str
+) -> None:
+    drop(state, OUTAGE)
+    dies_writing(monkeypatch, kill)
+    with pytest.raises(SystemExit):
+        heartbeat(spec, EVENING)
+    heartbeat(spec, EVENING + timedelta(minutes=5))  # the rerun takes up what was left
+    heartbeat(spec, EVENING + timedelta(hours=8, minutes=15))
+    heartbeat(spec, EVENING + timedelta(hours=8, minutes=30))
+    assert bodies(state) == ["• Outage mail: m1"]
+
+
+@pytest.mark.parametrize("kill", [coordinator.HELD, "watch-urgent-reply.json"])
+def test_a_morning_run_killed_at_any_write_sends_its_message_once(
+    spec: dict[str, Any], state: Path, monkeypatch: pytest.MonkeyPatch, kill: str
+) -> None:
+    """The run at the end of quiet hours claims nothing: it releases what was held and raises
+    a repeat of the watch that is due; killed, its rerun a minute later sends the same."""
+    drop(state, OUTAGE)
+    heartbeat(spec, EVENING)
+    heartbeat(spec, EVENING + timedelta(hours=4))  # a repeat, held
+    morning = EVENING + timedelta(hours=8, minutes=15)
+    dies_writing(monkeypatch, kill)
+    with pytest.raises(SystemExit):
+        heartbeat(spec, morning)
+    heartbeat(spec, morning + timedelta(minutes=1))
+    heartbeat(spec, morning + timedelta(minutes=30))
+    assert len(bodies(state)) == 1, bodies(state)
+    instance = json.loads((state / "state/watch-urgent-reply.json").read_text())["instances"]["m1"]
+    assert instance["state"] == "delivered"
+
+
+@pytest.mark.parametrize("kill", [coordinator.HELD, "nag-todo.json", "done"])
+def test_a_nag_held_by_a_run_killed_at_any_write_is_told_once_in_the_morning(
+    spec: dict[str, Any], state: Path, monkeypatch: pytest.MonkeyPatch, kill: str
+) -> None:
+    drop(state, {"source": "todo", "timestamp": "x", "overdue": [{"id": "A"}]})
+    dies_writing(monkeypatch, kill)
+    with pytest.raises(SystemExit):
+        heartbeat(spec, EVENING)
+    heartbeat(spec, EVENING + timedelta(minutes=5))
+    heartbeat(spec, EVENING + timedelta(hours=8, minutes=15))
+    assert bodies(state) == ["• nag 1: A"]
+    items = json.loads((state / "state/nag-todo.json").read_text())["items"]
+    assert items["A"]["nagCount"] == 1
