@@ -208,7 +208,7 @@ def _service_timeout(config: Config, job: Job) -> int:
     # step may first wait up to its timeout for a predecessor still running (one started by
     # hand, which After= does not order): the limit covers that wait as well.
     model_time = 2 * config.llm.timeout if job.prompt is not None else 0
-    wait_time = 0
+    wait_time = job.timeout if job.after is not None else 0
     return wait_time + job.timeout + model_time + 30
 
 
