@@ -67,7 +67,6 @@ def run_job(spec: JobSpec) -> int:
         outcome = Outcome("failed", f"internal error: {type(error).__name__}: {error}")
     # A stop request now would only lose the record; systemd's SIGKILL still ends us.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    mark_ended(spec.state_dir, spec.job)
     code = exit_code(outcome.result)
     reason = _clean(redactor, outcome.reason)
     if reason:
@@ -81,6 +80,8 @@ def run_job(spec: JobSpec) -> int:
             f"vigil: {spec.job}: could not record the run in runs.jsonl: {describe(error)}",
             file=sys.stderr,
         )
+    # Only now: a chain step that sees no marker judges runs.jsonl, which must hold this run.
+    mark_ended(spec.state_dir, spec.job)
     return code
 
 
