@@ -25,6 +25,7 @@ from runner.history import RunRecord, append_line
 from runner.output import ContractError, read_output
 from runner.running import mark_ended, mark_started
 from runner.spec import JobSpec
+from runner.statefile import StateUnreadable
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
@@ -171,6 +172,8 @@ def _detect_with_model(
         exhausted = reservation.add(first)
     except OSError as error:  # the ledger cannot be written: no call whose spend is unbooked
         return Outcome("storage", f"model not called: {describe(error)}")
+    except StateUnreadable as error:
+        return _ledger_unreadable(spec, record, error)
     if exhausted:
         return _over_budget(spec, record, exhausted)
     try:
@@ -191,6 +194,8 @@ def _detect_with_model(
             return Outcome("missing-package", f"model not called: {error}")
         except OverBudget as over:
             return _over_budget(spec, record, over.exhausted)
+        except StateUnreadable as error:  # before the retry
+            return _ledger_unreadable(spec, record, error)
     finally:
         _settle(reservation, record)
     if finding is None:
@@ -209,6 +214,16 @@ def _over_budget(spec: JobSpec, record: RunRecord, exhausted: list[Exhausted]) -
     return Outcome("budget", f"model not called ({details})")
 
 
+def _ledger_unreadable(spec: JobSpec, record: RunRecord, error: StateUnreadable) -> Outcome:
+    """The spend ledger exists but cannot be read: no call whose spend could not be counted
+    (fail closed), one alert a day, and the file is left as it is."""
+    from runner.statefile import unreadable
+
+    consequence = "the model is not called until it can be read"
+    unreadable(spec.state_dir, error, consequence, record.started)
+    return Outcome("budget", f"model not called: {error}")
+
+
 def _settle(reservation: Reservation, record: RunRecord) -> None:
     """Book what the calls used in place of the reservation (also after a failed call)."""
     from runner.history import Usage
@@ -219,6 +234,8 @@ def _settle(reservation: Reservation, record: RunRecord) -> None:
     except OSError as error:
         # runs.jsonl still gets the spend; the reservation lapses when this process ends.
         print(f"vigil: could not book the spend: {describe(error)}", file=sys.stderr)
+    except StateUnreadable as error:
+        print(f"vigil: could not book the spend: {error}", file=sys.stderr)
 
 
 def _unusable(state_dir: str) -> str | None:

@@ -6,7 +6,10 @@ reserved (runner.budget decides whether it fits), after it the reservation is re
 call used. Runs started together (a Persistent= catch-up) see each other's reservations, so they
 cannot all spend the same remainder. A reservation whose run died is released once its process
 is gone or its time is up. A month without a ledger yet starts from what runs.jsonl holds for it
-(a state directory from before the ledger keeps its spend).
+(a state directory from before the ledger keeps its spend). A ledger of another shape or
+version is set aside with an alert (runner.statefile) and the month counted again the same way;
+one that cannot be read stops every model call of the config (fail closed) and is never
+overwritten.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
+from runner import stateshapes
 from runner.clock import iso, parse_iso, zone
-from runner.fsatomic import locked, read_state, state_path, write_state
+from runner.fsatomic import locked, state_path, write_state
 from runner.history import Usage, usage_since
 from runner.running import process_alive
+from runner.statefile import StateUnreadable, load_state, peek_state
 
-LEDGER_VERSION = 1
 LOCK = "spend.lock"
 
 
@@ -43,6 +47,8 @@ class Ledger:
 
     def __init__(self, month: str, data: dict[str, object]) -> None:
         self.month = month
+        self.problem: str | None = None
+        """For reports: why the ledger file itself could not be used (shown from runs.jsonl)."""
         jobs = data.get("jobs")
         self.jobs: dict[str, Usage] = {}
         for job, figures in (jobs if isinstance(jobs, dict) else {}).items():
@@ -92,7 +98,7 @@ class Ledger:
 
     def as_json(self) -> dict[str, object]:
         return {
-            "version": LEDGER_VERSION,
+            "version": stateshapes.SPEND.version,
             "month": self.month,
             "jobs": {job: usage.as_json() for job, usage in sorted(self.jobs.items())},
             "reservations": {key: dict(item) for key, item in self.reservations.items()},
@@ -100,12 +106,32 @@ class Ledger:
 
 
 def read_ledger(state_dir: str, config: str, timezone: str, now: datetime) -> Ledger:
-    """This month's ledger as it stands (for reports: no lock, nothing written)."""
+    """This month's ledger as the next run will find it, for reports: no lock, nothing
+    written. A ledger of another shape, or one that cannot be read, is shown from runs.jsonl,
+    with `problem` saying why."""
     since, month = month_start(now, timezone)
-    data = read_state(state_dir, ledger_name(month))
-    if data.get("version") == LEDGER_VERSION:
-        return Ledger(month, data)
-    return _from_history(state_dir, config, since, month)
+    name = ledger_name(month)
+    try:
+        data, problem = peek_state(state_dir, name, stateshapes.SPEND)
+    except StateUnreadable as error:
+        ledger = _from_history(state_dir, config, since, month)
+        ledger.problem = f"{error}: the model is not called until it can be read"
+        return ledger
+    if not data:
+        ledger = _from_history(state_dir, config, since, month)
+        if problem is not None:
+            ledger.problem = f"state/{name} {problem}; {stateshapes.SPEND.reset}"
+        return ledger
+    return Ledger(month, data)
+
+
+def open_ledger(state_dir: str, config: str, timezone: str, now: datetime) -> Ledger:
+    """This month's ledger for booking (under its lock): one of another shape is set aside
+    with an alert and the month counted again from runs.jsonl (as for a month without a
+    ledger yet). Raises StateUnreadable when it cannot be read: it is never overwritten."""
+    since, month = month_start(now, timezone)
+    data = load_state(state_dir, ledger_name(month), stateshapes.SPEND, now)
+    return Ledger(month, data) if data else _from_history(state_dir, config, since, month)
 
 
 def _from_history(state_dir: str, config: str, since: datetime, month: str) -> Ledger:
@@ -129,7 +155,7 @@ class Booking:
         self._lock = locked(state_path(self.state_dir, LOCK))
         self._lock.__enter__()
         try:
-            self.ledger = read_ledger(self.state_dir, self.config, self.timezone, self.now)
+            self.ledger = open_ledger(self.state_dir, self.config, self.timezone, self.now)
             self.ledger.release_abandoned(self.now)
             self.before = self.ledger.as_json()
         except BaseException:

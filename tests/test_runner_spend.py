@@ -21,6 +21,7 @@ from tests.runner_support import (
     RunnerCall,
     credentials,
     fake_api,
+    inbox,
     llm_spec,
     runner_env,
     runner_in_process,
@@ -198,3 +199,86 @@ def test_the_month_turns_at_midnight_in_the_configs_timezone(
         "2026-03-01T05:30",
         "2026-03-31T23:00",
     ]
+
+
+FEBRUARY = "2026-02-20T14:00:00Z"
+
+
+def earlier_call(state: Path) -> None:
+    """A model run of this month that runs.jsonl still holds."""
+    state.mkdir(parents=True, exist_ok=True)
+    record = {
+        "job": "reminder-check",
+        "kind": "job",
+        "config": "bruba",
+        "start": "2026-02-10T14:00:00.000Z",
+        "result": "ok",
+        "tokens_in": 1000,
+        "tokens_out": 200,
+        "cost_usd": 0.002,
+    }
+    (state / "runs.jsonl").write_text(json.dumps(record) + "\n")
+
+
+BOOKED = {"version": 1, "month": "2026-02", "reservations": {}}
+OTHER_SHAPES = {
+    "version 2": json.dumps({**BOOKED, "version": 2, "jobs": {"reminder-check": {"tokens": 1}}}),
+    "torn": json.dumps({**BOOKED, "jobs": {"reminder-check": {"tokens": 99000}}})[:60],
+    "a job's entry": json.dumps({**BOOKED, "jobs": {"reminder-check": {"tokens": "99000"}}}),
+    "a reservation": json.dumps({**BOOKED, "jobs": {}, "reservations": {"x": {"tokens": 1}}}),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(OTHER_SHAPES))
+def test_a_ledger_of_another_shape_is_set_aside_and_the_month_counted_again(
+    tmp_path: Path, fake_api: FakeMessagesAPI, runner_in_process: RunnerCall, variant: str
+) -> None:
+    state = tmp_path / "state"
+    earlier_call(state)
+    (state / "state").mkdir()
+    (state / "state" / "spend-2026-02.json").write_text(OTHER_SHAPES[variant])
+    spec = spend_spec(tmp_path, fake_api, monthly_tokens=100_000)
+    creds = str(credentials(tmp_path))
+    path = write_spec(tmp_path, spec)
+    result = runner_in_process("job", path, CREDENTIALS_DIRECTORY=creds, VIGIL_NOW=FEBRUARY)
+    assert result.returncode == 0, result.stderr
+    [aside] = [p for p in (state / "state" / "rejected").iterdir() if p.suffix != ".reason"]
+    assert aside.name.startswith("spend-2026-02.json-")
+    assert aside.read_text() == OTHER_SHAPES[variant]
+    [alert] = [f for f in inbox(state) if f.get("kind") == "state-rejected"]
+    assert "state/spend-2026-02.json" in alert["message"]
+    assert "spend may be undercounted" in alert["message"]
+    # runs.jsonl's earlier call, and this one.
+    assert ledger(state, "2026-02")["jobs"]["reminder-check"]["tokens"] == 2 * CALL
+    assert fake_api.calls == 1
+
+
+def test_a_ledger_it_cannot_read_stops_the_model_and_is_never_overwritten(
+    fake_api: FakeMessagesAPI,
+) -> None:
+    """After an accidental `sudo` run: a root-owned 0600 ledger, the detector as `nobody`."""
+    from tests.private_fs import private_mounts
+
+    with private_mounts() as fs:
+        state = fs.base / "state"
+        earlier_call(state)
+        (state / "state").mkdir()
+        book = state / "state" / "spend-2026-02.json"
+        text = json.dumps({**BOOKED, "jobs": {"reminder-check": {"tokens": 99000, "usd": 9.9}}})
+        book.write_text(text)
+        spec = spend_spec(fs.base, fake_api, monthly_tokens=100_000)
+        creds = credentials(fs.base)
+        fs.must("chown", "-R", "nobody:nogroup", state, creds)
+        os.chown(book, 0, 0)
+        book.chmod(0o600)
+        path = write_spec(fs.base, spec)
+        path.chmod(0o644)
+        env = {"CREDENTIALS_DIRECTORY": str(creds), "VIGIL_NOW": FEBRUARY}
+        result = fs.runner("job", path, nobody=True, **env)
+        assert result.returncode == 7, result.stderr
+        assert fake_api.calls == 0
+        reason = "state/spend-2026-02.json cannot be read (Permission denied)"
+        assert runs(state)[-1]["result"] == "budget"
+        assert reason in runs(state)[-1]["reason"]
+        assert book.read_text() == text and book.stat().st_uid == 0
+        assert [f for f in inbox(state) if reason in f.get("message", "")]
