@@ -16,7 +16,7 @@ import signal
 import sys
 
 from runner.chain import check_predecessor
-from runner.clock import end_of, now, utc_now
+from runner.clock import now
 from runner.command import Stopped, raise_stopped, run_command
 from runner.exitcodes import exit_code
 from runner.findings import completed
@@ -47,7 +47,6 @@ class Outcome:
 
 
 def run_job(spec: JobSpec) -> int:
-    began = utc_now()
     record = RunRecord(job=spec.job, kind="job", config=spec.config, started=now())
     signal.signal(signal.SIGTERM, raise_stopped)
     redactor = _redactor()
@@ -72,8 +71,9 @@ def run_job(spec: JobSpec) -> int:
     reason = _clean(redactor, outcome.reason)
     if reason:
         print(f"vigil: {spec.job}: {outcome.result}: {reason}", file=sys.stderr)
-    ended = end_of(record.started, began)
-    line = record.as_json(result=outcome.result, exit_code=code, reason=reason, ended=ended)
+    line = record.as_json(
+        result=outcome.result, exit_code=code, reason=reason, ended=record.moment()
+    )
     try:
         append_line(spec.state_dir, line, spec.history_max_bytes)
     except OSError as error:
@@ -169,7 +169,7 @@ def _detect_with_model(
     reservation = Reservation(spec, record.started)
     first = call_worst_case(spec, expected_input_tokens(spec.llm.prompt, stdout))
     try:
-        exhausted = reservation.add(first)
+        exhausted = reservation.add(first, record.moment())
     except OSError as error:  # the ledger cannot be written: no call whose spend is unbooked
         return Outcome("storage", f"model not called: {describe(error)}")
     except StateUnreadable as error:
@@ -182,7 +182,7 @@ def _detect_with_model(
 
         def before_retry() -> None:
             # The retry resends the request with the first reply in it: up to max_tokens more.
-            further = reservation.add(call_worst_case(spec, first.tokens))
+            further = reservation.add(call_worst_case(spec, first.tokens), record.moment())
             if further:
                 raise OverBudget(further)
 
@@ -230,7 +230,7 @@ def _settle(reservation: Reservation, record: RunRecord) -> None:
 
     tokens = record.tokens_in + record.tokens_out
     try:
-        reservation.settle(Usage(tokens, record.cost_usd, 1 if tokens else 0))
+        reservation.settle(Usage(tokens, record.cost_usd, 1 if tokens else 0), record.moment())
     except OSError as error:
         # runs.jsonl still gets the spend; the reservation lapses when this process ends.
         print(f"vigil: could not book the spend: {describe(error)}", file=sys.stderr)

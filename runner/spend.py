@@ -143,19 +143,23 @@ def _from_history(state_dir: str, config: str, since: datetime, month: str) -> L
 
 
 class Booking:
-    """The ledger of one month, open under its lock; written back when it was changed."""
+    """The ledger of the month a run started in (`started`), open under its lock at `now`
+    (the run's clock); written back when it was changed."""
 
-    def __init__(self, state_dir: str, config: str, timezone: str, now: datetime) -> None:
+    def __init__(
+        self, state_dir: str, config: str, timezone: str, started: datetime, now: datetime
+    ) -> None:
         self.state_dir = state_dir
         self.config = config
         self.timezone = timezone
+        self.started = started
         self.now = now
 
     def __enter__(self) -> Ledger:
         self._lock = locked(state_path(self.state_dir, LOCK))
         self._lock.__enter__()
         try:
-            self.ledger = open_ledger(self.state_dir, self.config, self.timezone, self.now)
+            self.ledger = open_ledger(self.state_dir, self.config, self.timezone, self.started)
             self.ledger.release_abandoned(self.now)
             self.before = self.ledger.as_json()
         except BaseException:

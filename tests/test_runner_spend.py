@@ -8,12 +8,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from runner.clock import iso
 from runner.llm_reply import expected_input_tokens
 from tests.runner_support import (
     ROOT,
@@ -23,6 +25,7 @@ from tests.runner_support import (
     fake_api,
     inbox,
     llm_spec,
+    run_runner,
     runner_env,
     runner_in_process,
     runs,
@@ -282,3 +285,50 @@ def test_a_ledger_it_cannot_read_stops_the_model_and_is_never_overwritten(
         assert reason in runs(state)[-1]["reason"]
         assert book.read_text() == text and book.stat().st_uid == 0
         assert [f for f in inbox(state) if reason in f.get("message", "")]
+
+
+def test_a_reservation_holds_from_when_it_is_made_not_from_the_runs_start(
+    tmp_path: Path, fake_api: FakeMessagesAPI
+) -> None:
+    """A detector whose command took a while reserves a call that holds for the call's full
+    time from then: a run starting while the call is in flight sees it and stops."""
+    state = tmp_path / "state"
+    fake_api.default = "hang"
+    fake_api.hang_seconds = 4.0
+    spec = spend_spec(tmp_path, fake_api, monthly_tokens=1500)
+    spec["llm"]["max_tokens"] = 300
+    spec["command"] = {"shell": f"sleep 3; echo '{OUTPUT}'"}
+    lasts = spec["llm"]["timeout"] * 2 + 60  # one attempt and its retry, plus the margin
+    assert worst_tokens(spec) <= 1500 < 2 * worst_tokens(spec)
+    start = datetime(2026, 2, 10, 9, 0, tzinfo=UTC)
+    env = runner_env(CREDENTIALS_DIRECTORY=str(credentials(tmp_path)), VIGIL_NOW=iso(start))
+    first = subprocess.Popen(
+        [sys.executable, "-m", "runner", "job", str(write_spec(tmp_path, spec))],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = datetime.now(UTC) + timedelta(seconds=30)
+        while fake_api.calls == 0 and datetime.now(UTC) < deadline and first.poll() is None:
+            time.sleep(0.05)
+        assert fake_api.calls == 1, first.stderr.read() if first.stderr else ""
+        [held] = ledger(state, "2026-02")["reservations"].values()
+        until = datetime.fromisoformat(held["until"])
+        assert until >= start + timedelta(seconds=3 + lasts), held
+        # A run starting on the first's clock just past start + lasts + 2 s: the call
+        # reserved after the 3 s command is still in flight.
+        later = start + timedelta(seconds=lasts + 2)
+        second_spec = write_spec(
+            tmp_path,
+            {**spec, "job": "calendar-prep", "command": {"shell": f"echo '{OUTPUT}'"}},
+            "second.json",
+        )
+        second = run_runner("job", second_spec, env={**env, "VIGIL_NOW": iso(later)}, timeout=30)
+        assert second.returncode == 7, second.stderr
+        assert "reserved by runs in progress" in second.stderr
+    finally:
+        assert first.wait(timeout=60) == 0
+    assert fake_api.calls == 1
