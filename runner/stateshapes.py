@@ -194,12 +194,14 @@ def source_seen(value: object) -> str | None:
 
 
 def spend(value: object) -> str | None:
-    problem = _fields(value, tokens=(int,), usd=(int, float), calls=(int,))
+    problem = _fields(value, tokens=(int,), usd=(int, float), calls=(int,), notes=(list,))
     return problem or _required(value, "tokens", "usd")
 
 
 def reservation(value: object) -> str | None:
-    problem = _fields(value, job=(str,), tokens=(int,), usd=(int, float), pid=(int,), until=(str,))
+    problem = _fields(
+        value, job=(str,), tokens=(int,), usd=(int, float), calls=(int,), pid=(int,), until=(str,)
+    )
     return problem or _required(value, "job", "tokens", "usd", "until")
 
 

@@ -128,9 +128,9 @@ def _dead_pid() -> int:
 
 @pytest.mark.parametrize(
     ("owner", "minutes_left", "blocked"),
-    [("dead", 30, False), ("alive", -1, False), ("alive", 30, True)],
+    [("dead", 30, True), ("alive", -1, False), ("alive", 30, True)],
 )
-def test_a_reservation_lapses_when_its_run_is_gone_or_its_time_is_up(
+def test_a_reservation_is_booked_when_its_run_died_and_lapses_when_its_time_is_up(
     tmp_path: Path,
     fake_api: FakeMessagesAPI,
     runner_in_process: RunnerCall,
@@ -164,7 +164,15 @@ def test_a_reservation_lapses_when_its_run_is_gone_or_its_time_is_up(
     spec = spend_spec(tmp_path, fake_api, monthly_tokens=10_000)
     creds = str(credentials(tmp_path))
     result = runner_in_process("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)
-    if blocked:
+    if owner == "dead":  # booked as spent: its call may have completed before it died
+        assert result.returncode == 7
+        assert "9000 of 10000 tokens used, the next call" in result.stderr
+        booked = ledger(state, month)
+        assert booked["reservations"] == {}
+        assert booked["jobs"]["calendar-prep"]["tokens"] == 9000
+        [note] = booked["jobs"]["calendar-prep"]["notes"]
+        assert "booked as spent (it may have used less)" in note
+    elif blocked:
         assert result.returncode == 7
         assert "9000 of 10000 tokens used (9000 reserved by runs in progress)" in result.stderr
         assert list(ledger(state, month)["reservations"]) == ["calendar-prep-1"]
@@ -332,3 +340,62 @@ def test_a_reservation_holds_from_when_it_is_made_not_from_the_runs_start(
     finally:
         assert first.wait(timeout=60) == 0
     assert fake_api.calls == 1
+
+
+def test_a_run_killed_during_its_call_is_booked_at_its_worst_case(
+    tmp_path: Path, fake_api: FakeMessagesAPI
+) -> None:
+    """SIGKILL while the call is in flight (it may complete for the API all the same): the
+    reservation is booked as spent, `vigil cost` counts it at once, and the next run's
+    budget check sees it."""
+    from compiler.cost import month_to_date
+
+    state = tmp_path / "state"
+    fake_api.default = "hang"
+    fake_api.hang_seconds = 30.0
+    spec = spend_spec(tmp_path, fake_api, monthly_tokens=1500)
+    spec["llm"]["max_tokens"] = 300
+    worst = worst_tokens(spec)
+    assert worst <= 1500 < 2 * worst
+    env = runner_env(CREDENTIALS_DIRECTORY=str(credentials(tmp_path)), VIGIL_NOW=FEBRUARY)
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "runner", "job", str(write_spec(tmp_path, spec))],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while fake_api.calls == 0 and time.monotonic() < deadline and killed.poll() is None:
+            time.sleep(0.05)
+        assert fake_api.calls == 1
+    finally:
+        killed.kill()
+        killed.wait()
+    month_now = datetime(2026, 2, 20, 15, tzinfo=UTC)
+    assert month_to_date(state, "bruba", "America/New_York", month_now) == {
+        "reminder-check": (pytest.approx(worst_usd(spec)), worst, 1)
+    }
+    fake_api.default = "finding"
+    other = write_spec(tmp_path, {**spec, "job": "calendar-prep"}, "other.json")
+    blocked = run_runner("job", other, env=env)
+    assert blocked.returncode == 7, blocked.stderr
+    assert f"{worst} of 1500 tokens used, the next call" in blocked.stderr
+    assert fake_api.calls == 1
+    booked = ledger(state, "2026-02")
+    assert booked["reservations"] == {}
+    entry = booked["jobs"]["reminder-check"]
+    assert (entry["tokens"], entry["calls"]) == (worst, 1)
+    [note] = entry["notes"]
+    assert f"pid {killed.pid}" in note and "booked as spent" in note
+    assert month_to_date(state, "bruba", "America/New_York", month_now)["reminder-check"][1:] == (
+        worst,
+        1,
+    )
+
+
+def worst_usd(spec: dict[str, Any]) -> float:
+    price = spec["llm"]["price_per_mtok"]
+    tokens_in = expected_input_tokens(spec["llm"]["prompt"], OUTPUT + "\n")
+    return float(tokens_in * price["input"] + spec["llm"]["max_tokens"] * price["output"]) / 1e6
