@@ -87,6 +87,18 @@ def test_spend_survives_the_rotation_of_runs_jsonl(
     }
 
 
+def start_runner(spec: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`python -m runner job SPEC` in the background, its stderr kept."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", "job", str(spec)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_runs_started_together_cannot_spend_the_same_remainder(
     tmp_path: Path, fake_api: FakeMessagesAPI
 ) -> None:
@@ -102,16 +114,7 @@ def test_runs_started_together_cannot_spend_the_same_remainder(
     processes = []
     for job in ("reminder-check", "calendar-prep", "morning-briefing"):
         path = write_spec(tmp_path, {**spec, "job": job}, f"{job}.json")
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "runner", "job", str(path)],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
+        processes.append(start_runner(path, env))
     codes = sorted(process.wait(timeout=60) for process in processes)
     assert codes == [0, 7, 7], [p.stderr.read() for p in processes if p.stderr]
     assert fake_api.calls == 1
@@ -295,6 +298,19 @@ def test_a_ledger_it_cannot_read_stops_the_model_and_is_never_overwritten(
         assert [f for f in inbox(state) if reason in f.get("message", "")]
 
 
+def call_in_flight(spec: Path, env: dict[str, str], api: FakeMessagesAPI) -> subprocess.Popen[str]:
+    """A runner process of `spec` whose model call the fake API is holding (hang)."""
+    process = start_runner(spec, env)
+    deadline = time.monotonic() + 30
+    while api.calls == 0 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    if api.calls != 1:
+        process.kill()
+        _, err = process.communicate()
+        raise AssertionError(f"no model call in flight: {err}")
+    return process
+
+
 def test_a_reservation_holds_from_when_it_is_made_not_from_the_runs_start(
     tmp_path: Path, fake_api: FakeMessagesAPI
 ) -> None:
@@ -310,19 +326,8 @@ def test_a_reservation_holds_from_when_it_is_made_not_from_the_runs_start(
     assert worst_tokens(spec) <= 1500 < 2 * worst_tokens(spec)
     start = datetime(2026, 2, 10, 9, 0, tzinfo=UTC)
     env = runner_env(CREDENTIALS_DIRECTORY=str(credentials(tmp_path)), VIGIL_NOW=iso(start))
-    first = subprocess.Popen(
-        [sys.executable, "-m", "runner", "job", str(write_spec(tmp_path, spec))],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = call_in_flight(write_spec(tmp_path, spec), env, fake_api)
     try:
-        deadline = datetime.now(UTC) + timedelta(seconds=30)
-        while fake_api.calls == 0 and datetime.now(UTC) < deadline and first.poll() is None:
-            time.sleep(0.05)
-        assert fake_api.calls == 1, first.stderr.read() if first.stderr else ""
         [held] = ledger(state, "2026-02")["reservations"].values()
         until = datetime.fromisoformat(held["until"])
         assert until >= start + timedelta(seconds=3 + lasts), held
@@ -358,25 +363,15 @@ def test_a_run_killed_during_its_call_is_booked_at_its_worst_case(
     worst = worst_tokens(spec)
     assert worst <= 1500 < 2 * worst
     env = runner_env(CREDENTIALS_DIRECTORY=str(credentials(tmp_path)), VIGIL_NOW=FEBRUARY)
-    killed = subprocess.Popen(
-        [sys.executable, "-m", "runner", "job", str(write_spec(tmp_path, spec))],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while fake_api.calls == 0 and time.monotonic() < deadline and killed.poll() is None:
-            time.sleep(0.05)
-        assert fake_api.calls == 1
-    finally:
-        killed.kill()
-        killed.wait()
+    killed = call_in_flight(write_spec(tmp_path, spec), env, fake_api)
+    killed.kill()
+    killed.wait()
     month_now = datetime(2026, 2, 20, 15, tzinfo=UTC)
-    assert month_to_date(state, "bruba", "America/New_York", month_now) == {
-        "reminder-check": (pytest.approx(worst_usd(spec)), worst, 1)
-    }
+    [(job, (usd, tokens, calls))] = month_to_date(
+        state, "bruba", "America/New_York", month_now
+    ).items()
+    assert (job, tokens, calls) == ("reminder-check", worst, 1)
+    assert usd == pytest.approx(worst_usd(spec))
     fake_api.default = "finding"
     other = write_spec(tmp_path, {**spec, "job": "calendar-prep"}, "other.json")
     blocked = run_runner("job", other, env=env)
