@@ -8,6 +8,7 @@ not a model: it costs nothing, however often it runs.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -117,6 +118,8 @@ def month_to_date(
     """job -> (USD, tokens, model calls) this calendar month in `timezone`: the spend ledger
     the budgets count (runs.jsonl for a month from before the ledger)."""
     ledger = read_ledger(str(directory), config, timezone, now or datetime.now(UTC))
+    if ledger.problem:
+        print(f"vigil: {ledger.problem} (shown from runs.jsonl)", file=sys.stderr)
     return {job: (used.usd, used.tokens, used.calls) for job, used in ledger.jobs.items()}
 
 

@@ -16,7 +16,7 @@ import jinja2
 
 from compiler import __version__, sandbox, specs, unitfile
 from compiler.layout import unit_prefix
-from compiler.model import Config
+from compiler.model import Config, Job
 from compiler.schedule import parse_schedule
 
 # Runner scripts are executable; specs and the config copy may hold inline tokens.
@@ -182,7 +182,8 @@ def _job_units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator
         service = {
             "unit": unit,
             "description": words,
-            "timeout": _service_timeout(config, job.timeout, job.prompt is not None),
+            "timeout": _service_timeout(config, job),
+            "after": f"{config.name}-{job.after}.service" if job.after else None,
             "credentials": sorted(set(credentials)),
             "sandbox": sandbox.job_policy(config, job, system, runtime),
         }
@@ -201,11 +202,14 @@ def _job_units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator
         yield f"{unit}.timer", "calendar.timer.j2", timer, job.enabled
 
 
-def _service_timeout(config: Config, command_timeout: int, uses_model: bool) -> int:
+def _service_timeout(config: Config, job: Job) -> int:
     # The runner enforces the command's timeout itself and records why; systemd's limit is the
-    # backstop, with room for the model call (one retry) and the runner's bookkeeping.
-    model_time = 2 * config.llm.timeout if uses_model else 0
-    return command_timeout + model_time + 30
+    # backstop, with room for the model call (one retry) and the runner's bookkeeping. A chain
+    # step may first wait up to its timeout for a predecessor still running (one started by
+    # hand, which After= does not order): the limit covers that wait as well.
+    model_time = 2 * config.llm.timeout if job.prompt is not None else 0
+    wait_time = job.timeout if job.after is not None else 0
+    return wait_time + job.timeout + model_time + 30
 
 
 def _coordinator_units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator[UnitPlan]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -121,7 +122,10 @@ def _history(state: Path, now: datetime, config: Config) -> dict[str, dict[str, 
         entry = summary.setdefault(str(run.get("job")), {"row": 0})
         entry["last"] = run
         entry["row"] = 0 if run.get("result") == "ok" else entry["row"] + 1
-    for job, used in read_ledger(str(state), config.name, config.timezone, now).jobs.items():
+    ledger = read_ledger(str(state), config.name, config.timezone, now)
+    if ledger.problem:
+        print(f"vigil: {ledger.problem} (shown from runs.jsonl)", file=sys.stderr)
+    for job, used in ledger.jobs.items():
         summary.setdefault(job, {"row": 0}).update(tokens=used.tokens, cost=used.usd)
     return summary
 

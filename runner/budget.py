@@ -87,15 +87,18 @@ class Reservation:
         self.reserved = Usage()
         assert spec.llm is not None
         calls = (spec.llm.max_retries + 1) * 2  # SDK retries, for each of two attempts
-        self.until = started + timedelta(seconds=spec.llm.timeout * calls + RESERVATION_MARGIN)
+        self.lasts = timedelta(seconds=spec.llm.timeout * calls + RESERVATION_MARGIN)
+        """How long a reservation holds from the moment it is made: a command or a chain's
+        wait before it does not shorten the calls' time."""
 
-    def _booking(self) -> Booking:
+    def _booking(self, now: datetime) -> Booking:
         spec = self.spec
-        return Booking(spec.state_dir, spec.config, spec.timezone, self.started)
+        return Booking(spec.state_dir, spec.config, spec.timezone, self.started, now)
 
-    def add(self, worst: Usage) -> list[Exhausted]:
-        """Reserve `worst` more, or return the budgets it would break (reserving nothing)."""
-        with self._booking() as ledger:
+    def add(self, worst: Usage, now: datetime) -> list[Exhausted]:
+        """Reserve `worst` more at `now` (the run's clock), or return the budgets it would
+        break (reserving nothing)."""
+        with self._booking(now) as ledger:
             # The ledger counts this run's earlier reservation (a retry's check) like any other.
             exhausted = exhausted_budgets(self.spec, ledger, worst)
             if exhausted:
@@ -103,13 +106,13 @@ class Reservation:
             total = Usage()
             total.merge(self.reserved)
             total.merge(worst)
-            ledger.reserve(self.key, self.spec.job, total, self.until)
+            ledger.reserve(self.key, self.spec.job, total, now + self.lasts)
             self.reserved = total
         return []
 
-    def settle(self, used: Usage) -> None:
+    def settle(self, used: Usage, now: datetime) -> None:
         """Replace the reservation with what the calls used (the run's tokens and cost)."""
-        with self._booking() as ledger:
+        with self._booking(now) as ledger:
             ledger.settle(self.key, self.spec.job, used)
 
 

@@ -1,7 +1,9 @@
 """Chains (`after:`): a step runs only when its predecessor succeeded in the predecessor's own
 current cycle, which began at its latest scheduled firing (systemd's, in its zone). A
 predecessor still running is waited for, up to the step's timeout, and then reported as
-running, never as failed."""
+running, never as failed. A predecessor started together with the step (a catch-up) never gets
+here: the step's unit is ordered After= it, so systemd starts the step once it ended; the wait
+is for one started otherwise."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from datetime import datetime
 
-from runner.clock import iso, parse_iso
+from runner.clock import end_of, iso, parse_iso, utc_now
 from runner.fsatomic import append_whole, ensure_dir, locked
 
 RUNS = "runs.jsonl"
@@ -29,6 +29,7 @@ class RunRecord:
         self.kind = kind
         self.config = config
         self.started = started
+        self.real_start = utc_now()
         self.invocation_id = os.environ.get("INVOCATION_ID") or None
         self.command_exit: int | None = None
         self.findings = 0
@@ -37,6 +38,10 @@ class RunRecord:
         self.cost_usd = 0.0
         self.model: str | None = None
         self.notes: list[str] = []
+
+    def moment(self) -> datetime:
+        """Now, on the run's clock: its start plus the real time elapsed (runner.clock)."""
+        return end_of(self.started, self.real_start)
 
     def as_json(self, *, result: str, exit_code: int, reason: str, ended: datetime) -> str:
         record = {

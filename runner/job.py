@@ -16,7 +16,7 @@ import signal
 import sys
 
 from runner.chain import check_predecessor
-from runner.clock import end_of, now, utc_now
+from runner.clock import now
 from runner.command import Stopped, raise_stopped, run_command
 from runner.exitcodes import exit_code
 from runner.findings import completed
@@ -25,6 +25,7 @@ from runner.history import RunRecord, append_line
 from runner.output import ContractError, read_output
 from runner.running import mark_ended, mark_started
 from runner.spec import JobSpec
+from runner.statefile import StateUnreadable
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
@@ -46,7 +47,6 @@ class Outcome:
 
 
 def run_job(spec: JobSpec) -> int:
-    began = utc_now()
     record = RunRecord(job=spec.job, kind="job", config=spec.config, started=now())
     signal.signal(signal.SIGTERM, raise_stopped)
     redactor = _redactor()
@@ -67,13 +67,13 @@ def run_job(spec: JobSpec) -> int:
         outcome = Outcome("failed", f"internal error: {type(error).__name__}: {error}")
     # A stop request now would only lose the record; systemd's SIGKILL still ends us.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    mark_ended(spec.state_dir, spec.job)
     code = exit_code(outcome.result)
     reason = _clean(redactor, outcome.reason)
     if reason:
         print(f"vigil: {spec.job}: {outcome.result}: {reason}", file=sys.stderr)
-    ended = end_of(record.started, began)
-    line = record.as_json(result=outcome.result, exit_code=code, reason=reason, ended=ended)
+    line = record.as_json(
+        result=outcome.result, exit_code=code, reason=reason, ended=record.moment()
+    )
     try:
         append_line(spec.state_dir, line, spec.history_max_bytes)
     except OSError as error:
@@ -81,6 +81,8 @@ def run_job(spec: JobSpec) -> int:
             f"vigil: {spec.job}: could not record the run in runs.jsonl: {describe(error)}",
             file=sys.stderr,
         )
+    # Only now: a chain step that sees no marker judges runs.jsonl, which must hold this run.
+    mark_ended(spec.state_dir, spec.job)
     return code
 
 
@@ -167,9 +169,11 @@ def _detect_with_model(
     reservation = Reservation(spec, record.started)
     first = call_worst_case(spec, expected_input_tokens(spec.llm.prompt, stdout))
     try:
-        exhausted = reservation.add(first)
+        exhausted = reservation.add(first, record.moment())
     except OSError as error:  # the ledger cannot be written: no call whose spend is unbooked
         return Outcome("storage", f"model not called: {describe(error)}")
+    except StateUnreadable as error:
+        return _ledger_unreadable(spec, record, error)
     if exhausted:
         return _over_budget(spec, record, exhausted)
     try:
@@ -178,7 +182,7 @@ def _detect_with_model(
 
         def before_retry() -> None:
             # The retry resends the request with the first reply in it: up to max_tokens more.
-            further = reservation.add(call_worst_case(spec, first.tokens))
+            further = reservation.add(call_worst_case(spec, first.tokens), record.moment())
             if further:
                 raise OverBudget(further)
 
@@ -190,6 +194,8 @@ def _detect_with_model(
             return Outcome("missing-package", f"model not called: {error}")
         except OverBudget as over:
             return _over_budget(spec, record, over.exhausted)
+        except StateUnreadable as error:  # before the retry
+            return _ledger_unreadable(spec, record, error)
     finally:
         _settle(reservation, record)
     if finding is None:
@@ -208,16 +214,28 @@ def _over_budget(spec: JobSpec, record: RunRecord, exhausted: list[Exhausted]) -
     return Outcome("budget", f"model not called ({details})")
 
 
+def _ledger_unreadable(spec: JobSpec, record: RunRecord, error: StateUnreadable) -> Outcome:
+    """The spend ledger exists but cannot be read: no call whose spend could not be counted
+    (fail closed), one alert a day, and the file is left as it is."""
+    from runner.statefile import unreadable
+
+    consequence = "the model is not called until it can be read"
+    unreadable(spec.state_dir, error, consequence, record.started)
+    return Outcome("budget", f"model not called: {error}")
+
+
 def _settle(reservation: Reservation, record: RunRecord) -> None:
     """Book what the calls used in place of the reservation (also after a failed call)."""
     from runner.history import Usage
 
     tokens = record.tokens_in + record.tokens_out
     try:
-        reservation.settle(Usage(tokens, record.cost_usd, 1 if tokens else 0))
+        reservation.settle(Usage(tokens, record.cost_usd, 1 if tokens else 0), record.moment())
     except OSError as error:
         # runs.jsonl still gets the spend; the reservation lapses when this process ends.
         print(f"vigil: could not book the spend: {describe(error)}", file=sys.stderr)
+    except StateUnreadable as error:
+        print(f"vigil: could not book the spend: {error}", file=sys.stderr)
 
 
 def _unusable(state_dir: str) -> str | None:

@@ -4,9 +4,13 @@ timezone, kept in `state/spend-YYYY-MM.json`, which the rotation of runs.jsonl n
 Every model call is booked here under the ledger's lock: before the call its worst case is
 reserved (runner.budget decides whether it fits), after it the reservation is replaced by what the
 call used. Runs started together (a Persistent= catch-up) see each other's reservations, so they
-cannot all spend the same remainder. A reservation whose run died is released once its process
-is gone or its time is up. A month without a ledger yet starts from what runs.jsonl holds for it
-(a state directory from before the ledger keeps its spend).
+cannot all spend the same remainder. A reservation whose run died is booked as spent (its worst
+case, with a note: the call may have completed before the end); one whose live run is past its
+time is released. A month without a ledger yet starts from what runs.jsonl holds for it
+(a state directory from before the ledger keeps its spend). A ledger of another shape or
+version is set aside with an alert (runner.statefile) and the month counted again the same way;
+one that cannot be read stops every model call of the config (fail closed) and is never
+overwritten.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
+from runner import stateshapes
 from runner.clock import iso, parse_iso, zone
-from runner.fsatomic import locked, read_state, state_path, write_state
+from runner.fsatomic import locked, state_path, write_state
 from runner.history import Usage, usage_since
 from runner.running import process_alive
+from runner.statefile import StateUnreadable, load_state, peek_state
 
-LEDGER_VERSION = 1
 LOCK = "spend.lock"
 
 
@@ -43,10 +48,17 @@ class Ledger:
 
     def __init__(self, month: str, data: dict[str, object]) -> None:
         self.month = month
+        self.problem: str | None = None
+        """For reports: why the ledger file itself could not be used (shown from runs.jsonl)."""
         jobs = data.get("jobs")
         self.jobs: dict[str, Usage] = {}
+        self.notes: dict[str, list[str]] = {}
+        """Per job: how spend not known exactly was booked (a run that died holding one)."""
         for job, figures in (jobs if isinstance(jobs, dict) else {}).items():
             self.jobs[str(job)] = Usage.of(figures)
+            notes = figures.get("notes") if isinstance(figures, dict) else None
+            if isinstance(notes, list):
+                self.notes[str(job)] = [str(note) for note in notes]
         held = data.get("reservations")
         self.reservations: dict[str, dict[str, object]] = {
             str(key): value
@@ -71,6 +83,7 @@ class Ledger:
             "job": job,
             "tokens": worst.tokens,
             "usd": worst.usd,
+            "calls": worst.calls,
             "pid": os.getpid(),
             "until": iso(until),
         }
@@ -80,32 +93,71 @@ class Ledger:
         self.jobs.setdefault(job, Usage()).merge(used)
 
     def release_abandoned(self, now: datetime) -> list[str]:
-        """Drop reservations whose run is gone or whose time is up; returns their keys."""
-        gone = [
-            key
-            for key, item in self.reservations.items()
-            if not process_alive(item.get("pid")) or (parse_iso(item.get("until")) or now) <= now
-        ]
-        for key in gone:
+        """Book the reservations of runs that died as spent, and drop those of live runs whose
+        time is up; returns their keys. A run killed after its call completed never settled
+        it: its worst case is booked, which can only overcount."""
+        gone = []
+        for key, item in list(self.reservations.items()):
+            if not process_alive(item.get("pid")):
+                self._book_dead(item, now)
+            elif (parse_iso(item.get("until")) or now) > now:
+                continue
             del self.reservations[key]
+            gone.append(key)
         return gone
+
+    def _book_dead(self, item: dict[str, object], now: datetime) -> None:
+        job = str(item.get("job"))
+        worst = Usage.of(item)
+        self.jobs.setdefault(job, Usage()).merge(worst)
+        self.notes.setdefault(job, []).append(
+            f"{iso(now)}: a run (pid {item.get('pid')}) ended without booking its calls: "
+            f"its reservation of {worst.tokens} tokens, {worst.usd:.4f} USD is booked as "
+            "spent (it may have used less)"
+        )
 
     def as_json(self) -> dict[str, object]:
         return {
-            "version": LEDGER_VERSION,
+            "version": stateshapes.SPEND.version,
             "month": self.month,
-            "jobs": {job: usage.as_json() for job, usage in sorted(self.jobs.items())},
+            "jobs": {job: self._entry(job, usage) for job, usage in sorted(self.jobs.items())},
             "reservations": {key: dict(item) for key, item in self.reservations.items()},
         }
 
+    def _entry(self, job: str, usage: Usage) -> dict[str, object]:
+        notes = self.notes.get(job)
+        return {**usage.as_json(), "notes": list(notes)} if notes else usage.as_json()
+
 
 def read_ledger(state_dir: str, config: str, timezone: str, now: datetime) -> Ledger:
-    """This month's ledger as it stands (for reports: no lock, nothing written)."""
+    """This month's ledger as the next run will find it, for reports: no lock, nothing
+    written. A ledger of another shape, or one that cannot be read, is shown from runs.jsonl,
+    with `problem` saying why."""
     since, month = month_start(now, timezone)
-    data = read_state(state_dir, ledger_name(month))
-    if data.get("version") == LEDGER_VERSION:
-        return Ledger(month, data)
-    return _from_history(state_dir, config, since, month)
+    name = ledger_name(month)
+    try:
+        data, problem = peek_state(state_dir, name, stateshapes.SPEND)
+    except StateUnreadable as error:
+        ledger = _from_history(state_dir, config, since, month)
+        ledger.problem = f"{error}: the model is not called until it can be read"
+        return ledger
+    if not data:
+        ledger = _from_history(state_dir, config, since, month)
+        if problem is not None:
+            ledger.problem = f"state/{name} {problem}; {stateshapes.SPEND.reset}"
+        return ledger
+    ledger = Ledger(month, data)
+    ledger.release_abandoned(now)  # in memory: what the next booking will count
+    return ledger
+
+
+def open_ledger(state_dir: str, config: str, timezone: str, now: datetime) -> Ledger:
+    """This month's ledger for booking (under its lock): one of another shape is set aside
+    with an alert and the month counted again from runs.jsonl (as for a month without a
+    ledger yet). Raises StateUnreadable when it cannot be read: it is never overwritten."""
+    since, month = month_start(now, timezone)
+    data = load_state(state_dir, ledger_name(month), stateshapes.SPEND, now)
+    return Ledger(month, data) if data else _from_history(state_dir, config, since, month)
 
 
 def _from_history(state_dir: str, config: str, since: datetime, month: str) -> Ledger:
@@ -117,21 +169,25 @@ def _from_history(state_dir: str, config: str, since: datetime, month: str) -> L
 
 
 class Booking:
-    """The ledger of one month, open under its lock; written back when it was changed."""
+    """The ledger of the month a run started in (`started`), open under its lock at `now`
+    (the run's clock); written back when it was changed."""
 
-    def __init__(self, state_dir: str, config: str, timezone: str, now: datetime) -> None:
+    def __init__(
+        self, state_dir: str, config: str, timezone: str, started: datetime, now: datetime
+    ) -> None:
         self.state_dir = state_dir
         self.config = config
         self.timezone = timezone
+        self.started = started
         self.now = now
 
     def __enter__(self) -> Ledger:
         self._lock = locked(state_path(self.state_dir, LOCK))
         self._lock.__enter__()
         try:
-            self.ledger = read_ledger(self.state_dir, self.config, self.timezone, self.now)
-            self.ledger.release_abandoned(self.now)
+            self.ledger = open_ledger(self.state_dir, self.config, self.timezone, self.started)
             self.before = self.ledger.as_json()
+            self.ledger.release_abandoned(self.now)  # written back even when nothing is reserved
         except BaseException:
             self._lock.__exit__(None, None, None)
             raise

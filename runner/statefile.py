@@ -45,24 +45,37 @@ def load_state(state_dir: str, name: str, shape: Shape, now: datetime) -> dict[s
     """The state file `name` checked against `shape`; {} when it does not exist or was set
     aside whole. Raises StateUnreadable when it exists but cannot be read."""
     try:
+        usable, problem = peek_state(state_dir, name, shape)
+    except StateUnreadable as error:
+        if not shape.reset_when_unreadable:
+            raise
+        # Losing it costs a duplicate at most: keep delivering.
+        set_aside(state_dir, name, f"cannot be read ({error.reason})", shape.reset, now)
+        return {}
+    if problem is not None:
+        set_aside(state_dir, name, problem, shape.reset if usable is None else shape.kept, now)
+    return usable if usable is not None else {}
+
+
+def peek_state(
+    state_dir: str, name: str, shape: Shape
+) -> tuple[dict[str, object] | None, str | None]:
+    """(what is usable, what is wrong) with the state file `name`, changing nothing (for
+    reports): ({}, None) when it does not exist; usable None when nothing of it can be used.
+    Raises StateUnreadable when it exists but cannot be read."""
+    try:
         with open(state_path(state_dir, name), "rb") as handle:
             raw = handle.read()
     except FileNotFoundError:
-        return {}
+        return {}, None
     except OSError as error:
-        if shape.reset_when_unreadable:  # losing it costs a duplicate at most: keep delivering
-            set_aside(state_dir, name, f"cannot be read ({error.strerror})", shape.reset, now)
-            return {}
         raise StateUnreadable(name, error) from None
     try:
         data = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        set_aside(state_dir, name, "is not valid JSON", shape.reset, now)
-        return {}
+        return None, "is not valid JSON"
     problem, usable = shape.check(data)
-    if problem is not None:
-        set_aside(state_dir, name, problem, shape.reset if usable is None else shape.kept, now)
-    return usable if usable is not None else {}
+    return usable, problem
 
 
 def set_aside(state_dir: str, name: str, problem: str, consequence: str, now: datetime) -> None:

@@ -97,6 +97,37 @@ def _required(value: object, *fields: str) -> str | None:
     return f"no `{missing[0]}`" if missing else None
 
 
+class WholeShape(Shape):
+    """A file whose every entry counts, such as the spend ledger: one entry of another shape
+    sets the whole file aside (then counted again from elsewhere), never just that entry;
+    `more` checks further maps of entries beside the main one."""
+
+    __slots__ = ("more",)
+
+    def __init__(self, entries: str, entry: Entry, reset: str, more: dict[str, Entry]) -> None:
+        super().__init__(entries, entry, reset)
+        self.more = more
+
+    def check(self, data: object) -> tuple[str | None, dict[str, object] | None]:
+        problem, usable = super().check(data)
+        if problem is None and isinstance(data, dict):
+            for key, entry in self.more.items():
+                problem = _map_problem(key, data.get(key, {}), entry)
+                if problem is not None:
+                    break
+        return (None, usable) if problem is None else (problem, None)
+
+
+def _map_problem(key: str, entries: object, entry: Entry) -> str | None:
+    if not isinstance(entries, dict):
+        return f"has `{key}` of another shape"
+    for name, value in entries.items():
+        why = entry(value)
+        if why is not None:
+            return f"has an entry of another shape in `{key}` ({name}: {why})"
+    return None
+
+
 def nag_item(value: object) -> str | None:
     problem = _fields(
         value,
@@ -162,6 +193,18 @@ def source_seen(value: object) -> str | None:
     return _fields(value, lastSeen=(str,), count=(int,))
 
 
+def spend(value: object) -> str | None:
+    problem = _fields(value, tokens=(int,), usd=(int, float), calls=(int,), notes=(list,))
+    return problem or _required(value, "tokens", "usd")
+
+
+def reservation(value: object) -> str | None:
+    problem = _fields(
+        value, job=(str,), tokens=(int,), usd=(int, float), calls=(int,), pid=(int,), until=(str,)
+    )
+    return problem or _required(value, "job", "tokens", "usd", "until")
+
+
 def delivery(value: object) -> str | None:
     return _fields(value, at=(str,), channel=(str,), exit_status=(int,), named=(list,))
 
@@ -184,4 +227,11 @@ LEDGER = Shape(
 )
 CLAIMS = Shape(
     "attempts", claim_attempts, "claims left behind are counted afresh", reset_when_unreadable=True
+)
+SPEND = WholeShape(
+    "jobs",
+    spend,
+    "this month's spend is counted again from runs.jsonl, which keeps only the latest runs: "
+    "spend may be undercounted",
+    {"reservations": reservation},
 )

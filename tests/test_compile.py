@@ -154,6 +154,27 @@ def test_coordinator_cannot_hit_the_start_limit() -> None:
     assert "MakeDirectory=yes" in path
 
 
+CHAIN = """\
+name: demo
+jobs:
+  prep: {schedule: "55 3 * * *", run: "true", timeout: 5m}
+  execute: {schedule: "2 4 * * *", run: "true", timeout: 5m, after: prep}
+channels: {sink: {file: ~/out.jsonl}}
+coordinator: {deliver_to: [sink]}
+"""
+
+
+def test_a_chain_steps_start_limit_covers_its_wait_and_its_command() -> None:
+    """A step waits up to its timeout for a predecessor started by hand, then runs its
+    command with the same timeout: systemd must not stop it in between."""
+    tree = render_text(CHAIN)
+    prep = tree["units/demo-prep.service"].content.decode()
+    step = tree["units/demo-execute.service"].content.decode()
+    assert "TimeoutStartSec=5min 30s" in prep
+    assert "TimeoutStartSec=10min 30s" in step
+    assert "After=demo-prep.service" in step and "After=" not in prep
+
+
 def test_compile_removes_only_what_it_wrote_before(vigil, tmp_path: Path) -> None:
     config = tmp_path / "demo.yaml"
     config.write_text(

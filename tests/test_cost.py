@@ -113,6 +113,23 @@ def test_month_to_date_reads_the_spend_ledger_budgets_count(tmp_path: Path) -> N
     assert totals == {"a": (9.999, 5_000_000, 4000)}
 
 
+def test_month_to_date_of_a_ledger_of_another_shape_is_runs_jsonl_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the next run will count once it sets the file aside, and the report changes
+    nothing itself."""
+    write_runs(tmp_path, [{"job": "a", "start": "2026-12-03T09:00:00Z", "tokens_in": 70}])
+    (tmp_path / "state").mkdir()
+    book = tmp_path / "state" / "spend-2026-12.json"
+    book.write_text(json.dumps({"version": 2, "jobs": {"a": {"tokens": 5_000_000}}}))
+    totals = month_to_date(tmp_path, "demo", "UTC", datetime(2026, 12, 29, tzinfo=UTC))
+    assert totals == {"a": (0.0, 70, 1)}
+    err = capsys.readouterr().err
+    assert "state/spend-2026-12.json is version 2" in err
+    assert "spend may be undercounted" in err
+    assert book.exists()
+
+
 def test_reference_workload_cost_beside_the_seed_estimate(tmp_path: Path) -> None:
     text = (ROOT / "examples/bruba.yaml").read_text()
     text = text.replace("name: bruba\n", f"name: bruba\nstate_dir: {tmp_path}\n")

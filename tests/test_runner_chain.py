@@ -14,7 +14,17 @@ from typing import Any
 
 import pytest
 
-from tests.runner_support import real_spec, run_runner, runner_env, runs, write_spec
+from tests.runner_support import (
+    RunnerCall,
+    real_spec,
+    run_runner,
+    runner_env,
+    runner_in_process,
+    runs,
+    write_spec,
+)
+
+__all__ = ["runner_in_process"]
 
 PREDECESSOR = "nightly-reset-prep"  # daily at 03:55 in New York
 
@@ -159,3 +169,30 @@ def test_a_run_marks_itself_running_until_it_ends(tmp_path: Path) -> None:
     assert datetime.fromisoformat(runs(state)[-1]["end"]) - datetime(
         2026, 3, 10, 8, tzinfo=UTC
     ) < timedelta(seconds=30)
+
+
+def test_a_run_is_recorded_before_its_marker_goes(
+    tmp_path: Path, runner_in_process: RunnerCall, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step that polls between the two must not find neither marker nor record (and judge
+    yesterday's run): runs.jsonl has the line when the marker is removed."""
+    import runner.job
+    from runner.running import mark_ended
+
+    state = tmp_path / "state"
+    seen: list[list[dict[str, Any]]] = []
+
+    def recorded_then_ended(state_dir: str, job: str) -> None:
+        seen.append(runs(state))
+        assert (state / "running" / f"{PREDECESSOR}.json").exists()
+        mark_ended(state_dir, job)
+
+    monkeypatch.setattr(runner.job, "mark_ended", recorded_then_ended)
+    spec = real_spec("bruba/specs/nightly-reset-prep.json")
+    spec.update(state_dir=str(state), command={"argv": ["true"]})
+    result = runner_in_process("job", write_spec(tmp_path, spec), VIGIL_NOW=TUESDAY)
+    assert result.returncode == 0, result.stderr
+    assert [[(run["job"], run["result"]) for run in lines] for lines in seen] == [
+        [(PREDECESSOR, "ok")]
+    ]
+    assert not (state / "running" / f"{PREDECESSOR}.json").exists()

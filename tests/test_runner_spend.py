@@ -8,12 +8,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from runner.clock import iso
 from runner.llm_reply import expected_input_tokens
 from tests.runner_support import (
     ROOT,
@@ -21,7 +23,9 @@ from tests.runner_support import (
     RunnerCall,
     credentials,
     fake_api,
+    inbox,
     llm_spec,
+    run_runner,
     runner_env,
     runner_in_process,
     runs,
@@ -83,6 +87,18 @@ def test_spend_survives_the_rotation_of_runs_jsonl(
     }
 
 
+def start_runner(spec: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`python -m runner job SPEC` in the background, its stderr kept."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", "job", str(spec)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_runs_started_together_cannot_spend_the_same_remainder(
     tmp_path: Path, fake_api: FakeMessagesAPI
 ) -> None:
@@ -98,16 +114,7 @@ def test_runs_started_together_cannot_spend_the_same_remainder(
     processes = []
     for job in ("reminder-check", "calendar-prep", "morning-briefing"):
         path = write_spec(tmp_path, {**spec, "job": job}, f"{job}.json")
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "runner", "job", str(path)],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
+        processes.append(start_runner(path, env))
     codes = sorted(process.wait(timeout=60) for process in processes)
     assert codes == [0, 7, 7], [p.stderr.read() for p in processes if p.stderr]
     assert fake_api.calls == 1
@@ -124,9 +131,9 @@ def _dead_pid() -> int:
 
 @pytest.mark.parametrize(
     ("owner", "minutes_left", "blocked"),
-    [("dead", 30, False), ("alive", -1, False), ("alive", 30, True)],
+    [("dead", 30, True), ("alive", -1, False), ("alive", 30, True)],
 )
-def test_a_reservation_lapses_when_its_run_is_gone_or_its_time_is_up(
+def test_a_reservation_is_booked_when_its_run_died_and_lapses_when_its_time_is_up(
     tmp_path: Path,
     fake_api: FakeMessagesAPI,
     runner_in_process: RunnerCall,
@@ -160,7 +167,15 @@ def test_a_reservation_lapses_when_its_run_is_gone_or_its_time_is_up(
     spec = spend_spec(tmp_path, fake_api, monthly_tokens=10_000)
     creds = str(credentials(tmp_path))
     result = runner_in_process("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)
-    if blocked:
+    if owner == "dead":  # booked as spent: its call may have completed before it died
+        assert result.returncode == 7
+        assert "9000 of 10000 tokens used, the next call" in result.stderr
+        booked = ledger(state, month)
+        assert booked["reservations"] == {}
+        assert booked["jobs"]["calendar-prep"]["tokens"] == 9000
+        [note] = booked["jobs"]["calendar-prep"]["notes"]
+        assert "booked as spent (it may have used less)" in note
+    elif blocked:
         assert result.returncode == 7
         assert "9000 of 10000 tokens used (9000 reserved by runs in progress)" in result.stderr
         assert list(ledger(state, month)["reservations"]) == ["calendar-prep-1"]
@@ -198,3 +213,184 @@ def test_the_month_turns_at_midnight_in_the_configs_timezone(
         "2026-03-01T05:30",
         "2026-03-31T23:00",
     ]
+
+
+FEBRUARY = "2026-02-20T14:00:00Z"
+
+
+def earlier_call(state: Path) -> None:
+    """A model run of this month that runs.jsonl still holds."""
+    state.mkdir(parents=True, exist_ok=True)
+    record = {
+        "job": "reminder-check",
+        "kind": "job",
+        "config": "bruba",
+        "start": "2026-02-10T14:00:00.000Z",
+        "result": "ok",
+        "tokens_in": 1000,
+        "tokens_out": 200,
+        "cost_usd": 0.002,
+    }
+    (state / "runs.jsonl").write_text(json.dumps(record) + "\n")
+
+
+BOOKED = {"version": 1, "month": "2026-02", "reservations": {}}
+OTHER_SHAPES = {
+    "version 2": json.dumps({**BOOKED, "version": 2, "jobs": {"reminder-check": {"tokens": 1}}}),
+    "torn": json.dumps({**BOOKED, "jobs": {"reminder-check": {"tokens": 99000}}})[:60],
+    "a job's entry": json.dumps({**BOOKED, "jobs": {"reminder-check": {"tokens": "99000"}}}),
+    "a reservation": json.dumps({**BOOKED, "jobs": {}, "reservations": {"x": {"tokens": 1}}}),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(OTHER_SHAPES))
+def test_a_ledger_of_another_shape_is_set_aside_and_the_month_counted_again(
+    tmp_path: Path, fake_api: FakeMessagesAPI, runner_in_process: RunnerCall, variant: str
+) -> None:
+    state = tmp_path / "state"
+    earlier_call(state)
+    (state / "state").mkdir()
+    (state / "state" / "spend-2026-02.json").write_text(OTHER_SHAPES[variant])
+    spec = spend_spec(tmp_path, fake_api, monthly_tokens=100_000)
+    creds = str(credentials(tmp_path))
+    path = write_spec(tmp_path, spec)
+    result = runner_in_process("job", path, CREDENTIALS_DIRECTORY=creds, VIGIL_NOW=FEBRUARY)
+    assert result.returncode == 0, result.stderr
+    [aside] = [p for p in (state / "state" / "rejected").iterdir() if p.suffix != ".reason"]
+    assert aside.name.startswith("spend-2026-02.json-")
+    assert aside.read_text() == OTHER_SHAPES[variant]
+    [alert] = [f for f in inbox(state) if f.get("kind") == "state-rejected"]
+    assert "state/spend-2026-02.json" in alert["message"]
+    assert "spend may be undercounted" in alert["message"]
+    # runs.jsonl's earlier call, and this one.
+    assert ledger(state, "2026-02")["jobs"]["reminder-check"]["tokens"] == 2 * CALL
+    assert fake_api.calls == 1
+
+
+def test_a_ledger_it_cannot_read_stops_the_model_and_is_never_overwritten(
+    fake_api: FakeMessagesAPI,
+) -> None:
+    """After an accidental `sudo` run: a root-owned 0600 ledger, the detector as `nobody`."""
+    from tests.private_fs import private_mounts
+
+    with private_mounts() as fs:
+        state = fs.base / "state"
+        earlier_call(state)
+        (state / "state").mkdir()
+        book = state / "state" / "spend-2026-02.json"
+        text = json.dumps({**BOOKED, "jobs": {"reminder-check": {"tokens": 99000, "usd": 9.9}}})
+        book.write_text(text)
+        spec = spend_spec(fs.base, fake_api, monthly_tokens=100_000)
+        creds = credentials(fs.base)
+        fs.must("chown", "-R", "nobody:nogroup", state, creds)
+        os.chown(book, 0, 0)
+        book.chmod(0o600)
+        path = write_spec(fs.base, spec)
+        path.chmod(0o644)
+        env = {"CREDENTIALS_DIRECTORY": str(creds), "VIGIL_NOW": FEBRUARY}
+        result = fs.runner("job", path, nobody=True, **env)
+        assert result.returncode == 7, result.stderr
+        assert fake_api.calls == 0
+        reason = "state/spend-2026-02.json cannot be read (Permission denied)"
+        assert runs(state)[-1]["result"] == "budget"
+        assert reason in runs(state)[-1]["reason"]
+        assert book.read_text() == text and book.stat().st_uid == 0
+        assert [f for f in inbox(state) if reason in f.get("message", "")]
+
+
+def call_in_flight(spec: Path, env: dict[str, str], api: FakeMessagesAPI) -> subprocess.Popen[str]:
+    """A runner process of `spec` whose model call the fake API is holding (hang)."""
+    process = start_runner(spec, env)
+    deadline = time.monotonic() + 30
+    while api.calls == 0 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    if api.calls != 1:
+        process.kill()
+        _, err = process.communicate()
+        raise AssertionError(f"no model call in flight: {err}")
+    return process
+
+
+def test_a_reservation_holds_from_when_it_is_made_not_from_the_runs_start(
+    tmp_path: Path, fake_api: FakeMessagesAPI
+) -> None:
+    """A detector whose command took a while reserves a call that holds for the call's full
+    time from then: a run starting while the call is in flight sees it and stops."""
+    state = tmp_path / "state"
+    fake_api.default = "hang"
+    fake_api.hang_seconds = 4.0
+    spec = spend_spec(tmp_path, fake_api, monthly_tokens=1500)
+    spec["llm"]["max_tokens"] = 300
+    spec["command"] = {"shell": f"sleep 3; echo '{OUTPUT}'"}
+    lasts = spec["llm"]["timeout"] * 2 + 60  # one attempt and its retry, plus the margin
+    assert worst_tokens(spec) <= 1500 < 2 * worst_tokens(spec)
+    start = datetime(2026, 2, 10, 9, 0, tzinfo=UTC)
+    env = runner_env(CREDENTIALS_DIRECTORY=str(credentials(tmp_path)), VIGIL_NOW=iso(start))
+    first = call_in_flight(write_spec(tmp_path, spec), env, fake_api)
+    try:
+        [held] = ledger(state, "2026-02")["reservations"].values()
+        until = datetime.fromisoformat(held["until"])
+        assert until >= start + timedelta(seconds=3 + lasts), held
+        # A run starting on the first's clock just past start + lasts + 2 s: the call
+        # reserved after the 3 s command is still in flight.
+        later = start + timedelta(seconds=lasts + 2)
+        second_spec = write_spec(
+            tmp_path,
+            {**spec, "job": "calendar-prep", "command": {"shell": f"echo '{OUTPUT}'"}},
+            "second.json",
+        )
+        second = run_runner("job", second_spec, env={**env, "VIGIL_NOW": iso(later)}, timeout=30)
+        assert second.returncode == 7, second.stderr
+        assert "reserved by runs in progress" in second.stderr
+    finally:
+        assert first.wait(timeout=60) == 0
+    assert fake_api.calls == 1
+
+
+def test_a_run_killed_during_its_call_is_booked_at_its_worst_case(
+    tmp_path: Path, fake_api: FakeMessagesAPI
+) -> None:
+    """SIGKILL while the call is in flight (it may complete for the API all the same): the
+    reservation is booked as spent, `vigil cost` counts it at once, and the next run's
+    budget check sees it."""
+    from compiler.cost import month_to_date
+
+    state = tmp_path / "state"
+    fake_api.default = "hang"
+    fake_api.hang_seconds = 30.0
+    spec = spend_spec(tmp_path, fake_api, monthly_tokens=1500)
+    spec["llm"]["max_tokens"] = 300
+    worst = worst_tokens(spec)
+    assert worst <= 1500 < 2 * worst
+    env = runner_env(CREDENTIALS_DIRECTORY=str(credentials(tmp_path)), VIGIL_NOW=FEBRUARY)
+    killed = call_in_flight(write_spec(tmp_path, spec), env, fake_api)
+    killed.kill()
+    killed.wait()
+    month_now = datetime(2026, 2, 20, 15, tzinfo=UTC)
+    [(job, (usd, tokens, calls))] = month_to_date(
+        state, "bruba", "America/New_York", month_now
+    ).items()
+    assert (job, tokens, calls) == ("reminder-check", worst, 1)
+    assert usd == pytest.approx(worst_usd(spec))
+    fake_api.default = "finding"
+    other = write_spec(tmp_path, {**spec, "job": "calendar-prep"}, "other.json")
+    blocked = run_runner("job", other, env=env)
+    assert blocked.returncode == 7, blocked.stderr
+    assert f"{worst} of 1500 tokens used, the next call" in blocked.stderr
+    assert fake_api.calls == 1
+    booked = ledger(state, "2026-02")
+    assert booked["reservations"] == {}
+    entry = booked["jobs"]["reminder-check"]
+    assert (entry["tokens"], entry["calls"]) == (worst, 1)
+    [note] = entry["notes"]
+    assert f"pid {killed.pid}" in note and "booked as spent" in note
+    assert month_to_date(state, "bruba", "America/New_York", month_now)["reminder-check"][1:] == (
+        worst,
+        1,
+    )
+
+
+def worst_usd(spec: dict[str, Any]) -> float:
+    price = spec["llm"]["price_per_mtok"]
+    tokens_in = expected_input_tokens(spec["llm"]["prompt"], OUTPUT + "\n")
+    return float(tokens_in * price["input"] + spec["llm"]["max_tokens"] * price["output"]) / 1e6
