@@ -1,0 +1,410 @@
+"""Mutation testing of the quick test tier: `python -m tests.mutation [MODULE ...]` (README:
+"Development"). Needs `pip install mutmut==3.8.1 coverage==7.18.0` in the test environment.
+
+1. A copy of the checkout (`.mutation/tree-0`) runs the test files that reach the modules once,
+   under coverage, with each test's node id as the coverage context: in this process (switched
+   by the plugin below) and in every `python -m runner` subprocess a test starts (coverage's
+   `a1_coverage.pth` starts it from COVERAGE_PROCESS_START; the context is the test's
+   PYTEST_CURRENT_TEST, which the subprocess inherits). So a line the runner executes only in
+   a subprocess still names the tests that reach it.
+2. mutmut 3's operators make the mutants of each module (every mutant inside a function, less
+   mutmut's upper/lower-case string variants, which duplicate its "XX" string mutant).
+3. Each mutant is written into a copy of the tree of its own (`.mutation/tree-N`) and its
+   covering tests run there in a fresh `python -m pytest -x`, fastest first, with PYTHONPATH
+   and the working directory on that copy: the runner subprocesses those tests start import
+   the mutant too. Tests marked `systemd` are left out: their units run the installed package
+   (`python -I`), never the copy, so they cannot see a mutant (and need a private manager).
+
+Report: `.mutation/report.md` (per-module table, every survivor with its diff line) and
+`.mutation/results.json`. `--rerun-survivors` runs only the previous run's survivors (after
+adding tests); `--jobs N` runs N mutants at a time (default 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".mutation"
+
+MODULES = {
+    "nag": "runner/rules/nag.py",
+    "watches": "runner/rules/watches.py",
+    "pending": "runner/rules/pending.py",
+    "compose": "runner/compose.py",
+    "budget": "runner/budget.py",
+    "spend": "runner/spend.py",
+    "intake": "runner/intake.py",
+    "outbox": "runner/outbox.py",
+    "cron": "compiler/cron.py",
+}
+
+# Test files never run against mutants: lint and lock checks, the installed wheel (it runs a
+# built copy, not the tree), benchmarks.
+NEVER = {"test_quality.py", "test_dependencies.py", "test_installed.py", "test_bench.py"}
+COPY_IGNORE = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    ".mutation",
+    "__pycache__",
+    ".hypothesis",
+    ".*_cache",
+    "build",
+    "dist",
+    "*.egg-info",
+)
+PYTEST = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not systemd"]
+
+
+# --- the pytest plugin of the coverage run (`-p tests.mutation`) ------------------------------
+
+_durations: dict[str, float] = {}
+_failed: set[str] = set()
+
+
+def pytest_runtest_setup(item: Any) -> None:
+    _switch_context(item.nodeid)
+
+
+def pytest_runtest_logreport(report: Any) -> None:
+    if os.environ.get("MUTATION_DURATIONS"):
+        _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+        if report.failed:
+            _failed.add(report.nodeid)
+        if report.when == "teardown":
+            _switch_context("")
+
+
+def pytest_sessionfinish(session: Any) -> None:
+    path = os.environ.get("MUTATION_DURATIONS")
+    if path:
+        Path(path).write_text(json.dumps({"durations": _durations, "failed": sorted(_failed)}))
+
+
+def _switch_context(name: str) -> None:
+    if not os.environ.get("MUTATION_DURATIONS"):
+        return
+    import coverage
+
+    current = coverage.Coverage.current()
+    if current is not None:
+        current.switch_context(name)
+
+
+# --- the driver ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Mutant:
+    module: str
+    line: int
+    end_line: int
+    before: str
+    after: str
+    source: str = field(repr=False)
+    tests: list[str] = field(default_factory=list)
+    status: str = "pending"
+    seconds: float = 0.0
+    killed_by: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.module}:{self.line}:{self.before.strip()}=>{self.after.strip()}"
+
+
+def copy_tree(name: str) -> Path:
+    target = WORK / name
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(ROOT, target, ignore=COPY_IGNORE, symlinks=True)
+    return target
+
+
+def environment(tree: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("VIGIL_LONG", None)  # the quick tier
+    env.update(PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1", **extra)
+    return env
+
+
+def test_files(paths: list[str]) -> list[str]:
+    """The test files that can reach the modules: those naming a module, or running the runner
+    or the CLI (the coordinator reaches every runner module)."""
+    names = {Path(path).stem for path in paths}
+    runner = any(path.startswith("runner/") for path in paths)
+    found = []
+    for test in sorted((ROOT / "tests").glob("test_*.py")):
+        if test.name in NEVER:
+            continue
+        text = test.read_text()
+        reaches = any(f".{name}" in text or f"{name}." in text for name in names)
+        if runner and any(word in text for word in ("runner", "coordinator", "simulation")):
+            reaches = True
+        if "cron" in names and ("vigil(" in text or "compile" in text):
+            reaches = True
+        if reaches:
+            found.append(f"tests/{test.name}")
+    return found
+
+
+def measure(paths: list[str], files: list[str]) -> tuple[dict[str, dict[int, set[str]]], dict]:
+    """Run `files` once under coverage in tree-0: the tests covering each line, and each test's
+    duration (failing tests are dropped: a mutant cannot be judged by them)."""
+    import coverage
+
+    tree = copy_tree("tree-0")
+    data = WORK / "coverage"
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    rcfile = WORK / "coveragerc"
+    include = ", ".join(str(tree / path) for path in paths)
+    rcfile.write_text(
+        "[run]\nparallel = True\n"
+        f"data_file = {data / 'cov'}\ninclude = {include}\n"
+        "context = ${PYTEST_CURRENT_TEST-}\n"
+    )
+    durations = WORK / "durations.json"
+    env = environment(tree, COVERAGE_PROCESS_START=str(rcfile), MUTATION_DURATIONS=str(durations))
+    started = time.monotonic()
+    print(f"coverage run of {len(files)} test files ...", flush=True)
+    subprocess.run(
+        [sys.executable, *PYTEST, "-p", "tests.mutation", f"--basetemp={WORK / 'tmp-0'}", *files],
+        cwd=tree,
+        env=env,
+        check=False,
+        stdout=(WORK / "coverage-run.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    timing = json.loads(durations.read_text())
+    print(f"  {time.monotonic() - started:.0f} s, {len(timing['durations'])} tests", flush=True)
+    cov = coverage.Coverage(config_file=str(rcfile))
+    cov.combine(strict=True)
+    combined = cov.get_data()
+    failed = set(timing["failed"])
+    covering: dict[str, dict[int, set[str]]] = {}
+    for path in paths:
+        lines: dict[int, set[str]] = {}
+        for line, contexts in (combined.contexts_by_lineno(str(tree / path)) or {}).items():
+            tests = {_test_id(context) for context in contexts} - {""} - failed
+            lines[line] = {test for test in tests if test in timing["durations"]}
+        covering[path] = lines
+    return covering, timing
+
+
+def _test_id(context: str) -> str:
+    context = context.strip("|")
+    for phase in (" (setup)", " (call)", " (teardown)"):
+        context = context.removesuffix(phase)
+    return context
+
+
+def make_mutants(path: str, call_arguments: bool = False) -> list[Mutant]:
+    import libcst as cst
+    from mutmut.configuration import reset_config
+    from mutmut.mutation.file_mutation import create_mutations, deep_replace
+
+    code = (ROOT / path).read_text()
+    here = Path.cwd()
+    with tempfile.TemporaryDirectory() as scratch:  # mutmut reads its config from the cwd
+        Path(scratch, "setup.cfg").write_text("[mutmut]\nsource_paths=src\n")
+        Path(scratch, "src").mkdir()
+        os.chdir(scratch)
+        try:
+            reset_config()
+            module, mutations, _, _ = create_mutations(path, code)
+        finally:
+            os.chdir(here)
+    original = module.code.splitlines(keepends=True)
+    mutants = []
+    for mutation in mutations:
+        if mutation.contained_by_top_level_function is None:
+            continue
+        node, new = mutation.original_node, mutation.mutated_node
+        if (
+            isinstance(node, cst.SimpleString)
+            and isinstance(new, cst.SimpleString)
+            and new.value.lower() == node.value.lower()
+        ):
+            continue  # mutmut's case variants of a string: the "XX" mutant stands for them
+        if isinstance(node, cst.Call) and not call_arguments:
+            continue  # an argument dropped or made None: only with --call-arguments
+        source = deep_replace(module, node, new).code
+        changed = source.splitlines(keepends=True)
+        matcher = difflib.SequenceMatcher(a=original, b=changed, autojunk=False)
+        blocks = [op for op in matcher.get_opcodes() if op[0] != "equal"]
+        if not blocks:
+            continue
+        _, a0, a1, b0, b1 = blocks[0][0], blocks[0][1], blocks[-1][2], blocks[0][3], blocks[-1][4]
+        mutants.append(
+            Mutant(
+                module=path,
+                line=a0 + 1,
+                end_line=max(a1, a0 + 1),
+                before="".join(original[a0:a1]).rstrip(),
+                after="".join(changed[b0:b1]).rstrip(),
+                source=source,
+            )
+        )
+    return mutants
+
+
+def run_mutants(
+    mutants: list[Mutant], jobs: int, durations: dict[str, float], progress: Any
+) -> None:
+    trees = [copy_tree(f"tree-{slot + 1}") for slot in range(jobs)]
+    queue = list(mutants)
+    running: dict[int, tuple[subprocess.Popen[bytes], Mutant, float, float]] = {}
+    done = 0
+    while queue or running:
+        for slot in range(jobs):
+            if slot in running or not queue:
+                continue
+            mutant = queue.pop(0)
+            tree = trees[slot]
+            (tree / mutant.module).write_text(mutant.source)
+            timeout = 20 + 3 * sum(durations[test] for test in mutant.tests)
+            log = (WORK / f"slot-{slot + 1}.log").open("w")
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    *PYTEST,
+                    "-x",
+                    f"--basetemp={WORK / f'tmp-{slot + 1}'}",
+                    *mutant.tests,
+                ],
+                cwd=tree,
+                env=environment(tree),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            log.close()
+            running[slot] = (process, mutant, time.monotonic(), timeout)
+        time.sleep(0.05)
+        for slot, (process, mutant, started, timeout) in list(running.items()):
+            code = process.poll()
+            elapsed = time.monotonic() - started
+            if code is None and elapsed < timeout:
+                continue
+            if code is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                mutant.status = "timeout"
+            else:
+                mutant.status = judge(code, slot + 1, mutant)
+            mutant.seconds = round(elapsed, 2)
+            (trees[slot] / mutant.module).write_text((ROOT / mutant.module).read_text())
+            del running[slot]
+            done += 1
+            if done % 25 == 0 or not (queue or running):
+                print(f"  {done}/{len(mutants)} mutants run", flush=True)
+                progress()
+
+
+def judge(code: int, slot: int, mutant: Mutant) -> str:
+    if code == 0:
+        return "survived"
+    if code in (1, 2, 3):  # a test failed, collection (an import) failed, pytest crashed
+        for line in (WORK / f"slot-{slot}.log").read_text().splitlines():
+            if line.startswith(("FAILED ", "ERROR ")):
+                mutant.killed_by = line.split(" - ")[0].split(" ", 1)[1]
+                break
+        return "killed"
+    return f"error (pytest exit {code})"
+
+
+def report(mutants: list[Mutant], paths: list[str], seconds: float, label: str) -> str:
+    lines = [
+        f"# Mutation testing: {label}",
+        "",
+        f"{len(mutants)} mutants in {seconds / 60:.1f} min. Killed = a covering test failed; "
+        "no tests = no quick-tier test executes the line.",
+        "",
+        "| module | killed | timeout | survived | no tests | errors | not run | total | killed % |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for path in paths:
+        mine = [mutant for mutant in mutants if mutant.module == path]
+        count = {s: sum(m.status == s for m in mine) for s in ("killed", "timeout", "survived")}
+        no_tests = sum(m.status == "no tests" for m in mine)
+        errors = sum(m.status.startswith("error") for m in mine)
+        waiting = sum(m.status == "pending" for m in mine)
+        judged = len(mine) - waiting
+        rate = 100 * (count["killed"] + count["timeout"]) / judged if judged else 0.0
+        lines.append(
+            f"| {path} | {count['killed']} | {count['timeout']} | {count['survived']} | "
+            f"{no_tests} | {errors} | {waiting} | {len(mine)} | {rate:.1f} |"
+        )
+    lines += ["", "## Survivors (and mutants no test reaches)", ""]
+    for mutant in mutants:
+        if mutant.status in ("survived", "no tests") or mutant.status.startswith("error"):
+            lines.append(
+                f"- `{mutant.module}:{mutant.line}` ({mutant.status}, {len(mutant.tests)} tests): "
+                f"`{mutant.before.strip()[:120]}` -> `{mutant.after.strip()[:120]}`"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.mutation", description=__doc__)
+    parser.add_argument(
+        "modules", nargs="*", help=f"names or paths (default: all of {list(MODULES)})"
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="mutants run at a time (default 2)")
+    parser.add_argument("--rerun-survivors", action="store_true", help="only last run's survivors")
+    parser.add_argument("--label", default="", help="a title for the report")
+    parser.add_argument(
+        "--call-arguments", action="store_true", help="also mutate call arguments (twice the time)"
+    )
+    args = parser.parse_args(argv)
+    paths = [MODULES.get(name, name) for name in args.modules] or list(MODULES.values())
+    for path in [path for path in paths if not (ROOT / path).exists()]:
+        print(f"{path}: not in this checkout, left out", flush=True)
+        paths.remove(path)
+    started = time.monotonic()
+    WORK.mkdir(exist_ok=True)
+    results = WORK / "results.json"
+    previous = json.loads(results.read_text()) if results.exists() else []
+    mutants = [m for path in paths for m in make_mutants(path, args.call_arguments)]
+    if args.rerun_survivors:
+        again = {m["key"] for m in previous if m["status"] in ("survived", "no tests")}
+        kept = {m["key"]: m for m in previous if m["key"] not in again}
+        mutants = [mutant for mutant in mutants if mutant.key in again]
+    print(f"{len(mutants)} mutants in {len(paths)} modules", flush=True)
+    covering, timing = measure(paths, test_files(paths))
+    durations = timing["durations"]
+    for mutant in mutants:
+        lines = covering[mutant.module]
+        tests = set().union(*(lines.get(n, set()) for n in range(mutant.line, mutant.end_line + 1)))
+        mutant.tests = sorted(tests, key=lambda test: (durations[test], test))
+        if not mutant.tests:
+            mutant.status = "no tests"
+
+    def save() -> str:
+        records = [{**asdict(m), "key": m.key, "source": None} for m in mutants]
+        if args.rerun_survivors:
+            records = [*kept.values(), *records]
+        results.write_text(json.dumps(records, indent=1))
+        everything = [Mutant(**{k: v for k, v in r.items() if k != "key"}) for r in records]
+        text = report(everything, paths, time.monotonic() - started, args.label or str(ROOT))
+        (WORK / "report.md").write_text(text)
+        return text
+
+    run_mutants([m for m in mutants if m.status == "pending"], args.jobs, durations, save)
+    print(save())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
