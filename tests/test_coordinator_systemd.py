@@ -106,6 +106,9 @@ def test_a_finding_renamed_into_the_inbox_is_delivered_through_the_path_unit(ins
     assert shown == {"ActiveState": "active", "Result": "success"}
 
 
+START_LIMIT_INTERVAL = 10.0  # DefaultStartLimitIntervalSec
+
+
 def test_a_burst_of_findings_is_delivered_completely(installed) -> None:
     manager, state = installed
     messages = [f"burst finding {number:04d}" for number in range(BURST)]
@@ -115,7 +118,9 @@ def test_a_burst_of_findings_is_delivered_completely(installed) -> None:
         # Spread over one second, so the coordinator is started again and again meanwhile.
         time.sleep(max(0.0, started + (number + 1) / BURST - time.monotonic()))
     written = time.monotonic() - started
-    assert written < 1.5, f"writing the burst took {written:.2f} s"
+    # A burst that trips systemd's default start limit (5 starts in 10 s) unless the coordinator
+    # has StartLimitIntervalSec=0: on a loaded machine writing it takes longer than a second.
+    assert written < START_LIMIT_INTERVAL, f"writing the burst took {written:.2f} s"
 
     def all_recorded() -> int:
         path = manager.show(f"{NAME}-coordinator.path", "ActiveState", "Result")
