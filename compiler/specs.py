@@ -8,7 +8,8 @@ from itertools import pairwise
 from typing import Any
 
 from compiler.layout import default_state_dir
-from compiler.model import Config, Job
+from compiler.model import Config, Job, NagRule
+from compiler.model.types import is_calendar
 from compiler.prices import price_of
 from compiler.schedule import next_elapses, parse_schedule
 
@@ -114,6 +115,15 @@ def _budgets(config: Config, job: Job) -> list[dict[str, Any]]:
     return budgets
 
 
+def _calendar_periods(rule: NagRule) -> dict[str, bool]:
+    """Which of the rule's periods were written in days or weeks: the runner counts those in
+    calendar days of the config's timezone, the others in elapsed time."""
+    return {
+        "once_per_calendar": is_calendar(rule.once_per),
+        "min_interval_calendar": is_calendar(rule.min_interval),
+    }
+
+
 def coordinator_spec(config: Config, system: bool) -> dict[str, Any]:
     spec = _base(config, "coordinator", system)
     dump = config.model_dump(mode="json", by_alias=True)
@@ -122,7 +132,10 @@ def coordinator_spec(config: Config, system: bool) -> dict[str, Any]:
         # The sandbox is the unit's business (the runner never sees it).
         coordinator={k: v for k, v in dump["coordinator"].items() if k != "sandbox"},
         channels=dump["channels"],
-        nag=dump["nag"],
+        nag={
+            name: {**rule, **_calendar_periods(config.nag[name])}
+            for name, rule in dump["nag"].items()
+        },
         watches=dump["watches"],
         jobs=sorted(config.jobs),
     )

@@ -288,3 +288,26 @@ def test_a_rerun_after_the_nag_state_was_saved_counts_nothing_twice(
     heartbeat(spec, local("America/New_York", 2026, 2, 3, 9))
     assert lines(state) == ["todo/3: nag 1: A", "todo/3: nag 2: A"]  # nag 2 said, not skipped
     assert items(state, "todo")["A"]["nagCount"] == 2
+
+
+def test_a_period_written_in_hours_is_elapsed_time_one_in_days_calendar_days(
+    vigil, tmp_path: Path
+) -> None:
+    """`min_interval: 24h` waits 24 hours, even across midnight; `once_per: 1d` (written in
+    days) is the next calendar day: findings at 23:50 and 00:05 get one nag, then two."""
+    hours = CONFIG.replace("min_interval: 20h", "min_interval: 24h")
+    spec, state = (
+        compiled_spec(vigil, tmp_path, hours.replace("{zone}", "Europe/Berlin")),
+        (tmp_path / "state"),
+    )
+    evening, after_midnight = (
+        local("Europe/Berlin", 2026, 3, 2, 23, 50),
+        local("Europe/Berlin", 2026, 3, 3, 0, 5),
+    )
+    for moment in (evening, after_midnight):
+        drop(state, finding("todo", "overdue", "A", days=10))
+        drop(state, finding("keep", "items", "K"))
+        heartbeat(spec, moment)
+    said = lines(state)
+    assert [line for line in said if "nag" in line] == ["todo/3: nag 1: A"]  # 24h not passed
+    assert [line for line in said if "kept" in line] == ["keep/0: K kept"] * 2  # 1d: a new day

@@ -6,7 +6,14 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from compiler.model.types import Duration, Name, PositiveDuration, StrictModel, Template
+from compiler.model.types import (
+    CalendarDuration,
+    Name,
+    PositiveCalendarDuration,
+    PositiveDuration,
+    StrictModel,
+    Template,
+)
 from compiler.model.watches import FieldPath
 
 
@@ -36,9 +43,9 @@ class NagRule(StrictModel):
     """Escalation steps, by increasing min_count."""
     stop_after: Annotated[int, Field(ge=1)] | None = None
     """Stop nagging about an item after this many nags."""
-    min_interval: Duration = 0
+    min_interval: CalendarDuration = 0
     """Least time between two nags about the same item."""
-    once_per: PositiveDuration | None = None
+    once_per: PositiveCalendarDuration | None = None
     """Instead of a ladder: mention each item at most once per this period."""
     message: Template | None = None
     """With once_per: the text for each mention."""

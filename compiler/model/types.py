@@ -137,6 +137,24 @@ def parse_duration(value: object) -> int:
     )
 
 
+class Period(int):
+    """Seconds that remember whether they were written in whole days or weeks (`7d`, `1w`): such
+    a period is counted in calendar days of the config's timezone; `24h` is elapsed time."""
+
+    calendar: bool = False
+
+
+def parse_period(value: object) -> Period:
+    period = Period(parse_duration(value))
+    units = {unit for _, unit in _PART_RE.findall(value)} if isinstance(value, str) else set()
+    period.calendar = period > 0 and bool(units) and units <= {"d", "w"}
+    return period
+
+
+def is_calendar(period: int | None) -> bool:
+    return bool(getattr(period, "calendar", False))
+
+
 Duration = Annotated[
     int,
     PlainValidator(parse_duration),
@@ -159,6 +177,17 @@ def _positive(value: int) -> int:
 
 
 PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+
+_DURATION_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": DURATION_PATTERN},
+        {"type": "integer", "minimum": 0},
+    ],
+    "description": "A duration: '30s', '15m', '1h 30m', '2d', '1w', or seconds.",
+}
+CalendarDuration = Annotated[int, PlainValidator(parse_period), WithJsonSchema(_DURATION_SCHEMA)]
+"""A Duration that keeps whether it was written in days or weeks (see Period)."""
+PositiveCalendarDuration = Annotated[CalendarDuration, AfterValidator(_positive)]
 
 
 # --- clock times and schedules ----------------------------------------------------------------

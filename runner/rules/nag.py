@@ -41,6 +41,7 @@ class NagRule:
     """One `nag:` rule of the coordinator spec, in the config's time zone."""
 
     __slots__ = (
+        "calendar",
         "days_field",
         "items",
         "key",
@@ -67,6 +68,11 @@ class NagRule:
         self.stop_after: int | None = spec.get("stop_after")
         self.min_interval = int(spec.get("min_interval") or 0)
         self.once_per: int | None = spec.get("once_per")
+        # Written in days or weeks: calendar days (an older spec says nothing: whole days are).
+        self.calendar = {
+            "once_per": spec.get("once_per_calendar"),
+            "min_interval": spec.get("min_interval_calendar"),
+        }
         self.message: str | None = spec.get("message")
         self.priority = int(spec.get("priority") or 0)
         self.resolve_missing = bool(spec.get("resolve_missing", True))
@@ -179,14 +185,14 @@ def _nag(
     last = parse_iso(record.get("lastNagged"))
     count = int(record.get("nagCount") or 0) + 1
     if rule.once_per is not None:
-        if last is not None and not _passed(rule, last, now, rule.once_per):
+        if last is not None and not _passed(rule, last, now, rule.once_per, "once_per"):
             return None
         template = rule.message or ""
     else:
         if rule.stop_after is not None and count > rule.stop_after:
             record["status"] = "stopped"
             return None
-        if last is not None and not _passed(rule, last, now, rule.min_interval):
+        if last is not None and not _passed(rule, last, now, rule.min_interval, "min_interval"):
             return None
         step = _step(rule.ladder or [], count)
         if step is None or days < float(step.get("min_days") or 0):
@@ -205,11 +211,15 @@ def _nag(
     )
 
 
-def _passed(rule: NagRule, last: datetime, now: datetime, seconds: int) -> bool:
-    """Whether `seconds` have passed since `last`: calendar days for whole days."""
+def _passed(rule: NagRule, last: datetime, now: datetime, seconds: int, period: str) -> bool:
+    """Whether `seconds` have passed since `last`: calendar days for a period written in days
+    or weeks, elapsed time (with a little slack) for one written in hours or less."""
     if seconds <= 0:
         return True
-    if seconds % DAY == 0:
+    calendar = rule.calendar.get(period)
+    if calendar is None:
+        calendar = seconds % DAY == 0
+    if calendar:
         return calendar_days(last, now, rule.timezone) >= seconds // DAY
     return (now - last).total_seconds() >= seconds - min(SLACK, seconds / 10)
 
