@@ -69,6 +69,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--venv", type=Path, help="environment to (re)use instead of a new one")
     args, pytest_args = parser.parse_known_args(argv)
     with tempfile.TemporaryDirectory(prefix="vigil-latest-") as scratch:
+        # Open to all, as a checkout's .venv is: some tests run the runner as another user.
+        os.chmod(scratch, 0o755)
         env_dir = args.venv or Path(scratch) / "venv"
         if not (env_dir / "bin" / "python").exists():
             venv.create(env_dir, with_pip=True)
