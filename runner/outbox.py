@@ -315,6 +315,14 @@ class _DeliveryRun:
         self.context = SendContext(state, credentials_dir, now)
         self.ledger = Ledger.load(state)
         self.alerts: list[str] = []
+        self.quiet: bool | None = None
+
+    def _quiet(self) -> bool:
+        if self.quiet is None:
+            from runner.compose import in_quiet_hours
+
+            self.quiet = "coordinator" in self.spec and in_quiet_hours(self.spec, self.now)
+        return self.quiet
 
     def deliver_all(self) -> DeliveryReport:
         if self.ledger.prune(self.now):
@@ -346,6 +354,11 @@ class _DeliveryRun:
         if due is not None and due > self.now:
             self.report.waiting += 1
             self.report.wait_until(due)
+            return
+        if not message.urgent and self._quiet():
+            # Queued before quiet hours began (a retry, or a run killed before it delivered):
+            # it waits for their end like the alerts they hold.
+            self.report.waiting += 1
             return
         channel = self.channels.get(message.channel)
         if channel is None:  # removed from the config: no retry can help

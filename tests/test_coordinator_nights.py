@@ -253,3 +253,19 @@ def test_a_nag_held_by_a_run_killed_at_any_write_is_told_once_in_the_morning(
     assert bodies(state) == ["• nag 1: A"]
     items = json.loads((state / "state/nag-todo.json").read_text())["items"]
     assert items["A"]["nagCount"] == 1
+
+
+def test_a_message_queued_before_quiet_hours_and_not_yet_delivered_waits_for_their_end(
+    spec: dict[str, Any], state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run at 21:50 queues the message and is killed before the channel takes it; the
+    heartbeat at 23:00 (quiet) leaves it queued; the first run after 07:00 delivers it."""
+    drop(state, {"source": "disk", "timestamp": "x", "message": "disk 91% full"})
+    monkeypatch.setattr(coordinator, "_deliver", lambda *args: {"delivered": 0})
+    heartbeat(spec, EVENING - timedelta(hours=1, minutes=10))  # 21:50, not quiet: queued
+    monkeypatch.undo()
+    assert list((state / "outbox").glob("*.json"))
+    assert heartbeat(spec, EVENING)["waiting"] == 1  # 23:00, quiet
+    assert bodies(state) == []
+    heartbeat(spec, EVENING + timedelta(hours=8, minutes=15))
+    assert bodies(state) == ["• disk 91% full"]
