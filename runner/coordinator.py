@@ -229,7 +229,7 @@ def _pass(
         else []
     )
     if held and watch_states:
-        held = _still_alerting(held, watch_states)
+        held = _not_acknowledged(held, watch_states)
     already = _queued_before(held_state, alerts)
     repeated = [alert for alert in alerts if alert.key in already]
     alerts = [alert for alert in alerts if alert.key not in already]
@@ -330,27 +330,20 @@ def _as_queued(already: dict[str, Any]) -> list[Queued]:
     ]
 
 
-def _still_alerting(held: list[Alert], watch_states: dict[str, dict[str, Any]]) -> list[Alert]:
-    """Held watch alerts whose instance is still alerting: one acknowledged (or satisfied, or
-    gone) since quiet hours held its alert is not brought up again in the morning."""
-    from runner.rules.watches import ALERTING
-
+def _not_acknowledged(held: list[Alert], watch_states: dict[str, dict[str, Any]]) -> list[Alert]:
+    """Held alerts, less the watch alerts whose instance was acknowledged since quiet hours held
+    them: those are not brought up again in the morning. (A satisfied or settled instance keeps
+    its alert: "the file arrived" is news too.)"""
     kept = []
     for alert in held:
         watch, key = alert.evidence.get("watch"), alert.evidence.get("key")
         state = watch_states.get(watch) if isinstance(watch, str) else None
-        if alert.source != VIGIL_SOURCE or state is None or not isinstance(key, str):
-            kept.append(alert)
-            continue
-        instance = (state.get("instances") or {}).get(key) or {}
-        if instance.get("state") in ALERTING:
-            kept.append(alert)
+        instance = (state or {}).get("instances", {}).get(key) if isinstance(key, str) else None
+        if alert.source == VIGIL_SOURCE and (instance or {}).get("state") == "acknowledged":
+            print(f"coordinator: held alert dropped: watch {watch} {key} was acknowledged",
+                  file=sys.stderr)  # fmt: skip
         else:
-            print(
-                f"coordinator: held alert dropped: watch {watch} {key} is "
-                f"{instance.get('state') or 'gone'}",
-                file=sys.stderr,
-            )
+            kept.append(alert)
     return kept
 
 

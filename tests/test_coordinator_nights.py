@@ -269,3 +269,20 @@ def test_a_message_queued_before_quiet_hours_and_not_yet_delivered_waits_for_the
     assert bodies(state) == []
     heartbeat(spec, EVENING + timedelta(hours=8, minutes=15))
     assert bodies(state) == ["• disk 91% full"]
+
+
+def test_a_file_that_arrives_during_quiet_hours_is_news_in_the_morning(
+    spec: dict[str, Any], state: Path
+) -> None:
+    """The result arrives at 23:05: the "satisfied" alert is held, and the instance settles
+    meanwhile; the morning message still says so."""
+    arm = {"source": "vigil", "timestamp": "x", "kind": "arm", "watch": "result", "key": "r1"}
+    drop(state, arm)
+    heartbeat(spec, EVENING)
+    (state / "r1.md").write_text("the research\n")
+    for minutes in (5, 65, 125):
+        heartbeat(spec, EVENING + timedelta(minutes=minutes))
+    assert bodies(state) == []
+    heartbeat(spec, EVENING + timedelta(hours=8, minutes=15))
+    [morning] = bodies(state)
+    assert "r1: satisfied" in morning
