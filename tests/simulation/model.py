@@ -122,7 +122,12 @@ def expected_alerts(world: World, seen: Observed) -> list[Expected]:
 def window(world: World, quiet: Quiet, alert: Expected) -> tuple[datetime, datetime, bool]:
     held = not alert.urgent and quiet.holds(alert.born)
     earliest = quiet.ends_after(alert.born) if held else alert.born
-    return earliest, earliest + SLACK, held
+    latest = earliest + SLACK
+    if not alert.urgent and not held and quiet.holds(latest):
+        # Queued just before quiet hours, a message a killed run or a failed attempt left in
+        # the outbox waits for their end, like the alerts they hold.
+        latest = quiet.ends_after(latest) + SLACK
+    return earliest, latest, held
 
 
 def check(world: World, seen: Observed) -> Report:
