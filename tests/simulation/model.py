@@ -399,6 +399,8 @@ def _watches(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Rep
             key = finding.body["messages"][0]["id"]
             hits = sink.find(finding.token)
             _, latest, _ = window(world, quiet, Expected(finding.token, "vigil", finding.at))
+            if latest > world.end:
+                continue  # its window outlasts the simulation: nothing to say yet
             ack = acks.get(key)
             # Acknowledged before quiet hours let it out: it is not brought up any more.
             acked_first = ack is not None and finding.at <= ack <= latest
@@ -436,16 +438,19 @@ def _watches(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Rep
         key = finding.body["tasks"][0]["id"]
         deadline = finding.at + timedelta(minutes=FILE_WITHIN_MIN)
         file_at = written.get(key)
-        state = None
+        state, decided = None, None
         for run in (r for r in runs if r > finding.at):
             if file_at is not None and file_at <= run:
-                state = "satisfied"
+                state, decided = "satisfied", run
                 break
             if run >= deadline:
-                state = "expired"
+                state, decided = "expired", run
                 break
         told = [t for m in sink.messages for t in m["texts"] if t.startswith(f"research {key}: ")]
-        if state is not None:
+        if state is not None and decided is not None:
+            _, latest, _ = window(world, quiet, Expected(key, "vigil", decided))
+            if latest > world.end:
+                continue  # quiet hours hold the news past the simulation's end
             report.check(
                 "watches",
                 f"research {key}: {state}" in told,
