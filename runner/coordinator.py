@@ -165,15 +165,14 @@ def run(spec: dict[str, Any], now: datetime) -> dict[str, int]:
     with locked(os.path.join(state_dir, ".coordinator.lock")):
         # Claims of a killed run first, each alone (same claim, same message ids), then the inbox.
         counts: dict[str, int] = {}
-        quarantined: list[Rejected] = []
         set_aside = statefile.set_aside_count
         for name in [*left_behind(state_dir), None]:
-            if name is None:
-                found = _pass(spec, state_dir, now, None, [_quarantined(q) for q in quarantined])
+            if name is None:  # the inbox, with the alerts of claims quarantined just now
+                found = _pass(spec, state_dir, now, None)
             else:
                 tries = attempt(state_dir, name)
                 if tries >= MAX_CLAIM_ATTEMPTS:  # the run that made it, and the reruns since
-                    quarantined.append(quarantine(state_dir, name, tries))
+                    quarantine(state_dir, name, tries, now)
                     continue
                 try:
                     found = _pass(spec, state_dir, now, name)
@@ -202,14 +201,13 @@ def _pass(
     state_dir: str,
     now: datetime,
     name: str | None,
-    alerts_before: list[Alert] | None = None,
 ) -> dict[str, int]:
     coordinator = spec["coordinator"]
     delivery_now = now  # retries and their backoff go by the clock, not a replayed moment
     if name is not None:
         now = claim_moment(name) or now
     intake = claim(state_dir, int(coordinator.get("max_finding_bytes") or 1 << 20), name, now)
-    alerts = [*(alerts_before or []), *(_rejection(item) for item in intake.rejected)]
+    alerts = [_rejection(item) for item in intake.rejected]
     nag_states: dict[str, dict[str, Any]] = {}
     spec, watch_states = _readable_watches(spec, now)
     watch_specs: dict[str, dict[str, Any]] = spec.get("watches") or {}
@@ -607,10 +605,6 @@ def _as_is(finding: dict[str, Any], source: str) -> Alert:
         key=str(finding.get("id") or ""),
         evidence=finding,
     )
-
-
-def _quarantined(item: Rejected) -> Alert:
-    return _own_alert(f"quarantined {item.name}: it {item.reason}", f"quarantined:{item.name}")
 
 
 def _rejection(item: Rejected) -> Alert:

@@ -30,7 +30,7 @@ from contextlib import suppress
 from runner import stateshapes
 from runner.findings import finding_problem
 from runner.fsatomic import ensure_dir, fsync_dir, write_atomic, write_state
-from runner.statefile import load_state
+from runner.statefile import load_state, own_alert
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 STALE_TEMP_SECONDS = 60
 CLAIM_PREFIX = "claim-"
+QUARANTINED = "claim-quarantined"
+"""The `kind` of vigil's alert that a claim was quarantined."""
 UNMOVABLE_PREFIX = ".unmovable-"
 """An inbox entry that cannot be moved out (a directory of another user) is renamed in place to
 this dot-name, which the path unit and every later run ignore: one alert, no loop."""
@@ -122,8 +124,10 @@ def _exists(state_dir: str, name: object) -> bool:
     return isinstance(name, str) and os.path.isdir(os.path.join(state_dir, "processing", name))
 
 
-def quarantine(state_dir: str, name: str, tries: int) -> Rejected:
-    """Move the claim `name` whole to rejected/, the reason first (see the module docstring)."""
+def quarantine(state_dir: str, name: str, tries: int, now: datetime) -> Rejected:
+    """Move the claim `name` whole to rejected/ (see the module docstring): the reason and the
+    alert first, in the inbox for this run's own pass over it, so a kill before the move says
+    it twice, never not at all."""
     reason = (
         f"stopped the coordinator {tries} times in a row; its {_count(state_dir, name)} "
         f"file(s) are kept in rejected/{name}/ and were not delivered"
@@ -131,6 +135,9 @@ def quarantine(state_dir: str, name: str, tries: int) -> Rejected:
     rejected = ensure_dir(os.path.join(state_dir, "rejected"))
     target = os.path.join(rejected, name)
     write_atomic(state_dir, target + ".reason", (reason + "\n").encode("utf-8"))
+    own_alert(
+        state_dir, f"quarantined:{name}", f"quarantined {name}: it {reason}", now, QUARANTINED
+    )
     os.rename(os.path.join(state_dir, "processing", name), target)
     fsync_dir(rejected)
     fsync_dir(os.path.join(state_dir, "processing"))

@@ -85,11 +85,13 @@ def set_aside(state_dir: str, name: str, problem: str, consequence: str, now: da
     aside = f"{name}-{file_stamp(now)}"
     reason = f"state/{name} {problem}; {consequence}; kept as state/{REJECTED}/{aside}"
     write_atomic(state_dir, os.path.join(rejected, aside + ".reason"), (reason + "\n").encode())
+    # The alert before the move: a kill in between says it twice (the file is set aside again
+    # next run), never not at all.
+    own_alert(state_dir, f"set-aside:{aside}", f"vigil set aside {reason}", now)
     os.rename(state_path(state_dir, name), os.path.join(rejected, aside))
     fsync_dir(rejected)
     fsync_dir(os.path.dirname(state_path(state_dir, name)))
     print(f"vigil: {reason}", file=sys.stderr)
-    _alert(state_dir, f"set-aside:{aside}", f"vigil set aside {reason}", now)
     set_aside_count += 1
 
 
@@ -106,16 +108,20 @@ def unreadable(state_dir: str, error: StateUnreadable, consequence: str, now: da
         os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
         return
-    _alert(state_dir, f"unreadable:{error.name}:{day}", f"vigil: {text}", now)
+    own_alert(state_dir, f"unreadable:{error.name}:{day}", f"vigil: {text}", now)
 
 
-def _alert(state_dir: str, alert_id: str, text: str, now: datetime) -> None:
+def own_alert(
+    state_dir: str, alert_id: str, text: str, now: datetime, kind: str = ALERT_KIND
+) -> None:
+    """One of vigil's own alerts, as a finding in the inbox: durable before whatever it
+    reports is done, and delivered by the run that claims it (never cut by caps)."""
     from runner.findings import ALERT_PRIORITY
 
     finding = {
         "source": "vigil",
         "timestamp": iso(now),
-        "kind": ALERT_KIND,
+        "kind": kind,
         "id": alert_id,
         "priority": ALERT_PRIORITY,
         "message": text,

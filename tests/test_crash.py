@@ -358,14 +358,12 @@ def test_a_line_torn_by_a_kill_never_swallows_the_next(vigil, tmp_path: Path) ->
     ] == b'{"job":"coordinator","kind":"coordi'
 
 
-def test_a_claim_that_keeps_stopping_the_coordinator_is_quarantined(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A finding the rules cannot survive (here a bug stands in: any exception, or a SIGKILL
-    from running out of memory, counts alike) must not block every later finding forever."""
+def poisoned_claim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dict, datetime]:
+    """(state, spec, now) after a finding that stops the rules (a bug stands in) has been
+    claimed and stopped the coordinator MAX_CLAIM_ATTEMPTS times: the next run quarantines it."""
     from runner import coordinator as module
-    from runner.intake import ATTEMPTS, MAX_CLAIM_ATTEMPTS
-    from tests.coordinator_support import bruba_spec, delivered, drop
+    from runner.intake import MAX_CLAIM_ATTEMPTS
+    from tests.coordinator_support import bruba_spec, drop
 
     state = tmp_path / "state"
     spec = bruba_spec(state)
@@ -382,6 +380,19 @@ def test_a_claim_that_keeps_stopping_the_coordinator_is_quarantined(
     for _ in range(MAX_CLAIM_ATTEMPTS):  # the run that claims it, then the reruns
         with pytest.raises(RuntimeError):
             module.run(spec, now)
+    return state, spec, now
+
+
+def test_a_claim_that_keeps_stopping_the_coordinator_is_quarantined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finding the rules cannot survive (here a bug stands in: any exception, or a SIGKILL
+    from running out of memory, counts alike) must not block every later finding forever."""
+    from runner import coordinator as module
+    from runner.intake import ATTEMPTS
+    from tests.coordinator_support import delivered, drop
+
+    state, spec, now = poisoned_claim(tmp_path, monkeypatch)
     stuck = [p.name for p in (state / "processing").iterdir()]
     assert len(stuck) == 1 and stuck[0].startswith("claim-")
     assert json.loads((state / "state" / ATTEMPTS).read_text())["attempts"] == {stuck[0]: 2}
@@ -397,6 +408,37 @@ def test_a_claim_that_keeps_stopping_the_coordinator_is_quarantined(
     assert len(list(kept.iterdir())) == 1  # the poison finding, kept for inspection
     assert "were not delivered" in (state / "rejected" / f"{stuck[0]}.reason").read_text()
     assert json.loads((state / "state" / ATTEMPTS).read_text())["attempts"] == {}
+
+
+class Killed(BaseException):
+    """Stands in for a SIGKILL: nothing after it runs, no `except Exception` catches it."""
+
+
+def test_a_kill_while_quarantining_a_claim_still_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quarantine alert is in the inbox before the claim moves: a run killed just after
+    the move still says so, in the next run."""
+    from runner import coordinator as module
+    from runner import intake
+    from tests.coordinator_support import delivered
+
+    state, spec, now = poisoned_claim(tmp_path, monkeypatch)
+    [stuck] = [p.name for p in (state / "processing").iterdir()]
+
+    def killed_after_the_move(directory: str) -> None:
+        raise Killed
+
+    with monkeypatch.context() as kill:
+        kill.setattr(intake, "fsync_dir", killed_after_the_move)
+        with pytest.raises(Killed):
+            module.run(spec, now)
+    assert (state / "rejected" / stuck).is_dir()  # moved, and killed before anything else
+    module.run(spec, now)
+    said = [m for m in delivered(state) if f"quarantined {stuck}: it stopped" in m["body"]]
+    assert len(said) == 1
+    assert (state / "rejected" / stuck).is_dir()
+    assert not list((state / "processing").iterdir())
 
 
 def test_storage_errors_are_no_strike_against_a_claim(

@@ -179,3 +179,31 @@ def fs_ids(user: str, group: str) -> tuple[int, int]:
     import pwd
 
     return pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid
+
+
+class Killed(BaseException):
+    """Stands in for a SIGKILL: nothing after it runs, no `except Exception` catches it."""
+
+
+def test_a_kill_while_setting_a_file_aside_still_says_so(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The alert is in the inbox before the file moves: a run killed just after the move still
+    says so, in the next run."""
+    from runner import statefile
+
+    write(state, "sources.json", ["a list"])
+    drop(state, OUTAGE)
+
+    def killed_after_the_move(directory: str) -> None:
+        raise Killed
+
+    monkeypatch.setattr(statefile, "fsync_dir", killed_after_the_move)
+    with pytest.raises(Killed):
+        run(bruba_spec(state), NOW)
+    monkeypatch.undo()
+    run(bruba_spec(state), NOW + timedelta(minutes=1))
+    lines = bodies(state)
+    assert "• api is down" in lines
+    assert len([line for line in lines if "state/sources.json" in line]) == 1
+    assert len(set_aside(state, "sources.json")) == 1
