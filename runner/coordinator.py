@@ -228,6 +228,8 @@ def _pass(
     )
     if held and watch_states:
         held = _not_acknowledged(held, watch_states)
+    if held and spec.get("nag"):
+        held = _nags_still_due(spec, held, nag_states, now)
     already = _queued_before(held_state, alerts)
     repeated = [alert for alert in alerts if alert.key in already]
     alerts = [alert for alert in alerts if alert.key not in already]
@@ -339,6 +341,39 @@ def _not_acknowledged(held: list[Alert], watch_states: dict[str, dict[str, Any]]
         instance = (state or {}).get("instances", {}).get(key) if isinstance(key, str) else None
         if alert.source == VIGIL_SOURCE and (instance or {}).get("state") == "acknowledged":
             print(f"coordinator: held alert dropped: watch {watch} {key} was acknowledged",
+                  file=sys.stderr)  # fmt: skip
+        else:
+            kept.append(alert)
+    return kept
+
+
+def _nags_still_due(
+    spec: dict[str, Any], held: list[Alert], nag_states: dict[str, dict[str, Any]], now: datetime
+) -> list[Alert]:
+    """Held alerts, less the nags whose item a finding since has resolved (the reminder was
+    done overnight): the morning message names only what is still due. A nag whose rule state
+    cannot be read is kept: it is said when the rule runs."""
+    from runner.rules.nag import NagRule, nag_of
+
+    rules = spec.get("nag") or {}
+    kept = []
+    for alert in held:
+        nag = nag_of(alert.key)
+        if nag is None or nag.rule not in rules or alert.source != rules[nag.rule]["source"]:
+            kept.append(alert)
+            continue
+        if nag.rule not in nag_states:
+            rule = NagRule(nag.rule, rules[nag.rule], spec.get("timezone"))
+            try:
+                nag_states[nag.rule] = load_state(
+                    spec["state_dir"], rule.state_file, shapes.NAG, now
+                )
+            except StateUnreadable:
+                kept.append(alert)
+                continue
+        record = (nag_states[nag.rule].get("items") or {}).get(nag.item)
+        if isinstance(record, dict) and record.get("status") == "resolved":
+            print(f"coordinator: held alert dropped: nag {nag.rule} {nag.item} was resolved",
                   file=sys.stderr)  # fmt: skip
         else:
             kept.append(alert)

@@ -161,6 +161,25 @@ def test_a_watch_alert_acknowledged_while_held_is_not_brought_up_in_the_morning(
     assert bodies(state) == ["• Outage mail: m2"]
 
 
+def test_a_nag_held_overnight_for_an_item_done_meanwhile_is_not_brought_up_in_the_morning(
+    spec: dict[str, Any], state: Path
+) -> None:
+    """Nagged about the wrong thing: A was done at 02:00, so the morning names only B, and A's
+    nag did not count (it starts again from 1 if A is overdue again)."""
+    drop(state, {"source": "todo", "timestamp": "x", "overdue": [{"id": "A"}, {"id": "B"}]})
+    heartbeat(spec, EVENING)  # both held
+    drop(state, {"source": "todo", "timestamp": "x", "overdue": [{"id": "B"}]})
+    heartbeat(spec, EVENING + timedelta(hours=3))  # A resolved, still quiet
+    heartbeat(spec, EVENING + timedelta(hours=8, minutes=15))
+    assert bodies(state) == ["• nag 1: B"]
+    items = json.loads((state / "state/nag-todo.json").read_text())["items"]
+    assert items["A"]["status"] == "resolved" and items["A"]["nagCount"] == 0
+    assert items["B"]["nagCount"] == 1
+    drop(state, {"source": "todo", "timestamp": "x", "overdue": [{"id": "A"}, {"id": "B"}]})
+    heartbeat(spec, EVENING + timedelta(hours=9))
+    assert "• nag 1: A" in bodies(state)[-1].splitlines()
+
+
 def test_a_watch_instance_armed_again_is_delivered_and_settled_by_its_own_message(
     spec: dict[str, Any], state: Path
 ) -> None:
