@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from compiler.model import Config
+from compiler.model.types import is_calendar
 from compiler.specs import state_dir
+from runner.clock import zone
+from runner.rules.nag import not_before
 from runner.stateshapes import NAG, Shape
 
 
@@ -96,13 +99,15 @@ def nag_rows(config: Config, state: Path) -> list[dict[str, Any]]:
                     "status": item.get("status"),
                     "count": count,
                     "last_nagged": item.get("lastNagged"),
-                    "next": _next_step(rule, item, count),
+                    "next": _next_step(rule, item, count, config.timezone),
                 }
             )
     return rows
 
 
-def _next_step(rule: Any, item: dict[str, Any], count: int) -> str:
+def _next_step(rule: Any, item: dict[str, Any], count: int, timezone: str | None) -> str:
+    """What comes next for the item, and from when: the runner's own rule (not_before), in the
+    config's zone."""
     if item.get("status") in ("stopped", "resolved"):
         return "-"
     last = item.get("lastNagged")
@@ -119,6 +124,7 @@ def _next_step(rule: Any, item: dict[str, Any], count: int) -> str:
             f" once {step.min_days:g}+ days overdue" if step and step.min_days else ""
         )
     if last and wait:
-        when = datetime.fromisoformat(last.replace("Z", "+00:00")) + timedelta(seconds=wait)
-        return f"{label}, not before {when:%Y-%m-%d %H:%M} UTC"
+        start = datetime.fromisoformat(last.replace("Z", "+00:00"))
+        when = not_before(start, wait, is_calendar(wait), timezone).astimezone(zone(timezone))
+        return f"{label}, not before {when:%Y-%m-%d %H:%M %Z}"
     return f"{label}, at the next finding"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.conftest import ROOT
-from tests.coordinator_support import bruba_spec, drop, heartbeat
+from tests.coordinator_support import bruba_spec, delivered, drop, heartbeat
 
 NOW = datetime(2026, 2, 2, 14, 0, tzinfo=UTC)
 
@@ -37,9 +37,32 @@ def test_state_shows_nag_items_and_the_next_step(vigil, tmp_path: Path) -> None:
     header, row = result.stdout.splitlines()
     assert header.split() == ["RULE", "KEY", "TITLE", "STATUS", "COUNT", "LAST_NAGGED", "NEXT"]
     assert row.startswith("reminders  A1   Call dentist  active  1")
-    assert "nag 2 once 3+ days overdue, not before 2026-02-03 10:00 UTC" in row
+    assert "nag 2 once 3+ days overdue, not before 2026-02-03 04:59 EST" in row
     rows = json.loads(vigil("state", "--config", config_for(tmp_path, state), "--json").stdout)
     assert rows[0]["count"] == 1
+
+
+def test_state_shows_when_a_weekly_mention_is_next_as_the_runner_counts_it(
+    vigil, tmp_path: Path
+) -> None:
+    """once_per: 7d is calendar days in the config's zone: mentioned on the Saturday before
+    the clocks spring forward, the next mention may come from the next Saturday's midnight,
+    local time (168 elapsed hours would be 01:00 EDT), and the runner agrees."""
+    state = tmp_path / "state"
+    spec = bruba_spec(state)
+    stale = {"source": "staleness-check", "timestamp": "x", "projects": [{"name": "P"}]}
+    saturday = datetime(2026, 3, 7, 15, 0, tzinfo=UTC)  # 10:00 EST
+    drop(state, stale)
+    heartbeat(spec, saturday)
+    result = vigil("state", "--config", config_for(tmp_path, state))
+    assert "next mention, not before 2026-03-14 00:00 EDT" in result.stdout
+    told = len(delivered(state))
+    drop(state, stale)
+    heartbeat(spec, datetime(2026, 3, 14, 3, 59, tzinfo=UTC))  # Friday 23:59 EDT
+    assert len(delivered(state)) == told
+    drop(state, stale)
+    heartbeat(spec, datetime(2026, 3, 14, 4, 0, tzinfo=UTC) + timedelta(seconds=1))
+    assert len(delivered(state)) == told + 1
 
 
 def test_inbox_lists_pending_and_rejected(vigil, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -311,3 +311,27 @@ def test_a_period_written_in_hours_is_elapsed_time_one_in_days_calendar_days(
     said = lines(state)
     assert [line for line in said if "nag" in line] == ["todo/3: nag 1: A"]  # 24h not passed
     assert [line for line in said if "kept" in line] == ["keep/0: K kept"] * 2  # 1d: a new day
+
+
+@pytest.mark.parametrize(
+    "zone_name", ["America/New_York", "Europe/Berlin", "America/Sao_Paulo", "Australia/Lord_Howe"]
+)
+def test_a_calendar_period_passes_at_the_first_instant_of_its_day(zone_name: str) -> None:
+    """not_before (what the runner waits for and `vigil state` shows) is the first instant at
+    which N calendar days have passed, around every clock change of 2018 and 2027 (Sao Paulo's
+    DST began at midnight: that day starts at 01:00)."""
+    import random
+
+    from runner.clock import calendar_days
+    from runner.rules.nag import not_before
+
+    rng = random.Random(zone_name)
+    tiny = timedelta(microseconds=1)
+    for year in (2018, 2027):
+        start = datetime(year, 1, 1, tzinfo=UTC)
+        for _ in range(400):
+            last = start + timedelta(seconds=rng.randrange(365 * 86400))
+            days = rng.choice((1, 2, 7, 14))
+            when = not_before(last, days * 86400, True, zone_name)
+            assert calendar_days(last, when, zone_name) == days
+            assert calendar_days(last, when - tiny, zone_name) == days - 1

@@ -19,10 +19,10 @@ comes a little early.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from runner.alerts import Alert
-from runner.clock import calendar_days, iso, parse_iso
+from runner.clock import calendar_days, iso, parse_iso, zone
 from runner.template import dig, fill
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -212,16 +212,26 @@ def _nag(
 
 
 def _passed(rule: NagRule, last: datetime, now: datetime, seconds: int, period: str) -> bool:
-    """Whether `seconds` have passed since `last`: calendar days for a period written in days
-    or weeks, elapsed time (with a little slack) for one written in hours or less."""
+    """Whether `seconds` have passed since `last` (see not_before)."""
     if seconds <= 0:
         return True
     calendar = rule.calendar.get(period)
-    if calendar is None:
+    if calendar is None:  # an older spec says nothing: whole days are calendar days
         calendar = seconds % DAY == 0
+    return now >= not_before(last, seconds, calendar, rule.timezone)
+
+
+def not_before(last: datetime, seconds: int, calendar: bool, timezone: str | None) -> datetime:
+    """When a period of `seconds` since `last` has passed: for a period written in days or
+    weeks, at the start of the calendar day that many days later in the config's zone (7d
+    from a Monday is the next Monday, whatever the clock changes between); for one written in
+    hours or less, that much elapsed time, less a little slack for a timer's accuracy."""
     if calendar:
-        return calendar_days(last, now, rule.timezone) >= seconds // DAY
-    return (now - last).total_seconds() >= seconds - min(SLACK, seconds / 10)
+        where = zone(timezone)
+        day = last.astimezone(where).date() + timedelta(days=seconds // DAY)
+        # A midnight a clock change skips maps to the instant the day begins.
+        return datetime.combine(day, time(0), where).astimezone(UTC)
+    return last + timedelta(seconds=seconds - min(SLACK, seconds / 10))
 
 
 def _step(ladder: list[dict[str, Any]], count: int) -> dict[str, Any] | None:
