@@ -14,10 +14,15 @@
    and the working directory on that copy: the runner subprocesses those tests start import
    the mutant too. Tests marked `systemd` are left out: their units run the installed package
    (`python -I`), never the copy, so they cannot see a mutant (and need a private manager).
+   Nor are tests slower than --max-test-seconds (15 s) in the coverage run: the simulation
+   and the reference day would cost every surviving mutant minutes. Tests that killed the
+   module's earlier mutants run first. A line run only at import (a class body) counts as
+   covered by every test of its module.
 
 Report: `.mutation/report.md` (per-module table, every survivor with its diff line) and
 `.mutation/results.json`. `--rerun-survivors` runs only the previous run's survivors (after
-adding tests); `--jobs N` runs N mutants at a time (default 2).
+adding tests); `--resume` keeps the verdicts a stopped run reached; `--jobs N` runs N mutants
+at a time (default 2); VIGIL_MUTATION_DIR puts the work elsewhere (two runs side by side).
 """
 
 from __future__ import annotations
@@ -32,12 +37,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / ".mutation"
+WORK = Path(os.environ.get("VIGIL_MUTATION_DIR") or ROOT / ".mutation")
+"""Where the trees, coverage and results live (VIGIL_MUTATION_DIR: two runs side by side)."""
+MAX_TEST_SECONDS = 15.0
+"""Tests slower than this in the coverage run are not run against mutants (--max-test-seconds):
+the whole-system tier (the long-horizon simulation, the reference day) would make every
+surviving mutant cost minutes; its own invariants are measured on their own."""
 
 MODULES = {
     "nag": "runner/rules/nag.py",
@@ -265,12 +276,15 @@ def run_mutants(
     trees = [copy_tree(f"tree-{slot + 1}") for slot in range(jobs)]
     queue = list(mutants)
     running: dict[int, tuple[subprocess.Popen[bytes], Mutant, float, float]] = {}
+    kills: Counter[tuple[str, str]] = Counter()
     done = 0
     while queue or running:
         for slot in range(jobs):
             if slot in running or not queue:
                 continue
             mutant = queue.pop(0)
+            # Tests that killed this module's mutants so far first: most mutants fall to them.
+            mutant.tests.sort(key=lambda test: (-kills[(mutant.module, test)], durations[test]))
             tree = trees[slot]
             (tree / mutant.module).write_text(mutant.source)
             timeout = 20 + 3 * sum(durations[test] for test in mutant.tests)
@@ -304,6 +318,8 @@ def run_mutants(
             else:
                 mutant.status = judge(code, slot + 1, mutant)
             mutant.seconds = round(elapsed, 2)
+            if mutant.killed_by:
+                kills[(mutant.module, mutant.killed_by)] += 1
             (trees[slot] / mutant.module).write_text((ROOT / mutant.module).read_text())
             del running[slot]
             done += 1
@@ -365,6 +381,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rerun-survivors", action="store_true", help="only last run's survivors")
     parser.add_argument("--label", default="", help="a title for the report")
     parser.add_argument(
+        "--max-test-seconds",
+        type=float,
+        default=MAX_TEST_SECONDS,
+        help=f"leave out tests slower than this (default {MAX_TEST_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the verdicts of the previous run's mutants"
+    )
+    parser.add_argument(
         "--call-arguments", action="store_true", help="also mutate call arguments (twice the time)"
     )
     args = parser.parse_args(argv)
@@ -377,23 +402,33 @@ def main(argv: list[str] | None = None) -> int:
     results = WORK / "results.json"
     previous = json.loads(results.read_text()) if results.exists() else []
     mutants = [m for path in paths for m in make_mutants(path, args.call_arguments)]
+    kept: dict[str, dict[str, Any]] = {}
     if args.rerun_survivors:
         again = {m["key"] for m in previous if m["status"] in ("survived", "no tests")}
         kept = {m["key"]: m for m in previous if m["key"] not in again}
         mutants = [mutant for mutant in mutants if mutant.key in again]
+    elif args.resume:  # a run stopped half-way: the mutants it judged keep their verdict
+        kept = {m["key"]: m for m in previous if m["status"] not in ("pending", "no tests")}
+        mutants = [mutant for mutant in mutants if mutant.key not in kept]
     print(f"{len(mutants)} mutants in {len(paths)} modules", flush=True)
     covering, timing = measure(paths, test_files(paths))
     durations = timing["durations"]
+    slow = {test for test, seconds in durations.items() if seconds > args.max_test_seconds}
+    print(f"  {len(slow)} tests over {args.max_test_seconds:g} s left out: {sorted(slow)}")
     for mutant in mutants:
         lines = covering[mutant.module]
-        tests = set().union(*(lines.get(n, set()) for n in range(mutant.line, mutant.end_line + 1)))
-        mutant.tests = sorted(tests, key=lambda test: (durations[test], test))
+        span = range(mutant.line, mutant.end_line + 1)
+        tests = set().union(*(lines.get(n, set()) for n in span))
+        if not tests and any(n in lines for n in span):
+            # Run at import (a class body): no test's context, every test of the module's.
+            tests = set().union(*lines.values())
+        mutant.tests = sorted(tests - slow, key=lambda test: (durations[test], test))
         if not mutant.tests:
             mutant.status = "no tests"
 
     def save() -> str:
         records = [{**asdict(m), "key": m.key, "source": None} for m in mutants]
-        if args.rerun_survivors:
+        if kept:
             records = [*kept.values(), *records]
         results.write_text(json.dumps(records, indent=1))
         everything = [Mutant(**{k: v for k, v in r.items() if k != "key"}) for r in records]
