@@ -104,3 +104,16 @@ def test_caps_keep_vigils_own_alerts_and_rotate_waiting_ones(spec: dict[str, Any
     spec["coordinator"]["total_cap"] = 3
     [message] = compose(spec, alerts, now)
     assert message.body.splitlines()[2:] == ["[mail 99] waited", "+1 more"]
+
+
+def test_a_message_is_urgent_when_any_of_its_alerts_is(spec: dict[str, Any]) -> None:
+    """Per channel: the pager's message carries the urgent disk alert, the sink's does not."""
+    now = datetime(2026, 3, 10, tzinfo=UTC)
+    calm = [Alert("hello", "mail"), Alert("hi again", "mail")]
+    [message] = compose(spec, calm, now)
+    assert message.urgent is False
+    mixed = [*calm, Alert("disk full", "disk", urgent=True)]
+    messages = {m.channel: m.urgent for m in compose(spec, mixed, now)}
+    assert messages == {"pager": True, "sink": False}
+    [both] = compose(spec, [Alert("hello", "mail"), Alert("down", "mail", urgent=True)], now)
+    assert both.urgent is True  # any, not all, and not only the first
