@@ -68,7 +68,7 @@ NEVER = {"test_quality.py", "test_dependencies.py", "test_installed.py", "test_b
 COPY_IGNORE = shutil.ignore_patterns(
     ".git",
     ".venv",
-    ".mutation",
+    ".mutation*",
     "__pycache__",
     ".hypothesis",
     ".*_cache",
