@@ -56,6 +56,7 @@ TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block
 if TYPE_CHECKING:
     from typing import Any
 
+    from runner.compose import Outgoing
     from runner.rules.pending import FileWatch
 
 # Start-up time is most of a coordinator run, so an idle run (nothing in the inbox, held or
@@ -650,12 +651,12 @@ def _own_alert(text: str, key: str) -> Alert:
     return Alert(text=text, source=VIGIL_SOURCE, priority=ALERT_PRIORITY, key=key)
 
 
-def _batch(intake: Intake, alerts: list[Alert], occasion: str) -> str:
+def _batch(intake: Intake | None, alerts: list[Alert], occasion: str) -> str:
     """What message ids derive from: the claim (unique, and the same for a rerun after a
     crash), or for a run with nothing claimed (held alerts, watch clocks) the occasion that
     held.json names (replaced whenever a run queues messages, see _pass) and the alerts' keys:
     the same alert held again another night is a new message, a rerun is not."""
-    if intake.claim is not None:
+    if intake is not None and intake.claim is not None:
         return intake.claim
     from hashlib import sha256  # ~3 ms at start-up (OpenSSL): only a run with alerts needs it
 
@@ -676,36 +677,58 @@ def _enqueue(
     occasion: str,
     now: datetime,
 ) -> list[Queued]:
-    """Queue one message per channel."""
+    """Queue one message per channel. A rerun of a killed run's claim composes the same ids;
+    when one is already queued without some of the rerun's alerts (a watch's file arrived in
+    between), those go in a message of their own, its id from the batch and their keys, so a
+    further rerun queues it once too."""
     if not alerts:
         return []
     from runner.compose import compose
-    from runner.outbox import Message, enqueue
 
     batch = _batch(intake, alerts, occasion)
-    outgoing = compose(spec, alerts, now)
     queued = []
-    for message in outgoing:
-        evidence = [a.evidence for a in alerts if a.evidence]
-        named = enqueue(
-            state_dir,
-            Message(
-                id=message.message_id(batch),
-                channel=message.channel,
-                title=message.title,
-                body=message.body,
-                urgent=message.urgent,
-                created=iso(now),
-                sources=message.sources,
-                count=len(message.keys),
-                evidence={"findings": evidence} if evidence else None,
-                named=list(message.named),
-            ),
-        )
-        # What the message as queued names: a rerun may compose the same id differently.
-        told = list(message.named) if named is None else named
-        queued.append((message.channel, message.message_id(batch), list(message.keys), told))
+    for message in compose(spec, alerts, now):
+        first = _queue(state_dir, message, alerts, batch, now)
+        queued.append(first)
+        carried = set(first[2])
+        missing = [a for a in alerts if a.key in message.keys and a.key not in carried]
+        if missing:
+            [rest] = [m for m in compose(spec, missing, now) if m.channel == message.channel]
+            queued.append(_queue(state_dir, rest, missing, _batch(None, missing, batch), now))
     return queued
+
+
+def _queue(
+    state_dir: str, message: Outgoing, alerts: list[Alert], batch: str, now: datetime
+) -> Queued:
+    from runner.outbox import Message, enqueue
+
+    evidence = [a.evidence for a in alerts if a.evidence]
+    message_id = message.message_id(batch)
+    named, keys = enqueue(
+        state_dir,
+        Message(
+            id=message_id,
+            channel=message.channel,
+            title=message.title,
+            body=message.body,
+            urgent=message.urgent,
+            created=iso(now),
+            sources=message.sources,
+            count=len(message.keys),
+            evidence={"findings": evidence} if evidence else None,
+            named=list(message.named),
+            keys=list(message.keys),
+        ),
+    )
+    # What the message as first queued carries and names (a rerun may compose it otherwise;
+    # a message from before `keys` were kept counts as carrying all of this one's).
+    return (
+        message.channel,
+        message_id,
+        list(message.keys) if keys is None else keys,
+        list(message.named) if named is None else named,
+    )
 
 
 def _note_nags(

@@ -45,6 +45,7 @@ class Message:
         "evidence",
         "count",
         "named",
+        "keys",
     )
     """What to_json writes, in this order."""
     __slots__ = (
@@ -54,6 +55,7 @@ class Message:
         "created",
         "evidence",
         "id",
+        "keys",
         "named",
         "sources",
         "title",
@@ -72,6 +74,7 @@ class Message:
         evidence: dict[str, Any] | None = None,
         count: int | None = None,
         named: list[str] | None = None,
+        keys: list[str] | None = None,
     ) -> None:
         self.id = id
         self.channel = channel
@@ -86,6 +89,9 @@ class Message:
         self.named = named
         """Keys of the alerts the message names (not those the caps counted as "+N more"):
         what rule state may count as told."""
+        self.keys = keys
+        """Keys of every alert the message carries, named or counted in "+N more": a rerun
+        that composes the same id with alerts this one lacks queues those on their own."""
 
     def __repr__(self) -> str:
         return f"Message({self.to_json()!r})"
@@ -108,11 +114,7 @@ class Message:
             raise ValueError("message.evidence: expected an object or null")
         if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
             raise ValueError("message.count: expected a whole number or null")
-        named = data.get("named")
-        if named is not None and not (
-            isinstance(named, list) and all(isinstance(key, str) for key in named)
-        ):
-            raise ValueError("message.named: expected a list of strings or null")
+        named, keys = _key_list(data, "named"), _key_list(data, "keys")
         return cls(
             id=data["id"],
             channel=data["channel"],
@@ -124,7 +126,17 @@ class Message:
             evidence=evidence,
             count=count,
             named=named,
+            keys=keys,
         )
+
+
+def _key_list(data: dict[str, Any], field: str) -> list[str] | None:
+    value = data.get(field)
+    if value is not None and not (
+        isinstance(value, list) and all(isinstance(key, str) for key in value)
+    ):
+        raise ValueError(f"message.{field}: expected a list of strings or null")
+    return value
 
 
 class DeliveryReport:
@@ -198,32 +210,43 @@ def alert_id(message_id: str) -> str:
     return f"dead-{message_id}"
 
 
-def enqueue(state_dir: str | os.PathLike[str], message: Message) -> list[str] | None:
+Carried = tuple[list[str] | None, list[str] | None]
+"""(named, keys) of a message as it was first queued; None where that is not known."""
+
+
+def enqueue(state_dir: str | os.PathLike[str], message: Message) -> Carried:
     """Queue `message` once: nothing happens when its id is queued, dead or delivered. Returns
-    the keys the message named as it was first queued (a rerun after a crash may compose it
-    otherwise), None when that is not known."""
+    the alerts the message named and carried as it was first queued (a rerun after a crash
+    may compose it otherwise)."""
     state = os.fspath(state_dir)
     with locked(os.path.join(outbox_dir(state), LOCK)):
         ledger = Ledger.load(state)
         if _put(state, message, ledger, clock.now()):
-            return message.named
-        return _named_before(state, message.id, ledger)
+            return message.named, message.keys
+        return _carried_before(state, message.id, ledger)
 
 
-def _named_before(state: str, message_id: str, ledger: Ledger) -> list[str] | None:
+def _carried_before(state: str, message_id: str, ledger: Ledger) -> Carried:
+    record: dict[str, Any] | None = None
     if message_id in ledger:
-        named = ledger.entries[message_id].get("named")
-        return named if isinstance(named, list) else None
-    name = file_name(message_id)
-    for path in (
-        os.path.join(outbox_dir(state), name),
-        os.path.join(outbox_dir(state), DEAD, name),
-    ):
-        entry = _read_entry(path)
-        if entry is not None:
-            named = entry["message"].get("named")
-            return named if isinstance(named, list) else None
-    return None
+        record = ledger.entries[message_id]
+    else:
+        name = file_name(message_id)
+        for path in (
+            os.path.join(outbox_dir(state), name),
+            os.path.join(outbox_dir(state), DEAD, name),
+        ):
+            entry = _read_entry(path)
+            if entry is not None:
+                record = entry["message"]
+                break
+    if record is None:
+        return None, None
+    named, keys = record.get("named"), record.get("keys")
+    return (
+        named if isinstance(named, list) else None,
+        keys if isinstance(keys, list) else None,
+    )
 
 
 def _put(
@@ -369,9 +392,7 @@ class _DeliveryRun:
             return
         outcome = send(message.channel, channel, message, self.context)
         if outcome.ok:
-            self.ledger.record(
-                message.id, message.channel, self.now, outcome.exit_status, message.named
-            )
+            self.ledger.record(message, self.now, outcome.exit_status)
             _remove(path)
             self.report.delivered += 1
             _say(f"delivered message {message.id} to {message.channel}")
@@ -385,7 +406,7 @@ class _DeliveryRun:
         sending = entry.get("sending")
         offset = sending.get("offset") if isinstance(sending, dict) else None
         if isinstance(offset, int) and file_holds(file, message.id, offset):
-            self.ledger.record(message.id, message.channel, self.now, None, message.named)
+            self.ledger.record(message, self.now, None)
             _remove(path)
             self.report.skipped += 1
             _say(f"message {message.id} to {message.channel} was delivered by a run that died")

@@ -206,7 +206,9 @@ def reservation(value: object) -> str | None:
 
 
 def delivery(value: object) -> str | None:
-    return _fields(value, at=(str,), channel=(str,), exit_status=(int,), named=(list,))
+    return _fields(
+        value, at=(str,), channel=(str,), exit_status=(int,), named=(list,), keys=(list,)
+    )
 
 
 def claim_attempts(value: object) -> str | None:

@@ -305,3 +305,25 @@ def test_a_file_that_arrives_during_quiet_hours_is_news_in_the_morning(
     heartbeat(spec, EVENING + timedelta(hours=8, minutes=15))
     [morning] = bodies(state)
     assert "r1: satisfied" in morning
+
+
+@pytest.mark.parametrize("kill", [coordinator.HELD, "watch-result.json", "done"])
+def test_a_file_that_arrives_before_the_rerun_of_a_killed_run_is_told(
+    spec: dict[str, Any], state: Path, monkeypatch: pytest.MonkeyPatch, kill: str
+) -> None:
+    """The killed run queued its message (the disk alert) for its claim; the rerun of that
+    claim composes the same message id, now with "r1: satisfied" too, since the file arrived
+    in between. The message already queued does not carry it, so it goes in one of its own."""
+    day = EVENING + timedelta(hours=10)  # 09:00 in New York
+    arm = {"source": "vigil", "timestamp": "x", "kind": "arm", "watch": "result", "key": "r1"}
+    drop(state, arm)
+    drop(state, {"source": "disk", "timestamp": "x", "message": "disk 91% full"})
+    dies_writing(monkeypatch, kill)
+    with pytest.raises(SystemExit):
+        heartbeat(spec, day)
+    (state / "r1.md").write_text("the research\n")
+    heartbeat(spec, day + timedelta(minutes=5))
+    heartbeat(spec, day + timedelta(minutes=10))
+    lines = [line for body in bodies(state) for line in body.splitlines()]
+    assert lines.count("• disk 91% full") == 1
+    assert len([line for line in lines if "r1: satisfied" in line]) == 1
