@@ -1,0 +1,103 @@
+"""The nag rule on its own (runner/rules/nag.py), in-process: what a spec may leave out, which
+items it skips, a rule without `items`, and the nag step an alert's key stands for. The
+coordinator-level behaviour over days is in test_nag_days.py."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from runner.rules.nag import NagRule, apply_rule, nag_of
+
+NOW = datetime(2027, 3, 1, 14, 0, tzinfo=UTC)
+LADDER = [{"min_count": 1, "message": "{key}: {title} ({source})"}]
+
+
+def rule(**spec: Any) -> NagRule:
+    return NagRule("todo", {"source": "todo", "items": "overdue", "ladder": LADDER, **spec})
+
+
+def nag(r: NagRule, state: dict[str, Any], items: Any, at: datetime = NOW) -> list[str]:
+    finding = {"source": "todo", "timestamp": "x", "overdue": items}
+    return [alert.text for alert in apply_rule(r, finding, state, at)]
+
+
+def test_what_a_spec_leaves_out_takes_the_documented_default() -> None:
+    """A spec from an older compiler (or written by hand) without key, min_interval,
+    resolve_missing or retention."""
+    bare = NagRule("todo", {"source": "todo"})
+    assert (bare.key, bare.min_interval, bare.once_per) == ("id", 0, None)
+    assert bare.resolve_missing is True
+    assert bare.retention == 30 * 86400
+    assert bare.calendar == {"once_per": None, "min_interval": None}
+    calendar = NagRule("todo", {"source": "todo", "once_per_calendar": True})
+    assert calendar.calendar["once_per"] is True
+
+
+def test_items_that_are_not_objects_or_lack_a_usable_key_are_skipped_not_the_rest() -> None:
+    items = [
+        "a bare string",
+        {"title": "no id"},
+        {"id": {"nested": 1}, "title": "object id"},
+        {"id": [1], "title": "list id"},
+        {"id": "A", "title": "Call dentist"},
+        {"id": 7, "title": "numeric id"},
+    ]
+    state: dict[str, Any] = {}
+    assert nag(rule(), state, items) == ["A: Call dentist (todo)", "7: numeric id (todo)"]
+    assert sorted(state["items"]) == ["7", "A"]
+
+
+def test_a_rule_without_items_nags_about_the_finding_itself() -> None:
+    r = NagRule("disk", {"source": "disk", "key": "host", "ladder": LADDER})
+    state: dict[str, Any] = {}
+    finding = {"source": "disk", "timestamp": "x", "host": "nas", "title": "disk 91% full"}
+    assert [a.text for a in apply_rule(r, finding, state, NOW)] == ["nas: disk 91% full (disk)"]
+    assert list(state["items"]) == ["nas"]
+
+
+def test_resolve_missing_by_default_and_without_items_nothing_is_resolved() -> None:
+    state: dict[str, Any] = {}
+    nag(rule(), state, [{"id": "A", "title": "a"}, {"id": "B", "title": "b"}])
+    nag(rule(), state, [{"id": "B", "title": "b"}], NOW + timedelta(hours=1))
+    assert state["items"]["A"]["status"] == "resolved"
+    assert state["items"]["B"]["status"] == "active"
+    single = NagRule("disk", {"source": "disk", "key": "host", "ladder": LADDER})
+    disk: dict[str, Any] = {}
+    for host in ("nas", "pi"):
+        apply_rule(single, {"source": "disk", "timestamp": "x", "host": host}, disk, NOW)
+    assert disk["items"]["nas"]["status"] == "active"  # one finding per item: none missing
+
+
+def test_an_older_spec_counts_whole_days_on_the_calendar() -> None:
+    """A spec without once_per_calendar: once_per of whole days is calendar days (from 23:00
+    to 01:00 the next day is a day), of hours elapsed time."""
+    late = datetime(2027, 3, 1, 23, 0, tzinfo=UTC)
+    weekly = NagRule("todo", {"source": "todo", "items": "overdue", "once_per": 86400})
+    state: dict[str, Any] = {}
+    assert len(nag(weekly, state, [{"id": "A"}], late)) == 1
+    state["items"]["A"]["lastNagged"] = late.isoformat()  # told at 23:00
+    assert nag(weekly, state, [{"id": "A"}], late + timedelta(minutes=59)) == []
+    assert len(nag(weekly, state, [{"id": "A"}], late + timedelta(hours=1))) == 1  # next day
+    hourly = NagRule("todo", {"source": "todo", "items": "overdue", "once_per": 7200})
+    state = {"items": {"A": {"firstSeen": late.isoformat(), "nagCount": 1, "status": "active",
+                             "lastNagged": late.isoformat()}}}  # fmt: skip
+    assert nag(hourly, state, [{"id": "A"}], late + timedelta(minutes=90)) == []
+    assert len(nag(hourly, state, [{"id": "A"}], late + timedelta(hours=2))) == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "step"),
+    [
+        ("nag:todo:A:3", ("todo", "A", 3)),
+        ("nag:todo:a:b:12", ("todo", "a:b", 12)),  # an item key may hold colons
+        ("nag:todo:A:x", None),  # no count
+        ("nag:todo::3", None),  # no item
+        ("watch:todo:A:3", None),  # another kind of alert
+    ],
+)
+def test_the_nag_step_an_alert_key_stands_for(key: str, step: tuple | None) -> None:
+    found = nag_of(key)
+    assert (found.rule, found.item, found.count) == step if step else found is None
