@@ -31,6 +31,7 @@ import argparse
 import difflib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -130,9 +131,18 @@ class Mutant:
     seconds: float = 0.0
     killed_by: str = ""
 
-    @property
-    def key(self) -> str:
-        return f"{self.module}:{self.line}:{self.before.strip()}=>{self.after.strip()}"
+
+def stable_keys(mutants: list[Any]) -> list[str]:
+    """What names a mutant across runs, whatever lines were added above it: its module, its
+    change, and which of the identical changes in that module it is (by line)."""
+    rank: dict[tuple[str, str, str], list[int]] = {}
+    for m in mutants:
+        rank.setdefault((m.module, m.before.strip(), m.after.strip()), []).append(m.line)
+    keys = []
+    for m in mutants:
+        same = (m.module, m.before.strip(), m.after.strip())
+        keys.append(f"{m.module}:{same[1]}=>{same[2]}#{sorted(rank[same]).index(m.line)}")
+    return keys
 
 
 def copy_tree(name: str) -> Path:
@@ -150,23 +160,58 @@ def environment(tree: Path, **extra: str) -> dict[str, str]:
 
 
 def test_files(paths: list[str]) -> list[str]:
-    """The test files that can reach the modules: those naming a module, or running the runner
-    or the CLI (the coordinator reaches every runner module)."""
-    names = {Path(path).stem for path in paths}
+    """The test files that can reach the modules: those naming a module or one that imports
+    it (compiler.schedule imports compiler.cron), or running the runner or the CLI (the
+    coordinator reaches every runner module)."""
+    names = _importers({_dotted(path) for path in paths})
+    stems = {name.rpartition(".")[2] for name in names}
     runner = any(path.startswith("runner/") for path in paths)
     found = []
     for test in sorted((ROOT / "tests").glob("test_*.py")):
         if test.name in NEVER:
             continue
         text = test.read_text()
-        reaches = any(f".{name}" in text or f"{name}." in text for name in names)
+        reaches = any(f".{stem}" in text or f"{stem}." in text for stem in stems)
         if runner and any(word in text for word in ("runner", "coordinator", "simulation")):
             reaches = True
-        if "cron" in names and ("vigil(" in text or "compile" in text):
+        if "compiler.cron" in names and ("vigil(" in text or "compile" in text):
             reaches = True
         if reaches:
             found.append(f"tests/{test.name}")
     return found
+
+
+def _dotted(path: str) -> str:
+    return path.removesuffix(".py").replace("/", ".")
+
+
+def _importers(modules: set[str]) -> set[str]:
+    """`modules` and every module of the package that imports one of them, at any depth."""
+    sources = {
+        _dotted(str(path.relative_to(ROOT))): path.read_text()
+        for folder in ("runner", "compiler")
+        for path in (ROOT / folder).rglob("*.py")
+    }
+    found = set(modules)
+    while True:
+        more = {
+            name
+            for name, text in sources.items()
+            if name not in found
+            and any(
+                re.search(rf"^\s*(from|import) {re.escape(module)}\b", text, re.M)
+                or re.search(
+                    rf"^\s*from {re.escape(module.rpartition('.')[0])} import .*\b"
+                    rf"{module.rpartition('.')[2]}\b",
+                    text,
+                    re.M,
+                )
+                for module in found
+            )
+        }
+        if not more:
+            return found
+        found |= more
 
 
 def measure(paths: list[str], files: list[str]) -> tuple[dict[str, dict[int, set[str]]], dict]:
@@ -211,6 +256,18 @@ def measure(paths: list[str], files: list[str]) -> tuple[dict[str, dict[int, set
             lines[line] = {test for test in tests if test in timing["durations"]}
         covering[path] = lines
     return covering, timing
+
+
+def _import_time_lines(path: str) -> set[int]:
+    """Lines outside every function: run once, when the module is imported."""
+    import ast
+
+    source = (ROOT / path).read_text()
+    inside = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            inside.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    return set(range(1, source.count("\n") + 2)) - inside
 
 
 def _test_id(context: str) -> str:
@@ -402,32 +459,39 @@ def main(argv: list[str] | None = None) -> int:
     results = WORK / "results.json"
     previous = json.loads(results.read_text()) if results.exists() else []
     mutants = [m for path in paths for m in make_mutants(path, args.call_arguments)]
+    keys = dict(zip(map(id, mutants), stable_keys(mutants), strict=True))
+    earlier = [Mutant(**{k: v for k, v in r.items() if k != "key"}) for r in previous]
+    for record, key in zip(previous, stable_keys(earlier), strict=True):
+        record["key"] = key  # a report of an older version of this tool, too
     kept: dict[str, dict[str, Any]] = {}
     if args.rerun_survivors:
         again = {m["key"] for m in previous if m["status"] in ("survived", "no tests")}
         kept = {m["key"]: m for m in previous if m["key"] not in again}
-        mutants = [mutant for mutant in mutants if mutant.key in again]
+        mutants = [mutant for mutant in mutants if keys[id(mutant)] in again]
     elif args.resume:  # a run stopped half-way: the mutants it judged keep their verdict
         kept = {m["key"]: m for m in previous if m["status"] not in ("pending", "no tests")}
-        mutants = [mutant for mutant in mutants if mutant.key not in kept]
+        kept = {key: m for key, m in kept.items() if m["module"] in paths}
+        mutants = [mutant for mutant in mutants if keys[id(mutant)] not in kept]
     print(f"{len(mutants)} mutants in {len(paths)} modules", flush=True)
     covering, timing = measure(paths, test_files(paths))
     durations = timing["durations"]
     slow = {test for test, seconds in durations.items() if seconds > args.max_test_seconds}
     print(f"  {len(slow)} tests over {args.max_test_seconds:g} s left out: {sorted(slow)}")
+    at_import = {path: _import_time_lines(path) for path in paths}
     for mutant in mutants:
         lines = covering[mutant.module]
         span = range(mutant.line, mutant.end_line + 1)
         tests = set().union(*(lines.get(n, set()) for n in span))
-        if not tests and any(n in lines for n in span):
-            # Run at import (a class body): no test's context, every test of the module's.
+        if not tests and all(n in at_import[mutant.module] for n in span):
+            # Run at import (a class body), before any test's context: every test that runs
+            # the module's code may notice.
             tests = set().union(*lines.values())
         mutant.tests = sorted(tests - slow, key=lambda test: (durations[test], test))
         if not mutant.tests:
             mutant.status = "no tests"
 
     def save() -> str:
-        records = [{**asdict(m), "key": m.key, "source": None} for m in mutants]
+        records = [{**asdict(m), "key": keys[id(m)], "source": None} for m in mutants]
         if kept:
             records = [*kept.values(), *records]
         results.write_text(json.dumps(records, indent=1))
