@@ -140,6 +140,9 @@ def test_translations_are_already_in_systemd_normal_form() -> None:
         ("0 0 * * sun-sun", ("Sun *-*-* 00:00:00",)),
         ("0 0 * * 0-0", ("Sun *-*-* 00:00:00",)),
         ("0 0 * * sat-sun", ("Sat,Sun *-*-* 00:00:00",)),
+        # a weekday field spelled out whole next to a `*` day field is unrestricted (croniter)
+        ("0 0 */2 * 0-6", ("*-*-01..31/2 00:00:00",)),
+        ("0 0 */2 * 0-7", ("*-*-01..31/2 00:00:00",)),
     ],
 )
 def test_cron_translation(expression: str, on_calendar: tuple[str, ...]) -> None:
@@ -192,6 +195,7 @@ TIMEZONE_MESSAGE = "put the timezone in `timezone:`, not in the schedule"
         ("0 0 * 13 *", "month 13 is out of range 1-12"),
         ("0 0 * * 8", "day-of-week 8 is out of range 0-7"),
         ("0 17-9 * * *", "hour range 17-9 is reversed (ranges do not wrap around)"),
+        ("5-1/2 * * * *", "minute range 5-1 is reversed (ranges do not wrap around)"),
         ("0 0 * * fri-mon", "day-of-week range fri-mon is reversed (ranges do not wrap around)"),
         ("*/0 * * * *", "minute step 0 is not allowed; the step must be at least 1"),
         ("0 0 1-10/0 * *", "day-of-month step 0 is not allowed; the step must be at least 1"),
