@@ -101,3 +101,35 @@ def test_an_older_spec_counts_whole_days_on_the_calendar() -> None:
 def test_the_nag_step_an_alert_key_stands_for(key: str, step: tuple | None) -> None:
     found = nag_of(key)
     assert (found.rule, found.item, found.count) == step if step else found is None
+
+
+def test_a_nag_counts_once_however_often_it_is_told() -> None:
+    """A rerun, or a held alert older than a nag since, tells the same step again: the count
+    and lastNagged stay as the first telling left them (a later lastNagged would put off the
+    next nag)."""
+    from runner.rules.nag import NagStep, told
+
+    r = rule(stop_after=2)
+    state: dict[str, Any] = {}
+    nag(r, state, [{"id": "A", "title": "a"}])
+    told(r, state, NagStep("todo", "A", 1), NOW)
+    told(r, state, NagStep("todo", "A", 1), NOW + timedelta(hours=5))
+    record = state["items"]["A"]
+    assert (record["nagCount"], record["lastNagged"]) == (1, "2027-03-01T14:00:00Z")
+    told(r, state, NagStep("todo", "A", 2), NOW + timedelta(days=1))
+    assert (record["nagCount"], record["status"]) == (2, "stopped")
+    told(r, state, NagStep("todo", "B", 1), NOW)  # an item the state no longer has: nothing
+    assert list(state["items"]) == ["A"]
+
+
+def test_resolved_items_are_kept_for_the_retention_and_no_longer() -> None:
+    from runner.rules.nag import prune
+
+    r = rule(retention=86400)
+    state: dict[str, Any] = {}
+    nag(r, state, [{"id": "A"}, {"id": "B"}])
+    nag(r, state, [{"id": "B"}], NOW)  # A resolved at NOW
+    prune(r, state, NOW + timedelta(days=1))  # exactly the retention: kept
+    assert "A" in state["items"]
+    prune(r, state, NOW + timedelta(days=1, seconds=1))
+    assert sorted(state["items"]) == ["B"]  # active items are never pruned
