@@ -8,6 +8,10 @@ from runner.clock import iso
 
 DEFAULT_ROUTE = "@default"
 """In an alert's `to`: the channels the source would get anyway."""
+NAG_KEY = "nag:"
+"""How the key of a nag rule's alert begins (`nag:RULE:ITEM:COUNT`, see rules/nag.py)."""
+WATCH_KEY = "watch:"
+"""How the key of a watch's alert begins (`watch:NAME:KEY:STATE:COUNT`, see rules/watches.py)."""
 
 
 class Alert:

@@ -29,7 +29,7 @@ from datetime import datetime
 
 from runner import clock, statefile
 from runner import stateshapes as shapes
-from runner.alerts import Alert, held_record, latest_per_subject
+from runner.alerts import NAG_KEY, WATCH_KEY, Alert, held_record, latest_per_subject
 from runner.clock import iso, utc_now
 from runner.exitcodes import OK, STORAGE, USAGE
 from runner.findings import ALERT_PRIORITY, VIGIL_SOURCE, finding_priority
@@ -248,6 +248,7 @@ def _pass(
     _remember_watch_messages(watch_states, queued_now)
     if sending or repeated:
         _note_nags(spec, nag_states, [*sending, *repeated], queued_now, now)
+    _note_nags_queued_before(spec, nag_states, held_state, already, now)
     # The order of the writes is what makes a kill at any point lose nothing and send nothing
     # twice: messages first; then held.json, with what is held, a new occasion (the next run
     # without a claim gets new message ids, a rerun of this one the same) and the rule alerts
@@ -294,7 +295,7 @@ def _readable_watches(
     return spec, states
 
 
-RULE_KEYS = ("nag:", "watch:")
+RULE_KEYS = (NAG_KEY, WATCH_KEY)
 """Keys of alerts that rule state raises (with a counter in them): raised again, the same key
 means the same alert."""
 
@@ -354,27 +355,28 @@ def _nags_still_due(
     """Held alerts, less the nags whose item a finding since has resolved (the reminder was
     done overnight): the morning message names only what is still due. A nag whose rule state
     cannot be read is kept: it is said when the rule runs."""
+    if not any(alert.key.startswith(NAG_KEY) for alert in held):
+        return held
     from runner.rules.nag import NagRule, nag_of
 
     rules = spec.get("nag") or {}
+    states = dict(nag_states)  # this run's, else read here: only read, so never written back
     kept = []
     for alert in held:
         nag = nag_of(alert.key)
         if nag is None or nag.rule not in rules or alert.source != rules[nag.rule]["source"]:
             kept.append(alert)
             continue
-        if nag.rule not in nag_states:
+        if nag.rule not in states:
             rule = NagRule(nag.rule, rules[nag.rule], spec.get("timezone"))
             try:
-                nag_states[nag.rule] = load_state(
-                    spec["state_dir"], rule.state_file, shapes.NAG, now
-                )
+                states[nag.rule] = load_state(spec["state_dir"], rule.state_file, shapes.NAG, now)
             except StateUnreadable:
                 kept.append(alert)
                 continue
-        record = (nag_states[nag.rule].get("items") or {}).get(nag.item)
+        record = (states[nag.rule].get("items") or {}).get(nag.item)
         if isinstance(record, dict) and record.get("status") == "resolved":
-            print(f"coordinator: held alert dropped: nag {nag.rule} {nag.item} was resolved",
+            print(f"coordinator: held alert dropped: nag {nag.rule} {nag.item!r} was resolved",
                   file=sys.stderr)  # fmt: skip
         else:
             kept.append(alert)
@@ -507,7 +509,7 @@ def _settle(
 def _remember_watch_messages(states: dict[str, dict[str, Any]], queued: list[Queued]) -> None:
     for channel, message_id, keys, _named in queued:
         for key in keys:
-            if key.startswith("watch:"):
+            if key.startswith(WATCH_KEY):
                 name = key.split(":")[1]
                 if name in states:
                     from runner.rules.watches import remember_messages
@@ -651,12 +653,12 @@ def _own_alert(text: str, key: str) -> Alert:
     return Alert(text=text, source=VIGIL_SOURCE, priority=ALERT_PRIORITY, key=key)
 
 
-def _batch(intake: Intake | None, alerts: list[Alert], occasion: str) -> str:
+def _batch(intake: Intake, alerts: list[Alert], occasion: str) -> str:
     """What message ids derive from: the claim (unique, and the same for a rerun after a
     crash), or for a run with nothing claimed (held alerts, watch clocks) the occasion that
     held.json names (replaced whenever a run queues messages, see _pass) and the alerts' keys:
     the same alert held again another night is a new message, a rerun is not."""
-    if intake is not None and intake.claim is not None:
+    if intake.claim is not None:
         return intake.claim
     from hashlib import sha256  # ~3 ms at start-up (OpenSSL): only a run with alerts needs it
 
@@ -679,8 +681,8 @@ def _enqueue(
 ) -> list[Queued]:
     """Queue one message per channel. A rerun of a killed run's claim composes the same ids;
     when one is already queued without some of the rerun's alerts (a watch's file arrived in
-    between), those go in a message of their own, its id from the batch and their keys, so a
-    further rerun queues it once too."""
+    between), those go in a follow-up: `batch` + rest 1, rest 2, ... until a follow-up not
+    queued before takes all that is left, so every further rerun finds them carried."""
     if not alerts:
         return []
     from runner.compose import compose
@@ -688,13 +690,15 @@ def _enqueue(
     batch = _batch(intake, alerts, occasion)
     queued = []
     for message in compose(spec, alerts, now):
-        first = _queue(state_dir, message, alerts, batch, now)
-        queued.append(first)
-        carried = set(first[2])
-        missing = [a for a in alerts if a.key in message.keys and a.key not in carried]
-        if missing:
-            [rest] = [m for m in compose(spec, missing, now) if m.channel == message.channel]
-            queued.append(_queue(state_dir, rest, missing, _batch(None, missing, batch), now))
+        queued.append(_queue(state_dir, message, alerts, batch, now))
+        missing = [a for a in alerts if a.key in message.keys and a.key not in queued[-1][2]]
+        rest = 0
+        while missing:
+            rest += 1
+            [follow_up] = [m for m in compose(spec, missing, now) if m.channel == message.channel]
+            queued.append(_queue(state_dir, follow_up, missing, f"{batch}\0rest {rest}", now))
+            carried = set(queued[-1][2])
+            missing = [a for a in missing if a.key not in carried]
     return queued
 
 
@@ -721,8 +725,9 @@ def _queue(
             keys=list(message.keys),
         ),
     )
-    # What the message as first queued carries and names (a rerun may compose it otherwise;
-    # a message from before `keys` were kept counts as carrying all of this one's).
+    # What the message as first queued carries and names: a rerun may compose it otherwise.
+    if keys is None and named is not None:  # queued before `keys` were kept: what it named
+        keys = named  # (one it counted in "+N more" may be named again: twice beats never)
     return (
         message.channel,
         message_id,
@@ -742,7 +747,7 @@ def _note_nags(
     cut waits (and goes first next time), its item as if not nagged."""
     from runner.rules.nag import NagRule, nag_of, told, withheld
 
-    named = {key for *_, keys in queued for key in keys}
+    named = {key for *_, named_keys in queued for key in named_keys}
     rules = spec.get("nag") or {}
     for alert in sending:
         nag = nag_of(alert.key)
@@ -760,6 +765,44 @@ def _note_nags(
             told(rule, nag_states[nag.rule], nag, now)
         else:
             withheld(nag_states[nag.rule], nag, now)
+
+
+def _note_nags_queued_before(
+    spec: dict[str, Any],
+    nag_states: dict[str, dict[str, Any]],
+    held_state: dict[str, Any] | None,
+    raised_again: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Nags the previous run queued (held.json's `queued`) and was killed before counting, that
+    this run did not raise again (a heartbeat after a killed morning release): they were
+    named, so they count now, before this run's held.json forgets them. Counted already (the
+    usual case), they are left alone: the rule state is read, not written."""
+    recorded = (held_state or {}).get("queued")
+    if not isinstance(recorded, dict):
+        return
+    keys = [key for key in recorded if key.startswith(NAG_KEY) and key not in raised_again]
+    if not keys:
+        return
+    from runner.rules.nag import NagRule, nag_of, told
+
+    rules = spec.get("nag") or {}
+    for key in keys:
+        nag = nag_of(key)
+        if nag is None or nag.rule not in rules:
+            continue
+        rule = NagRule(nag.rule, rules[nag.rule], spec.get("timezone"))
+        try:
+            state = nag_states.get(nag.rule) or load_state(
+                spec["state_dir"], rule.state_file, shapes.NAG, now
+            )
+        except StateUnreadable:  # said when the rule runs; its state is never overwritten
+            continue
+        items = state.get("items")
+        record = items.get(nag.item) if isinstance(items, dict) else None
+        if isinstance(record, dict) and int(record.get("nagCount") or 0) < nag.count:
+            nag_states[nag.rule] = state  # written with the rule states
+            told(rule, state, nag, now)
 
 
 def _deliver(spec: dict[str, Any], state_dir: str, now: datetime) -> dict[str, int]:

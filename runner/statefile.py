@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import suppress
 
 from runner.clock import file_stamp, iso
 from runner.fsatomic import ensure_dir, fsync_dir, state_path, write_atomic, write_finding
@@ -79,20 +80,37 @@ def peek_state(
 
 
 def set_aside(state_dir: str, name: str, problem: str, consequence: str, now: datetime) -> None:
-    """Move state/`name` to state/rejected/ with its reason, and alert through the inbox."""
+    """Move state/`name` to state/rejected/ with its reason, and alert through the inbox.
+
+    The alert first, then the reason, then the move: a run killed after the alert says it
+    again (under another name) in the next run, never not at all; one killed after the reason
+    left its alert in the inbox, and the next run only finishes the move it began."""
     global set_aside_count
     rejected = ensure_dir(os.path.join(state_dir, "state", REJECTED))
-    aside = f"{name}-{file_stamp(now)}"
-    reason = f"state/{name} {problem}; {consequence}; kept as state/{REJECTED}/{aside}"
-    write_atomic(state_dir, os.path.join(rejected, aside + ".reason"), (reason + "\n").encode())
-    # The alert before the move: a kill in between says it twice (the file is set aside again
-    # next run), never not at all.
-    own_alert(state_dir, f"set-aside:{aside}", f"vigil set aside {reason}", now)
+    aside = _begun(rejected, name)
+    if aside is None:
+        aside = f"{name}-{file_stamp(now)}"
+        reason = f"state/{name} {problem}; {consequence}; kept as state/{REJECTED}/{aside}"
+        own_alert(state_dir, f"set-aside:{aside}", f"vigil set aside {reason}", now)
+        write_atomic(state_dir, os.path.join(rejected, aside + ".reason"), (reason + "\n").encode())
     os.rename(state_path(state_dir, name), os.path.join(rejected, aside))
     fsync_dir(rejected)
     fsync_dir(os.path.dirname(state_path(state_dir, name)))
-    print(f"vigil: {reason}", file=sys.stderr)
+    print(f"vigil: state/{name} {problem}; kept as state/{REJECTED}/{aside}", file=sys.stderr)
     set_aside_count += 1
+
+
+def _begun(rejected: str, name: str) -> str | None:
+    """The name a killed run chose for setting `name` aside: a reason without its file."""
+    for entry in sorted(os.listdir(rejected)):
+        aside = entry.removesuffix(".reason")
+        if (
+            aside != entry
+            and aside.startswith(f"{name}-")
+            and not os.path.lexists(os.path.join(rejected, aside))
+        ):
+            return aside
+    return None
 
 
 def unreadable(state_dir: str, error: StateUnreadable, consequence: str, now: datetime) -> None:
@@ -103,12 +121,13 @@ def unreadable(state_dir: str, error: StateUnreadable, consequence: str, now: da
     print(f"vigil: {text}; fix its owner and mode", file=sys.stderr)
     day = file_stamp(now)[:8]
     marker = os.path.join(state_dir, "state", REJECTED, f".unreadable-{error.name}-{day}")
-    try:
-        ensure_dir(os.path.dirname(marker))
-        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
+    if os.path.lexists(marker):
         return
+    # The alert before the marker: a kill in between says it twice that day, never not at all.
     own_alert(state_dir, f"unreadable:{error.name}:{day}", f"vigil: {text}", now)
+    ensure_dir(os.path.dirname(marker))
+    with suppress(FileExistsError):  # another run said it just now
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def own_alert(

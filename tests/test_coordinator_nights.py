@@ -327,3 +327,102 @@ def test_a_file_that_arrives_before_the_rerun_of_a_killed_run_is_told(
     lines = [line for body in bodies(state) for line in body.splitlines()]
     assert lines.count("• disk 91% full") == 1
     assert len([line for line in lines if "r1: satisfied" in line]) == 1
+
+
+DAY = EVENING + timedelta(hours=10)  # 09:00 in New York: not quiet
+DISK = {"source": "disk", "timestamp": "x", "message": "disk 91% full"}
+
+
+def arm(key: str) -> dict[str, Any]:
+    return {"source": "vigil", "timestamp": "x", "kind": "arm", "watch": "result", "key": key}
+
+
+def lines(state: Path) -> list[str]:
+    return [line for body in bodies(state) for line in body.splitlines()]
+
+
+def test_two_files_arriving_across_two_killed_reruns_are_each_told_once(
+    spec: dict[str, Any], state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run 1 queues the disk message and dies; r1 arrives; rerun 1 queues r1 in a rest message
+    and dies; r2 arrives; rerun 2's rest is {r1, r2}: a new id, so r1 is told again."""
+    drop(state, arm("r1"))
+    drop(state, arm("r2"))
+    drop(state, DISK)
+    dies_writing(monkeypatch, coordinator.HELD)
+    with pytest.raises(SystemExit):
+        heartbeat(spec, DAY)
+    (state / "r1.md").write_text("one\n")
+    dies_writing(monkeypatch, coordinator.HELD)
+    with pytest.raises(SystemExit):
+        heartbeat(spec, DAY + timedelta(minutes=1))
+    (state / "r2.md").write_text("two\n")
+    heartbeat(spec, DAY + timedelta(minutes=2))
+    heartbeat(spec, DAY + timedelta(minutes=3))
+    said = lines(state)
+    assert said.count("• disk 91% full") == 1
+    assert len([x for x in said if "r2: satisfied" in x]) == 1
+    assert len([x for x in said if "r1: satisfied" in x]) == 1, said
+
+
+def test_a_held_nag_released_by_a_run_killed_before_the_nag_state_counts_once(
+    spec: dict[str, Any], state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The morning run queues 'nag 1: A', writes held.json (alerts [], queued {nag 1 A}) and
+    dies before nag-todo.json. Nothing raises nag 1 A in the rerun, which rewrites held.json
+    with an empty `queued`: the next todo finding raises nag 1 A again and it is told twice."""
+    drop(state, {"source": "todo", "timestamp": "x", "overdue": [{"id": "A"}]})
+    heartbeat(spec, EVENING)  # held
+    morning = EVENING + timedelta(hours=8, minutes=15)
+    dies_writing(monkeypatch, "nag-todo.json")
+    with pytest.raises(SystemExit):
+        heartbeat(spec, morning)
+    heartbeat(spec, morning + timedelta(minutes=1))  # the rerun (a heartbeat)
+    drop(state, {"source": "todo", "timestamp": "x", "overdue": [{"id": "A"}]})
+    heartbeat(spec, morning + timedelta(hours=1))
+    said = lines(state)
+    assert said.count("• nag 1: A") == 1, said
+    items = json.loads((state / "state/nag-todo.json").read_text())["items"]
+    assert items["A"]["nagCount"] == 2
+
+
+def test_a_rerun_over_a_message_queued_before_keys_were_kept_still_tells_the_file(
+    spec: dict[str, Any], state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upgrade between the kill and the rerun: the queued message has `named` but no `keys`.
+    It is taken to carry 'r1: satisfied' too, the watch instance is settled by it, and the
+    file's arrival is never told."""
+    drop(state, arm("r1"))
+    drop(state, DISK)
+    dies_writing(monkeypatch, coordinator.HELD)
+    with pytest.raises(SystemExit):
+        heartbeat(spec, DAY)
+    for path in (state / "outbox").glob("*.json"):
+        entry = json.loads(path.read_text())
+        del entry["message"]["keys"]
+        path.write_text(json.dumps(entry))
+    (state / "r1.md").write_text("one\n")
+    heartbeat(spec, DAY + timedelta(minutes=5))
+    heartbeat(spec, DAY + timedelta(minutes=10))
+    said = lines(state)
+    assert len([x for x in said if "r1: satisfied" in x]) == 1, said
+
+
+def test_quiet_heartbeats_with_a_held_nag_do_not_rewrite_the_nag_state(
+    spec: dict[str, Any], state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing changes overnight, yet every heartbeat now loads nag-todo.json (to see whether
+    a held nag was resolved) and _save_rule_states writes it back."""
+    drop(state, {"source": "todo", "timestamp": "x", "overdue": [{"id": "A"}]})
+    heartbeat(spec, EVENING)  # held
+    writes: list[str] = []
+    real = coordinator.write_state
+
+    def counting(state_dir: str, name: str, data: dict[str, object]) -> None:
+        writes.append(name)
+        real(state_dir, name, data)
+
+    monkeypatch.setattr(coordinator, "write_state", counting)
+    for hour in range(1, 6):
+        heartbeat(spec, EVENING + timedelta(hours=hour))
+    assert "nag-todo.json" not in writes, writes

@@ -207,3 +207,59 @@ def test_a_kill_while_setting_a_file_aside_still_says_so(
     assert "• api is down" in lines
     assert len([line for line in lines if "state/sources.json" in line]) == 1
     assert len(set_aside(state, "sources.json")) == 1
+
+
+def test_a_kill_after_the_set_aside_reason_finishes_the_move_without_a_second_alert(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alert, reason, move: killed after the reason, the next run moves the file under the
+    name the alert already gave, and says nothing twice."""
+    from runner import statefile
+
+    write(state, "sources.json", ["a list"])
+    drop(state, OUTAGE)
+    real = statefile.os.rename
+
+    def killed_at_the_move(source: str, target: str) -> None:
+        raise Killed
+
+    monkeypatch.setattr(statefile.os, "rename", killed_at_the_move)
+    with pytest.raises(Killed):
+        run(bruba_spec(state), NOW)
+    monkeypatch.setattr(statefile.os, "rename", real)
+    run(bruba_spec(state), NOW + timedelta(minutes=1))
+    run(bruba_spec(state), NOW + timedelta(minutes=2))
+    assert len([line for line in bodies(state) if "state/sources.json" in line]) == 1
+    [kept] = set_aside(state, "sources.json")
+    assert kept.with_name(kept.name + ".reason").exists()
+    assert len(list((state / "state" / "rejected").glob("sources.json-*.reason"))) == 1
+
+
+def test_a_kill_after_the_unreadable_alert_still_says_it_that_day(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The alert before the once-a-day marker: killed as it alerts, the next run says it
+    (a marker made first would have kept it quiet all day)."""
+    from runner import statefile
+
+    drop(state, OUTAGE)
+    run(bruba_spec(state), NOW)
+    real_peek, real_alert = statefile.peek_state, statefile.own_alert
+
+    def unreadable_held(state_dir: str, name: str, shape: Any) -> Any:
+        if name == "held.json":
+            raise statefile.StateUnreadable(name, PermissionError(13, "Permission denied"))
+        return real_peek(state_dir, name, shape)
+
+    def killed_as_it_alerts(*args: Any) -> None:
+        raise Killed
+
+    monkeypatch.setattr(statefile, "peek_state", unreadable_held)
+    monkeypatch.setattr(statefile, "own_alert", killed_as_it_alerts)
+    with pytest.raises(Killed):
+        run(bruba_spec(state), NOW + timedelta(minutes=1))
+    monkeypatch.setattr(statefile, "own_alert", real_alert)
+    for minutes in (2, 3, 4):
+        run(bruba_spec(state), NOW + timedelta(minutes=minutes))
+    said = [line for line in bodies(state) if "state/held.json cannot be read" in line]
+    assert len(said) == 1

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, time, timedelta
 
-from runner.alerts import Alert
+from runner.alerts import NAG_KEY, Alert
 from runner.clock import calendar_days, iso, parse_iso, zone
 from runner.template import dig, fill
 
@@ -34,7 +34,7 @@ DAY = 86400
 SLACK = 60.0
 """Seconds a period shorter than a day may come up short: systemd's default AccuracySec, the
 most a timer's runs drift against each other."""
-KEY_PREFIX = "nag:"
+KEY_PREFIX = NAG_KEY
 
 
 class NagRule:
