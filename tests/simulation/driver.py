@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import traceback
@@ -147,6 +148,7 @@ class Driver:
                 CREDENTIALS_DIRECTORY=str(self.credentials), NO_PROXY="*", VIGIL_NOW=iso(event.at)
             ),
             _quiet_stderr(),
+            _signals_kept(),
         ):
             code = main(["job", str(self.specs[job])])
         self.seen.jobs.append((event.at, job, code))
@@ -279,6 +281,17 @@ def _crash_at(point: str | None):  # type: ignore[no-untyped-def]
     real = getattr(module, name)
     with mock.patch.object(module, name, after(real, test) if test else after(real)):
         yield
+
+
+@contextmanager
+def _signals_kept():  # type: ignore[no-untyped-def]
+    """A job run in-process ignores SIGTERM at its end (a process about to exit); this one
+    goes on, and every process it starts later would inherit the ignoring."""
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, handler)
 
 
 @contextmanager
