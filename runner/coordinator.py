@@ -656,14 +656,21 @@ def _own_alert(text: str, key: str) -> Alert:
 def _batch(intake: Intake, alerts: list[Alert], occasion: str) -> str:
     """What message ids derive from: the claim (unique, and the same for a rerun after a
     crash), or for a run with nothing claimed (held alerts, watch clocks) the occasion that
-    held.json names (replaced whenever a run queues messages, see _pass) and the alerts' keys:
-    the same alert held again another night is a new message, a rerun is not."""
+    held.json names (replaced whenever a run queues messages, see _pass): the same alert held
+    again another night is a new message, a rerun is not. Without an occasion (a held.json
+    from before occasions), the alerts' keys."""
     if intake.claim is not None:
         return intake.claim
+    if occasion:  # a rerun composing otherwise finds its message (see _enqueue)
+        return _occasion_batch(occasion)
     from hashlib import sha256  # ~3 ms at start-up (OpenSSL): only a run with alerts needs it
 
     keys = sorted(alert.key for alert in alerts)
     return sha256("\0".join([occasion, *keys]).encode()).hexdigest()
+
+
+def _occasion_batch(occasion: str) -> str:
+    return f"occasion {occasion}"
 
 
 Queued = tuple[str, str, list[str], list[str]]
@@ -688,9 +695,22 @@ def _enqueue(
     from runner.compose import compose
 
     batch = _batch(intake, alerts, occasion)
+    release = _occasion_batch(occasion) if intake.claim is not None and occasion else None
     queued = []
     for message in compose(spec, alerts, now):
-        queued.append(_queue(state_dir, message, alerts, batch, now))
+        evidence_of = alerts
+        if release is not None:  # a release of held alerts killed before held.json moved on
+            before = _released(state_dir, message, release)
+            if before is not None:
+                queued.append(before)
+                evidence_of = [a for a in alerts if a.key in message.keys]
+                evidence_of = [a for a in evidence_of if a.key not in before[2]]
+                if not evidence_of:
+                    continue
+                [message] = [
+                    m for m in compose(spec, evidence_of, now) if m.channel == message.channel
+                ]
+        queued.append(_queue(state_dir, message, evidence_of, batch, now))
         missing = [a for a in alerts if a.key in message.keys and a.key not in queued[-1][2]]
         rest = 0
         while missing:
@@ -700,6 +720,20 @@ def _enqueue(
             carried = set(queued[-1][2])
             missing = [a for a in missing if a.key not in carried]
     return queued
+
+
+def _released(state_dir: str, message: Outgoing, release: str) -> Queued | None:
+    """The message a run without a claim queued to this channel under this occasion, if any:
+    held.json still names the occasion only when that run was killed before writing it, so
+    what it carried is out already (and counts as told)."""
+    from runner.outbox import carried
+
+    message_id = message.message_id(release)
+    named, keys = carried(state_dir, message_id)
+    keys = named if keys is None else keys
+    if keys is None:
+        return None
+    return (message.channel, message_id, keys, named or [])
 
 
 def _queue(

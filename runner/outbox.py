@@ -226,6 +226,14 @@ def enqueue(state_dir: str | os.PathLike[str], message: Message) -> Carried:
         return _carried_before(state, message.id, ledger)
 
 
+def carried(state_dir: str | os.PathLike[str], message_id: str) -> Carried:
+    """What the message `message_id` named and carried, if it was ever queued (queued, dead or
+    delivered); (None, None) if not, or if that is not known."""
+    state = os.fspath(state_dir)
+    with locked(os.path.join(outbox_dir(state), LOCK)):
+        return _carried_before(state, message_id, Ledger.load(state))
+
+
 def _carried_before(state: str, message_id: str, ledger: Ledger) -> Carried:
     record: dict[str, Any] | None = None
     if message_id in ledger:

@@ -426,3 +426,43 @@ def test_quiet_heartbeats_with_a_held_nag_do_not_rewrite_the_nag_state(
     for hour in range(1, 6):
         heartbeat(spec, EVENING + timedelta(hours=hour))
     assert "nag-todo.json" not in writes, writes
+
+
+def test_a_killed_morning_release_followed_by_a_finding_sends_the_held_alert_once(
+    spec: dict[str, Any], state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 07:15 heartbeat queues the held disk alert (id from the occasion) and dies before
+    held.json; the next run is started by a new finding: its claim's message carries the
+    still-held disk alert again, under the claim's id."""
+    drop(state, DISK)
+    heartbeat(spec, EVENING)  # held
+    morning = EVENING + timedelta(hours=8, minutes=15)
+    dies_writing(monkeypatch, coordinator.HELD)
+    with pytest.raises(SystemExit):
+        heartbeat(spec, morning)
+    drop(state, {"source": "disk", "timestamp": "x", "message": "disk 95% full"})
+    heartbeat(spec, morning + timedelta(minutes=1))
+    heartbeat(spec, morning + timedelta(minutes=2))
+    said = lines(state)
+    assert said.count("• disk 95% full") == 1
+    assert said.count("• disk 91% full") == 1, said
+
+
+def test_a_killed_morning_release_and_a_file_arriving_before_the_rerun(
+    spec: dict[str, Any], state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No claim at all: the rerun's alerts are the held one plus 'r1: satisfied', so its
+    occasion id (which hashes the keys) differs and the held alert goes out twice."""
+    drop(state, DISK)
+    heartbeat(spec, EVENING)  # disk held
+    drop(state, arm("r1"))
+    heartbeat(spec, EVENING + timedelta(hours=7, minutes=58))  # 06:58: armed for 10 min
+    morning = EVENING + timedelta(hours=8, minutes=1)  # 07:01
+    dies_writing(monkeypatch, coordinator.HELD)
+    with pytest.raises(SystemExit):
+        heartbeat(spec, morning)
+    (state / "r1.md").write_text("one\n")
+    heartbeat(spec, morning + timedelta(minutes=1))
+    heartbeat(spec, morning + timedelta(minutes=2))
+    said = lines(state)
+    assert said.count("• disk 91% full") == 1, said
