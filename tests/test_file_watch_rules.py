@@ -56,7 +56,7 @@ def test_without_items_or_key_the_finding_itself_is_the_instance(tmp_path: Path)
                 "within": 60,
                 "armed_by": {"source": "dispatch"},
             }
-        },  # fmt: skip
+        },
     )
     state: dict[str, Any] = {}
     arm(w, {"source": "dispatch", "id": "f9", "name": "weekly"}, state, NOW)
