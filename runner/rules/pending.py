@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 
 from runner.alerts import Alert
 from runner.clock import iso, parse_iso
-from runner.rules import watch_state_file
 from runner.template import dig, fill
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -28,7 +27,6 @@ if TYPE_CHECKING:
 
 SUMMARY_LINES = 3
 SUMMARY_BYTES = 4096
-DEFAULT_MESSAGE = "{watch} {key}: {state} ({evidence})"
 
 
 class FileWatch:
@@ -37,14 +35,11 @@ class FileWatch:
     __slots__ = (
         "items",
         "key",
-        "message",
         "name",
-        "notify",
         "path",
         "roots",
         "source",
         "spec",
-        "urgent",
         "within",
     )
 
@@ -58,14 +53,7 @@ class FileWatch:
         self.within = int(condition["within"])
         self.source: str | None = armed.get("source")
         self.items: str | None = armed.get("items")
-        self.key: str | None = armed.get("key")
-        self.message: str = watch.get("message") or DEFAULT_MESSAGE
-        self.notify: list[str] | None = watch.get("notify")
-        self.urgent = bool(watch.get("urgent"))
-
-    @property
-    def state_file(self) -> str:
-        return watch_state_file(self.name)
+        self.key: str | None = armed.get("key")  # its alerts read `spec` (rules/watches.py)
 
 
 def arm_key(
