@@ -344,6 +344,39 @@ def test_a_message_for_an_unknown_channel_is_dead_at_once(tmp_path: Path) -> Non
     assert "no channel named 'gone'" in alert["body"]
 
 
+def test_enqueue_returns_what_the_message_named_and_carried_when_first_queued(
+    tmp_path: Path,
+) -> None:
+    """A rerun composing the same id learns what the first message named and carried, from
+    the outbox while it waits and from the ledger once delivered (see coordinator._enqueue)."""
+    sink = tmp_path / "sink.jsonl"
+    spec = coordinator_spec({"sink": {"file": str(sink)}})
+    state = tmp_path / "state"
+    first = message(named=["a"], keys=["a", "b"])
+    assert enqueue(state, first) == (["a"], ["a", "b"])
+    assert enqueue(state, message(named=["x"], keys=["x"])) == (["a"], ["a", "b"])
+    deliver(spec, state, T0)
+    assert enqueue(state, message(named=["x"], keys=["x"])) == (["a"], ["a", "b"])
+    assert enqueue(state, message("m2")) == (None, None)  # new, and says nothing of either
+    assert enqueue(state, message("m2", named=["y"])) == (None, None)
+
+
+@pytest.mark.parametrize("field", ["named", "keys"])
+def test_a_queue_file_whose_alert_keys_are_not_strings_is_set_aside(
+    tmp_path: Path, field: str
+) -> None:
+    fallback = tmp_path / "fallback.jsonl"
+    spec = coordinator_spec({"ops": {"file": str(fallback)}}, fallback="ops")
+    state = tmp_path / "state"
+    enqueue(state, message(channel="ops"))
+    [path] = (state / "outbox").glob("*.json")
+    entry = json.loads(path.read_text())
+    entry["message"][field] = ["a", 1]
+    path.write_text(json.dumps(entry))
+    assert deliver(spec, state, T0).dead == 1
+    assert "not a readable message" in lines(fallback)[0]["body"]
+
+
 def test_an_unreadable_queue_file_is_moved_aside_not_dropped(tmp_path: Path) -> None:
     fallback = tmp_path / "fallback.jsonl"
     spec = coordinator_spec({"ops": {"file": str(fallback)}}, fallback="ops")
