@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from runner.compose import Outgoing
+    from runner.rules.nag import NagRule
     from runner.rules.pending import FileWatch
 
 # Start-up time is most of a coordinator run, so an idle run (nothing in the inbox, held or
@@ -368,12 +369,11 @@ def _nags_still_due(
             kept.append(alert)
             continue
         if nag.rule not in states:
-            rule = NagRule(nag.rule, rules[nag.rule], spec.get("timezone"))
-            try:
-                states[nag.rule] = load_state(spec["state_dir"], rule.state_file, shapes.NAG, now)
-            except StateUnreadable:
+            state = _nag_state(spec, NagRule(nag.rule, rules[nag.rule], spec.get("timezone")), now)
+            if state is None:
                 kept.append(alert)
                 continue
+            states[nag.rule] = state
         record = (states[nag.rule].get("items") or {}).get(nag.item)
         if isinstance(record, dict) and record.get("status") == "resolved":
             print(f"coordinator: held alert dropped: nag {nag.rule} {nag.item!r} was resolved",
@@ -789,12 +789,10 @@ def _note_nags(
             continue
         rule = NagRule(nag.rule, rules[nag.rule], spec.get("timezone"))
         if nag.rule not in nag_states:
-            try:
-                nag_states[nag.rule] = load_state(
-                    spec["state_dir"], rule.state_file, shapes.NAG, now
-                )
-            except StateUnreadable:  # said when the rule ran; its state is never overwritten
+            state = _nag_state(spec, rule, now)
+            if state is None:
                 continue
+            nag_states[nag.rule] = state
         if alert.key in named:
             told(rule, nag_states[nag.rule], nag, now)
         else:
@@ -826,17 +824,23 @@ def _note_nags_queued_before(
         if nag is None or nag.rule not in rules:
             continue
         rule = NagRule(nag.rule, rules[nag.rule], spec.get("timezone"))
-        try:
-            state = nag_states.get(nag.rule) or load_state(
-                spec["state_dir"], rule.state_file, shapes.NAG, now
-            )
-        except StateUnreadable:  # said when the rule runs; its state is never overwritten
+        state = nag_states.get(nag.rule) or _nag_state(spec, rule, now)
+        if state is None:
             continue
         items = state.get("items")
         record = items.get(nag.item) if isinstance(items, dict) else None
         if isinstance(record, dict) and int(record.get("nagCount") or 0) < nag.count:
             nag_states[nag.rule] = state  # written with the rule states
             told(rule, state, nag, now)
+
+
+def _nag_state(spec: dict[str, Any], rule: NagRule, now: datetime) -> dict[str, Any] | None:
+    """The rule's state as it was saved; None when it cannot be read (said when the rule runs,
+    and its state is never overwritten)."""
+    try:
+        return load_state(spec["state_dir"], rule.state_file, shapes.NAG, now)
+    except StateUnreadable:
+        return None
 
 
 def _deliver(spec: dict[str, Any], state_dir: str, now: datetime) -> dict[str, int]:
