@@ -698,28 +698,40 @@ def _enqueue(
     release = _occasion_batch(occasion) if intake.claim is not None and occasion else None
     queued = []
     for message in compose(spec, alerts, now):
-        evidence_of = alerts
+        carrying = alerts
         if release is not None:  # a release of held alerts killed before held.json moved on
             before = _released(state_dir, message, release)
             if before is not None:
                 queued.append(before)
-                evidence_of = [a for a in alerts if a.key in message.keys]
-                evidence_of = [a for a in evidence_of if a.key not in before[2]]
-                if not evidence_of:
+                carrying = _not_in(alerts, message.keys, before[2])
+                if not carrying:
                     continue
-                [message] = [
-                    m for m in compose(spec, evidence_of, now) if m.channel == message.channel
-                ]
-        queued.append(_queue(state_dir, message, evidence_of, batch, now))
-        missing = [a for a in alerts if a.key in message.keys and a.key not in queued[-1][2]]
+                message = _composed_for(spec, message.channel, carrying, now)
+        queued.append(_queue(state_dir, message, carrying, batch, now))
+        missing = _not_in(alerts, message.keys, queued[-1][2])
         rest = 0
         while missing:
             rest += 1
-            [follow_up] = [m for m in compose(spec, missing, now) if m.channel == message.channel]
+            follow_up = _composed_for(spec, message.channel, missing, now)
             queued.append(_queue(state_dir, follow_up, missing, f"{batch}\0rest {rest}", now))
-            carried = set(queued[-1][2])
-            missing = [a for a in missing if a.key not in carried]
+            missing = _not_in(missing, message.keys, queued[-1][2])
     return queued
+
+
+def _not_in(alerts: list[Alert], keys: list[str], carried: list[str]) -> list[Alert]:
+    """Of `alerts`, those with one of `keys` that `carried` lacks."""
+    wanted, out = set(keys), set(carried)
+    return [a for a in alerts if a.key in wanted and a.key not in out]
+
+
+def _composed_for(
+    spec: dict[str, Any], channel: str, alerts: list[Alert], now: datetime
+) -> Outgoing:
+    """The message to `channel` about `alerts` (routed there already)."""
+    from runner.compose import compose
+
+    [message] = [m for m in compose(spec, alerts, now) if m.channel == channel]
+    return message
 
 
 def _released(state_dir: str, message: Outgoing, release: str) -> Queued | None:
