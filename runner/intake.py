@@ -124,7 +124,7 @@ def _exists(state_dir: str, name: object) -> bool:
     return isinstance(name, str) and os.path.isdir(os.path.join(state_dir, "processing", name))
 
 
-def quarantine(state_dir: str, name: str, tries: int, now: datetime) -> Rejected:
+def quarantine(state_dir: str, name: str, tries: int, now: datetime) -> None:
     """Move the claim `name` whole to rejected/ (see the module docstring): the reason and the
     alert first, in the inbox for this run's own pass over it, so a kill before the move says
     it twice, never not at all."""
@@ -142,7 +142,6 @@ def quarantine(state_dir: str, name: str, tries: int, now: datetime) -> Rejected
     fsync_dir(rejected)
     fsync_dir(os.path.join(state_dir, "processing"))
     forget(state_dir, name)
-    return Rejected(target, reason)
 
 
 def _count(state_dir: str, name: str) -> int:

@@ -34,7 +34,6 @@ DAY = 86400
 SLACK = 60.0
 """Seconds a period shorter than a day may come up short: systemd's default AccuracySec, the
 most a timer's runs drift against each other."""
-KEY_PREFIX = NAG_KEY
 
 
 class NagRule:
@@ -96,15 +95,15 @@ class NagStep:
 
     @property
     def key(self) -> str:
-        return f"{KEY_PREFIX}{self.rule}:{self.item}:{self.count}"
+        return f"{NAG_KEY}{self.rule}:{self.item}:{self.count}"
 
 
 def nag_of(alert_key: str) -> NagStep | None:
     """The nag step behind an alert's key, None for an alert of another kind."""
-    if not alert_key.startswith(KEY_PREFIX):
+    if not alert_key.startswith(NAG_KEY):
         return None
     head, _, count = alert_key.rpartition(":")
-    rule, _, item = head.removeprefix(KEY_PREFIX).partition(":")  # rule names have no colon
+    rule, _, item = head.removeprefix(NAG_KEY).partition(":")  # rule names have no colon
     return NagStep(rule, item, int(count)) if count.isdigit() and item else None
 
 
