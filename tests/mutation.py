@@ -270,6 +270,23 @@ def _import_time_lines(path: str) -> set[int]:
     return set(range(1, source.count("\n") + 2)) - inside
 
 
+def _statement_starts(path: str) -> dict[int, int]:
+    """Each line of a statement spread over several lines -> the line it starts on, which is
+    the line coverage records (a mutant in a string's second line is covered by the first)."""
+    import ast
+
+    starts: dict[int, int] = {}
+    for node in ast.walk(ast.parse((ROOT / path).read_text())):
+        if not isinstance(node, ast.stmt):
+            continue
+        body = [child for child in ast.iter_child_nodes(node) if isinstance(child, ast.stmt)]
+        # A compound statement's own lines are its header, up to its first inner statement.
+        end = body[0].lineno - 1 if body else node.end_lineno or node.lineno
+        for line in range(node.lineno + 1, end + 1):
+            starts[line] = node.lineno
+    return starts
+
+
 def _test_id(context: str) -> str:
     context = context.strip("|")
     for phase in (" (setup)", " (call)", " (teardown)"):
@@ -478,10 +495,12 @@ def main(argv: list[str] | None = None) -> int:
     slow = {test for test, seconds in durations.items() if seconds > args.max_test_seconds}
     print(f"  {len(slow)} tests over {args.max_test_seconds:g} s left out: {sorted(slow)}")
     at_import = {path: _import_time_lines(path) for path in paths}
+    starts = {path: _statement_starts(path) for path in paths}
     for mutant in mutants:
         lines = covering[mutant.module]
         span = range(mutant.line, mutant.end_line + 1)
-        tests = set().union(*(lines.get(n, set()) for n in span))
+        recorded = {starts[mutant.module].get(n, n) for n in span}
+        tests = set().union(*(lines.get(n, set()) for n in {*span, *recorded}))
         if not tests and all(n in at_import[mutant.module] for n in span):
             # Run at import (a class body), before any test's context: every test that runs
             # the module's code may notice.
