@@ -17,7 +17,9 @@
    Nor are tests slower than --max-test-seconds (15 s) in the coverage run: the simulation
    and the reference day would cost every surviving mutant minutes. Tests that killed the
    module's earlier mutants run first. A line run only at import (a class body) counts as
-   covered by every test of its module.
+   covered by every test of its module; a line inside a statement (a long string's second
+   line) by the tests of the statement's first line; memo caches are emptied before each
+   test of the coverage run, so a test served from a cache still counts as covering.
 
 Report: `.mutation/report.md` (per-module table, every survivor with its diff line) and
 `.mutation/results.json`. `--rerun-survivors` runs only the previous run's survivors (after
@@ -88,6 +90,21 @@ _failed: set[str] = set()
 
 def pytest_runtest_setup(item: Any) -> None:
     _switch_context(item.nodeid)
+    _forget_caches()
+
+
+def _forget_caches() -> None:
+    """Empty the package's memo caches (`parse_schedule`'s lru_cache) before each test of the
+    coverage run: a test served from a cache an earlier test filled would not be recorded as
+    running the lines it depends on, and a mutant there would skip the very test that kills it."""
+    if not os.environ.get("MUTATION_DURATIONS"):
+        return
+    for name, module in list(sys.modules.items()):
+        if name.partition(".")[0] not in ("runner", "compiler") or module is None:
+            continue
+        for value in list(vars(module).values()):
+            if callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
 
 
 def pytest_runtest_logreport(report: Any) -> None:

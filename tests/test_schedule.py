@@ -15,6 +15,7 @@ import pytest
 from croniter import croniter
 
 from compiler import schedule
+from compiler.cron import parse_cron
 from compiler.schedule import (
     CalendarCheckUnavailable,
     ScheduleError,
@@ -143,6 +144,18 @@ def test_translations_are_already_in_systemd_normal_form() -> None:
         # a weekday field spelled out whole next to a `*` day field is unrestricted (croniter)
         ("0 0 */2 * 0-6", ("*-*-01..31/2 00:00:00",)),
         ("0 0 */2 * 0-7", ("*-*-01..31/2 00:00:00",)),
+        # both fields restricted, but one spelled out whole: every day, one line
+        ("0 0 1-31 * 1-5", ("*-*-* 00:00:00",)),
+        # three values are enough for a step; two are a list
+        ("*/20 * * * *", ("*-*-* *:00/20:00",)),
+        ("*/30 * * * *", ("*-*-* *:00,30:00",)),
+        # `a/n` only when the steps tile the field: 24 hours are not whole steps of 5, and
+        # 9..49/10 would run at 59 too if left open
+        ("0 */5 * * *", ("*-*-* 00..20/5:00:00",)),
+        ("9-49/10 * * * *", ("*-*-* *:09..49/10:00",)),
+        ("10-59/10 * * * *", ("*-*-* *:10..50/10:00",)),
+        # months count from 1: February's step of two tiles the year
+        ("0 0 1 2-12/2 *", ("*-02/2-01 00:00:00",)),
     ],
 )
 def test_cron_translation(expression: str, on_calendar: tuple[str, ...]) -> None:
@@ -210,6 +223,11 @@ TIMEZONE_MESSAGE = "put the timezone in `timezone:`, not in the schedule"
         ("0 0 1- * *", "day-of-month: cannot read '1-'"),
         ("0 0 1-2-3 * *", "day-of-month: cannot read '1-2-3'"),
         ("-5 * * * *", "minute: cannot read '-5'"),
+        ("*/1234567 * * * *", "minute step 1234567 is larger than the field (0-59)"),
+        (
+            "0 0 * * */0000000000009",
+            "day-of-week step 0000000000009 is larger than the field (0-7)",
+        ),
         (
             "0 0 L * *",
             "day-of-month: 'L' is not supported (no L, W, # or ?);"
@@ -248,6 +266,18 @@ def test_bad_expressions(expression: str, message: str) -> None:
     with pytest.raises(ScheduleError) as caught:
         parse_schedule(expression)
     assert str(caught.value) == message
+
+
+def test_huge_literals_are_out_of_range_not_handed_to_int() -> None:
+    # parse_schedule caps the line's length; parse_cron itself may get any text, and int()
+    # refuses more than 4,300 digits with a ValueError of its own.
+    for text, message in [
+        ("9" * 5000 + " * * * *", f"minute {'9' * 5000} is out of range 0-59"),
+        ("*/" + "7" * 5000 + " * * * *", f"minute step {'7' * 5000} is larger than the field"),
+    ]:
+        with pytest.raises(ScheduleError) as caught:
+            parse_cron(text)
+        assert str(caught.value).startswith(message)
 
 
 def test_schedule_error_is_a_value_error() -> None:
