@@ -133,3 +133,36 @@ def test_resolved_items_are_kept_for_the_retention_and_no_longer() -> None:
     assert "A" in state["items"]
     prune(r, state, NOW + timedelta(days=1, seconds=1))
     assert sorted(state["items"]) == ["B"]  # active items are never pruned
+
+
+def test_a_once_per_written_in_hours_is_elapsed_time_even_when_it_is_whole_days() -> None:
+    """`once_per: 24h` says hours: 24 elapsed hours, not the next calendar day (`1d`)."""
+    late = datetime(2027, 3, 1, 23, 0, tzinfo=UTC)
+    spec = {"source": "todo", "items": "overdue", "once_per": 86400, "message": "{key}"}
+    state = {"items": {"A": {"firstSeen": late.isoformat(), "nagCount": 1, "status": "active",
+                             "lastNagged": late.isoformat()}}}  # fmt: skip
+    hours = NagRule("todo", {**spec, "once_per_calendar": False})
+    assert nag(hours, state, [{"id": "A"}], late + timedelta(hours=2)) == []
+    assert nag(hours, state, [{"id": "A"}], late + timedelta(hours=24)) == ["A"]
+    days = NagRule("todo", {**spec, "once_per_calendar": True})
+    assert nag(days, state, [{"id": "A"}], late + timedelta(hours=2)) == ["A"]
+
+
+def test_a_stopped_item_stays_stopped_when_it_comes_back_or_the_ladder_grows() -> None:
+    """stop_after ends the nags about an item for good: it may disappear and come back, or
+    the rule may allow more nags later; the record says `stopped` and nothing is said."""
+    from runner.rules.nag import NagStep, told
+
+    r = rule(stop_after=1)
+    state: dict[str, Any] = {}
+    assert nag(r, state, [{"id": "A", "title": "a"}]) == ["A: a (todo)"]
+    told(r, state, NagStep("todo", "A", 1), NOW)
+    assert state["items"]["A"]["status"] == "stopped"
+    nag(r, state, [], NOW + timedelta(days=1))
+    assert state["items"]["A"]["status"] == "resolved"
+    assert nag(r, state, [{"id": "A", "title": "a"}], NOW + timedelta(days=2)) == []
+    assert state["items"]["A"]["status"] == "stopped"
+    assert (
+        nag(rule(stop_after=3), state, [{"id": "A", "title": "a"}], NOW + timedelta(days=3)) == []
+    )
+    assert (state["items"]["A"]["status"], state["items"]["A"]["nagCount"]) == ("stopped", 1)

@@ -111,7 +111,7 @@ def apply_rule(
     rule: NagRule, finding: dict[str, Any], state: dict[str, Any], now: datetime
 ) -> list[Alert]:
     """Update `state` (in place) with one finding and return the alerts it calls for."""
-    items_value = dig(finding, rule.items) if rule.items else finding
+    items_value = dig(finding, rule.items)  # no `items`: the finding itself
     found = items_value if isinstance(items_value, list) else [items_value]
     records: dict[str, Any] = state.setdefault("items", {})
     alerts = []
