@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from runner.alerts import DEFAULT_ROUTE
-from runner.rules.watches import alert, instances, matches, on_match, transition
+from runner.rules.watches import alert, instances, matches, on_match, settle, transition
 
 NOW = datetime(2027, 3, 1, 14, 0, tzinfo=UTC)
 MAIL = {"source": "mail", "items": "messages", "key": "id"}
@@ -101,6 +101,33 @@ def test_each_kind_of_condition(test: dict[str, Any], hits: list[str]) -> None:
     }
     found = matches({**MAIL, "all": [test]}, finding)
     assert [key for key, _ in found] == hits
+
+
+def test_a_test_without_an_operator_holds_for_nothing() -> None:
+    """Validation requires an operator; a hand-written spec without one matches no item
+    rather than every item."""
+    finding = {"source": "mail", "messages": [{"id": "a", "size": 5}]}
+    assert matches({**MAIL, "all": [{"field": "size"}]}, finding) == []
+
+
+def test_settled_once_every_message_is_delivered_whatever_comes_before() -> None:
+    """An instance still armed (no message yet) does not stop the ones after it from being
+    settled; the hand-off's exit status is kept."""
+    state: dict[str, Any] = {
+        "instances": {
+            "armed": {"state": "armed"},
+            "fired-no-message": {"state": "fired"},
+            "half": fired(messages={"default": "m1", "agent": "m2"}),
+            "done": fired(messages={"default": "m3", "agent": "m4"}),
+        }
+    }
+    sent = {"at": "2027-03-01T13:59:00Z"}
+    ledger = {"m1": {**sent, "exit_status": None}, "m3": sent, "m4": {**sent, "exit_status": 0}}
+    settle("w", {"match": MAIL, "handoff": "agent"}, state, ledger, NOW)
+    found = state["instances"]
+    assert [found[k]["state"] for k in found] == ["armed", "fired", "fired", "delivered"]
+    assert found["done"]["handoff"] == {"channel": "agent", "exit_status": 0, "accepted": True}
+    assert "handoff" not in found["half"]  # the agent has not had it yet
 
 
 def test_all_and_any_together_and_what_is_not_matched() -> None:
