@@ -19,7 +19,9 @@
    module's earlier mutants run first. A line run only at import (a class body) counts as
    covered by every test of its module; a line inside a statement (a long string's second
    line) by the tests of the statement's first line; memo caches are emptied before each
-   test of the coverage run, so a test served from a cache still counts as covering.
+   test of the coverage run, so a test served from a cache still counts as covering. Tests
+   that run the runner as `nobody` (from a copy, by an interpreter without coverage) are
+   never recorded: they run against every mutant of a runner module.
 
 Report: `.mutation/report.md` (per-module table, every survivor with its diff line) and
 `.mutation/results.json`. `--rerun-survivors` runs only the previous run's survivors (after
@@ -196,6 +198,43 @@ def test_files(paths: list[str]) -> list[str]:
         if reaches:
             found.append(f"tests/{test.name}")
     return found
+
+
+def unmeasured_tests(files: list[str], durations: dict[str, float]) -> set[str]:
+    """The tests that run the runner as `nobody` (from a copy of the package, with an
+    interpreter `nobody` may run, which has no coverage): what they execute is never recorded,
+    yet they do run the mutant. A test counts when its body, or a helper of its file it
+    calls, passes `nobody=True`."""
+    import ast
+
+    names: set[tuple[str, str]] = set()
+    for file in files:
+        tree = ast.parse((ROOT / file).read_text())
+        functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+
+        def says_nobody(node: ast.AST) -> bool:
+            return any(
+                isinstance(kw, ast.keyword)
+                and kw.arg == "nobody"
+                and isinstance(kw.value, ast.Constant)
+                and kw.value.value is True
+                for kw in ast.walk(node)
+            )
+
+        helpers = {f.name for f in functions if not f.name.startswith("test") and says_nobody(f)}
+        for function in functions:
+            calls = {
+                node.func.id
+                for node in ast.walk(function)
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            }
+            if function.name.startswith("test") and (says_nobody(function) or calls & helpers):
+                names.add((file, function.name))
+    return {
+        test
+        for test in durations
+        if (test.split("::")[0], test.split("::")[-1].split("[")[0]) in names
+    }
 
 
 def _dotted(path: str) -> str:
@@ -513,6 +552,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {len(slow)} tests over {args.max_test_seconds:g} s left out: {sorted(slow)}")
     at_import = {path: _import_time_lines(path) for path in paths}
     starts = {path: _statement_starts(path) for path in paths}
+    as_nobody = unmeasured_tests(test_files(paths), durations) - slow
+    print(
+        f"  {len(as_nobody)} tests run the runner where coverage cannot follow: {sorted(as_nobody)}"
+    )
     for mutant in mutants:
         lines = covering[mutant.module]
         span = range(mutant.line, mutant.end_line + 1)
@@ -522,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
             # Run at import (a class body), before any test's context: every test that runs
             # the module's code may notice.
             tests = set().union(*lines.values())
+        if mutant.module.startswith("runner/"):
+            tests |= as_nobody
         mutant.tests = sorted(tests - slow, key=lambda test: (durations[test], test))
         if not mutant.tests:
             mutant.status = "no tests"
