@@ -129,3 +129,54 @@ def test_the_claim_directory_is_private(tmp_path: Path) -> None:
     assert intake.claim is not None
     mode = (state / "processing" / intake.claim).stat().st_mode & 0o7777
     assert oct(mode) == oct(0o700)
+
+
+def test_what_a_claim_takes_and_where_its_rejects_go_when_names_collide(tmp_path: Path) -> None:
+    """A file an older version left loose in processing/ with an inbox file's name, and a
+    rejected file whose name rejected/ already holds: both keep their content under a
+    suffixed name. An entry already set aside in place is never claimed again; a finding
+    without a timestamp says so."""
+    from runner.intake import UNMOVABLE_PREFIX, done
+
+    state = tmp_path / "state"
+    drop(state, GOOD, "same.json")
+    (state / "processing").mkdir()
+    (state / "processing" / "same.json").write_text(json.dumps({**GOOD, "message": "loose"}))
+    hidden = state / "inbox" / f"{UNMOVABLE_PREFIX}abc123-theirs"
+    hidden.mkdir()
+    drop(state, {"source": "probe", "message": "no time"}, "bad.json")
+    first = claim(str(state), 1 << 20)
+    assert sorted(f.finding["message"] for f in first.findings) == ["a good finding", "loose"]
+    assert [(r.name, r.reason) for r in first.rejected] == [
+        ("bad.json", "is not a finding: has no `timestamp`")
+    ]
+    assert os.listdir(state / "inbox") == [hidden.name]
+    done(str(state), first)
+    drop(state, {"source": "probe", "message": "no time again"}, "bad.json")
+    done(str(state), claim(str(state), 1 << 20))
+    rejected = state / "rejected"
+    files = sorted(name for name in os.listdir(rejected) if not name.endswith(".reason"))
+    assert files[0] == "bad.json" and len(files) == 2
+    assert {json.loads((rejected / name).read_text())["message"] for name in files} == {
+        "no time",
+        "no time again",
+    }
+    assert all((rejected / f"{name}.reason").is_file() for name in files)
+
+
+def test_run_counts_of_claims_left_behind_are_kept_until_each_is_finished(tmp_path: Path) -> None:
+    """Each claim's count survives another claim being finished; a count whose claim is gone
+    (finished by an older version) is dropped."""
+    from runner.intake import ATTEMPTS, attempt, forget, left_behind
+
+    state = tmp_path / "state"
+    names = []
+    for n in range(3):
+        drop(state, GOOD)
+        names.append(claim(str(state), 1 << 20, now=datetime(2027, 1, 1, n, tzinfo=UTC)).claim)
+    assert left_behind(str(state)) == names
+    for name in (*names, names[0]):
+        attempt(str(state), name)
+    os.rename(state / "processing" / names[2], tmp_path / "gone")
+    forget(str(state), names[1])
+    assert json.loads((state / "state" / ATTEMPTS).read_text())["attempts"] == {names[0]: 2}
