@@ -5,13 +5,26 @@ test_watches_systemd.py."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from runner.alerts import DEFAULT_ROUTE
-from runner.rules.watches import alert, instances, matches, on_match, settle, transition
+from runner.rules.watches import (
+    alert,
+    check_absence,
+    follow_up,
+    instances,
+    matches,
+    on_ack,
+    on_deadline_result,
+    on_match,
+    on_source_seen,
+    remember_messages,
+    settle,
+    transition,
+)
 
 NOW = datetime(2027, 3, 1, 14, 0, tzinfo=UTC)
 MAIL = {"source": "mail", "items": "messages", "key": "id"}
@@ -189,3 +202,138 @@ def test_a_transition_is_kept_with_its_time_and_evidence(capsys: pytest.CaptureF
     assert instance["history"][1]["evidence"] == {"text": "late"}
     journal = capsys.readouterr().err.splitlines()
     assert journal == ["watch w k: new -> armed", 'watch w k: armed -> fired {"text": "late"}']
+
+
+HOUR = timedelta(hours=1)
+SILENCE = {"absence": {"source": "backup", "for": 26 * 3600}}
+
+
+def test_a_silence_fires_once_at_its_limit_and_again_only_after_the_source_spoke() -> None:
+    state: dict[str, Any] = {}
+    assert check_absence("nightly", SILENCE, state, NOW) == []  # counted from the first run
+    assert state["lastSeen"] == "2027-03-01T14:00:00Z" and "instances" not in state
+    assert check_absence("nightly", SILENCE, state, NOW + 26 * HOUR - timedelta(seconds=1)) == []
+    [first] = check_absence("nightly", SILENCE, state, NOW + 26 * HOUR)  # exactly the limit
+    assert (
+        first.text == "nightly: nothing from backup (last finding 2027-03-01T14:00:00Z, 26 h ago)"
+    )
+    assert first.key == "watch:nightly:silence:fired:1"
+    silence = state["instances"]["silence"]
+    assert silence["deadline"] == "2027-03-02T16:00:00Z"
+    assert silence["evidence"]["lastSeen"] == "2027-03-01T14:00:00Z"
+    assert check_absence("nightly", SILENCE, state, NOW + 40 * HOUR) == []  # still the same
+    on_ack("nightly", state, None, NOW + 41 * HOUR)
+    assert check_absence("nightly", SILENCE, state, NOW + 60 * HOUR) == []  # acknowledged
+    on_source_seen("nightly", state, NOW + 61 * HOUR)
+    assert state["lastSeen"] == "2027-03-04T03:00:00Z"
+    assert silence["state"] == "satisfied"
+    assert silence["evidence"] == {"text": "the source reported again"}
+    assert check_absence("nightly", SILENCE, state, NOW + 86 * HOUR) == []
+    [again] = check_absence("nightly", SILENCE, state, NOW + 87 * HOUR)
+    assert again.key == "watch:nightly:silence:fired:2"
+    assert silence["deadline"] == "2027-03-05T05:00:00Z"
+
+
+def test_a_source_seen_without_a_silence_only_moves_its_last_finding() -> None:
+    state: dict[str, Any] = {"instances": {"silence": {"state": "satisfied"}}}
+    on_source_seen("nightly", state, NOW)
+    assert state["lastSeen"] == "2027-03-01T14:00:00Z"
+    assert state["instances"]["silence"] == {"state": "satisfied"}  # no second transition
+
+
+def test_deadline_results_fire_or_satisfy_once() -> None:
+    watch = {"deadline": {"at": "09:00"}}
+    state: dict[str, Any] = {}
+    late = {
+        "key": "2027-03-01T09:00:00Z",
+        "deadline": "09:00 today",
+        "evidence": {"text": "no report.md"},
+    }
+    [fired_alert] = on_deadline_result("report", watch, state, late, NOW)
+    assert fired_alert.text == "report: not done by 09:00 today: no report.md"
+    assert fired_alert.key == "watch:report:2027-03-01T09:00:00Z:fired:1"
+    assert on_deadline_result("report", watch, state, late, NOW + HOUR) == []  # a rerun
+    done = {"timestamp": "2027-03-02T09:00:05Z", "satisfied": True, "evidence": {"text": "ok"}}
+    assert on_deadline_result("report", watch, state, done, NOW) == []
+    # without a key the result's time names the instance, and stands for the deadline
+    satisfied = state["instances"]["2027-03-02T09:00:05Z"]
+    assert satisfied["state"] == "satisfied" and satisfied["deadline"] == "2027-03-02T09:00:05Z"
+    assert satisfied["evidence"] == {"text": "ok"}
+    armed = {"instances": {"k": {"state": "armed", "deadline": "x"}}}
+    assert len(on_deadline_result("report", watch, armed, {"key": "k"}, NOW)) == 1
+
+
+def test_ack_of_one_instance_or_all_touches_only_alerting_ones() -> None:
+    state: dict[str, Any] = {
+        "instances": {
+            "a": {"state": "fired"},
+            "b": {"state": "delivered"},
+            "c": {"state": "expired"},
+            "d": {"state": "armed"},
+            "e": {"state": "satisfied"},
+        }
+    }
+    on_ack("w", state, "b", NOW)
+    found = state["instances"]
+    assert [found[k]["state"] for k in "abcde"] == [
+        "fired",
+        "acknowledged",
+        "expired",
+        "armed",
+        "satisfied",
+    ]
+    assert found["b"]["evidence"] == {"text": "vigil ack"}
+    on_ack("w", state, None, NOW)
+    assert [found[k]["state"] for k in "abcde"] == ["acknowledged"] * 3 + ["armed", "satisfied"]
+
+
+def test_repeats_and_one_escalation_counted_from_when_it_first_fired() -> None:
+    watch = {
+        "match": MAIL,
+        "repeat": 3600,
+        "escalate": {"after": 7200, "to": ["phone"]},
+        "notify": ["signal"],
+    }
+    state: dict[str, Any] = {}
+    instance = instances(state).setdefault("m1", {})
+    transition("w", "m1", instance, "fired", NOW, {"text": "outage"})
+    alert("w", watch, "m1", instance, NOW)
+    transition("w", "m1", instance, "delivered", NOW + timedelta(minutes=5))
+    assert follow_up("w", watch, state, NOW + HOUR - timedelta(seconds=1)) == []
+    [repeat] = follow_up("w", watch, state, NOW + HOUR)
+    assert (repeat.key, repeat.to) == ("watch:w:m1:delivered:2", ["signal"])
+    assert follow_up("w", watch, state, NOW + 2 * HOUR - timedelta(seconds=1)) == []
+    # two hours after it fired, though delivered since: the repeat and the escalation
+    repeat, up = follow_up("w", watch, state, NOW + 2 * HOUR)
+    assert repeat.key == "watch:w:m1:delivered:3"
+    assert (up.key, up.to) == ("watch:w:m1:delivered:4:esc", ["phone"])
+    assert instance["escalated"] == "2027-03-01T16:00:00Z"
+    assert [a.key for a in follow_up("w", watch, state, NOW + 3 * HOUR)] == [
+        "watch:w:m1:delivered:5"
+    ]  # escalated once
+    on_ack("w", state, "m1", NOW + 3 * HOUR)
+    assert follow_up("w", watch, state, NOW + 9 * HOUR) == []
+
+
+def test_an_instance_without_a_fired_step_escalates_from_its_own_time_unless_delivered() -> None:
+    watch = {"match": MAIL, "escalate": {"after": 60, "to": ["phone"]}}
+    state = {
+        "instances": {
+            "old": {"state": "fired", "at": "2027-03-01T13:00:00Z"},
+            "done": {"state": "delivered", "at": "2027-03-01T13:00:00Z"},
+        }
+    }
+    assert [a.key for a in follow_up("w", watch, state, NOW)] == ["watch:w:old:fired:1:esc"]
+
+
+def test_the_messages_that_carried_an_instances_alert_are_remembered() -> None:
+    state: dict[str, Any] = {"instances": {"2027-03-01T09:00:00Z": {}, "m1": {}}}
+    remember_messages(state, "watch:w:2027-03-01T09:00:00Z:fired:1", {"signal": "id1"})
+    remember_messages(state, "watch:w:m1:fired:2:esc", {"phone": "id2"})
+    remember_messages(state, "watch:w:m1:fired:3", {"signal": "id3"})
+    remember_messages(state, "watch:w:fired:1", {"signal": "id4"})  # no key: nothing
+    remember_messages(state, "watch:w:gone:fired:1", {"signal": "id5"})  # no instance
+    assert state["instances"] == {
+        "2027-03-01T09:00:00Z": {"messages": {"signal": "id1"}},
+        "m1": {"messages": {"phone": "id2", "signal": "id3"}},
+    }
