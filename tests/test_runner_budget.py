@@ -279,3 +279,25 @@ def test_the_alert_names_the_budget_the_spend_and_the_next_calls_cost(
         f"{usd:.4f}; global budget: 5000 of 5000 tokens used, the next call may use up to "
         f"{tokens})"
     )
+
+
+def test_the_retry_after_a_malformed_reply_is_not_made_past_the_budget(
+    tmp_path: Path, fake_api: FakeMessagesAPI, runner_in_process: RunnerCall
+) -> None:
+    """The first call fits; the retry would resend it with the reply and up to max_tokens
+    more, which does not: no second call, the budget's alert, and the first call's spend
+    booked."""
+    state = tmp_path / "state"
+    fake_api.script = ["malformed", "finding"]
+    spec = budget_spec(tmp_path, fake_api, [])
+    tokens, _ = worst_case(spec)
+    spec["budgets"] = [{"scope": "job", "monthly_tokens": tokens + 10}]
+    creds = str(credentials(tmp_path))
+    result = runner_in_process("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)
+    assert (result.returncode, fake_api.calls) == (7, 1), result.stderr
+    [alert] = inbox(state)
+    assert (alert["kind"], alert["budget"]) == ("budget", "job")
+    assert "the next call may use up to" in alert["message"]
+    [run] = runs(state)
+    assert run["result"] == "budget" and run["reason"].startswith("model not called (job budget")
+    assert (run["tokens_in"], run["tokens_out"]) == (1000, 200)  # the one call made
