@@ -166,3 +166,13 @@ def test_a_stopped_item_stays_stopped_when_it_comes_back_or_the_ladder_grows() -
         nag(rule(stop_after=3), state, [{"id": "A", "title": "a"}], NOW + timedelta(days=3)) == []
     )
     assert (state["items"]["A"]["status"], state["items"]["A"]["nagCount"]) == ("stopped", 1)
+
+
+def test_a_nag_is_urgent_when_its_finding_is_and_is_held_under_its_item() -> None:
+    """Held by quiet hours, a later nag about the same item replaces the earlier one (the
+    subject is the item), never a nag about another item."""
+    finding = {"source": "todo", "timestamp": "x", "urgent": True, "overdue": [{"id": "A"}]}
+    [loud] = apply_rule(rule(), finding, {}, NOW)
+    [calm] = apply_rule(rule(), {**finding, "urgent": False}, {}, NOW)
+    assert (loud.urgent, calm.urgent) == (True, False)
+    assert (loud.key, loud.subject, loud.source) == ("nag:todo:A:1", "nag:todo:A", "todo")

@@ -201,7 +201,7 @@ def _nag(
     nag = NagStep(rule.name, key, count)
     return Alert(
         text=fill(template, values),
-        source=str(finding.get("source") or rule.source),
+        source=rule.source,  # a rule sees only its source's findings
         priority=rule.priority,
         urgent=bool(finding.get("urgent")),
         key=nag.key,
