@@ -537,6 +537,8 @@ def main(argv: list[str] | None = None) -> int:
     for record, key in zip(previous, stable_keys(earlier), strict=True):
         record["key"] = key  # a report of an older version of this tool, too
     kept: dict[str, dict[str, Any]] = {}
+    current = set(keys.values())  # a verdict on a line changed since no longer counts
+    previous = [record for record in previous if record["key"] in current]
     if args.rerun_survivors:
         again = {m["key"] for m in previous if m["status"] in ("survived", "no tests")}
         kept = {m["key"]: m for m in previous if m["key"] not in again}
