@@ -461,8 +461,12 @@ def run_mutants(
 def judge(code: int, slot: int, mutant: Mutant) -> str:
     if code == 0:
         return "survived"
+    log = (WORK / f"slot-{slot}.log").read_text()
+    if code == 4 and "ImportError while loading conftest" in log:
+        mutant.killed_by = "tests/conftest.py (the mutant breaks its import)"
+        return "killed"
     if code in (1, 2, 3):  # a test failed, collection (an import) failed, pytest crashed
-        for line in (WORK / f"slot-{slot}.log").read_text().splitlines():
+        for line in log.splitlines():
             if line.startswith(("FAILED ", "ERROR ")):
                 mutant.killed_by = line.split(" - ")[0].split(" ", 1)[1]
                 break
@@ -540,7 +544,11 @@ def main(argv: list[str] | None = None) -> int:
     current = set(keys.values())  # a verdict on a line changed since no longer counts
     previous = [record for record in previous if record["key"] in current]
     if args.rerun_survivors:
-        again = {m["key"] for m in previous if m["status"] in ("survived", "no tests")}
+        again = {
+            m["key"]
+            for m in previous
+            if m["status"] in ("survived", "no tests") or m["status"].startswith("error")
+        }
         kept = {m["key"]: m for m in previous if m["key"] not in again}
         mutants = [mutant for mutant in mutants if keys[id(mutant)] in again]
     elif args.resume:  # a run stopped half-way: the mutants it judged keep their verdict
@@ -563,9 +571,9 @@ def main(argv: list[str] | None = None) -> int:
         span = range(mutant.line, mutant.end_line + 1)
         recorded = {starts[mutant.module].get(n, n) for n in span}
         tests = set().union(*(lines.get(n, set()) for n in {*span, *recorded}))
-        if not tests and all(n in at_import[mutant.module] for n in span):
-            # Run at import (a class body), before any test's context: every test that runs
-            # the module's code may notice.
+        if all(n in at_import[mutant.module] for n in span):
+            # Run at import (a class body): recorded only for the tests whose subprocess
+            # imported the module, yet every test that runs the module's code may notice.
             tests = set().union(*lines.values())
         if mutant.module.startswith("runner/"):
             tests |= as_nobody
