@@ -406,8 +406,11 @@ def test_a_claim_that_keeps_stopping_the_coordinator_is_quarantined(
     assert list((state / "processing").iterdir()) == []
     kept = state / "rejected" / stuck[0]
     assert len(list(kept.iterdir())) == 1  # the poison finding, kept for inspection
-    assert "were not delivered" in (state / "rejected" / f"{stuck[0]}.reason").read_text()
-    assert json.loads((state / "state" / ATTEMPTS).read_text())["attempts"] == {}
+    assert (state / "rejected" / f"{stuck[0]}.reason").read_text() == (
+        f"stopped the coordinator 3 times in a row; its 1 file(s) are kept in "
+        f"rejected/{stuck[0]}/ and were not delivered\n"
+    )
+    assert json.loads((state / "state" / ATTEMPTS).read_text()) == {"version": 1, "attempts": {}}
 
 
 class Killed(BaseException):

@@ -170,6 +170,8 @@ def test_run_counts_of_claims_left_behind_are_kept_until_each_is_finished(tmp_pa
     from runner.intake import ATTEMPTS, attempt, forget, left_behind
 
     state = tmp_path / "state"
+    forget(str(state), "claim-never-taken-up")  # nothing counted: nothing written
+    assert not (state / "state" / ATTEMPTS).exists()
     names = []
     for n in range(3):
         drop(state, GOOD)
@@ -179,4 +181,6 @@ def test_run_counts_of_claims_left_behind_are_kept_until_each_is_finished(tmp_pa
         attempt(str(state), name)
     os.rename(state / "processing" / names[2], tmp_path / "gone")
     forget(str(state), names[1])
-    assert json.loads((state / "state" / ATTEMPTS).read_text())["attempts"] == {names[0]: 2}
+    counts = json.loads((state / "state" / ATTEMPTS).read_text())
+    assert counts == {"version": 1, "attempts": {names[0]: 2}}
+    assert attempt(str(state), names[0]) == 3  # read back as written
