@@ -287,14 +287,29 @@ def _write_entry(state: str, path: str, entry: dict[str, Any]) -> None:
 
 def _read_entry(path: str) -> dict[str, Any] | None:
     try:
-        with open(path, encoding="utf-8") as handle:
-            entry = json.load(handle)
-        if not isinstance(entry, dict):
-            return None
-        Message.from_json(entry.get("message"))
+        return _load_entry(path)
     except (OSError, ValueError):
         return None
+
+
+def _load_entry(path: str) -> dict[str, Any]:
+    """A queue file's entry; OSError or ValueError (saying what is wrong) when it is none."""
+    with open(path, encoding="utf-8") as handle:
+        entry = json.load(handle)
+    if not isinstance(entry, dict):
+        raise ValueError("expected an object")
+    Message.from_json(entry.get("message"))
     return entry
+
+
+def _problem(path: str) -> str:
+    try:
+        _load_entry(path)
+    except OSError as error:
+        return error.strerror or str(error)
+    except ValueError as error:  # json's own errors say where
+        return str(error)
+    return "it changed while it was read"
 
 
 def _queue_files(directory: str) -> list[str]:
@@ -467,7 +482,10 @@ class _DeliveryRun:
 
     def _unreadable(self, path: str) -> None:
         name = os.path.basename(path)
-        _say(f"queue file {OUTBOX}/{name} is unreadable; moved to {OUTBOX}/{DEAD}/{name}")
+        problem = _problem(path)
+        _say(
+            f"queue file {OUTBOX}/{name} is unreadable ({problem}); moved to {OUTBOX}/{DEAD}/{name}"
+        )
         stand_in = Message(
             id=name.removesuffix(".json"),
             channel="?",
@@ -477,7 +495,7 @@ class _DeliveryRun:
             created=iso(self.now),
             sources=[],
         )
-        self._alert(stand_in, "the queue file is not a readable message")
+        self._alert(stand_in, f"the queue file is not a readable message ({problem})")
         self._move_to_dead(path)
         self.report.dead += 1
 

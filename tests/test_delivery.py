@@ -361,9 +361,21 @@ def test_enqueue_returns_what_the_message_named_and_carried_when_first_queued(
     assert enqueue(state, message("m2", named=["y"])) == (None, None)
 
 
-@pytest.mark.parametrize("field", ["named", "keys"])
-def test_a_queue_file_whose_alert_keys_are_not_strings_is_set_aside(
-    tmp_path: Path, field: str
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("named", ["a", 1], "message.named: expected a list of strings or null"),
+        ("keys", ["a", 1], "message.keys: expected a list of strings or null"),
+        ("body", None, "message.body: expected a string"),
+        ("sources", "ops", "message.sources: expected a list of strings"),
+        ("evidence", [1], "message.evidence: expected an object or null"),
+        ("count", True, "message.count: expected a whole number or null"),
+        ("count", "3", "message.count: expected a whole number or null"),
+        (None, "a string", "message: expected an object"),
+    ],
+)
+def test_a_queue_file_of_another_shape_is_set_aside_saying_what_is_wrong(
+    tmp_path: Path, field: str | None, value: object, problem: str
 ) -> None:
     fallback = tmp_path / "fallback.jsonl"
     spec = coordinator_spec({"ops": {"file": str(fallback)}}, fallback="ops")
@@ -371,10 +383,13 @@ def test_a_queue_file_whose_alert_keys_are_not_strings_is_set_aside(
     enqueue(state, message(channel="ops"))
     [path] = (state / "outbox").glob("*.json")
     entry = json.loads(path.read_text())
-    entry["message"][field] = ["a", 1]
+    if field is None:
+        entry["message"] = value
+    else:
+        entry["message"][field] = value
     path.write_text(json.dumps(entry))
     assert deliver(spec, state, T0).dead == 1
-    assert "not a readable message" in lines(fallback)[0]["body"]
+    assert f"not a readable message ({problem})" in lines(fallback)[0]["body"]
 
 
 def test_an_unreadable_queue_file_is_moved_aside_not_dropped(tmp_path: Path) -> None:
@@ -383,10 +398,14 @@ def test_an_unreadable_queue_file_is_moved_aside_not_dropped(tmp_path: Path) -> 
     state = tmp_path / "state"
     (state / "outbox").mkdir(parents=True)
     (state / "outbox" / "broken.json").write_text("{not json")
+    unreadable = {"file": "broken.json", "id": "broken", "state": "unreadable"}
+    assert outbox_status(state) == [unreadable]  # what `vigil outbox` shows
     assert deliver(spec, state, T0).dead == 1
     assert dead(state) == ["broken.json"]
     assert (state / "outbox" / "dead" / "broken.json").read_text() == "{not json"
-    assert "unreadable queue file broken.json" in lines(fallback)[0]["body"]
+    body = lines(fallback)[0]["body"]
+    assert "unreadable queue file broken.json" in body
+    assert "not a readable message (Expecting property name enclosed in double quotes" in body
 
 
 # --- command channel ---------------------------------------------------------------------------
@@ -530,3 +549,17 @@ def test_without_apprise_installed_an_apprise_message_waits_for_a_retry(
     [row] = outbox_status(state)
     assert row["last_error"].startswith("an apprise channel needs the apprise package")
     assert "-m pip install 'apprise" in row["last_error"]
+
+
+def test_a_message_id_unfit_for_a_file_name_is_stored_under_its_hash(tmp_path: Path) -> None:
+    from hashlib import sha256
+
+    from runner.outbox import file_name
+
+    assert file_name("m-1_Y") == "m-1_Y.json"
+    for unfit in ("../etc/passwd", "a.b", "é", "x" * 129, ""):
+        expected = f"id-{sha256(unfit.encode('utf-8')).hexdigest()[:40]}.json"
+        assert file_name(unfit) == expected
+    state = tmp_path / "state"
+    enqueue(state, message("a/b"))
+    assert [p.name for p in (state / "outbox").glob("*.json")] == [file_name("a/b")]
