@@ -175,6 +175,9 @@ def test_the_month_is_the_config_timezones_month() -> None:
     assert label == "2026-02"
     assert start.astimezone(UTC) == datetime(2026, 2, 1, 5, 0, tzinfo=UTC)
     assert month_start(now, "UTC")[1] == "2026-03"
+    # A zone this machine does not know (the spec came from another): the moment's own, UTC.
+    for unknown in ("Mars/Olympus_Mons", "../etc"):
+        assert month_start(now, unknown) == (datetime(2026, 3, 1, tzinfo=UTC), "2026-03")
 
 
 OUTPUT = "r1 Pay rent 3 days\n"  # what budget_spec's command prints
