@@ -176,3 +176,27 @@ def test_a_nag_is_urgent_when_its_finding_is_and_is_held_under_its_item() -> Non
     [calm] = apply_rule(rule(), {**finding, "urgent": False}, {}, NOW)
     assert (loud.urgent, calm.urgent) == (True, False)
     assert (loud.key, loud.subject, loud.source) == ("nag:todo:A:1", "nag:todo:A", "todo")
+
+
+def test_a_short_min_interval_allows_a_tenth_of_itself_for_timer_drift() -> None:
+    """Under ten minutes the slack is a tenth of the period (a minute above): 5 minutes
+    after a nag at 14:00:00, the next may come from 14:04:30."""
+    from runner.rules.nag import SLACK
+
+    assert SLACK == 60
+    last = NOW.isoformat()
+    r = rule(min_interval=300, min_interval_calendar=False)
+    for after, due in ((269, False), (270, True)):
+        state = {"items": {"A": {"firstSeen": last, "nagCount": 1, "status": "active",
+                                 "lastNagged": last}}}  # fmt: skip
+        assert (
+            bool(nag(r, state, [{"id": "A", "title": "a"}], NOW + timedelta(seconds=after))) == due
+        )
+    hourly = rule(min_interval=3600, min_interval_calendar=False)
+    for after, due in ((3539, False), (3540, True)):
+        state = {"items": {"A": {"firstSeen": last, "nagCount": 1, "status": "active",
+                                 "lastNagged": last}}}  # fmt: skip
+        assert (
+            bool(nag(hourly, state, [{"id": "A", "title": "a"}], NOW + timedelta(seconds=after)))
+            == due
+        )

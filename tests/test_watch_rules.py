@@ -60,6 +60,10 @@ def test_an_alert_says_what_its_template_asks_and_counts_its_repeats() -> None:
     assert bare.key == "watch:w:silence:fired:1"
     blank = alert("w", {"match": MAIL, "message": "[{deadline}][{source}]"}, "k", fired(), NOW)
     assert blank.text == "[][mail]"
+    no_source = alert(
+        "w", {"deadline": {"at": "09:00"}, "message": "[{source}]"}, "k", fired(), NOW
+    )
+    assert no_source.text == "[]"
 
 
 def test_an_urgent_watch_alerts_urgently_and_first() -> None:
@@ -196,12 +200,15 @@ def test_a_transition_is_kept_with_its_time_and_evidence(capsys: pytest.CaptureF
     instance = instances(state).setdefault("k", {})
     assert state["version"] == 1
     transition("w", "k", instance, "armed", NOW)
-    transition("w", "k", instance, "fired", NOW, {"text": "late"})
-    assert instance["state"] == "fired" and instance["evidence"] == {"text": "late"}
+    transition("w", "k", instance, "fired", NOW, {"text": "late, café"})
+    assert instance["state"] == "fired" and instance["evidence"] == {"text": "late, café"}
     assert [h["state"] for h in instance["history"]] == ["armed", "fired"]
-    assert instance["history"][1]["evidence"] == {"text": "late"}
+    assert instance["history"][1]["evidence"] == {"text": "late, café"}
     journal = capsys.readouterr().err.splitlines()
-    assert journal == ["watch w k: new -> armed", 'watch w k: armed -> fired {"text": "late"}']
+    assert journal == [
+        "watch w k: new -> armed",
+        'watch w k: armed -> fired {"text": "late, café"}',
+    ]
 
 
 HOUR = timedelta(hours=1)
