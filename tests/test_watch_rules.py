@@ -344,3 +344,48 @@ def test_the_messages_that_carried_an_instances_alert_are_remembered() -> None:
         "2027-03-01T09:00:00Z": {"messages": {"signal": "id1"}},
         "m1": {"messages": {"phone": "id2", "signal": "id3"}},
     }
+
+
+def test_what_a_match_keeps_as_evidence_and_how_an_unkeyed_item_is_named() -> None:
+    """Items that are not objects are skipped wherever they are; an item without a key is
+    named by its content whatever the order of its fields; the evidence names the finding by
+    its id and sums up the item in at most 300 characters, without source and timestamp."""
+    condition = {"source": "mail", "items": "messages", "key": "id"}
+    one = matches(condition, {"source": "mail", "messages": ["junk", {"b": 1, "a": 2}]})
+    other = matches(condition, {"source": "mail", "messages": [{"a": 2, "b": 1}]})
+    assert [k for k, _ in one] == [k for k, _ in other] and len(one) == 1
+    watch = {"match": {"source": "mail"}}
+    finding = {"source": "mail", "timestamp": "t", "id": "f9", "subject": "x" * 400, "n": 1}
+    state: dict[str, Any] = {}
+    on_match("w", watch, state, finding, NOW)
+    evidence = state["instances"]["f9"]["evidence"]
+    assert evidence["finding"] == "f9"
+    assert evidence["text"] == ("id=f9, subject=" + "x" * 400)[:300]
+    assert len(evidence["text"]) == 300
+
+
+def test_the_journal_names_the_silence(capsys: pytest.CaptureFixture) -> None:
+    state: dict[str, Any] = {"lastSeen": "2027-03-01T14:00:00Z"}
+    check_absence("nightly", SILENCE, state, NOW + 30 * HOUR)
+    on_source_seen("nightly", state, NOW + 31 * HOUR)
+    journal = capsys.readouterr().err.splitlines()
+    assert journal[0].startswith("watch nightly silence: new -> fired ")
+    assert journal[1].startswith("watch nightly silence: fired -> satisfied ")
+
+
+def test_follow_ups_skip_quiet_instances_and_escalate_from_when_a_file_watch_expired() -> None:
+    watch = {"match": MAIL, "repeat": 60, "escalate": {"after": 3600, "to": ["phone"]}}
+    expired_at = "2027-03-01T12:30:00Z"
+    state = {
+        "instances": {
+            "a-armed": {"state": "armed", "lastAlert": "2027-03-01T10:00:00Z"},
+            "b-late": {
+                "state": "delivered",
+                "at": "2027-03-01T13:59:00Z",
+                "lastAlert": "2027-03-01T12:30:00Z",
+                "history": [{"state": "armed"}, {"state": "expired", "at": expired_at}],
+            },
+        }
+    }
+    keys = [a.key for a in follow_up("w", watch, state, NOW)]
+    assert keys == ["watch:w:b-late:delivered:1", "watch:w:b-late:delivered:2:esc"]

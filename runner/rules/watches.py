@@ -114,7 +114,7 @@ def matches(condition: dict[str, Any], finding: dict[str, Any]) -> list[tuple[st
     """(key, item) for each item of the finding (or the finding) meeting the conditions."""
     if finding.get("source") != condition["source"]:
         return []
-    found = dig(finding, condition.get("items")) if condition.get("items") else finding
+    found = dig(finding, condition.get("items"))  # no `items`: the finding itself
     hits = []
     for item in found if isinstance(found, list) else [found]:
         if not isinstance(item, dict):
