@@ -42,8 +42,10 @@ def test_a_finding_arms_one_instance_per_item_and_its_clock_does_not_restart(
         "path": f"{tmp_path}/t1.md",
         "evidence": {"finding": "f1"},
     }
-    arm(w, dispatch("t1"), state, NOW + timedelta(minutes=10))
+    # t1 again, first in the list: its clock stays, and t3 after it is armed
+    arm(w, dispatch("t1", "t3"), state, NOW + timedelta(minutes=10))
     assert state["instances"]["t1"]["deadline"] == "2027-03-01T14:15:00Z"
+    assert state["instances"]["t3"]["deadline"] == "2027-03-01T14:25:00Z"
     assert pending(state)
 
 
@@ -69,9 +71,19 @@ def test_armed_by_hand_with_its_own_time_limit(tmp_path: Path) -> None:
     w = watch(tmp_path)
     state: dict[str, Any] = {}
     arm_key(w, state, "k", NOW, 120)
-    k = state["instances"]["k"]
-    assert (k["deadline"], k["within"]) == ("2027-03-01T14:02:00Z", 120)
-    assert k["evidence"] == {"text": "armed by vigil watch arm"}
+    assert state == {
+        "version": 1,
+        "instances": {
+            "k": {
+                "state": "armed",
+                "armedAt": "2027-03-01T14:00:00Z",
+                "deadline": "2027-03-01T14:02:00Z",
+                "within": 120,
+                "path": f"{tmp_path}/k.md",
+                "evidence": {"text": "armed by vigil watch arm"},
+            }
+        },
+    }
     arm_key(w, state, "k", NOW + timedelta(minutes=1))  # armed already: unchanged
     assert state["instances"]["k"]["deadline"] == "2027-03-01T14:02:00Z"
     arm_key(w, state, "d", NOW)

@@ -77,7 +77,7 @@ def arm_key(
 
 def arm(watch: FileWatch, finding: dict[str, Any], state: dict[str, Any], now: datetime) -> None:
     """One armed instance per item of the arming finding (or one for the finding itself)."""
-    found = dig(finding, watch.items) if watch.items else finding
+    found = dig(finding, watch.items)  # no `items`: the finding itself
     instances: dict[str, Any] = state.setdefault("instances", {})
     for item in found if isinstance(found, list) else [found]:
         if not isinstance(item, dict):
@@ -109,11 +109,10 @@ def check(watch: FileWatch, state: dict[str, Any], now: datetime) -> list[Alert]
         path = str(instance.get("path"))
         deadline = parse_iso(instance.get("deadline")) or now
         refused = outside(path, watch.roots)
-        head = None if refused else read_head(path)
-        if refused:
+        if refused:  # never opened
             text = f"refused {path}: it {refused}"
             transition(watch.name, key, instance, "expired", now, {"text": text})
-        elif head is not None:
+        elif (head := read_head(path)) is not None:
             summary = _summary(head)
             text = f"{path}: {summary}" if summary else path
             transition(watch.name, key, instance, "satisfied", now, {"text": text, "file": path})
