@@ -145,23 +145,28 @@ def test_what_a_claim_takes_and_where_its_rejects_go_when_names_collide(tmp_path
     hidden = state / "inbox" / f"{UNMOVABLE_PREFIX}abc123-theirs"
     hidden.mkdir()
     drop(state, {"source": "probe", "message": "no time"}, "bad.json")
+    drop(state, {"timestamp": "2026-02-02T09:00:00Z", "message": "from nowhere"}, "anon.json")
     first = claim(str(state), 1 << 20)
     assert sorted(f.finding["message"] for f in first.findings) == ["a good finding", "loose"]
     assert [(r.name, r.reason) for r in first.rejected] == [
-        ("bad.json", "is not a finding: has no `timestamp`")
+        ("anon.json", "is not a finding: has no `source`"),
+        ("bad.json", "is not a finding: has no `timestamp`"),
     ]
     assert os.listdir(state / "inbox") == [hidden.name]
     done(str(state), first)
     drop(state, {"source": "probe", "message": "no time again"}, "bad.json")
     done(str(state), claim(str(state), 1 << 20))
     rejected = state / "rejected"
-    files = sorted(name for name in os.listdir(rejected) if not name.endswith(".reason"))
+    files = sorted(n for n in os.listdir(rejected) if n.startswith("bad") and "reason" not in n)
     assert files[0] == "bad.json" and len(files) == 2
     assert {json.loads((rejected / name).read_text())["message"] for name in files} == {
         "no time",
         "no time again",
     }
-    assert all((rejected / f"{name}.reason").is_file() for name in files)
+    assert all(
+        (rejected / f"{name}.reason").read_text() == "is not a finding: has no `timestamp`\n"
+        for name in files
+    )
 
 
 def test_run_counts_of_claims_left_behind_are_kept_until_each_is_finished(tmp_path: Path) -> None:
@@ -184,3 +189,75 @@ def test_run_counts_of_claims_left_behind_are_kept_until_each_is_finished(tmp_pa
     counts = json.loads((state / "state" / ATTEMPTS).read_text())
     assert counts == {"version": 1, "attempts": {names[0]: 2}}
     assert attempt(str(state), names[0]) == 3  # read back as written
+
+
+def test_a_claim_names_the_moment_of_the_run_that_made_it(tmp_path: Path) -> None:
+    from runner.intake import claim_moment
+
+    state = tmp_path / "state"
+    drop(state, GOOD)
+    moment = datetime(2027, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    name = claim(str(state), 1 << 20, now=moment).claim
+    assert name is not None and claim_moment(name) == moment
+    for other in (
+        "claim-",
+        "claim-yesterday-abcd",
+        "processing",
+        "claim-20271302T000000000000Z-ab",
+    ):
+        assert claim_moment(other) is None
+
+
+def test_a_writers_fresh_temp_file_holds_up_none_of_the_files_beside_it(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / "inbox").mkdir(parents=True)
+    (state / "inbox" / ".writing.tmp").write_text("{")
+    for n in range(100):  # the directory's order is its own: the temp file is rarely last
+        drop(state, {**GOOD, "message": f"finding {n}"}, f"f{n:03}.json")
+    intake = claim(str(state), 1 << 20)
+    assert len(intake.findings) == 100 and intake.rejected == []
+    assert os.listdir(state / "inbox") == [".writing.tmp"]
+
+
+@pytest.mark.parametrize("swapped_for", ["symlink", "fifo"])
+def test_an_entry_swapped_after_its_check_is_never_followed_or_waited_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swapped_for: str
+) -> None:
+    """The check (lstat) saw a small regular file; by the time it is opened it is a link or
+    a FIFO. The open neither follows nor blocks, and the second check, on the open file,
+    says what it is."""
+    import threading
+
+    from runner import intake as module
+
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps(GOOD))
+    entry = tmp_path / "entry.json"
+    if swapped_for == "symlink":
+        entry.symlink_to(secret)
+    else:
+        os.mkfifo(entry)
+    real_lstat = os.lstat
+    monkeypatch.setattr(
+        module.os,
+        "lstat",
+        lambda path: real_lstat(secret) if path == str(entry) else real_lstat(path),
+    )
+    result: list[object] = []
+    reader = threading.Thread(target=lambda: result.append(module._read(str(entry), 1 << 20)))
+    reader.daemon = True
+    reader.start()
+    reader.join(10)
+    if swapped_for == "fifo" and reader.is_alive():
+        with open(entry, "w"):  # release the blocked open, then fail
+            pass
+        pytest.fail("opening the FIFO blocked")
+    [(finding, reason)] = result
+    assert finding is None
+    assert (
+        reason
+        == {
+            "symlink": "cannot be read (Too many levels of symbolic links)",
+            "fifo": "is not a regular file (never opened)",
+        }[swapped_for]
+    )
