@@ -550,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
             if m["status"] in ("survived", "no tests") or m["status"].startswith("error")
         }
         kept = {m["key"]: m for m in previous if m["key"] not in again}
-        mutants = [mutant for mutant in mutants if keys[id(mutant)] in again]
+        judged = {m["key"] for m in previous}  # a mutant new since (its line changed) runs too
+        mutants = [m for m in mutants if keys[id(m)] in again or keys[id(m)] not in judged]
     elif args.resume:  # a run stopped half-way: the mutants it judged keep their verdict
         kept = {m["key"]: m for m in previous if m["status"] not in ("pending", "no tests")}
         kept = {key: m for key, m in kept.items() if m["module"] in paths}
