@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from runner import clock
 from runner.channels import Outcome, SendContext, file_end, file_holds, prune_evidence, send
 from runner.clock import iso, parse_iso
-from runner.fsatomic import ensure_dir, fsync_dir, locked, write_atomic
+from runner.fsatomic import describe, ensure_dir, fsync_dir, locked, write_atomic
 from runner.ledger import Ledger
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -306,7 +306,7 @@ def _problem(path: str) -> str:
     try:
         _load_entry(path)
     except OSError as error:
-        return error.strerror or str(error)
+        return describe(error)
     except ValueError as error:  # json's own errors say where
         return str(error)
     return "it changed while it was read"

@@ -372,10 +372,11 @@ def test_enqueue_returns_what_the_message_named_and_carried_when_first_queued(
         ("count", True, "message.count: expected a whole number or null"),
         ("count", "3", "message.count: expected a whole number or null"),
         (None, "a string", "message: expected an object"),
+        ("entry", [1, 2], "expected an object"),  # the whole file is a list
     ],
 )
 def test_a_queue_file_of_another_shape_is_set_aside_saying_what_is_wrong(
-    tmp_path: Path, field: str | None, value: object, problem: str
+    tmp_path: Path, field: str | None, value: Any, problem: str
 ) -> None:
     fallback = tmp_path / "fallback.jsonl"
     spec = coordinator_spec({"ops": {"file": str(fallback)}}, fallback="ops")
@@ -383,7 +384,9 @@ def test_a_queue_file_of_another_shape_is_set_aside_saying_what_is_wrong(
     enqueue(state, message(channel="ops"))
     [path] = (state / "outbox").glob("*.json")
     entry = json.loads(path.read_text())
-    if field is None:
+    if field == "entry":
+        entry = value
+    elif field is None:
         entry["message"] = value
     else:
         entry["message"][field] = value
@@ -563,3 +566,57 @@ def test_a_message_id_unfit_for_a_file_name_is_stored_under_its_hash(tmp_path: P
     state = tmp_path / "state"
     enqueue(state, message("a/b"))
     assert [p.name for p in (state / "outbox").glob("*.json")] == [file_name("a/b")]
+
+
+def test_a_queue_file_is_plain_readable_json_with_its_bookkeeping(tmp_path: Path) -> None:
+    """What `cat outbox/<id>.json` shows: sorted keys, one-space indent, text as written."""
+    state = tmp_path / "state"
+    enqueue(state, message(body="• café ☕"))
+    [path] = (state / "outbox").glob("*.json")
+    text = path.read_text(encoding="utf-8")
+    entry = json.loads(text)
+    assert text == json.dumps(entry, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+    assert "café ☕" in text
+    assert {k: v for k, v in entry.items() if k != "message"} == {
+        "queued": entry["queued"],
+        "attempts": 0,
+        "next_attempt": None,
+        "last_attempt": None,
+        "last_error": None,
+        "exit_status": None,
+    }
+
+
+def test_only_json_files_not_a_writers_dot_files_are_the_queue(tmp_path: Path) -> None:
+    sink = tmp_path / "sink.jsonl"
+    spec = coordinator_spec({"sink": {"file": str(sink)}})
+    state = tmp_path / "state"
+    enqueue(state, message())
+    outbox = state / "outbox"
+    (outbox / "notes.txt").write_text("kept by hand")
+    (outbox / ".m9.json").write_text("{half written")
+    assert [row["file"] for row in outbox_status(state)] == ["m1.json"]
+    assert deliver(spec, state, T0).counts()["delivered"] == 1
+    left = sorted(p.name for p in outbox.iterdir() if p.is_file())
+    assert [name for name in left if name != ".lock"] == [".m9.json", "notes.txt"]
+
+
+def test_without_delivery_settings_five_attempts_from_30_s_doubling_to_an_hour() -> None:
+    from runner.outbox import RetryPolicy
+
+    policy = RetryPolicy.from_spec({"coordinator": {}})
+    assert (policy.attempts, policy.backoff, policy.max_backoff, policy.fallback) == (
+        5,
+        30.0,
+        3600.0,
+        None,
+    )
+    assert [policy.delay(n) for n in (1, 2, 3, 7, 8)] == [30.0, 60.0, 120.0, 1920.0, 3600.0]
+
+
+def test_ids_at_the_edges_of_a_safe_file_name() -> None:
+    from runner.outbox import SAFE_ID_CHARS, file_name
+
+    every = "".join(sorted(SAFE_ID_CHARS))
+    for safe in ("a", "x" * 128, every):
+        assert file_name(safe) == f"{safe}.json"
