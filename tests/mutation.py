@@ -25,8 +25,9 @@
 
 Report: `.mutation/report.md` (per-module table, every survivor with its diff line) and
 `.mutation/results.json`. `--rerun-survivors` runs only the previous run's survivors (after
-adding tests); `--resume` keeps the verdicts a stopped run reached; `--jobs N` runs N mutants
-at a time (default 2); VIGIL_MUTATION_DIR puts the work elsewhere (two runs side by side).
+adding tests) and the mutants a stopped run did not reach; `--resume` keeps the verdicts a
+stopped run reached; `--jobs N` runs N mutants at a time (default 2); VIGIL_MUTATION_DIR puts
+the work elsewhere (two runs side by side).
 """
 
 from __future__ import annotations
@@ -547,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         again = {
             m["key"]
             for m in previous
-            if m["status"] in ("survived", "no tests") or m["status"].startswith("error")
+            if m["status"] in ("survived", "no tests", "pending") or m["status"].startswith("error")
         }
         kept = {m["key"]: m for m in previous if m["key"] not in again}
         judged = {m["key"] for m in previous}  # a mutant new since (its line changed) runs too
