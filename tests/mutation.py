@@ -316,14 +316,16 @@ def measure(paths: list[str], files: list[str]) -> tuple[dict[str, dict[int, set
 
 
 def _import_time_lines(path: str) -> set[int]:
-    """Lines outside every function: run once, when the module is imported."""
+    """Lines outside every function body: run once, when the module is imported."""
     import ast
 
     source = (ROOT / path).read_text()
     inside = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            inside.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+            # The signature's default values are evaluated at import too: only the body is
+            # run by a call.
+            inside.update(range(node.body[0].lineno, (node.end_lineno or node.lineno) + 1))
     return set(range(1, source.count("\n") + 2)) - inside
 
 

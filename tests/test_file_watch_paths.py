@@ -73,8 +73,13 @@ def test_a_finding_cannot_point_a_watch_at_any_file(
     [line] = bodies(state)
     assert line.startswith("• Research t1: expired (refused ")
     assert "SECRET-TOKEN" not in line
-    reasons = {"dotdot": "contains `..`", "relative": "is not an absolute path"}
-    assert reasons.get(where, "is outside the watch's roots") in line
+    reasons = {
+        "outside": f"is outside the watch's roots ({roots})",
+        "dotdot": "contains `..`",
+        "symlink": f"is outside the watch's roots ({roots})",
+        "relative": "is not an absolute path",
+    }
+    assert line.endswith(f": it {reasons[where]})")
 
 
 def test_a_symlink_inside_the_root_is_followed(tmp_path: Path, roots: Path) -> None:

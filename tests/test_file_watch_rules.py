@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from runner.rules.pending import FileWatch, arm, arm_key, check, pending, prune, roots_of
 
 NOW = datetime(2027, 3, 1, 14, 0, tzinfo=UTC)
@@ -126,8 +128,56 @@ def test_roots_are_declared_or_the_literal_directory_before_a_placeholder(tmp_pa
     state: dict[str, Any] = {}
     arm(w, {**dispatch(), "tasks": [{"id": "t", "dir": str(tmp_path)}]}, state, NOW)
     [refused] = check(w, state, NOW)
-    assert "has no root to be confined to" in refused.text
+    assert refused.text.endswith(
+        ": it has no root to be confined to (declare the watch's `roots:`))"
+    )
     assert state["instances"]["t"]["state"] == "expired"
+    # an empty `roots:` is no declaration: the literal directory again
+    assert roots_of(f"{tmp_path}/out/{{key}}.md", []) == [str(tmp_path.resolve() / "out")]
+
+
+def test_a_root_is_a_directory_whatever_its_name_ends_in(tmp_path: Path) -> None:
+    from runner.rules.pending import outside
+
+    first, second = tmp_path / "reportX", tmp_path / "other/"
+    assert outside(f"{first}/t1.md", [str(first)]) is None
+    assert outside(f"{first}Y/t1.md", [str(first)]) == f"is outside the watch's roots ({first})"
+    both = [str(first), str(second)]
+    assert outside("/etc/passwd", both) == f"is outside the watch's roots ({first}, {second})"
+
+
+def test_a_result_file_is_summed_up_whatever_its_bytes_and_named_in_the_evidence(
+    tmp_path: Path,
+) -> None:
+    w = watch(tmp_path)
+    state: dict[str, Any] = {}
+    arm(w, dispatch("t0", "t1", "t2"), state, NOW)
+    (tmp_path / "t2.md").write_bytes(b"caf\xe9 notes\n")  # Latin-1, not UTF-8
+    state["instances"]["t0"]["state"] = "satisfied"  # done earlier: skipped, not the end
+    [found] = check(w, state, NOW + timedelta(minutes=1))
+    t2 = state["instances"]["t2"]
+    assert t2["state"] == "satisfied"
+    assert t2["evidence"] == {
+        "text": f"{tmp_path}/t2.md: caf\ufffd notes",
+        "file": f"{tmp_path}/t2.md",
+    }
+    assert found.key.startswith("watch:research:t2:satisfied")
+    assert state["instances"]["t1"]["state"] == "armed"  # still waiting: not the end either
+
+
+def test_a_result_swapped_for_a_link_after_its_check_is_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """outside() resolved the path; if it became a link since, the open does not follow."""
+    from runner.rules import pending as module
+
+    secret = tmp_path / "secret.md"
+    secret.write_text("SECRET")
+    link = tmp_path / "t1.md"
+    link.symlink_to(secret)
+    monkeypatch.setattr(module.os.path, "realpath", lambda path: path)  # resolved before the swap
+    assert module.read_head(str(link)) is None
+    assert module.read_head(str(secret)) == "SECRET"
 
 
 def test_finished_instances_are_forgotten_after_a_month(tmp_path: Path) -> None:

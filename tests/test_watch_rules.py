@@ -135,7 +135,7 @@ def test_settled_once_every_message_is_delivered_whatever_comes_before() -> None
             "armed": {"state": "armed"},
             "fired-no-message": {"state": "fired"},
             "half": fired(messages={"default": "m1", "agent": "m2"}),
-            "done": fired(messages={"default": "m3", "agent": "m4"}),
+            "done": fired({"text": "outage"}, messages={"default": "m3", "agent": "m4"}),
         }
     }
     sent = {"at": "2027-03-01T13:59:00Z"}
@@ -144,6 +144,7 @@ def test_settled_once_every_message_is_delivered_whatever_comes_before() -> None
     found = state["instances"]
     assert [found[k]["state"] for k in found] == ["armed", "fired", "fired", "delivered"]
     assert found["done"]["handoff"] == {"channel": "agent", "exit_status": 0, "accepted": True}
+    assert found["done"]["history"][-1]["evidence"] == {"text": "outage"}  # what was delivered
     assert "handoff" not in found["half"]  # the agent has not had it yet
 
 

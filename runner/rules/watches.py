@@ -286,8 +286,7 @@ def remember_messages(state: dict[str, Any], alert_key: str, messages: dict[str,
     # `watch:<name>:<key>:<state>:<count>[:esc]`; the key itself may hold colons (a deadline's
     # is an ISO time), so it is what remains once the fixed parts are cut from both ends.
     parts = alert_key.removesuffix(":esc").split(":")
-    key = ":".join(parts[2:-2]) if len(parts) > 4 else None
-    instance = instances(state).get(key) if key is not None else None
+    instance = instances(state).get(":".join(parts[2:-2]))  # no key left: "", no instance
     if instance is not None:
         instance.setdefault("messages", {}).update(messages)
 
