@@ -468,6 +468,8 @@ def judge(code: int, slot: int, mutant: Mutant) -> str:
     if code == 4 and "ImportError while loading conftest" in log:
         mutant.killed_by = "tests/conftest.py (the mutant breaks its import)"
         return "killed"
+    if code == 4 and "ERROR collecting" in log:
+        code = 2  # a test module failed to import; pytest names its tests "not found" (4)
     if code in (1, 2, 3):  # a test failed, collection (an import) failed, pytest crashed
         for line in log.splitlines():
             if line.startswith(("FAILED ", "ERROR ")):
