@@ -268,6 +268,15 @@ def test_bad_expressions(expression: str, message: str) -> None:
     assert str(caught.value) == message
 
 
+def test_how_the_day_fields_combine() -> None:
+    assert parse_cron("0 0 1-31 * 1-5").rule == "any"  # either side is every day
+    assert parse_cron("0 0 * * *").rule == "any"
+    assert parse_cron("0 0 13 * 5").rule == "or"
+    assert parse_cron("0 0 13 * *").rule == "dom"
+    assert parse_cron("0 0 * * 5").rule == "dow"
+    assert parse_cron("0 0 31 2 1").rule == "dow"  # the day-of-month side never fires
+
+
 def test_huge_literals_are_out_of_range_not_handed_to_int() -> None:
     # parse_schedule caps the line's length; parse_cron itself may get any text, and int()
     # refuses more than 4,300 digits with a ValueError of its own.
@@ -304,6 +313,19 @@ def test_valid_edge_cases(expression: str) -> None:
         ("0 */2 * * *", "every 2 hours"),
         ("30 */6 * * *", "every 6 hours at minute 30"),
         ("0 9,14,18 * * *", "at 09:00, 14:00 and 18:00 every day"),
+        # up to eight times a day are listed; more are minutes past hours
+        (
+            "0,20 9,13,17,21 * * *",
+            "at 09:00, 09:20, 13:00, 13:20, 17:00, 17:20, 21:00 and 21:20 every day",
+        ),
+        (
+            "0,20 9,13,17,21,23 * * *",
+            "at minutes 0 and 20 past hours 9, 13, 17, 21 and 23 every day",
+        ),
+        (
+            "7 1,3,5,7,9,11,13,15,17 * * *",
+            "at minute 7 past hours 1, 3, 5, 7, 9, 11, 13, 15 and 17 every day",
+        ),
         ("55 3 * * *", "at 03:55 every day"),
         ("@daily", "at 00:00 every day"),
         ("0 10 * * 1", "at 10:00 on Monday"),
