@@ -304,3 +304,19 @@ def test_the_retry_after_a_malformed_reply_is_not_made_past_the_budget(
     [run] = runs(state)
     assert run["result"] == "budget" and run["reason"].startswith("model not called (job budget")
     assert (run["tokens_in"], run["tokens_out"]) == (1000, 200)  # the one call made
+
+
+def test_a_calls_worst_case_is_priced_per_million_tokens_and_free_without_a_price(
+    tmp_path: Path, fake_api: FakeMessagesAPI
+) -> None:
+    from runner.budget import call_worst_case
+    from runner.spec import load_job_spec
+
+    spec = budget_spec(tmp_path, fake_api, [])
+    spec["llm"].update(max_tokens=1000, price_per_mtok={"input": 3.0, "output": 15.0})
+    priced = load_job_spec(str(write_spec(tmp_path, spec)))
+    worst = call_worst_case(priced, 1000)
+    assert (worst.tokens, worst.usd) == (2000, (1000 * 3.0 + 1000 * 15.0) / 1e6)
+    spec["llm"]["price_per_mtok"] = None
+    free = call_worst_case(load_job_spec(str(write_spec(tmp_path, spec))), 1000)
+    assert (free.tokens, free.usd) == (2000, 0.0)
