@@ -184,6 +184,10 @@ def test_run_counts_of_claims_left_behind_are_kept_until_each_is_finished(tmp_pa
     assert left_behind(str(state)) == names
     for name in (*names, names[0]):
         attempt(str(state), name)
+    assert json.loads((state / "state" / ATTEMPTS).read_text()) == {
+        "version": 1,
+        "attempts": {names[0]: 2, names[1]: 1, names[2]: 1},
+    }
     os.rename(state / "processing" / names[2], tmp_path / "gone")
     forget(str(state), names[1])
     counts = json.loads((state / "state" / ATTEMPTS).read_text())
