@@ -774,3 +774,50 @@ def test_the_outbox_is_shown_and_delivered_oldest_queued_first(
         "next_attempt": "2026-02-02T09:01:30Z",
         "exit_status": 1,
     }
+
+
+def test_a_failing_commands_output_never_carries_a_credential_into_the_outbox(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "sk-test-4f9a1c2e7b3d5f60"
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "agent-token").write_text(secret + "\n")
+    script = f"echo 'auth failed for {secret}' >&2; exit 3"
+    spec = coordinator_spec({"agent": {"command": ["/bin/sh", "-c", script]}})
+    state = tmp_path / "state"
+    enqueue(state, message(channel="agent"))
+    assert deliver_due(spec, state, T0, credentials).retrying == 1
+    [row] = outbox_status(state)
+    assert "auth failed for" in row["last_error"] and secret not in row["last_error"]
+    journal = capsys.readouterr().err
+    assert "message m1 to agent: attempt 1 of 5 failed: " in journal
+    assert secret not in journal and secret not in (state / "outbox" / "m1.json").read_text()
+
+
+def test_the_alert_about_an_unreadable_queue_file_says_which_and_why(tmp_path: Path) -> None:
+    spec = coordinator_spec(
+        {"ops": {"command": ["/bin/false"]}}, attempts=1, fallback="ops"
+    )  # the fallback fails too: the alert is kept in dead/ to be read whole
+    state = tmp_path / "state"
+    (state / "outbox").mkdir(parents=True)
+    (state / "outbox" / "broken.json").write_text("[]")
+    deliver(spec, state, T0)
+    entry = json.loads((state / "outbox" / "dead" / "dead-broken.json").read_text())
+    alert = entry["message"]
+    assert alert["body"] == (
+        "To ?: the queue file is not a readable message (expected an object)."
+        " It is kept in outbox/dead/.\n\nunreadable queue file broken.json"
+    )
+    assert alert["evidence"] == {"dead_letter": {"id": "broken", "channel": "?"}}
+
+
+def test_messages_held_by_quiet_hours_are_each_counted_as_waiting(tmp_path: Path) -> None:
+    sink = tmp_path / "sink.jsonl"
+    spec = coordinator_spec({"sink": {"file": str(sink)}})
+    spec["coordinator"]["quiet_hours"] = {"start": "08:00", "end": "10:00", "timezone": "UTC"}
+    state = tmp_path / "state"
+    for mid in ("q1", "q2"):
+        enqueue(state, message(mid))
+    report = deliver(spec, state, T0)
+    assert (report.waiting, report.delivered) == (2, 0) and not sink.exists()
