@@ -320,3 +320,20 @@ def test_a_calls_worst_case_is_priced_per_million_tokens_and_free_without_a_pric
     spec["llm"]["price_per_mtok"] = None
     free = call_worst_case(load_job_spec(str(write_spec(tmp_path, spec))), 1000)
     assert (free.tokens, free.usd) == (2000, 0.0)
+
+
+def test_a_budget_broken_in_tokens_and_dollars_says_both(
+    tmp_path: Path, fake_api: FakeMessagesAPI, runner_in_process: RunnerCall
+) -> None:
+    state = tmp_path / "state"
+    seed_usage(state, "reminder-check", 2_000, 4.5, this_month())
+    spec = budget_spec(tmp_path, fake_api, [])
+    tokens, usd = worst_case(spec)
+    spec["budgets"] = [{"scope": "job", "monthly_tokens": 2_000 + tokens - 1, "monthly_usd": 4.5}]
+    creds = str(credentials(tmp_path))
+    result = runner_in_process("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)
+    assert (result.returncode, fake_api.calls) == (7, 0)
+    assert runs(state)[-1]["reason"] == (
+        f"model not called (job budget: 2000 of {2_000 + tokens - 1} tokens used, the next call "
+        f"may use up to {tokens}; 4.50 of 4.50 USD used, the next call may cost up to {usd:.4f})"
+    )
