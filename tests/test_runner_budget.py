@@ -337,3 +337,42 @@ def test_a_budget_broken_in_tokens_and_dollars_says_both(
         f"model not called (job budget: 2000 of {2_000 + tokens - 1} tokens used, the next call "
         f"may use up to {tokens}; 4.50 of 4.50 USD used, the next call may cost up to {usd:.4f})"
     )
+
+
+def test_one_alert_per_job_budget_and_month_whatever_was_sent_before(
+    tmp_path: Path, fake_api: FakeMessagesAPI
+) -> None:
+    """send_alerts on its own: a budget already alerted this month is passed over (not the
+    ones after it), last month's records are dropped, and it says how many it wrote."""
+    from runner.budget import ALERTS_STATE, Exhausted, alert_id, send_alerts
+    from runner.spec import load_job_spec
+
+    spec = budget_spec(tmp_path, fake_api, [{"scope": "job"}, {"scope": "global"}])
+    job = load_job_spec(str(write_spec(tmp_path, spec)))
+    now = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
+    own, shared = (Exhausted(budget, "2027-03", "used up") for budget in job.budgets)
+    assert send_alerts(job, [], now) == 0
+    state_file = tmp_path / "state" / "state" / ALERTS_STATE
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    old = {"version": 1, "budget-bruba-reminder-check-job-2027-02": "2027-02-27T00:00:00Z"}
+    state_file.write_text(json.dumps({**old, alert_id(job, own): "2027-03-01T00:00:00Z"}))
+    assert send_alerts(job, [own, shared], now) == 1  # the job's was sent on the 1st
+    assert [a["id"] for a in inbox(tmp_path / "state")] == [alert_id(job, shared)]
+    kept = json.loads(state_file.read_text())
+    assert set(kept) - {"version"} == {alert_id(job, own), alert_id(job, shared)}
+    assert send_alerts(job, [own, shared], now + timedelta(hours=1)) == 0
+    assert len(inbox(tmp_path / "state")) == 1
+
+
+def test_a_reservation_holds_for_every_call_the_sdk_may_make_and_a_minute(
+    tmp_path: Path, fake_api: FakeMessagesAPI
+) -> None:
+    from runner.budget import RESERVATION_MARGIN, Reservation
+    from runner.spec import load_job_spec
+
+    spec = budget_spec(tmp_path, fake_api, [])
+    spec["llm"].update(max_retries=2, timeout=10)
+    job = load_job_spec(str(write_spec(tmp_path, spec)))
+    reservation = Reservation(job, datetime(2027, 3, 10, tzinfo=UTC))
+    # 3 tries of the SDK for each of the two attempts (the retry after a malformed reply)
+    assert reservation.lasts == timedelta(seconds=10 * 3 * 2 + RESERVATION_MARGIN)
