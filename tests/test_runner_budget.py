@@ -362,6 +362,9 @@ def test_one_alert_per_job_budget_and_month_whatever_was_sent_before(
     assert set(kept) - {"version"} == {alert_id(job, own), alert_id(job, shared)}
     assert send_alerts(job, [own, shared], now + timedelta(hours=1)) == 0
     assert len(inbox(tmp_path / "state")) == 1
+    april = [Exhausted(budget, "2027-04", "used up") for budget in job.budgets]
+    assert send_alerts(job, april, now + timedelta(days=30)) == 2  # a new month: both again
+    assert len(inbox(tmp_path / "state")) == 3
 
 
 def test_a_reservation_holds_for_every_call_the_sdk_may_make_and_a_minute(
