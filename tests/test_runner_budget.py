@@ -62,6 +62,12 @@ def last_month() -> datetime:
     return start.astimezone(UTC) - timedelta(hours=1)
 
 
+def run_job(run: RunnerCall, tmp_path: Path, spec: dict[str, Any]) -> Any:
+    """`python -m runner job` (in-process) on `spec`, with the API key in its credentials."""
+    creds = str(credentials(tmp_path))
+    return run("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)
+
+
 def budget_spec(
     tmp_path: Path, api: FakeMessagesAPI, budgets: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -117,8 +123,7 @@ def test_last_months_usage_does_not_count(
     spec = budget_spec(
         tmp_path, fake_api, [{"scope": "job", "monthly_tokens": 100_000, "monthly_usd": 1.0}]
     )
-    creds = str(credentials(tmp_path))
-    result = runner_in_process("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)
+    result = run_job(runner_in_process, tmp_path, spec)
     assert result.returncode == 0, result.stderr
     assert fake_api.calls == 1
     assert runs(state)[-1]["tokens_in"] == 1000
@@ -200,8 +205,7 @@ def test_a_call_landing_exactly_on_the_token_budget_is_made(
     spec = budget_spec(tmp_path, fake_api, [])
     tokens, _ = worst_case(spec)
     spec["budgets"] = [{"scope": "job", "monthly_tokens": 10_000 + tokens + room}]
-    creds = str(credentials(tmp_path))
-    result = runner_in_process("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)
+    result = run_job(runner_in_process, tmp_path, spec)
     assert (result.returncode, fake_api.calls) == ((0, 1) if room == 0 else (7, 0)), result.stderr
 
 
@@ -213,8 +217,7 @@ def test_a_call_landing_exactly_on_the_usd_budget_is_made(
     spec = budget_spec(tmp_path, fake_api, [])
     _, usd = worst_case(spec)
     spec["budgets"] = [{"scope": "global", "monthly_usd": round(1.1 + usd + room, 6)}]
-    creds = str(credentials(tmp_path))
-    result = runner_in_process("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)
+    result = run_job(runner_in_process, tmp_path, spec)
     assert (result.returncode, fake_api.calls) == ((0, 1) if room == 0 else (7, 0)), result.stderr
 
 
@@ -229,8 +232,7 @@ def test_a_job_budget_counts_only_its_own_job(
         {"scope": "job", "monthly_tokens": tokens, "monthly_usd": usd},
         {"scope": "global", "monthly_tokens": 10_000_000, "monthly_usd": 100.0},
     ]
-    creds = str(credentials(tmp_path))
-    result = runner_in_process("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)
+    result = run_job(runner_in_process, tmp_path, spec)
     assert result.returncode == 0, result.stderr
     assert fake_api.calls == 1
 
@@ -248,8 +250,7 @@ def test_the_alert_names_the_budget_the_spend_and_the_next_calls_cost(
         {"scope": "job", "monthly_tokens": 2_000 + tokens, "monthly_usd": 4.5},
         {"scope": "global", "monthly_tokens": 5_000, "monthly_usd": None},
     ]
-    creds = str(credentials(tmp_path))
-    result = runner_in_process("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)
+    result = run_job(runner_in_process, tmp_path, spec)
     assert result.returncode == 7
     assert fake_api.calls == 0
     _, month = month_start(when, "America/New_York")
@@ -295,8 +296,7 @@ def test_the_retry_after_a_malformed_reply_is_not_made_past_the_budget(
     spec = budget_spec(tmp_path, fake_api, [])
     tokens, _ = worst_case(spec)
     spec["budgets"] = [{"scope": "job", "monthly_tokens": tokens + 10}]
-    creds = str(credentials(tmp_path))
-    result = runner_in_process("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)
+    result = run_job(runner_in_process, tmp_path, spec)
     assert (result.returncode, fake_api.calls) == (7, 1), result.stderr
     [alert] = inbox(state)
     assert (alert["kind"], alert["budget"]) == ("budget", "job")
@@ -330,8 +330,7 @@ def test_a_budget_broken_in_tokens_and_dollars_says_both(
     spec = budget_spec(tmp_path, fake_api, [])
     tokens, usd = worst_case(spec)
     spec["budgets"] = [{"scope": "job", "monthly_tokens": 2_000 + tokens - 1, "monthly_usd": 4.5}]
-    creds = str(credentials(tmp_path))
-    result = runner_in_process("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)
+    result = run_job(runner_in_process, tmp_path, spec)
     assert (result.returncode, fake_api.calls) == (7, 0)
     assert runs(state)[-1]["reason"] == (
         f"model not called (job budget: 2000 of {2_000 + tokens - 1} tokens used, the next call "
