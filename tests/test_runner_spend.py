@@ -394,3 +394,97 @@ def worst_usd(spec: dict[str, Any]) -> float:
     price = spec["llm"]["price_per_mtok"]
     tokens_in = expected_input_tokens(spec["llm"]["prompt"], OUTPUT + "\n")
     return float(tokens_in * price["input"] + spec["llm"]["max_tokens"] * price["output"]) / 1e6
+
+
+# The ledger's bookkeeping, one piece at a time (no runner process).
+
+NOW = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def test_reservations_count_for_their_own_job_only() -> None:
+    from runner.history import Usage
+    from runner.spend import Ledger
+
+    book = Ledger("2027-03", {})
+    book.reserve("a-1", "alpha", Usage(100, 0.5, 1), NOW + timedelta(minutes=5))
+    book.reserve("b-1", "beta", Usage(10, 0.05, 1), NOW + timedelta(minutes=5))
+    assert book.spent("alpha").tokens == 100
+    assert book.spent("beta").tokens == 10
+    assert book.spent().tokens == 110
+    assert book.spent("alpha", reserved=False).tokens == 0
+
+
+def test_a_dead_runs_reservation_is_booked_with_a_note_and_a_lapsed_one_released() -> None:
+    from runner.history import Usage
+    from runner.spend import Ledger
+
+    book = Ledger("2027-03", {})
+    book.reserve("dead", "alpha", Usage(100, 0.5, 1), NOW + timedelta(minutes=5))
+    book.reservations["dead"]["pid"] = _dead_pid()
+    book.reserve("live", "alpha", Usage(7, 0.01, 1), NOW + timedelta(minutes=5))
+    book.reserve("lapsed", "alpha", Usage(9, 0.01, 1), NOW)  # its time is up at NOW
+    assert sorted(book.release_abandoned(NOW)) == ["dead", "lapsed"]
+    assert list(book.reservations) == ["live"]
+    assert book.spent("alpha", reserved=False).tokens == 100
+    [note] = book.notes["alpha"]
+    assert note.startswith("2027-03-10T12:00:00")
+    assert "ended without booking its calls" in note and "100 tokens, 0.5000 USD" in note
+    written = book.as_json()
+    assert (written["version"], written["month"]) == (1, "2027-03")
+    again = Ledger("2027-03", json.loads(json.dumps(written)))
+    assert again.notes == book.notes  # the note `vigil cost` shows survives the file
+    assert again.as_json() == written
+
+
+def test_a_ledger_is_written_only_when_a_booking_changed_it(tmp_path: Path) -> None:
+    from runner.history import Usage
+    from runner.spend import Booking, ledger_name
+
+    state = str(tmp_path)
+    written = tmp_path / "state" / ledger_name("2027-03")
+    with Booking(state, "bruba", "UTC", NOW, NOW):
+        pass
+    assert not written.exists()  # nothing booked: nothing written
+    with pytest.raises(RuntimeError), Booking(state, "bruba", "UTC", NOW, NOW) as book:
+        book.settle("k", "alpha", Usage(5, 0.01, 1))
+        raise RuntimeError("the run failed before its booking was complete")
+    assert not written.exists()
+    with Booking(state, "bruba", "UTC", NOW, NOW) as book:
+        book.settle("k", "alpha", Usage(5, 0.01, 1))
+    first = written.stat().st_ino
+    with Booking(state, "bruba", "UTC", NOW, NOW):
+        pass
+    assert written.stat().st_ino == first  # not rewritten (a write replaces the file)
+    assert json.loads(written.read_text())["jobs"]["alpha"]["tokens"] == 5
+
+
+def test_a_month_counted_again_from_runs_jsonl_ends_where_the_next_one_begins(
+    tmp_path: Path,
+) -> None:
+    """Berlin: 31 March 23:59 is March, 1 April 00:00 (local) is April."""
+    from runner.spend import read_ledger
+    from tests.test_runner_budget import seed_usage
+
+    berlin = "Europe/Berlin"
+    seed_usage(tmp_path, "alpha", 100, 0.1, datetime(2027, 3, 31, 21, 59, tzinfo=UTC))
+    seed_usage(tmp_path, "alpha", 30, 0.1, datetime(2027, 3, 31, 22, 0, tzinfo=UTC))
+    march = read_ledger(str(tmp_path), "bruba", berlin, NOW)
+    april = read_ledger(str(tmp_path), "bruba", berlin, datetime(2027, 4, 2, tzinfo=UTC))
+    assert (march.spent("alpha").tokens, april.spent("alpha").tokens) == (100, 30)
+    assert march.problem is None and march.notes == {}
+
+
+def test_a_ledger_that_cannot_be_read_is_shown_from_runs_jsonl_saying_why(
+    tmp_path: Path,
+) -> None:
+    from runner.spend import ledger_name, read_ledger
+    from tests.test_runner_budget import seed_usage
+
+    seed_usage(tmp_path, "alpha", 100, 0.1, NOW - timedelta(days=1))
+    (tmp_path / "state" / ledger_name("2027-03")).mkdir(parents=True)  # open() fails
+    shown = read_ledger(str(tmp_path), "bruba", "UTC", NOW)
+    assert shown.spent("alpha").tokens == 100
+    assert shown.problem == (
+        "state/spend-2027-03.json cannot be read (Is a directory): "
+        "the model is not called until it can be read"
+    )
