@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from compiler.cli import app
+from compiler.cli.commands import app
 from tests.systemd_manager import UserManager, clean_user_manager, skip_or_fail, user_manager
 
 __all__ = ["clean_user_manager", "user_manager"]  # fixtures: a private systemd user manager
@@ -98,7 +98,7 @@ def vigil_in_namespace(
         f"PYTHONPATH={ROOT}",
         sys.executable,
         "-c",
-        "from compiler.cli import main; main()",
+        "from compiler.cli.commands import main; main()",
         *map(str, args),
         check=check,
     )

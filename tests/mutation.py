@@ -65,7 +65,7 @@ MODULES = {
     "spend": "runner/spend.py",
     "intake": "runner/intake.py",
     "outbox": "runner/outbox.py",
-    "cron": "compiler/cron.py",
+    "cron": "compiler/language/cron.py",
 }
 
 # Test files never run against mutants: lint and lock checks, the installed wheel (it runs a
@@ -181,8 +181,8 @@ def environment(tree: Path, **extra: str) -> dict[str, str]:
 
 def test_files(paths: list[str]) -> list[str]:
     """The test files that can reach the modules: those naming a module or one that imports
-    it (compiler.schedule imports compiler.cron), or running the runner or the CLI (the
-    coordinator reaches every runner module)."""
+    it (compiler.language.schedule imports compiler.language.cron), or running the runner or the
+    CLI (the coordinator reaches every runner module)."""
     names = _importers({_dotted(path) for path in paths})
     stems = {name.rpartition(".")[2] for name in names}
     runner = any(path.startswith("runner/") for path in paths)
@@ -194,7 +194,7 @@ def test_files(paths: list[str]) -> list[str]:
         reaches = any(f".{stem}" in text or f"{stem}." in text for stem in stems)
         if runner and any(word in text for word in ("runner", "coordinator", "simulation")):
             reaches = True
-        if "compiler.cron" in names and ("vigil(" in text or "compile" in text):
+        if "compiler.language.cron" in names and ("vigil(" in text or "compile" in text):
             reaches = True
         if reaches:
             found.append(f"tests/{test.name}")

@@ -150,7 +150,7 @@ class PrivateMounts:
 
     def vigil(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
         env = runner_env()
-        code = "from compiler.cli import main; main()"
+        code = "from compiler.cli.commands import main; main()"
         return self.run(sys.executable, "-c", code, *args, env=env, cwd=ROOT)
 
     def _runner_copy(self) -> Path:

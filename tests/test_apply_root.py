@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from compiler.generations import Installation
+from compiler.generate.render import GeneratedFile
+from compiler.install.generations import Installation
+from compiler.install.workflows import prepare, run
 from compiler.layout import Scope
-from compiler.operations import prepare, run
-from compiler.render import GeneratedFile
 from tests.conftest import ROOT, commit_two_revisions, require_systemd_analyze
 
 BRUBA = ROOT / "examples" / "bruba.yaml"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.planview import next_runs
+from compiler.cli.views import next_runs
 from tests.conftest import ROOT, commit_two_revisions
 
 pytestmark = pytest.mark.systemd
@@ -50,7 +50,7 @@ def apply(vigil, config: Path, *args: str):
 def test_apply_lists_every_timer_with_its_next_elapse(vigil, manager, config: Path) -> None:
     apply(vigil, config)
     listed = timers(manager)
-    from compiler.build import build
+    from compiler.generate.build import build
 
     _, tree = build(config)
     expected = next_runs(tree)
@@ -156,7 +156,7 @@ def test_a_daemon_reload_failure_restores_the_previous_generation(
     apply(vigil, config)
     units_before = {p.name: p.read_bytes() for p in manager.unit_dir.glob("bruba-*")}
     config.write_text(config.read_text().replace('"0 10 * * 1"', '"30 10 * * 1"'))
-    from compiler.systemctl import Systemctl, SystemdError
+    from compiler.install.systemctl import Systemctl, SystemdError
 
     real_reload = Systemctl.daemon_reload
     calls = []

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from compiler.schedule import next_elapses, parse_schedule
+from compiler.language.schedule import next_elapses, parse_schedule
 from runner.calendar import CalendarError, previous_firing
 from runner.watch import check_deadline
 from tests.conftest import require_systemd_analyze

@@ -102,7 +102,7 @@ def test_version(vigil) -> None:
 
 
 def test_logs_match_units_the_manager_and_syslog_identifiers() -> None:
-    from compiler.operate import journal_matches
+    from compiler.operate.control import journal_matches
 
     units = ["d-job.service", "d-job.timer", "d-failure@d-job.service.service"]
     assert journal_matches(units, False, 1000) == [

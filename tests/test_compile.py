@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from compiler import regenerate
-from compiler.build import build
-from compiler.loader import load_text
-from compiler.render import GeneratedFile, Source, render
-from compiler.validate import validate_document
-from compiler.verify import verify_tree
+from compiler.generate import regenerate
+from compiler.generate.build import build
+from compiler.generate.render import GeneratedFile, Source, render
+from compiler.generate.verify import verify_tree
+from compiler.language.loader import load_text
+from compiler.language.validate import validate_document
 from tests.conftest import EXAMPLES, git, require_systemd_analyze
 
 MINIMAL = """\
@@ -36,8 +36,8 @@ def render_text(text: str, **options):
 
 def test_units_directory_is_current() -> None:
     stale = regenerate.stale()
-    assert stale == [], "stale generated files; run `python -m compiler.regenerate`: " + ", ".join(
-        stale
+    assert stale == [], (
+        "stale generated files; run `python -m compiler.generate.regenerate`: " + ", ".join(stale)
     )
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from compiler.cost import estimate, firings_per_month, month_to_date
-from compiler.loader import load_text
-from compiler.model import Job
-from compiler.validate import validate_document
+from compiler.language.loader import load_text
+from compiler.language.model import Job
+from compiler.language.validate import validate_document
+from compiler.operate.cost import estimate, firings_per_month, month_to_date
 from tests.conftest import ROOT, require_systemd_analyze
 
 
@@ -159,7 +159,7 @@ def test_status_and_cost_count_the_same_month(tmp_path: Path) -> None:
     """A run at 03:00 UTC on 1 March is February's in New York, for budgets, `vigil cost` and
     `vigil status` alike."""
     from compiler.layout import Scope
-    from compiler.status import collect
+    from compiler.operate.status import collect
 
     text = (ROOT / "examples/bruba.yaml").read_text()
     text = text.replace("name: bruba\n", f"name: bruba\nstate_dir: {tmp_path}\n")

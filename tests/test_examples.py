@@ -27,7 +27,7 @@ def test_example_has_schema_line(path) -> None:
 
 
 def test_bruba_reproduces_the_reference_workload(vigil) -> None:
-    from compiler.validate import load_config
+    from compiler.language.validate import load_config
     from tests.conftest import ROOT
 
     config = load_config(ROOT / "examples" / "bruba.yaml").config

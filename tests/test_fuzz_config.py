@@ -26,7 +26,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from compiler import loader
+from compiler.language import loader
 from tests.conftest import EXAMPLES, ROOT, Result, require_systemd_analyze, sized
 from tests.test_loader import BOMBS, laughs
 from tests.tree_checks import check_tree, one_command, stub_python
@@ -410,7 +410,7 @@ def test_alias_bombs_exit_2_fast_and_write_nothing(vigil, tmp_path: Path) -> Non
 # The whole process's peak, libyaml's own buffers included (tracemalloc sees Python objects).
 MEASURE = """\
 import resource, sys
-from compiler.cli import main
+from compiler.cli.commands import main
 try:
     main()
 except SystemExit as exit:

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
-from compiler import schemas
+from compiler.language import schemas
 from tests.conftest import git, require_systemd_analyze
 
 

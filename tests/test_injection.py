@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 
 from compiler.errors import ConfigError
-from compiler.loader import format_path, load_text
-from compiler.validate import validate_document
+from compiler.language.loader import format_path, load_text
+from compiler.language.validate import validate_document
 from tests.conftest import LONG, Result, require_systemd_analyze
 from tests.runner_support import runner_env
 from tests.tree_checks import check_tree, one_command, read_tree, read_values, stub_python

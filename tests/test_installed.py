@@ -98,7 +98,7 @@ def test_the_wheel_holds_every_file_of_the_packages(wheel: Path) -> None:
         members = set(archive.namelist())
     absent = sorted(source_files() - members)
     assert not absent, f"missing from the wheel: {absent}"
-    assert "compiler/templates/starter.yaml" in members
+    assert "compiler/generate/templates/starter.yaml" in members
 
 
 def test_the_installed_code_is_what_runs(vigil: Vigil, installed: Path) -> None:

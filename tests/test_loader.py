@@ -14,9 +14,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler import loader
 from compiler.errors import ConfigError, ConfigIssue, VigilError
-from compiler.loader import Document, format_path, load_file, load_text
+from compiler.language import loader
+from compiler.language.loader import Document, format_path, load_file, load_text
 
 PARSERS = ["libyaml", "python"] if yaml.__with_libyaml__ else ["python"]
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from compiler import doctor, packages
+from compiler.generate import packages
+from compiler.generate.packages import missing, needs, requirement
+from compiler.language.validate import load_config
 from compiler.layout import Scope
-from compiler.packages import missing, needs, requirement
-from compiler.validate import load_config
+from compiler.operate import doctor
 from runner.exitcodes import MISSING_PACKAGE
 from tests.runner_support import (
     ROOT,

@@ -353,7 +353,7 @@ def test_a_run_killed_during_its_call_is_booked_at_its_worst_case(
     """SIGKILL while the call is in flight (it may complete for the API all the same): the
     reservation is booked as spent, `vigil cost` counts it at once, and the next run's
     budget check sees it."""
-    from compiler.cost import month_to_date
+    from compiler.operate.cost import month_to_date
 
     state = tmp_path / "state"
     fake_api.default = "hang"

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from compiler import build
-from compiler.loader import load_text
-from compiler.render import Source, Tree, render
-from compiler.validate import validate_document
+from compiler.generate import build
+from compiler.generate.render import Source, Tree, render
+from compiler.language.loader import load_text
+from compiler.language.validate import validate_document
 from tests.conftest import EXAMPLES
 from tests.systemd_manager import skip_or_fail
 

@@ -137,7 +137,7 @@ def vigil_as_user(manager: UserManager, *args: str | Path) -> None:
         f"PYTHONPATH={ROOT}",
         sys.executable,
         "-c",
-        "from compiler.cli import main; main()",
+        "from compiler.cli.commands import main; main()",
         *map(str, args),
     )
 

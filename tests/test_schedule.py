@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
-from compiler import schedule
-from compiler.cron import parse_cron
-from compiler.schedule import (
+from compiler.language import schedule
+from compiler.language.cron import parse_cron
+from compiler.language.schedule import (
     CalendarCheckUnavailable,
     ScheduleError,
     Timing,
@@ -369,7 +369,7 @@ def _count_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
         calls.append(args)
         return real_run(args, **kwargs)
 
-    monkeypatch.setattr("compiler.schedule.subprocess.run", run)
+    monkeypatch.setattr("compiler.language.schedule.subprocess.run", run)
     return calls
 
 
@@ -416,7 +416,7 @@ def test_check_calendars_falls_back_to_one_call_each(monkeypatch: pytest.MonkeyP
     def confused(stdout: str, expressions: list[str]) -> list[list[str]] | None:
         return None if len(expressions) > 1 else real_match(stdout, expressions)
 
-    monkeypatch.setattr("compiler.schedule._match_blocks", confused)
+    monkeypatch.setattr("compiler.language.schedule._match_blocks", confused)
     assert check_calendars(["daily", "bogus", "2020-01-01"]) == {
         "daily": None,
         "bogus": "invalid calendar expression",
@@ -430,14 +430,16 @@ def test_old_systemd_analyze_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> 
         stderr = "systemd-analyze: unrecognized option '--base-time=@1'\n"
         return subprocess.CompletedProcess(args, 1, "", stderr)
 
-    monkeypatch.setattr("compiler.schedule.shutil.which", lambda name: "/bin/systemd-analyze")
-    monkeypatch.setattr("compiler.schedule.subprocess.run", old)
+    monkeypatch.setattr(
+        "compiler.language.schedule.shutil.which", lambda name: "/bin/systemd-analyze"
+    )
+    monkeypatch.setattr("compiler.language.schedule.subprocess.run", old)
     with pytest.raises(CalendarCheckUnavailable, match="unrecognized option"):
         next_elapses(("*-*-* 10:00:00",), "UTC", 3, base=BASE)
 
 
 def test_missing_systemd_analyze(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("compiler.schedule.shutil.which", lambda name: None)
+    monkeypatch.setattr("compiler.language.schedule.shutil.which", lambda name: None)
     with pytest.raises(CalendarCheckUnavailable) as caught:
         check_calendars(["daily"])
     assert isinstance(caught.value, RuntimeError)

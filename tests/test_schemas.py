@@ -7,11 +7,11 @@ import json
 import jsonschema
 import pytest
 
-from compiler import schemas
-from compiler.loader import load_file
+from compiler.language import schemas
+from compiler.language.loader import load_file
 from tests.conftest import EXAMPLES, ROOT
 
-REGENERATE = "python -m compiler.regenerate"
+REGENERATE = "python -m compiler.generate.regenerate"
 
 
 @pytest.mark.parametrize("name", sorted(schemas.render_all()))

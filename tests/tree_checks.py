@@ -21,10 +21,10 @@ import pytest
 import typer.main
 import typer.testing
 
-from compiler.cli import app
-from compiler.render import GeneratedFile, Tree
-from compiler.validate import load_config
-from compiler.verify import verify_tree
+from compiler.cli.commands import app
+from compiler.generate.render import GeneratedFile, Tree
+from compiler.generate.verify import verify_tree
+from compiler.language.validate import load_config
 from runner.coordinator import load_spec as load_coordinator_spec
 from runner.spec import load_failure_spec, load_job_spec
 

@@ -15,7 +15,7 @@ and the systemd-cron baseline). Sections, in order:
   generator on the same 1,000 crontab lines, both as processes (tests/bench/scale.py)
 - cost: one simulated day of the reference workload against a loopback Messages API, and the
   cost model's monthly estimate, beside the reference design's ~$4/month
-  (tests/bench/reference_day.py, compiler/cost.py)
+  (tests/bench/reference_day.py, compiler/operate/cost.py)
 
 --quick (CI; under a minute): 20 findings, 10 runner runs, compile up to 1,000 jobs, 1,000
 coordinator items, two rounds of the systemd-cron comparison, two hours of the reference day.
@@ -242,9 +242,9 @@ def compile_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
 
 
 def cost_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
-    from compiler.cost import estimate
-    from compiler.loader import load_file
-    from compiler.validate import validate_document
+    from compiler.language.loader import load_file
+    from compiler.language.validate import validate_document
+    from compiler.operate.cost import estimate
     from tests.bench import reference_day
 
     with contextlib.redirect_stdout(io.StringIO()):

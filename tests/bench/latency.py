@@ -201,7 +201,7 @@ def install_vigil(manager: UserManager, work: Path, python: str) -> dict[str, Pa
     config.write_text(CONFIG.format(name=NAME, state=state, sink=sink))
     from typer.testing import CliRunner
 
-    from compiler.cli import app
+    from compiler.cli.commands import app
 
     argv = ["apply", str(config), "--yes", "--python", python]
     result = CliRunner().invoke(app, argv, catch_exceptions=False)

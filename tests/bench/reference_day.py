@@ -40,10 +40,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from compiler.build import build
-from compiler.cost import firings_per_month
-from compiler.model import Config
-from compiler.schedule import next_elapses, parse_schedule
+from compiler.generate.build import build
+from compiler.language.model import Config
+from compiler.language.schedule import next_elapses, parse_schedule
+from compiler.operate.cost import firings_per_month
 from tests.runner_support import (
     API_KEY,
     ROOT,

@@ -3,10 +3,10 @@
 1. Compile and plan: configs of 10, 100, 1,000 and 10,000 cron jobs (varied minutes, hours and
    days, `run: "echo N"`, a file channel, the coordinator delivering to it), generated in a
    temporary directory. For each size: wall time (median of a few repetitions; one for 10,000)
-   and tracemalloc peak of (a) `compiler.build.build` (load, validate, render) and (b)
-   `compiler.operations.prepare` (build plus a plan against an empty install under a temporary
-   `--root`), the time per job, and the growth factor from the size before (linear is ~10x per
-   10x; the target is at most 15x).
+   and tracemalloc peak of (a) `compiler.generate.build.build` (load, validate, render) and
+   (b) `compiler.install.workflows.prepare` (build plus a plan against an empty install under a
+   temporary `--root`), the time per job, and the growth factor from the size before (linear is
+   ~10x per 10x; the target is at most 15x).
 2. Baseline: Debian's systemd-cron generator translating the same 1,000 crontab lines. The
    package is fetched with `apt-get download` into a temporary directory at benchmark time and
    unpacked with `dpkg-deb -x`. Its generator reads only fixed paths (/etc/crontab, /etc/cron.d,
@@ -48,9 +48,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from compiler.build import build
+from compiler.generate.build import build
+from compiler.install.workflows import prepare
 from compiler.layout import Scope
-from compiler.operations import prepare
 from runner.coordinator import run as coordinator_run
 from tests.coordinator_support import bruba_spec, delivered, drop
 
@@ -283,7 +283,7 @@ def processes_side_by_side(tmp: Path, rounds: int) -> tuple[dict[str, list[float
     work = tmp / "side-by-side"
     work.mkdir()
     vigil_env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    vigil = [sys.executable, "-c", "from compiler.cli import main; main()", "compile"]
+    vigil = [sys.executable, "-c", "from compiler.cli.commands import main; main()", "compile"]
     commands: dict[str, dict[str, Any]] = {}
     for n in (SMALL, BASELINE_SIZE):
         crontab = work / f"crontab-{n}"

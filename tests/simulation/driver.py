@@ -21,7 +21,7 @@ from unittest import mock
 import runner.coordinator
 import runner.job
 import runner.outbox
-from compiler.build import build
+from compiler.generate.build import build
 from runner.clock import iso
 from runner.coordinator import load_spec
 from runner.coordinator import run as run_coordinator

@@ -1,0 +1,639 @@
+"""The `vigil` command. It only maps options onto core calls; the work happens elsewhere."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from compiler import __version__
+from compiler.cli.report import INVALID, reported, warn
+from compiler.errors import UsageError, VigilError
+
+if TYPE_CHECKING:
+    from compiler.install.workflows import Prepared
+    from compiler.language.model import Config
+    from compiler.layout import Scope
+
+app = typer.Typer(
+    name="vigil",
+    help="Compile one YAML file into the systemd timers, path units and runners of an agent's "
+    "background layer.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+ConfigArg = Annotated[Path, typer.Argument(help="The config file (YAML).", show_default=False)]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"vigil {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """vigil: the OS schedules, git versions, every run is visible in systemctl and journalctl."""
+
+
+SystemOpt = Annotated[
+    bool, typer.Option("--system", help="System units (/etc/systemd/system) instead of --user.")
+]
+PythonOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--python",
+        help="Interpreter the runner scripts use (default: the one running vigil).",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def validate(
+    configs: Annotated[
+        list[Path], typer.Argument(help="Config files to check.", show_default=False)
+    ],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
+    python: PythonOpt = None,
+) -> None:
+    """Check configs; print each job with its next runs, or every problem as FILE:LINE:COL.
+    Warns when the units' interpreter lacks a package a config needs."""
+    from compiler.cli.summary import summarize
+    from compiler.errors import ConfigError
+    from compiler.generate.build import units_python
+    from compiler.generate.packages import missing, needs
+    from compiler.language.validate import load_config
+
+    failed = False
+    with reported():
+        units = units_python(python)
+        for index, path in enumerate(configs):
+            try:
+                validated = load_config(path)
+            except ConfigError as error:
+                print(str(error), file=sys.stderr)
+                failed = True
+                continue
+            for warning in validated.warnings:
+                warn(f"{path}: {warning}")
+            for problem in missing(units, needs(validated.config)):
+                warn(f"{path}: {problem}")
+            if not quiet:
+                print(("\n" if index else "") + summarize(validated.config, str(path)), end="")
+    if failed:
+        raise typer.Exit(INVALID)
+
+
+@app.command("compile")
+def compile_(
+    config: ConfigArg,
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the tree into.")],
+    system: SystemOpt = False,
+    python: PythonOpt = None,
+) -> None:
+    """Render units, runner scripts, job specs and the manifest into a directory."""
+    from compiler.generate.build import build, write_tree
+
+    with reported():
+        validated, tree = build(config, python=python, system=system)
+        for warning in validated.warnings:
+            warn(f"{config}: {warning}")
+        written, removed = write_tree(tree, out)
+        unchanged = len(tree) - written
+        print(
+            f"{config}: wrote {written} files to {out}"
+            + (f" ({unchanged} unchanged)" if unchanged else ""),
+            file=sys.stderr,
+        )
+        for relative in removed:
+            print(f"  removed {relative}", file=sys.stderr)
+
+
+RootOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--root",
+        help="Install into this directory tree (standing for the home directory, or / with "
+        "--system) without calling systemctl.",
+        show_default=False,
+    ),
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+NameOpt = Annotated[
+    str | None,
+    typer.Option("--name", help="Which installed config (its `name:`).", show_default=False),
+]
+
+
+def _scope(system: bool, root: Path | None) -> Scope:
+    from compiler.layout import Scope
+
+    return Scope(system=system, root=root.absolute() if root else None)
+
+
+def _plan_and_apply(prepared: Prepared, yes: bool, verbose: bool = False) -> None:
+    from compiler.cli.views import show_plan
+    from compiler.install.workflows import run
+
+    show_plan(prepared.plan, prepared.tree, verbose=verbose)
+    if not prepared.plan.has_changes:
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise VigilError("not on a terminal: re-run with --yes to apply this plan")
+        if not typer.confirm("Apply these changes?", default=False, err=True):
+            print("Nothing applied.", file=sys.stderr)
+            return
+    outcome = run(prepared)
+    where = f"generation {outcome.generation}" if outcome.generation else "removed"
+    print(f"{prepared.installation.name}: {where}", file=sys.stderr)
+    for verb, units in (
+        ("started", outcome.started),
+        ("restarted", outcome.restarted),
+        ("stopped", outcome.stopped),
+    ):
+        if units:
+            print(f"  {verb}: {', '.join(units)}", file=sys.stderr)
+
+
+@app.command()
+def plan(
+    config: ConfigArg,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 when applying would change anything.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List unchanged files.")] = False,
+    system: SystemOpt = False,
+    root: RootOpt = None,
+    python: PythonOpt = None,
+) -> None:
+    """Dry run: what apply would create, update and delete, with diffs and next runs."""
+    from compiler.cli.views import show_plan
+    from compiler.install.workflows import prepare
+    from compiler.operate.cost import summary_line
+
+    with reported():
+        prepared = prepare(config, _scope(system, root), python=python)
+        for warning in (*prepared.warnings, *prepared.missing_packages):
+            warn(f"{config}: {warning}")
+        show_plan(prepared.plan, prepared.tree, verbose=verbose)
+        if prepared.config is not None and (line := summary_line(prepared.config, system=system)):
+            print(line, file=sys.stderr)
+    if check and prepared.plan.has_changes:
+        raise typer.Exit(1)
+
+
+@app.command("apply")
+def apply_(
+    config: ConfigArg,
+    yes: YesOpt = False,
+    git: Annotated[
+        str | None,
+        typer.Option(
+            "--git", help="Apply the config as it was at this git revision.", show_default=False
+        ),
+    ] = None,
+    system: SystemOpt = False,
+    root: RootOpt = None,
+    python: PythonOpt = None,
+    skip_package_check: Annotated[
+        bool,
+        typer.Option(
+            "--skip-package-check",
+            help="Install even when the units' interpreter lacks a package the config needs "
+            "(packaging for another machine).",
+        ),
+    ] = False,
+) -> None:
+    """Install the config: a new generation, units switched, only changed units restarted."""
+    from compiler.install.workflows import prepare
+
+    with reported():
+        prepared = prepare(config, _scope(system, root), python=python, revision=git)
+        for warning in prepared.warnings:
+            warn(f"{config}: {warning}")
+        if prepared.missing_packages and skip_package_check:
+            for problem in prepared.missing_packages:
+                warn(f"{config}: {problem}")
+        elif prepared.missing_packages:
+            lines = [f"{config}: {problem}" for problem in prepared.missing_packages]
+            raise VigilError("\n".join([*lines, "nothing applied"]))
+        _plan_and_apply(prepared, yes)
+
+
+@app.command()
+def rollback(
+    generation: Annotated[
+        int | None,
+        typer.Argument(
+            help="Generation to go back to (default: the one before the current).",
+            show_default=False,
+        ),
+    ] = None,
+    name: NameOpt = None,
+    yes: YesOpt = False,
+    system: SystemOpt = False,
+    root: RootOpt = None,
+) -> None:
+    """Go back to an earlier generation (shown as a plan first)."""
+    from compiler.install.workflows import prepare_rollback
+
+    with reported():
+        _plan_and_apply(prepare_rollback(_scope(system, root), name, generation), yes)
+
+
+@app.command()
+def history(
+    name: NameOpt = None,
+    system: SystemOpt = False,
+    root: RootOpt = None,
+) -> None:
+    """List installed generations: number, time, config revision, changes."""
+    from compiler.install.workflows import history as list_history
+
+    with reported():
+        for row in list_history(_scope(system, root), name):
+            marker = "*" if row["current"] else " "
+            revision = (row["revision"] or "-")[:12] + ("+dirty" if row["dirty"] else "")
+            changes = ", ".join(f"{n} {a}d" for a, n in row["changes"].items() if n) or "-"
+            number, when, reason = row["generation"], row["created"] or "?", row["reason"]
+            print(f"{marker} {number:>4}  {when}  {revision:<18} {reason}: {changes}")
+
+
+@app.command()
+def uninstall(
+    config: Annotated[
+        Path | None, typer.Argument(help="The config whose units to remove.", show_default=False)
+    ] = None,
+    name: NameOpt = None,
+    yes: YesOpt = False,
+    system: SystemOpt = False,
+    root: RootOpt = None,
+) -> None:
+    """Stop and remove every unit a config installed, and its generations (state is kept)."""
+    from compiler.install.workflows import prepare_uninstall, resolve_name
+    from compiler.language.validate import load_config
+
+    with reported():
+        scope = _scope(system, root)
+        if config is not None:
+            name = load_config(config, check_calendar=False).config.name
+        _plan_and_apply(prepare_uninstall(scope, resolve_name(scope, name)), yes)
+
+
+@app.command()
+def cost(
+    config: ConfigArg,
+    system: SystemOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Estimated monthly cost per job beside this month's actual spend (from runs.jsonl)."""
+    import json
+
+    from compiler.language.validate import load_config
+    from compiler.operate.cost import estimate, heartbeats_per_month, render_table
+
+    with reported():
+        validated = load_config(config)
+        rows = estimate(validated.config, system=system)
+        heartbeats = heartbeats_per_month(validated.config)
+        if as_json:
+            data = [{**row.__dict__, "estimate_usd": row.estimate_usd} for row in rows]
+            print(json.dumps(data, indent=2))
+        else:
+            print(render_table(rows, heartbeats), end="")
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="The config (default: ./vigil.yaml, then ~/.config/vigil/vigil.yaml).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _runtime(config: Path | None, system: bool) -> tuple[Config, Path]:
+    from compiler.cli.discover import find_config
+    from compiler.language.validate import load_config
+    from compiler.operate.inspect_state import state_path
+
+    loaded = load_config(find_config(config), check_calendar=False).config
+    return loaded, state_path(loaded, system)
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str], as_json: bool, empty: str) -> None:
+    import json
+
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        print(empty, file=sys.stderr)
+        return
+    cells = [[str(row.get(c) if row.get(c) is not None else "-") for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+@app.command()
+def status(
+    job: Annotated[
+        str | None,
+        typer.Argument(help="Only this job, watch or `coordinator`.", show_default=False),
+    ] = None,
+    config: ConfigOpt = None,
+    system: SystemOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every job, watch and the coordinator: enabled, last run, next run, failures, cost.
+    Exits 1 when anything has failed."""
+    from compiler.layout import Scope
+    from compiler.operate.status import collect
+
+    with reported():
+        loaded, state = _runtime(config, system)
+        _known_target(loaded, job)
+        rows = collect(loaded, Scope(system=system), state, job)
+        columns = ["name", "kind", "enabled", "last_run", "result", "duration_s", "next_run"]
+        columns += ["failures_in_row", "tokens_month", "cost_month", "note"]
+        _table([row.as_json() for row in rows], columns, as_json, "nothing to show")
+    if any(row.failed for row in rows):
+        raise typer.Exit(1)
+
+
+TargetArg = Annotated[
+    str, typer.Argument(help="A job, a watch or `coordinator`.", show_default=False)
+]
+
+
+@app.command("run")
+def run_(
+    job: TargetArg,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the run and exit with its status.")
+    ] = False,
+    config: ConfigOpt = None,
+    system: SystemOpt = False,
+) -> None:
+    """Start a job now, through systemd (its run shows in the journal and in status)."""
+    from compiler.layout import Scope
+    from compiler.operate.control import run_now
+
+    with reported():
+        loaded, state = _runtime(config, system)
+        _known_target(loaded, job)
+        code = run_now(loaded, Scope(system=system), state, job, wait)
+    raise typer.Exit(code)
+
+
+@app.command()
+def logs(
+    job: TargetArg,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="journalctl time: '1 hour ago', 'today'...", show_default=False
+        ),
+    ] = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines.")] = 200,
+    config: ConfigOpt = None,
+    system: SystemOpt = False,
+) -> None:
+    """The journal of a job's units (journalctl underneath)."""
+    from compiler.layout import Scope
+    from compiler.operate.control import logs as show_logs
+
+    with reported():
+        loaded, _ = _runtime(config, system)
+        _known_target(loaded, job)
+        code = show_logs(loaded, Scope(system=system), job, follow, since, lines)
+    raise typer.Exit(code)
+
+
+def _toggle(job: str, config: Path | None, system: bool, enabled: bool) -> None:
+    from compiler.layout import Scope
+    from compiler.operate.control import set_enabled
+
+    with reported():
+        loaded, _ = _runtime(config, system)
+        _known_target(loaded, job)
+        unit = set_enabled(loaded, Scope(system=system), job, enabled)
+        word = "enabled and started" if enabled else "stopped and disabled"
+        print(f"{unit}: {word} (`vigil plan` shows this until the config says so)", file=sys.stderr)
+
+
+@app.command()
+def enable(job: TargetArg, config: ConfigOpt = None, system: SystemOpt = False) -> None:
+    """Resume a job's timer without editing the config."""
+    _toggle(job, config, system, True)
+
+
+@app.command()
+def disable(job: TargetArg, config: ConfigOpt = None, system: SystemOpt = False) -> None:
+    """Stop a job's timer without editing the config (plan shows it as drift)."""
+    _toggle(job, config, system, False)
+
+
+@app.command()
+def doctor(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
+    """Check this machine and the installed setup; each problem with a fix. Exits 1 on a fail."""
+    from compiler.layout import Scope
+    from compiler.operate.doctor import run_checks
+
+    with reported():
+        loaded, state = _runtime(config, system)
+        checks = run_checks(loaded, Scope(system=system), state)
+        if as_json:
+            _table([vars(c) for c in checks], [], True, "")
+        else:
+            for check in checks:
+                print(f"{check.status:<5} {check.name:<12} {check.detail}")
+                if check.fix and check.status != "ok":
+                    print(f"{'':<5} {'':<12} fix: {check.fix}")
+    if any(check.status == "fail" for check in checks):
+        raise typer.Exit(1)
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path("vigil.yaml"),
+    name: Annotated[str, typer.Option("--name", help="The config's name (unit prefix).")] = "agent",
+    timezone: Annotated[str, typer.Option("--timezone", help="IANA timezone.")] = "UTC",
+) -> None:
+    """Write a commented starter config and its schema, in a git repository."""
+    from compiler.cli.starter import init as write_starter
+    from compiler.language.schedule import ScheduleError, check_timezone
+
+    with reported():
+        try:
+            check_timezone(timezone)
+        except ScheduleError as error:
+            raise UsageError(str(error)) from None
+        for line in write_starter(path, name, timezone):
+            print(line, file=sys.stderr)
+        print(f"next: vigil validate {path} && vigil plan {path}", file=sys.stderr)
+
+
+@app.command()
+def watches(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
+    """Every watch: its state, what it awaits, its deadline, the last evidence, the hand-off."""
+    from compiler.operate.watchctl import watch_rows
+
+    with reported():
+        loaded, state = _runtime(config, system)
+        columns = ["watch", "key", "state", "since", "deadline", "awaits", "evidence", "handoff"]
+        _table(watch_rows(loaded, state), columns, as_json, "no watches")
+
+
+@app.command()
+def ack(
+    watch: Annotated[str, typer.Argument(help="The watch.", show_default=False)],
+    key: Annotated[
+        str | None, typer.Argument(help="One instance (default: all).", show_default=False)
+    ] = None,
+    config: ConfigOpt = None,
+    system: SystemOpt = False,
+) -> None:
+    """Acknowledge a watch's alert: its repeats and escalation stop."""
+    from compiler.operate.watchctl import ack as drop_ack
+
+    with reported():
+        loaded, state = _runtime(config, system)
+        drop_ack(loaded, state, watch, key)
+        print(f"{watch}{' ' + key if key else ''}: acknowledged", file=sys.stderr)
+
+
+watch_app = typer.Typer(help="Arm file watches by hand (an agent hands off a task).")
+app.add_typer(watch_app, name="watch")
+
+
+@watch_app.command("arm")
+def watch_arm(
+    watch: Annotated[str, typer.Argument(help="A file watch.", show_default=False)],
+    key: Annotated[str, typer.Option("--key", help="Names this instance ({key} in the path).")],
+    within: Annotated[
+        str | None,
+        typer.Option(
+            "--within", help="Overrides the watch's duration: 15m, 2h...", show_default=False
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+    system: SystemOpt = False,
+) -> None:
+    """Start a file watch's clock now for KEY."""
+    from compiler.language.model.types import parse_duration
+    from compiler.operate.watchctl import arm as drop_arm
+
+    with reported():
+        try:
+            seconds = parse_duration(within) if within is not None else None
+        except ValueError as error:
+            raise UsageError(f"--within: {error}") from None
+        loaded, state = _runtime(config, system)
+        drop_arm(loaded, state, watch, key, seconds)
+        print(f"{watch} {key}: armed", file=sys.stderr)
+
+
+def _known_target(config: Config, name: str | None) -> None:
+    from compiler.language.references import did_you_mean
+
+    names = [*config.jobs, *config.watches, "coordinator"]
+    if name is not None and name not in names:
+        raise UsageError(did_you_mean(name, names, "job or watch", "jobs and watches"))
+
+
+@app.command()
+def inbox(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
+    """Findings waiting in the inbox (or being processed) and files that were rejected."""
+    from compiler.operate.inspect_state import inbox_rows
+
+    with reported():
+        _, state = _runtime(config, system)
+        rows = inbox_rows(state)
+        _table(rows, ["where", "file", "source", "reason", "age_s"], as_json, "inbox empty")
+
+
+@app.command()
+def outbox(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
+    """Messages queued, retrying or dead-lettered, with attempts and the last error."""
+    from compiler.operate.inspect_state import outbox_rows
+
+    with reported():
+        _, state = _runtime(config, system)
+        columns = ["state", "channel", "title", "attempts", "next_attempt", "last_error"]
+        _table(outbox_rows(state), columns, as_json, "outbox empty")
+
+
+@app.command("state")
+def state_(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
+    """Nag items: how often each was nagged, when last, and what comes next."""
+    from compiler.operate.inspect_state import nag_rows
+
+    with reported():
+        loaded, state = _runtime(config, system)
+        columns = ["rule", "key", "title", "status", "count", "last_nagged", "next"]
+        _table(nag_rows(loaded, state), columns, as_json, "no nag items")
+
+
+@app.command()
+def schema(
+    finding: Annotated[
+        bool, typer.Option("--finding", help="The schema of an inbox finding file instead.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Write both schema files into this directory instead.", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Print the JSON Schema of the config language (for editors and CI)."""
+    from compiler.language import schemas
+
+    with reported():
+        if out is not None:
+            for path in schemas.write_all(out):
+                print(f"wrote {path}", file=sys.stderr)
+            return
+        files = schemas.render_all()
+        print(files[schemas.FINDING_SCHEMA_FILE if finding else schemas.CONFIG_SCHEMA_FILE], end="")
+
+
+@app.command()
+def explain(
+    schedule: Annotated[
+        str, typer.Argument(help="Cron or systemd calendar expression.", show_default=False)
+    ],
+    tz: Annotated[str, typer.Option("--tz", help="IANA timezone.")] = "UTC",
+    count: Annotated[
+        int, typer.Option("--count", "-n", min=1, max=1000, help="How many runs.")
+    ] = 5,
+) -> None:
+    """Say a schedule in plain words, with its OnCalendar lines and next runs."""
+    from compiler.language.explain import explain_schedule
+
+    with reported():
+        print(explain_schedule(schedule, tz, count), end="")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,74 @@
+"""Regenerate the committed outputs: schemas/ and units/ (the compiled examples).
+
+    python -m compiler.generate.regenerate          # write them
+    python -m compiler.generate.regenerate --check  # exit 1 if anything is stale
+
+units/ is compiled with fixed settings so it does not depend on the machine: the interpreter
+/usr/bin/python3, the config named by its path in the repository, and no git revision (the
+revision would change with every commit that regenerates it).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from compiler.generate.build import write_tree
+from compiler.generate.render import Source, Tree, render
+from compiler.language import schemas
+from compiler.language.loader import load_file
+from compiler.language.validate import validate_document
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = "/usr/bin/python3"
+
+
+def example_trees(root: Path = ROOT) -> dict[str, Tree]:
+    trees = {}
+    for example in sorted((root / "examples").glob("*.yaml")):
+        label = example.relative_to(root).as_posix()
+        config = validate_document(load_file(example)).config
+        source = Source(label, example.read_bytes(), None)
+        trees[example.stem] = render(config, source, python=PYTHON)
+    return trees
+
+
+def stale(root: Path = ROOT) -> list[str]:
+    """Committed files that differ from what the code generates now."""
+    problems = []
+    for name, text in schemas.render_all().items():
+        path = root / "schemas" / name
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            problems.append(f"schemas/{name}")
+    trees = example_trees(root)
+    for stem, tree in trees.items():
+        for relative, generated in tree.items():
+            path = root / "units" / stem / relative
+            if not path.exists() or path.read_bytes() != generated.content:
+                problems.append(f"units/{stem}/{relative}")
+    existing = {p.relative_to(root).as_posix() for p in (root / "units").rglob("*") if p.is_file()}
+    wanted = {f"units/{stem}/{rel}" for stem, tree in trees.items() for rel in tree}
+    problems += sorted(existing - wanted)
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    if "--check" in argv:
+        problems = stale()
+        for problem in problems:
+            print(f"stale: {problem}", file=sys.stderr)
+        return 1 if problems else 0
+    schemas.write_all(ROOT / "schemas")
+    trees = example_trees()
+    for child in (ROOT / "units").iterdir() if (ROOT / "units").exists() else ():
+        if child.is_dir() and child.name not in trees:
+            shutil.rmtree(child)
+    for stem, tree in trees.items():
+        write_tree(tree, ROOT / "units" / stem)
+    print("regenerated schemas/ and units/", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,287 @@
+"""Render a validated config into the generated tree: units, runner scripts, specs, manifest.
+
+Pure: no disk, no clock, no environment. The same config and options give the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+
+from compiler import __version__
+from compiler.generate import sandbox, specs, unitfile
+from compiler.language.model import Config, Job
+from compiler.language.schedule import parse_schedule
+from compiler.layout import unit_prefix
+
+# Runner scripts are executable; specs and the config copy may hold inline tokens.
+SCRIPT_MODE = 0o755
+PRIVATE_MODE = 0o600
+UNIT_MODE = 0o644
+
+
+@dataclass(frozen=True)
+class GeneratedFile:
+    content: bytes
+    mode: int
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+Tree = dict[str, GeneratedFile]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the config came from, for headers and the manifest."""
+
+    label: str  # how the manifest names it: a path, or path@revision
+    text: bytes  # the config file's bytes, copied into the tree
+    git: dict[str, Any] | None = None  # {"revision": ..., "dirty": ...} when it lives in git
+    path: str = ""
+    """How headers name it (default: the label): the path alone, so the same config applied
+    from the working tree or from a git revision gives the same units (restarting an unchanged
+    timer can fire it off-schedule)."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit in the manifest: what apply enables and starts."""
+
+    name: str
+    start: bool  # enabled and started by apply (timers and paths of enabled things)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("compiler.generate", "templates"),
+        undefined=jinja2.StrictUndefined,
+        auto_reload=False,  # the templates ship with the package: no stat() on every use
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters.update(
+        unit=unitfile.literal,
+        unitpath=unitfile.path,
+        optionalpath=unitfile.optional_path,
+        seconds=unitfile.seconds,
+        shquote=shlex.quote,
+    )
+    return env
+
+
+_ENV = _environment()
+
+
+def render(
+    config: Config,
+    source: Source,
+    *,
+    python: str,
+    system: bool = False,
+    runtime: Sequence[str] = (),
+) -> Tree:
+    """Everything `vigil compile` writes, keyed by path relative to the generation.
+
+    `runtime`: directories the interpreter needs that a strict sandbox would hide (its
+    installation and packages below a home directory); strict services bind them read-only.
+    """
+    base = {
+        "version": __version__,
+        "source": unitfile.literal(_one_line(source.path or source.label)),
+        "name": config.name,
+        "prefix": unit_prefix(system, config.name),
+    }
+    tree: Tree = {}
+    units: list[Unit] = []
+    for unit, kind, spec_name, spec in _runnables(config, system):
+        tree[f"bin/{unit}"] = _text(
+            _ENV.get_template("runner.sh.j2").render(
+                base, python=python, kind=kind, spec=spec_name
+            ),
+            SCRIPT_MODE,
+        )
+        tree[f"specs/{spec_name}"] = _json(spec, PRIVATE_MODE)
+    for filename, template, values, start in _units(config, system, runtime):
+        text = _ENV.get_template(template).render(base, **values)
+        tree[f"units/{filename}"] = _text(text, UNIT_MODE)
+        units.append(Unit(filename, start))
+    tree["config.yaml"] = GeneratedFile(source.text, PRIVATE_MODE)
+    tree["manifest.json"] = _json(_manifest(config, source, tree, units, python, system), UNIT_MODE)
+    return tree
+
+
+def _one_line(text: str) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in text).rstrip("\\")
+
+
+def _text(text: str, mode: int) -> GeneratedFile:
+    return GeneratedFile(text.encode("utf-8"), mode)
+
+
+def _json(data: Any, mode: int) -> GeneratedFile:
+    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return _text(text, mode)
+
+
+def _runnables(config: Config, system: bool) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+    """(unit, runner kind, spec file, spec) for every unit that runs the runner."""
+    name = config.name
+    for job_name, job in config.jobs.items():
+        spec = specs.job_spec(config, job_name, job, system)
+        yield f"{name}-{job_name}", "job", f"{job_name}.json", spec
+    yield (
+        f"{name}-coordinator",
+        "coordinator",
+        "coordinator.json",
+        specs.coordinator_spec(config, system),
+    )
+    for watch_name in _timed_watches(config):
+        spec = specs.watch_spec(config, watch_name, system)
+        yield f"{name}-watch-{watch_name}", "watch", f"watch-{watch_name}.json", spec
+    yield f"{name}-failure", "failure", "failure.json", specs.failure_spec(config, system)
+
+
+def _timed_watches(config: Config) -> list[str]:
+    """Watches that need their own timer: deadlines and schedule-armed file watches."""
+    return [
+        name
+        for name, watch in config.watches.items()
+        if watch.deadline or (watch.file and watch.file.armed_by and watch.file.armed_by.schedule)
+    ]
+
+
+UnitPlan = tuple[str, str, dict[str, Any], bool]
+
+
+def _units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator[UnitPlan]:
+    internal = sandbox.internal_policy(config, system)
+    yield from _job_units(config, system, runtime)
+    yield from _coordinator_units(config, system, runtime)
+    yield from _watch_units(config, internal)
+    unit = f"{config.name}-failure"
+    yield f"{unit}@.service", "failure.service.j2", {"unit": unit, "sandbox": internal}, False
+
+
+def _job_units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator[UnitPlan]:
+    for job_name, job in config.jobs.items():
+        unit = f"{config.name}-{job_name}"
+        words = f"{config.name}: {job_name}" + (f" ({job.description})" if job.description else "")
+        credentials = [(secret, config.secrets[secret]) for secret in job.secrets]
+        if job.prompt is not None and config.llm.api_key:
+            credentials.append((config.llm.api_key, config.secrets[config.llm.api_key]))
+        service = {
+            "unit": unit,
+            "description": words,
+            "timeout": _service_timeout(config, job),
+            "after": f"{config.name}-{job.after}.service" if job.after else None,
+            "credentials": sorted(set(credentials)),
+            "sandbox": sandbox.job_policy(config, job, system, runtime),
+        }
+        yield f"{unit}.service", "job.service.j2", service, False
+        timings = [parse_schedule(expression) for expression in job.schedule]
+        timer = {
+            "unit": unit,
+            "description": f"{config.name}: {job_name} schedule ({'; '.join(job.schedule)})",
+            "on_calendar": [line for timing in timings for line in timing.on_calendar],
+            "on_startup": any(timing.kind == "reboot" for timing in timings),
+            "timezone": job.timezone or config.timezone,
+            "persistent": job.catch_up,
+            "accuracy": job.accuracy,
+            "randomized_delay": job.randomized_delay,
+        }
+        yield f"{unit}.timer", "calendar.timer.j2", timer, job.enabled
+
+
+def _service_timeout(config: Config, job: Job) -> int:
+    # The runner enforces the command's timeout itself and records why; systemd's limit is the
+    # backstop, with room for the model call (one retry) and the runner's bookkeeping. A chain
+    # step may first wait up to its timeout for a predecessor still running (one started by
+    # hand, which After= does not order): the limit covers that wait as well.
+    model_time = 2 * config.llm.timeout if job.prompt is not None else 0
+    wait_time = job.timeout if job.after is not None else 0
+    return wait_time + job.timeout + model_time + 30
+
+
+def _coordinator_units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator[UnitPlan]:
+    unit = f"{config.name}-coordinator"
+    channel_secrets = [c.apprise_secret for c in config.channels.values() if c.apprise_secret]
+    service = {
+        "unit": unit,
+        "timeout": 600,
+        "credentials": sorted({(s, config.secrets[s]) for s in channel_secrets}),
+        "sandbox": sandbox.coordinator_policy(config, system, runtime),
+    }
+    inbox = specs.state_dir(config, system).rstrip("/") + "/inbox"
+    heartbeat = config.coordinator.heartbeat
+    yield f"{unit}.service", "coordinator.service.j2", service, False
+    yield f"{unit}.path", "coordinator.path.j2", {"unit": unit, "inbox": inbox}, True
+    timer = {"unit": unit, "heartbeat": heartbeat, "accuracy": max(1, min(60, heartbeat // 10))}
+    yield f"{unit}.timer", "coordinator.timer.j2", timer, True
+
+
+def _watch_units(config: Config, internal: sandbox.Policy) -> Iterator[UnitPlan]:
+    for watch_name in _timed_watches(config):
+        watch = config.watches[watch_name]
+        unit = f"{config.name}-watch-{watch_name}"
+        what = watch.description or f"watch {watch_name}"
+        yield (
+            f"{unit}.service",
+            "watch.service.j2",
+            {"unit": unit, "description": f"{config.name}: {what}", "sandbox": internal},
+            False,
+        )
+        if watch.deadline:
+            expression, when = watch.deadline.at, "deadline"
+        else:
+            assert watch.file and watch.file.armed_by and watch.file.armed_by.schedule
+            expression, when = watch.file.armed_by.schedule, "arming"
+        timing = parse_schedule(expression)
+        timer = {
+            "unit": unit,
+            "description": f"{config.name}: {watch_name} {when} ({expression})",
+            "on_calendar": list(timing.on_calendar),
+            "on_startup": timing.kind == "reboot",
+            "timezone": watch.timezone or config.timezone,
+            "persistent": True,
+            "accuracy": 1,
+            "randomized_delay": 0,
+        }
+        yield f"{unit}.timer", "calendar.timer.j2", timer, True
+
+
+def _manifest(
+    config: Config,
+    source: Source,
+    tree: Tree,
+    units: list[Unit],
+    python: str,
+    system: bool,
+) -> dict[str, Any]:
+    return {
+        "manifest": 1,
+        "vigil": __version__,
+        "name": config.name,
+        "scope": "system" if system else "user",
+        "python": python,
+        "config": {
+            "path": source.label,
+            "sha256": hashlib.sha256(source.text).hexdigest(),
+            "git": source.git,
+        },
+        "files": {
+            path: {"sha256": generated.sha256, "mode": f"{generated.mode:04o}"}
+            for path, generated in sorted(tree.items())
+        },
+        "units": {unit.name: {"start": unit.start} for unit in sorted(units, key=lambda u: u.name)},
+    }

@@ -1,0 +1,1 @@
+"""Installing a generated tree: plan, apply, generations and the calls to systemctl."""

@@ -1,0 +1,133 @@
+"""Installed generations of one config: generations/N holds a complete rendered tree, `current`
+links to the live one, and the unit directory holds copies of its unit files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compiler.errors import VigilError
+from compiler.fsutil import atomic_write, write_all
+from compiler.generate.build import inside, read_manifest
+from compiler.generate.render import GeneratedFile, Tree
+from compiler.layout import Scope
+from runner.fsatomic import fsync_dir
+
+META = "generation.json"
+
+
+@dataclass(frozen=True)
+class Installation:
+    scope: Scope
+    name: str
+
+    @property
+    def data_dir(self) -> Path:
+        return self.scope.data_dir(self.name)
+
+    @property
+    def unit_dir(self) -> Path:
+        return self.scope.unit_dir()
+
+    def generation_dir(self, number: int) -> Path:
+        return self.data_dir / "generations" / str(number)
+
+    def numbers(self) -> list[int]:
+        directory = self.data_dir / "generations"
+        if not directory.is_dir():
+            return []
+        return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+
+    def current(self) -> int | None:
+        link = self.data_dir / "current"
+        if not link.is_symlink():
+            return None
+        target = Path(os.readlink(link)).name
+        return int(target) if target.isdigit() else None
+
+    def manifest(self, number: int | None = None) -> dict[str, Any]:
+        number = self.current() if number is None else number
+        return {} if number is None else read_manifest(self.generation_dir(number))
+
+    def meta(self, number: int) -> dict[str, Any]:
+        try:
+            data = json.loads((self.generation_dir(number) / META).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def load_tree(self, number: int) -> Tree:
+        """A generation's files exactly as they were rendered, checked against its manifest."""
+        directory = self.generation_dir(number)
+        manifest = read_manifest(directory)
+        if not manifest:
+            raise VigilError(f"generation {number} of {self.name} has no manifest ({directory})")
+        tree: Tree = {}
+        for relative, entry in manifest["files"].items():
+            content = inside(directory, relative).read_bytes()
+            tree[relative] = GeneratedFile(content, int(entry["mode"], 8))
+            if tree[relative].sha256 != entry["sha256"]:
+                raise VigilError(f"generation {number}: {relative} does not match its manifest")
+        tree["manifest.json"] = GeneratedFile((directory / "manifest.json").read_bytes(), 0o644)
+        return tree
+
+    def installed(self, relative: str) -> bytes | None:
+        """What is on disk now for a tree path: unit files from the unit directory, everything
+        else from the current generation."""
+        if relative.startswith("units/"):
+            path = self.unit_dir / relative.removeprefix("units/")
+        else:
+            number = self.current()
+            if number is None:
+                return None
+            path = inside(self.generation_dir(number), relative)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_generation(self, tree: Tree, meta: dict[str, Any]) -> int:
+        """Store `tree` as the next generation: written aside, then renamed into place."""
+        number = max(self.numbers(), default=0) + 1
+        final = self.generation_dir(number)
+        staging = final.with_name(f".{number}.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            write_all(
+                (inside(staging, relative), generated.content, generated.mode)
+                for relative, generated in tree.items()
+            )
+            atomic_write(staging / META, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+            os.replace(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)  # a full disk leaves no half generation
+            raise
+        fsync_dir(final.parent)
+        return number
+
+    def switch(self, number: int | None) -> None:
+        """Point `current` at a generation (atomically), or remove it."""
+        link = self.data_dir / "current"
+        if number is None:
+            link.unlink(missing_ok=True)
+            return
+        temporary = link.with_name(".current.new")
+        temporary.unlink(missing_ok=True)
+        temporary.symlink_to(f"generations/{number}")
+        os.replace(temporary, link)
+        fsync_dir(link.parent)
+
+    def remove_generation(self, number: int) -> None:
+        shutil.rmtree(self.generation_dir(number), ignore_errors=True)
+
+
+def installed_names(scope: Scope) -> list[str]:
+    """Configs that have a current generation in this scope."""
+    base = scope.data_dir("x").parent
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if (p / "current").is_symlink())

@@ -1,0 +1,131 @@
+"""The install workflows behind the CLI: plan, apply, rollback, history, uninstall."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compiler.errors import UsageError, VigilError
+from compiler.generate.build import build, units_python
+from compiler.generate.packages import Problem, missing, needs
+from compiler.generate.render import Tree
+from compiler.install.apply import Outcome, apply, start_flags
+from compiler.install.generations import Installation, installed_names
+from compiler.install.plan import Plan, make_plan
+from compiler.install.systemctl import Systemctl
+from compiler.language.model import Config
+from compiler.layout import Scope
+
+Confirm = Callable[[Plan, Tree | None], bool]
+
+
+@dataclass
+class Prepared:
+    installation: Installation
+    plan: Plan
+    tree: Tree | None
+    meta: dict[str, Any]
+    warnings: list[str]
+    config: Config | None = None
+    missing_packages: tuple[Problem, ...] = ()
+    """What the units' interpreter lacks that the config needs: apply refuses."""
+
+
+def prepare(
+    config: Path, scope: Scope, *, python: str | None = None, revision: str | None = None
+) -> Prepared:
+    """Validate and render a config and plan it against what is installed."""
+    validated, tree = build(config, python=python, system=scope.system, revision=revision)
+    installation = Installation(scope, validated.config.name)
+    meta = {
+        "reason": f"apply --git {revision}" if revision else "apply",
+        "config": str(config.absolute()),
+    }
+    plan = make_plan(tree, installation)
+    plan.disabled = disabled_by_hand(installation, tree)
+    absent = missing(units_python(python), needs(validated.config))
+    return Prepared(
+        installation, plan, tree, meta, validated.warnings, validated.config, tuple(absent)
+    )
+
+
+def disabled_by_hand(installation: Installation, tree: Tree | None) -> list[str]:
+    """Units the installed generation starts and the new one still wants, that someone
+    disabled (`vigil disable`, `systemctl disable`)."""
+    if not installation.scope.live or installation.current() is None or tree is None:
+        return []
+    before = start_flags(installation.load_tree(installation.current() or 0))
+    wanted = [u for u, on in start_flags(tree).items() if on and before.get(u)]
+    try:
+        shown = Systemctl(installation.scope).show_many(wanted, "UnitFileState")
+    except VigilError:
+        return []
+    return sorted(u for u in wanted if shown.get(u, {}).get("UnitFileState") == "disabled")
+
+
+def prepare_rollback(scope: Scope, name: str | None, number: int | None) -> Prepared:
+    installation = Installation(scope, resolve_name(scope, name))
+    current = installation.current()
+    numbers = installation.numbers()
+    if number is None:
+        earlier = [n for n in numbers if current is None or n < current]
+        if not earlier:
+            raise VigilError(f"{installation.name}: no generation before {current} to go back to")
+        number = earlier[-1]
+    if number not in numbers:
+        listed = ", ".join(map(str, numbers)) or "none"
+        raise UsageError(f"{installation.name}: no generation {number} (generations: {listed})")
+    tree = installation.load_tree(number)
+    meta = {"reason": f"rollback to {number}", "config": installation.meta(number).get("config")}
+    plan = make_plan(tree, installation)
+    return Prepared(installation, plan, tree, meta, [])
+
+
+def prepare_uninstall(scope: Scope, name: str) -> Prepared:
+    installation = Installation(scope, name)
+    if installation.current() is None:
+        raise VigilError(f"{name} is not installed ({installation.data_dir})")
+    return Prepared(installation, make_plan(None, installation), None, {"reason": "uninstall"}, [])
+
+
+def run(prepared: Prepared) -> Outcome:
+    outcome = apply(prepared.tree, prepared.installation, meta=prepared.meta, plan=prepared.plan)
+    if prepared.tree is None:
+        for number in prepared.installation.numbers():
+            prepared.installation.remove_generation(number)
+    return outcome
+
+
+def resolve_name(scope: Scope, name: str | None) -> str:
+    if name:
+        return name
+    names = installed_names(scope)
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise VigilError("nothing is installed in this scope")
+    raise UsageError(f"several configs are installed ({', '.join(names)}); pick one with --name")
+
+
+def history(scope: Scope, name: str | None) -> list[dict[str, Any]]:
+    installation = Installation(scope, resolve_name(scope, name))
+    current = installation.current()
+    rows = []
+    for number in installation.numbers():
+        meta = installation.meta(number)
+        manifest = installation.manifest(number)
+        git = (manifest.get("config") or {}).get("git") or {}
+        rows.append(
+            {
+                "generation": number,
+                "current": number == current,
+                "created": meta.get("created"),
+                "reason": meta.get("reason"),
+                "revision": git.get("revision"),
+                "dirty": git.get("dirty"),
+                "changes": meta.get("changes", {}),
+            }
+        )
+    return rows

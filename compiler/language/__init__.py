@@ -1,0 +1,1 @@
+"""What a config says: the YAML loader, the pydantic model, validation and schedules."""

@@ -1,0 +1,103 @@
+"""The coordinator: routing, caps, quiet hours, the consolidated message, delivery retries."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from compiler.language.model.jobs import Sandbox
+from compiler.language.model.types import (
+    TEMPLATE_SCHEMA,
+    ClockTime,
+    Name,
+    PositiveDuration,
+    StrictModel,
+    TimeZone,
+    template_fields_from,
+)
+
+TitleTemplate = Annotated[str, template_fields_from(("count", "name", "date")), TEMPLATE_SCHEMA]
+LineTemplate = Annotated[str, template_fields_from(("text", "source", "priority")), TEMPLATE_SCHEMA]
+MoreTemplate = Annotated[str, template_fields_from(("more",)), TEMPLATE_SCHEMA]
+
+
+class SourcePolicy(StrictModel):
+    """How findings from one source are treated."""
+
+    external: bool = False
+    """The source is not a job: something else writes its findings into the inbox."""
+    cap: Annotated[int, Field(ge=0)] | None = None
+    """At most this many alerts from the source per message; the rest are counted as '+N more'."""
+    priority: int = 0
+    """Higher goes first when the total cap cuts a message."""
+    to: list[Name] | None = None
+    """Channels for this source, instead of coordinator.deliver_to."""
+    urgent: bool = False
+    """Bypass quiet hours."""
+
+
+class QuietHours(StrictModel):
+    """A daily window in which messages are held (never dropped) until it ends."""
+
+    start: ClockTime
+    """Start, HH:MM."""
+    end: ClockTime
+    """End, HH:MM; may be earlier than start (the window spans midnight)."""
+    timezone: TimeZone | None = None
+    """Defaults to the config's timezone."""
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("start and end are the same time")
+        return self
+
+
+class MessageFormat(StrictModel):
+    """The consolidated message sent to each channel per run."""
+
+    title: TitleTemplate = "{name}: {count} new"
+    """Title; placeholders {count}, {name}, {date}."""
+    line: LineTemplate = "• {text}"
+    """One line per alert; placeholders {text}, {source}, {priority}."""
+    more: MoreTemplate = "+{more} more"
+    """Last line when caps cut alerts; placeholder {more}."""
+
+
+class Delivery(StrictModel):
+    """Retries of failed deliveries."""
+
+    attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    """Tries per channel before the message is dead-lettered."""
+    backoff: PositiveDuration = 30
+    """Wait before the first retry; doubles each time."""
+    max_backoff: PositiveDuration = 3600
+    """Longest wait between retries."""
+    fallback: Name | None = None
+    """Channel that hears about dead-lettered messages."""
+
+
+class Coordinator(StrictModel):
+    """Turns findings into messages: rules, caps, quiet hours, delivery."""
+
+    deliver_to: Annotated[list[Name], Field(min_length=1)]
+    """Channels that get messages, unless a source says otherwise."""
+    heartbeat: PositiveDuration = 900
+    """How often the coordinator also runs without a new finding (retries, deadlines, pending
+    work). It asks only 'is anything due?' and spends no tokens."""
+    sources: dict[Name, SourcePolicy] = {}
+    """Per-source caps, priorities and routes; also declares external sources."""
+    total_cap: Annotated[int, Field(ge=1)] | None = None
+    """At most this many alerts per message; the rest are counted."""
+    quiet_hours: QuietHours | None = None
+    """Hold messages during this window; urgent ones still go out."""
+    message: MessageFormat = MessageFormat()
+    """Layout of the consolidated message."""
+    delivery: Delivery = Delivery()
+    """Retries and dead-lettering."""
+    max_finding_bytes: Annotated[int, Field(ge=256)] = 1024 * 1024
+    """Larger inbox files are rejected."""
+    sandbox: Sandbox = Sandbox()
+    """Hardening of the coordinator's service. The directories of `file` channels are writable
+    on their own; a `command` channel's agent needs `writable` for what it writes."""

@@ -1,0 +1,191 @@
+"""Checks across the config: every name a key refers to exists, unit names stay unique.
+
+Each finding is a (path, message) pair; validate.py turns paths into file positions.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Iterator
+
+from compiler.language.model import Config
+
+Path = tuple[str | int, ...]
+Problem = tuple[Path, str]
+
+RESERVED_JOB_NAMES = ("coordinator", "failure")
+MAX_UNIT_NAME = 255
+
+
+def did_you_mean(name: str, candidates: Iterable[str], what: str, plural: str | None = None) -> str:
+    options = sorted(set(candidates))
+    message = f"unknown {what} {name!r}"
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    if close:
+        message += f"; did you mean {close[0]!r}?"
+    plural = plural or what + ("es" if what.endswith(("s", "sh", "ch", "x")) else "s")
+    if options:
+        message += f" ({plural}: {', '.join(options)})"
+    else:
+        message += f" (no {plural} are defined)"
+    return message
+
+
+def check(config: Config) -> list[Problem]:
+    return [
+        *_unit_names(config),
+        *_job_references(config),
+        *_channel_references(config),
+        *_secret_references(config),
+        *_source_references(config),
+    ]
+
+
+def _unit_names(config: Config) -> Iterator[Problem]:
+    for job in config.jobs:
+        if job in RESERVED_JOB_NAMES or job.startswith("watch-"):
+            yield (
+                ("jobs", job),
+                (
+                    f"job name {job!r} is reserved: it would collide with vigil's own "
+                    f"{config.name}-{job} units; choose another name"
+                ),
+            )
+    longest = [f"{config.name}-{job}.service" for job in config.jobs]
+    longest += [f"{config.name}-watch-{watch}.service" for watch in config.watches]
+    for unit in longest:
+        if len(unit) > MAX_UNIT_NAME:
+            yield ("name",), f"unit name {unit[:40]}... is longer than {MAX_UNIT_NAME} characters"
+
+
+def _job_references(config: Config) -> Iterator[Problem]:
+    jobs = config.jobs
+    for name, job in jobs.items():
+        if job.after is None:
+            continue
+        if job.after == name:
+            yield ("jobs", name, "after"), "a job cannot run after itself"
+        elif job.after not in jobs:
+            yield ("jobs", name, "after"), did_you_mean(job.after, jobs, "job")
+    yield from _after_cycles(config)
+    for name, watch in config.watches.items():
+        if watch.deadline and watch.deadline.job and watch.deadline.job not in jobs:
+            yield (
+                ("watches", name, "deadline", "job"),
+                did_you_mean(watch.deadline.job, jobs, "job"),
+            )
+
+
+def _after_cycles(config: Config) -> Iterator[Problem]:
+    reported: set[str] = set()
+    for start in config.jobs:
+        seen = [start]
+        current = config.jobs[start].after
+        while current in config.jobs and current not in seen:
+            seen.append(current)
+            current = config.jobs[current].after
+        if current == start and start not in reported and len(seen) > 1:
+            reported.update(seen)
+            chain = " -> ".join([*seen, start])
+            yield ("jobs", start, "after"), f"`after` forms a cycle: {chain}"
+
+
+def _channel_uses(config: Config) -> Iterator[tuple[Path, str]]:
+    coordinator = config.coordinator
+    for i, channel in enumerate(coordinator.deliver_to):
+        yield ("coordinator", "deliver_to", i), channel
+    for source, policy in coordinator.sources.items():
+        for i, channel in enumerate(policy.to or ()):
+            yield ("coordinator", "sources", source, "to", i), channel
+    if coordinator.delivery.fallback:
+        yield ("coordinator", "delivery", "fallback"), coordinator.delivery.fallback
+    for name, watch in config.watches.items():
+        for i, channel in enumerate(watch.notify or ()):
+            yield ("watches", name, "notify", i), channel
+        if watch.handoff:
+            yield ("watches", name, "handoff"), watch.handoff
+        for i, channel in enumerate(watch.escalate.to if watch.escalate else ()):
+            yield ("watches", name, "escalate", "to", i), channel
+
+
+def _channel_references(config: Config) -> Iterator[Problem]:
+    channels = config.channels
+    for path, name in _channel_uses(config):
+        if name not in channels:
+            yield path, did_you_mean(name, channels, "channel")
+        elif path[-1] == "handoff" and channels[name].kind != "command":
+            yield (
+                path,
+                f"hand-off channel {name!r} must be a `command` channel (it starts an agent)",
+            )
+
+
+def _secret_references(config: Config) -> Iterator[Problem]:
+    secrets = config.secrets
+    uses: list[tuple[Path, str]] = []
+    if config.llm.api_key:
+        uses.append((("llm", "api_key"), config.llm.api_key))
+    for name, job in config.jobs.items():
+        uses += [(("jobs", name, "secrets", i), secret) for i, secret in enumerate(job.secrets)]
+    for name, channel in config.channels.items():
+        if channel.apprise_secret:
+            uses.append((("channels", name, "apprise_secret"), channel.apprise_secret))
+    for path, secret in uses:
+        if secret not in secrets:
+            yield path, did_you_mean(secret, secrets, "secret")
+    if config.llm.api_key is None:
+        for name, job in config.jobs.items():
+            if job.prompt is not None:
+                yield (
+                    ("jobs", name, "prompt"),
+                    (
+                        "a job with a `prompt` needs an API key: "
+                        "set llm.api_key to the name of a secret"
+                    ),
+                )
+
+
+# vigil's own findings (failure, budget and rejection alerts) come from this source; a watch may
+# match on them ("alert me if the digest failed").
+BUILTIN_SOURCE = "vigil"
+
+
+def known_sources(config: Config) -> set[str]:
+    external = {name for name, policy in config.coordinator.sources.items() if policy.external}
+    return set(config.jobs) | external
+
+
+def _source_uses(config: Config) -> Iterator[tuple[Path, str]]:
+    for name, rule in config.nag.items():
+        yield ("nag", name, "source"), rule.source
+    for name, watch in config.watches.items():
+        for kind in ("match", "absence", "deadline"):
+            condition = getattr(watch, kind)
+            if condition is not None and condition.source is not None:
+                yield ("watches", name, kind, "source"), condition.source
+        if watch.file and watch.file.armed_by and watch.file.armed_by.source:
+            yield ("watches", name, "file", "armed_by", "source"), watch.file.armed_by.source
+
+
+def _source_references(config: Config) -> Iterator[Problem]:
+    sources = known_sources(config)
+    for path, source in _source_uses(config):
+        if source not in sources and source != BUILTIN_SOURCE:
+            message = did_you_mean(source, sources, "source")
+            yield (
+                path,
+                message + "; a source is a job, or declared under coordinator.sources "
+                "with `external: true`",
+            )
+    for name, policy in config.coordinator.sources.items():
+        if policy.external and name in config.jobs:
+            yield (
+                ("coordinator", "sources", name, "external"),
+                f"{name!r} is a job, not an external source",
+            )
+        elif not policy.external and name not in sources and name != BUILTIN_SOURCE:
+            message = did_you_mean(name, sources, "source")
+            yield (
+                ("coordinator", "sources", name),
+                message + "; add `external: true` if something else writes it",
+            )

@@ -1,0 +1,114 @@
+"""Operating installed jobs through systemd: `vigil run`, `logs`, `enable`, `disable`.
+vigil never runs a job in-process here: systemd starts it, so the run is in the journal and in
+`systemctl status` like any other."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from compiler.errors import UsageError, VigilError
+from compiler.install.systemctl import Systemctl
+from compiler.language.model import Config
+from compiler.layout import Scope
+from compiler.runs import read_runs
+
+
+def units_of(config: Config, target: str) -> list[str]:
+    name = config.name
+    if target == "coordinator":
+        return [
+            f"{name}-coordinator.service",
+            f"{name}-coordinator.path",
+            f"{name}-coordinator.timer",
+        ]
+    if target in config.jobs:
+        return [f"{name}-{target}.service", f"{name}-{target}.timer"]
+    if target in config.watches:
+        return [f"{name}-watch-{target}.service", f"{name}-watch-{target}.timer"]
+    raise UsageError(f"{target!r} is not a job or watch of {name}")
+
+
+def run_now(config: Config, scope: Scope, state: Path, target: str, wait: bool) -> int:
+    """Start the target's service through systemd; with `wait`, report how it ended and return
+    its exit status."""
+    service = units_of(config, target)[0]
+    systemd = Systemctl(scope)
+    if not wait:
+        systemd.run("start", "--no-block", service)
+        print(f"{service}: started (see `vigil logs {target}`)", file=sys.stderr)
+        return 0
+    systemd.run("start", service, check=False)  # a oneshot start waits for the run to end
+    shown = systemd.show(service, "Result", "ExecMainStatus", "InvocationID")
+    status = int(shown.get("ExecMainStatus") or 0)
+    result = shown.get("Result", "unknown")
+    record = next(
+        (r for r in read_runs(state) if r.get("invocation_id") == shown.get("InvocationID")),
+        None,
+    )
+    words = f"{service}: {result} (exit status {status})"
+    if record is not None:
+        words += f", {record.get('result')}"
+        if record.get("reason"):
+            words += f": {record.get('reason')}"
+    print(words, file=sys.stderr)
+    if result != "success" and status == 0:
+        return 1
+    return status
+
+
+def logs(
+    config: Config, scope: Scope, target: str, follow: bool, since: str | None, lines: int
+) -> int:
+    if shutil.which("journalctl") is None:
+        raise VigilError("journalctl not found")
+    command = ["journalctl", "--no-pager", "-o", "short-iso", "-n", str(lines)]
+    units = units_of(config, target)
+    # The failure handler's runs about this target belong to its story too (OnFailure= names
+    # the instance after the failed unit: <name>-failure@<unit>.service).
+    units.append(f"{config.name}-failure@{units[0]}.service")
+    command += journal_matches(units, scope.system, os.getuid())
+    if since:
+        command += ["--since", since]
+    if follow:
+        command.append("--follow")
+    return subprocess.run(command, check=False).returncode
+
+
+def journal_matches(units: list[str], system: bool, uid: int) -> list[str]:
+    """journalctl matches for the units' own lines, the manager's lines about them, and lines
+    by their syslog identifier: journald attributes a line to a unit from the writer's cgroup,
+    which it cannot read once a short-lived writer has exited; the identifier (every vigil
+    service sets SyslogIdentifier= to its name) is in the line itself.
+
+    Spelled out instead of `--user-unit`/`--unit` because journalctl ANDs those with any other
+    match. Not `--user` either: that reads only the per-user journal files, which root's (and,
+    with a volatile journal, everyone's) user units never write."""
+    own, about = ("_SYSTEMD_UNIT", "UNIT") if system else ("_SYSTEMD_USER_UNIT", "USER_UNIT")
+    # The system manager is PID 1; a user manager and its services run as the user.
+    sender = ["_PID=1"] if system else [f"_UID={uid}"]
+    owner = ["_UID=0"] if system else [f"_UID={uid}"]
+    identifiers = [
+        unit.removesuffix(".service")
+        for unit in units
+        if unit.endswith(".service") and "@" not in unit  # templates share one identifier
+    ]
+    matches = [f"{own}={unit}" for unit in units] + owner
+    matches += ["+", *(f"{about}={unit}" for unit in units), *sender]
+    if identifiers:
+        matches += ["+", *(f"SYSLOG_IDENTIFIER={name}" for name in identifiers), *owner]
+    return matches
+
+
+def set_enabled(config: Config, scope: Scope, target: str, enabled: bool) -> str:
+    units = units_of(config, target)
+    timer = units[-1] if target != "coordinator" else units[1]  # the coordinator's path unit
+    systemd = Systemctl(scope)
+    if enabled:
+        systemd.run("enable", "--now", timer)
+    else:
+        systemd.run("disable", "--now", timer)
+    return timer

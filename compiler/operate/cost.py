@@ -1,0 +1,174 @@
+"""`vigil cost`: the estimated monthly cost of each job beside what it has spent this month.
+
+Estimate = firings per month x expected tokens per call x price. A detector only calls the model
+when its command found something, so the estimate is an upper bound. The coordinator is rules,
+not a model: it costs nothing, however often it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from compiler.generate.specs import state_dir
+from compiler.language import cron
+from compiler.language.model import Config, Job
+from compiler.language.prices import price_of
+from compiler.language.schedule import next_elapses, parse_schedule
+from runner.spend import read_ledger
+
+DAYS_PER_MONTH = 365.2425 / 12
+# Calendar expressions are counted by systemd over this many firings at most.
+CALENDAR_SAMPLE = 5000
+BASE = datetime(2027, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class JobCost:
+    job: str
+    model: str | None
+    firings_per_month: float
+    tokens_per_call: tuple[int, int] | None  # (input, output), from expected_tokens
+    price: tuple[float, float] | None  # USD per million tokens
+    spent_usd: float
+    spent_tokens: int
+    calls: int
+
+    @property
+    def estimate_usd(self) -> float | None:
+        if self.model is None:
+            return 0.0
+        if self.tokens_per_call is None or self.price is None:
+            return None
+        per_call = sum(t * p for t, p in zip(self.tokens_per_call, self.price, strict=True)) / 1e6
+        return per_call * self.firings_per_month
+
+
+def firings_per_month(job: Job, zone: str) -> float:
+    return sum(_schedule_firings(expression, zone) for expression in job.schedule)
+
+
+def _schedule_firings(expression: str, zone: str) -> float:
+    timing = parse_schedule(expression)
+    if timing.kind == "reboot":
+        return 0.0
+    if timing.kind == "cron":
+        return _cron_firings(cron.parse_cron(" ".join(expression.split())))
+    moments = next_elapses(timing.on_calendar, zone, CALENDAR_SAMPLE, base=BASE)
+    if len(moments) < 2:
+        return 0.0
+    year = BASE + timedelta(days=365)
+    within = [m for m in moments if m < year]
+    if len(within) < len(moments):
+        return len(within) / 12
+    span_days = (moments[-1] - moments[0]).total_seconds() / 86400
+    return (len(moments) - 1) / span_days * DAYS_PER_MONTH
+
+
+def _cron_firings(spec: cron.CronSpec) -> float:
+    """Exact for cron: matching days in a non-leap year times firings per day, per month."""
+    day = date(2027, 1, 1)
+    matching = 0
+    while day.year == 2027:
+        weekday = day.isoweekday() % 7  # cron: 0 = Sunday
+        in_days, in_weekdays = day.day in spec.days, weekday in spec.weekdays
+        fits = {
+            "any": True,
+            "dom": in_days,
+            "dow": in_weekdays,
+            "or": in_days or in_weekdays,
+        }[spec.rule]
+        matching += day.month in spec.months and fits
+        day += timedelta(days=1)
+    return matching * len(spec.hours) * len(spec.minutes) / 12
+
+
+def estimate(config: Config, *, system: bool = False, now: datetime | None = None) -> list[JobCost]:
+    state = Path(os.path.expanduser(state_dir(config, system)))
+    spent = month_to_date(state, config.name, config.timezone, now)
+    overrides = {name: (p.input, p.output) for name, p in config.llm.prices.items()}
+    rows = []
+    for name, job in config.jobs.items():
+        model = (job.model or config.llm.model) if job.prompt is not None else None
+        tokens = (
+            (job.expected_tokens.input, job.expected_tokens.output) if job.expected_tokens else None
+        )
+        usd, used, calls = spent.get(name, (0.0, 0, 0))
+        rows.append(
+            JobCost(
+                job=name,
+                model=model,
+                firings_per_month=firings_per_month(job, job.timezone or config.timezone),
+                tokens_per_call=tokens,
+                price=price_of(model, overrides) if model else None,
+                spent_usd=usd,
+                spent_tokens=used,
+                calls=calls,
+            )
+        )
+    return rows
+
+
+def month_to_date(
+    directory: Path, config: str, timezone: str, now: datetime | None = None
+) -> dict[str, tuple[float, int, int]]:
+    """job -> (USD, tokens, model calls) this calendar month in `timezone`: the spend ledger
+    the budgets count (runs.jsonl for a month from before the ledger)."""
+    ledger = read_ledger(str(directory), config, timezone, now or datetime.now(UTC))
+    if ledger.problem:
+        print(f"vigil: {ledger.problem} (shown from runs.jsonl)", file=sys.stderr)
+    return {job: (used.usd, used.tokens, used.calls) for job, used in ledger.jobs.items()}
+
+
+def heartbeats_per_month(config: Config) -> float:
+    return DAYS_PER_MONTH * 86400 / config.coordinator.heartbeat
+
+
+def summary_line(config: Config, *, system: bool = False) -> str | None:
+    """One line for `vigil plan`, or None when no job uses a model."""
+    if not any(job.prompt is not None for job in config.jobs.values()):
+        return None
+    rows = estimate(config, system=system)
+    known = [row.estimate_usd for row in rows if row.estimate_usd is not None]
+    spent = sum(row.spent_usd for row in rows)
+    text = f"model cost: about ${sum(known):,.2f}/month at most, ${spent:,.2f} spent this month"
+    missing = sum(row.estimate_usd is None for row in rows)
+    if missing:
+        text += f" ({missing} job{'s' * (missing > 1)} without expected_tokens)"
+    return text + "; the coordinator spends none (`vigil cost` for the table)"
+
+
+def render_table(rows: list[JobCost], heartbeat_per_month: float) -> str:
+    header = f"{'job':<24} {'model':<20} {'runs/month':>10} {'estimate':>10} {'this month':>11}"
+    lines = [header, "-" * len(header)]
+    total_estimate, total_spent, unknown = 0.0, 0.0, []
+    for row in rows:
+        est = row.estimate_usd
+        shown = "?" if est is None else f"${est:,.2f}"
+        if est is None:
+            unknown.append(row.job)
+        else:
+            total_estimate += est
+        total_spent += row.spent_usd
+        lines.append(
+            f"{row.job:<24} {row.model or '-':<20} {row.firings_per_month:>10,.0f} "
+            f"{shown:>10} {'$' + format(row.spent_usd, ',.2f'):>11}"
+        )
+    lines.append(
+        f"{'coordinator heartbeat':<24} {'- (rules)':<20} {heartbeat_per_month:>10,.0f} "
+        f"{'$0.00':>10} {'$0.00':>11}"
+    )
+    lines.append("-" * len(header))
+    lines.append(
+        f"{'total':<24} {'':<20} {'':>10} {'$' + format(total_estimate, ',.2f'):>10} "
+        f"{'$' + format(total_spent, ',.2f'):>11}"
+    )
+    notes = ["Estimates assume every run finds something: detectors skip the model when not."]
+    if unknown:
+        notes.append(
+            "No estimate without expected_tokens (and a known price): " + ", ".join(unknown)
+        )
+    return "\n".join([*lines, "", *notes]) + "\n"

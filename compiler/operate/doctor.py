@@ -1,0 +1,280 @@
+"""`vigil doctor`: is this machine ready to run the config, and is the installed setup healthy?
+Each check says ok, warn or fail, and how to fix what is wrong."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from compiler.errors import VigilError
+from compiler.generate.build import default_python
+from compiler.generate.packages import missing, needs
+from compiler.install.apply import start_flags
+from compiler.install.generations import Installation
+from compiler.install.plan import make_plan
+from compiler.install.systemctl import Systemctl
+from compiler.language.model import Config
+from compiler.layout import Scope
+from runner.packages import requirement
+
+MIN_SYSTEMD = 240  # LoadCredential=, OnFailure= with %n, the timers vigil writes
+STUCK_INBOX_SECONDS = 300
+STUCK_OUTBOX_SECONDS = 3600
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # ok, warn, fail
+    detail: str
+    fix: str = ""
+
+
+def run_checks(config: Config, scope: Scope, state: Path) -> list[Check]:
+    checks: list[Check] = []
+    for probe in _probes():
+        try:
+            checks.extend(probe(config, scope, state))
+        except VigilError as error:
+            checks.append(Check(probe.__name__.strip("_").replace("_", " "), "fail", str(error)))
+    return checks
+
+
+Probe = Callable[[Config, Scope, Path], Iterator[Check]]
+
+
+def _probes() -> list[Probe]:
+    return [
+        _systemd_version,
+        _manager,
+        _linger,
+        _installed_files,
+        _units_active,
+        _queues,
+        _packages,
+        _credentials,
+        _apprise_urls,
+        _clock,
+    ]
+
+
+def _systemd_version(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
+    if shutil.which("systemctl") is None:
+        yield Check("systemd", "fail", "systemctl not found", "vigil needs a systemd machine")
+        return
+    first = subprocess.run(["systemctl", "--version"], capture_output=True, text=True).stdout
+    match = re.match(r"systemd (\d+)", first)
+    version = int(match.group(1)) if match else 0
+    status = "ok" if version >= MIN_SYSTEMD else "fail"
+    yield Check(
+        "systemd", status, f"systemd {version}", f"systemd {MIN_SYSTEMD} or newer is needed"
+    )
+
+
+def _manager(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
+    result = Systemctl(scope).run("show", "--property=Version", check=False)
+    if result.returncode == 0:
+        yield Check("manager", "ok", f"{scope.flag.strip('-')} manager reachable")
+    else:
+        hint = "log in (or enable linger) so the user manager runs; check XDG_RUNTIME_DIR"
+        yield Check("manager", "fail", result.stderr.strip() or "not reachable", hint)
+
+
+def _linger(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
+    if scope.system:
+        return
+    user = os.environ.get("USER") or _login_name()
+    if shutil.which("loginctl") is None:
+        yield Check(
+            "linger", "warn", "loginctl not found: cannot tell whether timers run after logout"
+        )
+        return
+    result = subprocess.run(
+        ["loginctl", "show-user", user, "--property=Linger"], capture_output=True, text=True
+    )
+    if result.stdout.strip() == "Linger=yes":
+        yield Check("linger", "ok", "the user manager keeps running after logout")
+    else:
+        yield Check(
+            "linger",
+            "warn",
+            "linger is off or unknown: user timers stop when you log out",
+            f"loginctl enable-linger {user}",
+        )
+
+
+def _login_name() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # no passwd entry: loginctl takes the uid too
+        return str(os.getuid())
+
+
+def _installed_files(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
+    installation = Installation(scope, config.name)
+    number = installation.current()
+    if number is None:
+        yield Check("installed", "fail", f"{config.name} is not installed", "vigil apply CONFIG")
+        return
+    plan = make_plan(installation.load_tree(number), installation)
+    if plan.drift:
+        yield Check(
+            "installed",
+            "fail",
+            "changed by hand since installed: " + ", ".join(plan.drift),
+            "vigil plan CONFIG shows the diff; vigil apply CONFIG restores them",
+        )
+    else:
+        yield Check("installed", "ok", f"generation {number} matches its manifest")
+
+
+def _units_active(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
+    installation = Installation(scope, config.name)
+    number = installation.current()
+    if number is None or not scope.live:
+        return
+    wanted = [u for u, on in start_flags(installation.load_tree(number)).items() if on]
+    shown = Systemctl(scope).show_many(
+        wanted, "ActiveState", "Result", "LoadState", "UnitFileState"
+    )
+    inactive = [u for u in wanted if shown.get(u, {}).get("ActiveState") != "active"]
+    if not inactive:
+        yield Check("units", "ok", f"{len(wanted)} timers and path units active")
+    for unit in inactive:
+        info = shown.get(unit, {})
+        if info.get("UnitFileState") == "disabled" and info.get("Result") == "success":
+            # Paused on purpose (`vigil disable`): worth a word, not a failure.
+            yield Check(
+                "units",
+                "warn",
+                f"{unit} was disabled by hand",
+                "`vigil enable` resumes it; `enabled: false` in the config keeps it off",
+            )
+            continue
+        state_words = (
+            f"{info.get('ActiveState')} (load {info.get('LoadState')}, {info.get('Result')})"
+        )
+        why = f"{unit} is {state_words}"
+        ctl = f"systemctl {scope.flag}"
+        hint = f"{ctl} reset-failed {unit} && {ctl} start {unit}"
+        if info.get("Result") == "start-limit-hit":
+            why += ": it hit the start limit"
+        yield Check("units", "fail", why, hint)
+
+
+def _queues(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
+    now = datetime.now(UTC).timestamp()
+    inbox = state / "inbox"
+    old = (
+        [p for p in inbox.iterdir() if now - p.lstat().st_mtime > STUCK_INBOX_SECONDS]
+        if inbox.is_dir()
+        else []
+    )
+    if old:
+        yield Check(
+            "inbox",
+            "fail",
+            f"{len(old)} findings waiting for over {STUCK_INBOX_SECONDS // 60} minutes",
+            f"is {config.name}-coordinator.path active? `vigil logs coordinator`",
+        )
+    else:
+        yield Check("inbox", "ok", "nothing stuck")
+    outbox = state / "outbox"
+    queued = [p for p in outbox.glob("*.json") if now - p.stat().st_mtime > STUCK_OUTBOX_SECONDS]
+    dead = list((outbox / "dead").glob("*.json")) if (outbox / "dead").is_dir() else []
+    if dead:
+        yield Check("outbox", "warn", f"{len(dead)} dead-lettered messages", "vigil outbox")
+    if queued:
+        yield Check(
+            "outbox", "warn", f"{len(queued)} messages retrying for over an hour", "vigil outbox"
+        )
+    if not dead and not queued:
+        yield Check("outbox", "ok", "nothing stuck")
+
+
+def _packages(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
+    # The interpreter the installed units run with; before any install, the one apply would use.
+    python = str(Installation(scope, config.name).manifest().get("python") or default_python())
+    wanted = needs(config)
+    problems = missing(python, wanted)
+    for problem in problems:
+        yield Check("packages", "fail", problem.detail, problem.fix)
+    if not problems:
+        names = ", ".join(need.distribution for need in wanted)
+        yield Check("packages", "ok", f"{python} has what the units import ({names})")
+
+
+def _credentials(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
+    missing = 0
+    for name, path in config.secrets.items():
+        resolved = Path(os.path.expanduser(path))
+        if not os.access(resolved, os.R_OK):
+            missing += 1
+            yield Check(
+                "credentials",
+                "fail",
+                f"secret {name}: {resolved} is missing or unreadable",
+                f"create it (chmod 600) or fix secrets.{name}",
+            )
+    if not missing:
+        yield Check("credentials", "ok", f"{len(config.secrets)} secrets readable")
+
+
+def _apprise_urls(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
+    urls = {}
+    for name, channel in config.channels.items():
+        if channel.apprise:
+            urls[name] = channel.apprise
+        elif channel.apprise_secret:
+            path = Path(os.path.expanduser(config.secrets.get(channel.apprise_secret, "")))
+            if os.access(path, os.R_OK):
+                urls[name] = path.read_text(encoding="utf-8").strip()
+    if not urls:
+        return
+    try:
+        import apprise
+    except ImportError:
+        yield Check(
+            "channels",
+            "warn",
+            "cannot check the apprise URLs: vigil's own interpreter lacks apprise",
+            f"{default_python()} -m pip install '{requirement('apprise')}'",
+        )
+        return
+    for name, url in urls.items():
+        if apprise.Apprise().add(url):
+            yield Check("channels", "ok", f"{name}: {url.split('://', 1)[0]}:// URL understood")
+        else:
+            yield Check(
+                "channels",
+                "fail",
+                f"{name}: apprise does not understand the URL",
+                "see apprise's URL formats",
+            )
+
+
+def _clock(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
+    year = datetime.now(UTC).year
+    if year < 2024:
+        yield Check("clock", "fail", f"the clock says {year}", "set the time (timedatectl)")
+        return
+    synced = ""
+    if shutil.which("timedatectl"):
+        result = subprocess.run(
+            ["timedatectl", "show", "--property=NTPSynchronized"], capture_output=True, text=True
+        )
+        synced = result.stdout.strip()
+    if synced == "NTPSynchronized=no":
+        yield Check("clock", "warn", "the clock is not synchronized", "timedatectl set-ntp true")
+    else:
+        yield Check(
+            "clock", "ok", f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; schedules in {config.timezone}"
+        )

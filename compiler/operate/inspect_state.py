@@ -1,0 +1,130 @@
+"""What `vigil inbox`, `vigil outbox` and `vigil state` show: the runtime files of one config,
+read without changing them."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from compiler.generate.specs import state_dir
+from compiler.language.model import Config
+from compiler.language.model.types import is_calendar
+from runner.clock import zone
+from runner.rules.nag import not_before
+from runner.stateshapes import NAG, Shape
+
+
+def state_path(config: Config, system: bool = False) -> Path:
+    return Path(os.path.expanduser(state_dir(config, system)))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def read_checked(path: Path, shape: Shape) -> dict[str, Any]:
+    """A state file as the runner would use it: the entries of a known shape, and one line on
+    stderr naming the file and what is wrong with it, instead of a traceback."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except OSError as error:
+        print(f"vigil: {path} cannot be read ({error.strerror}); not shown", file=sys.stderr)
+        return {}
+    except ValueError:
+        print(f"vigil: {path} is not valid JSON; not shown", file=sys.stderr)
+        return {}
+    problem, usable = shape.check(data)
+    if problem is not None:
+        shown = "the rest is shown" if usable else "not shown"
+        print(f"vigil: {path} {problem}; {shown}", file=sys.stderr)
+    return usable or {}
+
+
+def inbox_rows(state: Path) -> list[dict[str, Any]]:
+    rows = []
+    for folder in ("inbox", "processing"):
+        directory = state / folder
+        paths = sorted(directory.iterdir()) if directory.is_dir() else []
+        if folder == "processing":  # the runner claims files into processing/claim-*/
+            paths = [
+                p
+                for claim in paths
+                for p in (sorted(claim.iterdir()) if claim.is_dir() else [claim])
+            ]
+        for path in paths:
+            finding = _read_json(path) if path.is_file() and not path.is_symlink() else None
+            source = finding.get("source") if isinstance(finding, dict) else None
+            rows.append({"where": folder, "file": path.name, "source": source, "age_s": _age(path)})
+    rejected = state / "rejected"
+    for path in sorted(rejected.iterdir()) if rejected.is_dir() else []:
+        if path.name.endswith(".reason"):
+            continue
+        note = path.with_name(path.name + ".reason")
+        reason = note.read_text(encoding="utf-8").strip() if note.exists() else None
+        rows.append({"where": "rejected", "file": path.name, "reason": reason, "age_s": _age(path)})
+    return rows
+
+
+def _age(path: Path) -> int:
+    return int(datetime.now(UTC).timestamp() - path.lstat().st_mtime)
+
+
+def outbox_rows(state: Path) -> list[dict[str, Any]]:
+    from runner.outbox import outbox_status
+
+    return outbox_status(state)
+
+
+def nag_rows(config: Config, state: Path) -> list[dict[str, Any]]:
+    rows = []
+    for name, rule in config.nag.items():
+        data = read_checked(state / "state" / f"nag-{name}.json", NAG)
+        for key, item in sorted((data.get("items") or {}).items()):
+            count = int(item.get("nagCount") or 0)
+            fields = item.get("fields") or {}
+            rows.append(
+                {
+                    "rule": name,
+                    "key": key,
+                    "title": fields.get("title") or fields.get("name"),
+                    "status": item.get("status"),
+                    "count": count,
+                    "last_nagged": item.get("lastNagged"),
+                    "next": _next_step(rule, item, count, config.timezone),
+                }
+            )
+    return rows
+
+
+def _next_step(rule: Any, item: dict[str, Any], count: int, timezone: str | None) -> str:
+    """What comes next for the item, and from when: the runner's own rule (not_before), in the
+    config's zone."""
+    if item.get("status") in ("stopped", "resolved"):
+        return "-"
+    last = item.get("lastNagged")
+    if rule.once_per is not None:
+        wait = rule.once_per
+        label = "next mention"
+    else:
+        if rule.stop_after is not None and count >= rule.stop_after:
+            return "stops"
+        steps = [s for s in rule.ladder or [] if s.min_count <= count + 1]
+        step = steps[-1] if steps else None
+        wait = rule.min_interval
+        label = f"nag {count + 1}" + (
+            f" once {step.min_days:g}+ days overdue" if step and step.min_days else ""
+        )
+    if last and wait:
+        start = datetime.fromisoformat(last.replace("Z", "+00:00"))
+        when = not_before(start, wait, is_calendar(wait), timezone).astimezone(zone(timezone))
+        return f"{label}, not before {when:%Y-%m-%d %H:%M %Z}"
+    return f"{label}, at the next finding"

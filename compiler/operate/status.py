@@ -1,0 +1,181 @@
+"""`vigil status`: every job, watch and the coordinator in one table, from systemd's own view
+(`systemctl show`) and runs.jsonl. Anything failed makes the command exit 1."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from compiler.install.systemctl import Systemctl
+from compiler.language.model import Config
+from compiler.layout import Scope
+from compiler.runs import read_runs
+from runner.spend import read_ledger
+
+PROPERTIES = (
+    "ActiveState",
+    "Result",
+    "UnitFileState",
+    "NextElapseUSecRealtime",
+    "NextElapseUSecMonotonic",
+    "ExecMainStartTimestamp",
+    "ExecMainStatus",
+)
+
+
+@dataclass
+class Row:
+    name: str
+    kind: str  # job, watch, coordinator
+    enabled: str
+    last_run: str | None
+    result: str | None
+    duration_s: float | None
+    next_run: str | None
+    failures_in_row: int
+    tokens_month: int
+    cost_month: float
+    failed: bool
+    note: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def collect(
+    config: Config, scope: Scope, state: Path, only: str | None = None, now: datetime | None = None
+) -> list[Row]:
+    name = config.name
+    targets = [(job, "job", f"{name}-{job}") for job in config.jobs]
+    targets += [
+        (watch, "watch", f"{name}-watch-{watch}")
+        for watch, spec in config.watches.items()
+        if spec.deadline or (spec.file and spec.file.armed_by and spec.file.armed_by.schedule)
+    ]
+    targets.append(("coordinator", "coordinator", f"{name}-coordinator"))
+    if only is not None:
+        targets = [t for t in targets if t[0] == only]
+    units = [f"{u}.{suffix}" for _, kind, u in targets for suffix in _suffixes(kind)]
+    shown = (
+        Systemctl(scope).show_many(units, *PROPERTIES, timezone=config.timezone)
+        if scope.live
+        else {}
+    )
+    _monotonic_next_runs(shown, config.timezone)
+    history = _history(state, now or datetime.now(UTC), config)
+    return [_row(target, kind, unit, shown, history) for target, kind, unit in targets]
+
+
+# systemd's timespan units, as `systemctl show` prints them ("1h 49min 38.476707s").
+_SPAN_UNITS = {
+    "y": 31557600.0,
+    "month": 2629800.0,
+    "w": 604800.0,
+    "d": 86400.0,
+    "h": 3600.0,
+    "min": 60.0,
+    "s": 1.0,
+    "ms": 1e-3,
+    "us": 1e-6,
+}
+
+
+def _monotonic_next_runs(shown: dict[str, dict[str, str]], timezone: str) -> None:
+    """A monotonic timer (the coordinator's heartbeat) has no realtime next elapse: derive one
+    from its monotonic one, printed like systemctl prints realtime timestamps."""
+    for values in shown.values():
+        if _when(values.get("NextElapseUSecRealtime")):
+            continue
+        seconds = _span_seconds(values.get("NextElapseUSecMonotonic") or "")
+        if seconds is None:
+            continue
+        moment = datetime.now(ZoneInfo(timezone)) + timedelta(seconds=seconds - time.monotonic())
+        values["NextElapseUSecRealtime"] = moment.strftime("%a %Y-%m-%d %H:%M:%S %Z")
+
+
+def _span_seconds(span: str) -> float | None:
+    parts = span.split()
+    total = 0.0
+    for part in parts:
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)([a-z]+)", part)
+        if match is None or match[2] not in _SPAN_UNITS:
+            return None
+        total += float(match[1]) * _SPAN_UNITS[match[2]]
+    return total if parts else None
+
+
+def _suffixes(kind: str) -> tuple[str, ...]:
+    return ("service", "timer", "path") if kind == "coordinator" else ("service", "timer")
+
+
+def _history(state: Path, now: datetime, config: Config) -> dict[str, dict[str, Any]]:
+    """job -> last run, failures in a row, tokens and cost this month (the spend ledger's
+    month, in the config's timezone)."""
+    summary: dict[str, dict[str, Any]] = {}
+    for run in read_runs(state):
+        entry = summary.setdefault(str(run.get("job")), {"row": 0})
+        entry["last"] = run
+        entry["row"] = 0 if run.get("result") == "ok" else entry["row"] + 1
+    ledger = read_ledger(str(state), config.name, config.timezone, now)
+    if ledger.problem:
+        print(f"vigil: {ledger.problem} (shown from runs.jsonl)", file=sys.stderr)
+    for job, used in ledger.jobs.items():
+        summary.setdefault(job, {"row": 0}).update(tokens=used.tokens, cost=used.usd)
+    return summary
+
+
+def _row(
+    target: str,
+    kind: str,
+    unit: str,
+    shown: dict[str, dict[str, str]],
+    history: dict[str, dict[str, Any]],
+) -> Row:
+    service = shown.get(f"{unit}.service", {})
+    timer = shown.get(f"{unit}.timer", {})
+    entry = history.get(target, {})
+    last = entry.get("last") or {}
+    notes = []
+    failed = bool(entry.get("row"))
+    if service.get("ActiveState") == "failed":
+        failed = True
+        notes.append(f"{unit}.service failed ({service.get('Result')})")
+    enabled = timer.get("UnitFileState") or "-"
+    if kind == "coordinator":
+        path = shown.get(f"{unit}.path", {})
+        if path and path.get("ActiveState") != "active":
+            failed = True
+            notes.append(f"path unit {path.get('ActiveState')} ({path.get('Result')})")
+        enabled = path.get("UnitFileState") or enabled
+    if shown and timer.get("ActiveState") not in (None, "active") and enabled == "enabled":
+        notes.append(f"timer {timer.get('ActiveState')}")
+    return Row(
+        name=target,
+        kind=kind,
+        enabled=enabled,
+        last_run=last.get("start") or _when(service.get("ExecMainStartTimestamp")),
+        result=last.get("result") or _systemd_result(service),
+        duration_s=last.get("duration_s"),
+        next_run=_when(timer.get("NextElapseUSecRealtime")),
+        failures_in_row=int(entry.get("row") or 0),
+        tokens_month=int(entry.get("tokens") or 0),
+        cost_month=round(float(entry.get("cost") or 0.0), 4),
+        failed=failed,
+        note="; ".join(notes),
+    )
+
+
+def _when(value: str | None) -> str | None:
+    return value if value and value not in ("n/a", "0") else None
+
+
+def _systemd_result(service: dict[str, str]) -> str | None:
+    if not service.get("ExecMainStartTimestamp"):
+        return None
+    return service.get("Result")

@@ -1,0 +1,143 @@
+"""`vigil watches`, `vigil ack` and `vigil watch arm`.
+
+The coordinator is the only writer of watch state. These commands read that state, and to change
+it they drop a finding from the source `vigil` into the inbox (ack, arm), which the coordinator
+applies on its next run, started at once by the path unit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from compiler.errors import UsageError
+from compiler.language.model import Config, Watch
+from compiler.language.model.types import format_duration
+from compiler.operate.inspect_state import read_checked
+from runner.rules import watch_state_file
+from runner.stateshapes import WATCH
+
+
+def _instances(state: Path, name: str) -> dict[str, Any]:
+    data = read_checked(state / "state" / watch_state_file(name), WATCH)
+    instances = data.get("instances")
+    return instances if isinstance(instances, dict) else {}
+
+
+def awaits(watch: Watch) -> str:
+    if watch.deadline:
+        target = watch.deadline
+        what = (
+            f"job {target.job} to succeed"
+            if target.job
+            else (
+                f"a finding from {target.source}" if target.source else f"{target.file} to change"
+            )
+        )
+        return f"{what} by {target.at}"
+    if watch.match:
+        return f"a matching finding from {watch.match.source}"
+    if watch.file:
+        return f"{watch.file.path} within {format_duration(watch.file.within)} of arming"
+    assert watch.absence is not None
+    every = format_duration(watch.absence.for_)
+    return f"a finding from {watch.absence.source} at least every {every}"
+
+
+def watch_rows(config: Config, state: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for name, watch in config.watches.items():
+        instances = _instances(state, name)
+        if not instances:
+            rows.append(
+                {
+                    "watch": name,
+                    "kind": watch.kind,
+                    "key": "-",
+                    "state": "idle",
+                    "awaits": awaits(watch),
+                }
+            )
+        for key, instance in sorted(instances.items()):
+            handoff = instance.get("handoff") or {}
+            rows.append(
+                {
+                    "watch": name,
+                    "kind": watch.kind,
+                    "key": key,
+                    "state": instance.get("state"),
+                    "since": instance.get("at") or instance.get("armedAt"),
+                    "deadline": instance.get("deadline"),
+                    "awaits": awaits(watch),
+                    "evidence": _evidence(instance.get("evidence")),
+                    "handoff": _handoff(handoff),
+                }
+            )
+    return rows
+
+
+def _evidence(evidence: Any) -> str | None:
+    if not evidence:
+        return None
+    if isinstance(evidence, dict):
+        return ", ".join(f"{k}={v}" for k, v in evidence.items())
+    return str(evidence)
+
+
+def _handoff(handoff: dict[str, Any]) -> str | None:
+    if not handoff:
+        return None
+    status = handoff.get("exit_status")
+    return "accepted" if status == 0 else f"refused (exit {status})"
+
+
+def drop_control(config: Config, state: Path, finding: dict[str, Any]) -> Path:
+    """Put a control finding into the inbox the way writers must: temp file, then rename."""
+    tmp = state / "tmp"
+    inbox = state / "inbox"
+    tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
+    inbox.mkdir(parents=True, exist_ok=True, mode=0o700)
+    now = datetime.now(UTC)
+    finding = {"source": "vigil", "timestamp": now.isoformat(timespec="seconds"), **finding}
+    name = f"vigil-{finding['kind']}-{now:%Y%m%dT%H%M%S%f}-{secrets.token_hex(3)}.json"
+    temporary = tmp / name
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(finding, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.rename(temporary, inbox / name)
+    return inbox / name
+
+
+def ack(config: Config, state: Path, watch: str, key: str | None) -> Path:
+    _check_watch(config, watch)
+    if key is not None:
+        known = sorted(_instances(state, watch))
+        if key not in known:
+            listed = f"known keys: {', '.join(known)}" if known else "it has no instances yet"
+            raise UsageError(f"{watch} has no instance {key!r}; {listed}")
+    return drop_control(config, state, {"kind": "ack", "watch": watch, "key": key})
+
+
+def arm(config: Config, state: Path, watch: str, key: str, within: int | None) -> Path:
+    _check_watch(config, watch)
+    if within is not None and within <= 0:
+        raise UsageError(f"--within must be more than 0s (got {within}s)")
+    if config.watches[watch].file is None:
+        raise UsageError(
+            f"{watch} is a {config.watches[watch].kind} watch; only file watches are armed"
+        )
+    return drop_control(
+        config, state, {"kind": "arm", "watch": watch, "key": key, "within": within}
+    )
+
+
+def _check_watch(config: Config, name: str) -> None:
+    from compiler.language.references import did_you_mean
+
+    if name not in config.watches:
+        raise UsageError(did_you_mean(name, config.watches, "watch"))
