@@ -68,7 +68,7 @@ def validate(
 ) -> None:
     """Check configs; print each job with its next runs, or every problem as FILE:LINE:COL.
     Warns when the units' interpreter lacks a package a config needs."""
-    from compiler.cli.summary import summarize
+    from compiler.cli.views import summarize
     from compiler.errors import ConfigError
     from compiler.generate.build import units_python
     from compiler.generate.packages import missing, needs
