@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -99,6 +102,35 @@ def test_version(vigil) -> None:
     from compiler import __version__
 
     assert vigil("--version").stdout.strip() == f"vigil {__version__}"
+
+
+def test_the_version_is_the_one_pyproject_toml_gives() -> None:
+    from compiler import __version__
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert __version__ == project["version"]
+
+
+@pytest.mark.parametrize(("version", "shown"), [("9.8.7", "9.8.7"), (None, "unknown")])
+def test_a_checkout_run_without_installing_shows_its_pyproject_version(
+    tmp_path: Path, version: str | None, shown: str
+) -> None:
+    """No installed distribution to ask (`python -S`: no site-packages): the pyproject.toml
+    beside the package says, and without one the version is unknown."""
+    shutil.copytree(ROOT / "compiler", tmp_path / "compiler")
+    if version is not None:
+        text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+        text = re.sub(r'(?m)^version = ".*"$', f'version = "{version}"', text, count=1)
+        (tmp_path / "pyproject.toml").write_text(text, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", "import compiler; print(compiler.__version__)"],
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == shown
 
 
 def test_logs_match_units_the_manager_and_syslog_identifiers() -> None:

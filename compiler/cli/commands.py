@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from compiler import __version__
 from compiler.cli.report import INVALID, reported, warn
 from compiler.errors import UsageError, VigilError
 
@@ -32,6 +31,8 @@ ConfigArg = Annotated[Path, typer.Argument(help="The config file (YAML).", show_
 
 def _version(value: bool) -> None:
     if value:
+        from compiler import __version__
+
         print(f"vigil {__version__}")
         raise typer.Exit()
 
