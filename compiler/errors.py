@@ -1,14 +1,30 @@
-"""One error hierarchy. The CLI turns these into messages and exit codes; nothing else prints."""
+"""One error hierarchy and the exit codes it maps to. The CLI turns errors into messages and
+exit codes, and prints the warnings layers below it hand over; nothing else prints."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What `vigil` exits with."""
+
+    OK = 0
+    FAILED = 1  # anything else that failed
+    INVALID = 2  # invalid input: a config error, a bad argument
+    INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as a shell reports it
+
+
+Warn = Callable[[str], None]
+"""How a layer below the CLI hands over a warning: the CLI passes the function that prints it."""
 
 
 class VigilError(Exception):
-    """A failure vigil explains to the user without a traceback (exit 1)."""
+    """A failure vigil explains to the user without a traceback."""
 
-    exit_code = 1
+    exit_code = ExitCode.FAILED
 
 
 @dataclass(frozen=True, order=True)
@@ -38,9 +54,9 @@ def _one_line(text: str) -> str:
 
 
 class ConfigError(VigilError):
-    """The input is invalid (exit 2). Carries every issue found, not just the first."""
+    """The input is invalid. Carries every issue found, not just the first."""
 
-    exit_code = 2
+    exit_code = ExitCode.INVALID
 
     def __init__(self, issues: list[ConfigIssue]) -> None:
         self.issues = sorted(issues)
@@ -48,6 +64,6 @@ class ConfigError(VigilError):
 
 
 class UsageError(VigilError):
-    """A bad command-line argument (exit 2), such as an unknown timezone for `vigil explain`."""
+    """A bad command-line argument, such as an unknown timezone for `vigil explain`."""
 
-    exit_code = 2
+    exit_code = ExitCode.INVALID

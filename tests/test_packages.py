@@ -19,6 +19,7 @@ from compiler.generate.packages import missing, needs, requirement
 from compiler.language.validate import load_config
 from compiler.layout import Scope
 from compiler.operate import doctor
+from compiler.operate.doctor import CheckResult
 from runner.exitcodes import MISSING_PACKAGE
 from tests.runner_support import (
     ROOT,
@@ -135,12 +136,12 @@ def test_doctor_names_the_missing_package(
     monkeypatch.setattr(doctor, "default_python", lambda: bare_python)
     config = load_config(BRUBA).config
     checks = [c for c in doctor._packages(config, Scope(root=tmp_path), tmp_path) if c.name]
-    assert [c.status for c in checks] == ["fail", "fail"]
+    assert [c.status for c in checks] == [CheckResult.FAIL, CheckResult.FAIL]
     assert "lacks the anthropic package" in checks[0].detail
     assert checks[0].fix.startswith(f"install it with `{bare_python} -m pip install")
     monkeypatch.setattr(doctor, "default_python", lambda: sys.executable)
     [ok] = doctor._packages(config, Scope(root=tmp_path), tmp_path)
-    assert ok.status == "ok" and "anthropic" in ok.detail
+    assert ok.status == CheckResult.OK and "anthropic" in ok.detail
 
 
 def fake_python(tmp_path: Path, answer: str, name: str = "python") -> str:

@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from runner.history import append_line, last_run, runs, usage_since
 from tests.runner_support import ROOT, run_runner, shell_spec, write_spec
 
@@ -67,8 +69,34 @@ def test_rotation_keeps_one_old_file(tmp_path: Path) -> None:
     assert len(starts) >= 3
 
 
+def test_reading_skips_what_is_not_a_record_and_keeps_every_record_whole(tmp_path: Path) -> None:
+    """The one reader of runs.jsonl (the runner's, `vigil status` and `vigil run --wait`): the
+    rotated file first; a torn line, a line that is not an object or not UTF-8 skipped; a record
+    whose text holds a line separator (U+2028, which JSON leaves as it is) kept whole."""
+    (tmp_path / "runs.jsonl.1").write_text('{"job": "old"}\n{"job": "to', encoding="utf-8")
+    lines = [
+        json.dumps({"job": "a", "reason": "one\u2028two"}, ensure_ascii=False).encode(),
+        b"[1, 2]",
+        b'{"job": "\xff"}',
+        b'{"job": "b"}',
+        b'{"job": "tor',
+    ]
+    (tmp_path / "runs.jsonl").write_bytes(b"\n".join(lines))
+    records = [{"job": "old"}, {"job": "a", "reason": "one\u2028two"}, {"job": "b"}]
+    assert list(runs(str(tmp_path))) == records
+
+
+def test_a_runs_file_that_cannot_be_read_is_an_error_not_an_empty_history(tmp_path: Path) -> None:
+    """`vigil status` then says what it cannot read instead of showing no failures."""
+    (tmp_path / "runs.jsonl").mkdir()
+    with pytest.raises(IsADirectoryError):
+        list(runs(str(tmp_path)))
+
+
 WRITER = """
 import sys
+import pytest
+
 from runner.history import append_line
 state, writer = sys.argv[1], sys.argv[2]
 for n in range(50):

@@ -368,7 +368,7 @@ def test_a_run_killed_during_its_call_is_booked_at_its_worst_case(
     killed.wait()
     month_now = datetime(2026, 2, 20, 15, tzinfo=UTC)
     [(job, (usd, tokens, calls))] = month_to_date(
-        state, "bruba", "America/New_York", month_now
+        state, "bruba", "America/New_York", month_now, warn=pytest.fail
     ).items()
     assert (job, tokens, calls) == ("reminder-check", worst, 1)
     assert usd == pytest.approx(worst_usd(spec))
@@ -384,7 +384,8 @@ def test_a_run_killed_during_its_call_is_booked_at_its_worst_case(
     assert (entry["tokens"], entry["calls"]) == (worst, 1)
     [note] = entry["notes"]
     assert f"pid {killed.pid}" in note and "booked as spent" in note
-    assert month_to_date(state, "bruba", "America/New_York", month_now)["reminder-check"][1:] == (
+    spent = month_to_date(state, "bruba", "America/New_York", month_now, warn=pytest.fail)
+    assert spent["reminder-check"][1:] == (
         worst,
         1,
     )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from compiler.cli.report import INVALID, reported, warn
-from compiler.errors import UsageError, VigilError
+from compiler.cli.report import note, reported, warn
+from compiler.errors import ExitCode, UsageError, VigilError
 
 if TYPE_CHECKING:
     from compiler.install.workflows import Prepared
@@ -34,7 +34,7 @@ def _version(value: bool) -> None:
         from compiler import __version__
 
         print(f"vigil {__version__}")
-        raise typer.Exit()
+        raise typer.Exit(ExitCode.OK)
 
 
 @app.callback()
@@ -92,7 +92,7 @@ def validate(
             if not quiet:
                 print(("\n" if index else "") + summarize(validated.config, str(path)), end="")
     if failed:
-        raise typer.Exit(INVALID)
+        raise typer.Exit(ExitCode.INVALID)
 
 
 @app.command("compile")
@@ -103,6 +103,7 @@ def compile_(
     python: PythonOpt = None,
 ) -> None:
     """Render units, runner scripts, job specs and the manifest into a directory."""
+    from compiler.cli.views import show_written
     from compiler.generate.build import build, write_tree
 
     with reported():
@@ -110,14 +111,7 @@ def compile_(
         for warning in validated.warnings:
             warn(f"{config}: {warning}")
         written, removed = write_tree(tree, out)
-        unchanged = len(tree) - written
-        print(
-            f"{config}: wrote {written} files to {out}"
-            + (f" ({unchanged} unchanged)" if unchanged else ""),
-            file=sys.stderr,
-        )
-        for relative in removed:
-            print(f"  removed {relative}", file=sys.stderr)
+        show_written(str(config), str(out), len(tree), written, removed)
 
 
 RootOpt = Annotated[
@@ -143,7 +137,7 @@ def _scope(system: bool, root: Path | None) -> Scope:
 
 
 def _plan_and_apply(prepared: Prepared, yes: bool, verbose: bool = False) -> None:
-    from compiler.cli.views import show_plan
+    from compiler.cli.views import show_applied, show_plan
     from compiler.install.workflows import run
 
     show_plan(prepared.plan, prepared.tree, verbose=verbose)
@@ -155,16 +149,7 @@ def _plan_and_apply(prepared: Prepared, yes: bool, verbose: bool = False) -> Non
         if not typer.confirm("Apply these changes?", default=False, err=True):
             print("Nothing applied.", file=sys.stderr)
             return
-    outcome = run(prepared)
-    where = f"generation {outcome.generation}" if outcome.generation else "removed"
-    print(f"{prepared.installation.name}: {where}", file=sys.stderr)
-    for verb, units in (
-        ("started", outcome.started),
-        ("restarted", outcome.restarted),
-        ("stopped", outcome.stopped),
-    ):
-        if units:
-            print(f"  {verb}: {', '.join(units)}", file=sys.stderr)
+    show_applied(prepared.installation.name, run(prepared))
 
 
 @app.command()
@@ -179,19 +164,21 @@ def plan(
     python: PythonOpt = None,
 ) -> None:
     """Dry run: what apply would create, update and delete, with diffs and next runs."""
-    from compiler.cli.views import show_plan
+    from compiler.cli.views import cost_line, show_plan
     from compiler.install.workflows import prepare
-    from compiler.operate.cost import summary_line
+    from compiler.operate.cost import plan_estimate
 
     with reported():
         prepared = prepare(config, _scope(system, root), python=python)
         for warning in (*prepared.warnings, *prepared.missing_packages):
             warn(f"{config}: {warning}")
         show_plan(prepared.plan, prepared.tree, verbose=verbose)
-        if prepared.config is not None and (line := summary_line(prepared.config, system=system)):
-            print(line, file=sys.stderr)
+        if prepared.config is not None:
+            rows = plan_estimate(prepared.config, system=system, warn=note)
+            if rows is not None:
+                print(cost_line(rows), file=sys.stderr)
     if check and prepared.plan.has_changes:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @app.command("apply")
@@ -260,15 +247,11 @@ def history(
     root: RootOpt = None,
 ) -> None:
     """List installed generations: number, time, config revision, changes."""
+    from compiler.cli.views import show_history
     from compiler.install.workflows import history as list_history
 
     with reported():
-        for row in list_history(_scope(system, root), name):
-            marker = "*" if row["current"] else " "
-            revision = (row["revision"] or "-")[:12] + ("+dirty" if row["dirty"] else "")
-            changes = ", ".join(f"{n} {a}d" for a, n in row["changes"].items() if n) or "-"
-            number, when, reason = row["generation"], row["created"] or "?", row["reason"]
-            print(f"{marker} {number:>4}  {when}  {revision:<18} {reason}: {changes}")
+        show_history(list_history(_scope(system, root), name))
 
 
 @app.command()
@@ -299,20 +282,14 @@ def cost(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Estimated monthly cost per job beside this month's actual spend (from runs.jsonl)."""
-    import json
-
+    from compiler.cli.views import show_costs
     from compiler.language.validate import load_config
-    from compiler.operate.cost import estimate, heartbeats_per_month, render_table
+    from compiler.operate.cost import estimate, heartbeats_per_month
 
     with reported():
         validated = load_config(config)
-        rows = estimate(validated.config, system=system)
-        heartbeats = heartbeats_per_month(validated.config)
-        if as_json:
-            data = [{**row.__dict__, "estimate_usd": row.estimate_usd} for row in rows]
-            print(json.dumps(data, indent=2))
-        else:
-            print(render_table(rows, heartbeats), end="")
+        rows = estimate(validated.config, system=system, warn=note)
+        show_costs(rows, heartbeats_per_month(validated.config), as_json)
 
 
 ConfigOpt = Annotated[
@@ -330,26 +307,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 def _runtime(config: Path | None, system: bool) -> tuple[Config, Path]:
     from compiler.cli.discover import find_config
     from compiler.language.validate import load_config
-    from compiler.operate.inspect_state import state_path
+    from compiler.operate.inspect_state import state_dir_of
 
     loaded = load_config(find_config(config), check_calendar=False).config
-    return loaded, state_path(loaded, system)
-
-
-def _table(rows: list[dict[str, Any]], columns: list[str], as_json: bool, empty: str) -> None:
-    import json
-
-    if as_json:
-        print(json.dumps(rows, indent=2, default=str))
-        return
-    if not rows:
-        print(empty, file=sys.stderr)
-        return
-    cells = [[str(row.get(c) if row.get(c) is not None else "-") for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return loaded, state_dir_of(loaded, system)
 
 
 @app.command()
@@ -364,18 +325,19 @@ def status(
 ) -> None:
     """Every job, watch and the coordinator: enabled, last run, next run, failures, cost.
     Exits 1 when anything has failed."""
+    from compiler.cli.views import show_table
     from compiler.layout import Scope
     from compiler.operate.status import collect
 
     with reported():
         loaded, state = _runtime(config, system)
         _known_target(loaded, job)
-        rows = collect(loaded, Scope(system=system), state, job)
+        rows = collect(loaded, Scope(system=system), state, job, warn=note)
         columns = ["name", "kind", "enabled", "last_run", "result", "duration_s", "next_run"]
         columns += ["failures_in_row", "tokens_month", "cost_month", "note"]
-        _table([row.as_json() for row in rows], columns, as_json, "nothing to show")
+        show_table([row.as_json() for row in rows], columns, as_json, "nothing to show")
     if any(row.failed for row in rows):
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 TargetArg = Annotated[
@@ -399,8 +361,9 @@ def run_(
     with reported():
         loaded, state = _runtime(config, system)
         _known_target(loaded, job)
-        code = run_now(loaded, Scope(system=system), state, job, wait)
-    raise typer.Exit(code)
+        outcome = run_now(loaded, Scope(system=system), state, job, wait)
+        print(outcome.message, file=sys.stderr)
+    raise typer.Exit(outcome.exit_status)
 
 
 @app.command()
@@ -457,21 +420,16 @@ def disable(job: TargetArg, config: ConfigOpt = None, system: SystemOpt = False)
 @app.command()
 def doctor(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
     """Check this machine and the installed setup; each problem with a fix. Exits 1 on a fail."""
+    from compiler.cli.views import show_checks
     from compiler.layout import Scope
-    from compiler.operate.doctor import run_checks
+    from compiler.operate.doctor import CheckResult, run_checks
 
     with reported():
         loaded, state = _runtime(config, system)
         checks = run_checks(loaded, Scope(system=system), state)
-        if as_json:
-            _table([vars(c) for c in checks], [], True, "")
-        else:
-            for check in checks:
-                print(f"{check.status:<5} {check.name:<12} {check.detail}")
-                if check.fix and check.status != "ok":
-                    print(f"{'':<5} {'':<12} fix: {check.fix}")
-    if any(check.status == "fail" for check in checks):
-        raise typer.Exit(1)
+        show_checks(checks, as_json)
+    if any(check.status == CheckResult.FAIL for check in checks):
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @app.command()
@@ -489,7 +447,7 @@ def init(
             check_timezone(timezone)
         except ScheduleError as error:
             raise UsageError(str(error)) from None
-        for line in write_starter(path, name, timezone):
+        for line in write_starter(path, name, timezone, warn=warn):
             print(line, file=sys.stderr)
         print(f"next: vigil validate {path} && vigil plan {path}", file=sys.stderr)
 
@@ -497,12 +455,13 @@ def init(
 @app.command()
 def watches(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
     """Every watch: its state, what it awaits, its deadline, the last evidence, the hand-off."""
+    from compiler.cli.views import show_table
     from compiler.operate.watchctl import watch_rows
 
     with reported():
         loaded, state = _runtime(config, system)
         columns = ["watch", "key", "state", "since", "deadline", "awaits", "evidence", "handoff"]
-        _table(watch_rows(loaded, state), columns, as_json, "no watches")
+        show_table(watch_rows(loaded, state, note), columns, as_json, "no watches")
 
 
 @app.command()
@@ -519,7 +478,7 @@ def ack(
 
     with reported():
         loaded, state = _runtime(config, system)
-        drop_ack(loaded, state, watch, key)
+        drop_ack(loaded, state, watch, key, note)
         print(f"{watch}{' ' + key if key else ''}: acknowledged", file=sys.stderr)
 
 
@@ -565,34 +524,37 @@ def _known_target(config: Config, name: str | None) -> None:
 @app.command()
 def inbox(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
     """Findings waiting in the inbox (or being processed) and files that were rejected."""
+    from compiler.cli.views import show_table
     from compiler.operate.inspect_state import inbox_rows
 
     with reported():
         _, state = _runtime(config, system)
         rows = inbox_rows(state)
-        _table(rows, ["where", "file", "source", "reason", "age_s"], as_json, "inbox empty")
+        show_table(rows, ["where", "file", "source", "reason", "age_s"], as_json, "inbox empty")
 
 
 @app.command()
 def outbox(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
     """Messages queued, retrying or dead-lettered, with attempts and the last error."""
+    from compiler.cli.views import show_table
     from compiler.operate.inspect_state import outbox_rows
 
     with reported():
         _, state = _runtime(config, system)
         columns = ["state", "channel", "title", "attempts", "next_attempt", "last_error"]
-        _table(outbox_rows(state), columns, as_json, "outbox empty")
+        show_table(outbox_rows(state), columns, as_json, "outbox empty")
 
 
 @app.command("state")
 def state_(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
     """Nag items: how often each was nagged, when last, and what comes next."""
+    from compiler.cli.views import show_table
     from compiler.operate.inspect_state import nag_rows
 
     with reported():
         loaded, state = _runtime(config, system)
         columns = ["rule", "key", "title", "status", "count", "last_nagged", "next"]
-        _table(nag_rows(loaded, state), columns, as_json, "no nag items")
+        show_table(nag_rows(loaded, state, note), columns, as_json, "no nag items")
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Exit codes, decided in one place: 0 ok, 2 invalid input, 1 anything else that failed."""
+"""Errors and warnings onto stderr, and the exit code each error means, decided in one place."""
 
 from __future__ import annotations
 
@@ -8,11 +8,7 @@ from contextlib import contextmanager
 
 import typer
 
-from compiler.errors import VigilError
-
-OK = 0
-FAILED = 1
-INVALID = 2
+from compiler.errors import ExitCode, VigilError
 
 
 @contextmanager
@@ -28,11 +24,17 @@ def reported() -> Iterator[None]:
 
         # A full disk, a read-only file system, a permission: what and where, one line.
         print(describe(error), file=sys.stderr)
-        raise typer.Exit(FAILED) from None
+        raise typer.Exit(ExitCode.FAILED) from None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        raise typer.Exit(130) from None
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
 
 
 def warn(message: str) -> None:
+    """Something the user should fix, though the command goes on."""
     print(f"warning: {message}", file=sys.stderr)
+
+
+def note(message: str) -> None:
+    """Something a command read could not be used as it was (a state file, the spend ledger)."""
+    print(f"vigil: {message}", file=sys.stderr)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from importlib import resources
 from pathlib import Path
 
-from compiler.errors import UsageError, VigilError
+from compiler.errors import UsageError, VigilError, Warn
 from compiler.fsutil import atomic_write
 from compiler.language import schemas
 from compiler.language.model.types import NAME_PATTERN
 
 
-def init(path: Path, name: str, timezone: str) -> list[str]:
+def init(path: Path, name: str, timezone: str, *, warn: Warn) -> list[str]:
     """Write the starter files; returns what was done, one line each."""
     if path.exists():
         raise UsageError(f"{path} already exists; vigil init never overwrites a config")
@@ -28,11 +27,11 @@ def init(path: Path, name: str, timezone: str) -> list[str]:
     schema = path.parent / schemas.CONFIG_SCHEMA_FILE
     atomic_write(schema, schemas.render_all()[schemas.CONFIG_SCHEMA_FILE])
     done.append(f"wrote {schema} (editors complete keys from it)")
-    done += _git(path)
+    done += _git(path, warn)
     return done
 
 
-def _git(path: Path) -> list[str]:
+def _git(path: Path, warn: Warn) -> list[str]:
     directory = path.parent.resolve()
     try:
         inside = subprocess.run(
@@ -41,7 +40,7 @@ def _git(path: Path) -> list[str]:
             text=True,
         )
     except OSError:
-        print("warning: git not found; keep the config in version control", file=sys.stderr)
+        warn("git not found; keep the config in version control")
         return []
     if inside.returncode == 0:
         return [f"{directory} is already in a git repository: commit {path.name} there"]

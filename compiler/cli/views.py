@@ -1,15 +1,17 @@
-"""What the CLI shows: a plan, a valid config in plain words, tables of rows.
+"""What the CLI shows: plans and what apply did, a valid config in plain words, tables.
 
-A plan is a fixed label per file and progress on stderr, unified diffs on stdout.
+A plan is a fixed label per file and progress on stderr, unified diffs on stdout; tables and
+JSON go to stdout, what a command did to stderr.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import sys
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from compiler.generate.render import Tree
 from compiler.install.plan import Change, Plan
@@ -23,7 +25,12 @@ from compiler.language.schedule import (
     parse_schedule,
 )
 
-# --- the plan ------------------------------------------------------------------------------------
+if TYPE_CHECKING:
+    from compiler.install.apply import ApplyOutcome
+    from compiler.operate.cost import JobCost
+    from compiler.operate.doctor import Check
+
+# --- plans, and what apply, compile and history show ----------------------------------------------
 
 LABEL_WIDTH = 9
 COLOURS = {"create": "32", "update": "33", "delete": "31", "+": "32", "-": "31", "@": "36"}
@@ -120,8 +127,41 @@ def _next_runs(tree: Tree, err: TextIO) -> None:
         print("next runs:", file=err)
         width = max(len(unit) for unit in runs)
         for unit, moment in runs.items():
-            when = moment.strftime("%a %Y-%m-%d %H:%M %Z") if moment else "never"
+            when = _when(moment) if moment else "never"
             print(f"  {unit:<{width}}  {when}", file=err)
+
+
+def show_applied(name: str, outcome: ApplyOutcome) -> None:
+    where = f"generation {outcome.generation}" if outcome.generation else "removed"
+    print(f"{name}: {where}", file=sys.stderr)
+    for verb, units in (
+        ("started", outcome.started),
+        ("restarted", outcome.restarted),
+        ("stopped", outcome.stopped),
+    ):
+        if units:
+            print(f"  {verb}: {', '.join(units)}", file=sys.stderr)
+
+
+def show_written(config: str, out: str, total: int, written: int, removed: list[str]) -> None:
+    """What `vigil compile` wrote into `out`, of a tree of `total` files."""
+    unchanged = total - written
+    print(
+        f"{config}: wrote {written} files to {out}"
+        + (f" ({unchanged} unchanged)" if unchanged else ""),
+        file=sys.stderr,
+    )
+    for relative in removed:
+        print(f"  removed {relative}", file=sys.stderr)
+
+
+def show_history(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        marker = "*" if row["current"] else " "
+        revision = (row["revision"] or "-")[:12] + ("+dirty" if row["dirty"] else "")
+        changes = ", ".join(f"{n} {a}d" for a, n in row["changes"].items() if n) or "-"
+        number, when, reason = row["generation"], row["created"] or "?", row["reason"]
+        print(f"{marker} {number:>4}  {when}  {revision:<18} {reason}: {changes}")
 
 
 # --- a valid config (`vigil validate`) ------------------------------------------------------------
@@ -256,3 +296,86 @@ def _coordinator(config: Config) -> str:
         quiet = coordinator.quiet_hours
         parts.append(f"quiet {quiet.start}-{quiet.end} {quiet.timezone or config.timezone}")
     return "; ".join(parts)
+
+
+# --- tables ---------------------------------------------------------------------------------------
+
+
+def show_table(rows: list[dict[str, Any]], columns: list[str], as_json: bool, empty: str) -> None:
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        print(empty, file=sys.stderr)
+        return
+    cells = [[str(row.get(c) if row.get(c) is not None else "-") for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def show_checks(checks: list[Check], as_json: bool) -> None:
+    """`vigil doctor`: a line per check, and the fix under each that is not ok."""
+    from compiler.operate.doctor import CheckResult
+
+    if as_json:
+        show_table([vars(c) for c in checks], [], True, "")
+        return
+    for check in checks:
+        print(f"{check.status:<5} {check.name:<12} {check.detail}")
+        if check.fix and check.status != CheckResult.OK:
+            print(f"{'':<5} {'':<12} fix: {check.fix}")
+
+
+def show_costs(rows: list[JobCost], heartbeats_per_month: float, as_json: bool) -> None:
+    if as_json:
+        data = [{**row.__dict__, "estimate_usd": row.estimate_usd} for row in rows]
+        print(json.dumps(data, indent=2))
+    else:
+        print(cost_table(rows, heartbeats_per_month), end="")
+
+
+def cost_line(rows: list[JobCost]) -> str:
+    """`vigil plan`'s one line about model cost."""
+    known = [row.estimate_usd for row in rows if row.estimate_usd is not None]
+    spent = sum(row.spent_usd for row in rows)
+    text = f"model cost: about ${sum(known):,.2f}/month at most, ${spent:,.2f} spent this month"
+    missing = sum(row.estimate_usd is None for row in rows)
+    if missing:
+        text += f" ({missing} job{'s' * (missing > 1)} without expected_tokens)"
+    return text + "; the coordinator spends none (`vigil cost` for the table)"
+
+
+def cost_table(rows: list[JobCost], heartbeat_per_month: float) -> str:
+    """`vigil cost`: per job, runs a month, the estimate and this month's spend."""
+    header = f"{'job':<24} {'model':<20} {'runs/month':>10} {'estimate':>10} {'this month':>11}"
+    lines = [header, "-" * len(header)]
+    total_estimate, total_spent, unknown = 0.0, 0.0, []
+    for row in rows:
+        est = row.estimate_usd
+        shown = "?" if est is None else f"${est:,.2f}"
+        if est is None:
+            unknown.append(row.job)
+        else:
+            total_estimate += est
+        total_spent += row.spent_usd
+        lines.append(
+            f"{row.job:<24} {row.model or '-':<20} {row.firings_per_month:>10,.0f} "
+            f"{shown:>10} {'$' + format(row.spent_usd, ',.2f'):>11}"
+        )
+    lines.append(
+        f"{'coordinator heartbeat':<24} {'- (rules)':<20} {heartbeat_per_month:>10,.0f} "
+        f"{'$0.00':>10} {'$0.00':>11}"
+    )
+    lines.append("-" * len(header))
+    lines.append(
+        f"{'total':<24} {'':<20} {'':>10} {'$' + format(total_estimate, ',.2f'):>10} "
+        f"{'$' + format(total_spent, ',.2f'):>11}"
+    )
+    notes = ["Estimates assume every run finds something: detectors skip the model when not."]
+    if unknown:
+        notes.append(
+            "No estimate without expected_tokens (and a known price): " + ", ".join(unknown)
+        )
+    return "\n".join([*lines, "", *notes]) + "\n"

@@ -35,7 +35,9 @@ class ApplyError(VigilError):
 
 
 @dataclass
-class Outcome:
+class ApplyOutcome:
+    """What apply did: the generation now live (None: uninstalled) and the units it touched."""
+
     plan: Plan
     generation: int | None = None
     started: list[str] = field(default_factory=list)
@@ -58,13 +60,13 @@ def apply(
     meta: dict[str, Any],
     plan: Plan | None = None,
     verify: bool = True,
-) -> Outcome:
+) -> ApplyOutcome:
     """Make `new` the live generation (None: uninstall). Returns what was done."""
     plan = plan or make_plan(new, installation)
     if plan.foreign:
         listed = ", ".join(installation.unit_dir.joinpath(p[6:]).as_posix() for p in plan.foreign)
         raise VigilError(f"refusing to overwrite unit files vigil did not write: {listed}")
-    outcome = Outcome(plan)
+    outcome = ApplyOutcome(plan)
     if not plan.has_changes:
         return outcome
     if new is not None and verify:
@@ -109,7 +111,7 @@ class _Switch:
         scope = installation.scope
         self.systemd = Systemctl(scope) if scope.live else None
 
-    def run(self, outcome: Outcome) -> None:
+    def run(self, outcome: ApplyOutcome) -> None:
         step = "start"
         try:
             # Templates (failure@.service) have no instance to stop or reset.

@@ -11,7 +11,7 @@ from compiler.errors import UsageError, VigilError
 from compiler.generate.build import build, units_python
 from compiler.generate.packages import Problem, missing, needs
 from compiler.generate.render import Tree
-from compiler.install.apply import Outcome, apply, start_flags
+from compiler.install.apply import ApplyOutcome, apply, start_flags
 from compiler.install.generations import Installation, installed_names
 from compiler.install.plan import Plan, make_plan
 from compiler.install.systemctl import Systemctl
@@ -90,7 +90,7 @@ def prepare_uninstall(scope: Scope, name: str) -> Prepared:
     return Prepared(installation, make_plan(None, installation), None, {"reason": "uninstall"}, [])
 
 
-def run(prepared: Prepared) -> Outcome:
+def run(prepared: Prepared) -> ApplyOutcome:
     outcome = apply(prepared.tree, prepared.installation, meta=prepared.meta, plan=prepared.plan)
     if prepared.tree is None:
         for number in prepared.installation.numbers():

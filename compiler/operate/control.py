@@ -7,14 +7,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.errors import UsageError, VigilError
+from compiler.errors import ExitCode, UsageError, VigilError
 from compiler.install.systemctl import Systemctl
 from compiler.language.model import Config
 from compiler.layout import Scope
-from compiler.runs import read_runs
+from runner.history import runs
 
 
 def units_of(config: Config, target: str) -> list[str]:
@@ -32,21 +32,28 @@ def units_of(config: Config, target: str) -> list[str]:
     raise UsageError(f"{target!r} is not a job or watch of {name}")
 
 
-def run_now(config: Config, scope: Scope, state: Path, target: str, wait: bool) -> int:
-    """Start the target's service through systemd; with `wait`, report how it ended and return
+@dataclass(frozen=True)
+class RunOutcome:
+    """What `vigil run` did: a line saying how it went, and the status to exit with."""
+
+    message: str
+    exit_status: int
+
+
+def run_now(config: Config, scope: Scope, state: Path, target: str, wait: bool) -> RunOutcome:
+    """Start the target's service through systemd; with `wait`, say how it ended and pass on
     its exit status."""
     service = units_of(config, target)[0]
     systemd = Systemctl(scope)
     if not wait:
         systemd.run("start", "--no-block", service)
-        print(f"{service}: started (see `vigil logs {target}`)", file=sys.stderr)
-        return 0
+        return RunOutcome(f"{service}: started (see `vigil logs {target}`)", ExitCode.OK)
     systemd.run("start", service, check=False)  # a oneshot start waits for the run to end
     shown = systemd.show(service, "Result", "ExecMainStatus", "InvocationID")
     status = int(shown.get("ExecMainStatus") or 0)
     result = shown.get("Result", "unknown")
     record = next(
-        (r for r in read_runs(state) if r.get("invocation_id") == shown.get("InvocationID")),
+        (r for r in runs(str(state)) if r.get("invocation_id") == shown.get("InvocationID")),
         None,
     )
     words = f"{service}: {result} (exit status {status})"
@@ -54,10 +61,9 @@ def run_now(config: Config, scope: Scope, state: Path, target: str, wait: bool) 
         words += f", {record.get('result')}"
         if record.get("reason"):
             words += f": {record.get('reason')}"
-    print(words, file=sys.stderr)
     if result != "success" and status == 0:
-        return 1
-    return status
+        return RunOutcome(words, ExitCode.FAILED)
+    return RunOutcome(words, status)
 
 
 def logs(

@@ -7,17 +7,16 @@ not a model: it costs nothing, however often it runs.
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from compiler.generate.specs import state_dir
+from compiler.errors import Warn
 from compiler.language import cron
 from compiler.language.model import Config, Job
 from compiler.language.prices import price_of
 from compiler.language.schedule import next_elapses, parse_schedule
+from compiler.operate.inspect_state import state_dir_of
 from runner.spend import read_ledger
 
 DAYS_PER_MONTH = 365.2425 / 12
@@ -86,9 +85,11 @@ def _cron_firings(spec: cron.CronSpec) -> float:
     return matching * len(spec.hours) * len(spec.minutes) / 12
 
 
-def estimate(config: Config, *, system: bool = False, now: datetime | None = None) -> list[JobCost]:
-    state = Path(os.path.expanduser(state_dir(config, system)))
-    spent = month_to_date(state, config.name, config.timezone, now)
+def estimate(
+    config: Config, *, system: bool = False, now: datetime | None = None, warn: Warn
+) -> list[JobCost]:
+    state = state_dir_of(config, system)
+    spent = month_to_date(state, config.name, config.timezone, now, warn=warn)
     overrides = {name: (p.input, p.output) for name, p in config.llm.prices.items()}
     rows = []
     for name, job in config.jobs.items():
@@ -113,13 +114,13 @@ def estimate(config: Config, *, system: bool = False, now: datetime | None = Non
 
 
 def month_to_date(
-    directory: Path, config: str, timezone: str, now: datetime | None = None
+    directory: Path, config: str, timezone: str, now: datetime | None = None, *, warn: Warn
 ) -> dict[str, tuple[float, int, int]]:
     """job -> (USD, tokens, model calls) this calendar month in `timezone`: the spend ledger
     the budgets count (runs.jsonl for a month from before the ledger)."""
     ledger = read_ledger(str(directory), config, timezone, now or datetime.now(UTC))
     if ledger.problem:
-        print(f"vigil: {ledger.problem} (shown from runs.jsonl)", file=sys.stderr)
+        warn(f"{ledger.problem} (shown from runs.jsonl)")
     return {job: (used.usd, used.tokens, used.calls) for job, used in ledger.jobs.items()}
 
 
@@ -127,48 +128,9 @@ def heartbeats_per_month(config: Config) -> float:
     return DAYS_PER_MONTH * 86400 / config.coordinator.heartbeat
 
 
-def summary_line(config: Config, *, system: bool = False) -> str | None:
-    """One line for `vigil plan`, or None when no job uses a model."""
+def plan_estimate(config: Config, *, system: bool = False, warn: Warn) -> list[JobCost] | None:
+    """The rows `vigil plan` sums up in one line, or None when no job uses a model (then
+    nothing is read)."""
     if not any(job.prompt is not None for job in config.jobs.values()):
         return None
-    rows = estimate(config, system=system)
-    known = [row.estimate_usd for row in rows if row.estimate_usd is not None]
-    spent = sum(row.spent_usd for row in rows)
-    text = f"model cost: about ${sum(known):,.2f}/month at most, ${spent:,.2f} spent this month"
-    missing = sum(row.estimate_usd is None for row in rows)
-    if missing:
-        text += f" ({missing} job{'s' * (missing > 1)} without expected_tokens)"
-    return text + "; the coordinator spends none (`vigil cost` for the table)"
-
-
-def render_table(rows: list[JobCost], heartbeat_per_month: float) -> str:
-    header = f"{'job':<24} {'model':<20} {'runs/month':>10} {'estimate':>10} {'this month':>11}"
-    lines = [header, "-" * len(header)]
-    total_estimate, total_spent, unknown = 0.0, 0.0, []
-    for row in rows:
-        est = row.estimate_usd
-        shown = "?" if est is None else f"${est:,.2f}"
-        if est is None:
-            unknown.append(row.job)
-        else:
-            total_estimate += est
-        total_spent += row.spent_usd
-        lines.append(
-            f"{row.job:<24} {row.model or '-':<20} {row.firings_per_month:>10,.0f} "
-            f"{shown:>10} {'$' + format(row.spent_usd, ',.2f'):>11}"
-        )
-    lines.append(
-        f"{'coordinator heartbeat':<24} {'- (rules)':<20} {heartbeat_per_month:>10,.0f} "
-        f"{'$0.00':>10} {'$0.00':>11}"
-    )
-    lines.append("-" * len(header))
-    lines.append(
-        f"{'total':<24} {'':<20} {'':>10} {'$' + format(total_estimate, ',.2f'):>10} "
-        f"{'$' + format(total_spent, ',.2f'):>11}"
-    )
-    notes = ["Estimates assume every run finds something: detectors skip the model when not."]
-    if unknown:
-        notes.append(
-            "No estimate without expected_tokens (and a known price): " + ", ".join(unknown)
-        )
-    return "\n".join([*lines, "", *notes]) + "\n"
+    return estimate(config, system=system, warn=warn)

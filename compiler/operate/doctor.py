@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 from compiler.errors import VigilError
@@ -28,10 +29,16 @@ STUCK_INBOX_SECONDS = 300
 STUCK_OUTBOX_SECONDS = 3600
 
 
+class CheckResult(StrEnum):
+    OK = "ok"
+    WARN = "warn"  # worth a look; the setup runs
+    FAIL = "fail"  # `vigil doctor` exits 1
+
+
 @dataclass
 class Check:
     name: str
-    status: str  # ok, warn, fail
+    status: CheckResult
     detail: str
     fix: str = ""
 
@@ -42,7 +49,9 @@ def run_checks(config: Config, scope: Scope, state: Path) -> list[Check]:
         try:
             checks.extend(probe(config, scope, state))
         except VigilError as error:
-            checks.append(Check(probe.__name__.strip("_").replace("_", " "), "fail", str(error)))
+            checks.append(
+                Check(probe.__name__.strip("_").replace("_", " "), CheckResult.FAIL, str(error))
+            )
     return checks
 
 
@@ -66,12 +75,14 @@ def _probes() -> list[Probe]:
 
 def _systemd_version(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
     if shutil.which("systemctl") is None:
-        yield Check("systemd", "fail", "systemctl not found", "vigil needs a systemd machine")
+        yield Check(
+            "systemd", CheckResult.FAIL, "systemctl not found", "vigil needs a systemd machine"
+        )
         return
     first = subprocess.run(["systemctl", "--version"], capture_output=True, text=True).stdout
     match = re.match(r"systemd (\d+)", first)
     version = int(match.group(1)) if match else 0
-    status = "ok" if version >= MIN_SYSTEMD else "fail"
+    status = CheckResult.OK if version >= MIN_SYSTEMD else CheckResult.FAIL
     yield Check(
         "systemd", status, f"systemd {version}", f"systemd {MIN_SYSTEMD} or newer is needed"
     )
@@ -80,10 +91,10 @@ def _systemd_version(config: Config, scope: Scope, state: Path) -> Iterator[Chec
 def _manager(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
     result = Systemctl(scope).run("show", "--property=Version", check=False)
     if result.returncode == 0:
-        yield Check("manager", "ok", f"{scope.flag.strip('-')} manager reachable")
+        yield Check("manager", CheckResult.OK, f"{scope.flag.strip('-')} manager reachable")
     else:
         hint = "log in (or enable linger) so the user manager runs; check XDG_RUNTIME_DIR"
-        yield Check("manager", "fail", result.stderr.strip() or "not reachable", hint)
+        yield Check("manager", CheckResult.FAIL, result.stderr.strip() or "not reachable", hint)
 
 
 def _linger(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
@@ -92,18 +103,20 @@ def _linger(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
     user = os.environ.get("USER") or _login_name()
     if shutil.which("loginctl") is None:
         yield Check(
-            "linger", "warn", "loginctl not found: cannot tell whether timers run after logout"
+            "linger",
+            CheckResult.WARN,
+            "loginctl not found: cannot tell whether timers run after logout",
         )
         return
     result = subprocess.run(
         ["loginctl", "show-user", user, "--property=Linger"], capture_output=True, text=True
     )
     if result.stdout.strip() == "Linger=yes":
-        yield Check("linger", "ok", "the user manager keeps running after logout")
+        yield Check("linger", CheckResult.OK, "the user manager keeps running after logout")
     else:
         yield Check(
             "linger",
-            "warn",
+            CheckResult.WARN,
             "linger is off or unknown: user timers stop when you log out",
             f"loginctl enable-linger {user}",
         )
@@ -122,18 +135,20 @@ def _installed_files(config: Config, scope: Scope, state: Path) -> Iterator[Chec
     installation = Installation(scope, config.name)
     number = installation.current()
     if number is None:
-        yield Check("installed", "fail", f"{config.name} is not installed", "vigil apply CONFIG")
+        yield Check(
+            "installed", CheckResult.FAIL, f"{config.name} is not installed", "vigil apply CONFIG"
+        )
         return
     plan = make_plan(installation.load_tree(number), installation)
     if plan.drift:
         yield Check(
             "installed",
-            "fail",
+            CheckResult.FAIL,
             "changed by hand since installed: " + ", ".join(plan.drift),
             "vigil plan CONFIG shows the diff; vigil apply CONFIG restores them",
         )
     else:
-        yield Check("installed", "ok", f"generation {number} matches its manifest")
+        yield Check("installed", CheckResult.OK, f"generation {number} matches its manifest")
 
 
 def _units_active(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
@@ -147,14 +162,14 @@ def _units_active(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
     )
     inactive = [u for u in wanted if shown.get(u, {}).get("ActiveState") != "active"]
     if not inactive:
-        yield Check("units", "ok", f"{len(wanted)} timers and path units active")
+        yield Check("units", CheckResult.OK, f"{len(wanted)} timers and path units active")
     for unit in inactive:
         info = shown.get(unit, {})
         if info.get("UnitFileState") == "disabled" and info.get("Result") == "success":
             # Paused on purpose (`vigil disable`): worth a word, not a failure.
             yield Check(
                 "units",
-                "warn",
+                CheckResult.WARN,
                 f"{unit} was disabled by hand",
                 "`vigil enable` resumes it; `enabled: false` in the config keeps it off",
             )
@@ -167,7 +182,7 @@ def _units_active(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
         hint = f"{ctl} reset-failed {unit} && {ctl} start {unit}"
         if info.get("Result") == "start-limit-hit":
             why += ": it hit the start limit"
-        yield Check("units", "fail", why, hint)
+        yield Check("units", CheckResult.FAIL, why, hint)
 
 
 def _queues(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
@@ -181,23 +196,28 @@ def _queues(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
     if old:
         yield Check(
             "inbox",
-            "fail",
+            CheckResult.FAIL,
             f"{len(old)} findings waiting for over {STUCK_INBOX_SECONDS // 60} minutes",
             f"is {config.name}-coordinator.path active? `vigil logs coordinator`",
         )
     else:
-        yield Check("inbox", "ok", "nothing stuck")
+        yield Check("inbox", CheckResult.OK, "nothing stuck")
     outbox = state / "outbox"
     queued = [p for p in outbox.glob("*.json") if now - p.stat().st_mtime > STUCK_OUTBOX_SECONDS]
     dead = list((outbox / "dead").glob("*.json")) if (outbox / "dead").is_dir() else []
     if dead:
-        yield Check("outbox", "warn", f"{len(dead)} dead-lettered messages", "vigil outbox")
+        yield Check(
+            "outbox", CheckResult.WARN, f"{len(dead)} dead-lettered messages", "vigil outbox"
+        )
     if queued:
         yield Check(
-            "outbox", "warn", f"{len(queued)} messages retrying for over an hour", "vigil outbox"
+            "outbox",
+            CheckResult.WARN,
+            f"{len(queued)} messages retrying for over an hour",
+            "vigil outbox",
         )
     if not dead and not queued:
-        yield Check("outbox", "ok", "nothing stuck")
+        yield Check("outbox", CheckResult.OK, "nothing stuck")
 
 
 def _packages(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
@@ -206,10 +226,10 @@ def _packages(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
     wanted = needs(config)
     problems = missing(python, wanted)
     for problem in problems:
-        yield Check("packages", "fail", problem.detail, problem.fix)
+        yield Check("packages", CheckResult.FAIL, problem.detail, problem.fix)
     if not problems:
         names = ", ".join(need.distribution for need in wanted)
-        yield Check("packages", "ok", f"{python} has what the units import ({names})")
+        yield Check("packages", CheckResult.OK, f"{python} has what the units import ({names})")
 
 
 def _credentials(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
@@ -220,12 +240,12 @@ def _credentials(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
             missing += 1
             yield Check(
                 "credentials",
-                "fail",
+                CheckResult.FAIL,
                 f"secret {name}: {resolved} is missing or unreadable",
                 f"create it (chmod 600) or fix secrets.{name}",
             )
     if not missing:
-        yield Check("credentials", "ok", f"{len(config.secrets)} secrets readable")
+        yield Check("credentials", CheckResult.OK, f"{len(config.secrets)} secrets readable")
 
 
 def _apprise_urls(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
@@ -244,18 +264,20 @@ def _apprise_urls(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
     except ImportError:
         yield Check(
             "channels",
-            "warn",
+            CheckResult.WARN,
             "cannot check the apprise URLs: vigil's own interpreter lacks apprise",
             f"{default_python()} -m pip install '{requirement('apprise')}'",
         )
         return
     for name, url in urls.items():
         if apprise.Apprise().add(url):
-            yield Check("channels", "ok", f"{name}: {url.split('://', 1)[0]}:// URL understood")
+            yield Check(
+                "channels", CheckResult.OK, f"{name}: {url.split('://', 1)[0]}:// URL understood"
+            )
         else:
             yield Check(
                 "channels",
-                "fail",
+                CheckResult.FAIL,
                 f"{name}: apprise does not understand the URL",
                 "see apprise's URL formats",
             )
@@ -264,7 +286,9 @@ def _apprise_urls(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
 def _clock(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
     year = datetime.now(UTC).year
     if year < 2024:
-        yield Check("clock", "fail", f"the clock says {year}", "set the time (timedatectl)")
+        yield Check(
+            "clock", CheckResult.FAIL, f"the clock says {year}", "set the time (timedatectl)"
+        )
         return
     synced = ""
     if shutil.which("timedatectl"):
@@ -273,8 +297,12 @@ def _clock(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
         )
         synced = result.stdout.strip()
     if synced == "NTPSynchronized=no":
-        yield Check("clock", "warn", "the clock is not synchronized", "timedatectl set-ntp true")
+        yield Check(
+            "clock", CheckResult.WARN, "the clock is not synchronized", "timedatectl set-ntp true"
+        )
     else:
         yield Check(
-            "clock", "ok", f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; schedules in {config.timezone}"
+            "clock",
+            CheckResult.OK,
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; schedules in {config.timezone}",
         )

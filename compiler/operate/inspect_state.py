@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from compiler.errors import Warn
 from compiler.generate.specs import state_dir
 from compiler.language.model import Config
 from compiler.language.model.types import is_calendar
@@ -18,7 +18,8 @@ from runner.rules.nag import not_before
 from runner.stateshapes import NAG, Shape
 
 
-def state_path(config: Config, system: bool = False) -> Path:
+def state_dir_of(config: Config, system: bool = False) -> Path:
+    """The state directory of `config` on this machine (`~` expanded)."""
     return Path(os.path.expanduser(state_dir(config, system)))
 
 
@@ -29,23 +30,23 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def read_checked(path: Path, shape: Shape) -> dict[str, Any]:
-    """A state file as the runner would use it: the entries of a known shape, and one line on
-    stderr naming the file and what is wrong with it, instead of a traceback."""
+def read_checked(path: Path, shape: Shape, warn: Warn) -> dict[str, Any]:
+    """A state file as the runner would use it: the entries of a known shape, and a warning
+    naming the file and what is wrong with it, instead of a traceback."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except OSError as error:
-        print(f"vigil: {path} cannot be read ({error.strerror}); not shown", file=sys.stderr)
+        warn(f"{path} cannot be read ({error.strerror}); not shown")
         return {}
     except ValueError:
-        print(f"vigil: {path} is not valid JSON; not shown", file=sys.stderr)
+        warn(f"{path} is not valid JSON; not shown")
         return {}
     problem, usable = shape.check(data)
     if problem is not None:
         shown = "the rest is shown" if usable else "not shown"
-        print(f"vigil: {path} {problem}; {shown}", file=sys.stderr)
+        warn(f"{path} {problem}; {shown}")
     return usable or {}
 
 
@@ -84,10 +85,10 @@ def outbox_rows(state: Path) -> list[dict[str, Any]]:
     return outbox_status(state)
 
 
-def nag_rows(config: Config, state: Path) -> list[dict[str, Any]]:
+def nag_rows(config: Config, state: Path, warn: Warn) -> list[dict[str, Any]]:
     rows = []
     for name, rule in config.nag.items():
-        data = read_checked(state / "state" / f"nag-{name}.json", NAG)
+        data = read_checked(state / "state" / f"nag-{name}.json", NAG, warn)
         for key, item in sorted((data.get("items") or {}).items()):
             count = int(item.get("nagCount") or 0)
             fields = item.get("fields") or {}

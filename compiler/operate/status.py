@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,10 +11,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from compiler.errors import Warn
 from compiler.install.systemctl import Systemctl
 from compiler.language.model import Config
 from compiler.layout import Scope
-from compiler.runs import read_runs
+from runner.history import runs
 from runner.spend import read_ledger
 
 PROPERTIES = (
@@ -49,7 +49,13 @@ class Row:
 
 
 def collect(
-    config: Config, scope: Scope, state: Path, only: str | None = None, now: datetime | None = None
+    config: Config,
+    scope: Scope,
+    state: Path,
+    only: str | None = None,
+    now: datetime | None = None,
+    *,
+    warn: Warn,
 ) -> list[Row]:
     name = config.name
     targets = [(job, "job", f"{name}-{job}") for job in config.jobs]
@@ -68,7 +74,7 @@ def collect(
         else {}
     )
     _monotonic_next_runs(shown, config.timezone)
-    history = _history(state, now or datetime.now(UTC), config)
+    history = _history(state, now or datetime.now(UTC), config, warn)
     return [_row(target, kind, unit, shown, history) for target, kind, unit in targets]
 
 
@@ -114,17 +120,17 @@ def _suffixes(kind: str) -> tuple[str, ...]:
     return ("service", "timer", "path") if kind == "coordinator" else ("service", "timer")
 
 
-def _history(state: Path, now: datetime, config: Config) -> dict[str, dict[str, Any]]:
+def _history(state: Path, now: datetime, config: Config, warn: Warn) -> dict[str, dict[str, Any]]:
     """job -> last run, failures in a row, tokens and cost this month (the spend ledger's
     month, in the config's timezone)."""
     summary: dict[str, dict[str, Any]] = {}
-    for run in read_runs(state):
+    for run in runs(str(state)):
         entry = summary.setdefault(str(run.get("job")), {"row": 0})
         entry["last"] = run
         entry["row"] = 0 if run.get("result") == "ok" else entry["row"] + 1
     ledger = read_ledger(str(state), config.name, config.timezone, now)
     if ledger.problem:
-        print(f"vigil: {ledger.problem} (shown from runs.jsonl)", file=sys.stderr)
+        warn(f"{ledger.problem} (shown from runs.jsonl)")
     for job, used in ledger.jobs.items():
         summary.setdefault(job, {"row": 0}).update(tokens=used.tokens, cost=used.usd)
     return summary

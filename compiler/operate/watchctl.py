@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from compiler.errors import UsageError
+from compiler.errors import UsageError, Warn
 from compiler.language.model import Config, Watch
 from compiler.language.model.types import format_duration
 from compiler.operate.inspect_state import read_checked
@@ -22,8 +22,8 @@ from runner.rules import watch_state_file
 from runner.stateshapes import WATCH
 
 
-def _instances(state: Path, name: str) -> dict[str, Any]:
-    data = read_checked(state / "state" / watch_state_file(name), WATCH)
+def _instances(state: Path, name: str, warn: Warn) -> dict[str, Any]:
+    data = read_checked(state / "state" / watch_state_file(name), WATCH, warn)
     instances = data.get("instances")
     return instances if isinstance(instances, dict) else {}
 
@@ -48,10 +48,10 @@ def awaits(watch: Watch) -> str:
     return f"a finding from {watch.absence.source} at least every {every}"
 
 
-def watch_rows(config: Config, state: Path) -> list[dict[str, Any]]:
+def watch_rows(config: Config, state: Path, warn: Warn) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for name, watch in config.watches.items():
-        instances = _instances(state, name)
+        instances = _instances(state, name, warn)
         if not instances:
             rows.append(
                 {
@@ -113,10 +113,10 @@ def drop_control(config: Config, state: Path, finding: dict[str, Any]) -> Path:
     return inbox / name
 
 
-def ack(config: Config, state: Path, watch: str, key: str | None) -> Path:
+def ack(config: Config, state: Path, watch: str, key: str | None, warn: Warn) -> Path:
     _check_watch(config, watch)
     if key is not None:
-        known = sorted(_instances(state, watch))
+        known = sorted(_instances(state, watch, warn))
         if key not in known:
             listed = f"known keys: {', '.join(known)}" if known else "it has no instances yet"
             raise UsageError(f"{watch} has no instance {key!r}; {listed}")
