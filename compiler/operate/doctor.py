@@ -30,6 +30,8 @@ STUCK_OUTBOX_SECONDS = 3600
 
 
 class CheckResult(StrEnum):
+    """What one check found."""
+
     OK = "ok"
     WARN = "warn"  # worth a look; the setup runs
     FAIL = "fail"  # `vigil doctor` exits 1
