@@ -117,6 +117,9 @@ _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 6048
 DURATION_PATTERN = r"^\s*(\d+\s*(w|d|h|min|m|sec|s)\s*)+$"
 _DURATION_RE = re.compile(DURATION_PATTERN)
 _PART_RE = re.compile(r"(\d+)\s*(w|d|h|min|m|sec|s)")
+MAX_DURATION = 100 * 365 * 86400
+"""Far beyond any period a setup needs, and far inside what systemd's microsecond timespans
+(and Python's dates) can hold: a longer one would pass validation and break the unit file."""
 
 
 def parse_duration(value: object) -> int:
@@ -128,13 +131,19 @@ def parse_duration(value: object) -> int:
     if isinstance(value, int):
         if value < 0:
             raise ValueError("must not be negative")
-        return value
+        return _at_most_max(value)
     if isinstance(value, str) and _DURATION_RE.fullmatch(value):
-        return sum(int(n) * _UNITS[unit] for n, unit in _PART_RE.findall(value))
+        return _at_most_max(sum(int(n) * _UNITS[unit] for n, unit in _PART_RE.findall(value)))
     raise ValueError(
         f"invalid duration {value!r}: use a number with a unit (s, m, h, d, w), "
         "such as '30s', '15m', '1h 30m', '2d', or a number of seconds"
     )
+
+
+def _at_most_max(seconds: int) -> int:
+    if seconds > MAX_DURATION:
+        raise ValueError(f"is longer than 100 years ({MAX_DURATION} seconds)")
+    return seconds
 
 
 class Period(int):
@@ -162,7 +171,7 @@ Duration = Annotated[
         {
             "anyOf": [
                 {"type": "string", "pattern": DURATION_PATTERN},
-                {"type": "integer", "minimum": 0},
+                {"type": "integer", "minimum": 0, "maximum": MAX_DURATION},
             ],
             "description": "A duration: '30s', '15m', '1h 30m', '2d', '1w', or seconds.",
         }
@@ -181,7 +190,7 @@ PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 _DURATION_SCHEMA = {
     "anyOf": [
         {"type": "string", "pattern": DURATION_PATTERN},
-        {"type": "integer", "minimum": 0},
+        {"type": "integer", "minimum": 0, "maximum": MAX_DURATION},
     ],
     "description": "A duration: '30s', '15m', '1h 30m', '2d', '1w', or seconds.",
 }
