@@ -498,7 +498,7 @@ def _settle(
     ]
     if not waiting:
         return
-    from runner.ledger import Ledger
+    from runner.delivery.ledger import Ledger
     from runner.rules import watches as w
 
     entries = Ledger.load(spec["state_dir"]).entries
@@ -738,7 +738,7 @@ def _released(state_dir: str, message: Outgoing, release: str) -> Queued | None:
     """The message a run without a claim queued to this channel under this occasion, if any:
     held.json still names the occasion only when that run was killed before writing it, so
     what it carried is out already (and counts as told)."""
-    from runner.outbox import carried
+    from runner.delivery.outbox import carried
 
     message_id = message.message_id(release)
     named, keys = carried(state_dir, message_id)
@@ -751,7 +751,8 @@ def _released(state_dir: str, message: Outgoing, release: str) -> Queued | None:
 def _queue(
     state_dir: str, message: Outgoing, alerts: list[Alert], batch: str, now: datetime
 ) -> Queued:
-    from runner.outbox import Message, enqueue
+    from runner.delivery.message import Message
+    from runner.delivery.outbox import enqueue
 
     evidence = [a.evidence for a in alerts if a.evidence]
     message_id = message.message_id(batch)
@@ -859,7 +860,7 @@ def _deliver(spec: dict[str, Any], state_dir: str, now: datetime) -> dict[str, i
     outbox = os.path.join(state_dir, "outbox")
     if not os.path.isdir(outbox) or not any(n.endswith(".json") for n in os.listdir(outbox)):
         return {"delivered": 0}
-    from runner.outbox import deliver_due
+    from runner.delivery.outbox import deliver_due
 
     credentials = os.environ.get("CREDENTIALS_DIRECTORY") or None
     return deliver_due(spec, state_dir, now, credentials).counts()

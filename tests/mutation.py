@@ -64,7 +64,7 @@ MODULES = {
     "budget": "runner/budget.py",
     "spend": "runner/spend.py",
     "intake": "runner/intake.py",
-    "outbox": "runner/outbox.py",
+    "outbox": "runner/delivery/outbox.py",
     "cron": "compiler/cron.py",
 }
 

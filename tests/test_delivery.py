@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from runner import ledger as ledger_module
+from runner.delivery import ledger as ledger_module
+from runner.delivery.message import Message
+from runner.delivery.outbox import deliver_due, enqueue, outbox_status
 from runner.fsatomic import locked
-from runner.outbox import Message, deliver_due, enqueue, outbox_status
 from tests.runner_support import ROOT
 
 T0 = datetime(2026, 2, 2, 9, 0, 0, tzinfo=UTC)
@@ -546,7 +547,7 @@ def test_outbox_status_lists_queued_retrying_and_dead(tmp_path: Path) -> None:
 
 def test_importing_delivery_does_not_import_apprise() -> None:
     code = (
-        "import sys, runner.outbox, runner.channels, runner.ledger; "
+        "import sys, runner.delivery.outbox, runner.delivery.channels, runner.delivery.ledger; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('apprise', 'requests')))"
     )
     result = subprocess.run(
@@ -586,7 +587,7 @@ def test_without_apprise_installed_an_apprise_message_waits_for_a_retry(
 def test_a_message_id_unfit_for_a_file_name_is_stored_under_its_hash(tmp_path: Path) -> None:
     from hashlib import sha256
 
-    from runner.outbox import file_name
+    from runner.delivery.outbox import file_name
 
     assert file_name("m-1_Y") == "m-1_Y.json"
     for unfit in ("../etc/passwd", "a.b", "é", "x" * 129, ""):
@@ -631,7 +632,7 @@ def test_only_json_files_not_a_writers_dot_files_are_the_queue(tmp_path: Path) -
 
 
 def test_without_delivery_settings_five_attempts_from_30_s_doubling_to_an_hour() -> None:
-    from runner.outbox import RetryPolicy
+    from runner.delivery.outbox import RetryPolicy
 
     policy = RetryPolicy.from_spec({"coordinator": {}})
     assert (policy.attempts, policy.backoff, policy.max_backoff, policy.fallback) == (
@@ -644,7 +645,7 @@ def test_without_delivery_settings_five_attempts_from_30_s_doubling_to_an_hour()
 
 
 def test_ids_at_the_edges_of_a_safe_file_name() -> None:
-    from runner.outbox import SAFE_ID_CHARS, file_name
+    from runner.delivery.outbox import SAFE_ID_CHARS, file_name
 
     every = "".join(sorted(SAFE_ID_CHARS))
     for safe in ("a", "x" * 128, every):
