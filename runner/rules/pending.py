@@ -29,7 +29,7 @@ SUMMARY_LINES = 3
 SUMMARY_BYTES = 4096
 
 
-class FileWatch:
+class FileWatchSpec:
     """One `watches:` entry with a `file:` condition."""
 
     __slots__ = (
@@ -57,7 +57,7 @@ class FileWatch:
 
 
 def arm_key(
-    watch: FileWatch, state: dict[str, Any], key: str, now: datetime, within: int | None = None
+    watch: FileWatchSpec, state: dict[str, Any], key: str, now: datetime, within: int | None = None
 ) -> None:
     """Arm one instance by hand (`vigil watch arm NAME --key K [--within D]`)."""
     instances: dict[str, Any] = state.setdefault("instances", {})
@@ -75,7 +75,9 @@ def arm_key(
     state["version"] = 1
 
 
-def arm(watch: FileWatch, finding: dict[str, Any], state: dict[str, Any], now: datetime) -> None:
+def arm(
+    watch: FileWatchSpec, finding: dict[str, Any], state: dict[str, Any], now: datetime
+) -> None:
     """One armed instance per item of the arming finding (or one for the finding itself)."""
     found = dig(finding, watch.items)  # no `items`: the finding itself
     instances: dict[str, Any] = state.setdefault("instances", {})
@@ -98,7 +100,7 @@ def arm(watch: FileWatch, finding: dict[str, Any], state: dict[str, Any], now: d
     state["version"] = 1
 
 
-def check(watch: FileWatch, state: dict[str, Any], now: datetime) -> list[Alert]:
+def check(watch: FileWatchSpec, state: dict[str, Any], now: datetime) -> list[Alert]:
     """Armed instances whose file appeared (satisfied) or whose deadline passed (expired)."""
     from runner.rules.watches import alert, transition
 
