@@ -49,6 +49,7 @@ from runner.intake import (
     quarantine,
 )
 from runner.rules import watch_state_file
+from runner.rules.watchstate import FIRING, WatchState
 from runner.spec import DEFAULT_HISTORY_MAX_BYTES
 from runner.statefile import StateUnreadable, load_state, unreadable
 
@@ -344,7 +345,8 @@ def _not_acknowledged(held: list[Alert], watch_states: dict[str, dict[str, Any]]
         watch, key = alert.evidence.get("watch"), alert.evidence.get("key")
         state = watch_states.get(watch) if isinstance(watch, str) else None
         instance = (state or {}).get("instances", {}).get(key) if isinstance(key, str) else None
-        if alert.source == VIGIL_SOURCE and (instance or {}).get("state") == "acknowledged":
+        acknowledged = (instance or {}).get("state") == WatchState.ACKNOWLEDGED
+        if alert.source == VIGIL_SOURCE and acknowledged:
             print(f"coordinator: held alert dropped: watch {watch} {key} was acknowledged",
                   file=sys.stderr)  # fmt: skip
         else:
@@ -496,7 +498,7 @@ def _settle(
         n
         for n, s in states.items()
         if any(
-            i.get("messages") and i.get("state") in ("fired", "expired")
+            i.get("messages") and i.get("state") in FIRING
             for i in (s.get("instances") or {}).values()
         )
     ]

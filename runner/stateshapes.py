@@ -5,6 +5,8 @@ uses (runner.statefile keeps the whole file aside); a file of another version is
 
 from __future__ import annotations
 
+from runner.rules.watchstate import WatchState, known
+
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -13,7 +15,6 @@ if TYPE_CHECKING:
     """Why one entry is not of the expected shape, or None."""
 
 NAG_STATUSES = ("active", "stopped", "resolved")
-WATCH_STATES = ("armed", "satisfied", "fired", "expired", "delivered", "acknowledged")
 
 
 class Shape:
@@ -162,8 +163,8 @@ def watch_instance(value: object) -> str | None:
         handoff=(dict,),
     )
     state = value.get("state") if isinstance(value, dict) else None
-    if problem is None and state is not None and state not in WATCH_STATES:
-        return f"`state` {state!r} is not one of {', '.join(WATCH_STATES)}"
+    if problem is None and state is not None and known(state) is None:
+        return f"`state` {state!r} is not one of {', '.join(WatchState)}"
     return problem
 
 

@@ -60,6 +60,7 @@ MODULES = {
     "nag": "runner/rules/nag.py",
     "watches": "runner/rules/watches.py",
     "pending": "runner/rules/pending.py",
+    "watchstate": "runner/rules/watchstate.py",
     "compose": "runner/compose.py",
     "budget": "runner/budget.py",
     "spend": "runner/spend.py",
