@@ -8,6 +8,8 @@ and then the queue file goes; a failure waits `backoff * 2**(attempts-1)` (at mo
 channel is exactly once even when a run dies between sending and recording: the queue file is
 marked `sending` first, and the next run looks for the message's line before appending it again.
 A command or apprise channel cannot be asked, so it may get a message twice (same {id}).
+A queue file's MessageState (queued, retrying, sending, dead) follows from that bookkeeping
+alone: message_state() reads it, for delivery and for `vigil outbox`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import os
 import sys
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from runner import clock
 from runner.clock import iso, parse_iso
@@ -32,6 +35,37 @@ OUTBOX = "outbox"
 DEAD = "dead"
 LOCK = ".lock"
 SAFE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+class MessageState(StrEnum):
+    """Where a queue file's message is in its delivery, as message_state() reads it from the
+    file's bookkeeping and folder (a delivered message has no queue file: the ledger has it)."""
+
+    QUEUED = "queued"
+    """Not tried yet."""
+    RETRYING = "retrying"
+    """Failed; tried again at `next_attempt`."""
+    SENDING = "sending"
+    """Its send began and the outcome is not recorded: being sent now, or the run sending it
+    died (the next run looks in a file channel's file before appending it again)."""
+    DEAD = "dead"
+    """Given up on, in `outbox/dead/`: marked so before it is moved there."""
+    UNREADABLE = "unreadable"
+    """The queue file is no readable message: the next run moves it to `outbox/dead/`."""
+
+
+def message_state(entry: dict[str, Any] | None, *, dead_letter: bool = False) -> MessageState:
+    """The state of a queue file's `entry` (None: unreadable), `dead_letter` if it is in
+    `outbox/dead/`."""
+    if entry is None:
+        return MessageState.UNREADABLE
+    if dead_letter or entry.get("dead") is not None:
+        return MessageState.DEAD
+    if entry.get("sending") is not None:
+        return MessageState.SENDING
+    if int(entry.get("attempts") or 0):
+        return MessageState.RETRYING
+    return MessageState.QUEUED
 
 
 class DeliveryReport:
@@ -279,17 +313,20 @@ class _DeliveryRun:
         return self.report
 
     def _deliver(self, path: str, entry: dict[str, Any] | None) -> None:
-        if entry is None:
+        state = message_state(entry)
+        if state is MessageState.UNREADABLE:
             if os.path.exists(path):
                 self._unreadable(path)
             return
+        assert entry is not None  # a readable message
         message = Message.from_json(entry["message"])
         if message.id in self.ledger:
             _remove(path)
             self.report.skipped += 1
             return
-        if int(entry.get("attempts") or 0) >= self.policy.attempts:
-            self._dead(path, entry, message)  # e.g. `attempts` lowered since the last run
+        # Marked dead by a run that died before moving it, or `attempts` lowered since.
+        if state is MessageState.DEAD or int(entry.get("attempts") or 0) >= self.policy.attempts:
+            self._dead(path, entry, message)
             return
         due = parse_iso(entry.get("next_attempt"))
         if due is not None and due > self.now:
@@ -442,7 +479,8 @@ def _whole_second(moment: datetime) -> datetime:
 
 
 def outbox_status(state_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every queued, retrying and dead message with its bookkeeping, oldest first."""
+    """Every message in the outbox, queued, retrying, sending or dead, with its bookkeeping
+    and its MessageState, oldest first."""
     rows = []
     outbox = outbox_dir(os.fspath(state_dir))
     for directory, dead in ((outbox, False), (os.path.join(outbox, DEAD), True)):
@@ -454,10 +492,10 @@ def outbox_status(state_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def _status_row(path: str, dead: bool) -> dict[str, Any]:
     entry = _read_entry(path)
     name = os.path.basename(path)
+    state = message_state(entry, dead_letter=dead)
     if entry is None:
-        return {"file": name, "id": name.removesuffix(".json"), "state": "unreadable"}
+        return {"file": name, "id": name.removesuffix(".json"), "state": state}
     message = entry["message"]
-    attempts = int(entry.get("attempts") or 0)
     return {
         "file": name,
         "id": message["id"],
@@ -465,10 +503,10 @@ def _status_row(path: str, dead: bool) -> dict[str, Any]:
         "title": message["title"],
         "created": message["created"],
         "queued": entry.get("queued"),
-        "state": "dead" if dead else ("retrying" if attempts else "queued"),
-        "attempts": attempts,
+        "state": state,
+        "attempts": int(entry.get("attempts") or 0),
         "last_error": entry.get("last_error"),
         "last_attempt": entry.get("last_attempt"),
-        "next_attempt": None if dead else entry.get("next_attempt"),
+        "next_attempt": None if state is MessageState.DEAD else entry.get("next_attempt"),
         "exit_status": entry.get("exit_status"),
     }
