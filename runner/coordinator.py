@@ -49,7 +49,6 @@ from runner.intake import (
     quarantine,
 )
 from runner.rules import watch_state_file
-from runner.rules.watchstate import FIRING, WatchState
 from runner.spec import DEFAULT_HISTORY_MAX_BYTES
 from runner.statefile import StateUnreadable, load_state, unreadable
 
@@ -340,6 +339,8 @@ def _not_acknowledged(held: list[Alert], watch_states: dict[str, dict[str, Any]]
     """Held alerts, less the watch alerts whose instance was acknowledged since quiet hours held
     them: those are not brought up again in the morning. (A satisfied or settled instance keeps
     its alert: "the file arrived" is news too.)"""
+    from runner.rules.watchstate import WatchState
+
     kept = []
     for alert in held:
         watch, key = alert.evidence.get("watch"), alert.evidence.get("key")
@@ -494,6 +495,8 @@ def _settle(
     now: datetime,
 ) -> None:
     """Mark alerted watch instances delivered once the ledger has all their messages."""
+    from runner.rules.watchstate import FIRING
+
     waiting = [
         n
         for n, s in states.items()

@@ -5,8 +5,6 @@ uses (runner.statefile keeps the whole file aside); a file of another version is
 
 from __future__ import annotations
 
-from runner.rules.watchstate import WatchState, known
-
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -163,8 +161,11 @@ def watch_instance(value: object) -> str | None:
         handoff=(dict,),
     )
     state = value.get("state") if isinstance(value, dict) else None
-    if problem is None and state is not None and known(state) is None:
-        return f"`state` {state!r} is not one of {', '.join(WatchState)}"
+    if problem is None and state is not None:
+        from runner.rules.watchstate import WatchState, known  # read with watch instances only
+
+        if known(state) is None:
+            return f"`state` {state!r} is not one of {', '.join(WatchState)}"
     return problem
 
 

@@ -52,7 +52,7 @@ NEXT: dict[WatchState | None, frozenset[WatchState]] = {
     WatchState.DELIVERED: frozenset({WatchState.ACKNOWLEDGED, WatchState.SATISFIED}),
     WatchState.ACKNOWLEDGED: frozenset({WatchState.SATISFIED}),
 }
-"""Where an instance in each state may go next: every move a rule makes, and no other. Any
+"""Where an instance in each state may go next: every move a rule makes, and no other. Each
 state in ALERTED goes to satisfied when an absence watch's source reports again."""
 
 
