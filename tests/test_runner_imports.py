@@ -136,6 +136,7 @@ def test_an_idle_coordinator_imports_only_what_it_reads_with(tmp_path: Path) -> 
     assert "runner.coordinator" in imported
     assert sorted(imported & set(SLOW_STDLIB)) == []
     lazy = {"runner.rules.nag", "runner.rules.pending", "runner.compose", "runner.template"}
+    lazy |= {"runner.rules.watches", "runner.rules.watchstate"}
     lazy |= {"runner.delivery", "runner.delivery.outbox", "runner.delivery.channels"}
     lazy |= {"runner.delivery.ledger", "runner.command"}
     assert sorted(imported & lazy) == []
