@@ -19,7 +19,7 @@ from runner.clock import iso
 from runner.findings import ALERT_PRIORITY
 from runner.fsatomic import locked, read_state, state_path, write_finding, write_state
 from runner.history import Usage
-from runner.spec import Budget, JobSpec
+from runner.spec import BudgetSpec, JobSpec
 from runner.spend import Booking, Ledger
 
 ALERTS_STATE = "budget-alerts.json"
@@ -30,7 +30,7 @@ RESERVATION_MARGIN = 60.0
 class Exhausted:
     """A budget the next call would break, with the figures that show why."""
 
-    def __init__(self, budget: Budget, month: str, detail: str) -> None:
+    def __init__(self, budget: BudgetSpec, month: str, detail: str) -> None:
         self.budget = budget
         self.month = month
         self.detail = detail

@@ -57,8 +57,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from runner.compose import Outgoing
-    from runner.rules.nag import NagRule
-    from runner.rules.pending import FileWatch
+    from runner.rules.nag import NagRuleSpec
+    from runner.rules.pending import FileWatchSpec
 
 # Start-up time is most of a coordinator run, so an idle run (nothing in the inbox, held or
 # queued) imports only what it reads with: the rules, composing, hashing, the outbox and the
@@ -170,14 +170,14 @@ def run(spec: dict[str, Any], now: datetime) -> dict[str, int]:
         set_aside = statefile.set_aside_count
         for name in [*left_behind(state_dir), None]:
             if name is None:  # the inbox, with the alerts of claims quarantined just now
-                found = _pass(spec, state_dir, now, None)
+                found = _process_claim(spec, state_dir, now, None)
             else:
                 tries = attempt(state_dir, name)
                 if tries >= MAX_CLAIM_ATTEMPTS:  # the run that made it, and the reruns since
                     quarantine(state_dir, name, tries, now)
                     continue
                 try:
-                    found = _pass(spec, state_dir, now, name)
+                    found = _process_claim(spec, state_dir, now, name)
                 except OSError:
                     with suppress(OSError):  # the disk, not the claim: no strike against it
                         forget(state_dir, name)
@@ -186,7 +186,7 @@ def run(spec: dict[str, Any], now: datetime) -> dict[str, int]:
             for what, n in found.items():
                 counts[what] = counts.get(what, 0) + n
         if statefile.set_aside_count > set_aside:  # their alerts are in the inbox: deliver now
-            for what, n in _pass(spec, state_dir, now, None).items():
+            for what, n in _process_claim(spec, state_dir, now, None).items():
                 counts[what] = counts.get(what, 0) + n
     record.findings = counts["findings"]
     summary = ", ".join(f"{n} {what}" for what, n in counts.items())
@@ -198,12 +198,14 @@ def run(spec: dict[str, Any], now: datetime) -> dict[str, int]:
     return counts
 
 
-def _pass(
+def _process_claim(
     spec: dict[str, Any],
     state_dir: str,
     now: datetime,
     name: str | None,
 ) -> dict[str, int]:
+    """One claim from findings to channels: the claim a killed run left behind (`name`), or
+    what is in the inbox now (None); rules, quiet hours, the outbox, rule state, delivery."""
     coordinator = spec["coordinator"]
     delivery_now = now  # retries and their backoff go by the clock, not a replayed moment
     if name is not None:
@@ -337,12 +339,15 @@ def _not_acknowledged(held: list[Alert], watch_states: dict[str, dict[str, Any]]
     """Held alerts, less the watch alerts whose instance was acknowledged since quiet hours held
     them: those are not brought up again in the morning. (A satisfied or settled instance keeps
     its alert: "the file arrived" is news too.)"""
+    from runner.rules.watchstate import WatchState
+
     kept = []
     for alert in held:
         watch, key = alert.evidence.get("watch"), alert.evidence.get("key")
         state = watch_states.get(watch) if isinstance(watch, str) else None
         instance = (state or {}).get("instances", {}).get(key) if isinstance(key, str) else None
-        if alert.source == VIGIL_SOURCE and (instance or {}).get("state") == "acknowledged":
+        acknowledged = (instance or {}).get("state") == WatchState.ACKNOWLEDGED
+        if alert.source == VIGIL_SOURCE and acknowledged:
             print(f"coordinator: held alert dropped: watch {watch} {key} was acknowledged",
                   file=sys.stderr)  # fmt: skip
         else:
@@ -358,7 +363,7 @@ def _nags_still_due(
     cannot be read is kept: it is said when the rule runs."""
     if not any(alert.key.startswith(NAG_KEY) for alert in held):
         return held
-    from runner.rules.nag import NagRule, nag_of
+    from runner.rules.nag import NagRuleSpec, nag_of
 
     rules = spec.get("nag") or {}
     states = dict(nag_states)  # this run's, else read here: only read, so never written back
@@ -369,7 +374,9 @@ def _nags_still_due(
             kept.append(alert)
             continue
         if nag.rule not in states:
-            state = _nag_state(spec, NagRule(nag.rule, rules[nag.rule], spec.get("timezone")), now)
+            state = _nag_state(
+                spec, NagRuleSpec(nag.rule, rules[nag.rule], spec.get("timezone")), now
+            )
             if state is None:
                 kept.append(alert)
                 continue
@@ -417,7 +424,7 @@ def _apply_rules(
 ) -> list[Alert]:
     """The alerts of this run's findings (nag rules, watches) and of the watches' clocks.
     Rule state is updated in place; _save_rule_states writes it."""
-    from runner.rules import watches as w
+    from runner.rules.watches import check_absence, follow_up, kind_of, on_match, on_source_seen
 
     watch_specs: dict[str, dict[str, Any]] = spec.get("watches") or {}
     files = _file_watches(watch_specs)
@@ -430,12 +437,12 @@ def _apply_rules(
             continue
         watched = False  # a source a match watch reads is not also delivered as it is
         for name, watch in watch_specs.items():
-            kind = w.kind_of(watch)
+            kind = kind_of(watch)
             if kind == "absence" and watch["absence"]["source"] == finding.get("source"):
-                w.on_source_seen(name, watch_states[name], now)
+                on_source_seen(name, watch_states[name], now)
             elif kind == "match" and watch["match"]["source"] == finding.get("source"):
                 watched = True
-                alerts += w.on_match(name, watch, watch_states[name], finding, now)
+                alerts += on_match(name, watch, watch_states[name], finding, now)
         armed = _arm(files, watch_states, finding, now)
         alerts += _alerts_for(spec, finding, nag_states, now, claim=claim, handled=armed or watched)
     if files:
@@ -445,21 +452,21 @@ def _apply_rules(
             if pending(watch_states[name]):
                 alerts += check(file_watch, watch_states[name], now)
     for name, watch in watch_specs.items():
-        if w.kind_of(watch) == "absence":
-            alerts += w.check_absence(name, watch, watch_states[name], now)
-        alerts += w.follow_up(name, watch, watch_states[name], now)
+        if kind_of(watch) == "absence":
+            alerts += check_absence(name, watch, watch_states[name], now)
+        alerts += follow_up(name, watch, watch_states[name], now)
     return alerts
 
 
 def _control(
     watch_specs: dict[str, dict[str, Any]],
-    files: dict[str, FileWatch],
+    files: dict[str, FileWatchSpec],
     states: dict[str, dict[str, Any]],
     finding: dict[str, Any],
     now: datetime,
 ) -> list[Alert]:
     """`vigil ack`, `vigil watch arm` and deadline results."""
-    from runner.rules import watches as w
+    from runner.rules.watches import on_ack, on_deadline_result
 
     name = str(finding.get("watch"))
     if name not in watch_specs:
@@ -468,7 +475,7 @@ def _control(
     kind = finding["kind"]
     key = finding.get("key")
     if kind == "ack":
-        w.on_ack(name, states[name], None if key is None else str(key), now)
+        on_ack(name, states[name], None if key is None else str(key), now)
     elif kind == "arm" and name in files and key is not None:
         from runner.rules.pending import arm_key
 
@@ -477,7 +484,7 @@ def _control(
             files[name], states[name], str(key), now, within if isinstance(within, int) else None
         )
     elif kind == "watch-deadline":
-        return w.on_deadline_result(name, watch_specs[name], states[name], finding, now)
+        return on_deadline_result(name, watch_specs[name], states[name], finding, now)
     return []
 
 
@@ -488,22 +495,24 @@ def _settle(
     now: datetime,
 ) -> None:
     """Mark alerted watch instances delivered once the ledger has all their messages."""
+    from runner.rules.watchstate import FIRING
+
     waiting = [
         n
         for n, s in states.items()
         if any(
-            i.get("messages") and i.get("state") in ("fired", "expired")
+            i.get("messages") and i.get("state") in FIRING
             for i in (s.get("instances") or {}).values()
         )
     ]
     if not waiting:
         return
-    from runner.ledger import Ledger
-    from runner.rules import watches as w
+    from runner.delivery.ledger import Ledger
+    from runner.rules.watches import settle
 
     entries = Ledger.load(spec["state_dir"]).entries
     for name in waiting:
-        w.settle(name, watch_specs[name], states[name], entries, now)
+        settle(name, watch_specs[name], states[name], entries, now)
 
 
 def _remember_watch_messages(states: dict[str, dict[str, Any]], queued: list[Queued]) -> None:
@@ -517,17 +526,17 @@ def _remember_watch_messages(states: dict[str, dict[str, Any]], queued: list[Que
                     remember_messages(states[name], key, {channel: message_id})
 
 
-def _file_watches(watch_specs: dict[str, dict[str, Any]]) -> dict[str, FileWatch]:
+def _file_watches(watch_specs: dict[str, dict[str, Any]]) -> dict[str, FileWatchSpec]:
     files = {name: watch for name, watch in watch_specs.items() if watch.get("file")}
     if not files:
         return {}
-    from runner.rules.pending import FileWatch
+    from runner.rules.pending import FileWatchSpec
 
-    return {name: FileWatch(name, watch) for name, watch in files.items()}
+    return {name: FileWatchSpec(name, watch) for name, watch in files.items()}
 
 
 def _arm(
-    watches: dict[str, FileWatch],
+    watches: dict[str, FileWatchSpec],
     states: dict[str, dict[str, Any]],
     finding: dict[str, Any],
     now: datetime,
@@ -559,10 +568,10 @@ def _alerts_for(
     matching = [name for name, rule in rules.items() if str(rule["source"]) == source]
     alerts: list[Alert] = []
     if matching:
-        from runner.rules.nag import NagRule, apply_rule
+        from runner.rules.nag import NagRuleSpec, apply_rule
 
         for name in matching:
-            rule = NagRule(name, rules[name], spec.get("timezone"))
+            rule = NagRuleSpec(name, rules[name], spec.get("timezone"))
             if name not in states:
                 try:
                     states[name] = load_state(spec["state_dir"], rule.state_file, shapes.NAG, now)
@@ -595,10 +604,10 @@ def _save_rule_states(
     source last reported (deadline watches on a source read it)."""
     claimed = intake.findings
     if nag_states:
-        from runner.rules.nag import NagRule, prune
+        from runner.rules.nag import NagRuleSpec, prune
 
         for name, state in nag_states.items():
-            rule = NagRule(name, spec["nag"][name], spec.get("timezone"))
+            rule = NagRuleSpec(name, spec["nag"][name], spec.get("timezone"))
             prune(rule, state, now)
             if intake.claim is not None:
                 state["claim"] = intake.claim
@@ -656,9 +665,9 @@ def _own_alert(text: str, key: str) -> Alert:
 def _batch(intake: Intake, alerts: list[Alert], occasion: str) -> str:
     """What message ids derive from: the claim (unique, and the same for a rerun after a
     crash), or for a run with nothing claimed (held alerts, watch clocks) the occasion that
-    held.json names (replaced whenever a run queues messages, see _pass): the same alert held
-    again another night is a new message, a rerun is not. Without an occasion (a held.json
-    from before occasions), the alerts' keys."""
+    held.json names (replaced whenever a run queues messages, see _process_claim): the same
+    alert held again another night is a new message, a rerun is not. Without an occasion (a
+    held.json from before occasions), the alerts' keys."""
     if intake.claim is not None:
         return intake.claim
     if occasion:  # a rerun composing otherwise finds its message (see _enqueue)
@@ -738,7 +747,7 @@ def _released(state_dir: str, message: Outgoing, release: str) -> Queued | None:
     """The message a run without a claim queued to this channel under this occasion, if any:
     held.json still names the occasion only when that run was killed before writing it, so
     what it carried is out already (and counts as told)."""
-    from runner.outbox import carried
+    from runner.delivery.outbox import carried
 
     message_id = message.message_id(release)
     named, keys = carried(state_dir, message_id)
@@ -751,7 +760,8 @@ def _released(state_dir: str, message: Outgoing, release: str) -> Queued | None:
 def _queue(
     state_dir: str, message: Outgoing, alerts: list[Alert], batch: str, now: datetime
 ) -> Queued:
-    from runner.outbox import Message, enqueue
+    from runner.delivery.message import Message
+    from runner.delivery.outbox import enqueue
 
     evidence = [a.evidence for a in alerts if a.evidence]
     message_id = message.message_id(batch)
@@ -791,7 +801,7 @@ def _note_nags(
 ) -> None:
     """A nag step counts once its alert is named in a message to any channel; one that caps
     cut waits (and goes first next time), its item as if not nagged."""
-    from runner.rules.nag import NagRule, nag_of, told, withheld
+    from runner.rules.nag import NagRuleSpec, nag_of, told, withheld
 
     named = {key for *_, named_keys in queued for key in named_keys}
     rules = spec.get("nag") or {}
@@ -799,7 +809,7 @@ def _note_nags(
         nag = nag_of(alert.key)
         if nag is None or nag.rule not in rules:
             continue
-        rule = NagRule(nag.rule, rules[nag.rule], spec.get("timezone"))
+        rule = NagRuleSpec(nag.rule, rules[nag.rule], spec.get("timezone"))
         if nag.rule not in nag_states:
             state = _nag_state(spec, rule, now)
             if state is None:
@@ -828,14 +838,14 @@ def _note_nags_queued_before(
     keys = [key for key in recorded if key.startswith(NAG_KEY) and key not in raised_again]
     if not keys:
         return
-    from runner.rules.nag import NagRule, nag_of, told
+    from runner.rules.nag import NagRuleSpec, nag_of, told
 
     rules = spec.get("nag") or {}
     for key in keys:
         nag = nag_of(key)
         if nag is None or nag.rule not in rules:
             continue
-        rule = NagRule(nag.rule, rules[nag.rule], spec.get("timezone"))
+        rule = NagRuleSpec(nag.rule, rules[nag.rule], spec.get("timezone"))
         state = nag_states.get(nag.rule) or _nag_state(spec, rule, now)
         if state is None:
             continue
@@ -846,7 +856,7 @@ def _note_nags_queued_before(
             told(rule, state, nag, now)
 
 
-def _nag_state(spec: dict[str, Any], rule: NagRule, now: datetime) -> dict[str, Any] | None:
+def _nag_state(spec: dict[str, Any], rule: NagRuleSpec, now: datetime) -> dict[str, Any] | None:
     """The rule's state as it was saved; None when it cannot be read (said when the rule runs,
     and its state is never overwritten)."""
     try:
@@ -859,7 +869,7 @@ def _deliver(spec: dict[str, Any], state_dir: str, now: datetime) -> dict[str, i
     outbox = os.path.join(state_dir, "outbox")
     if not os.path.isdir(outbox) or not any(n.endswith(".json") for n in os.listdir(outbox)):
         return {"delivered": 0}
-    from runner.outbox import deliver_due
+    from runner.delivery.outbox import deliver_due
 
     credentials = os.environ.get("CREDENTIALS_DIRECTORY") or None
     return deliver_due(spec, state_dir, now, credentials).counts()

@@ -40,7 +40,9 @@ MODEL_SPACE_PER_TOKEN = 16
 an answer that cannot be stored."""
 
 
-class Outcome:
+class JobOutcome:
+    """What a run came to: its result (runner.exitcodes maps it to the exit code) and why."""
+
     def __init__(self, result: str, reason: str = "") -> None:
         self.result = result
         self.reason = reason
@@ -54,17 +56,17 @@ def run_job(spec: JobSpec) -> int:
         mark_started(spec.state_dir, spec.job, record.started)
         outcome = _run(spec, record, redactor)
     except Stopped as stop:
-        outcome = Outcome("failed", f"stopped by {stop} before the run finished")
+        outcome = JobOutcome("failed", f"stopped by {stop} before the run finished")
     except OSError as error:
         # The state directory cannot be written or read: the run did not do its job.
-        outcome = Outcome("storage", f"state directory: {describe(error)}")
+        outcome = JobOutcome("storage", f"state directory: {describe(error)}")
     except Exception as error:
         # A bug in vigil: the run still gets its runs.jsonl line and its alert; the
         # traceback goes to the journal for the bug report.
         import traceback
 
         traceback.print_exc()
-        outcome = Outcome("failed", f"internal error: {type(error).__name__}: {error}")
+        outcome = JobOutcome("failed", f"internal error: {type(error).__name__}: {error}")
     # A stop request now would only lose the record; systemd's SIGKILL still ends us.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     code = exit_code(outcome.result)
@@ -100,16 +102,16 @@ def _clean(redactor: Redactor | None, text: str) -> str:
     return redactor.text(text) if redactor and text else text
 
 
-def _run(spec: JobSpec, record: RunRecord, redactor: Redactor | None) -> Outcome:
+def _run(spec: JobSpec, record: RunRecord, redactor: Redactor | None) -> JobOutcome:
     ensure_dir(spec.state_dir)
     problem = _unusable(spec.state_dir)
     if problem is not None:
-        return Outcome("storage", f"state directory: {problem}; the command was not run")
+        return JobOutcome("storage", f"state directory: {problem}; the command was not run")
     if spec.after is not None:
         verdict = check_predecessor(spec.state_dir, spec.after, record.started, spec.timeout)
         if verdict.reason is not None:
             skipped = "after-running" if verdict.still_running else "skipped-after"
-            return Outcome(skipped, f"not run: {verdict.reason}")
+            return JobOutcome(skipped, f"not run: {verdict.reason}")
     if spec.llm is not None:
         # Before the command: its output would be worth nothing without the model.
         from runner.packages import MissingPackage, check_installed
@@ -117,7 +119,7 @@ def _run(spec: JobSpec, record: RunRecord, redactor: Redactor | None) -> Outcome
         try:
             check_installed("anthropic", "a prompt job's model call")
         except MissingPackage as error:
-            return Outcome("missing-package", f"not run: {error}")
+            return JobOutcome("missing-package", f"not run: {error}")
     stdout: str | None = None
     if spec.argv is not None:
         result = run_command(
@@ -129,16 +131,16 @@ def _run(spec: JobSpec, record: RunRecord, redactor: Redactor | None) -> Outcome
         )
         record.command_exit = result.returncode
         if result.error:
-            return Outcome("failed", result.error)
+            return JobOutcome("failed", result.error)
         if result.timed_out:
             _echo(_clean(redactor, result.stdout))
-            return Outcome(
+            return JobOutcome(
                 "timeout", f"command ran longer than {spec.timeout:g}s; its processes were killed"
             )
         if result.returncode != 0:
             # A failed command's output is not trusted as findings: it goes to the journal.
             _echo(_clean(redactor, result.stdout))
-            return Outcome("failed", f"command exited with status {_status(result.returncode)}")
+            return JobOutcome("failed", f"command exited with status {_status(result.returncode)}")
         stdout = result.stdout
     if spec.llm is not None:
         return _detect_with_model(spec, record, stdout, redactor)
@@ -147,31 +149,31 @@ def _run(spec: JobSpec, record: RunRecord, redactor: Redactor | None) -> Outcome
         report = read_output(stdout, spec.output)
     except ContractError as error:
         _echo(_clean(redactor, stdout[:4000]), to_stderr=True)
-        return Outcome("contract", str(error))
+        return JobOutcome("contract", str(error))
     _echo(_clean(redactor, report.log))
     _write_findings(spec, record, report.findings, redactor)
-    return Outcome("ok")
+    return JobOutcome("ok")
 
 
 def _detect_with_model(
     spec: JobSpec, record: RunRecord, stdout: str | None, redactor: Redactor | None
-) -> Outcome:
+) -> JobOutcome:
     assert spec.llm is not None
     if stdout is not None and _found_nothing(stdout):
         print("vigil: the command found nothing; the model was not asked", file=sys.stderr)
-        return Outcome("ok")
+        return JobOutcome("ok")
     from runner.budget import OverBudget, Reservation, call_worst_case
     from runner.llm_reply import expected_input_tokens
 
     problem = _no_room_for_a_finding(spec)
     if problem is not None:
-        return Outcome("storage", f"model not called: {problem}")
+        return JobOutcome("storage", f"model not called: {problem}")
     reservation = Reservation(spec, record.started)
     first = call_worst_case(spec, expected_input_tokens(spec.llm.prompt, stdout))
     try:
         exhausted = reservation.add(first, record.moment())
     except OSError as error:  # the ledger cannot be written: no call whose spend is unbooked
-        return Outcome("storage", f"model not called: {describe(error)}")
+        return JobOutcome("storage", f"model not called: {describe(error)}")
     except StateUnreadable as error:
         return _ledger_unreadable(spec, record, error)
     if exhausted:
@@ -189,9 +191,9 @@ def _detect_with_model(
         try:
             finding = ask_model(spec.llm, stdout, record, before_retry)
         except LlmError as error:
-            return Outcome("api-error", str(error))
+            return JobOutcome("api-error", str(error))
         except MissingPackage as error:  # found above, yet broken on import
-            return Outcome("missing-package", f"model not called: {error}")
+            return JobOutcome("missing-package", f"model not called: {error}")
         except OverBudget as over:
             return _over_budget(spec, record, over.exhausted)
         except StateUnreadable as error:  # before the retry
@@ -202,26 +204,26 @@ def _detect_with_model(
         print("vigil: the model reported nothing", file=sys.stderr)
     else:
         _write_findings(spec, record, [finding], redactor)
-    return Outcome("ok")
+    return JobOutcome("ok")
 
 
-def _over_budget(spec: JobSpec, record: RunRecord, exhausted: list[Exhausted]) -> Outcome:
+def _over_budget(spec: JobSpec, record: RunRecord, exhausted: list[Exhausted]) -> JobOutcome:
     from runner.budget import send_alerts
 
     if send_alerts(spec, exhausted, record.started):
         record.notes.append("budget alert written to the inbox")
     details = "; ".join(f"{item.budget.scope} budget: {item.detail}" for item in exhausted)
-    return Outcome("budget", f"model not called ({details})")
+    return JobOutcome("budget", f"model not called ({details})")
 
 
-def _ledger_unreadable(spec: JobSpec, record: RunRecord, error: StateUnreadable) -> Outcome:
+def _ledger_unreadable(spec: JobSpec, record: RunRecord, error: StateUnreadable) -> JobOutcome:
     """The spend ledger exists but cannot be read: no call whose spend could not be counted
     (fail closed), one alert a day, and the file is left as it is."""
     from runner.statefile import unreadable
 
     consequence = "the model is not called until it can be read"
     unreadable(spec.state_dir, error, consequence, record.started)
-    return Outcome("budget", f"model not called: {error}")
+    return JobOutcome("budget", f"model not called: {error}")
 
 
 def _settle(reservation: Reservation, record: RunRecord) -> None:

@@ -7,7 +7,8 @@ stderr and log output (the journal), its findings (the inbox, then messages), th
 encoded, JSON-escaped and base64-encoded (also inside a longer base64 text, such as HTTP basic
 auth); a URL is matched by its pieces too (user, password, token path), each line of a multi-line
 value by itself; in a stream (stderr) also across read boundaries. Values shorter than
-MIN_LENGTH are left alone: they would garble ordinary text.
+MIN_LENGTH are left alone: they would garble ordinary text. Text that may quote a URL it was
+not given as a credential (a channel's error) has every URL cut to its scheme: cut_urls.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ MIN_LENGTH = 6
 MAX_CREDENTIAL_BYTES = 64 * 1024
 """Larger credential files (certificates, key stores) are not searched for."""
 _URL_SEPARATORS = re.compile(r"[/:@?&=#,;+\s]+")
+_ANY_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://[^\s'\"<>()]*")
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -97,6 +99,11 @@ class ByteStream:
             if any(needle.startswith(tail) for needle in self.redactor.byte_needles):
                 return start
         return len(data)
+
+
+def cut_urls(text: str) -> str:
+    """Every URL in `text` cut to its scheme: URLs of notification services carry tokens."""
+    return _ANY_URL.sub(lambda match: f"{match.group(1)}://{REDACTED}", text)
 
 
 def from_credentials(directory: str | None) -> Redactor:

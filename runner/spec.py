@@ -135,7 +135,7 @@ class Llm:
             )
 
 
-class Budget:
+class BudgetSpec:
     """A monthly limit on tokens and/or US dollars, for this job or for the whole config."""
 
     def __init__(self, fields: _Fields) -> None:
@@ -182,7 +182,7 @@ class JobSpec(_Common):
         self.after = After(after) if after else None
         llm = fields.child("llm", optional=True)
         self.llm = Llm(llm) if llm else None
-        self.budgets = [Budget(item) for item in fields.objects("budgets")]
+        self.budgets = [BudgetSpec(item) for item in fields.objects("budgets")]
         if self.argv is None and self.llm is None:
             raise SpecError("command: a job without a prompt needs a command")
 

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     """Why one entry is not of the expected shape, or None."""
 
 NAG_STATUSES = ("active", "stopped", "resolved")
-WATCH_STATES = ("armed", "satisfied", "fired", "expired", "delivered", "acknowledged")
 
 
 class Shape:
@@ -162,8 +161,11 @@ def watch_instance(value: object) -> str | None:
         handoff=(dict,),
     )
     state = value.get("state") if isinstance(value, dict) else None
-    if problem is None and state is not None and state not in WATCH_STATES:
-        return f"`state` {state!r} is not one of {', '.join(WATCH_STATES)}"
+    if problem is None and state is not None:
+        from runner.rules.watchstate import WatchState, known  # read with watch instances only
+
+        if known(state) is None:
+            return f"`state` {state!r} is not one of {', '.join(WatchState)}"
     return problem
 
 

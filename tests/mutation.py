@@ -60,11 +60,12 @@ MODULES = {
     "nag": "runner/rules/nag.py",
     "watches": "runner/rules/watches.py",
     "pending": "runner/rules/pending.py",
+    "watchstate": "runner/rules/watchstate.py",
     "compose": "runner/compose.py",
     "budget": "runner/budget.py",
     "spend": "runner/spend.py",
     "intake": "runner/intake.py",
-    "outbox": "runner/outbox.py",
+    "outbox": "runner/delivery/outbox.py",
     "cron": "compiler/language/cron.py",
 }
 

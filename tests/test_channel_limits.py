@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.fit import MAX_ARG_STRLEN, NUL_STAND_IN, cut, default_max_chars
-from runner.outbox import enqueue, outbox_status
+from runner.delivery.fit import MAX_ARG_STRLEN, NUL_STAND_IN, cut, default_max_chars
+from runner.delivery.outbox import enqueue, outbox_status
 from tests.runner_support import WebhookReceiver
 from tests.test_delivery import T0, coordinator_spec, dead, deliver, lines, message
 

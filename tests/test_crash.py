@@ -324,8 +324,9 @@ def test_a_line_torn_by_a_kill_never_swallows_the_next(vigil, tmp_path: Path) ->
     signal is pending): what is appended next must start on a line of its own, and the torn
     copy must not count as delivered."""
     from runner.clock import iso, utc_now
-    from runner.ledger import Ledger
-    from runner.outbox import Message, enqueue, file_name
+    from runner.delivery.ledger import Ledger
+    from runner.delivery.message import Message
+    from runner.delivery.outbox import enqueue, file_name
 
     state, coordinator, flow = compiled(vigil, tmp_path)
     flow.drop()

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from runner import ledger as ledger_module
+from runner.delivery import ledger as ledger_module
+from runner.delivery.message import Message
+from runner.delivery.outbox import deliver_due, enqueue, outbox_status
 from runner.fsatomic import locked
-from runner.outbox import Message, deliver_due, enqueue, outbox_status
 from tests.runner_support import ROOT
 
 T0 = datetime(2026, 2, 2, 9, 0, 0, tzinfo=UTC)
@@ -544,9 +545,57 @@ def test_outbox_status_lists_queued_retrying_and_dead(tmp_path: Path) -> None:
     assert states == {"a": ("dead", 2), "b": ("retrying", 1), "c": ("queued", 0)}
 
 
+def test_outbox_status_shows_a_message_whose_send_began_and_never_ended_as_sending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed between appending a message and recording it leaves a `sending` mark: the
+    outbox view says so, and the next run records the line it finds instead of sending again."""
+    sink = tmp_path / "sink.jsonl"
+    spec = coordinator_spec({"sink": {"file": str(sink)}})
+    state = tmp_path / "state"
+    enqueue(state, message("m1"))
+    enqueue(state, message("m2"))
+
+    def killed(self: ledger_module.Ledger) -> None:
+        raise OSError("simulated kill between appending and recording")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ledger_module.Ledger, "save", killed)
+        with pytest.raises(OSError, match="simulated kill"):
+            deliver(spec, state, T0)
+    rows = {row["id"]: row for row in outbox_status(state)}
+    assert {mid: row["state"] for mid, row in rows.items()} == {"m1": "sending", "m2": "queued"}
+    assert rows["m1"]["attempts"] == 0
+    assert deliver(spec, state, T0 + timedelta(minutes=1)).counts()["skipped"] == 1
+    assert outbox_status(state) == []
+    assert [line["id"] for line in lines(sink)] == ["m1", "m2"]
+
+
+def test_a_message_marked_dead_by_a_run_that_died_before_moving_it_stays_dead(
+    tmp_path: Path,
+) -> None:
+    """Its fate was decided (and its alert may be out): the next run finishes the move, even
+    when its channel is back in the config since."""
+    sink, fallback = tmp_path / "sink.jsonl", tmp_path / "fallback.jsonl"
+    channels = {"sink": {"file": str(sink)}, "ops": {"file": str(fallback)}}
+    spec = coordinator_spec(channels, fallback="ops")
+    state = tmp_path / "state"
+    enqueue(state, message("m1"))
+    [path] = (state / "outbox").glob("*.json")
+    entry = json.loads(path.read_text())
+    entry.update(attempts=1, dead="2026-02-02T08:59:00Z", last_error="no channel named 'sink'")
+    path.write_text(json.dumps(entry))
+    [row] = outbox_status(state)
+    assert (row["state"], row["next_attempt"]) == ("dead", None)
+    assert deliver(spec, state, T0).dead == 1
+    assert dead(state) == [path.name]
+    assert not sink.exists()
+    assert [line["id"] for line in lines(fallback)] == ["dead-m1"]
+
+
 def test_importing_delivery_does_not_import_apprise() -> None:
     code = (
-        "import sys, runner.outbox, runner.channels, runner.ledger; "
+        "import sys, runner.delivery.outbox, runner.delivery.channels, runner.delivery.ledger; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('apprise', 'requests')))"
     )
     result = subprocess.run(
@@ -586,7 +635,7 @@ def test_without_apprise_installed_an_apprise_message_waits_for_a_retry(
 def test_a_message_id_unfit_for_a_file_name_is_stored_under_its_hash(tmp_path: Path) -> None:
     from hashlib import sha256
 
-    from runner.outbox import file_name
+    from runner.delivery.outbox import file_name
 
     assert file_name("m-1_Y") == "m-1_Y.json"
     for unfit in ("../etc/passwd", "a.b", "é", "x" * 129, ""):
@@ -631,7 +680,7 @@ def test_only_json_files_not_a_writers_dot_files_are_the_queue(tmp_path: Path) -
 
 
 def test_without_delivery_settings_five_attempts_from_30_s_doubling_to_an_hour() -> None:
-    from runner.outbox import RetryPolicy
+    from runner.delivery.outbox import RetryPolicy
 
     policy = RetryPolicy.from_spec({"coordinator": {}})
     assert (policy.attempts, policy.backoff, policy.max_backoff, policy.fallback) == (
@@ -644,7 +693,7 @@ def test_without_delivery_settings_five_attempts_from_30_s_doubling_to_an_hour()
 
 
 def test_ids_at_the_edges_of_a_safe_file_name() -> None:
-    from runner.outbox import SAFE_ID_CHARS, file_name
+    from runner.delivery.outbox import SAFE_ID_CHARS, file_name
 
     every = "".join(sorted(SAFE_ID_CHARS))
     for safe in ("a", "x" * 128, every):

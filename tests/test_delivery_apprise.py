@@ -16,8 +16,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from runner.apprise_channel import redact, scheme_only, within
-from runner.outbox import deliver_due, enqueue, outbox_status
+from runner.delivery.apprise_channel import redact, scheme_only, within
+from runner.delivery.outbox import deliver_due, enqueue, outbox_status
 from tests.runner_support import WebhookReceiver
 from tests.test_delivery import T0, coordinator_spec, message, queued
 

@@ -10,19 +10,19 @@ from typing import Any
 
 import pytest
 
-from runner.rules.pending import FileWatch, arm, arm_key, check, pending, prune, roots_of
+from runner.rules.pending import FileWatchSpec, arm, arm_key, check, pending, prune, roots_of
 
 NOW = datetime(2027, 3, 1, 14, 0, tzinfo=UTC)
 
 
-def watch(tmp_path: Path, **extra: Any) -> FileWatch:
+def watch(tmp_path: Path, **extra: Any) -> FileWatchSpec:
     condition = {
         "path": f"{tmp_path}/{{key}}.md",
         "within": 900,
         "armed_by": {"source": "dispatch", "items": "tasks", "key": "id"},
         **extra,
     }
-    return FileWatch("research", {"file": condition, "message": "{key}: {state} ({evidence})"})
+    return FileWatchSpec("research", {"file": condition, "message": "{key}: {state} ({evidence})"})
 
 
 def dispatch(*ids: str) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def test_a_finding_arms_one_instance_per_item_and_its_clock_does_not_restart(
 
 
 def test_without_items_or_key_the_finding_itself_is_the_instance(tmp_path: Path) -> None:
-    w = FileWatch(
+    w = FileWatchSpec(
         "report",
         {
             "file": {

@@ -80,16 +80,35 @@ def test_inbox_lists_pending_and_rejected(vigil, tmp_path: Path) -> None:
     assert rows[1]["reason"].startswith("is not valid JSON")
 
 
-def test_outbox_shows_retrying_messages(vigil, tmp_path: Path) -> None:
+def failed_once(tmp_path: Path) -> Path:
+    """A state directory with one message to signal, whose first attempt failed."""
     state = tmp_path / "state"
     spec = bruba_spec(state)
     spec["channels"]["signal"]["file"] = str(tmp_path / "missing-dir-is-a-file" / "x.jsonl")
     (tmp_path / "missing-dir-is-a-file").write_text("")
     drop(state, {"source": "calendar-prep", "timestamp": "x", "message": "m"})
     heartbeat(spec, NOW)
+    return state
+
+
+def test_outbox_shows_retrying_messages(vigil, tmp_path: Path) -> None:
+    state = failed_once(tmp_path)
     result = vigil("outbox", "-c", config_for(tmp_path, state))
     assert result.exit_code == 0, result.stderr
     assert "retrying  signal" in result.stdout
+
+
+def test_outbox_shows_a_message_whose_send_began_and_never_ended(vigil, tmp_path: Path) -> None:
+    """What a run killed while appending it leaves: the queue file marked `sending`."""
+    state = failed_once(tmp_path)
+    [path] = (state / "outbox").glob("*.json")
+    entry = json.loads(path.read_text())
+    path.write_text(json.dumps({**entry, "sending": {"at": "2026-02-02T14:05:00Z", "offset": 0}}))
+    result = vigil("outbox", "-c", config_for(tmp_path, state))
+    assert result.exit_code == 0, result.stderr
+    assert "sending  signal" in result.stdout
+    rows = json.loads(vigil("outbox", "-c", config_for(tmp_path, state), "--json").stdout)
+    assert [(row["state"], row["attempts"]) for row in rows] == [("sending", 1)]
 
 
 def test_default_config_is_found_in_the_current_directory(vigil, tmp_path: Path) -> None:

@@ -222,20 +222,10 @@ def test_every_import_goes_to_the_same_layer_or_a_lower_one() -> None:
     assert not problems, "imports against the layers:\n" + "\n".join(problems)
 
 
-KNOWN_RUNNER_CYCLE = (
-    "runner/channels.py and runner/apprise_channel.py import each other, and runner/outbox.py "
-    "imports runner/channels.py back (runner/ledger.py with it); skipped until that cycle is "
-    "broken up"
-)
-
-
 @pytest.mark.parametrize("package", PACKAGES)
 def test_no_import_cycle(package: str) -> None:
     imports = [i for i in all_imports() if i.module.split(".")[0] == package]
     found = cycles(imports)
-    # Remove this once runner/channels.py is out of the cycle.
-    if package == "runner" and found and all("runner.channels" in cycle for cycle in found):
-        pytest.skip(KNOWN_RUNNER_CYCLE)
     assert not found, "import cycles:\n" + "\n".join(found)
 
 

@@ -9,17 +9,17 @@ from typing import Any
 
 import pytest
 
-from runner.rules.nag import NagRule, apply_rule, nag_of
+from runner.rules.nag import NagRuleSpec, apply_rule, nag_of
 
 NOW = datetime(2027, 3, 1, 14, 0, tzinfo=UTC)
 LADDER = [{"min_count": 1, "message": "{key}: {title} ({source})"}]
 
 
-def rule(**spec: Any) -> NagRule:
-    return NagRule("todo", {"source": "todo", "items": "overdue", "ladder": LADDER, **spec})
+def rule(**spec: Any) -> NagRuleSpec:
+    return NagRuleSpec("todo", {"source": "todo", "items": "overdue", "ladder": LADDER, **spec})
 
 
-def nag(r: NagRule, state: dict[str, Any], items: Any, at: datetime = NOW) -> list[str]:
+def nag(r: NagRuleSpec, state: dict[str, Any], items: Any, at: datetime = NOW) -> list[str]:
     finding = {"source": "todo", "timestamp": "x", "overdue": items}
     return [alert.text for alert in apply_rule(r, finding, state, at)]
 
@@ -27,12 +27,12 @@ def nag(r: NagRule, state: dict[str, Any], items: Any, at: datetime = NOW) -> li
 def test_what_a_spec_leaves_out_takes_the_documented_default() -> None:
     """A spec from an older compiler (or written by hand) without key, min_interval,
     resolve_missing or retention."""
-    bare = NagRule("todo", {"source": "todo"})
+    bare = NagRuleSpec("todo", {"source": "todo"})
     assert (bare.key, bare.min_interval, bare.once_per) == ("id", 0, None)
     assert bare.resolve_missing is True
     assert bare.retention == 30 * 86400
     assert bare.calendar == {"once_per": None, "min_interval": None}
-    calendar = NagRule("todo", {"source": "todo", "once_per_calendar": True})
+    calendar = NagRuleSpec("todo", {"source": "todo", "once_per_calendar": True})
     assert calendar.calendar["once_per"] is True
 
 
@@ -51,7 +51,7 @@ def test_items_that_are_not_objects_or_lack_a_usable_key_are_skipped_not_the_res
 
 
 def test_a_rule_without_items_nags_about_the_finding_itself() -> None:
-    r = NagRule("disk", {"source": "disk", "key": "host", "ladder": LADDER})
+    r = NagRuleSpec("disk", {"source": "disk", "key": "host", "ladder": LADDER})
     state: dict[str, Any] = {}
     finding = {"source": "disk", "timestamp": "x", "host": "nas", "title": "disk 91% full"}
     assert [a.text for a in apply_rule(r, finding, state, NOW)] == ["nas: disk 91% full (disk)"]
@@ -64,7 +64,7 @@ def test_resolve_missing_by_default_and_without_items_nothing_is_resolved() -> N
     nag(rule(), state, [{"id": "B", "title": "b"}], NOW + timedelta(hours=1))
     assert state["items"]["A"]["status"] == "resolved"
     assert state["items"]["B"]["status"] == "active"
-    single = NagRule("disk", {"source": "disk", "key": "host", "ladder": LADDER})
+    single = NagRuleSpec("disk", {"source": "disk", "key": "host", "ladder": LADDER})
     disk: dict[str, Any] = {}
     for host in ("nas", "pi"):
         apply_rule(single, {"source": "disk", "timestamp": "x", "host": host}, disk, NOW)
@@ -75,13 +75,13 @@ def test_an_older_spec_counts_whole_days_on_the_calendar() -> None:
     """A spec without once_per_calendar: once_per of whole days is calendar days (from 23:00
     to 01:00 the next day is a day), of hours elapsed time."""
     late = datetime(2027, 3, 1, 23, 0, tzinfo=UTC)
-    weekly = NagRule("todo", {"source": "todo", "items": "overdue", "once_per": 86400})
+    weekly = NagRuleSpec("todo", {"source": "todo", "items": "overdue", "once_per": 86400})
     state: dict[str, Any] = {}
     assert len(nag(weekly, state, [{"id": "A"}], late)) == 1
     state["items"]["A"]["lastNagged"] = late.isoformat()  # told at 23:00
     assert nag(weekly, state, [{"id": "A"}], late + timedelta(minutes=59)) == []
     assert len(nag(weekly, state, [{"id": "A"}], late + timedelta(hours=1))) == 1  # next day
-    hourly = NagRule("todo", {"source": "todo", "items": "overdue", "once_per": 7200})
+    hourly = NagRuleSpec("todo", {"source": "todo", "items": "overdue", "once_per": 7200})
     state = {"items": {"A": {"firstSeen": late.isoformat(), "nagCount": 1, "status": "active",
                              "lastNagged": late.isoformat()}}}  # fmt: skip
     assert nag(hourly, state, [{"id": "A"}], late + timedelta(minutes=90)) == []
@@ -141,10 +141,10 @@ def test_a_once_per_written_in_hours_is_elapsed_time_even_when_it_is_whole_days(
     spec = {"source": "todo", "items": "overdue", "once_per": 86400, "message": "{key}"}
     state = {"items": {"A": {"firstSeen": late.isoformat(), "nagCount": 1, "status": "active",
                              "lastNagged": late.isoformat()}}}  # fmt: skip
-    hours = NagRule("todo", {**spec, "once_per_calendar": False})
+    hours = NagRuleSpec("todo", {**spec, "once_per_calendar": False})
     assert nag(hours, state, [{"id": "A"}], late + timedelta(hours=2)) == []
     assert nag(hours, state, [{"id": "A"}], late + timedelta(hours=24)) == ["A"]
-    days = NagRule("todo", {**spec, "once_per_calendar": True})
+    days = NagRuleSpec("todo", {**spec, "once_per_calendar": True})
     assert nag(days, state, [{"id": "A"}], late + timedelta(hours=2)) == ["A"]
 
 

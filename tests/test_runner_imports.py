@@ -136,7 +136,9 @@ def test_an_idle_coordinator_imports_only_what_it_reads_with(tmp_path: Path) -> 
     assert "runner.coordinator" in imported
     assert sorted(imported & set(SLOW_STDLIB)) == []
     lazy = {"runner.rules.nag", "runner.rules.pending", "runner.compose", "runner.template"}
-    lazy |= {"runner.outbox", "runner.channels", "runner.command", "runner.ledger"}
+    lazy |= {"runner.rules.watches", "runner.rules.watchstate"}
+    lazy |= {"runner.delivery", "runner.delivery.outbox", "runner.delivery.channels"}
+    lazy |= {"runner.delivery.ledger", "runner.command"}
     assert sorted(imported & lazy) == []
 
 
@@ -149,7 +151,7 @@ def test_a_finding_for_a_file_channel_starts_no_subprocess_and_no_time_zone(
     )
     imported = coordinator_imports(bruba_spec(state), tmp_path)
     assert len(delivered(state)) == 1
-    assert {"runner.outbox", "runner.channels", "hashlib"} <= imported
+    assert {"runner.delivery.outbox", "runner.delivery.channels", "hashlib"} <= imported
     assert sorted(imported & {"dataclasses", "typing", "subprocess", "zoneinfo", "pathlib"}) == []
 
 

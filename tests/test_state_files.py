@@ -52,6 +52,11 @@ def set_aside(state: Path, name: str) -> list[Path]:
     [
         ("watch-research-result.json", {"version": 2, "instances": {}}, "is version 2"),
         ("watch-urgent-reply.json", {"version": 1, "instances": []}, "another shape"),
+        (
+            "watch-urgent-reply.json",
+            {"version": 1, "instances": {"m1": {"state": "snoozed"}}},
+            "(m1: `state` 'snoozed' is not one of armed, satisfied, fired, expired, delivered, ack",
+        ),
         ("held.json", "{not json", "is not valid JSON"),
         ("nag-reminders.json", {"version": 1, "items": {"A": {"nagCount": "x"}}}, "`nagCount`"),
         ("sources.json", ["a list"], "is not a JSON object"),
@@ -110,6 +115,86 @@ def test_a_watch_file_of_a_newer_version_no_longer_stops_every_run(state: Path) 
     lines = bodies(state)
     assert any("state/watch-urgent-reply.json is version 2" in line for line in lines)
     assert any(line.startswith("• Urgent reply:") for line in lines)  # the watch works again
+
+
+def test_a_watch_state_file_of_the_previous_version_reads_back_unchanged(
+    state: Path, tmp_path: Path
+) -> None:
+    """Instances in every state, as the version whose states were plain strings wrote them: a
+    run with nothing due rewrites both files byte for byte, and `vigil ack` moves one of them."""
+    results = tmp_path / "results"
+    results.mkdir()
+    spec = bruba_spec(state)
+    spec["watches"]["research-result"]["file"]["roots"] = [str(results)]
+    hour, day = "2026-02-02T13:00:00Z", "2026-02-01T14:00:00Z"
+
+    def finished(steps: str, at: str, **extra: Any) -> dict[str, Any]:
+        history = [{"at": at, "evidence": {"text": s}, "state": s} for s in steps.split()]
+        last = history[-1]
+        return {
+            "at": at,
+            "evidence": last["evidence"],
+            "history": history,
+            "state": last["state"],
+        } | extra
+
+    research = {
+        "version": 1,
+        "instances": {
+            "t1": {
+                "armedAt": hour,
+                "deadline": "2026-02-02T14:10:00Z",
+                "evidence": {"finding": hour},
+                "path": str(results / "t1.md"),
+                "state": "armed",
+            },
+            "t2": finished("satisfied", day),
+            "t3": finished("expired", hour, alerts=1, lastAlert=hour, messages={"signal": "q3"}),
+            "t4": finished("expired delivered", hour, alerts=1, lastAlert=hour),
+            "t5": finished("expired acknowledged", day),
+        },
+    }
+    alerted = {"alerts": 1, "escalated": hour, "lastAlert": "2026-02-02T13:50:00Z"}
+    urgent = {
+        "version": 1,
+        "instances": {
+            "m1": finished("fired", hour, messages={"signal": "q1"}, **alerted),
+            "m2": finished("fired delivered", hour, **alerted),
+            "m3": finished("fired acknowledged", day),
+        },
+    }
+    files = {"watch-research-result.json": research, "watch-urgent-reply.json": urgent}
+    old = {name: json.dumps(data, indent=1, sort_keys=True) + "\n" for name, data in files.items()}
+    for name, text in old.items():
+        write(state, name, text)
+    run(spec, NOW)  # a heartbeat: nothing due, nothing to settle
+    for name, text in old.items():
+        assert (state / "state" / name).read_text() == text
+    assert not (state / "state" / "rejected").exists()
+    assert delivered(state) == []
+    ack = {"source": "vigil", "kind": "ack", "watch": "urgent-reply", "key": "m1"}
+    drop(state, {**ack, "timestamp": "2026-02-02T14:05:00Z"})
+    run(spec, NOW + timedelta(minutes=5))
+    now = json.loads((state / "state" / "watch-urgent-reply.json").read_text())["instances"]
+    assert now["m1"]["state"] == "acknowledged"
+    assert [step["state"] for step in now["m1"]["history"]] == ["fired", "acknowledged"]
+    assert {key: now[key] for key in ("m2", "m3")} == {
+        key: urgent["instances"][key] for key in ("m2", "m3")
+    }
+
+
+def test_a_watch_instance_in_a_state_this_vigil_does_not_know_costs_only_itself(
+    state: Path,
+) -> None:
+    """A state a later version (or a hand) wrote: refused and kept aside with the file (see
+    above); the watch goes on with the instances it knows."""
+    fired = {"state": "fired", "at": "2026-02-02T13:00:00Z", "lastAlert": "2026-02-02T13:50:00Z"}
+    instances = {"m1": fired, "m2": {"state": "snoozed", "at": "2026-02-02T13:00:00Z"}}
+    write(state, "watch-urgent-reply.json", {"version": 1, "instances": instances})
+    run(bruba_spec(state), NOW)  # a heartbeat
+    rewritten = json.loads((state / "state" / "watch-urgent-reply.json").read_text())
+    assert rewritten["instances"] == {"m1": fired}
+    assert len(set_aside(state, "watch-urgent-reply.json")) == 1
 
 
 def test_a_nag_state_of_an_unknown_version_starts_again_loudly(state: Path) -> None:

@@ -27,8 +27,9 @@ from typing import Any
 
 import pytest
 
+from runner.delivery.message import Message
+from runner.delivery.outbox import enqueue
 from runner.exitcodes import OK, STORAGE
-from runner.outbox import Message, enqueue
 from tests.conftest import ROOT, require_systemd_analyze
 from tests.private_fs import PrivateMounts, assert_whole, files_below, private_mounts
 from tests.runner_support import (

@@ -25,6 +25,7 @@ from runner.rules.watches import (
     settle,
     transition,
 )
+from runner.rules.watchstate import NEXT, IllegalTransition, WatchState
 
 NOW = datetime(2027, 3, 1, 14, 0, tzinfo=UTC)
 MAIL = {"source": "mail", "items": "messages", "key": "id"}
@@ -200,8 +201,8 @@ def test_a_transition_is_kept_with_its_time_and_evidence(capsys: pytest.CaptureF
     state: dict[str, Any] = {}
     instance = instances(state).setdefault("k", {})
     assert state["version"] == 1
-    transition("w", "k", instance, "armed", NOW)
-    transition("w", "k", instance, "fired", NOW, {"text": "late, café"})
+    transition("w", "k", instance, WatchState.ARMED, NOW)
+    transition("w", "k", instance, WatchState.FIRED, NOW, {"text": "late, café"})
     assert instance["state"] == "fired" and instance["evidence"] == {"text": "late, café"}
     assert [h["state"] for h in instance["history"]] == ["armed", "fired"]
     assert instance["history"][1]["evidence"] == {"text": "late, café"}
@@ -210,6 +211,30 @@ def test_a_transition_is_kept_with_its_time_and_evidence(capsys: pytest.CaptureF
         "watch w k: new -> armed",
         'watch w k: armed -> fired {"text": "late, café"}',
     ]
+
+
+def test_a_move_no_rule_makes_is_refused_and_changes_nothing(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    instance: dict[str, Any] = {"state": "acknowledged", "at": "2027-03-01T13:00:00Z"}
+    before = dict(instance)
+    with pytest.raises(IllegalTransition) as refused:
+        transition("urgent-mail", "m1", instance, WatchState.FIRED, NOW)
+    assert str(refused.value) == (
+        "watch urgent-mail m1: acknowledged -> fired is not a move a watch instance makes; "
+        "from acknowledged it may go to satisfied"
+    )
+    assert instance == before
+    assert capsys.readouterr().err == ""  # nothing in the journal: nothing happened
+    with pytest.raises(IllegalTransition, match="new -> delivered is not a move"):
+        transition("urgent-mail", "m2", {}, WatchState.DELIVERED, NOW)
+    with pytest.raises(IllegalTransition, match="'snoozed' is no state"):
+        transition("urgent-mail", "m3", {"state": "snoozed"}, WatchState.FIRED, NOW)
+
+
+def test_every_state_has_its_moves_and_only_a_fresh_instance_is_armed() -> None:
+    assert set(NEXT) == {None, *WatchState}
+    assert all(WatchState.ARMED not in onward for state, onward in NEXT.items() if state)
 
 
 HOUR = timedelta(hours=1)
@@ -304,9 +329,9 @@ def test_repeats_and_one_escalation_counted_from_when_it_first_fired() -> None:
     }
     state: dict[str, Any] = {}
     instance = instances(state).setdefault("m1", {})
-    transition("w", "m1", instance, "fired", NOW, {"text": "outage"})
+    transition("w", "m1", instance, WatchState.FIRED, NOW, {"text": "outage"})
     alert("w", watch, "m1", instance, NOW)
-    transition("w", "m1", instance, "delivered", NOW + timedelta(minutes=5))
+    transition("w", "m1", instance, WatchState.DELIVERED, NOW + timedelta(minutes=5))
     assert follow_up("w", watch, state, NOW + HOUR - timedelta(seconds=1)) == []
     [repeat] = follow_up("w", watch, state, NOW + HOUR)
     assert (repeat.key, repeat.to) == ("watch:w:m1:delivered:2", ["signal"])

@@ -535,7 +535,7 @@ def inbox(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt 
 
 @app.command()
 def outbox(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
-    """Messages queued, retrying or dead-lettered, with attempts and the last error."""
+    """Messages queued, retrying, being sent or dead-lettered, with attempts and the last error."""
     from compiler.cli.views import show_table
     from compiler.operate.inspect_state import outbox_rows
 

@@ -80,7 +80,7 @@ def _age(path: Path) -> int:
 
 
 def outbox_rows(state: Path) -> list[dict[str, Any]]:
-    from runner.outbox import outbox_status
+    from runner.delivery.outbox import outbox_status
 
     return outbox_status(state)
 

@@ -36,7 +36,7 @@ SLACK = 60.0
 most a timer's runs drift against each other."""
 
 
-class NagRule:
+class NagRuleSpec:
     """One `nag:` rule of the coordinator spec, in the config's time zone."""
 
     __slots__ = (
@@ -108,7 +108,7 @@ def nag_of(alert_key: str) -> NagStep | None:
 
 
 def apply_rule(
-    rule: NagRule, finding: dict[str, Any], state: dict[str, Any], now: datetime
+    rule: NagRuleSpec, finding: dict[str, Any], state: dict[str, Any], now: datetime
 ) -> list[Alert]:
     """Update `state` (in place) with one finding and return the alerts it calls for."""
     items_value = dig(finding, rule.items)  # no `items`: the finding itself
@@ -139,7 +139,7 @@ def apply_rule(
     return alerts
 
 
-def told(rule: NagRule, state: dict[str, Any], step: NagStep, now: datetime) -> None:
+def told(rule: NagRuleSpec, state: dict[str, Any], step: NagStep, now: datetime) -> None:
     """A message named the nag: the item's count, lastNagged and status advance (once)."""
     record = (state.get("items") or {}).get(step.item)
     if not isinstance(record, dict):
@@ -160,7 +160,7 @@ def withheld(state: dict[str, Any], step: NagStep, now: datetime) -> None:
         record.setdefault("waitingSince", iso(now))
 
 
-def prune(rule: NagRule, state: dict[str, Any], now: datetime) -> None:
+def prune(rule: NagRuleSpec, state: dict[str, Any], now: datetime) -> None:
     cutoff = now - timedelta(seconds=rule.retention)
     records = state.get("items", {})
     for key in [k for k, r in records.items() if r.get("status") == "resolved"]:
@@ -170,7 +170,7 @@ def prune(rule: NagRule, state: dict[str, Any], now: datetime) -> None:
 
 
 def _nag(
-    rule: NagRule,
+    rule: NagRuleSpec,
     key: str,
     record: dict[str, Any],
     item: dict[str, Any],
@@ -210,7 +210,7 @@ def _nag(
     )
 
 
-def _passed(rule: NagRule, last: datetime, now: datetime, seconds: int, period: str) -> bool:
+def _passed(rule: NagRuleSpec, last: datetime, now: datetime, seconds: int, period: str) -> bool:
     """Whether `seconds` have passed since `last` (see not_before)."""
     if seconds <= 0:
         return True
@@ -239,7 +239,7 @@ def _step(ladder: list[dict[str, Any]], count: int) -> dict[str, Any] | None:
     return reached[-1] if reached else None
 
 
-def _days(rule: NagRule, record: dict[str, Any], item: dict[str, Any], now: datetime) -> int:
+def _days(rule: NagRuleSpec, record: dict[str, Any], item: dict[str, Any], now: datetime) -> int:
     """Days overdue: the item's `days_field`, else calendar days since it was first seen."""
     value = dig(item, rule.days_field) if rule.days_field else None
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from runner.alerts import Alert
 from runner.clock import iso, parse_iso
+from runner.rules.watchstate import WatchState
 from runner.template import dig, fill
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -29,7 +30,7 @@ SUMMARY_LINES = 3
 SUMMARY_BYTES = 4096
 
 
-class FileWatch:
+class FileWatchSpec:
     """One `watches:` entry with a `file:` condition."""
 
     __slots__ = (
@@ -57,15 +58,15 @@ class FileWatch:
 
 
 def arm_key(
-    watch: FileWatch, state: dict[str, Any], key: str, now: datetime, within: int | None = None
+    watch: FileWatchSpec, state: dict[str, Any], key: str, now: datetime, within: int | None = None
 ) -> None:
     """Arm one instance by hand (`vigil watch arm NAME --key K [--within D]`)."""
     instances: dict[str, Any] = state.setdefault("instances", {})
-    if instances.get(key, {}).get("state") == "armed":
+    if instances.get(key, {}).get("state") == WatchState.ARMED:
         return
     seconds = within or watch.within
-    instances[key] = {
-        "state": "armed",
+    instances[key] = {  # a fresh instance, in place of a finished one
+        "state": WatchState.ARMED,
         "armedAt": iso(now),
         "deadline": iso(now + timedelta(seconds=seconds)),
         "within": seconds,
@@ -75,7 +76,9 @@ def arm_key(
     state["version"] = 1
 
 
-def arm(watch: FileWatch, finding: dict[str, Any], state: dict[str, Any], now: datetime) -> None:
+def arm(
+    watch: FileWatchSpec, finding: dict[str, Any], state: dict[str, Any], now: datetime
+) -> None:
     """One armed instance per item of the arming finding (or one for the finding itself)."""
     found = dig(finding, watch.items)  # no `items`: the finding itself
     instances: dict[str, Any] = state.setdefault("instances", {})
@@ -89,7 +92,7 @@ def arm(watch: FileWatch, finding: dict[str, Any], state: dict[str, Any], now: d
         path = os.path.expanduser(fill(watch.path, {**fields, "key": key}))
         deadline = now + timedelta(seconds=watch.within)
         instances[key] = {
-            "state": "armed",
+            "state": WatchState.ARMED,
             "armedAt": iso(now),
             "deadline": iso(deadline),
             "path": path,
@@ -98,29 +101,30 @@ def arm(watch: FileWatch, finding: dict[str, Any], state: dict[str, Any], now: d
     state["version"] = 1
 
 
-def check(watch: FileWatch, state: dict[str, Any], now: datetime) -> list[Alert]:
+def check(watch: FileWatchSpec, state: dict[str, Any], now: datetime) -> list[Alert]:
     """Armed instances whose file appeared (satisfied) or whose deadline passed (expired)."""
     from runner.rules.watches import alert, transition
 
     alerts = []
     for key, instance in sorted(state.get("instances", {}).items()):
-        if instance.get("state") != "armed":
+        if instance.get("state") != WatchState.ARMED:
             continue
         path = str(instance.get("path"))
         deadline = parse_iso(instance.get("deadline")) or now
         refused = outside(path, watch.roots)
         if refused:  # never opened
             text = f"refused {path}: it {refused}"
-            transition(watch.name, key, instance, "expired", now, {"text": text})
+            transition(watch.name, key, instance, WatchState.EXPIRED, now, {"text": text})
         elif (head := read_head(path)) is not None:
             summary = _summary(head)
             text = f"{path}: {summary}" if summary else path
-            transition(watch.name, key, instance, "satisfied", now, {"text": text, "file": path})
+            found = {"text": text, "file": path}
+            transition(watch.name, key, instance, WatchState.SATISFIED, now, found)
         elif now >= deadline:
             seconds = int(instance.get("within") or watch.within)
             span = f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds}s"
             text = f"no {instance['path']} after {span}; the task may be stuck"
-            transition(watch.name, key, instance, "expired", now, {"text": text})
+            transition(watch.name, key, instance, WatchState.EXPIRED, now, {"text": text})
         else:
             continue
         alerts.append(alert(watch.name, watch.spec, key, instance, now))
@@ -128,7 +132,7 @@ def check(watch: FileWatch, state: dict[str, Any], now: datetime) -> list[Alert]
 
 
 def pending(state: dict[str, Any]) -> bool:
-    return any(i.get("state") == "armed" for i in state.get("instances", {}).values())
+    return any(i.get("state") == WatchState.ARMED for i in state.get("instances", {}).values())
 
 
 def roots_of(path: str, declared: object) -> list[str]:
@@ -176,7 +180,7 @@ def _summary(head: str) -> str:
 def prune(state: dict[str, Any], now: datetime, keep: int = 30 * 86400) -> None:
     """Forget finished instances (satisfied or acknowledged) after `keep` seconds."""
     instances = state.get("instances", {})
-    finished_states = ("satisfied", "acknowledged")
+    finished_states = (WatchState.SATISFIED, WatchState.ACKNOWLEDGED)
     for key in [k for k, i in instances.items() if i.get("state") in finished_states]:
         finished = parse_iso(instances[key].get("at"))
         if finished is None or (now - finished).total_seconds() > keep:

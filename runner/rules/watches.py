@@ -1,9 +1,10 @@
 """Watches: future conditions, with explicit states kept per instance.
 
-States: armed -> satisfied (the condition was met in time) or fired (it was not, or a match
-happened) / expired (a file watch's time ran out) -> delivered (the alert reached its channels)
--> acknowledged (`vigil ack`). Every transition is kept with its time and evidence in
-`<state>/state/watch-<name>.json` and printed to the journal.
+States (rules/watchstate.py): armed -> satisfied (the condition was met in time) or fired (it
+was not, or a match happened) / expired (a file watch's time ran out) -> delivered (the alert
+reached its channels) -> acknowledged (`vigil ack`). Every transition is checked against the
+moves allowed there, kept with its time and evidence in `<state>/state/watch-<name>.json` and
+printed to the journal.
 
 Kinds: `match` fires on a finding (or item) meeting the conditions; `absence` fires when a source
 has been silent too long; `file` instances are armed by findings or `vigil watch arm` and wait for
@@ -22,13 +23,13 @@ from datetime import datetime, timedelta
 from runner.alerts import DEFAULT_ROUTE, Alert
 from runner.clock import iso, parse_iso
 from runner.findings import VIGIL_SOURCE
+from runner.rules.watchstate import ALERTED, ALERTING, FIRING, WatchState, check_transition
 from runner.template import dig, fill
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
     from typing import Any
 
-ALERTING = ("fired", "expired", "delivered")
 HISTORY_LIMIT = 20
 DEFAULT_MESSAGES = {
     "deadline": "{watch}: not done by {deadline}: {evidence}",
@@ -49,9 +50,16 @@ def instances(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def transition(
-    name: str, key: str, instance: dict[str, Any], new: str, now: datetime, evidence: Any = None
+    name: str,
+    key: str,
+    instance: dict[str, Any],
+    new: WatchState,
+    now: datetime,
+    evidence: Any = None,
 ) -> None:
+    """Move the instance to `new`: IllegalTransition if no rule may (watchstate.NEXT)."""
     old = instance.get("state")
+    check_transition(name, key, old, new)
     instance["state"] = new
     instance["at"] = iso(now)
     if evidence is not None:
@@ -174,7 +182,7 @@ def on_match(
             "text": _summary(summary),
             "finding": finding.get("id") or finding.get("timestamp"),
         }
-        transition(name, key, known[key], "fired", now, evidence)
+        transition(name, key, known[key], WatchState.FIRED, now, evidence)
         alerts.append(alert(name, watch, key, known[key], now))
     return alerts
 
@@ -190,10 +198,9 @@ def _summary(fields: dict[str, Any]) -> str:
 def on_source_seen(name: str, state: dict[str, Any], now: datetime) -> None:
     state["lastSeen"] = iso(now)
     instance = instances(state).get("silence")
-    if instance is not None and instance.get("state") in (*ALERTING, "acknowledged"):
-        transition(
-            name, "silence", instance, "satisfied", now, {"text": "the source reported again"}
-        )
+    if instance is not None and instance.get("state") in ALERTED:
+        reported = {"text": "the source reported again"}
+        transition(name, "silence", instance, WatchState.SATISFIED, now, reported)
 
 
 def check_absence(
@@ -207,9 +214,7 @@ def check_absence(
     known = instances(state)
     instance = known.get("silence")
     silent = (now - last).total_seconds()
-    if silent < limit or (
-        instance is not None and instance.get("state") in (*ALERTING, "acknowledged")
-    ):
+    if silent < limit or (instance is not None and instance.get("state") in ALERTED):
         return []
     known["silence"] = instance = instance or {}
     instance["deadline"] = iso(last + timedelta(seconds=limit))
@@ -217,7 +222,7 @@ def check_absence(
         "text": f"last finding {iso(last)}, {int(silent // 3600)} h ago",
         "lastSeen": iso(last),
     }
-    transition(name, "silence", instance, "fired", now, evidence)
+    transition(name, "silence", instance, WatchState.FIRED, now, evidence)
     return [alert(name, watch, "silence", instance, now)]
 
 
@@ -230,20 +235,21 @@ def on_deadline_result(
     key = str(finding.get("key") or finding.get("timestamp"))
     known = instances(state)
     instance = known.setdefault(key, {"deadline": finding.get("deadline") or key})
-    if instance.get("state") not in (None, "armed"):
+    if instance.get("state") not in (None, WatchState.ARMED):
         return []  # the same deadline reported twice (a rerun) changes nothing
     evidence = finding.get("evidence") or {}
     if finding.get("satisfied"):
-        transition(name, key, instance, "satisfied", now, evidence)
+        transition(name, key, instance, WatchState.SATISFIED, now, evidence)
         return []
-    transition(name, key, instance, "fired", now, evidence)
+    transition(name, key, instance, WatchState.FIRED, now, evidence)
     return [alert(name, watch, key, instance, now)]
 
 
 def on_ack(name: str, state: dict[str, Any], key: str | None, now: datetime) -> None:
     for instance_key, instance in instances(state).items():
         if key in (None, instance_key) and instance.get("state") in ALERTING:
-            transition(name, instance_key, instance, "acknowledged", now, {"text": "vigil ack"})
+            acked = {"text": "vigil ack"}
+            transition(name, instance_key, instance, WatchState.ACKNOWLEDGED, now, acked)
 
 
 # -- repeats, escalation, delivery and hand-off bookkeeping -----------------------------------
@@ -261,8 +267,9 @@ def follow_up(
         last = parse_iso(instance.get("lastAlert"))
         if repeat and last is not None and (now - last).total_seconds() >= int(repeat):
             alerts.append(alert(name, watch, key, instance, now))
-        fired = parse_iso(instance.get("at")) if instance.get("state") != "delivered" else None
-        fired = parse_iso(_first(instance, ("fired", "expired"))) or fired
+        delivered = instance.get("state") == WatchState.DELIVERED
+        fired = parse_iso(instance.get("at")) if not delivered else None
+        fired = parse_iso(_first(instance, FIRING)) or fired
         if (
             escalate
             and not instance.get("escalated")
@@ -274,7 +281,7 @@ def follow_up(
     return alerts
 
 
-def _first(instance: dict[str, Any], states: tuple[str, ...]) -> str | None:
+def _first(instance: dict[str, Any], states: frozenset[WatchState]) -> str | None:
     for step in instance.get("history") or []:
         if step.get("state") in states:
             return str(step.get("at"))
@@ -299,7 +306,7 @@ def settle(
     handoff = watch.get("handoff")
     for key, instance in instances(state).items():
         messages = instance.get("messages") or {}
-        if not messages or instance.get("state") not in ("fired", "expired"):
+        if not messages or instance.get("state") not in FIRING:
             continue
         entries = {channel: ledger.get(mid) for channel, mid in messages.items()}
         if handoff and entries.get(handoff):
@@ -310,4 +317,4 @@ def settle(
                 "accepted": status == 0,
             }
         if all(entries.values()):
-            transition(name, key, instance, "delivered", now, instance.get("evidence"))
+            transition(name, key, instance, WatchState.DELIVERED, now, instance.get("evidence"))

@@ -19,8 +19,8 @@ from typing import Any
 from unittest import mock
 
 import runner.coordinator
+import runner.delivery.outbox
 import runner.job
-import runner.outbox
 from compiler.generate.build import build
 from runner.clock import iso
 from runner.coordinator import load_spec
@@ -268,8 +268,12 @@ def _crash_at(point: str | None):  # type: ignore[no-untyped-def]
 
     targets = {
         "claimed": (runner.coordinator, "claim", None),
-        "queued": (runner.outbox, "enqueue", None),
-        "appended": (runner.outbox, "send", lambda name, channel, *a: bool(channel.get("file"))),
+        "queued": (runner.delivery.outbox, "enqueue", None),
+        "appended": (
+            runner.delivery.outbox,
+            "send",
+            lambda name, channel, *a: bool(channel.get("file")),
+        ),
         "rules-saved": (runner.coordinator, "_save_rule_states", None),
         "held-written": (
             runner.coordinator,

@@ -8,6 +8,8 @@ and then the queue file goes; a failure waits `backoff * 2**(attempts-1)` (at mo
 channel is exactly once even when a run dies between sending and recording: the queue file is
 marked `sending` first, and the next run looks for the message's line before appending it again.
 A command or apprise channel cannot be asked, so it may get a message twice (same {id}).
+A queue file's MessageState (queued, retrying, sending, dead) follows from that bookkeeping
+alone: message_state() reads it, for delivery and for `vigil outbox`.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import json
 import os
 import sys
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from runner import clock
-from runner.channels import Outcome, SendContext, file_end, file_holds, prune_evidence, send
 from runner.clock import iso, parse_iso
+from runner.delivery.channels import SendContext, file_end, file_holds, prune_evidence, send
+from runner.delivery.ledger import Ledger
+from runner.delivery.message import DeliveryOutcome, Message
 from runner.fsatomic import describe, ensure_dir, fsync_dir, locked, write_atomic
-from runner.ledger import Ledger
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
@@ -33,110 +37,35 @@ LOCK = ".lock"
 SAFE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
-class Message:
-    FIELDS = (
-        "id",
-        "channel",
-        "title",
-        "body",
-        "urgent",
-        "created",
-        "sources",
-        "evidence",
-        "count",
-        "named",
-        "keys",
-    )
-    """What to_json writes, in this order."""
-    __slots__ = (
-        "body",
-        "channel",
-        "count",
-        "created",
-        "evidence",
-        "id",
-        "keys",
-        "named",
-        "sources",
-        "title",
-        "urgent",
-    )
+class MessageState(StrEnum):
+    """Where a queue file's message is in its delivery, as message_state() reads it from the
+    file's bookkeeping and folder (a delivered message has no queue file: the ledger has it)."""
 
-    def __init__(
-        self,
-        id: str,
-        channel: str,
-        title: str,
-        body: str,
-        urgent: bool,
-        created: str,
-        sources: list[str],
-        evidence: dict[str, Any] | None = None,
-        count: int | None = None,
-        named: list[str] | None = None,
-        keys: list[str] | None = None,
-    ) -> None:
-        self.id = id
-        self.channel = channel
-        self.title = title
-        self.body = body
-        self.urgent = urgent
-        self.created = created
-        self.sources = sources
-        self.evidence = evidence
-        self.count = count
-        """Alerts in the message, for a command's {count}; None counts the body's lines."""
-        self.named = named
-        """Keys of the alerts the message names (not those the caps counted as "+N more"):
-        what rule state may count as told."""
-        self.keys = keys
-        """Keys of every alert the message carries, named or counted in "+N more": a rerun
-        that composes the same id with alerts this one lacks queues those on their own."""
-
-    def __repr__(self) -> str:
-        return f"Message({self.to_json()!r})"
-
-    def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.FIELDS}
-
-    @classmethod
-    def from_json(cls, data: object) -> Message:
-        if not isinstance(data, dict):
-            raise ValueError("message: expected an object")
-        for key in ("id", "channel", "title", "body", "created"):
-            if not isinstance(data.get(key), str):
-                raise ValueError(f"message.{key}: expected a string")
-        sources = data.get("sources")
-        if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
-            raise ValueError("message.sources: expected a list of strings")
-        evidence, count = data.get("evidence"), data.get("count")
-        if evidence is not None and not isinstance(evidence, dict):
-            raise ValueError("message.evidence: expected an object or null")
-        if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
-            raise ValueError("message.count: expected a whole number or null")
-        named, keys = _key_list(data, "named"), _key_list(data, "keys")
-        return cls(
-            id=data["id"],
-            channel=data["channel"],
-            title=data["title"],
-            body=data["body"],
-            urgent=bool(data.get("urgent")),
-            created=data["created"],
-            sources=list(sources),
-            evidence=evidence,
-            count=count,
-            named=named,
-            keys=keys,
-        )
+    QUEUED = "queued"
+    """Not tried yet."""
+    RETRYING = "retrying"
+    """Failed; tried again at `next_attempt`."""
+    SENDING = "sending"
+    """Its send began and the outcome is not recorded: being sent now, or the run sending it
+    died (the next run looks in a file channel's file before appending it again)."""
+    DEAD = "dead"
+    """Given up on, in `outbox/dead/`: marked so before it is moved there."""
+    UNREADABLE = "unreadable"
+    """The queue file is no readable message: the next run moves it to `outbox/dead/`."""
 
 
-def _key_list(data: dict[str, Any], field: str) -> list[str] | None:
-    value = data.get(field)
-    if value is not None and not (
-        isinstance(value, list) and all(isinstance(key, str) for key in value)
-    ):
-        raise ValueError(f"message.{field}: expected a list of strings or null")
-    return value
+def message_state(entry: dict[str, Any] | None, *, dead_letter: bool = False) -> MessageState:
+    """The state of a queue file's `entry` (None: unreadable), `dead_letter` if it is in
+    `outbox/dead/`."""
+    if entry is None:
+        return MessageState.UNREADABLE
+    if dead_letter or entry.get("dead") is not None:
+        return MessageState.DEAD
+    if entry.get("sending") is not None:
+        return MessageState.SENDING
+    if int(entry.get("attempts") or 0):
+        return MessageState.RETRYING
+    return MessageState.QUEUED
 
 
 class DeliveryReport:
@@ -384,17 +313,20 @@ class _DeliveryRun:
         return self.report
 
     def _deliver(self, path: str, entry: dict[str, Any] | None) -> None:
-        if entry is None:
+        state = message_state(entry)
+        if state is MessageState.UNREADABLE:
             if os.path.exists(path):
                 self._unreadable(path)
             return
+        assert entry is not None  # a readable message
         message = Message.from_json(entry["message"])
         if message.id in self.ledger:
             _remove(path)
             self.report.skipped += 1
             return
-        if int(entry.get("attempts") or 0) >= self.policy.attempts:
-            self._dead(path, entry, message)  # e.g. `attempts` lowered since the last run
+        # Marked dead by a run that died before moving it, or `attempts` lowered since.
+        if state is MessageState.DEAD or int(entry.get("attempts") or 0) >= self.policy.attempts:
+            self._dead(path, entry, message)
             return
         due = parse_iso(entry.get("next_attempt"))
         if due is not None and due > self.now:
@@ -438,7 +370,9 @@ class _DeliveryRun:
         _write_entry(self.state, path, entry)
         return True
 
-    def _failed(self, path: str, entry: dict[str, Any], message: Message, outcome: Outcome) -> None:
+    def _failed(
+        self, path: str, entry: dict[str, Any], message: Message, outcome: DeliveryOutcome
+    ) -> None:
         attempts = int(entry.get("attempts") or 0) + 1
         # A command's stderr may echo a credential of ours: never into the outbox or journal.
         from runner.redact import from_credentials
@@ -545,7 +479,8 @@ def _whole_second(moment: datetime) -> datetime:
 
 
 def outbox_status(state_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every queued, retrying and dead message with its bookkeeping, oldest first."""
+    """Every message in the outbox, queued, retrying, sending or dead, with its bookkeeping
+    and its MessageState, oldest first."""
     rows = []
     outbox = outbox_dir(os.fspath(state_dir))
     for directory, dead in ((outbox, False), (os.path.join(outbox, DEAD), True)):
@@ -557,10 +492,10 @@ def outbox_status(state_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def _status_row(path: str, dead: bool) -> dict[str, Any]:
     entry = _read_entry(path)
     name = os.path.basename(path)
+    state = message_state(entry, dead_letter=dead)
     if entry is None:
-        return {"file": name, "id": name.removesuffix(".json"), "state": "unreadable"}
+        return {"file": name, "id": name.removesuffix(".json"), "state": state}
     message = entry["message"]
-    attempts = int(entry.get("attempts") or 0)
     return {
         "file": name,
         "id": message["id"],
@@ -568,10 +503,10 @@ def _status_row(path: str, dead: bool) -> dict[str, Any]:
         "title": message["title"],
         "created": message["created"],
         "queued": entry.get("queued"),
-        "state": "dead" if dead else ("retrying" if attempts else "queued"),
-        "attempts": attempts,
+        "state": state,
+        "attempts": int(entry.get("attempts") or 0),
         "last_error": entry.get("last_error"),
         "last_attempt": entry.get("last_attempt"),
-        "next_attempt": None if dead else entry.get("next_attempt"),
+        "next_attempt": None if state is MessageState.DEAD else entry.get("next_attempt"),
         "exit_status": entry.get("exit_status"),
     }

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from runner.channels import REDACTED, Outcome, cut_urls
+from runner.delivery.message import DeliveryOutcome
+from runner.redact import REDACTED, cut_urls
 
 if TYPE_CHECKING:
-    from runner.outbox import Message
+    from runner.delivery.message import Message
 
 LOGGER = "apprise"
 GRACE = 5.0
@@ -44,15 +45,17 @@ def send_apprise(
     message: Message,
     credentials_dir: str | os.PathLike[str] | None,
     timeout: float,
-) -> Outcome:
+) -> DeliveryOutcome:
     try:
         url = channel_url(channel, credentials_dir)
     except SecretError as error:
-        return Outcome(False, str(error))
+        return DeliveryOutcome(False, str(error))
     try:
         return notify(url, message, timeout)
     except Exception as error:  # apprise or a plugin raised: still only a failed attempt
-        return Outcome(False, redact(f"apprise raised {type(error).__name__}: {error}", url))
+        return DeliveryOutcome(
+            False, redact(f"apprise raised {type(error).__name__}: {error}", url)
+        )
 
 
 def channel_url(channel: Mapping[str, Any], credentials_dir: str | os.PathLike[str] | None) -> str:
@@ -75,18 +78,20 @@ def channel_url(channel: Mapping[str, Any], credentials_dir: str | os.PathLike[s
     return url
 
 
-def notify(url: str, message: Message, timeout: float) -> Outcome:
+def notify(url: str, message: Message, timeout: float) -> DeliveryOutcome:
     from runner.packages import MissingPackage, load
 
     try:
         apprise = load("apprise", "an apprise channel")
     except MissingPackage as error:
-        return Outcome(False, str(error))
+        return DeliveryOutcome(False, str(error))
 
     with captured_log() as log:
         notifier = apprise.Apprise()
         if not notifier.add(url):
-            return Outcome(False, _with_log(f"invalid apprise URL {scheme_only(url)}", log, url))
+            return DeliveryOutcome(
+                False, _with_log(f"invalid apprise URL {scheme_only(url)}", log, url)
+            )
         limit_socket_timeouts(notifier, timeout)
         finished, sent, problem = within(
             timeout + GRACE,
@@ -99,12 +104,12 @@ def notify(url: str, message: Message, timeout: float) -> Outcome:
             ),
         )
     if not finished:
-        return Outcome(False, f"{scheme_only(url)} timed out after {timeout:g}s")
+        return DeliveryOutcome(False, f"{scheme_only(url)} timed out after {timeout:g}s")
     if problem is not None:
         raise problem
     if sent:
-        return Outcome(True)
-    return Outcome(False, _with_log(f"{scheme_only(url)} failed", log, url))
+        return DeliveryOutcome(True)
+    return DeliveryOutcome(False, _with_log(f"{scheme_only(url)} failed", log, url))
 
 
 def limit_socket_timeouts(notifier: Any, timeout: float) -> None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from contextlib import suppress
 from datetime import datetime, timedelta
 
 from runner.clock import iso
-from runner.fit import max_chars
+from runner.delivery.fit import max_chars
+from runner.delivery.message import DeliveryOutcome
 from runner.fsatomic import FILE_MODE, append_whole, ensure_dir, safe_name, write_atomic
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
-    from runner.outbox import Message
+    from runner.delivery.message import Message
 
 DEFAULT_TIMEOUT = 30.0
 ERROR_TAIL_CHARS = 500
@@ -32,18 +32,6 @@ EVIDENCE_KEEP = timedelta(days=7)
 """An agent may read its evidence file after the command returned: keep it this long."""
 ABANDONED_PART_SECONDS = 3600
 COMMAND_FIELDS = ("message", "title", "id", "channel", "source", "count", "evidence_file")
-_ANY_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://[^\s'\"<>()]*")
-REDACTED = "[redacted]"
-
-
-class Outcome:
-    __slots__ = ("error", "exit_status", "ok")
-
-    def __init__(self, ok: bool, error: str = "", exit_status: int | None = None) -> None:
-        self.ok = ok
-        self.error = error
-        self.exit_status = exit_status
-        """A command channel's exit status: whether the hand-off was accepted."""
 
 
 class SendContext:
@@ -61,7 +49,9 @@ class PlaceholderError(ValueError):
     """A command argument with a placeholder this channel does not offer, or bad braces."""
 
 
-def send(name: str, channel: Mapping[str, Any], message: Message, context: SendContext) -> Outcome:
+def send(
+    name: str, channel: Mapping[str, Any], message: Message, context: SendContext
+) -> DeliveryOutcome:
     timeout = float(channel.get("timeout") or DEFAULT_TIMEOUT)
     try:
         if channel.get("command"):
@@ -70,21 +60,20 @@ def send(name: str, channel: Mapping[str, Any], message: Message, context: SendC
         if channel.get("file"):
             return send_file(str(channel["file"]), message, context.now)
         if channel.get("apprise") or channel.get("apprise_secret"):
-            from runner.apprise_channel import send_apprise
+            from runner.delivery.apprise_channel import send_apprise
 
             return send_apprise(channel, message, context.credentials_dir, timeout)
     except Exception as error:  # a bug in one channel must not stop the delivery run
+        from runner.redact import cut_urls
+
         text = cut_urls(f"{type(error).__name__}: {error}")
-        return Outcome(False, f"channel {name!r} crashed: {text}")
-    return Outcome(False, f"channel {name!r} has none of file, command, apprise, apprise_secret")
+        return DeliveryOutcome(False, f"channel {name!r} crashed: {text}")
+    return DeliveryOutcome(
+        False, f"channel {name!r} has none of file, command, apprise, apprise_secret"
+    )
 
 
-def cut_urls(text: str) -> str:
-    """Every URL in `text` cut to its scheme: URLs of notification services carry tokens."""
-    return _ANY_URL.sub(lambda match: f"{match.group(1)}://{REDACTED}", text)
-
-
-def send_file(path_text: str, message: Message, now: datetime) -> Outcome:
+def send_file(path_text: str, message: Message, now: datetime) -> DeliveryOutcome:
     """One JSON line, appended with a single write (O_APPEND) and fsynced."""
     path = os.path.expanduser(path_text)
     record = {
@@ -105,8 +94,8 @@ def send_file(path_text: str, message: Message, now: datetime) -> Outcome:
         # glued to a torn one.
         append_whole(path, line)
     except OSError as error:
-        return Outcome(False, f"cannot append to {path}: {error.strerror or error}")
-    return Outcome(True)
+        return DeliveryOutcome(False, f"cannot append to {path}: {error.strerror or error}")
+    return DeliveryOutcome(True)
 
 
 def file_end(path_text: str) -> int:
@@ -193,18 +182,20 @@ def command_values(channel: str, message: Message) -> dict[str, str]:
 
 def send_command(
     channel: Mapping[str, Any], name: str, message: Message, context: SendContext, timeout: float
-) -> Outcome:
+) -> DeliveryOutcome:
     argv_template = [str(arg) for arg in channel["command"]]
     try:
         used = {field for arg in argv_template for field in placeholders(arg)}
     except PlaceholderError as error:
-        return Outcome(False, str(error))
+        return DeliveryOutcome(False, str(error))
     values = command_values(name, message)
     if "evidence_file" in used:
         try:
             values["evidence_file"] = write_evidence(context.state_dir, message)
         except OSError as error:
-            return Outcome(False, f"cannot write the evidence file: {error.strerror or error}")
+            return DeliveryOutcome(
+                False, f"cannot write the evidence file: {error.strerror or error}"
+            )
     values = fit_values(argv_template, values, max_chars(channel), FullText(context, message))
     argv = [fill_argument(arg, values) for arg in argv_template]
     return run_argv(argv, timeout, context.state_dir)
@@ -216,7 +207,7 @@ def fit_values(
     """The placeholders' values as argv can carry them: no NUL, the message within the
     channel's `max_chars`, and every value within an equal share of what MAX_ARG_STRLEN and
     ARG_MAX leave once the arguments' own text and the environment are counted."""
-    from runner.fit import MAX_ARG_STRLEN, POINTER, argv_budget, argv_bytes, for_argv
+    from runner.delivery.fit import MAX_ARG_STRLEN, POINTER, argv_budget, argv_bytes, for_argv
 
     values = {field: for_argv(value) for field, value in values.items()}
     if limit is not None:
@@ -245,7 +236,7 @@ class FullText:
     `<state>/tmp/` (pruned with the evidence files) for the notice to point at."""
 
     def __init__(self, context: SendContext, message: Message) -> None:
-        from runner.fit import FULL_TEXT_PREFIX
+        from runner.delivery.fit import FULL_TEXT_PREFIX
 
         self.state_dir = context.state_dir
         self.message = message
@@ -253,7 +244,7 @@ class FullText:
         self.path = os.path.join(context.state_dir, "tmp", name)
 
     def cut(self, text: str, limit: int, measure: Callable[[str], int]) -> str:
-        from runner.fit import cut
+        from runner.delivery.fit import cut
 
         where = f"the whole message is in {self.path} for {EVIDENCE_KEEP.days} days"
         shorter = cut(text, limit, measure, where)
@@ -314,7 +305,7 @@ def prune_evidence(state_dir: str, now: datetime) -> None:
             continue
 
 
-def run_argv(argv: list[str], timeout: float, cwd: str) -> Outcome:
+def run_argv(argv: list[str], timeout: float, cwd: str) -> DeliveryOutcome:
     """Run without a shell in a process group of its own; a timeout kills the whole group."""
     # subprocess costs ~5 ms at start-up: imported by a run that has a command to start.
     import subprocess
@@ -331,21 +322,21 @@ def run_argv(argv: list[str], timeout: float, cwd: str) -> Outcome:
             start_new_session=True,
         )
     except OSError as error:
-        return Outcome(False, f"cannot start {argv[0]}: {error.strerror or error}")
+        return DeliveryOutcome(False, f"cannot start {argv[0]}: {error.strerror or error}")
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         kill_group(process)
-        return Outcome(False, f"{argv[0]} timed out after {timeout:g}s", process.returncode)
+        return DeliveryOutcome(False, f"{argv[0]} timed out after {timeout:g}s", process.returncode)
     except BaseException:
         kill_group(process)
         raise
     status = process.returncode
     if status == 0:
-        return Outcome(True, exit_status=0)
+        return DeliveryOutcome(True, exit_status=0)
     how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
     tail = _tail(err) or _tail(out)
-    return Outcome(False, f"{argv[0]} {how}" + (f": {tail}" if tail else ""), status)
+    return DeliveryOutcome(False, f"{argv[0]} {how}" + (f": {tail}" if tail else ""), status)
 
 
 def _tail(data: bytes | None) -> str:

@@ -18,7 +18,7 @@ from runner.statefile import load_state
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
-    from runner.outbox import Message
+    from runner.delivery.message import Message
 
 LEDGER = "delivered.json"
 KEEP = timedelta(days=30)
