@@ -31,6 +31,7 @@ from runner import clock, statefile
 from runner import stateshapes as shapes
 from runner.alerts import NAG_KEY, WATCH_KEY, Alert, held_record, latest_per_subject
 from runner.clock import iso, utc_now
+from runner.contract import INBOX, OUTBOX, watch_state_file
 from runner.exitcodes import OK, STORAGE, USAGE
 from runner.findings import ALERT_PRIORITY, VIGIL_SOURCE, finding_priority
 from runner.fsatomic import describe, locked, write_state
@@ -48,7 +49,6 @@ from runner.intake import (
     left_behind,
     quarantine,
 )
-from runner.rules import watch_state_file
 from runner.spec import DEFAULT_HISTORY_MAX_BYTES
 from runner.statefile import StateUnreadable, load_state, unreadable
 
@@ -144,7 +144,7 @@ def _retry_window() -> float:
 def _inbox_waiting(state_dir: str) -> bool:
     """Whether the inbox holds anything: the path unit would start the coordinator again."""
     try:
-        return bool(os.listdir(os.path.join(state_dir, "inbox")))
+        return bool(os.listdir(os.path.join(state_dir, INBOX)))
     except OSError:
         return False
 
@@ -866,7 +866,7 @@ def _nag_state(spec: dict[str, Any], rule: NagRuleSpec, now: datetime) -> dict[s
 
 
 def _deliver(spec: dict[str, Any], state_dir: str, now: datetime) -> dict[str, int]:
-    outbox = os.path.join(state_dir, "outbox")
+    outbox = os.path.join(state_dir, OUTBOX)
     if not os.path.isdir(outbox) or not any(n.endswith(".json") for n in os.listdir(outbox)):
         return {"delivered": 0}
     from runner.delivery.outbox import deliver_due

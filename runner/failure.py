@@ -16,6 +16,7 @@ from datetime import datetime
 
 from runner.clock import iso, parse_iso
 from runner.clock import now as clock_now
+from runner.contract import coordinator_unit, service
 from runner.exitcodes import STORAGE
 from runner.findings import ALERT_PRIORITY
 from runner.fsatomic import describe, locked, read_state, state_path, write_finding, write_state
@@ -103,7 +104,7 @@ def run_failure(spec: FailureSpec, unit_arg: str) -> int:
     print(f"vigil: alert: {json.dumps(alert, ensure_ascii=False)}", file=sys.stderr)
     unit = str(alert["unit"])
     try:
-        if unit == f"{spec.config}-coordinator.service" and not _coordinator_allowed(spec, now):
+        if unit == service(coordinator_unit(spec.config)) and not _coordinator_allowed(spec, now):
             print(
                 f"vigil: {unit} already alerted within {COORDINATOR_INTERVAL:g}s: "
                 "not written to the inbox (it would start the coordinator again)",

@@ -15,6 +15,7 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 
 from runner.clock import file_stamp
+from runner.contract import INBOX, STATE, TMP
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -37,7 +38,7 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
 def write_atomic(state_dir: str, target: str, data: bytes) -> None:
     """Write `data` to `target` through a temp file in `<state>/tmp/` (same filesystem).
     An OSError (disk full, read-only, no permission) names `target`, and leaves no temp file."""
-    tmp_dir = ensure_dir(os.path.join(state_dir, "tmp"))
+    tmp_dir = ensure_dir(os.path.join(state_dir, TMP))
     target_dir = ensure_dir(os.path.dirname(target))
     tmp = os.path.join(tmp_dir, f"{os.path.basename(target)}-{os.urandom(6).hex()}.part")
     handle = -1
@@ -135,14 +136,14 @@ def write_finding(state_dir: str, finding: dict[str, object], moment: datetime) 
     """Rename one finding into `<state>/inbox/`; returns its path."""
     source = finding.get("source")
     name = inbox_name(source if isinstance(source, str) else "finding", moment)
-    path = os.path.join(state_dir, "inbox", name)
+    path = os.path.join(state_dir, INBOX, name)
     data = json.dumps(finding, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
     write_atomic(state_dir, path, data)
     return path
 
 
 def state_path(state_dir: str, name: str) -> str:
-    return os.path.join(state_dir, "state", name)
+    return os.path.join(state_dir, STATE, name)
 
 
 def read_state(state_dir: str, name: str) -> dict[str, object]:

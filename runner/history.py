@@ -16,9 +16,8 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from runner.clock import end_of, iso, parse_iso, utc_now
+from runner.contract import RUNS
 from runner.fsatomic import append_whole, ensure_dir, locked
-
-RUNS = "runs.jsonl"
 
 
 class RunRecord:

@@ -28,6 +28,7 @@ import time
 from contextlib import suppress
 
 from runner import stateshapes
+from runner.contract import INBOX, PROCESSING, REJECTED
 from runner.findings import finding_problem
 from runner.fsatomic import ensure_dir, fsync_dir, write_atomic, write_state
 from runner.statefile import load_state, own_alert
@@ -88,7 +89,7 @@ def shown(name: str) -> str:
 def left_behind(state_dir: str) -> list[str]:
     """Claims of runs that died before finishing them, oldest first."""
     try:
-        names = os.listdir(os.path.join(state_dir, "processing"))
+        names = os.listdir(os.path.join(state_dir, PROCESSING))
     except FileNotFoundError:
         return []
     return sorted(n for n in names if n.startswith(CLAIM_PREFIX))
@@ -121,7 +122,7 @@ def _attempts(state_dir: str) -> dict[str, object]:
 
 
 def _exists(state_dir: str, name: object) -> bool:
-    return isinstance(name, str) and os.path.isdir(os.path.join(state_dir, "processing", name))
+    return isinstance(name, str) and os.path.isdir(os.path.join(state_dir, PROCESSING, name))
 
 
 def quarantine(state_dir: str, name: str, tries: int, now: datetime) -> None:
@@ -132,21 +133,21 @@ def quarantine(state_dir: str, name: str, tries: int, now: datetime) -> None:
         f"stopped the coordinator {tries} times in a row; its {_count(state_dir, name)} "
         f"file(s) are kept in rejected/{name}/ and were not delivered"
     )
-    rejected = ensure_dir(os.path.join(state_dir, "rejected"))
+    rejected = ensure_dir(os.path.join(state_dir, REJECTED))
     target = os.path.join(rejected, name)
     write_atomic(state_dir, target + ".reason", (reason + "\n").encode("utf-8"))
     own_alert(
         state_dir, f"quarantined:{name}", f"quarantined {name}: it {reason}", now, QUARANTINED
     )
-    os.rename(os.path.join(state_dir, "processing", name), target)
+    os.rename(os.path.join(state_dir, PROCESSING, name), target)
     fsync_dir(rejected)
-    fsync_dir(os.path.join(state_dir, "processing"))
+    fsync_dir(os.path.join(state_dir, PROCESSING))
     forget(state_dir, name)
 
 
 def _count(state_dir: str, name: str) -> int:
     try:
-        return len(os.listdir(os.path.join(state_dir, "processing", name)))
+        return len(os.listdir(os.path.join(state_dir, PROCESSING, name)))
     except OSError:
         return 0
 
@@ -163,7 +164,7 @@ def claim(
     intake.rejected += stuck
     if name is None:
         return intake
-    directory = os.path.join(state_dir, "processing", name)
+    directory = os.path.join(state_dir, PROCESSING, name)
     for entry in sorted(os.listdir(directory)):
         path = os.path.join(directory, entry)
         finding, reason = _read(path, max_bytes)
@@ -192,8 +193,8 @@ def _claim_inbox(state_dir: str, stuck: list[Rejected], moment: datetime | None)
     moved is set aside in place and added to `stuck`."""
     from runner.clock import file_stamp, utc_now
 
-    inbox = ensure_dir(os.path.join(state_dir, "inbox"))
-    processing = ensure_dir(os.path.join(state_dir, "processing"))
+    inbox = ensure_dir(os.path.join(state_dir, INBOX))
+    processing = ensure_dir(os.path.join(state_dir, PROCESSING))
     now = time.time()
     moving = [os.path.join(processing, n) for n in os.listdir(processing)]
     moving = [p for p in moving if not os.path.basename(p).startswith(CLAIM_PREFIX)]
@@ -313,7 +314,7 @@ def _read(path: str, max_bytes: int) -> tuple[dict[str, object] | None, str | No
 def _reject(state_dir: str, item: Rejected) -> None:
     """The reason first, then the file: a crash in between leaves the file in its claim, and
     the rerun rejects it again."""
-    rejected = ensure_dir(os.path.join(state_dir, "rejected"))
+    rejected = ensure_dir(os.path.join(state_dir, REJECTED))
     target = os.path.join(rejected, os.path.basename(item.path))
     if os.path.lexists(target):
         target += f".{os.urandom(3).hex()}"
@@ -332,10 +333,10 @@ def done(state_dir: str, intake: Intake) -> None:
         with suppress(FileNotFoundError):
             _reject(state_dir, item)
     if moving:
-        fsync_dir(os.path.join(state_dir, "rejected"))
+        fsync_dir(os.path.join(state_dir, REJECTED))
     for claimed in intake.findings:
         with suppress(FileNotFoundError):
             os.unlink(claimed.path)
-    processing = os.path.join(state_dir, "processing")
+    processing = os.path.join(state_dir, PROCESSING)
     os.rmdir(os.path.join(processing, intake.claim))
     fsync_dir(processing)

@@ -18,6 +18,7 @@ import sys
 from runner.chain import check_predecessor
 from runner.clock import now
 from runner.command import Stopped, raise_stopped, run_command
+from runner.contract import INBOX, TMP
 from runner.exitcodes import exit_code
 from runner.findings import completed
 from runner.fsatomic import describe, ensure_dir, write_finding
@@ -255,7 +256,7 @@ def _unusable(state_dir: str) -> str | None:
 def _no_room_for_a_finding(spec: JobSpec) -> str | None:
     """Why the model's answer could not be stored (read-only, full, not writable), or None."""
     assert spec.llm is not None
-    inbox = os.path.join(spec.state_dir, "inbox")
+    inbox = os.path.join(spec.state_dir, INBOX)
     where = inbox if os.path.isdir(inbox) else spec.state_dir
     try:
         fs = os.statvfs(where)
@@ -270,7 +271,7 @@ def _no_room_for_a_finding(spec: JobSpec) -> str | None:
             f"{os.strerror(errno.ENOSPC)}: {where} "
             f"({free} bytes free; the model's finding may need {needed})"
         )
-    for directory in (where, os.path.join(spec.state_dir, "tmp")):
+    for directory in (where, os.path.join(spec.state_dir, TMP)):
         if os.path.isdir(directory) and not os.access(directory, os.W_OK):
             return f"{os.strerror(errno.EACCES)}: {directory}"
     return None

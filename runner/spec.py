@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 
-SPEC_VERSION = 1
+from runner.contract import SPEC_VERSION
+
+__all__ = ["SPEC_VERSION"]  # also read by `vigil doctor`'s probe of another interpreter
 OUTPUT_MODES = ("findings", "log", "message")
 DEFAULT_HISTORY_MAX_BYTES = 5 * 1024 * 1024
 DEFAULT_MAX_RETRIES = 2

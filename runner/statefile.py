@@ -17,6 +17,7 @@ import sys
 from contextlib import suppress
 
 from runner.clock import file_stamp, iso
+from runner.contract import REJECTED, STATE
 from runner.fsatomic import ensure_dir, fsync_dir, state_path, write_atomic, write_finding
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
     from runner.stateshapes import Shape
 
-REJECTED = "rejected"
 """`<state>/state/rejected/`: state files set aside, each with a `.reason` beside it."""
 ALERT_KIND = "state-rejected"
 set_aside_count = 0
@@ -86,7 +86,7 @@ def set_aside(state_dir: str, name: str, problem: str, consequence: str, now: da
     again (under another name) in the next run, never not at all; one killed after the reason
     left its alert in the inbox, and the next run only finishes the move it began."""
     global set_aside_count
-    rejected = ensure_dir(os.path.join(state_dir, "state", REJECTED))
+    rejected = ensure_dir(os.path.join(state_dir, STATE, REJECTED))
     aside = _begun(rejected, name)
     if aside is None:
         aside = f"{name}-{file_stamp(now)}"
@@ -120,7 +120,7 @@ def unreadable(state_dir: str, error: StateUnreadable, consequence: str, now: da
     text = f"state/{error.name} cannot be read ({error.reason}): {consequence}"
     print(f"vigil: {text}; fix its owner and mode", file=sys.stderr)
     day = file_stamp(now)[:8]
-    marker = os.path.join(state_dir, "state", REJECTED, f".unreadable-{error.name}-{day}")
+    marker = os.path.join(state_dir, STATE, REJECTED, f".unreadable-{error.name}-{day}")
     if os.path.lexists(marker):
         return
     # The alert before the marker: a kill in between says it twice that day, never not at all.

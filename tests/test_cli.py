@@ -157,3 +157,24 @@ def test_logs_match_units_the_manager_and_syslog_identifiers() -> None:
         "_UID=0",
     ]
     assert "_PID=1" in system and "SYSLOG_IDENTIFIER=d-job" in system
+
+
+@pytest.mark.parametrize("example", [path.stem for path in EXAMPLES])
+def test_run_logs_and_enable_name_only_units_the_compiler_generates(example: str) -> None:
+    """Every job and watch `vigil run/logs/enable` accepts names units of the compiled example;
+    a watch without units of its own (the coordinator evaluates it) is refused, naming why."""
+    from compiler.errors import UsageError
+    from compiler.language.validate import load_config
+    from compiler.operate.control import units_of
+
+    config = load_config(ROOT / "examples" / f"{example}.yaml").config
+    generated = {p.name for p in (ROOT / "units" / example / "units").iterdir()}
+    for target in ["coordinator", *config.jobs, *config.watches]:
+        watch = config.watches.get(target)
+        if watch is not None and watch.timer is None:
+            with pytest.raises(UsageError, match=f"a {watch.kind} watch: the coordinator"):
+                units_of(config, target)
+            assert not [name for name in generated if f"-watch-{target}." in name]
+            continue
+        units = units_of(config, target)
+        assert units and set(units) <= generated, (target, units)

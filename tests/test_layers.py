@@ -339,3 +339,45 @@ def test_a_cycle_fails_with_its_path() -> None:
 )
 def test_output_outside_the_cli_fails(module: str, source: str, said: list[str]) -> None:
     assert output_problems(module, "compiler/x.py", source) == said
+
+
+def test_the_contract_imports_nothing_and_its_folder_names_are_nowhere_else() -> None:
+    """runner/contract.py is loaded by every runner start and by the compiler: it imports
+    nothing, and no other module builds a path from a folder name of the state directory."""
+    import runner.contract as contract
+
+    source = Path(contract.__file__).read_text(encoding="utf-8")
+    imports = [
+        node
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Import | ast.ImportFrom) and node.module != "__future__"
+    ]
+    assert not imports
+    folders = {
+        contract.INBOX,
+        contract.PROCESSING,
+        contract.OUTBOX,
+        contract.DEAD,
+        contract.STATE,
+        contract.REJECTED,
+        contract.TMP,
+        contract.RUNS,
+    }
+    found = []
+    for module, path in module_files().items():
+        if module == "runner.contract":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            parts: list[ast.expr] = []
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div | ast.Add):
+                parts = [node.right]
+            elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "join":
+                parts = list(node.args)
+            found += [
+                f"{path.relative_to(ROOT)}:{part.lineno}: {part.value!r}"
+                for part in parts
+                if isinstance(part, ast.Constant) and str(part.value).strip("/") in folders
+            ]
+    assert not found, "folder names of the state directory outside runner/contract.py:\n" + (
+        "\n".join(found)
+    )

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from functools import cache
 
 from compiler.errors import UsageError
-from compiler.generate.specs import SPEC_VERSION
 from compiler.language.model import Config
+from runner.contract import SPEC_VERSION
 from runner.packages import requirement
 
 MIN_PYTHON = (3, 11)

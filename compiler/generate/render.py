@@ -19,6 +19,16 @@ from compiler.generate import sandbox, specs, unitfile
 from compiler.language.model import Config, Job
 from compiler.language.schedule import parse_schedule
 from compiler.layout import unit_prefix
+from runner.contract import (
+    INBOX,
+    coordinator_unit,
+    failure_unit,
+    job_unit,
+    path_unit,
+    service,
+    timer,
+    watch_unit,
+)
 
 # Runner scripts are executable; specs and the config copy may hold inline tokens.
 SCRIPT_MODE = 0o755
@@ -139,26 +149,22 @@ def _runnables(config: Config, system: bool) -> Iterator[tuple[str, str, str, di
     name = config.name
     for job_name, job in config.jobs.items():
         spec = specs.job_spec(config, job_name, job, system)
-        yield f"{name}-{job_name}", "job", f"{job_name}.json", spec
+        yield job_unit(name, job_name), "job", f"{job_name}.json", spec
     yield (
-        f"{name}-coordinator",
+        coordinator_unit(name),
         "coordinator",
         "coordinator.json",
         specs.coordinator_spec(config, system),
     )
     for watch_name in _timed_watches(config):
         spec = specs.watch_spec(config, watch_name, system)
-        yield f"{name}-watch-{watch_name}", "watch", f"watch-{watch_name}.json", spec
-    yield f"{name}-failure", "failure", "failure.json", specs.failure_spec(config, system)
+        yield watch_unit(name, watch_name), "watch", f"watch-{watch_name}.json", spec
+    yield failure_unit(name), "failure", "failure.json", specs.failure_spec(config, system)
 
 
 def _timed_watches(config: Config) -> list[str]:
     """Watches that need their own timer: deadlines and schedule-armed file watches."""
-    return [
-        name
-        for name, watch in config.watches.items()
-        if watch.deadline or (watch.file and watch.file.armed_by and watch.file.armed_by.schedule)
-    ]
+    return [name for name, watch in config.watches.items() if watch.timer is not None]
 
 
 UnitPlan = tuple[str, str, dict[str, Any], bool]
@@ -169,28 +175,28 @@ def _units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator[Uni
     yield from _job_units(config, system, runtime)
     yield from _coordinator_units(config, system, runtime)
     yield from _watch_units(config, internal)
-    unit = f"{config.name}-failure"
-    yield f"{unit}@.service", "failure.service.j2", {"unit": unit, "sandbox": internal}, False
+    unit = failure_unit(config.name)
+    yield service(f"{unit}@"), "failure.service.j2", {"unit": unit, "sandbox": internal}, False
 
 
 def _job_units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator[UnitPlan]:
     for job_name, job in config.jobs.items():
-        unit = f"{config.name}-{job_name}"
+        unit = job_unit(config.name, job_name)
         words = f"{config.name}: {job_name}" + (f" ({job.description})" if job.description else "")
         credentials = [(secret, config.secrets[secret]) for secret in job.secrets]
         if job.prompt is not None and config.llm.api_key:
             credentials.append((config.llm.api_key, config.secrets[config.llm.api_key]))
-        service = {
+        job_service = {
             "unit": unit,
             "description": words,
             "timeout": _service_timeout(config, job),
-            "after": f"{config.name}-{job.after}.service" if job.after else None,
+            "after": service(job_unit(config.name, job.after)) if job.after else None,
             "credentials": sorted(set(credentials)),
             "sandbox": sandbox.job_policy(config, job, system, runtime),
         }
-        yield f"{unit}.service", "job.service.j2", service, False
+        yield service(unit), "job.service.j2", job_service, False
         timings = [parse_schedule(expression) for expression in job.schedule]
-        timer = {
+        job_timer = {
             "unit": unit,
             "description": f"{config.name}: {job_name} schedule ({'; '.join(job.schedule)})",
             "on_calendar": [line for timing in timings for line in timing.on_calendar],
@@ -200,7 +206,7 @@ def _job_units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator
             "accuracy": job.accuracy,
             "randomized_delay": job.randomized_delay,
         }
-        yield f"{unit}.timer", "calendar.timer.j2", timer, job.enabled
+        yield timer(unit), "calendar.timer.j2", job_timer, job.enabled
 
 
 def _service_timeout(config: Config, job: Job) -> int:
@@ -214,40 +220,41 @@ def _service_timeout(config: Config, job: Job) -> int:
 
 
 def _coordinator_units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator[UnitPlan]:
-    unit = f"{config.name}-coordinator"
+    unit = coordinator_unit(config.name)
     channel_secrets = [c.apprise_secret for c in config.channels.values() if c.apprise_secret]
-    service = {
+    coordinator_service = {
         "unit": unit,
         "timeout": 600,
         "credentials": sorted({(s, config.secrets[s]) for s in channel_secrets}),
         "sandbox": sandbox.coordinator_policy(config, system, runtime),
     }
-    inbox = specs.state_dir(config, system).rstrip("/") + "/inbox"
+    inbox = specs.state_dir(config, system).rstrip("/") + "/" + INBOX
     heartbeat = config.coordinator.heartbeat
-    yield f"{unit}.service", "coordinator.service.j2", service, False
-    yield f"{unit}.path", "coordinator.path.j2", {"unit": unit, "inbox": inbox}, True
-    timer = {"unit": unit, "heartbeat": heartbeat, "accuracy": max(1, min(60, heartbeat // 10))}
-    yield f"{unit}.timer", "coordinator.timer.j2", timer, True
+    yield service(unit), "coordinator.service.j2", coordinator_service, False
+    yield path_unit(unit), "coordinator.path.j2", {"unit": unit, "inbox": inbox}, True
+    heartbeat_timer = {
+        "unit": unit,
+        "heartbeat": heartbeat,
+        "accuracy": max(1, min(60, heartbeat // 10)),
+    }
+    yield timer(unit), "coordinator.timer.j2", heartbeat_timer, True
 
 
 def _watch_units(config: Config, internal: sandbox.Policy) -> Iterator[UnitPlan]:
     for watch_name in _timed_watches(config):
         watch = config.watches[watch_name]
-        unit = f"{config.name}-watch-{watch_name}"
+        unit = watch_unit(config.name, watch_name)
         what = watch.description or f"watch {watch_name}"
         yield (
-            f"{unit}.service",
+            service(unit),
             "watch.service.j2",
             {"unit": unit, "description": f"{config.name}: {what}", "sandbox": internal},
             False,
         )
-        if watch.deadline:
-            expression, when = watch.deadline.at, "deadline"
-        else:
-            assert watch.file and watch.file.armed_by and watch.file.armed_by.schedule
-            expression, when = watch.file.armed_by.schedule, "arming"
+        assert watch.timer is not None
+        expression, when = watch.timer
         timing = parse_schedule(expression)
-        timer = {
+        watch_timer = {
             "unit": unit,
             "description": f"{config.name}: {watch_name} {when} ({expression})",
             "on_calendar": list(timing.on_calendar),
@@ -257,7 +264,7 @@ def _watch_units(config: Config, internal: sandbox.Policy) -> Iterator[UnitPlan]
             "accuracy": 1,
             "randomized_delay": 0,
         }
-        yield f"{unit}.timer", "calendar.timer.j2", timer, True
+        yield timer(unit), "calendar.timer.j2", watch_timer, True
 
 
 def _manifest(

@@ -12,8 +12,8 @@ from compiler.language.model.types import is_calendar
 from compiler.language.prices import price_of
 from compiler.language.schedule import next_elapses, parse_schedule
 from compiler.layout import default_state_dir
+from runner.contract import SPEC_VERSION, coordinator_unit, job_unit, service, watch_unit
 
-SPEC_VERSION = 1
 # A fixed start for computing schedule gaps keeps the output the same on every run.
 CHAIN_BASE = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -42,7 +42,7 @@ def job_spec(config: Config, name: str, job: Job, system: bool) -> dict[str, Any
         command = {"argv": job.run}
     spec.update(
         job=name,
-        unit=f"{config.name}-{name}.service",
+        unit=service(job_unit(config.name, name)),
         command=command,
         timeout=job.timeout,
         environment=dict(job.environment),
@@ -66,7 +66,7 @@ def _after(config: Config, name: str, job: Job) -> dict[str, Any] | None:
     predecessor = config.jobs[job.after]
     return {
         "job": job.after,
-        "unit": f"{config.name}-{job.after}.service",
+        "unit": service(job_unit(config.name, job.after)),
         "window": _shortest_gap(lines, job.timezone or config.timezone),
         "timeout": predecessor.timeout,
         "calendar": _calendar(
@@ -124,18 +124,23 @@ def _calendar_periods(rule: NagRule) -> dict[str, bool]:
     }
 
 
+def nag_specs(config: Config) -> dict[str, dict[str, Any]]:
+    """The coordinator spec's `nag:`: each rule as the runner reads it."""
+    dump = config.model_dump(mode="json", by_alias=True, include={"nag"})
+    return {
+        name: {**rule, **_calendar_periods(config.nag[name])} for name, rule in dump["nag"].items()
+    }
+
+
 def coordinator_spec(config: Config, system: bool) -> dict[str, Any]:
     spec = _base(config, "coordinator", system)
     dump = config.model_dump(mode="json", by_alias=True)
     spec.update(
-        unit=f"{config.name}-coordinator.service",
+        unit=service(coordinator_unit(config.name)),
         # The sandbox is the unit's business (the runner never sees it).
         coordinator={k: v for k, v in dump["coordinator"].items() if k != "sandbox"},
         channels=dump["channels"],
-        nag={
-            name: {**rule, **_calendar_periods(config.nag[name])}
-            for name, rule in dump["nag"].items()
-        },
+        nag=nag_specs(config),
         watches=dump["watches"],
         jobs=sorted(config.jobs),
     )
@@ -146,7 +151,7 @@ def watch_spec(config: Config, name: str, system: bool) -> dict[str, Any]:
     spec = _base(config, "watch", system)
     model = config.watches[name]
     watch = model.model_dump(mode="json", by_alias=True)
-    spec.update(watch_name=name, unit=f"{config.name}-watch-{name}.service", watch=watch)
+    spec.update(watch_name=name, unit=service(watch_unit(config.name, name)), watch=watch)
     if model.deadline is not None:
         zone = model.timezone or config.timezone
         lines = parse_schedule(model.deadline.at).on_calendar

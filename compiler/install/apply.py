@@ -17,14 +17,13 @@ from typing import Any
 
 from compiler.errors import VigilError
 from compiler.fsutil import atomic_write, write_all
-from compiler.generate.render import Tree
+from compiler.generate.render import UNIT_MODE, Tree
 from compiler.generate.verify import verify_tree
 from compiler.install.generations import Installation
 from compiler.install.plan import Plan, make_plan
 from compiler.install.systemctl import Systemctl
 from runner.fsatomic import describe  # one wording for the compiler and the runner
 
-UNIT_MODE = 0o644
 WANTED_BY = {".timer": "timers.target", ".path": "paths.target"}
 
 

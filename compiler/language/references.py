@@ -9,6 +9,7 @@ import difflib
 from collections.abc import Iterable, Iterator
 
 from compiler.language.model import Config
+from runner.contract import job_unit, service, watch_unit
 
 Path = tuple[str | int, ...]
 Problem = tuple[Path, str]
@@ -51,8 +52,8 @@ def _unit_names(config: Config) -> Iterator[Problem]:
                     f"{config.name}-{job} units; choose another name"
                 ),
             )
-    longest = [f"{config.name}-{job}.service" for job in config.jobs]
-    longest += [f"{config.name}-watch-{watch}.service" for watch in config.watches]
+    longest = [service(job_unit(config.name, job)) for job in config.jobs]
+    longest += [service(watch_unit(config.name, watch)) for watch in config.watches]
     for unit in longest:
         if len(unit) > MAX_UNIT_NAME:
             yield ("name",), f"unit name {unit[:40]}... is longer than {MAX_UNIT_NAME} characters"

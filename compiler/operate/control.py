@@ -14,21 +14,36 @@ from compiler.errors import ExitCode, UsageError, VigilError
 from compiler.install.systemctl import Systemctl
 from compiler.language.model import Config
 from compiler.layout import Scope
+from runner.contract import (
+    coordinator_unit,
+    failure_instance,
+    job_unit,
+    path_unit,
+    service,
+    timer,
+    watch_unit,
+)
 from runner.history import runs
 
 
 def units_of(config: Config, target: str) -> list[str]:
+    """The target's units, its service first."""
     name = config.name
     if target == "coordinator":
-        return [
-            f"{name}-coordinator.service",
-            f"{name}-coordinator.path",
-            f"{name}-coordinator.timer",
-        ]
+        stem = coordinator_unit(name)
+        return [service(stem), path_unit(stem), timer(stem)]
     if target in config.jobs:
-        return [f"{name}-{target}.service", f"{name}-{target}.timer"]
+        stem = job_unit(name, target)
+        return [service(stem), timer(stem)]
     if target in config.watches:
-        return [f"{name}-watch-{target}.service", f"{name}-watch-{target}.timer"]
+        watch = config.watches[target]
+        if watch.timer is None:
+            raise UsageError(
+                f"watch {target!r} is a {watch.kind} watch: the coordinator evaluates it and it "
+                "has no units of its own (see `vigil watches`, `vigil logs coordinator`)"
+            )
+        stem = watch_unit(name, target)
+        return [service(stem), timer(stem)]
     raise UsageError(f"{target!r} is not a job or watch of {name}")
 
 
@@ -43,20 +58,20 @@ class RunOutcome:
 def run_now(config: Config, scope: Scope, state: Path, target: str, wait: bool) -> RunOutcome:
     """Start the target's service through systemd; with `wait`, say how it ended and pass on
     its exit status."""
-    service = units_of(config, target)[0]
+    main = units_of(config, target)[0]
     systemd = Systemctl(scope)
     if not wait:
-        systemd.run("start", "--no-block", service)
-        return RunOutcome(f"{service}: started (see `vigil logs {target}`)", ExitCode.OK)
-    systemd.run("start", service, check=False)  # a oneshot start waits for the run to end
-    shown = systemd.show(service, "Result", "ExecMainStatus", "InvocationID")
+        systemd.run("start", "--no-block", main)
+        return RunOutcome(f"{main}: started (see `vigil logs {target}`)", ExitCode.OK)
+    systemd.run("start", main, check=False)  # a oneshot start waits for the run to end
+    shown = systemd.show(main, "Result", "ExecMainStatus", "InvocationID")
     status = int(shown.get("ExecMainStatus") or 0)
     result = shown.get("Result", "unknown")
     record = next(
         (r for r in runs(str(state)) if r.get("invocation_id") == shown.get("InvocationID")),
         None,
     )
-    words = f"{service}: {result} (exit status {status})"
+    words = f"{main}: {result} (exit status {status})"
     if record is not None:
         words += f", {record.get('result')}"
         if record.get("reason"):
@@ -75,7 +90,7 @@ def logs(
     units = units_of(config, target)
     # The failure handler's runs about this target belong to its story too (OnFailure= names
     # the instance after the failed unit: <name>-failure@<unit>.service).
-    units.append(f"{config.name}-failure@{units[0]}.service")
+    units.append(failure_instance(config.name, units[0]))
     command += journal_matches(units, scope.system, os.getuid())
     if since:
         command += ["--since", since]
@@ -111,10 +126,10 @@ def journal_matches(units: list[str], system: bool, uid: int) -> list[str]:
 
 def set_enabled(config: Config, scope: Scope, target: str, enabled: bool) -> str:
     units = units_of(config, target)
-    timer = units[-1] if target != "coordinator" else units[1]  # the coordinator's path unit
+    trigger = units[-1] if target != "coordinator" else units[1]  # the coordinator's path unit
     systemd = Systemctl(scope)
     if enabled:
-        systemd.run("enable", "--now", timer)
+        systemd.run("enable", "--now", trigger)
     else:
-        systemd.run("disable", "--now", timer)
-    return timer
+        systemd.run("disable", "--now", trigger)
+    return trigger

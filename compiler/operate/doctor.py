@@ -22,6 +22,7 @@ from compiler.install.plan import make_plan
 from compiler.install.systemctl import Systemctl
 from compiler.language.model import Config
 from compiler.layout import Scope
+from runner.contract import DEAD, INBOX, OUTBOX, coordinator_unit, path_unit
 from runner.packages import requirement
 
 MIN_SYSTEMD = 240  # LoadCredential=, OnFailure= with %n, the timers vigil writes
@@ -189,7 +190,7 @@ def _units_active(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
 
 def _queues(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
     now = datetime.now(UTC).timestamp()
-    inbox = state / "inbox"
+    inbox = state / INBOX
     old = (
         [p for p in inbox.iterdir() if now - p.lstat().st_mtime > STUCK_INBOX_SECONDS]
         if inbox.is_dir()
@@ -200,13 +201,13 @@ def _queues(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
             "inbox",
             CheckResult.FAIL,
             f"{len(old)} findings waiting for over {STUCK_INBOX_SECONDS // 60} minutes",
-            f"is {config.name}-coordinator.path active? `vigil logs coordinator`",
+            f"is {path_unit(coordinator_unit(config.name))} active? `vigil logs coordinator`",
         )
     else:
         yield Check("inbox", CheckResult.OK, "nothing stuck")
-    outbox = state / "outbox"
+    outbox = state / OUTBOX
     queued = [p for p in outbox.glob("*.json") if now - p.stat().st_mtime > STUCK_OUTBOX_SECONDS]
-    dead = list((outbox / "dead").glob("*.json")) if (outbox / "dead").is_dir() else []
+    dead = list((outbox / DEAD).glob("*.json")) if (outbox / DEAD).is_dir() else []
     if dead:
         yield Check(
             "outbox", CheckResult.WARN, f"{len(dead)} dead-lettered messages", "vigil outbox"

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from compiler.errors import Warn
-from compiler.generate.specs import state_dir
+from compiler.generate.specs import nag_specs, state_dir
 from compiler.language.model import Config
-from compiler.language.model.types import is_calendar
 from runner.clock import zone
-from runner.rules.nag import not_before
+from runner.contract import INBOX, PROCESSING, REJECTED, STATE
+from runner.rules.nag import NagRuleSpec, next_nag
 from runner.stateshapes import NAG, Shape
 
 
@@ -52,10 +52,10 @@ def read_checked(path: Path, shape: Shape, warn: Warn) -> dict[str, Any]:
 
 def inbox_rows(state: Path) -> list[dict[str, Any]]:
     rows = []
-    for folder in ("inbox", "processing"):
+    for folder in (INBOX, PROCESSING):
         directory = state / folder
         paths = sorted(directory.iterdir()) if directory.is_dir() else []
-        if folder == "processing":  # the runner claims files into processing/claim-*/
+        if folder == PROCESSING:  # the runner claims files into processing/claim-*/
             paths = [
                 p
                 for claim in paths
@@ -65,7 +65,7 @@ def inbox_rows(state: Path) -> list[dict[str, Any]]:
             finding = _read_json(path) if path.is_file() and not path.is_symlink() else None
             source = finding.get("source") if isinstance(finding, dict) else None
             rows.append({"where": folder, "file": path.name, "source": source, "age_s": _age(path)})
-    rejected = state / "rejected"
+    rejected = state / REJECTED
     for path in sorted(rejected.iterdir()) if rejected.is_dir() else []:
         if path.name.endswith(".reason"):
             continue
@@ -87,8 +87,9 @@ def outbox_rows(state: Path) -> list[dict[str, Any]]:
 
 def nag_rows(config: Config, state: Path, warn: Warn) -> list[dict[str, Any]]:
     rows = []
-    for name, rule in config.nag.items():
-        data = read_checked(state / "state" / f"nag-{name}.json", NAG, warn)
+    for name, spec in nag_specs(config).items():
+        rule = NagRuleSpec(name, spec, config.timezone)
+        data = read_checked(state / STATE / rule.state_file, NAG, warn)
         for key, item in sorted((data.get("items") or {}).items()):
             count = int(item.get("nagCount") or 0)
             fields = item.get("fields") or {}
@@ -100,32 +101,23 @@ def nag_rows(config: Config, state: Path, warn: Warn) -> list[dict[str, Any]]:
                     "status": item.get("status"),
                     "count": count,
                     "last_nagged": item.get("lastNagged"),
-                    "next": _next_step(rule, item, count, config.timezone),
+                    "next": _next_step(rule, item),
                 }
             )
     return rows
 
 
-def _next_step(rule: Any, item: dict[str, Any], count: int, timezone: str | None) -> str:
-    """What comes next for the item, and from when: the runner's own rule (not_before), in the
-    config's zone."""
-    if item.get("status") in ("stopped", "resolved"):
-        return "-"
-    last = item.get("lastNagged")
-    if rule.once_per is not None:
-        wait = rule.once_per
+def _next_step(rule: NagRuleSpec, item: dict[str, Any]) -> str:
+    """What comes next for the item, and from when, as the runner's rule decides it."""
+    coming = next_nag(rule, item)
+    if coming is None:
+        return "-" if item.get("status") in ("stopped", "resolved") else "stops"
+    if coming.mention:
         label = "next mention"
     else:
-        if rule.stop_after is not None and count >= rule.stop_after:
-            return "stops"
-        steps = [s for s in rule.ladder or [] if s.min_count <= count + 1]
-        step = steps[-1] if steps else None
-        wait = rule.min_interval
-        label = f"nag {count + 1}" + (
-            f" once {step.min_days:g}+ days overdue" if step and step.min_days else ""
-        )
-    if last and wait:
-        start = datetime.fromisoformat(last.replace("Z", "+00:00"))
-        when = not_before(start, wait, is_calendar(wait), timezone).astimezone(zone(timezone))
+        label = f"nag {coming.count}"
+        label += f" once {coming.min_days:g}+ days overdue" if coming.min_days else ""
+    if coming.not_before is not None:
+        when = coming.not_before.astimezone(zone(rule.timezone))
         return f"{label}, not before {when:%Y-%m-%d %H:%M %Z}"
     return f"{label}, at the next finding"

@@ -15,6 +15,7 @@ from compiler.errors import Warn
 from compiler.install.systemctl import Systemctl
 from compiler.language.model import Config
 from compiler.layout import Scope
+from runner.contract import coordinator_unit, job_unit, path_unit, service, timer, watch_unit
 from runner.history import runs
 from runner.spend import read_ledger
 
@@ -58,16 +59,16 @@ def collect(
     warn: Warn,
 ) -> list[Row]:
     name = config.name
-    targets = [(job, "job", f"{name}-{job}") for job in config.jobs]
+    targets = [(job, "job", job_unit(name, job)) for job in config.jobs]
     targets += [
-        (watch, "watch", f"{name}-watch-{watch}")
+        (watch, "watch", watch_unit(name, watch))
         for watch, spec in config.watches.items()
-        if spec.deadline or (spec.file and spec.file.armed_by and spec.file.armed_by.schedule)
+        if spec.timer is not None
     ]
-    targets.append(("coordinator", "coordinator", f"{name}-coordinator"))
+    targets.append(("coordinator", "coordinator", coordinator_unit(name)))
     if only is not None:
         targets = [t for t in targets if t[0] == only]
-    units = [f"{u}.{suffix}" for _, kind, u in targets for suffix in _suffixes(kind)]
+    units = [unit for _, kind, stem in targets for unit in _units_of(kind, stem)]
     shown = (
         Systemctl(scope).show_many(units, *PROPERTIES, timezone=config.timezone)
         if scope.live
@@ -116,8 +117,9 @@ def _span_seconds(span: str) -> float | None:
     return total if parts else None
 
 
-def _suffixes(kind: str) -> tuple[str, ...]:
-    return ("service", "timer", "path") if kind == "coordinator" else ("service", "timer")
+def _units_of(kind: str, stem: str) -> list[str]:
+    units = [service(stem), timer(stem)]
+    return [*units, path_unit(stem)] if kind == "coordinator" else units
 
 
 def _history(state: Path, now: datetime, config: Config, warn: Warn) -> dict[str, dict[str, Any]]:
@@ -143,32 +145,32 @@ def _row(
     shown: dict[str, dict[str, str]],
     history: dict[str, dict[str, Any]],
 ) -> Row:
-    service = shown.get(f"{unit}.service", {})
-    timer = shown.get(f"{unit}.timer", {})
+    main = shown.get(service(unit), {})
+    clock = shown.get(timer(unit), {})
     entry = history.get(target, {})
     last = entry.get("last") or {}
     notes = []
     failed = bool(entry.get("row"))
-    if service.get("ActiveState") == "failed":
+    if main.get("ActiveState") == "failed":
         failed = True
-        notes.append(f"{unit}.service failed ({service.get('Result')})")
-    enabled = timer.get("UnitFileState") or "-"
+        notes.append(f"{service(unit)} failed ({main.get('Result')})")
+    enabled = clock.get("UnitFileState") or "-"
     if kind == "coordinator":
-        path = shown.get(f"{unit}.path", {})
+        path = shown.get(path_unit(unit), {})
         if path and path.get("ActiveState") != "active":
             failed = True
             notes.append(f"path unit {path.get('ActiveState')} ({path.get('Result')})")
         enabled = path.get("UnitFileState") or enabled
-    if shown and timer.get("ActiveState") not in (None, "active") and enabled == "enabled":
-        notes.append(f"timer {timer.get('ActiveState')}")
+    if shown and clock.get("ActiveState") not in (None, "active") and enabled == "enabled":
+        notes.append(f"timer {clock.get('ActiveState')}")
     return Row(
         name=target,
         kind=kind,
         enabled=enabled,
-        last_run=last.get("start") or _when(service.get("ExecMainStartTimestamp")),
-        result=last.get("result") or _systemd_result(service),
+        last_run=last.get("start") or _when(main.get("ExecMainStartTimestamp")),
+        result=last.get("result") or _systemd_result(main),
         duration_s=last.get("duration_s"),
-        next_run=_when(timer.get("NextElapseUSecRealtime")),
+        next_run=_when(clock.get("NextElapseUSecRealtime")),
         failures_in_row=int(entry.get("row") or 0),
         tokens_month=int(entry.get("tokens") or 0),
         cost_month=round(float(entry.get("cost") or 0.0), 4),
@@ -181,7 +183,7 @@ def _when(value: str | None) -> str | None:
     return value if value and value not in ("n/a", "0") else None
 
 
-def _systemd_result(service: dict[str, str]) -> str | None:
-    if not service.get("ExecMainStartTimestamp"):
+def _systemd_result(main: dict[str, str]) -> str | None:
+    if not main.get("ExecMainStartTimestamp"):
         return None
-    return service.get("Result")
+    return main.get("Result")

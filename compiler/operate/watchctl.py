@@ -7,9 +7,6 @@ applies on its next run, started at once by the path unit.
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,12 +15,13 @@ from compiler.errors import UsageError, Warn
 from compiler.language.model import Config, Watch
 from compiler.language.model.types import format_duration
 from compiler.operate.inspect_state import read_checked
-from runner.rules import watch_state_file
+from runner.contract import STATE, watch_state_file
+from runner.fsatomic import write_finding
 from runner.stateshapes import WATCH
 
 
 def _instances(state: Path, name: str, warn: Warn) -> dict[str, Any]:
-    data = read_checked(state / "state" / watch_state_file(name), WATCH, warn)
+    data = read_checked(state / STATE / watch_state_file(name), WATCH, warn)
     instances = data.get("instances")
     return instances if isinstance(instances, dict) else {}
 
@@ -95,22 +93,11 @@ def _handoff(handoff: dict[str, Any]) -> str | None:
     return "accepted" if status == 0 else f"refused (exit {status})"
 
 
-def drop_control(config: Config, state: Path, finding: dict[str, Any]) -> Path:
-    """Put a control finding into the inbox the way writers must: temp file, then rename."""
-    tmp = state / "tmp"
-    inbox = state / "inbox"
-    tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
-    inbox.mkdir(parents=True, exist_ok=True, mode=0o700)
+def drop_control(state: Path, finding: dict[str, Any]) -> Path:
+    """Put a control finding into the inbox the way the runner's writers do."""
     now = datetime.now(UTC)
     finding = {"source": "vigil", "timestamp": now.isoformat(timespec="seconds"), **finding}
-    name = f"vigil-{finding['kind']}-{now:%Y%m%dT%H%M%S%f}-{secrets.token_hex(3)}.json"
-    temporary = tmp / name
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(finding, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.rename(temporary, inbox / name)
-    return inbox / name
+    return Path(write_finding(str(state), finding, now))
 
 
 def ack(config: Config, state: Path, watch: str, key: str | None, warn: Warn) -> Path:
@@ -120,7 +107,7 @@ def ack(config: Config, state: Path, watch: str, key: str | None, warn: Warn) ->
         if key not in known:
             listed = f"known keys: {', '.join(known)}" if known else "it has no instances yet"
             raise UsageError(f"{watch} has no instance {key!r}; {listed}")
-    return drop_control(config, state, {"kind": "ack", "watch": watch, "key": key})
+    return drop_control(state, {"kind": "ack", "watch": watch, "key": key})
 
 
 def arm(config: Config, state: Path, watch: str, key: str, within: int | None) -> Path:
@@ -131,9 +118,7 @@ def arm(config: Config, state: Path, watch: str, key: str, within: int | None) -
         raise UsageError(
             f"{watch} is a {config.watches[watch].kind} watch; only file watches are armed"
         )
-    return drop_control(
-        config, state, {"kind": "arm", "watch": watch, "key": key, "within": within}
-    )
+    return drop_control(state, {"kind": "arm", "watch": watch, "key": key, "within": within})
 
 
 def _check_watch(config: Config, name: str) -> None:

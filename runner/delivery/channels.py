@@ -14,6 +14,7 @@ from contextlib import suppress
 from datetime import datetime, timedelta
 
 from runner.clock import iso
+from runner.contract import COMMAND_FIELDS, TMP
 from runner.delivery.fit import max_chars
 from runner.delivery.message import DeliveryOutcome
 from runner.fsatomic import FILE_MODE, append_whole, ensure_dir, safe_name, write_atomic
@@ -31,7 +32,6 @@ EVIDENCE_PREFIX = "evidence-"
 EVIDENCE_KEEP = timedelta(days=7)
 """An agent may read its evidence file after the command returned: keep it this long."""
 ABANDONED_PART_SECONDS = 3600
-COMMAND_FIELDS = ("message", "title", "id", "channel", "source", "count", "evidence_file")
 
 
 class SendContext:
@@ -241,7 +241,7 @@ class FullText:
         self.state_dir = context.state_dir
         self.message = message
         name = f"{FULL_TEXT_PREFIX}{safe_name(message.id)}.txt"
-        self.path = os.path.join(context.state_dir, "tmp", name)
+        self.path = os.path.join(context.state_dir, TMP, name)
 
     def cut(self, text: str, limit: int, measure: Callable[[str], int]) -> str:
         from runner.delivery.fit import cut
@@ -270,7 +270,7 @@ class FullText:
 
 def write_evidence(state_dir: str, message: Message) -> str:
     """The message's evidence as JSON under `<state>/tmp/`, for the command to read."""
-    directory = ensure_dir(os.path.join(state_dir, "tmp"))
+    directory = ensure_dir(os.path.join(state_dir, TMP))
     path = os.path.join(directory, f"{EVIDENCE_PREFIX}{os.urandom(8).hex()}.json")
     data = json.dumps(message.evidence or {}, ensure_ascii=False, indent=1).encode("utf-8")
     handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
@@ -284,7 +284,7 @@ def write_evidence(state_dir: str, message: Message) -> str:
 
 def prune_evidence(state_dir: str, now: datetime) -> None:
     """Old evidence files, and the temp files of atomic writes a killed process left in tmp/."""
-    directory = os.path.join(state_dir, "tmp")
+    directory = os.path.join(state_dir, TMP)
     try:
         names = os.listdir(directory)
     except OSError:

@@ -22,6 +22,7 @@ from enum import StrEnum
 
 from runner import clock
 from runner.clock import iso, parse_iso
+from runner.contract import DEAD, OUTBOX
 from runner.delivery.channels import SendContext, file_end, file_holds, prune_evidence, send
 from runner.delivery.ledger import Ledger
 from runner.delivery.message import DeliveryOutcome, Message
@@ -31,8 +32,6 @@ TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block
 if TYPE_CHECKING:
     from typing import Any
 
-OUTBOX = "outbox"
-DEAD = "dead"
 LOCK = ".lock"
 SAFE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 

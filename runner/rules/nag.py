@@ -23,6 +23,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from runner.alerts import NAG_KEY, Alert
 from runner.clock import calendar_days, iso, parse_iso, zone
+from runner.contract import NAG_KEY_FIELD, NAG_RETENTION, nag_state_file
 from runner.template import dig, fill
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -61,7 +62,7 @@ class NagRuleSpec:
         self.name = name
         self.source = str(spec["source"])
         self.items: str | None = spec.get("items")
-        self.key = str(spec.get("key") or "id")
+        self.key = str(spec.get("key") or NAG_KEY_FIELD)
         self.days_field: str | None = spec.get("days_field")
         self.ladder: list[dict[str, Any]] | None = spec.get("ladder")
         self.stop_after: int | None = spec.get("stop_after")
@@ -75,12 +76,12 @@ class NagRuleSpec:
         self.message: str | None = spec.get("message")
         self.priority = int(spec.get("priority") or 0)
         self.resolve_missing = bool(spec.get("resolve_missing", True))
-        self.retention = int(spec.get("retention") or 30 * 86400)
+        self.retention = int(spec.get("retention") or NAG_RETENTION)
         self.timezone = timezone
 
     @property
     def state_file(self) -> str:
-        return f"nag-{self.name}.json"
+        return nag_state_file(self.name)
 
 
 class NagStep:
@@ -212,12 +213,48 @@ def _nag(
 
 def _passed(rule: NagRuleSpec, last: datetime, now: datetime, seconds: int, period: str) -> bool:
     """Whether `seconds` have passed since `last` (see not_before)."""
-    if seconds <= 0:
-        return True
+    due = _due(rule, last, seconds, period)
+    return due is None or now >= due
+
+
+def _due(rule: NagRuleSpec, last: datetime | None, seconds: int, period: str) -> datetime | None:
+    """When `seconds` since `last` have passed; None when nothing holds a nag back."""
+    if last is None or seconds <= 0:
+        return None
     calendar = rule.calendar.get(period)
     if calendar is None:  # an older spec says nothing: whole days are calendar days
         calendar = seconds % DAY == 0
-    return now >= not_before(last, seconds, calendar, rule.timezone)
+    return not_before(last, seconds, calendar, rule.timezone)
+
+
+class NextNag:
+    """An item's next nag as the rule will make it, for `vigil state`."""
+
+    __slots__ = ("count", "mention", "min_days", "not_before")
+
+    def __init__(self, count: int, min_days: float, mention: bool, not_before: datetime | None):
+        self.count = count
+        self.min_days = min_days
+        """Days overdue the item needs first (its rung's min_days)."""
+        self.mention = mention
+        """A once_per mention rather than a rung of a ladder."""
+        self.not_before = not_before
+        """None: at the next finding that has the item."""
+
+
+def next_nag(rule: NagRuleSpec, record: dict[str, Any]) -> NextNag | None:
+    """None when no nag is coming: the item is stopped or resolved, or stop_after is reached."""
+    if record.get("status") in ("stopped", "resolved"):
+        return None
+    count = int(record.get("nagCount") or 0) + 1
+    last = parse_iso(record.get("lastNagged"))
+    if rule.once_per is not None:
+        return NextNag(count, 0, True, _due(rule, last, rule.once_per, "once_per"))
+    if rule.stop_after is not None and count > rule.stop_after:
+        return None
+    step = _step(rule.ladder or [], count) or {}
+    due = _due(rule, last, rule.min_interval, "min_interval")
+    return NextNag(count, float(step.get("min_days") or 0), False, due)
 
 
 def not_before(last: datetime, seconds: int, calendar: bool, timezone: str | None) -> datetime:

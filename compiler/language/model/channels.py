@@ -16,9 +16,7 @@ from compiler.language.model.types import (
     StrictModel,
     template_fields_from,
 )
-
-# Placeholders a command channel's arguments may use.
-COMMAND_FIELDS = ("message", "title", "id", "channel", "source", "count", "evidence_file")
+from runner.contract import COMMAND_FIELDS
 
 
 def _plain_placeholders(value: str) -> str:

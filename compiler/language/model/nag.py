@@ -15,6 +15,7 @@ from compiler.language.model.types import (
     Template,
 )
 from compiler.language.model.watches import FieldPath
+from runner.contract import NAG_KEY_FIELD, NAG_RETENTION
 
 
 class LadderStep(StrictModel):
@@ -35,7 +36,7 @@ class NagRule(StrictModel):
     """The source whose findings carry the items."""
     items: FieldPath | None = None
     """Where the list of items is in the finding; without it the finding is the one item."""
-    key: FieldPath = "id"
+    key: FieldPath = NAG_KEY_FIELD
     """Item field that identifies an item across findings."""
     days_field: FieldPath | None = None
     """Item field with the days overdue; without it, days since the item was first seen."""
@@ -53,7 +54,7 @@ class NagRule(StrictModel):
     """Higher goes first when caps cut a message."""
     resolve_missing: bool = True
     """An item missing from a newer finding of the source is marked resolved."""
-    retention: PositiveDuration = 30 * 86400
+    retention: PositiveDuration = NAG_RETENTION
     """How long resolved items are kept in state before they are pruned."""
 
     @model_validator(mode="after")

@@ -232,3 +232,14 @@ class Watch(StrictModel):
 
     def condition(self) -> Any:
         return getattr(self, self.kind)
+
+    @property
+    def timer(self) -> tuple[str, str] | None:
+        """(schedule, what it times) of the watch's own timer and service: a deadline, or the
+        schedule that arms a file watch. None for the others: the coordinator evaluates them
+        and they have no units of their own."""
+        if self.deadline is not None:
+            return self.deadline.at, "deadline"
+        if self.file is not None and self.file.armed_by and self.file.armed_by.schedule:
+            return self.file.armed_by.schedule, "arming"
+        return None

@@ -1,0 +1,90 @@
+"""What the compiler writes and the runner reads, defined once: the spec version, unit names, the
+state directory's layout, the fields a command channel offers and the defaults of nag rules.
+
+Both sides import it and it imports nothing: every runner start loads it.
+"""
+
+from __future__ import annotations
+
+SPEC_VERSION = 1
+"""The version of the JSON specs the compiler writes for the runner; a runner refuses others."""
+
+# --- unit names: `<config>-<job>`, `<config>-coordinator`, `<config>-watch-<watch>`,
+# `<config>-failure@<failed unit>` (stems; the suffix says which unit of the stem).
+
+
+def job_unit(config: str, job: str) -> str:
+    return f"{config}-{job}"
+
+
+def coordinator_unit(config: str) -> str:
+    return f"{config}-coordinator"
+
+
+def watch_unit(config: str, watch: str) -> str:
+    return f"{config}-watch-{watch}"
+
+
+def failure_unit(config: str) -> str:
+    """The stem of the failure handler's template, `<config>-failure@.service`."""
+    return f"{config}-failure"
+
+
+def failure_instance(config: str, failed: str) -> str:
+    """The handler instance systemd starts for `failed` (OnFailure=...@%n.service)."""
+    return service(f"{failure_unit(config)}@{failed}")
+
+
+def service(stem: str) -> str:
+    return f"{stem}.service"
+
+
+def timer(stem: str) -> str:
+    return f"{stem}.timer"
+
+
+def path_unit(stem: str) -> str:
+    return f"{stem}.path"
+
+
+# --- the state directory (`state_dir:`) -----------------------------------------------------
+
+INBOX = "inbox"
+"""Findings arrive here (renamed in); the coordinator's path unit watches it."""
+PROCESSING = "processing"
+"""Claims of inbox files a coordinator run is working on."""
+OUTBOX = "outbox"
+"""Messages waiting for delivery, one file each."""
+DEAD = "dead"
+"""In the outbox: messages that used up their attempts."""
+STATE = "state"
+"""Rule and delivery state, one JSON file each."""
+REJECTED = "rejected"
+"""Inbox files (and, under state/, state files) that could not be used, with their reasons."""
+TMP = "tmp"
+"""Temp files renamed into place (same file system as everything above)."""
+RUNS = "runs.jsonl"
+"""One JSON line per run (rotated to runs.jsonl.1)."""
+
+
+def nag_state_file(rule: str) -> str:
+    """Under state/: a nag rule's items and counts."""
+    return f"nag-{rule}.json"
+
+
+def watch_state_file(watch: str) -> str:
+    """Under state/: a watch's instances."""
+    return f"watch-{watch}.json"
+
+
+# --- command channels -----------------------------------------------------------------------
+
+COMMAND_FIELDS = ("message", "title", "id", "channel", "source", "count", "evidence_file")
+"""The placeholders a command channel's argv may use, as plain `{name}`."""
+
+# --- nag rules: what a spec that leaves a field out means ---------------------------------------
+
+NAG_KEY_FIELD = "id"
+"""The item field that identifies an item across findings."""
+NAG_RETENTION = 30 * 86400
+"""Seconds a resolved item is kept in state before it is pruned."""
