@@ -29,6 +29,7 @@ from runner.contract import (
     timer,
     watch_unit,
 )
+from runner.spectypes import SpecJSON, SpecKind
 
 # Runner scripts are executable; specs and the config copy may hold inline tokens.
 SCRIPT_MODE = 0o755
@@ -144,7 +145,7 @@ def _json(data: Any, mode: int) -> GeneratedFile:
     return _text(text, mode)
 
 
-def _runnables(config: Config, system: bool) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+def _runnables(config: Config, system: bool) -> Iterator[tuple[str, SpecKind, str, SpecJSON]]:
     """(unit, runner kind, spec file, spec) for every unit that runs the runner."""
     name = config.name
     for job_name, job in config.jobs.items():
@@ -157,8 +158,8 @@ def _runnables(config: Config, system: bool) -> Iterator[tuple[str, str, str, di
         specs.coordinator_spec(config, system),
     )
     for watch_name in _timed_watches(config):
-        spec = specs.watch_spec(config, watch_name, system)
-        yield watch_unit(name, watch_name), "watch", f"watch-{watch_name}.json", spec
+        watch = specs.watch_spec(config, watch_name, system)
+        yield watch_unit(name, watch_name), "watch", f"watch-{watch_name}.json", watch
     yield failure_unit(name), "failure", "failure.json", specs.failure_spec(config, system)
 
 

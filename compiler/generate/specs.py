@@ -5,14 +5,31 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from itertools import pairwise
-from typing import Any
 
-from compiler.language.model import Config, Job, NagRule
+from compiler.language.model import Config, Job
+from compiler.language.model.llm import Budget
 from compiler.language.model.types import is_calendar
 from compiler.language.prices import price_of
 from compiler.language.schedule import next_elapses, parse_schedule
 from compiler.layout import default_state_dir
 from runner.contract import SPEC_VERSION, coordinator_unit, job_unit, service, watch_unit
+from runner.spectypes import (
+    AfterJSON,
+    ArgvCommandJSON,
+    BudgetJSON,
+    BudgetScope,
+    CalendarJSON,
+    CoordinatorSpecJSON,
+    DeadlineTimerJSON,
+    FailureSpecJSON,
+    JobSpecJSON,
+    LlmJSON,
+    NagRuleJSON,
+    ShellCommandJSON,
+    SpecJSON,
+    SpecKind,
+    WatchSpecJSON,
+)
 
 # A fixed start for computing schedule gaps keeps the output the same on every run.
 CHAIN_BASE = datetime(2026, 1, 5, tzinfo=UTC)
@@ -22,7 +39,7 @@ def state_dir(config: Config, system: bool) -> str:
     return config.state_dir or default_state_dir(system, config.name)
 
 
-def _base(config: Config, kind: str, system: bool) -> dict[str, Any]:
+def _base(config: Config, kind: SpecKind, system: bool) -> SpecJSON:
     return {
         "spec": SPEC_VERSION,
         "kind": kind,
@@ -33,30 +50,29 @@ def _base(config: Config, kind: str, system: bool) -> dict[str, Any]:
     }
 
 
-def job_spec(config: Config, name: str, job: Job, system: bool) -> dict[str, Any]:
-    spec = _base(config, "job", system)
-    command: dict[str, Any] | None = None
+def job_spec(config: Config, name: str, job: Job, system: bool) -> JobSpecJSON:
+    command: ShellCommandJSON | ArgvCommandJSON | None = None
     if isinstance(job.run, str):
         command = {"shell": job.run}
     elif job.run is not None:
         command = {"argv": job.run}
-    spec.update(
-        job=name,
-        unit=service(job_unit(config.name, name)),
-        command=command,
-        timeout=job.timeout,
-        environment=dict(job.environment),
-        working_directory=job.working_directory,
-        secrets=list(job.secrets),
-        output=job.output,
-        after=_after(config, name, job),
-        llm=_llm(config, job),
-        budgets=_budgets(config, job),
-    )
-    return spec
+    return {
+        **_base(config, "job", system),
+        "job": name,
+        "unit": service(job_unit(config.name, name)),
+        "command": command,
+        "timeout": job.timeout,
+        "environment": dict(job.environment),
+        "working_directory": job.working_directory,
+        "secrets": list(job.secrets),
+        "output": job.output,
+        "after": _after(config, name, job),
+        "llm": _llm(config, job),
+        "budgets": _budgets(config, job),
+    }
 
 
-def _after(config: Config, name: str, job: Job) -> dict[str, Any] | None:
+def _after(config: Config, name: str, job: Job) -> AfterJSON | None:
     """The predecessor must have succeeded in its own current cycle: since its latest
     scheduled firing (`calendar`, computed by the runner). `window` (this job's shortest gap
     between firings) is the fallback for a schedule the runner cannot read."""
@@ -79,12 +95,12 @@ def _calendar_lines(job: Job) -> tuple[str, ...]:
     return tuple(line for e in job.schedule for line in parse_schedule(e).on_calendar)
 
 
-def _calendar(lines: tuple[str, ...], zone: str) -> dict[str, Any] | None:
+def _calendar(lines: tuple[str, ...], zone: str) -> CalendarJSON | None:
     """A timer's OnCalendar= lines and zone, for the runner to find its previous firing."""
     return {"on_calendar": list(lines), "timezone": zone} if lines else None
 
 
-def _llm(config: Config, job: Job) -> dict[str, Any] | None:
+def _llm(config: Config, job: Job) -> LlmJSON | None:
     if job.prompt is None:
         return None
     model = job.model or config.llm.model
@@ -101,9 +117,13 @@ def _llm(config: Config, job: Job) -> dict[str, Any] | None:
     }
 
 
-def _budgets(config: Config, job: Job) -> list[dict[str, Any]]:
-    budgets = []
-    for scope, budget in (("job", job.budget), ("global", config.budget)):
+def _budgets(config: Config, job: Job) -> list[BudgetJSON]:
+    budgets: list[BudgetJSON] = []
+    scopes: tuple[tuple[BudgetScope, Budget | None], ...] = (
+        ("job", job.budget),
+        ("global", config.budget),
+    )
+    for scope, budget in scopes:
         if budget is not None and job.prompt is not None:
             budgets.append(
                 {
@@ -115,49 +135,48 @@ def _budgets(config: Config, job: Job) -> list[dict[str, Any]]:
     return budgets
 
 
-def _calendar_periods(rule: NagRule) -> dict[str, bool]:
-    """Which of the rule's periods were written in days or weeks: the runner counts those in
-    calendar days of the config's timezone, the others in elapsed time."""
-    return {
-        "once_per_calendar": is_calendar(rule.once_per),
-        "min_interval_calendar": is_calendar(rule.min_interval),
-    }
-
-
-def nag_specs(config: Config) -> dict[str, dict[str, Any]]:
+def nag_specs(config: Config) -> dict[str, NagRuleJSON]:
     """The coordinator spec's `nag:`: each rule as the runner reads it."""
     dump = config.model_dump(mode="json", by_alias=True, include={"nag"})
+    rules: dict[str, NagRuleJSON] = dump["nag"]
+    for name, rule in rules.items():
+        # Which periods were written in days or weeks: the runner counts those in calendar
+        # days of the config's timezone, the others in elapsed time.
+        rule["once_per_calendar"] = is_calendar(config.nag[name].once_per)
+        rule["min_interval_calendar"] = is_calendar(config.nag[name].min_interval)
+    return rules
+
+
+def coordinator_spec(config: Config, system: bool) -> CoordinatorSpecJSON:
+    # The sandbox is the unit's business (the runner never sees it).
+    dump = config.model_dump(mode="json", by_alias=True, exclude={"coordinator": {"sandbox"}})
     return {
-        name: {**rule, **_calendar_periods(config.nag[name])} for name, rule in dump["nag"].items()
+        **_base(config, "coordinator", system),
+        "unit": service(coordinator_unit(config.name)),
+        "coordinator": dump["coordinator"],
+        "channels": dump["channels"],
+        "nag": nag_specs(config),
+        "watches": dump["watches"],
+        "jobs": sorted(config.jobs),
     }
 
 
-def coordinator_spec(config: Config, system: bool) -> dict[str, Any]:
-    spec = _base(config, "coordinator", system)
-    dump = config.model_dump(mode="json", by_alias=True)
-    spec.update(
-        unit=service(coordinator_unit(config.name)),
-        # The sandbox is the unit's business (the runner never sees it).
-        coordinator={k: v for k, v in dump["coordinator"].items() if k != "sandbox"},
-        channels=dump["channels"],
-        nag=nag_specs(config),
-        watches=dump["watches"],
-        jobs=sorted(config.jobs),
-    )
-    return spec
-
-
-def watch_spec(config: Config, name: str, system: bool) -> dict[str, Any]:
-    spec = _base(config, "watch", system)
+def watch_spec(config: Config, name: str, system: bool) -> WatchSpecJSON:
     model = config.watches[name]
-    watch = model.model_dump(mode="json", by_alias=True)
-    spec.update(watch_name=name, unit=service(watch_unit(config.name, name)), watch=watch)
+    timer: DeadlineTimerJSON = {}
     if model.deadline is not None:
         zone = model.timezone or config.timezone
         lines = parse_schedule(model.deadline.at).on_calendar
-        spec["window"] = _shortest_gap(lines, zone)  # for a calendar the runner cannot read
-        spec["calendar"] = _calendar(lines, zone)
-    return spec
+        timer["window"] = _shortest_gap(lines, zone)  # for a calendar the runner cannot read
+        timer["calendar"] = _calendar(lines, zone)
+    dump = config.model_dump(mode="json", by_alias=True, include={"watches": {name}})
+    return {
+        **_base(config, "watch", system),
+        "watch_name": name,
+        "unit": service(watch_unit(config.name, name)),
+        "watch": dump["watches"][name],
+        **timer,
+    }
 
 
 def _shortest_gap(lines: tuple[str, ...], zone: str) -> int | None:
@@ -167,7 +186,5 @@ def _shortest_gap(lines: tuple[str, ...], zone: str) -> int | None:
     return int(min(gaps)) if gaps else None
 
 
-def failure_spec(config: Config, system: bool) -> dict[str, Any]:
-    spec = _base(config, "failure", system)
-    spec.update(journal_lines=20)
-    return spec
+def failure_spec(config: Config, system: bool) -> FailureSpecJSON:
+    return {**_base(config, "failure", system), "journal_lines": 20}

@@ -20,6 +20,7 @@ from compiler.language.model.types import (
     TimeZone,
     UnitText,
 )
+from runner.spectypes import OutputMode
 
 
 def _check_command(value: object) -> str | list[str]:
@@ -118,7 +119,7 @@ class Job(StrictModel):
     """How late systemd may start the job to batch wake-ups (AccuracySec=)."""
     catch_up: bool = True
     """Run once at start-up if a run was missed while the machine was off (Persistent=)."""
-    output: Literal["findings", "log", "message"] = "findings"
+    output: OutputMode = "findings"
     """findings: JSON on stdout is a finding (or a list), other text is log; log: all output is
     log; message: any non-empty output becomes a finding with that message."""
     after: Name | None = None

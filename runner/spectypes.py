@@ -1,0 +1,315 @@
+"""The JSON specs the compiler writes and the runner reads, as types: one TypedDict per spec kind
+and per section of one (the rest of the contract is runner/contract.py).
+
+The compiler's builders (compiler/generate/specs.py) return them and the runner's readers take
+them; tests/test_spectypes.py compiles configs with every kind of watch and channel and checks
+each spec against its type, key by key, so the two cannot drift apart.
+
+`NotRequired` marks a key that a spec written by an older vigil of the same spec version lacks,
+that only some specs of a kind have, or that only a hand-written spec has: the runner reads
+those with a default.
+
+The runner imports this module only for type checking (`typing` costs ~3 ms at start-up). No
+`from __future__ import annotations` here: with annotations kept as strings, Python 3.11
+cannot tell a NotRequired key from a required one at run time, and the test asks it.
+"""
+
+from typing import Literal, NotRequired, TypedDict
+
+SpecKind = Literal["job", "coordinator", "watch", "failure"]
+OutputMode = Literal["findings", "log", "message"]
+"""How a job's stdout is read (runner.spec.OUTPUT_MODES at run time)."""
+BudgetScope = Literal["job", "global"]
+# --- what every spec has ----------------------------------------------------------------------
+
+
+class SpecJSON(TypedDict):
+    spec: int
+    """SPEC_VERSION of runner/contract.py."""
+    kind: SpecKind
+    config: str
+    """The config's `name:`."""
+    scope: Literal["user", "system"]
+    state_dir: str
+    """As written, `~` included: the runner expands it for the user it runs as."""
+    timezone: str
+    """The config's timezone."""
+    history_max_bytes: NotRequired[int]
+    """Where runs.jsonl rotates; never written by the compiler (tests set it)."""
+
+
+class ServiceSpecJSON(SpecJSON):
+    """The spec of a service of its own (the failure handler's service is a template instance,
+    named only when it runs)."""
+
+    unit: str
+    """The service that runs with this spec, `<stem>.service`."""
+
+
+class CalendarJSON(TypedDict):
+    """A timer's OnCalendar= lines and their zone: the runner finds the timer's previous
+    firing from them."""
+
+    on_calendar: list[str]
+    timezone: str
+
+
+# --- job specs (read and checked by runner/spec.py) ----------------------------------------------
+
+
+class ShellCommandJSON(TypedDict):
+    shell: str
+    """Run with /bin/sh -c."""
+
+
+class ArgvCommandJSON(TypedDict):
+    argv: list[str]
+    """A program and its arguments, run without a shell."""
+
+
+class AfterJSON(TypedDict):
+    """The predecessor of a chain step."""
+
+    job: str
+    unit: str
+    window: int | None
+    """This job's shortest gap between firings: how recent the predecessor's success must be
+    when its calendar cannot be read."""
+    timeout: NotRequired[int]
+    """The predecessor's timeout: how long to wait for it while it runs."""
+    calendar: NotRequired[CalendarJSON | None]
+    """The predecessor's timer: its success must be since its latest firing."""
+
+
+class PriceJSON(TypedDict):
+    """US dollars per million tokens."""
+
+    input: float
+    output: float
+
+
+class LlmJSON(TypedDict):
+    prompt: str
+    model: str
+    max_tokens: int
+    api_key_credential: str | None
+    """The credential (LoadCredential=) holding the API key."""
+    base_url: str | None
+    timeout: int
+    price_per_mtok: PriceJSON | None
+    """None: the model's price is not known."""
+    max_retries: NotRequired[int]
+    """The SDK's retries on 429/5xx; never written by the compiler (tests set it)."""
+
+
+class BudgetJSON(TypedDict):
+    scope: BudgetScope
+    monthly_tokens: int | None
+    monthly_usd: float | None
+
+
+class JobSpecJSON(ServiceSpecJSON):
+    job: str
+    command: ShellCommandJSON | ArgvCommandJSON | None
+    """None: a job with a prompt and no command."""
+    timeout: int
+    environment: dict[str, str]
+    working_directory: str | None
+    secrets: list[str]
+    output: OutputMode
+    after: AfterJSON | None
+    llm: LlmJSON | None
+    budgets: list[BudgetJSON]
+
+
+# --- the coordinator spec: the config's coordinator, channels, nag rules and watches ----------
+
+
+class SourcePolicyJSON(TypedDict):
+    external: bool
+    cap: int | None
+    priority: int
+    to: list[str] | None
+    """Channels instead of the coordinator's deliver_to."""
+    urgent: bool
+
+
+class QuietHoursJSON(TypedDict):
+    start: str
+    """HH:MM, like `end`."""
+    end: str
+    timezone: str | None
+    """None: the config's."""
+
+
+class MessageFormatJSON(TypedDict):
+    title: str
+    line: str
+    more: str
+
+
+class DeliveryJSON(TypedDict):
+    attempts: int
+    backoff: int
+    max_backoff: int
+    fallback: str | None
+
+
+class CoordinatorJSON(TypedDict):
+    """The config's `coordinator:` less its sandbox (the unit's business)."""
+
+    deliver_to: list[str]
+    heartbeat: int
+    sources: dict[str, SourcePolicyJSON]
+    total_cap: int | None
+    quiet_hours: QuietHoursJSON | None
+    message: MessageFormatJSON
+    delivery: DeliveryJSON
+    max_finding_bytes: int
+
+
+class ChannelJSON(TypedDict):
+    """Exactly one of apprise, apprise_secret, command and file is set."""
+
+    apprise: str | None
+    apprise_secret: str | None
+    """The credential holding the apprise URL."""
+    command: list[str] | None
+    file: str | None
+    timeout: int
+    max_chars: NotRequired[int | None]
+    """None: the channel kind's own limit."""
+
+
+class LadderStepJSON(TypedDict):
+    min_count: int
+    min_days: float
+    message: str
+
+
+class NagRuleJSON(TypedDict):
+    source: str
+    items: str | None
+    key: str
+    days_field: str | None
+    ladder: list[LadderStepJSON] | None
+    stop_after: int | None
+    min_interval: int
+    once_per: int | None
+    message: str | None
+    priority: int
+    resolve_missing: bool
+    retention: int
+    once_per_calendar: NotRequired[bool]
+    """Whether once_per was written in days or weeks (calendar days in the config's zone)."""
+    min_interval_calendar: NotRequired[bool]
+    """Likewise for min_interval."""
+
+
+class DeadlineJSON(TypedDict):
+    """Exactly one of job, source and file is set."""
+
+    at: str
+    job: str | None
+    source: str | None
+    file: str | None
+
+
+Scalar = str | int | float | bool
+
+
+class ConditionJSON(TypedDict):
+    """Exactly one operator is set."""
+
+    field: str
+    equals: Scalar | None
+    not_equals: Scalar | None
+    contains: str | None
+    regex: str | None
+    gt: float | None
+    gte: float | None
+    lt: float | None
+    lte: float | None
+
+
+class MatchJSON(TypedDict):
+    source: str
+    items: str | None
+    key: str | None
+    all: list[ConditionJSON]
+    """Every condition must hold."""
+    any: list[ConditionJSON]
+    """At least one must hold (none listed: no test)."""
+
+
+class ArmedByJSON(TypedDict):
+    """Exactly one of schedule and source is set."""
+
+    schedule: str | None
+    source: str | None
+    items: str | None
+    key: str | None
+
+
+class FileWatchJSON(TypedDict):
+    path: str
+    roots: NotRequired[list[str] | None]
+    """None: the directory `path` starts with."""
+    within: int
+    armed_by: ArmedByJSON | None
+
+
+AbsenceJSON = TypedDict("AbsenceJSON", {"source": str, "for": int})  # `for` is a keyword
+
+
+class EscalationJSON(TypedDict):
+    after: int
+    to: list[str]
+
+
+class WatchJSON(TypedDict):
+    """One of the config's `watches:`: exactly one of deadline, match, file and absence is
+    set, the others are None."""
+
+    description: str | None
+    deadline: DeadlineJSON | None
+    match: MatchJSON | None
+    file: FileWatchJSON | None
+    absence: AbsenceJSON | None
+    timezone: str | None
+    notify: list[str] | None
+    handoff: str | None
+    message: str | None
+    urgent: bool
+    repeat: int | None
+    escalate: EscalationJSON | None
+
+
+class CoordinatorSpecJSON(ServiceSpecJSON):
+    coordinator: CoordinatorJSON
+    channels: dict[str, ChannelJSON]
+    nag: dict[str, NagRuleJSON]
+    watches: dict[str, WatchJSON]
+    jobs: list[str]
+
+
+# --- the spec of a watch with a timer of its own, and the failure handler's ---------------------
+
+
+class DeadlineTimerJSON(TypedDict, total=False):
+    """What a deadline watch's spec has and a schedule-armed file watch's lacks."""
+
+    window: int | None
+    """The deadline's shortest gap between firings, for a calendar the runner cannot read."""
+    calendar: CalendarJSON | None
+    """The deadline's timer: evidence counts from its previous firing."""
+
+
+class WatchSpecJSON(ServiceSpecJSON, DeadlineTimerJSON):
+    watch_name: str
+    watch: WatchJSON
+
+
+class FailureSpecJSON(SpecJSON):
+    journal_lines: int
+    """How many of the failed unit's journal lines the alert quotes."""
