@@ -19,9 +19,9 @@ from runner.template import fill, names
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
     from datetime import datetime
-    from typing import Any
 
     from runner.alerts import Alert
+    from runner.spectypes import CoordinatorJSON, CoordinatorSpecJSON, SourcePolicyJSON
 
 
 class Outgoing:
@@ -56,7 +56,7 @@ class Outgoing:
         return sha256(f"{batch}\0{self.channel}".encode()).hexdigest()[:24]
 
 
-def in_quiet_hours(spec: dict[str, Any], now: datetime) -> bool:
+def in_quiet_hours(spec: CoordinatorSpecJSON, now: datetime) -> bool:
     quiet = spec["coordinator"].get("quiet_hours")
     if not quiet:
         return False
@@ -70,9 +70,9 @@ def _clock(text: str) -> time:
     return time(int(hours), int(minutes))
 
 
-def route(spec: dict[str, Any], alert: Alert) -> list[str]:
-    policy = spec["coordinator"].get("sources", {}).get(alert.source) or {}
-    default = list(policy.get("to") or spec["coordinator"]["deliver_to"])
+def route(spec: CoordinatorSpecJSON, alert: Alert) -> list[str]:
+    policy = spec["coordinator"].get("sources", {}).get(alert.source)
+    default = list((policy.get("to") if policy else None) or spec["coordinator"]["deliver_to"])
     if not alert.to:
         return default
     # A watch that hands off to an agent also notifies the default channels.
@@ -80,7 +80,7 @@ def route(spec: dict[str, Any], alert: Alert) -> list[str]:
     return list(dict.fromkeys(routed))
 
 
-def compose(spec: dict[str, Any], alerts: list[Alert], now: datetime) -> list[Outgoing]:
+def compose(spec: CoordinatorSpecJSON, alerts: list[Alert], now: datetime) -> list[Outgoing]:
     by_channel: dict[str, list[Alert]] = {}
     for alert in alerts:
         for channel in route(spec, alert):
@@ -88,7 +88,9 @@ def compose(spec: dict[str, Any], alerts: list[Alert], now: datetime) -> list[Ou
     return [_message(spec, channel, chosen, now) for channel, chosen in sorted(by_channel.items())]
 
 
-def _message(spec: dict[str, Any], channel: str, alerts: list[Alert], now: datetime) -> Outgoing:
+def _message(
+    spec: CoordinatorSpecJSON, channel: str, alerts: list[Alert], now: datetime
+) -> Outgoing:
     coordinator = spec["coordinator"]
     kept, cut = _capped(coordinator, alerts)
     form = coordinator["message"]
@@ -113,7 +115,7 @@ def _message(spec: dict[str, Any], channel: str, alerts: list[Alert], now: datet
     )
 
 
-def _capped(coordinator: dict[str, Any], alerts: list[Alert]) -> tuple[list[Alert], int]:
+def _capped(coordinator: CoordinatorJSON, alerts: list[Alert]) -> tuple[list[Alert], int]:
     """vigil's own alerts, all of them; then the others by priority, per-source caps, and the
     total cap in what room is left. Among equal priority, the alert waiting longest (cut
     before) first, else the earlier one. Returns what is kept and how many were cut."""
@@ -127,7 +129,8 @@ def _capped(coordinator: dict[str, Any], alerts: list[Alert]) -> tuple[list[Aler
     kept: list[Alert] = []
     per_source: dict[str, int] = {}
     for alert in ordered:
-        cap = (sources.get(alert.source) or {}).get("cap")
+        policy = sources.get(alert.source)
+        cap = policy.get("cap") if policy else None
         if cap is not None and per_source.get(alert.source, 0) >= cap:
             continue
         per_source[alert.source] = per_source.get(alert.source, 0) + 1
@@ -138,6 +141,6 @@ def _capped(coordinator: dict[str, Any], alerts: list[Alert]) -> tuple[list[Aler
     return own + kept, len(alerts) - len(own) - len(kept)
 
 
-def _priority(sources: dict[str, Any], alert: Alert) -> int:
-    source_priority = int((sources.get(alert.source) or {}).get("priority") or 0)
-    return max(alert.priority, source_priority)
+def _priority(sources: dict[str, SourcePolicyJSON], alert: Alert) -> int:
+    policy = sources.get(alert.source)
+    return max(alert.priority, int((policy.get("priority") if policy else None) or 0))

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from runner.compose import Outgoing
     from runner.rules.nag import NagRuleSpec
     from runner.rules.pending import FileWatchSpec
+    from runner.spectypes import CoordinatorSpecJSON, WatchJSON
 
 # Start-up time is most of a coordinator run, so an idle run (nothing in the inbox, held or
 # queued) imports only what it reads with: the rules, composing, hashing, the outbox and the
@@ -75,9 +76,9 @@ remounted read-write reaches only its next start: the window is also the longest
 that. VIGIL_STORAGE_RETRY overrides the window (seconds)."""
 
 
-def load_spec(path: str) -> dict[str, Any]:
+def load_spec(path: str) -> CoordinatorSpecJSON:
     with open(path, encoding="utf-8") as handle:
-        spec: dict[str, Any] = json.load(handle)
+        spec: CoordinatorSpecJSON = json.load(handle)
     if spec.get("spec") != 1 or spec.get("kind") != "coordinator":
         raise ValueError("not a version 1 coordinator spec")
     spec["state_dir"] = os.path.expanduser(spec["state_dir"])
@@ -93,7 +94,7 @@ def main(spec_path: str) -> int:
     return run_until_stored(spec)
 
 
-def run_until_stored(spec: dict[str, Any]) -> int:
+def run_until_stored(spec: CoordinatorSpecJSON) -> int:
     """One run; OK, or STORAGE with a one-line reason when the state directory takes no writes.
 
     A run that fails with files left in the inbox would be started again at once by the path
@@ -149,7 +150,9 @@ def _inbox_waiting(state_dir: str) -> bool:
         return False
 
 
-def _record_failure(spec: dict[str, Any], started: datetime, ended: datetime, problem: str) -> None:
+def _record_failure(
+    spec: CoordinatorSpecJSON, started: datetime, ended: datetime, problem: str
+) -> None:
     """runs.jsonl gets the failed run when it still takes a line (`vigil status` shows it)."""
     config = spec["config"]
     record = RunRecord(job="coordinator", kind="coordinator", config=config, started=started)
@@ -159,7 +162,7 @@ def _record_failure(spec: dict[str, Any], started: datetime, ended: datetime, pr
         append_line(spec["state_dir"], line, limit)
 
 
-def run(spec: dict[str, Any], now: datetime) -> dict[str, int]:
+def run(spec: CoordinatorSpecJSON, now: datetime) -> dict[str, int]:
     """One coordinator run; returns counts for the journal and runs.jsonl."""
     state_dir = spec["state_dir"]
     real_start = utc_now()
@@ -199,7 +202,7 @@ def run(spec: dict[str, Any], now: datetime) -> dict[str, int]:
 
 
 def _process_claim(
-    spec: dict[str, Any],
+    spec: CoordinatorSpecJSON,
     state_dir: str,
     now: datetime,
     name: str | None,
@@ -214,7 +217,7 @@ def _process_claim(
     alerts = [_rejection(item) for item in intake.rejected]
     nag_states: dict[str, dict[str, Any]] = {}
     spec, watch_states = _readable_watches(spec, now)
-    watch_specs: dict[str, dict[str, Any]] = spec.get("watches") or {}
+    watch_specs: dict[str, WatchJSON] = spec.get("watches") or {}
     if intake.findings or any(watch_states.values()) or _has_absence(watch_specs):
         alerts += _apply_rules(
             spec, intake.findings, nag_states, watch_states, now, claim=intake.claim
@@ -282,11 +285,11 @@ def _process_claim(
 
 
 def _readable_watches(
-    spec: dict[str, Any], now: datetime
-) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    spec: CoordinatorSpecJSON, now: datetime
+) -> tuple[CoordinatorSpecJSON, dict[str, dict[str, Any]]]:
     """The spec without the watches whose state cannot be read (they stop, loudly, until it
     can), and the state of the others."""
-    watch_specs: dict[str, dict[str, Any]] = spec.get("watches") or {}
+    watch_specs: dict[str, WatchJSON] = spec.get("watches") or {}
     states: dict[str, dict[str, Any]] = {}
     for name in watch_specs:
         try:
@@ -356,7 +359,10 @@ def _not_acknowledged(held: list[Alert], watch_states: dict[str, dict[str, Any]]
 
 
 def _nags_still_due(
-    spec: dict[str, Any], held: list[Alert], nag_states: dict[str, dict[str, Any]], now: datetime
+    spec: CoordinatorSpecJSON,
+    held: list[Alert],
+    nag_states: dict[str, dict[str, Any]],
+    now: datetime,
 ) -> list[Alert]:
     """Held alerts, less the nags whose item a finding since has resolved (the reminder was
     done overnight): the morning message names only what is still due. A nag whose rule state
@@ -390,12 +396,12 @@ def _nags_still_due(
     return kept
 
 
-def _has_absence(watch_specs: dict[str, dict[str, Any]]) -> bool:
+def _has_absence(watch_specs: dict[str, WatchJSON]) -> bool:
     return any(watch.get("absence") for watch in watch_specs.values())
 
 
 def _quiet_hours_split(
-    spec: dict[str, Any], alerts: list[Alert], held: list[Alert], now: datetime
+    spec: CoordinatorSpecJSON, alerts: list[Alert], held: list[Alert], now: datetime
 ) -> tuple[list[Alert], list[Alert]]:
     """(to send now, to hold): in quiet hours only urgent alerts go out; after them all do.
     Of alerts about the same subject only the latest is kept."""
@@ -414,7 +420,7 @@ CONTROL_KINDS = ("ack", "arm", "watch-deadline")
 
 
 def _apply_rules(
-    spec: dict[str, Any],
+    spec: CoordinatorSpecJSON,
     claimed: list[Claimed],
     nag_states: dict[str, dict[str, Any]],
     watch_states: dict[str, dict[str, Any]],
@@ -424,9 +430,16 @@ def _apply_rules(
 ) -> list[Alert]:
     """The alerts of this run's findings (nag rules, watches) and of the watches' clocks.
     Rule state is updated in place; _save_rule_states writes it."""
-    from runner.rules.watches import check_absence, follow_up, kind_of, on_match, on_source_seen
+    from runner.rules.watches import (
+        check_absence,
+        follow_up,
+        kind_of,
+        on_match,
+        on_source_seen,
+        source_of,
+    )
 
-    watch_specs: dict[str, dict[str, Any]] = spec.get("watches") or {}
+    watch_specs: dict[str, WatchJSON] = spec.get("watches") or {}
     files = _file_watches(watch_specs)
     _settle(spec, watch_specs, watch_states, now)
     alerts: list[Alert] = []
@@ -438,9 +451,9 @@ def _apply_rules(
         watched = False  # a source a match watch reads is not also delivered as it is
         for name, watch in watch_specs.items():
             kind = kind_of(watch)
-            if kind == "absence" and watch["absence"]["source"] == finding.get("source"):
+            if kind == "absence" and source_of(watch) == finding.get("source"):
                 on_source_seen(name, watch_states[name], now)
-            elif kind == "match" and watch["match"]["source"] == finding.get("source"):
+            elif kind == "match" and source_of(watch) == finding.get("source"):
                 watched = True
                 alerts += on_match(name, watch, watch_states[name], finding, now)
         armed = _arm(files, watch_states, finding, now)
@@ -459,7 +472,7 @@ def _apply_rules(
 
 
 def _control(
-    watch_specs: dict[str, dict[str, Any]],
+    watch_specs: dict[str, WatchJSON],
     files: dict[str, FileWatchSpec],
     states: dict[str, dict[str, Any]],
     finding: dict[str, Any],
@@ -489,8 +502,8 @@ def _control(
 
 
 def _settle(
-    spec: dict[str, Any],
-    watch_specs: dict[str, dict[str, Any]],
+    spec: CoordinatorSpecJSON,
+    watch_specs: dict[str, WatchJSON],
     states: dict[str, dict[str, Any]],
     now: datetime,
 ) -> None:
@@ -526,7 +539,7 @@ def _remember_watch_messages(states: dict[str, dict[str, Any]], queued: list[Que
                     remember_messages(states[name], key, {channel: message_id})
 
 
-def _file_watches(watch_specs: dict[str, dict[str, Any]]) -> dict[str, FileWatchSpec]:
+def _file_watches(watch_specs: dict[str, WatchJSON]) -> dict[str, FileWatchSpec]:
     files = {name: watch for name, watch in watch_specs.items() if watch.get("file")}
     if not files:
         return {}
@@ -554,7 +567,7 @@ def _arm(
 
 
 def _alerts_for(
-    spec: dict[str, Any],
+    spec: CoordinatorSpecJSON,
     finding: dict[str, Any],
     states: dict[str, dict[str, Any]],
     now: datetime,
@@ -563,7 +576,7 @@ def _alerts_for(
     handled: bool = False,
 ) -> list[Alert]:
     source = str(finding["source"])
-    policy = (spec["coordinator"].get("sources") or {}).get(source) or {}
+    policy = (spec["coordinator"].get("sources") or {}).get(source)
     rules = spec.get("nag") or {}
     matching = [name for name, rule in rules.items() if str(rule["source"]) == source]
     alerts: list[Alert] = []
@@ -587,12 +600,12 @@ def _alerts_for(
     if not matching and (not handled or isinstance(finding.get("message"), str)):
         alerts.append(_as_is(finding, source))
     for alert in alerts:
-        alert.urgent = alert.urgent or bool(policy.get("urgent"))
+        alert.urgent = alert.urgent or bool(policy and policy.get("urgent"))
     return alerts
 
 
 def _save_rule_states(
-    spec: dict[str, Any],
+    spec: CoordinatorSpecJSON,
     state_dir: str,
     nag_states: dict[str, dict[str, Any]],
     watch_states: dict[str, dict[str, Any]],
@@ -688,7 +701,7 @@ caps count the rest)."""
 
 
 def _enqueue(
-    spec: dict[str, Any],
+    spec: CoordinatorSpecJSON,
     state_dir: str,
     alerts: list[Alert],
     intake: Intake,
@@ -734,7 +747,7 @@ def _not_in(alerts: list[Alert], keys: list[str], carried: list[str]) -> list[Al
 
 
 def _composed_for(
-    spec: dict[str, Any], channel: str, alerts: list[Alert], now: datetime
+    spec: CoordinatorSpecJSON, channel: str, alerts: list[Alert], now: datetime
 ) -> Outgoing:
     """The message to `channel` about `alerts` (routed there already)."""
     from runner.compose import compose
@@ -793,7 +806,7 @@ def _queue(
 
 
 def _note_nags(
-    spec: dict[str, Any],
+    spec: CoordinatorSpecJSON,
     nag_states: dict[str, dict[str, Any]],
     sending: list[Alert],
     queued: list[Queued],
@@ -822,7 +835,7 @@ def _note_nags(
 
 
 def _note_nags_queued_before(
-    spec: dict[str, Any],
+    spec: CoordinatorSpecJSON,
     nag_states: dict[str, dict[str, Any]],
     held_state: dict[str, Any] | None,
     raised_again: dict[str, Any],
@@ -856,7 +869,9 @@ def _note_nags_queued_before(
             told(rule, state, nag, now)
 
 
-def _nag_state(spec: dict[str, Any], rule: NagRuleSpec, now: datetime) -> dict[str, Any] | None:
+def _nag_state(
+    spec: CoordinatorSpecJSON, rule: NagRuleSpec, now: datetime
+) -> dict[str, Any] | None:
     """The rule's state as it was saved; None when it cannot be read (said when the rule runs,
     and its state is never overwritten)."""
     try:
@@ -865,7 +880,7 @@ def _nag_state(spec: dict[str, Any], rule: NagRuleSpec, now: datetime) -> dict[s
         return None
 
 
-def _deliver(spec: dict[str, Any], state_dir: str, now: datetime) -> dict[str, int]:
+def _deliver(spec: CoordinatorSpecJSON, state_dir: str, now: datetime) -> dict[str, int]:
     outbox = os.path.join(state_dir, OUTBOX)
     if not os.path.isdir(outbox) or not any(n.endswith(".json") for n in os.listdir(outbox)):
         return {"delivered": 0}

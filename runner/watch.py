@@ -23,11 +23,13 @@ TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block
 if TYPE_CHECKING:
     from typing import Any
 
+    from runner.spectypes import WatchSpecJSON
+
 
 def main(spec_path: str) -> int:
     try:
         with open(spec_path, encoding="utf-8") as handle:
-            spec: dict[str, Any] = json.load(handle)
+            spec: WatchSpecJSON = json.load(handle)
         if spec.get("spec") != 1 or spec.get("kind") != "watch":
             raise ValueError("not a version 1 watch spec")
     except (OSError, ValueError) as error:
@@ -56,7 +58,7 @@ def main(spec_path: str) -> int:
     return OK
 
 
-def previous_deadline(spec: dict[str, Any], now: datetime) -> datetime:
+def previous_deadline(spec: WatchSpecJSON, now: datetime) -> datetime:
     """The deadline before the one that fell due at (or last before) `now`: systemd's previous
     firing of the deadline's calendar in the watch's zone, so a clock change or a short month
     never moves it. A calendar the runner cannot read falls back to the compiled window."""
@@ -80,15 +82,19 @@ def previous_deadline(spec: dict[str, Any], now: datetime) -> datetime:
 
 
 def check_deadline(
-    spec: dict[str, Any], state_dir: str, now: datetime
+    spec: WatchSpecJSON, state_dir: str, now: datetime
 ) -> tuple[bool, dict[str, Any]]:
     deadline = spec["watch"]["deadline"]
+    if deadline is None:  # the timer of a file watch armed by a schedule: nothing arms it yet
+        raise TypeError(f"watch {spec['watch_name']} has no deadline to check")
     since = previous_deadline(spec, now)
-    if deadline.get("job"):
-        return _job(deadline["job"], state_dir, since)
-    if deadline.get("source"):
-        return _source(deadline["source"], state_dir, since)
-    return _file(os.path.expanduser(deadline["file"]), since)
+    if job := deadline.get("job"):
+        return _job(job, state_dir, since)
+    if source := deadline.get("source"):
+        return _source(source, state_dir, since)
+    file = deadline["file"]
+    assert file is not None  # a deadline names a job, a source or a file
+    return _file(os.path.expanduser(file), since)
 
 
 def _job(job: str, state_dir: str, since: datetime) -> tuple[bool, dict[str, Any]]:

@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ from runner.redact import REDACTED, cut_urls
 
 if TYPE_CHECKING:
     from runner.delivery.message import Message
+    from runner.spectypes import ChannelJSON
 
 LOGGER = "apprise"
 GRACE = 5.0
@@ -41,7 +42,7 @@ class SecretError(Exception):
 
 
 def send_apprise(
-    channel: Mapping[str, Any],
+    channel: ChannelJSON,
     message: Message,
     credentials_dir: str | os.PathLike[str] | None,
     timeout: float,
@@ -58,7 +59,7 @@ def send_apprise(
         )
 
 
-def channel_url(channel: Mapping[str, Any], credentials_dir: str | os.PathLike[str] | None) -> str:
+def channel_url(channel: ChannelJSON, credentials_dir: str | os.PathLike[str] | None) -> str:
     inline = channel.get("apprise")
     if inline:
         return str(inline)

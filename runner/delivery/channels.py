@@ -22,9 +22,9 @@ from runner.fsatomic import FILE_MODE, append_whole, ensure_dir, safe_name, writ
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from typing import Any
 
     from runner.delivery.message import Message
+    from runner.spectypes import ChannelJSON
 
 DEFAULT_TIMEOUT = 30.0
 ERROR_TAIL_CHARS = 500
@@ -50,7 +50,7 @@ class PlaceholderError(ValueError):
 
 
 def send(
-    name: str, channel: Mapping[str, Any], message: Message, context: SendContext
+    name: str, channel: ChannelJSON, message: Message, context: SendContext
 ) -> DeliveryOutcome:
     timeout = float(channel.get("timeout") or DEFAULT_TIMEOUT)
     try:
@@ -181,9 +181,11 @@ def command_values(channel: str, message: Message) -> dict[str, str]:
 
 
 def send_command(
-    channel: Mapping[str, Any], name: str, message: Message, context: SendContext, timeout: float
+    channel: ChannelJSON, name: str, message: Message, context: SendContext, timeout: float
 ) -> DeliveryOutcome:
-    argv_template = [str(arg) for arg in channel["command"]]
+    command = channel["command"]
+    assert command is not None  # send() passes command channels only
+    argv_template = [str(arg) for arg in command]
     try:
         used = {field for arg in argv_template for field in placeholders(arg)}
     except PlaceholderError as error:

@@ -32,6 +32,8 @@ TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block
 if TYPE_CHECKING:
     from typing import Any
 
+    from runner.spectypes import ChannelJSON, CoordinatorSpecJSON
+
 LOCK = ".lock"
 SAFE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
@@ -105,9 +107,12 @@ class RetryPolicy:
         self.fallback = fallback
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> RetryPolicy:
-        delivery = (spec.get("coordinator") or {}).get("delivery") or {}
+    def from_spec(cls, spec: CoordinatorSpecJSON) -> RetryPolicy:
+        coordinator = spec.get("coordinator")
+        delivery = coordinator.get("delivery") if coordinator else None
         policy = cls()
+        if not delivery:
+            return policy
         return cls(
             attempts=max(1, int(delivery.get("attempts") or policy.attempts)),
             backoff=float(delivery.get("backoff") or policy.backoff),
@@ -254,7 +259,7 @@ def _queue_files(directory: str) -> list[str]:
 
 
 def deliver_due(
-    spec: dict[str, Any],
+    spec: CoordinatorSpecJSON,
     state_dir: str | os.PathLike[str],
     now: datetime,
     credentials_dir: str | os.PathLike[str] | None,
@@ -275,7 +280,7 @@ def _say(text: str) -> None:
 class _DeliveryRun:
     def __init__(
         self,
-        spec: dict[str, Any],
+        spec: CoordinatorSpecJSON,
         state: str,
         now: datetime,
         credentials_dir: str | os.PathLike[str] | None,
@@ -285,7 +290,7 @@ class _DeliveryRun:
         self.now = now
         self.report = DeliveryReport()
         self.policy = RetryPolicy.from_spec(spec)
-        self.channels: dict[str, Any] = spec.get("channels") or {}
+        self.channels: dict[str, ChannelJSON] = spec.get("channels") or {}
         self.context = SendContext(state, credentials_dir, now)
         self.ledger = Ledger.load(state)
         self.alerts: list[str] = []
@@ -342,7 +347,7 @@ class _DeliveryRun:
             entry["last_error"] = f"no channel named {message.channel!r} in the config"
             self._dead(path, entry, message)
             return
-        if channel.get("file") and not self._mark_sending(path, entry, message, channel["file"]):
+        if (file := channel.get("file")) and not self._mark_sending(path, entry, message, file):
             return
         outcome = send(message.channel, channel, message, self.context)
         if outcome.ok:

@@ -30,6 +30,8 @@ TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block
 if TYPE_CHECKING:
     from typing import Any
 
+    from runner.spectypes import LadderStepJSON, NagRuleJSON
+
 STATE_VERSION = 1
 DAY = 86400
 SLACK = 60.0
@@ -58,22 +60,22 @@ class NagRuleSpec:
         "timezone",
     )
 
-    def __init__(self, name: str, spec: dict[str, Any], timezone: str | None = None) -> None:
+    def __init__(self, name: str, spec: NagRuleJSON, timezone: str | None = None) -> None:
         self.name = name
         self.source = str(spec["source"])
-        self.items: str | None = spec.get("items")
+        self.items = spec.get("items")
         self.key = str(spec.get("key") or NAG_KEY_FIELD)
-        self.days_field: str | None = spec.get("days_field")
-        self.ladder: list[dict[str, Any]] | None = spec.get("ladder")
-        self.stop_after: int | None = spec.get("stop_after")
+        self.days_field = spec.get("days_field")
+        self.ladder = spec.get("ladder")
+        self.stop_after = spec.get("stop_after")
         self.min_interval = int(spec.get("min_interval") or 0)
-        self.once_per: int | None = spec.get("once_per")
+        self.once_per = spec.get("once_per")
         # Written in days or weeks: calendar days (an older spec says nothing: whole days are).
         self.calendar = {
             "once_per": spec.get("once_per_calendar"),
             "min_interval": spec.get("min_interval_calendar"),
         }
-        self.message: str | None = spec.get("message")
+        self.message = spec.get("message")
         self.priority = int(spec.get("priority") or 0)
         self.resolve_missing = bool(spec.get("resolve_missing", True))
         self.retention = int(spec.get("retention") or NAG_RETENTION)
@@ -252,9 +254,9 @@ def next_nag(rule: NagRuleSpec, record: dict[str, Any]) -> NextNag | None:
         return NextNag(count, 0, True, _due(rule, last, rule.once_per, "once_per"))
     if rule.stop_after is not None and count > rule.stop_after:
         return None
-    step = _step(rule.ladder or [], count) or {}
-    due = _due(rule, last, rule.min_interval, "min_interval")
-    return NextNag(count, float(step.get("min_days") or 0), False, due)
+    step = _step(rule.ladder or [], count)
+    min_days = float(step.get("min_days") or 0) if step is not None else 0.0
+    return NextNag(count, min_days, False, _due(rule, last, rule.min_interval, "min_interval"))
 
 
 def not_before(last: datetime, seconds: int, calendar: bool, timezone: str | None) -> datetime:
@@ -270,7 +272,7 @@ def not_before(last: datetime, seconds: int, calendar: bool, timezone: str | Non
     return last + timedelta(seconds=seconds - min(SLACK, seconds / 10))
 
 
-def _step(ladder: list[dict[str, Any]], count: int) -> dict[str, Any] | None:
+def _step(ladder: list[LadderStepJSON], count: int) -> LadderStepJSON | None:
     """The highest rung whose min_count the nag number has reached."""
     reached = [step for step in ladder if int(step.get("min_count") or 1) <= count]
     return reached[-1] if reached else None

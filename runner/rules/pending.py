@@ -26,6 +26,8 @@ TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block
 if TYPE_CHECKING:
     from typing import Any
 
+    from runner.spectypes import WatchJSON
+
 SUMMARY_LINES = 3
 SUMMARY_BYTES = 4096
 
@@ -44,17 +46,18 @@ class FileWatchSpec:
         "within",
     )
 
-    def __init__(self, name: str, watch: dict[str, Any]) -> None:
+    def __init__(self, name: str, watch: WatchJSON) -> None:
         condition = watch["file"]
-        armed = condition.get("armed_by") or {}
+        assert condition is not None  # only file watches get here
+        armed = condition.get("armed_by")
         self.name = name
-        self.spec = watch
+        self.spec = watch  # its alerts read it (rules/watches.py)
         self.path = str(condition["path"])
         self.roots = roots_of(self.path, condition.get("roots"))
         self.within = int(condition["within"])
-        self.source: str | None = armed.get("source")
-        self.items: str | None = armed.get("items")
-        self.key: str | None = armed.get("key")  # its alerts read `spec` (rules/watches.py)
+        self.source = armed.get("source") if armed else None
+        self.items = armed.get("items") if armed else None
+        self.key = armed.get("key") if armed else None
 
 
 def arm_key(

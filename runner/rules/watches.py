@@ -16,6 +16,7 @@ A fired instance is alerted again every `repeat` until acknowledged, and escalat
 from __future__ import annotations
 
 import json
+import operator
 import re
 import sys
 from datetime import datetime, timedelta
@@ -30,6 +31,8 @@ TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block
 if TYPE_CHECKING:
     from typing import Any
 
+    from runner.spectypes import ConditionJSON, MatchJSON, WatchJSON
+
 HISTORY_LIMIT = 20
 DEFAULT_MESSAGES = {
     "deadline": "{watch}: not done by {deadline}: {evidence}",
@@ -39,7 +42,7 @@ DEFAULT_MESSAGES = {
 }
 
 
-def kind_of(watch: dict[str, Any]) -> str:
+def kind_of(watch: WatchJSON) -> str:
     return next(k for k in ("deadline", "match", "file", "absence") if watch.get(k))
 
 
@@ -73,7 +76,7 @@ def transition(
 
 def alert(
     name: str,
-    watch: dict[str, Any],
+    watch: WatchJSON,
     key: str,
     instance: dict[str, Any],
     now: datetime,
@@ -82,7 +85,6 @@ def alert(
 ) -> Alert:
     """The alert for an instance: to `notify` (or deliver_to) plus the hand-off channel."""
     kind = kind_of(watch)
-    condition = watch[kind]
     evidence = instance.get("evidence")
     values = {
         "watch": name,
@@ -90,16 +92,18 @@ def alert(
         "state": instance.get("state"),
         "evidence": evidence.get("text", evidence) if isinstance(evidence, dict) else evidence,
         "deadline": instance.get("deadline") or "",
-        "source": condition.get("source") or "",
+        "source": source_of(watch) or "",
     }
     text = fill(watch.get("message") or DEFAULT_MESSAGES[kind], values)
     if escalation:
-        to = list(watch["escalate"]["to"])
+        escalate = watch["escalate"]
+        assert escalate is not None  # follow_up escalates only a watch that says where to
+        to = list(escalate["to"])
         text = f"escalated, not acknowledged: {text}"
     else:
         to = list(watch.get("notify") or [])
-        if watch.get("handoff"):
-            to = (to or [DEFAULT_ROUTE]) + [watch["handoff"]]
+        if handoff := watch.get("handoff"):
+            to = (to or [DEFAULT_ROUTE]) + [handoff]
     count = int(instance.get("alerts") or 0) + 1
     instance.update(alerts=count, lastAlert=iso(now))
     escalated = ":esc" if escalation else ""
@@ -115,10 +119,16 @@ def alert(
     )
 
 
+def source_of(watch: WatchJSON) -> str | None:
+    """The source a deadline, match or absence watch reads (a file watch names none)."""
+    condition = watch.get("deadline") or watch.get("match") or watch.get("absence")
+    return condition.get("source") if condition else None
+
+
 # -- match ---------------------------------------------------------------------------------
 
 
-def matches(condition: dict[str, Any], finding: dict[str, Any]) -> list[tuple[str, Any]]:
+def matches(condition: MatchJSON, finding: dict[str, Any]) -> list[tuple[str, Any]]:
     """(key, item) for each item of the finding (or the finding) meeting the conditions."""
     if finding.get("source") != condition["source"]:
         return []
@@ -137,28 +147,28 @@ def matches(condition: dict[str, Any], finding: dict[str, Any]) -> list[tuple[st
     return hits
 
 
-def _holds(test: dict[str, Any], item: dict[str, Any]) -> bool:
+def _holds(test: ConditionJSON, item: dict[str, Any]) -> bool:
     value = dig(item, test["field"])
-    if test.get("equals") is not None:
-        return bool(value == test["equals"])
-    if test.get("not_equals") is not None:
-        return bool(value != test["not_equals"])
-    if test.get("contains") is not None:
+    if (equals := test.get("equals")) is not None:
+        return bool(value == equals)
+    if (not_equals := test.get("not_equals")) is not None:
+        return bool(value != not_equals)
+    if (contains := test.get("contains")) is not None:
         if isinstance(value, list):
-            return test["contains"] in value
-        return isinstance(value, str) and test["contains"] in value
-    if test.get("regex") is not None:
-        return isinstance(value, str) and re.search(test["regex"], value) is not None
+            return contains in value
+        return isinstance(value, str) and contains in value
+    if (regex := test.get("regex")) is not None:
+        return isinstance(value, str) and re.search(regex, value) is not None
     if not isinstance(value, int | float) or isinstance(value, bool):
         return False
-    for op, check in (
-        ("gt", value.__gt__),
-        ("gte", value.__ge__),
-        ("lt", value.__lt__),
-        ("lte", value.__le__),
+    for bound, check in (
+        (test.get("gt"), operator.gt),
+        (test.get("gte"), operator.ge),
+        (test.get("lt"), operator.lt),
+        (test.get("lte"), operator.le),
     ):
-        if test.get(op) is not None:
-            return bool(check(test[op]))
+        if bound is not None:
+            return bool(check(value, bound))
     return False
 
 
@@ -169,10 +179,12 @@ def _digest(text: str) -> str:
 
 
 def on_match(
-    name: str, watch: dict[str, Any], state: dict[str, Any], finding: dict[str, Any], now: datetime
+    name: str, watch: WatchJSON, state: dict[str, Any], finding: dict[str, Any], now: datetime
 ) -> list[Alert]:
+    condition = watch["match"]
+    assert condition is not None  # the coordinator passes match watches only
     alerts = []
-    for key, item in matches(watch["match"], finding):
+    for key, item in matches(condition, finding):
         known = instances(state)
         if key in known:
             continue  # one item fires once
@@ -203,14 +215,14 @@ def on_source_seen(name: str, state: dict[str, Any], now: datetime) -> None:
         transition(name, "silence", instance, WatchState.SATISFIED, now, reported)
 
 
-def check_absence(
-    name: str, watch: dict[str, Any], state: dict[str, Any], now: datetime
-) -> list[Alert]:
+def check_absence(name: str, watch: WatchJSON, state: dict[str, Any], now: datetime) -> list[Alert]:
+    absence = watch["absence"]
+    assert absence is not None  # the coordinator passes absence watches only
     last = parse_iso(state.get("lastSeen"))
     if last is None:
         state["lastSeen"] = iso(now)  # the silence is counted from when the watch first ran
         return []
-    limit = int(watch["absence"]["for"])
+    limit = int(absence["for"])
     known = instances(state)
     instance = known.get("silence")
     silent = (now - last).total_seconds()
@@ -230,7 +242,7 @@ def check_absence(
 
 
 def on_deadline_result(
-    name: str, watch: dict[str, Any], state: dict[str, Any], finding: dict[str, Any], now: datetime
+    name: str, watch: WatchJSON, state: dict[str, Any], finding: dict[str, Any], now: datetime
 ) -> list[Alert]:
     key = str(finding.get("key") or finding.get("timestamp"))
     known = instances(state)
@@ -255,9 +267,7 @@ def on_ack(name: str, state: dict[str, Any], key: str | None, now: datetime) -> 
 # -- repeats, escalation, delivery and hand-off bookkeeping -----------------------------------
 
 
-def follow_up(
-    name: str, watch: dict[str, Any], state: dict[str, Any], now: datetime
-) -> list[Alert]:
+def follow_up(name: str, watch: WatchJSON, state: dict[str, Any], now: datetime) -> list[Alert]:
     alerts = []
     repeat = watch.get("repeat")
     escalate = watch.get("escalate")
@@ -299,7 +309,7 @@ def remember_messages(state: dict[str, Any], alert_key: str, messages: dict[str,
 
 
 def settle(
-    name: str, watch: dict[str, Any], state: dict[str, Any], ledger: dict[str, Any], now: datetime
+    name: str, watch: WatchJSON, state: dict[str, Any], ledger: dict[str, Any], now: datetime
 ) -> None:
     """fired/expired -> delivered once every message of the instance is in the ledger; the
     hand-off's exit status is kept (0: the agent accepted it)."""
