@@ -13,6 +13,7 @@ from runner.contract import SPEC_VERSION
 
 __all__ = ["SPEC_VERSION"]  # also read by `vigil doctor`'s probe of another interpreter
 OUTPUT_MODES = ("findings", "log", "message")
+"""runner.spectypes.OutputMode at run time (tests/test_spectypes.py checks they agree)."""
 DEFAULT_HISTORY_MAX_BYTES = 5 * 1024 * 1024
 DEFAULT_MAX_RETRIES = 2
 

@@ -1,6 +1,7 @@
 """The compiler's layers, as its imports show them: a module imports from its own layer and lower
 ones only (`compiler.LAYERS`, lowest first), the runner never imports the compiler, no import
-cycle among the modules of either, and nothing below the cli prints.
+cycle among the modules of either, and nothing below the cli prints; the contract modules
+import nothing of vigil, and the runner imports its spec types for mypy only.
 
 Every import counts, at module level or inside a function alike. Each check is a function of
 the imports (or the source) it is given, so the cases at the end feed it wrong ones to show
@@ -381,3 +382,70 @@ def test_the_contract_imports_nothing_and_its_folder_names_are_nowhere_else() ->
     assert not found, "folder names of the state directory outside runner/contract.py:\n" + (
         "\n".join(found)
     )
+
+
+SPEC_TYPES = "runner.spectypes"
+
+
+def runtime_imports(path: str, source: str, target: str = SPEC_TYPES) -> list[str]:
+    """Imports of `target` in a module's source that run: those outside `if TYPE_CHECKING:`."""
+    tree = ast.parse(source)
+    for_mypy = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+        for statement in node.body
+        for inner in ast.walk(statement)
+    }
+    package = target.rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module == package:
+            names = [f"{package}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        else:
+            continue
+        if target in names and id(node) not in for_mypy:
+            found.append(f"{path}:{node.lineno}: `{ast.unparse(node)}`")
+    return found
+
+
+def test_the_spec_types_import_only_typing_and_the_runner_reads_them_for_mypy_only() -> None:
+    """runner/spectypes.py costs milliseconds to import (typing, and classes built at import):
+    no runner start may pay them, so runner modules import it under `if TYPE_CHECKING:`."""
+    files = module_files()
+    tree = ast.parse(files[SPEC_TYPES].read_text(encoding="utf-8"))
+    imported = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert imported == {"typing"}
+    found = [
+        line
+        for module, path in files.items()
+        if module.split(".")[0] == "runner"
+        for line in runtime_imports(str(path.relative_to(ROOT)), path.read_text(encoding="utf-8"))
+    ]
+    assert not found, "the runner imports its spec types at run time:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        (
+            "from runner.spectypes import WatchJSON\n",
+            ["x.py:1: `from runner.spectypes import WatchJSON`"],
+        ),
+        ("from runner import spectypes\n", ["x.py:1: `from runner import spectypes`"]),
+        ("def f():\n    import runner.spectypes\n", ["x.py:2: `import runner.spectypes`"]),
+        ("TYPE_CHECKING = False\nif TYPE_CHECKING:\n    from runner.spectypes import X\n", []),
+        ("import typing\nif typing.TYPE_CHECKING:\n    from runner import spectypes\n", []),
+    ],
+)
+def test_a_run_time_import_of_the_spec_types_fails(source: str, said: list[str]) -> None:
+    assert runtime_imports("x.py", source) == said
