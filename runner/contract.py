@@ -1,7 +1,8 @@
 """What the compiler writes and the runner reads, defined once: the spec version, unit names, the
 state directory's layout, the fields a command channel offers and the defaults of nag rules.
 
-Both sides import it and it imports nothing: every runner start loads it.
+Both sides import it and it imports nothing: every runner start loads it. The specs' shapes,
+as types, are in runner/spectypes.py (imported by the runner for type checking only).
 """
 
 from __future__ import annotations

@@ -5,13 +5,14 @@ The compiler's builders (compiler/generate/specs.py) return them and the runner'
 them; tests/test_spectypes.py compiles configs with every kind of watch and channel and checks
 each spec against its type, key by key, so the two cannot drift apart.
 
-`NotRequired` marks a key that a spec written by an older vigil of the same spec version lacks,
-that only some specs of a kind have, or that only a hand-written spec has: the runner reads
-those with a default.
+`NotRequired` (or `total=False`) marks a key that a spec written by an older vigil of the same
+spec version lacks, that only some specs of a kind have, or that only a hand-written spec has:
+the runner reads those with a default.
 
-The runner imports this module only for type checking (`typing` costs ~3 ms at start-up). No
-`from __future__ import annotations` here: with annotations kept as strings, Python 3.11
-cannot tell a NotRequired key from a required one at run time, and the test asks it.
+The runner imports this module only for type checking: `typing` and building these classes cost
+milliseconds, and a coordinator run is mostly start-up. No `from __future__ import annotations`
+here: with annotations kept as strings, Python 3.11 cannot tell a NotRequired key from a
+required one at run time, and the test asks it.
 """
 
 from typing import Literal, NotRequired, TypedDict
@@ -20,6 +21,9 @@ SpecKind = Literal["job", "coordinator", "watch", "failure"]
 OutputMode = Literal["findings", "log", "message"]
 """How a job's stdout is read (runner.spec.OUTPUT_MODES at run time)."""
 BudgetScope = Literal["job", "global"]
+ScalarJSON = str | int | float | bool
+
+
 # --- what every spec has ----------------------------------------------------------------------
 
 
@@ -35,7 +39,7 @@ class SpecJSON(TypedDict):
     timezone: str
     """The config's timezone."""
     history_max_bytes: NotRequired[int]
-    """Where runs.jsonl rotates; never written by the compiler (tests set it)."""
+    """The size at which runs.jsonl rotates; never written by the compiler (tests set it)."""
 
 
 class ServiceSpecJSON(SpecJSON):
@@ -76,7 +80,7 @@ class AfterJSON(TypedDict):
     """This job's shortest gap between firings: how recent the predecessor's success must be
     when its calendar cannot be read."""
     timeout: NotRequired[int]
-    """The predecessor's timeout: how long to wait for it while it runs."""
+    """The predecessor's timeout (the runner waits for a running one up to its own)."""
     calendar: NotRequired[CalendarJSON | None]
     """The predecessor's timer: its success must be since its latest firing."""
 
@@ -215,15 +219,12 @@ class DeadlineJSON(TypedDict):
     file: str | None
 
 
-Scalar = str | int | float | bool
-
-
 class ConditionJSON(TypedDict):
     """Exactly one operator is set."""
 
     field: str
-    equals: Scalar | None
-    not_equals: Scalar | None
+    equals: ScalarJSON | None
+    not_equals: ScalarJSON | None
     contains: str | None
     regex: str | None
     gt: float | None
