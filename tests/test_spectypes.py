@@ -7,7 +7,6 @@ The cases at the end feed the checker specs it must refuse."""
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 from pathlib import Path
@@ -26,6 +25,7 @@ from tests.conftest import EXAMPLES, ROOT
 from tests.simulation import scenario
 
 CASES = sorted((ROOT / "tests" / "cases" / "specs").glob("*.yaml"))
+EVERY_KIND = ROOT / "tests" / "cases" / "specs" / "every-kind.yaml"
 SPEC_TYPES: dict[str, Any] = {
     "job": spectypes.JobSpecJSON,
     "coordinator": spectypes.CoordinatorSpecJSON,
@@ -123,7 +123,8 @@ def compiled(path: Path, system: bool) -> dict[str, Any]:
 
 
 def simulated_world(root: Path) -> dict[str, Any]:
-    """The simulation's config: every watch kind, and chains of nothing but external sources."""
+    """The specs of the simulation's config: every watch kind, models with budgets, a command
+    channel, in a zone with clock changes."""
     params = scenario.draw_params(random.Random(1), scenario.ZONES[0])
     text = scenario.config_text(params, root, "http://127.0.0.1:9")
     config = validate_document(load_text(text, "sim.yaml")).config
@@ -152,8 +153,13 @@ def test_the_simulated_worlds_specs_have_the_shape_of_their_types(tmp_path: Path
     assert check(simulated_world(tmp_path)) == []
 
 
-def test_the_cases_have_every_kind_of_watch_and_channel() -> None:
-    [coordinator] = [s for s in compiled(CASES[0], False).values() if s["kind"] == "coordinator"]
+def every_kind_coordinator() -> dict[str, Any]:
+    [spec] = [s for s in compiled(EVERY_KIND, False).values() if s["kind"] == "coordinator"]
+    return spec
+
+
+def test_the_every_kind_config_has_every_kind_of_watch_and_channel() -> None:
+    coordinator = every_kind_coordinator()
     kinds = ("deadline", "match", "file", "absence")
     assert {k for w in coordinator["watches"].values() for k in kinds if w[k]} == set(kinds)
     kinds = ("apprise", "apprise_secret", "command", "file")
@@ -187,11 +193,6 @@ def test_not_required_keys_are_told_apart_at_run_time() -> None:
 
 
 # -- the checker refuses what does not agree ----------------------------------------------------
-
-
-def _every_kind() -> dict[str, Any]:
-    [spec] = [s for s in compiled(CASES[0], False).values() if s["kind"] == "coordinator"]
-    return spec
 
 
 def _undeclared(spec: dict[str, Any]) -> None:
@@ -230,6 +231,6 @@ def _not_required(spec: dict[str, Any]) -> None:
     ],
 )
 def test_the_checker_refuses_a_spec_that_does_not_agree(change: Any, said: list[str]) -> None:
-    spec = copy.deepcopy(_every_kind())
+    spec = every_kind_coordinator()
     change(spec)
     assert Checker().problems(spec, spectypes.CoordinatorSpecJSON, "coordinator") == said
