@@ -120,7 +120,7 @@ def pytest_runtest_logreport(report: Any) -> None:
             _switch_context("")
 
 
-def pytest_sessionfinish(session: Any) -> None:
+def pytest_sessionfinish() -> None:
     path = os.environ.get("MUTATION_DURATIONS")
     if path:
         Path(path).write_text(json.dumps({"durations": _durations, "failed": sorted(_failed)}))

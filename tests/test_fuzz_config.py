@@ -58,7 +58,7 @@ class Hang(Exception):
 def time_bound(seconds: float) -> Iterator[None]:
     """Interrupt an example that runs longer than `seconds`: a hang fails instead of blocking."""
 
-    def expire(signum: int, frame: object) -> None:
+    def expire(_signum: int, _frame: object) -> None:
         raise Hang(f"example still running after {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, expire)

@@ -96,7 +96,7 @@ class DayAPI(FakeMessagesAPI):
             self.requests.append({"body": body, "headers": headers, "job": self.job})
             return "finding"
 
-    def reply(self, kind: str, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+    def reply(self, _kind: str, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
         block = tool_use(answer(self.job, command_output(body), self.now))
         usage = {"input_tokens": input_tokens(body), "output_tokens": tokens(json.dumps(block))}
         with self.lock:

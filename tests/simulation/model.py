@@ -119,7 +119,7 @@ def expected_alerts(world: World, seen: Observed) -> list[Expected]:
     return found
 
 
-def window(world: World, quiet: Quiet, alert: Expected) -> tuple[datetime, datetime, bool]:
+def window(quiet: Quiet, alert: Expected) -> tuple[datetime, datetime, bool]:
     held = not alert.urgent and quiet.holds(alert.born)
     earliest = quiet.ends_after(alert.born) if held else alert.born
     latest = earliest + SLACK
@@ -151,7 +151,7 @@ def _alerts(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Repo
     spare = {id(m): m["more"] for m in sink.messages}
     missing = []
     for alert in expected_alerts(world, seen):
-        earliest, latest, held = window(world, quiet, alert)
+        earliest, latest, held = window(quiet, alert)
         if latest > world.end:
             continue  # its window outlasts the simulation: nothing to say yet
         hits = sink.find(alert.token)
@@ -398,7 +398,7 @@ def _watches(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Rep
         if finding.body.get("source") == "mail" and finding.token:
             key = finding.body["messages"][0]["id"]
             hits = sink.find(finding.token)
-            _, latest, _ = window(world, quiet, Expected(finding.token, "vigil", finding.at))
+            _, latest, _ = window(quiet, Expected(finding.token, "vigil", finding.at))
             if latest > world.end:
                 continue  # its window outlasts the simulation: nothing to say yet
             ack = acks.get(key)
@@ -448,7 +448,7 @@ def _watches(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Rep
                 break
         told = [t for m in sink.messages for t in m["texts"] if t.startswith(f"research {key}: ")]
         if state is not None and decided is not None:
-            _, latest, _ = window(world, quiet, Expected(key, "vigil", decided))
+            _, latest, _ = window(quiet, Expected(key, "vigil", decided))
             if latest > world.end:
                 continue  # quiet hours hold the news past the simulation's end
             report.check(
