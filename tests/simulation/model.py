@@ -393,6 +393,12 @@ def _absence(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Rep
 
 
 def _watches(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Report) -> None:
+    _match_watches(world, sink, quiet, report)
+    _file_watches(world, seen, sink, quiet, report)
+
+
+def _match_watches(world: World, sink: Sink, quiet: Quiet, report: Report) -> None:
+    """Every urgent mail is named in time, once per message, and not again after its ack."""
     acks = {f.body["key"]: f.at for f in world.findings() if f.body.get("kind") == "ack"}
     for finding in world.findings():
         if finding.body.get("source") == "mail" and finding.token:
@@ -430,6 +436,10 @@ def _watches(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Rep
                     at,
                     f"match watch {key}: {n} identical lines in one message",
                 )
+
+
+def _file_watches(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Report) -> None:
+    """Every dispatched task is reported satisfied (its file came in time) or expired."""
     runs = sorted(seen.runs)
     written = {e.data["key"]: e.at for e in world.events if e.kind == "file"}
     for finding in world.findings():
