@@ -56,7 +56,8 @@ def job_spec(config: Config, name: str, job: Job, system: bool) -> dict[str, Any
     return spec
 
 
-def _after(config: Config, name: str, job: Job) -> dict[str, Any] | None:
+# `name` is unused: left as it is while another change reworks _after (drop the noqa then).
+def _after(config: Config, name: str, job: Job) -> dict[str, Any] | None:  # noqa: ARG001
     """The predecessor must have succeeded in its own current cycle: since its latest
     scheduled firing (`calendar`, computed by the runner). `window` (this job's shortest gap
     between firings) is the fallback for a schedule the runner cannot read."""
