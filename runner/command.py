@@ -25,7 +25,7 @@ class Stopped(BaseException):
     """The runner itself was told to stop (SIGTERM from systemd): kill the command, record."""
 
 
-def raise_stopped(signum: int, frame: object) -> None:
+def raise_stopped(signum: int, _frame: object) -> None:
     raise Stopped(signal.Signals(signum).name)
 
 

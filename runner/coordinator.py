@@ -430,15 +430,6 @@ def _apply_rules(
 ) -> list[Alert]:
     """The alerts of this run's findings (nag rules, watches) and of the watches' clocks.
     Rule state is updated in place; _save_rule_states writes it."""
-    from runner.rules.watches import (
-        check_absence,
-        follow_up,
-        kind_of,
-        on_match,
-        on_source_seen,
-        source_of,
-    )
-
     watch_specs: dict[str, WatchJSON] = spec.get("watches") or {}
     files = _file_watches(watch_specs)
     _settle(spec, watch_specs, watch_states, now)
@@ -448,26 +439,57 @@ def _apply_rules(
         if finding.get("source") == VIGIL_SOURCE and finding.get("kind") in CONTROL_KINDS:
             alerts += _control(watch_specs, files, watch_states, finding, now)
             continue
-        watched = False  # a source a match watch reads is not also delivered as it is
-        for name, watch in watch_specs.items():
-            kind = kind_of(watch)
-            if kind == "absence" and source_of(watch) == finding.get("source"):
-                on_source_seen(name, watch_states[name], now)
-            elif kind == "match" and source_of(watch) == finding.get("source"):
-                watched = True
-                alerts += on_match(name, watch, watch_states[name], finding, now)
+        watched, matched = _watches_of_source(watch_specs, watch_states, finding, now)
+        alerts += matched
         armed = _arm(files, watch_states, finding, now)
         alerts += _alerts_for(spec, finding, nag_states, now, claim=claim, handled=armed or watched)
+    return alerts + _due_watch_alerts(watch_specs, files, watch_states, now)
+
+
+def _watches_of_source(
+    watch_specs: dict[str, WatchJSON],
+    states: dict[str, dict[str, Any]],
+    finding: dict[str, Any],
+    now: datetime,
+) -> tuple[bool, list[Alert]]:
+    """Tell the watches of the finding's source: absence watches that it was seen, match
+    watches that it matched. Returns whether a match watch reads the source (its findings are
+    then not also delivered as they are) and the match alerts."""
+    from runner.rules.watches import kind_of, on_match, on_source_seen, source_of
+
+    watched = False
+    alerts: list[Alert] = []
+    for name, watch in watch_specs.items():
+        kind = kind_of(watch)
+        if kind == "absence" and source_of(watch) == finding.get("source"):
+            on_source_seen(name, states[name], now)
+        elif kind == "match" and source_of(watch) == finding.get("source"):
+            watched = True
+            alerts += on_match(name, watch, states[name], finding, now)
+    return watched, alerts
+
+
+def _due_watch_alerts(
+    watch_specs: dict[str, WatchJSON],
+    files: dict[str, FileWatchSpec],
+    states: dict[str, dict[str, Any]],
+    now: datetime,
+) -> list[Alert]:
+    """The alerts no finding brings: armed file watches whose file appeared or deadline
+    passed, sources silent for too long, repeats and escalations due."""
+    from runner.rules.watches import check_absence, follow_up, kind_of
+
+    alerts: list[Alert] = []
     if files:
         from runner.rules.pending import check, pending
 
         for name, file_watch in files.items():
-            if pending(watch_states[name]):
-                alerts += check(file_watch, watch_states[name], now)
+            if pending(states[name]):
+                alerts += check(file_watch, states[name], now)
     for name, watch in watch_specs.items():
         if kind_of(watch) == "absence":
-            alerts += check_absence(name, watch, watch_states[name], now)
-        alerts += follow_up(name, watch, watch_states[name], now)
+            alerts += check_absence(name, watch, states[name], now)
+        alerts += follow_up(name, watch, states[name], now)
     return alerts
 
 

@@ -276,20 +276,11 @@ def _problem(path: str, info: os.stat_result, max_bytes: int) -> str | None:
 
 
 def _read(path: str, max_bytes: int) -> tuple[dict[str, object] | None, str | None]:
+    """(the finding, None) or (None, why the file is not one)."""
     try:
-        reason = _problem(path, os.lstat(path), max_bytes)
+        raw, reason = _read_at_most(path, max_bytes)
         if reason is not None:
             return None, reason
-        # O_NOFOLLOW, O_NONBLOCK and the fstat: a file swapped for a link or a FIFO after the
-        # check is still never followed or waited on; at most max_bytes + 1 bytes are read.
-        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
-        with os.fdopen(handle, "rb") as stream:
-            reason = _problem(path, os.fstat(handle), max_bytes)
-            if reason is not None:
-                return None, reason
-            raw = stream.read(max_bytes + 1)
-        if len(raw) > max_bytes:
-            return None, f"grew past the limit of {max_bytes} bytes"
         data = json.loads(raw.decode("utf-8"))
         # A lone surrogate (`"\udcff"`) parses but can never be written out as UTF-8.
         json.dumps(data, ensure_ascii=False).encode("utf-8")
@@ -309,6 +300,24 @@ def _read(path: str, max_bytes: int) -> tuple[dict[str, object] | None, str | No
     if problem is None and not isinstance(data.get("timestamp"), str):
         problem = "has no `timestamp`"
     return (data, None) if problem is None else (None, f"is not a finding: {problem}")
+
+
+def _read_at_most(path: str, max_bytes: int) -> tuple[bytes, str | None]:
+    """(the bytes, None) or (b"", why the entry is not read); OSError when it cannot be."""
+    reason = _problem(path, os.lstat(path), max_bytes)
+    if reason is not None:
+        return b"", reason
+    # O_NOFOLLOW, O_NONBLOCK and the fstat: a file swapped for a link or a FIFO after the
+    # check is still never followed or waited on; at most max_bytes + 1 bytes are read.
+    handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    with os.fdopen(handle, "rb") as stream:
+        reason = _problem(path, os.fstat(handle), max_bytes)
+        if reason is not None:
+            return b"", reason
+        raw = stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        return b"", f"grew past the limit of {max_bytes} bytes"
+    return raw, None
 
 
 def _reject(state_dir: str, item: Rejected) -> None:

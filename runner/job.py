@@ -31,6 +31,7 @@ from runner.statefile import StateUnreadable
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
     from runner.budget import Exhausted, Reservation
+    from runner.history import Usage
     from runner.redact import Redactor
 
 JOURNAL_FINDING_CHARS = 8000
@@ -104,6 +105,24 @@ def _clean(redactor: Redactor | None, text: str) -> str:
 
 
 def _run(spec: JobSpec, record: RunRecord, redactor: Redactor | None) -> JobOutcome:
+    refused = _refused_before_the_command(spec, record)
+    if refused is not None:
+        return refused
+    stdout: str | None = None
+    if spec.argv is not None:
+        ran = _run_the_command(spec, record, redactor)
+        if isinstance(ran, JobOutcome):
+            return ran
+        stdout = ran
+    if spec.llm is not None:
+        return _detect_with_model(spec, record, stdout, redactor)
+    assert stdout is not None
+    return _report_the_output(spec, record, stdout, redactor)
+
+
+def _refused_before_the_command(spec: JobSpec, record: RunRecord) -> JobOutcome | None:
+    """The outcome of a run that must not start: its state directory takes nothing, its
+    predecessor has not succeeded, its model's package is missing. None when it may start."""
     ensure_dir(spec.state_dir)
     problem = _unusable(spec.state_dir)
     if problem is not None:
@@ -121,31 +140,41 @@ def _run(spec: JobSpec, record: RunRecord, redactor: Redactor | None) -> JobOutc
             check_installed("anthropic", "a prompt job's model call")
         except MissingPackage as error:
             return JobOutcome("missing-package", f"not run: {error}")
-    stdout: str | None = None
-    if spec.argv is not None:
-        result = run_command(
-            spec.argv,
-            env={**os.environ, **spec.environment},
-            cwd=spec.working_directory,
-            timeout=spec.timeout,
-            stderr_filter=redactor.stream() if redactor else None,
+    return None
+
+
+def _run_the_command(
+    spec: JobSpec, record: RunRecord, redactor: Redactor | None
+) -> str | JobOutcome:
+    """The command's stdout, or the outcome of a command that did not start, ran too long or
+    failed."""
+    assert spec.argv is not None
+    result = run_command(
+        spec.argv,
+        env={**os.environ, **spec.environment},
+        cwd=spec.working_directory,
+        timeout=spec.timeout,
+        stderr_filter=redactor.stream() if redactor else None,
+    )
+    record.command_exit = result.returncode
+    if result.error:
+        return JobOutcome("failed", result.error)
+    if result.timed_out:
+        _echo(_clean(redactor, result.stdout))
+        return JobOutcome(
+            "timeout", f"command ran longer than {spec.timeout:g}s; its processes were killed"
         )
-        record.command_exit = result.returncode
-        if result.error:
-            return JobOutcome("failed", result.error)
-        if result.timed_out:
-            _echo(_clean(redactor, result.stdout))
-            return JobOutcome(
-                "timeout", f"command ran longer than {spec.timeout:g}s; its processes were killed"
-            )
-        if result.returncode != 0:
-            # A failed command's output is not trusted as findings: it goes to the journal.
-            _echo(_clean(redactor, result.stdout))
-            return JobOutcome("failed", f"command exited with status {_status(result.returncode)}")
-        stdout = result.stdout
-    if spec.llm is not None:
-        return _detect_with_model(spec, record, stdout, redactor)
-    assert stdout is not None
+    if result.returncode != 0:
+        # A failed command's output is not trusted as findings: it goes to the journal.
+        _echo(_clean(redactor, result.stdout))
+        return JobOutcome("failed", f"command exited with status {_status(result.returncode)}")
+    return result.stdout
+
+
+def _report_the_output(
+    spec: JobSpec, record: RunRecord, stdout: str, redactor: Redactor | None
+) -> JobOutcome:
+    """The output contract: findings to the inbox, other text to the journal."""
     try:
         report = read_output(stdout, spec.output)
     except ContractError as error:
@@ -163,7 +192,31 @@ def _detect_with_model(
     if stdout is not None and _found_nothing(stdout):
         print("vigil: the command found nothing; the model was not asked", file=sys.stderr)
         return JobOutcome("ok")
-    from runner.budget import OverBudget, Reservation, call_worst_case
+    reserved = _reserve_the_first_call(spec, record, stdout)
+    if isinstance(reserved, JobOutcome):
+        return reserved
+    reservation, first = reserved
+    try:
+        answer = _ask_the_model(spec, record, stdout, reservation, first)
+    finally:
+        _settle(reservation, record)
+    if isinstance(answer, JobOutcome):
+        return answer
+    if answer is None:
+        print("vigil: the model reported nothing", file=sys.stderr)
+    else:
+        _write_findings(spec, record, [answer], redactor)
+    return JobOutcome("ok")
+
+
+def _reserve_the_first_call(
+    spec: JobSpec, record: RunRecord, stdout: str | None
+) -> tuple[Reservation, Usage] | JobOutcome:
+    """Book the first call's worst case before it is made: the reservation and that worst
+    case, or the outcome of a run that does not call the model (no room for the answer, a
+    ledger that cannot be written or read, a budget used up)."""
+    assert spec.llm is not None
+    from runner.budget import Reservation, call_worst_case
     from runner.llm_reply import expected_input_tokens
 
     problem = _no_room_for_a_finding(spec)
@@ -179,33 +232,35 @@ def _detect_with_model(
         return _ledger_unreadable(spec, record, error)
     if exhausted:
         return _over_budget(spec, record, exhausted)
+    return reservation, first
+
+
+def _ask_the_model(
+    spec: JobSpec, record: RunRecord, stdout: str | None, reservation: Reservation, first: Usage
+) -> dict[str, object] | JobOutcome | None:
+    """The model's finding (None: nothing to report), or the outcome of a call that failed or
+    whose retry the budget does not allow."""
+    assert spec.llm is not None
+    from runner.budget import OverBudget, call_worst_case
+    from runner.llm import LlmError, ask_model
+    from runner.packages import MissingPackage
+
+    def before_retry() -> None:
+        # The retry resends the request with the first reply in it: up to max_tokens more.
+        further = reservation.add(call_worst_case(spec, first.tokens), record.moment())
+        if further:
+            raise OverBudget(further)
+
     try:
-        from runner.llm import LlmError, ask_model
-        from runner.packages import MissingPackage
-
-        def before_retry() -> None:
-            # The retry resends the request with the first reply in it: up to max_tokens more.
-            further = reservation.add(call_worst_case(spec, first.tokens), record.moment())
-            if further:
-                raise OverBudget(further)
-
-        try:
-            finding = ask_model(spec.llm, stdout, record, before_retry)
-        except LlmError as error:
-            return JobOutcome("api-error", str(error))
-        except MissingPackage as error:  # found above, yet broken on import
-            return JobOutcome("missing-package", f"model not called: {error}")
-        except OverBudget as over:
-            return _over_budget(spec, record, over.exhausted)
-        except StateUnreadable as error:  # before the retry
-            return _ledger_unreadable(spec, record, error)
-    finally:
-        _settle(reservation, record)
-    if finding is None:
-        print("vigil: the model reported nothing", file=sys.stderr)
-    else:
-        _write_findings(spec, record, [finding], redactor)
-    return JobOutcome("ok")
+        return ask_model(spec.llm, stdout, record, before_retry)
+    except LlmError as error:
+        return JobOutcome("api-error", str(error))
+    except MissingPackage as error:  # found above, yet broken on import
+        return JobOutcome("missing-package", f"model not called: {error}")
+    except OverBudget as over:
+        return _over_budget(spec, record, over.exhausted)
+    except StateUnreadable as error:  # before the retry
+        return _ledger_unreadable(spec, record, error)
 
 
 def _over_budget(spec: JobSpec, record: RunRecord, exhausted: list[Exhausted]) -> JobOutcome:

@@ -120,7 +120,7 @@ def pytest_runtest_logreport(report: Any) -> None:
             _switch_context("")
 
 
-def pytest_sessionfinish(session: Any) -> None:
+def pytest_sessionfinish() -> None:
     path = os.environ.get("MUTATION_DURATIONS")
     if path:
         Path(path).write_text(json.dumps({"durations": _durations, "failed": sorted(_failed)}))
@@ -546,9 +546,41 @@ def main(argv: list[str] | None = None) -> int:
     earlier = [Mutant(**{k: v for k, v in r.items() if k != "key"}) for r in previous]
     for record, key in zip(previous, stable_keys(earlier), strict=True):
         record["key"] = key  # a report of an older version of this tool, too
-    kept: dict[str, dict[str, Any]] = {}
     current = set(keys.values())  # a verdict on a line changed since no longer counts
     previous = [record for record in previous if record["key"] in current]
+    mutants, kept = _still_to_judge(args, mutants, keys, previous, paths)
+    print(f"{len(mutants)} mutants in {len(paths)} modules", flush=True)
+    covering, timing = measure(paths, test_files(paths))
+    durations = timing["durations"]
+    slow = {test for test, seconds in durations.items() if seconds > args.max_test_seconds}
+    print(f"  {len(slow)} tests over {args.max_test_seconds:g} s left out: {sorted(slow)}")
+    _assign_tests(mutants, paths, covering, durations, slow)
+
+    def save() -> str:
+        records = [{**asdict(m), "key": keys[id(m)], "source": None} for m in mutants]
+        if kept:
+            records = [*kept.values(), *records]
+        results.write_text(json.dumps(records, indent=1))
+        everything = [Mutant(**{k: v for k, v in r.items() if k != "key"}) for r in records]
+        text = report(everything, paths, time.monotonic() - started, args.label or str(ROOT))
+        (WORK / "report.md").write_text(text)
+        return text
+
+    run_mutants([m for m in mutants if m.status == "pending"], args.jobs, durations, save)
+    print(save())
+    return 0
+
+
+def _still_to_judge(
+    args: argparse.Namespace,
+    mutants: list[Mutant],
+    keys: dict[int, str],
+    previous: list[dict[str, Any]],
+    paths: list[str],
+) -> tuple[list[Mutant], dict[str, dict[str, Any]]]:
+    """(the mutants to run, the previous verdicts kept): with --rerun-survivors the survivors
+    and the mutants new since, with --resume those a stopped run did not judge; else all."""
+    kept: dict[str, dict[str, Any]] = {}
     if args.rerun_survivors:
         again = {
             m["key"]
@@ -562,11 +594,18 @@ def main(argv: list[str] | None = None) -> int:
         kept = {m["key"]: m for m in previous if m["status"] not in ("pending", "no tests")}
         kept = {key: m for key, m in kept.items() if m["module"] in paths}
         mutants = [mutant for mutant in mutants if keys[id(mutant)] not in kept]
-    print(f"{len(mutants)} mutants in {len(paths)} modules", flush=True)
-    covering, timing = measure(paths, test_files(paths))
-    durations = timing["durations"]
-    slow = {test for test, seconds in durations.items() if seconds > args.max_test_seconds}
-    print(f"  {len(slow)} tests over {args.max_test_seconds:g} s left out: {sorted(slow)}")
+    return mutants, kept
+
+
+def _assign_tests(
+    mutants: list[Mutant],
+    paths: list[str],
+    covering: dict[str, dict[int, set[str]]],
+    durations: dict[str, float],
+    slow: set[str],
+) -> None:
+    """Each mutant's tests, fastest first: those that ran its lines, less the slow ones; a
+    mutant no test reaches is marked "no tests"."""
     at_import = {path: _import_time_lines(path) for path in paths}
     starts = {path: _statement_starts(path) for path in paths}
     as_nobody = unmeasured_tests(test_files(paths), durations) - slow
@@ -587,20 +626,6 @@ def main(argv: list[str] | None = None) -> int:
         mutant.tests = sorted(tests - slow, key=lambda test: (durations[test], test))
         if not mutant.tests:
             mutant.status = "no tests"
-
-    def save() -> str:
-        records = [{**asdict(m), "key": keys[id(m)], "source": None} for m in mutants]
-        if kept:
-            records = [*kept.values(), *records]
-        results.write_text(json.dumps(records, indent=1))
-        everything = [Mutant(**{k: v for k, v in r.items() if k != "key"}) for r in records]
-        text = report(everything, paths, time.monotonic() - started, args.label or str(ROOT))
-        (WORK / "report.md").write_text(text)
-        return text
-
-    run_mutants([m for m in mutants if m.status == "pending"], args.jobs, durations, save)
-    print(save())
-    return 0
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ def test_cron_or_rule_gives_two_oncalendar_lines() -> None:
     assert "Persistent=true" in timer
 
 
-def test_secrets_reach_units_only_as_load_credential(tmp_path: Path) -> None:
+def test_secrets_reach_units_only_as_load_credential() -> None:
     text = MINIMAL.replace(
         "channels:", "secrets: {token: ~/.config/vigil/token}\nchannels:"
     ).replace('run: "echo hi"', 'run: "echo hi"\n    secrets: [token]')

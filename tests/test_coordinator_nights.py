@@ -215,7 +215,7 @@ def dies_writing(monkeypatch: pytest.MonkeyPatch, target: str) -> None:
             raise SystemExit("killed")
         write_state(state_dir, name, data)
 
-    def end(*args: Any) -> None:
+    def end(*_args: Any) -> None:
         monkeypatch.setattr(coordinator, "done", done)
         raise SystemExit("killed")
 
@@ -280,7 +280,7 @@ def test_a_message_queued_before_quiet_hours_and_not_yet_delivered_waits_for_the
     """The run at 21:50 queues the message and is killed before the channel takes it; the
     heartbeat at 23:00 (quiet) leaves it queued; the first run after 07:00 delivers it."""
     drop(state, {"source": "disk", "timestamp": "x", "message": "disk 91% full"})
-    monkeypatch.setattr(coordinator, "_deliver", lambda *args: {"delivered": 0})
+    monkeypatch.setattr(coordinator, "_deliver", lambda *_args: {"delivered": 0})
     heartbeat(spec, EVENING - timedelta(hours=1, minutes=10))  # 21:50, not quiet: queued
     monkeypatch.undo()
     assert list((state / "outbox").glob("*.json"))

@@ -430,7 +430,7 @@ def test_a_kill_while_quarantining_a_claim_still_says_so(
     state, spec, now = poisoned_claim(tmp_path, monkeypatch)
     [stuck] = [p.name for p in (state / "processing").iterdir()]
 
-    def killed_after_the_move(directory: str) -> None:
+    def killed_after_the_move(_directory: str) -> None:
         raise Killed
 
     with monkeypatch.context() as kill:

@@ -556,7 +556,7 @@ def test_outbox_status_shows_a_message_whose_send_began_and_never_ended_as_sendi
     enqueue(state, message("m1"))
     enqueue(state, message("m2"))
 
-    def killed(self: ledger_module.Ledger) -> None:
+    def killed(_self: ledger_module.Ledger) -> None:
         raise OSError("simulated kill between appending and recording")
 
     with monkeypatch.context() as patched:

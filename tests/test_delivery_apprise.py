@@ -41,14 +41,14 @@ class Mailbox:
         self.mails: list[Email] = []
         self.envelopes: list[tuple[str, list[str]]] = []
 
-    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+    async def handle_DATA(self, _server: object, _session: object, envelope: Any) -> str:
         self.mails.append(message_from_bytes(envelope.content))
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 OK"
 
 
 def check_login(
-    server: object, session: object, envelope: object, mechanism: str, data: Any
+    _server: object, _session: object, _envelope: object, _mechanism: str, data: Any
 ) -> Any:
     ok = (data.login, data.password) == (b"vigil", MARKER.encode())
     return AuthResult(success=ok, handled=False)  # not handled: aiosmtpd answers 235 or 535

@@ -183,7 +183,7 @@ def workload_copy(tmp: Path, api_url: str, first: datetime) -> tuple[dict[str, A
 
 
 @pytest.fixture
-def workload(vigil, vigil_manager, tmp_path: Path):
+def workload(vigil_manager, tmp_path: Path):
     manager = vigil_manager
     home = Path(manager.env["HOME"])
     stamps = home / ".local/share/systemd/timers"

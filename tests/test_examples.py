@@ -26,7 +26,7 @@ def test_example_has_schema_line(path) -> None:
     assert first == "# yaml-language-server: $schema=../schemas/vigil.schema.json"
 
 
-def test_bruba_reproduces_the_reference_workload(vigil) -> None:
+def test_bruba_reproduces_the_reference_workload() -> None:
     from compiler.language.validate import load_config
     from tests.conftest import ROOT
 

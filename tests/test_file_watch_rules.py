@@ -180,7 +180,7 @@ def test_a_result_swapped_for_a_link_after_its_check_is_not_followed(
     assert module.read_head(str(secret)) == "SECRET"
 
 
-def test_finished_instances_are_forgotten_after_a_month(tmp_path: Path) -> None:
+def test_finished_instances_are_forgotten_after_a_month() -> None:
     state = {
         "instances": {
             "done": {"state": "satisfied", "at": "2027-01-01T00:00:00Z"},

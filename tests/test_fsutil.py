@@ -41,7 +41,7 @@ def test_syncfs_is_used_where_available(tmp_path: Path) -> None:
 def test_syncfs_errors_are_raised(monkeypatch, tmp_path: Path) -> None:
     import ctypes
 
-    def failing(fd: int) -> int:
+    def failing(_fd: int) -> int:
         ctypes.set_errno(5)
         return -1
 
@@ -77,7 +77,7 @@ def test_a_failed_write_leaves_the_old_file(monkeypatch, tmp_path: Path) -> None
     path = tmp_path / "state.json"
     path.write_text("old")
 
-    def broken(src, dst):
+    def broken(_src, _dst):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", broken)

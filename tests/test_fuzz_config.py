@@ -58,7 +58,7 @@ class Hang(Exception):
 def time_bound(seconds: float) -> Iterator[None]:
     """Interrupt an example that runs longer than `seconds`: a hang fails instead of blocking."""
 
-    def expire(signum: int, frame: object) -> None:
+    def expire(_signum: int, _frame: object) -> None:
         raise Hang(f"example still running after {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
@@ -204,15 +204,17 @@ class _Document:
             return schema["const"]
         if "enum" in schema:
             return self.draw(st.sampled_from(schema["enum"]))
+        return self.typed(schema, title, depth, key)
+
+    def typed(self, schema: dict[str, Any], title: str, depth: int, key: str) -> Any:
+        """A value of the schema's `type` (one drawn from a list of types)."""
         kind = schema.get("type")
         if isinstance(kind, list):
             kind = self.draw(st.sampled_from(kind))
         if kind == "object":
             return self.mapping(schema, title, depth)
         if kind == "array":
-            count = self.draw(st.integers(schema.get("minItems", 0), 3))
-            items = [self.value(schema.get("items", {}), depth + 1, key) for _ in range(count)]
-            return items if self.wild else [v for i, v in enumerate(items) if v not in items[:i]]
+            return self.array(schema, depth, key)
         if kind == "string":
             return self.string(schema, key)
         if kind in ("integer", "number"):
@@ -223,6 +225,11 @@ class _Document:
         if kind == "boolean":
             return self.draw(st.booleans())
         return None if kind == "null" else self.draw(WILD)
+
+    def array(self, schema: dict[str, Any], depth: int, key: str) -> list[Any]:
+        count = self.draw(st.integers(schema.get("minItems", 0), 3))
+        items = [self.value(schema.get("items", {}), depth + 1, key) for _ in range(count)]
+        return items if self.wild else [v for i, v in enumerate(items) if v not in items[:i]]
 
     def string(self, schema: dict[str, Any], key: str) -> str:
         pattern = schema.get("pattern", "")

@@ -147,15 +147,20 @@ def _tangles(graph: dict[str, dict[str, Import]]) -> Iterator[set[str]]:
             if work:
                 low[work[-1][0]] = min(low[work[-1][0]], low[node])
             if low[node] == index[node]:
-                group = set()
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    group.add(member)
-                    if member == node:
-                        break
+                group = _pop_group(stack, on_stack, node)
                 if len(group) > 1:
                     yield group
+
+
+def _pop_group(stack: list[str], on_stack: set[str], root: str) -> set[str]:
+    """The modules above `root` on the stack, and `root`: the group it is the root of."""
+    group = set()
+    while True:
+        member = stack.pop()
+        on_stack.discard(member)
+        group.add(member)
+        if member == root:
+            return group
 
 
 def _path_back(graph: dict[str, dict[str, Import]], group: set[str], start: str) -> list[str]:
@@ -188,19 +193,27 @@ def output_problems(module: str, path: str, source: str) -> list[str]:
     skipped = {id(inner) for block in main_blocks for inner in ast.walk(block)}
     problems = []
     for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id == "print":
-                problems.append(f"{path}:{node.lineno}: print()")
-        elif isinstance(node, ast.Attribute) and node.attr in OUTPUT:
-            if isinstance(node.value, ast.Name) and node.value.id == "sys":
-                problems.append(f"{path}:{node.lineno}: sys.{node.attr}")
-        elif isinstance(node, ast.ImportFrom) and node.module == "sys":
-            for alias in node.names:
-                if alias.name in OUTPUT:
-                    problems.append(f"{path}:{node.lineno}: from sys import {alias.name}")
+        if id(node) not in skipped:
+            problems += _output_uses(node, path)
     return problems
+
+
+def _output_uses(node: ast.AST, path: str) -> list[str]:
+    """The problem of one node, if it is a print() call, a use of sys.stdout/sys.stderr or an
+    import of them."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        return [f"{path}:{node.lineno}: print()"] if node.func.id == "print" else []
+    if isinstance(node, ast.Attribute) and node.attr in OUTPUT:
+        if isinstance(node.value, ast.Name) and node.value.id == "sys":
+            return [f"{path}:{node.lineno}: sys.{node.attr}"]
+        return []
+    if isinstance(node, ast.ImportFrom) and node.module == "sys":
+        return [
+            f"{path}:{node.lineno}: from sys import {alias.name}"
+            for alias in node.names
+            if alias.name in OUTPUT
+        ]
+    return []
 
 
 def _is_main_block(node: ast.stmt) -> bool:

@@ -57,7 +57,8 @@ jobs:
 """
 
 
-def test_marks_of_nested_keys_and_list_items(parser: str) -> None:
+@pytest.mark.usefixtures(parser.__name__)
+def test_marks_of_nested_keys_and_list_items() -> None:
     doc = load(CONFIG)
     assert doc.data == {
         "name": "agent",
@@ -89,13 +90,15 @@ def test_marks_are_every_path_and_key_marks_only_mapping_entries() -> None:
     assert len(doc.key_marks) == 7
 
 
-def test_columns_count_characters_not_bytes(parser: str) -> None:
+@pytest.mark.usefixtures(parser.__name__)
+def test_columns_count_characters_not_bytes() -> None:
     doc = load("é: ünï\nx: [é, b]\n".encode())
     assert doc.value_marks[("é",)] == (1, 4)
     assert doc.value_marks[("x", 1)] == (2, 8)
 
 
-def test_bom_does_not_shift_columns(parser: str) -> None:
+@pytest.mark.usefixtures(parser.__name__)
+def test_bom_does_not_shift_columns() -> None:
     for text in (b"\xef\xbb\xbfa: 1\n", "\ufeffa: 1\n"):
         doc = load(text)
         assert doc.data == {"a": 1}
@@ -249,7 +252,8 @@ def test_nan() -> None:
     assert math.isnan(value_of(".NaN"))
 
 
-def test_yaml_11_trap_keys_stay_strings(parser: str) -> None:
+@pytest.mark.usefixtures(parser.__name__)
+def test_yaml_11_trap_keys_stay_strings() -> None:
     doc = load("on: push\nno: 1\ny: 2\n3:00: x\n")
     assert doc.data == {"on": "push", "no": 1, "y": 2, "3:00": "x"}
 
@@ -282,7 +286,8 @@ jobs:
 """
 
 
-def test_merge_keys(parser: str) -> None:
+@pytest.mark.usefixtures(parser.__name__)
+def test_merge_keys() -> None:
     doc = load(MERGE)
     assert doc.data["jobs"]["a"] == {"timeout": 10, "retries": 2, "notify": "mail"}
     assert doc.data["jobs"]["b"] == {"timeout": 60, "retries": 2}
@@ -411,6 +416,7 @@ def test_errors(text: str, line: int, column: int, field: str, fragment: str) ->
     assert fragment in issue.message
 
 
+@pytest.mark.usefixtures(parser.__name__)
 @pytest.mark.parametrize(
     ("text", "line", "column", "fragment"),
     [
@@ -422,9 +428,7 @@ def test_errors(text: str, line: int, column: int, field: str, fragment: str) ->
         ("x: !!binary aGVsbG8=\n", 1, 4, "tag '!!binary' is not allowed"),
     ],
 )
-def test_errors_with_either_parser(
-    parser: str, text: str, line: int, column: int, fragment: str
-) -> None:
+def test_errors_with_either_parser(text: str, line: int, column: int, fragment: str) -> None:
     issue = only_issue(text)
     assert (issue.line, issue.column) == (line, column)
     assert fragment in issue.message
@@ -448,11 +452,12 @@ def test_problem_in_an_aliased_node_is_reported_once() -> None:
     assert (issue.line, issue.column, issue.field) == (1, 14, "d")
 
 
+@pytest.mark.usefixtures(parser.__name__)
 @pytest.mark.parametrize(
     "text",
     ['a: "\\U00110000"\n', 'a: "x\\ud800"\n', '"\\udc00": 1\n', "a: [1, '2', \"\\udfff\"]\n"],
 )
-def test_invalid_escapes_with_either_parser(parser: str, text: str) -> None:
+def test_invalid_escapes_with_either_parser(text: str) -> None:
     # PyYAML's own parser crashed in chr() on the first and let lone surrogates through, which
     # no generated file can hold; libyaml refuses all of them.
     issue = only_issue(text)
@@ -511,7 +516,8 @@ def laughs(levels: int, width: int, shape: str = "list") -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_billion_laughs_fails_fast(parser: str) -> None:
+@pytest.mark.usefixtures(parser.__name__)
+def test_billion_laughs_fails_fast() -> None:
     start = time.perf_counter()
     issue = only_issue(laughs(9, 9))
     assert time.perf_counter() - start < 0.5
@@ -532,8 +538,9 @@ BOMBS = {
 }
 
 
+@pytest.mark.usefixtures(parser.__name__)
 @pytest.mark.parametrize("text", BOMBS.values(), ids=BOMBS.keys())
-def test_alias_bombs_are_rejected_in_bounded_time_and_memory(parser: str, text: str) -> None:
+def test_alias_bombs_are_rejected_in_bounded_time_and_memory(text: str) -> None:
     start = time.perf_counter()
     issue = only_issue(text)
     elapsed = time.perf_counter() - start
@@ -563,6 +570,7 @@ def test_value_limit_without_aliases(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (issue.line, issue.column) == (1, 26)  # the eleventh value
 
 
+@pytest.mark.usefixtures(parser.__name__)
 @pytest.mark.parametrize(
     ("text", "where"),
     [
@@ -580,7 +588,7 @@ def test_value_limit_without_aliases(monkeypatch: pytest.MonkeyPatch) -> None:
         ),
     ],
 )
-def test_deep_nesting_is_a_clean_error(parser: str, text: str, where: tuple[int, int]) -> None:
+def test_deep_nesting_is_a_clean_error(text: str, where: tuple[int, int]) -> None:
     """vigil's limit and position, whichever parser and libyaml (PyYAML 6.0.4's stops at 1,000
     levels on its own, after looking far ahead) is installed."""
     issue = only_issue(text)

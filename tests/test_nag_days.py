@@ -272,7 +272,7 @@ def test_a_rerun_after_the_nag_state_was_saved_counts_nothing_twice(
     spec, state = spec_in(vigil, tmp_path), tmp_path / "state"
     done = coordinator.done
 
-    def dies_before_done(*args: Any, **kwargs: Any) -> None:
+    def dies_before_done(*_args: Any, **_kwargs: Any) -> None:
         raise SystemExit("killed")
 
     drop(state, finding("todo", "overdue", "A", days=10))

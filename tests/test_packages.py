@@ -134,13 +134,13 @@ def test_doctor_names_the_missing_package(
     bare_python: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(doctor, "default_python", lambda: bare_python)
-    config = load_config(BRUBA).config
-    checks = [c for c in doctor._packages(config, Scope(root=tmp_path), tmp_path) if c.name]
+    setup = doctor.Setup(load_config(BRUBA).config, Scope(root=tmp_path), tmp_path)
+    checks = [c for c in doctor._packages(setup) if c.name]
     assert [c.status for c in checks] == [CheckResult.FAIL, CheckResult.FAIL]
     assert "lacks the anthropic package" in checks[0].detail
     assert checks[0].fix.startswith(f"install it with `{bare_python} -m pip install")
     monkeypatch.setattr(doctor, "default_python", lambda: sys.executable)
-    [ok] = doctor._packages(config, Scope(root=tmp_path), tmp_path)
+    [ok] = doctor._packages(setup)
     assert ok.status == CheckResult.OK and "anthropic" in ok.detail
 
 

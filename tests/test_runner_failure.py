@@ -39,13 +39,13 @@ def fake_journalctl(tmp_path: Path, script: str) -> str:
     return f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"
 
 
-def handle_failure(tmp_path: Path, spec: Path, unit: str = "", **env: str) -> Any:
+def handle_failure(spec: Path, unit: str = "", **env: str) -> Any:
     return run_runner("failure", spec, unit or "ignored.service", env=runner_env(**env))
 
 
 def test_alert_from_monitor_variables_and_journal(tmp_path: Path) -> None:
     path = fake_journalctl(tmp_path, "printf 'starting\\nremindctl: no such list\\n'")
-    result = handle_failure(tmp_path, failure_spec(tmp_path), PATH=path, **MONITOR)
+    result = handle_failure(failure_spec(tmp_path), PATH=path, **MONITOR)
     assert result.returncode == 0, result.stderr
     [alert] = inbox(tmp_path / "state")
     assert alert["source"] == "vigil"
@@ -80,7 +80,7 @@ def test_the_runners_reason_is_quoted(tmp_path: Path) -> None:
     (state / "runs.jsonl").write_text(json.dumps(record) + "\n")
     path = fake_journalctl(tmp_path, "true")
     env = {**MONITOR, "MONITOR_EXIT_STATUS": "3"}
-    assert handle_failure(tmp_path, failure_spec(tmp_path), PATH=path, **env).returncode == 0
+    assert handle_failure(failure_spec(tmp_path), PATH=path, **env).returncode == 0
     [alert] = inbox(state)
     assert alert["message"] == (
         "bruba-reminder-check failed (exit-code, status 3): "
@@ -101,7 +101,7 @@ def test_a_failing_coordinators_recorded_reason_is_quoted(tmp_path: Path) -> Non
     (state / "runs.jsonl").write_text(line + "\n")
     env = {**MONITOR, "MONITOR_UNIT": "bruba-coordinator.service", "MONITOR_EXIT_STATUS": "8"}
     path = fake_journalctl(tmp_path, "true")
-    assert handle_failure(tmp_path, failure_spec(tmp_path), PATH=path, **env).returncode == 0
+    assert handle_failure(failure_spec(tmp_path), PATH=path, **env).returncode == 0
     [alert] = inbox(state)
     assert alert["job"] == "coordinator"
     assert alert["message"] == (
@@ -117,7 +117,7 @@ def test_the_alert_goes_out_without_a_journal(tmp_path: Path, journal: str) -> N
         path = str(empty)
     else:
         path = fake_journalctl(tmp_path, "echo 'Failed to open journal' >&2; exit 1")
-    result = handle_failure(tmp_path, failure_spec(tmp_path), PATH=path, **MONITOR)
+    result = handle_failure(failure_spec(tmp_path), PATH=path, **MONITOR)
     assert result.returncode == 0, result.stderr
     [alert] = inbox(tmp_path / "state")
     assert len(alert["journal"]) == 1
@@ -131,7 +131,7 @@ def test_unit_from_the_argument_and_system_scope(tmp_path: Path) -> None:
     spec = failure_spec(tmp_path, scope="system")
     env = {"MONITOR_SERVICE_RESULT": "timeout", "MONITOR_EXIT_CODE": "killed"}
     env["MONITOR_EXIT_STATUS"] = "TERM"
-    result = handle_failure(tmp_path, spec, "bruba-staleness-check.service", PATH=path, **env)
+    result = handle_failure(spec, "bruba-staleness-check.service", PATH=path, **env)
     assert result.returncode == 0, result.stderr
     [alert] = inbox(tmp_path / "state")
     assert alert["unit"] == "bruba-staleness-check.service"
@@ -148,9 +148,9 @@ def test_a_failing_coordinator_alerts_at_most_every_ten_minutes(tmp_path: Path) 
     env = {**MONITOR, "MONITOR_UNIT": "bruba-coordinator.service", "PATH": path}
     state = tmp_path / "state"
 
-    assert handle_failure(tmp_path, spec, **env).returncode == 0
+    assert handle_failure(spec, **env).returncode == 0
     assert len(inbox(state)) == 1
-    second = handle_failure(tmp_path, spec, **env)
+    second = handle_failure(spec, **env)
     assert second.returncode == 0
     assert len(inbox(state)) == 1, "a second coordinator alert within ten minutes"
     assert "bruba-coordinator failed" in second.stderr  # still in the journal
@@ -158,11 +158,11 @@ def test_a_failing_coordinator_alerts_at_most_every_ten_minutes(tmp_path: Path) 
 
     # Other units are never rate-limited.
     other = {**env, "MONITOR_UNIT": MONITOR["MONITOR_UNIT"]}
-    assert handle_failure(tmp_path, spec, **other).returncode == 0
+    assert handle_failure(spec, **other).returncode == 0
     assert len(inbox(state)) == 2
 
     limit = state / "state" / "failure-alerts.json"
     earlier = datetime.now(UTC) - timedelta(minutes=11)
     limit.write_text(json.dumps({"coordinator_alerted": earlier.isoformat()}))
-    assert handle_failure(tmp_path, spec, **env).returncode == 0
+    assert handle_failure(spec, **env).returncode == 0
     assert len(inbox(state)) == 3

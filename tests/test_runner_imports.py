@@ -97,7 +97,7 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
     assert "usage:" in result.stderr
 
 
-def test_watch_kind_refuses_another_kind_of_spec(tmp_path: Path) -> None:
+def test_watch_kind_refuses_another_kind_of_spec() -> None:
     result = run_runner("watch", ROOT / "units/bruba/specs/coordinator.json")
     assert result.returncode == 2
     assert "not a version 1 watch spec" in result.stderr

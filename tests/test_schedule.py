@@ -426,12 +426,12 @@ def test_check_calendars_falls_back_to_one_call_each(monkeypatch: pytest.MonkeyP
 
 
 def test_old_systemd_analyze_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
-    def old(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    def old(args: list[str], **_kwargs: Any) -> subprocess.CompletedProcess[str]:
         stderr = "systemd-analyze: unrecognized option '--base-time=@1'\n"
         return subprocess.CompletedProcess(args, 1, "", stderr)
 
     monkeypatch.setattr(
-        "compiler.language.schedule.shutil.which", lambda name: "/bin/systemd-analyze"
+        "compiler.language.schedule.shutil.which", lambda _name: "/bin/systemd-analyze"
     )
     monkeypatch.setattr("compiler.language.schedule.subprocess.run", old)
     with pytest.raises(CalendarCheckUnavailable, match="unrecognized option"):
@@ -439,7 +439,7 @@ def test_old_systemd_analyze_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_missing_systemd_analyze(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("compiler.language.schedule.shutil.which", lambda name: None)
+    monkeypatch.setattr("compiler.language.schedule.shutil.which", lambda _name: None)
     with pytest.raises(CalendarCheckUnavailable) as caught:
         check_calendars(["daily"])
     assert isinstance(caught.value, RuntimeError)

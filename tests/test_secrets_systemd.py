@@ -31,6 +31,7 @@ import pytest
 
 from tests.conftest import vigil_in_namespace
 from tests.runner_support import FakeMessagesAPI, WebhookReceiver, key_sent
+from tests.systemd_manager import UserManager
 
 pytestmark = pytest.mark.systemd
 
@@ -146,18 +147,8 @@ def test_no_secret_value_reaches_any_file_journal_or_output(
 ) -> None:
     api, receiver = servers
     manager = vigil_manager
-    home = Path(manager.env["HOME"])
     state, deliveries = tmp_path / "state", tmp_path / "deliveries.jsonl"
-    secrets = tmp_path / "secrets"
-    secrets.mkdir(mode=0o700)
-    url = f"json://vigil:{PASS_MARKER}@127.0.0.1:{receiver.port}/hook/{PATH_MARKER}"
-    for name, value in (("anthropic", API_MARKER), ("push-url", url), ("job-token", JOB_MARKER)):
-        (secrets / name).write_text(value + "\n")
-        (secrets / name).chmod(0o600)
-    config = tmp_path / "sec.yaml"
-    config.write_text(
-        CONFIG.format(state=state, secrets=secrets, api=api.url, deliveries=deliveries)
-    )
+    config = write_config(tmp_path, state, deliveries, api.url, receiver.port)
     outputs: dict[str, str] = {}
 
     def cli(*args: str | Path) -> Any:
@@ -228,6 +219,31 @@ def test_no_secret_value_reaches_any_file_journal_or_output(
         ("doctor", "--config", config),
     ):
         cli(*args)
+    found = leaks_anywhere(outputs, manager, state, deliveries)
+    assert found == [], "\n".join(found)
+
+
+def write_config(tmp_path: Path, state: Path, deliveries: Path, api_url: str, port: int) -> Path:
+    """The config, and its three secrets in files of their own (mode 600)."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    url = f"json://vigil:{PASS_MARKER}@127.0.0.1:{port}/hook/{PATH_MARKER}"
+    for name, value in (("anthropic", API_MARKER), ("push-url", url), ("job-token", JOB_MARKER)):
+        (secrets / name).write_text(value + "\n")
+        (secrets / name).chmod(0o600)
+    config = tmp_path / "sec.yaml"
+    config.write_text(
+        CONFIG.format(state=state, secrets=secrets, api=api_url, deliveries=deliveries)
+    )
+    return config
+
+
+def leaks_anywhere(
+    outputs: dict[str, str], manager: UserManager, state: Path, deliveries: Path
+) -> list[str]:
+    """Every marker found in the CLI's outputs, vigil's data, the units, the state directory,
+    the file channel, the journal or the managers' logs."""
+    home = Path(manager.env["HOME"])
     found: list[str] = []
     for where, data in outputs.items():
         found += leaks(f"the output of `vigil {where}`", data.encode())
@@ -245,4 +261,4 @@ def test_no_secret_value_reaches_any_file_journal_or_output(
     found += leaks("the journal", journal)
     for name, path in manager.logs.items():
         found += leaks(f"the {name} log", path.read_bytes() if path.exists() else b"")
-    assert found == [], "\n".join(found)
+    return found

@@ -280,7 +280,7 @@ def test_a_kill_while_setting_a_file_aside_still_says_so(
     write(state, "sources.json", ["a list"])
     drop(state, OUTAGE)
 
-    def killed_after_the_move(directory: str) -> None:
+    def killed_after_the_move(_directory: str) -> None:
         raise Killed
 
     monkeypatch.setattr(statefile, "fsync_dir", killed_after_the_move)
@@ -305,7 +305,7 @@ def test_a_kill_after_the_set_aside_reason_finishes_the_move_without_a_second_al
     drop(state, OUTAGE)
     real = statefile.os.rename
 
-    def killed_at_the_move(source: str, target: str) -> None:
+    def killed_at_the_move(_source: str, _target: str) -> None:
         raise Killed
 
     monkeypatch.setattr(statefile.os, "rename", killed_at_the_move)
@@ -336,7 +336,7 @@ def test_a_kill_after_the_unreadable_alert_still_says_it_that_day(
             raise statefile.StateUnreadable(name, PermissionError(13, "Permission denied"))
         return real_peek(state_dir, name, shape)
 
-    def killed_as_it_alerts(*args: Any) -> None:
+    def killed_as_it_alerts(*_args: Any) -> None:
         raise Killed
 
     monkeypatch.setattr(statefile, "peek_state", unreadable_held)

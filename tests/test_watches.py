@@ -60,9 +60,8 @@ def test_match_fires_only_on_matching_items_and_hands_off(state_dir: Path, agent
     assert set(watch_state(state_dir, "urgent-reply")) == {"m2", "m3"}
 
 
-def test_repeat_until_acknowledged_and_escalate(
-    vigil, state_dir: Path, agent: Path, tmp_path
-) -> None:
+@pytest.mark.usefixtures(agent.__name__)  # the watch hands its alert to the stand-in
+def test_repeat_until_acknowledged_and_escalate(vigil, state_dir: Path, tmp_path) -> None:
     spec = bruba_spec(state_dir)
     drop(state_dir, mail(("m9", "outage in prod", "normal")))
     heartbeat(spec, NOW)

@@ -49,9 +49,18 @@ def show_plan(
     verbose: bool = False,
 ) -> None:
     out, err = out or sys.stdout, err or sys.stderr
-    colour_out, colour_err = out.isatty(), err.isatty()
     installed = f"generation {plan.current}" if plan.current is not None else "nothing installed"
     print(f"{plan.name}: {installed}", file=err)
+    _show_changes(plan, out, err, verbose)
+    _show_drift_and_conflicts(plan, err)
+    if new is not None:
+        _next_runs(new, err)
+    _show_plan_summary(plan, err)
+
+
+def _show_changes(plan: Plan, out: TextIO, err: TextIO, verbose: bool) -> None:
+    """A label per file on `err` (unchanged ones only counted unless verbose), diffs on `out`."""
+    colour_out, colour_err = out.isatty(), err.isatty()
     for change in plan.changes:
         if change.action == "unchanged" and not verbose:
             continue
@@ -62,6 +71,9 @@ def show_plan(
     unchanged = plan.count("unchanged")
     if unchanged and not verbose:
         print(f"  {'unchanged':<{LABEL_WIDTH}} {unchanged} files", file=err)
+
+
+def _show_drift_and_conflicts(plan: Plan, err: TextIO) -> None:
     for path in plan.drift:
         print(
             f"drift: {path} was changed by hand since it was installed; apply replaces it", file=err
@@ -74,8 +86,9 @@ def show_plan(
         )
     for path in plan.foreign:
         print(f"conflict: {path} exists but vigil did not write it; apply refuses", file=err)
-    if new is not None:
-        _next_runs(new, err)
+
+
+def _show_plan_summary(plan: Plan, err: TextIO) -> None:
     counts = plan.summary()
     if plan.has_changes:
         words = ", ".join(f"{n} to {action}" for action, n in counts.items())

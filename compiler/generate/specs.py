@@ -66,13 +66,13 @@ def job_spec(config: Config, name: str, job: Job, system: bool) -> JobSpecJSON:
         "working_directory": job.working_directory,
         "secrets": list(job.secrets),
         "output": job.output,
-        "after": _after(config, name, job),
+        "after": _after(config, job),
         "llm": _llm(config, job),
         "budgets": _budgets(config, job),
     }
 
 
-def _after(config: Config, name: str, job: Job) -> AfterJSON | None:
+def _after(config: Config, job: Job) -> AfterJSON | None:
     """The predecessor must have succeeded in its own current cycle: since its latest
     scheduled firing (`calendar`, computed by the runner). `window` (this job's shortest gap
     between firings) is the fallback for a schedule the runner cannot read."""

@@ -46,11 +46,22 @@ class Check:
     fix: str = ""
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What the checks examine: a config, the scope it installs into and its state directory.
+    One argument for every check, so each reads only the parts it needs."""
+
+    config: Config
+    scope: Scope
+    state: Path
+
+
 def run_checks(config: Config, scope: Scope, state: Path) -> list[Check]:
+    setup = Setup(config, scope, state)
     checks: list[Check] = []
     for probe in _probes():
         try:
-            checks.extend(probe(config, scope, state))
+            checks.extend(probe(setup))
         except VigilError as error:
             checks.append(
                 Check(probe.__name__.strip("_").replace("_", " "), CheckResult.FAIL, str(error))
@@ -58,7 +69,7 @@ def run_checks(config: Config, scope: Scope, state: Path) -> list[Check]:
     return checks
 
 
-Probe = Callable[[Config, Scope, Path], Iterator[Check]]
+Probe = Callable[[Setup], Iterator[Check]]
 
 
 def _probes() -> list[Probe]:
@@ -76,7 +87,8 @@ def _probes() -> list[Probe]:
     ]
 
 
-def _systemd_version(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
+def _systemd_version(_setup: Setup) -> Iterator[Check]:
+    # The machine's systemd, whatever the setup: the argument is the one every check takes.
     if shutil.which("systemctl") is None:
         yield Check(
             "systemd", CheckResult.FAIL, "systemctl not found", "vigil needs a systemd machine"
@@ -91,17 +103,17 @@ def _systemd_version(config: Config, scope: Scope, state: Path) -> Iterator[Chec
     )
 
 
-def _manager(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
-    result = Systemctl(scope).run("show", "--property=Version", check=False)
+def _manager(setup: Setup) -> Iterator[Check]:
+    result = Systemctl(setup.scope).run("show", "--property=Version", check=False)
     if result.returncode == 0:
-        yield Check("manager", CheckResult.OK, f"{scope.flag.strip('-')} manager reachable")
+        yield Check("manager", CheckResult.OK, f"{setup.scope.flag.strip('-')} manager reachable")
     else:
         hint = "log in (or enable linger) so the user manager runs; check XDG_RUNTIME_DIR"
         yield Check("manager", CheckResult.FAIL, result.stderr.strip() or "not reachable", hint)
 
 
-def _linger(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
-    if scope.system:
+def _linger(setup: Setup) -> Iterator[Check]:
+    if setup.scope.system:
         return
     user = os.environ.get("USER") or _login_name()
     if shutil.which("loginctl") is None:
@@ -134,12 +146,15 @@ def _login_name() -> str:
         return str(os.getuid())
 
 
-def _installed_files(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
-    installation = Installation(scope, config.name)
+def _installed_files(setup: Setup) -> Iterator[Check]:
+    installation = Installation(setup.scope, setup.config.name)
     number = installation.current()
     if number is None:
         yield Check(
-            "installed", CheckResult.FAIL, f"{config.name} is not installed", "vigil apply CONFIG"
+            "installed",
+            CheckResult.FAIL,
+            f"{setup.config.name} is not installed",
+            "vigil apply CONFIG",
         )
         return
     plan = make_plan(installation.load_tree(number), installation)
@@ -154,13 +169,13 @@ def _installed_files(config: Config, scope: Scope, state: Path) -> Iterator[Chec
         yield Check("installed", CheckResult.OK, f"generation {number} matches its manifest")
 
 
-def _units_active(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
-    installation = Installation(scope, config.name)
+def _units_active(setup: Setup) -> Iterator[Check]:
+    installation = Installation(setup.scope, setup.config.name)
     number = installation.current()
-    if number is None or not scope.live:
+    if number is None or not setup.scope.live:
         return
     wanted = [u for u, on in start_flags(installation.load_tree(number)).items() if on]
-    shown = Systemctl(scope).show_many(
+    shown = Systemctl(setup.scope).show_many(
         wanted, "ActiveState", "Result", "LoadState", "UnitFileState"
     )
     inactive = [u for u in wanted if shown.get(u, {}).get("ActiveState") != "active"]
@@ -181,16 +196,16 @@ def _units_active(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
             f"{info.get('ActiveState')} (load {info.get('LoadState')}, {info.get('Result')})"
         )
         why = f"{unit} is {state_words}"
-        ctl = f"systemctl {scope.flag}"
+        ctl = f"systemctl {setup.scope.flag}"
         hint = f"{ctl} reset-failed {unit} && {ctl} start {unit}"
         if info.get("Result") == "start-limit-hit":
             why += ": it hit the start limit"
         yield Check("units", CheckResult.FAIL, why, hint)
 
 
-def _queues(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
+def _queues(setup: Setup) -> Iterator[Check]:
     now = datetime.now(UTC).timestamp()
-    inbox = state / INBOX
+    inbox = setup.state / INBOX
     old = (
         [p for p in inbox.iterdir() if now - p.lstat().st_mtime > STUCK_INBOX_SECONDS]
         if inbox.is_dir()
@@ -201,11 +216,11 @@ def _queues(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
             "inbox",
             CheckResult.FAIL,
             f"{len(old)} findings waiting for over {STUCK_INBOX_SECONDS // 60} minutes",
-            f"is {path_unit(coordinator_unit(config.name))} active? `vigil logs coordinator`",
+            f"is {path_unit(coordinator_unit(setup.config.name))} active? `vigil logs coordinator`",
         )
     else:
         yield Check("inbox", CheckResult.OK, "nothing stuck")
-    outbox = state / OUTBOX
+    outbox = setup.state / OUTBOX
     queued = [p for p in outbox.glob("*.json") if now - p.stat().st_mtime > STUCK_OUTBOX_SECONDS]
     dead = list((outbox / DEAD).glob("*.json")) if (outbox / DEAD).is_dir() else []
     if dead:
@@ -223,10 +238,12 @@ def _queues(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
         yield Check("outbox", CheckResult.OK, "nothing stuck")
 
 
-def _packages(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
+def _packages(setup: Setup) -> Iterator[Check]:
     # The interpreter the installed units run with; before any install, the one apply would use.
-    python = str(Installation(scope, config.name).manifest().get("python") or default_python())
-    wanted = needs(config)
+    python = str(
+        Installation(setup.scope, setup.config.name).manifest().get("python") or default_python()
+    )
+    wanted = needs(setup.config)
     problems = missing(python, wanted)
     for problem in problems:
         yield Check("packages", CheckResult.FAIL, problem.detail, problem.fix)
@@ -235,9 +252,9 @@ def _packages(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
         yield Check("packages", CheckResult.OK, f"{python} has what the units import ({names})")
 
 
-def _credentials(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
+def _credentials(setup: Setup) -> Iterator[Check]:
     missing = 0
-    for name, path in config.secrets.items():
+    for name, path in setup.config.secrets.items():
         resolved = Path(os.path.expanduser(path))
         if not os.access(resolved, os.R_OK):
             missing += 1
@@ -248,16 +265,16 @@ def _credentials(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
                 f"create it (chmod 600) or fix secrets.{name}",
             )
     if not missing:
-        yield Check("credentials", CheckResult.OK, f"{len(config.secrets)} secrets readable")
+        yield Check("credentials", CheckResult.OK, f"{len(setup.config.secrets)} secrets readable")
 
 
-def _apprise_urls(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
+def _apprise_urls(setup: Setup) -> Iterator[Check]:
     urls = {}
-    for name, channel in config.channels.items():
+    for name, channel in setup.config.channels.items():
         if channel.apprise:
             urls[name] = channel.apprise
         elif channel.apprise_secret:
-            path = Path(os.path.expanduser(config.secrets.get(channel.apprise_secret, "")))
+            path = Path(os.path.expanduser(setup.config.secrets.get(channel.apprise_secret, "")))
             if os.access(path, os.R_OK):
                 urls[name] = path.read_text(encoding="utf-8").strip()
     if not urls:
@@ -286,7 +303,7 @@ def _apprise_urls(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
             )
 
 
-def _clock(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
+def _clock(setup: Setup) -> Iterator[Check]:
     year = datetime.now(UTC).year
     if year < 2024:
         yield Check(
@@ -307,5 +324,5 @@ def _clock(config: Config, scope: Scope, state: Path) -> Iterator[Check]:
         yield Check(
             "clock",
             CheckResult.OK,
-            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; schedules in {config.timezone}",
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; schedules in {setup.config.timezone}",
         )

@@ -150,7 +150,7 @@ def latency_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
     return rows, figures
 
 
-def runner_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
+def runner_rows(quick: bool, _python: str) -> tuple[list[Row], dict[str, Any]]:
     from tests.bench import runner_overhead
 
     figures = runner_overhead.measure(10 if quick else 30)
@@ -168,7 +168,7 @@ def runner_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
     ], figures
 
 
-def coordinator_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
+def coordinator_rows(quick: bool, _python: str) -> tuple[list[Row], dict[str, Any]]:
     from tests.bench import scale
 
     sizes = scale.QUICK_COORDINATOR_SIZES if quick else scale.COORDINATOR_SIZES
@@ -193,7 +193,7 @@ def coordinator_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any
     return rows, {"rows": found}
 
 
-def compile_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
+def compile_rows(quick: bool, _python: str) -> tuple[list[Row], dict[str, Any]]:
     from tests.bench import scale
 
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
@@ -242,7 +242,7 @@ def compile_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
     return rows, {"rows": found, "baseline": baseline}
 
 
-def cost_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
+def cost_rows(quick: bool, _python: str) -> tuple[list[Row], dict[str, Any]]:
     from compiler.language.loader import load_file
     from compiler.language.validate import validate_document
     from compiler.operate.cost import estimate

@@ -96,7 +96,7 @@ class DayAPI(FakeMessagesAPI):
             self.requests.append({"body": body, "headers": headers, "job": self.job})
             return "finding"
 
-    def reply(self, kind: str, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+    def reply(self, _kind: str, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
         block = tool_use(answer(self.job, command_output(body), self.now))
         usage = {"input_tokens": input_tokens(body), "output_tokens": tokens(json.dumps(block))}
         with self.lock:
@@ -531,14 +531,29 @@ def report(day: Day) -> str:
 
 
 def invariant_problems(day: Day) -> list[str]:
+    return [
+        *exit_problems(day),
+        *model_call_problems(day),
+        *record_problems(day),
+        *evening_problems(day),
+        *delivery_problems(day),
+        *token_problems(day),
+    ]
+
+
+def exit_problems(day: Day) -> list[str]:
+    return [
+        f"{run.kind} {run.job} at {run.at} exited {run.exit_code}: {run.stderr}"
+        for run in day.runs
+        if run.exit_code != 0
+    ]
+
+
+def model_call_problems(day: Day) -> list[str]:
+    """Only prompt jobs that found something call the model, once each and with their own
+    model; the coordinator never does."""
     problems = []
-    for run in day.runs:
-        if run.exit_code != 0:
-            problems.append(
-                f"{run.kind} {run.job} at {run.at} exited {run.exit_code}: {run.stderr}"
-            )
-    jobs = [run for run in day.runs if run.kind == "job"]
-    for run in jobs:
+    for run in [run for run in day.runs if run.kind == "job"]:
         prompt = day.models.get(run.job) is not None
         if not prompt and run.calls:
             problems.append(f"{run.job} at {run.at} has no prompt but made {run.calls} call(s)")
@@ -552,25 +567,40 @@ def invariant_problems(day: Day) -> list[str]:
     for run in day.runs:
         if run.kind != "job" and run.calls:
             problems.append(f"the coordinator ({run.kind}) at {run.at} made {run.calls} call(s)")
+    return problems
+
+
+def record_problems(day: Day) -> list[str]:
+    problems = []
     for record in day.records:
         if record.get("kind") == COORDINATOR and (record.get("tokens_in") or record.get("model")):
             problems.append(f"a coordinator run recorded tokens or a model: {record}")
         if record.get("job", "").startswith("nightly-reset") and record.get("result") != "ok":
             problems.append(f"chain step {record['job']} was {record.get('result')}")
-    if not day.quick:
-        evening = [
-            r for r in jobs if r.job == "reminder-check" and datetime.fromisoformat(r.at).hour == 18
-        ]
-        if not evening or not evening[0].found_nothing or evening[0].calls:
-            problems.append("reminder-check at 18:00 should find [] and make no model call")
-    problems += delivery_problems(day)
+    return problems
+
+
+def evening_problems(day: Day) -> list[str]:
+    if day.quick:  # the quick day ends before 18:00
+        return []
+    evening = [
+        r
+        for r in day.runs
+        if r.kind == "job" and r.job == "reminder-check" and datetime.fromisoformat(r.at).hour == 18
+    ]
+    if not evening or not evening[0].found_nothing or evening[0].calls:
+        return ["reminder-check at 18:00 should find [] and make no model call"]
+    return []
+
+
+def token_problems(day: Day) -> list[str]:
     tokens_at_api = sum(c.get("input_tokens", 0) + c.get("output_tokens", 0) for c in day.calls)
     tokens_recorded = sum(
         (r.get("tokens_in") or 0) + (r.get("tokens_out") or 0) for r in day.records
     )
     if tokens_at_api != tokens_recorded:
-        problems.append(f"tokens at the API ({tokens_at_api}) != runs.jsonl ({tokens_recorded})")
-    return problems
+        return [f"tokens at the API ({tokens_at_api}) != runs.jsonl ({tokens_recorded})"]
+    return []
 
 
 def delivery_problems(day: Day) -> list[str]:

@@ -20,7 +20,7 @@ class SimAPI(FakeMessagesAPI):
         self.delay = 0.0
         self.calls_made: list[dict[str, Any]] = []
 
-    def reply(self, kind: str, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+    def reply(self, _kind: str, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
         time.sleep(self.delay)  # a slow model widens the window concurrent runs race in
         text = str(body)
         job = next((PROMPTS[p] for p in sorted(PROMPTS, key=len, reverse=True) if p in text), "?")

@@ -102,7 +102,7 @@ class Driver:
 
     def run(self) -> Observed:
         # No power is lost in a simulated crash: fsync (most of a run's time here) is skipped.
-        with mock.patch("os.fsync", new=lambda fd: None):
+        with mock.patch("os.fsync", new=lambda _fd: None):
             return self._run()
 
     def _run(self) -> Observed:
@@ -256,7 +256,7 @@ def _crash_at(point: str | None):  # type: ignore[no-untyped-def]
         return
     fired = []
 
-    def after(real, test=lambda *a, **k: True):  # type: ignore[no-untyped-def]
+    def after(real, test=lambda *_a, **_k: True):  # type: ignore[no-untyped-def]
         def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
             result = real(*args, **kwargs)
             if not fired and test(*args, **kwargs):
@@ -272,13 +272,13 @@ def _crash_at(point: str | None):  # type: ignore[no-untyped-def]
         "appended": (
             runner.delivery.outbox,
             "send",
-            lambda name, channel, *a: bool(channel.get("file")),
+            lambda _name, channel, *_a: bool(channel.get("file")),
         ),
         "rules-saved": (runner.coordinator, "_save_rule_states", None),
         "held-written": (
             runner.coordinator,
             "write_state",
-            lambda s, name, *a: name == "held.json",
+            lambda _state_dir, name, *_a: name == "held.json",
         ),
     }
     module, name, test = targets[point]

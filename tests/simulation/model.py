@@ -119,7 +119,7 @@ def expected_alerts(world: World, seen: Observed) -> list[Expected]:
     return found
 
 
-def window(world: World, quiet: Quiet, alert: Expected) -> tuple[datetime, datetime, bool]:
+def window(quiet: Quiet, alert: Expected) -> tuple[datetime, datetime, bool]:
     held = not alert.urgent and quiet.holds(alert.born)
     earliest = quiet.ends_after(alert.born) if held else alert.born
     latest = earliest + SLACK
@@ -151,7 +151,7 @@ def _alerts(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Repo
     spare = {id(m): m["more"] for m in sink.messages}
     missing = []
     for alert in expected_alerts(world, seen):
-        earliest, latest, held = window(world, quiet, alert)
+        earliest, latest, held = window(quiet, alert)
         if latest > world.end:
             continue  # its window outlasts the simulation: nothing to say yet
         hits = sink.find(alert.token)
@@ -393,12 +393,18 @@ def _absence(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Rep
 
 
 def _watches(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Report) -> None:
+    _match_watches(world, sink, quiet, report)
+    _file_watches(world, seen, sink, quiet, report)
+
+
+def _match_watches(world: World, sink: Sink, quiet: Quiet, report: Report) -> None:
+    """Every urgent mail is named in time, once per message, and not again after its ack."""
     acks = {f.body["key"]: f.at for f in world.findings() if f.body.get("kind") == "ack"}
     for finding in world.findings():
         if finding.body.get("source") == "mail" and finding.token:
             key = finding.body["messages"][0]["id"]
             hits = sink.find(finding.token)
-            _, latest, _ = window(world, quiet, Expected(finding.token, "vigil", finding.at))
+            _, latest, _ = window(quiet, Expected(finding.token, "vigil", finding.at))
             if latest > world.end:
                 continue  # its window outlasts the simulation: nothing to say yet
             ack = acks.get(key)
@@ -430,6 +436,10 @@ def _watches(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Rep
                     at,
                     f"match watch {key}: {n} identical lines in one message",
                 )
+
+
+def _file_watches(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Report) -> None:
+    """Every dispatched task is reported satisfied (its file came in time) or expired."""
     runs = sorted(seen.runs)
     written = {e.data["key"]: e.at for e in world.events if e.kind == "file"}
     for finding in world.findings():
@@ -448,7 +458,7 @@ def _watches(world: World, seen: Observed, sink: Sink, quiet: Quiet, report: Rep
                 break
         told = [t for m in sink.messages for t in m["texts"] if t.startswith(f"research {key}: ")]
         if state is not None and decided is not None:
-            _, latest, _ = window(world, quiet, Expected(key, "vigil", decided))
+            _, latest, _ = window(quiet, Expected(key, "vigil", decided))
             if latest > world.end:
                 continue  # quiet hours hold the news past the simulation's end
             report.check(
