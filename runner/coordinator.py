@@ -515,8 +515,14 @@ def _control(
         from runner.rules.pending import arm_key
 
         within = finding.get("within")
+        by = finding.get("by")
         arm_key(
-            files[name], states[name], str(key), now, within if isinstance(within, int) else None
+            files[name],
+            states[name],
+            str(key),
+            now,
+            within if isinstance(within, int) else None,
+            by if by == "its schedule" else "vigil watch arm",  # a fixed text: no finding's
         )
     elif kind == "watch-deadline":
         return on_deadline_result(name, watch_specs[name], states[name], finding, now)

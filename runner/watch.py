@@ -1,8 +1,9 @@
-"""`python -m runner watch SPEC`: a deadline watch's timer fired; was the condition met?
+"""`python -m runner watch SPEC`: a watch's timer fired. For a deadline watch: was the
+condition met? For a file watch armed by a schedule: the clock of one instance starts.
 
-The answer goes into the inbox as a control finding (source `vigil`, kind `watch-deadline`) with
-its evidence, and the coordinator, the only writer of watch state, records it and alerts. Nothing
-polls between deadlines: the timer wakes this once per deadline.
+The answer goes into the inbox as a control finding (source `vigil`, kind `watch-deadline` with
+its evidence, or `arm`), and the coordinator, the only writer of watch state, records it and
+alerts. Nothing polls between deadlines: the timer wakes this once per deadline.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def main(spec_path: str) -> int:
         return USAGE
     state_dir = os.path.expanduser(spec["state_dir"])
     now = clock_now()
+    if spec["watch"]["deadline"] is None:
+        return _write(state_dir, _arming(spec, now), now)
     satisfied, evidence = check_deadline(spec, state_dir, now)
     finding = {
         "source": "vigil",
@@ -50,6 +53,24 @@ def main(spec_path: str) -> int:
     }
     verdict = "met" if satisfied else "MISSED"
     print(f"watch {spec['watch_name']}: deadline {verdict}: {evidence['text']}", file=sys.stderr)
+    return _write(state_dir, finding, now)
+
+
+def _arming(spec: WatchSpecJSON, now: datetime) -> dict[str, Any]:
+    """A file watch armed by a schedule: one instance per firing, keyed by its minute."""
+    key = iso(now.replace(second=0, microsecond=0))
+    print(f"watch {spec['watch_name']}: armed {key} by its schedule", file=sys.stderr)
+    return {
+        "source": "vigil",
+        "timestamp": iso(now),
+        "kind": "arm",
+        "watch": spec["watch_name"],
+        "key": key,
+        "by": "its schedule",
+    }
+
+
+def _write(state_dir: str, finding: dict[str, Any], now: datetime) -> int:
     try:
         write_finding(state_dir, finding, now)
     except OSError as error:
@@ -85,8 +106,7 @@ def check_deadline(
     spec: WatchSpecJSON, state_dir: str, now: datetime
 ) -> tuple[bool, dict[str, Any]]:
     deadline = spec["watch"]["deadline"]
-    if deadline is None:  # the timer of a file watch armed by a schedule: nothing arms it yet
-        raise TypeError(f"watch {spec['watch_name']} has no deadline to check")
+    assert deadline is not None  # a file watch's timer arms it (main)
     since = previous_deadline(spec, now)
     if job := deadline.get("job"):
         return _job(job, state_dir, since)

@@ -222,3 +222,51 @@ def test_deadline_result_fires_with_its_evidence(state_dir: Path) -> None:
 @pytest.fixture
 def state_dir(tmp_path: Path) -> Path:
     return tmp_path / "state"
+
+
+SCHEDULE_ARMED = """
+name: demo
+timezone: UTC
+state_dir: {state}
+channels: {sink: {file: "{state}/sink.jsonl"}}
+coordinator: {deliver_to: [sink]}
+jobs:
+  hello: {schedule: "@daily", run: "true"}
+watches:
+  morning-report:
+    file:
+      path: "{reports}/{key}.md"
+      roots: ["{reports}"]
+      within: 2h
+      armed_by: {schedule: "0 7 * * *"}
+"""
+
+
+@pytest.mark.parametrize("written", [True, False])
+def test_a_file_watch_armed_by_its_schedule_starts_a_clock_at_every_firing(
+    vigil, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written: bool
+) -> None:
+    """The watch's own timer fires at 07:00: its run arms one instance (keyed by the firing's
+    minute) through the inbox; the file arrives in time, or the instance expires with an alert."""
+    from runner.watch import main as watch_run
+    from tests.coordinator_support import compiled_spec
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    state = tmp_path / "state"
+    spec = compiled_spec(vigil, tmp_path, SCHEDULE_ARMED.replace("{reports}", str(reports)))
+    fired = datetime(2026, 2, 3, 7, 0, 2, tzinfo=UTC)
+    monkeypatch.setenv("VIGIL_NOW", fired.isoformat())
+    assert watch_run(str(tmp_path / "out/specs/watch-morning-report.json")) == 0
+    heartbeat(spec, fired + timedelta(seconds=5))
+    [(key, instance)] = watch_state(state, "morning-report").items()
+    assert (key, instance["state"]) == ("2026-02-03T07:00:00Z", "armed")
+    assert instance["path"] == str(reports / "2026-02-03T07:00:00Z.md")
+    assert instance["evidence"] == {"text": "armed by its schedule"}
+    if written:
+        Path(instance["path"]).write_text("the report\n")
+    heartbeat(spec, fired + timedelta(hours=2, minutes=1))
+    after = watch_state(state, "morning-report")[key]
+    assert after["state"] == ("satisfied" if written else "expired")
+    alerts = [m["body"] for m in delivered(state, "sink")]
+    assert bool([b for b in alerts if "morning-report" in b and "expired" in b]) is not written

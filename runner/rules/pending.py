@@ -61,9 +61,15 @@ class FileWatchSpec:
 
 
 def arm_key(
-    watch: FileWatchSpec, state: dict[str, Any], key: str, now: datetime, within: int | None = None
+    watch: FileWatchSpec,
+    state: dict[str, Any],
+    key: str,
+    now: datetime,
+    within: int | None = None,
+    by: str = "vigil watch arm",
 ) -> None:
-    """Arm one instance by hand (`vigil watch arm NAME --key K [--within D]`)."""
+    """Arm one instance by key: by hand (`vigil watch arm NAME --key K [--within D]`) or by the
+    watch's schedule."""
     instances: dict[str, Any] = state.setdefault("instances", {})
     if instances.get(key, {}).get("state") == WatchState.ARMED:
         return
@@ -74,7 +80,7 @@ def arm_key(
         "deadline": iso(now + timedelta(seconds=seconds)),
         "within": seconds,
         "path": os.path.expanduser(fill(watch.path, {"key": key})),
-        "evidence": {"text": "armed by vigil watch arm"},
+        "evidence": {"text": f"armed by {by}"},
     }
     state["version"] = 1
 
