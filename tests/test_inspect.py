@@ -152,6 +152,17 @@ def test_state_of_another_shape_is_one_line_not_a_traceback(vigil, tmp_path: Pat
     assert "Dentist" in result.stdout
 
 
+def test_state_that_cannot_be_read_or_parsed_is_one_line_each(vigil, tmp_path: Path) -> None:
+    config = state_with(tmp_path, "nag-reminders.json", {})
+    (tmp_path / "state" / "state" / "nag-reminders.json").write_text("{torn")
+    (tmp_path / "state" / "state" / "nag-stale-projects.json").mkdir()  # open() fails
+    result = vigil("state", "--config", config)
+    assert result.exit_code == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "nag-reminders.json is not valid JSON; not shown" in result.stderr
+    assert "nag-stale-projects.json cannot be read (Is a directory); not shown" in result.stderr
+
+
 def test_watches_of_another_shape_is_one_line_not_a_traceback(vigil, tmp_path: Path) -> None:
     config = state_with(tmp_path, "watch-urgent-reply.json", {"instances": {"k": ["odd"]}})
     result = vigil("watches", "--config", config)

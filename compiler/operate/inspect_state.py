@@ -15,6 +15,7 @@ from compiler.language.model import Config
 from runner.clock import zone
 from runner.contract import INBOX, PROCESSING, REJECTED, STATE
 from runner.rules.nag import NagRuleSpec, next_nag
+from runner.statefile import StateUnreadable, peek_state
 from runner.stateshapes import NAG, Shape
 
 
@@ -30,20 +31,15 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def read_checked(path: Path, shape: Shape, warn: Warn) -> dict[str, Any]:
-    """A state file as the runner would use it: the entries of a known shape, and a warning
-    naming the file and what is wrong with it, instead of a traceback."""
+def read_checked(state: Path, name: str, shape: Shape, warn: Warn) -> dict[str, Any]:
+    """The state file `name` as the runner would use it (its own reader): the entries of a
+    known shape, and a warning naming the file and what is wrong with it."""
+    path = state / STATE / name
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        usable, problem = peek_state(str(state), name, shape)
+    except StateUnreadable as error:
+        warn(f"{path} cannot be read ({error.reason}); not shown")
         return {}
-    except OSError as error:
-        warn(f"{path} cannot be read ({error.strerror}); not shown")
-        return {}
-    except ValueError:
-        warn(f"{path} is not valid JSON; not shown")
-        return {}
-    problem, usable = shape.check(data)
     if problem is not None:
         shown = "the rest is shown" if usable else "not shown"
         warn(f"{path} {problem}; {shown}")
@@ -89,7 +85,7 @@ def nag_rows(config: Config, state: Path, warn: Warn) -> list[dict[str, Any]]:
     rows = []
     for name, spec in nag_specs(config).items():
         rule = NagRuleSpec(name, spec, config.timezone)
-        data = read_checked(state / STATE / rule.state_file, NAG, warn)
+        data = read_checked(state, rule.state_file, NAG, warn)
         for key, item in sorted((data.get("items") or {}).items()):
             count = int(item.get("nagCount") or 0)
             fields = item.get("fields") or {}

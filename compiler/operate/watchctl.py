@@ -15,13 +15,13 @@ from compiler.errors import UsageError, Warn
 from compiler.language.model import Config, Watch
 from compiler.language.model.types import format_duration
 from compiler.operate.inspect_state import read_checked
-from runner.contract import STATE, watch_state_file
+from runner.contract import watch_state_file
 from runner.fsatomic import write_finding
 from runner.stateshapes import WATCH
 
 
 def _instances(state: Path, name: str, warn: Warn) -> dict[str, Any]:
-    data = read_checked(state / STATE / watch_state_file(name), WATCH, warn)
+    data = read_checked(state, watch_state_file(name), WATCH, warn)
     instances = data.get("instances")
     return instances if isinstance(instances, dict) else {}
 
