@@ -33,20 +33,29 @@ def __getattr__(name: str) -> str:
 
 @functools.cache
 def _version() -> str:
+    # A source checkout (a pyproject.toml of vigil beside the package) is its own truth: an
+    # older vigil installed in the same environment, or a stale egg-info in the checkout, must
+    # not give its version to the units this code generates.
+    checkout = checkout_version(Path(__file__).resolve().parent.parent)
+    if checkout is not None:
+        return checkout
     from importlib import metadata
 
     try:
         return metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:
-        return checkout_version(Path(__file__).resolve().parent.parent)
+        return "unknown"
 
 
-def checkout_version(root: Path) -> str:
-    """A source checkout run without installing it: the version its pyproject.toml says."""
+def checkout_version(root: Path) -> str | None:
+    """The version in `root`'s pyproject.toml when it is vigil's, else None."""
     import tomllib
 
     try:
         with open(root / "pyproject.toml", "rb") as handle:
-            return str(tomllib.load(handle)["project"]["version"])
-    except (OSError, KeyError, tomllib.TOMLDecodeError):
-        return "unknown"
+            project = tomllib.load(handle)["project"]
+    except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError):
+        return None
+    if not isinstance(project, dict) or project.get("name") != DISTRIBUTION:
+        return None
+    return str(project.get("version") or "unknown")

@@ -20,7 +20,7 @@ from runner.findings import ALERT_PRIORITY
 from runner.fsatomic import locked, read_state, state_path, write_finding, write_state
 from runner.history import Usage
 from runner.spec import BudgetSpec, JobSpec
-from runner.spend import Booking, Ledger
+from runner.spend import Booking, SpendLedger
 
 ALERTS_STATE = "budget-alerts.json"
 RESERVATION_MARGIN = 60.0
@@ -52,7 +52,7 @@ def call_worst_case(spec: JobSpec, input_tokens: int) -> Usage:
     return Usage(input_tokens + output, (input_tokens * price_in + output * price_out) / 1e6, 1)
 
 
-def exhausted_budgets(spec: JobSpec, ledger: Ledger, worst: Usage) -> list[Exhausted]:
+def exhausted_budgets(spec: JobSpec, ledger: SpendLedger, worst: Usage) -> list[Exhausted]:
     """The budgets that `worst` on top of the ledger's spend and reservations would break."""
     found = []
     for budget in spec.budgets:

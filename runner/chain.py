@@ -19,7 +19,7 @@ from runner.spec import After
 POLL_SECONDS = 1.0
 
 
-class Verdict:
+class ChainVerdict:
     """Why a step must not run (`reason`), and whether that is because the predecessor is
     still running; no reason means it may run."""
 
@@ -28,14 +28,14 @@ class Verdict:
         self.still_running = still_running
 
 
-def check_predecessor(state_dir: str, after: After, now: datetime, wait: float) -> Verdict:
+def check_predecessor(state_dir: str, after: After, now: datetime, wait: float) -> ChainVerdict:
     """Wait up to `wait` seconds while the predecessor runs, then judge its latest run."""
     deadline = time.monotonic() + wait
     announced = False
     while (marker := running(state_dir, after.job)) is not None:
         if time.monotonic() >= deadline:
             started = marker.get("start")
-            return Verdict(
+            return ChainVerdict(
                 f"predecessor {after.job} is still running (started {started})",
                 still_running=True,
             )
@@ -43,7 +43,7 @@ def check_predecessor(state_dir: str, after: After, now: datetime, wait: float) 
             print(f"vigil: waiting for {after.job}, still running", file=sys.stderr)
             announced = True
         time.sleep(POLL_SECONDS)
-    return Verdict(unmet_predecessor(state_dir, after, now))
+    return ChainVerdict(unmet_predecessor(state_dir, after, now))
 
 
 def cycle_start(after: After, now: datetime) -> datetime | None:

@@ -26,6 +26,12 @@ def watch_unit(config: str, watch: str) -> str:
     return f"{config}-watch-{watch}"
 
 
+def target_of(config: str, unit: str) -> str:
+    """What a unit of `config` runs: a job's name, `coordinator` or `watch-<watch>`
+    (bruba-reminder-check.service -> reminder-check)."""
+    return unit.removesuffix(".service").removeprefix(f"{config}-")
+
+
 def failure_unit(config: str) -> str:
     """The stem of the failure handler's template, `<config>-failure@.service`."""
     return f"{config}-failure"
@@ -68,6 +74,10 @@ RUNS = "runs.jsonl"
 """One JSON line per run (rotated to runs.jsonl.1)."""
 
 
+SOURCES = "sources.json"
+"""Under state/: when each source last reported (absence watches, deadlines by source)."""
+
+
 def nag_state_file(rule: str) -> str:
     """Under state/: a nag rule's items and counts."""
     return f"nag-{rule}.json"
@@ -83,7 +93,18 @@ def watch_state_file(watch: str) -> str:
 COMMAND_FIELDS = ("message", "title", "id", "channel", "source", "count", "evidence_file")
 """The placeholders a command channel's argv may use, as plain `{name}`."""
 
-# --- nag rules: what a spec that leaves a field out means ---------------------------------------
+# --- defaults: what the model fills in, and what the runner reads when a spec leaves it out ----
+
+CHANNEL_TIMEOUT = 30
+"""Seconds one delivery attempt to a channel may take."""
+DELIVERY_ATTEMPTS = 5
+"""Attempts before a message is dead-lettered."""
+DELIVERY_BACKOFF = 30
+"""Seconds before the first retry; doubled after each failure."""
+DELIVERY_MAX_BACKOFF = 3600
+"""The longest wait between two attempts."""
+NAG_RESOLVE_MISSING = True
+"""An item missing from a newer finding of its source is marked resolved."""
 
 NAG_KEY_FIELD = "id"
 """The item field that identifies an item across findings."""

@@ -31,7 +31,7 @@ from runner import clock, statefile
 from runner import stateshapes as shapes
 from runner.alerts import NAG_KEY, WATCH_KEY, Alert, held_record, latest_per_subject
 from runner.clock import iso, utc_now
-from runner.contract import INBOX, OUTBOX, watch_state_file
+from runner.contract import INBOX, OUTBOX, SOURCES, SPEC_VERSION, watch_state_file
 from runner.exitcodes import OK, STORAGE, USAGE
 from runner.findings import ALERT_PRIORITY, VIGIL_SOURCE, finding_priority
 from runner.fsatomic import describe, locked, write_state
@@ -66,7 +66,6 @@ if TYPE_CHECKING:
 # channels are imported inside the functions below, by a run that has work for them.
 
 HELD = "held.json"
-SOURCES = "sources.json"  # source -> when it last reported
 GENERIC_TEXT_LIMIT = 300
 STORAGE_RETRY_FOR = 60.0
 STORAGE_RETRY_EVERY = 5.0
@@ -79,8 +78,8 @@ that. VIGIL_STORAGE_RETRY overrides the window (seconds)."""
 def load_spec(path: str) -> CoordinatorSpecJSON:
     with open(path, encoding="utf-8") as handle:
         spec: CoordinatorSpecJSON = json.load(handle)
-    if spec.get("spec") != 1 or spec.get("kind") != "coordinator":
-        raise ValueError("not a version 1 coordinator spec")
+    if spec.get("spec") != SPEC_VERSION or spec.get("kind") != "coordinator":
+        raise ValueError(f"not a version {SPEC_VERSION} coordinator spec")
     spec["state_dir"] = os.path.expanduser(spec["state_dir"])
     return spec
 
@@ -548,10 +547,10 @@ def _settle(
     ]
     if not waiting:
         return
-    from runner.delivery.ledger import Ledger
+    from runner.delivery.ledger import DeliveryLedger
     from runner.rules.watches import settle
 
-    entries = Ledger.load(spec["state_dir"]).entries
+    entries = DeliveryLedger.load(spec["state_dir"]).entries
     for name in waiting:
         settle(name, watch_specs[name], states[name], entries, now)
 

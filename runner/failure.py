@@ -16,7 +16,7 @@ from datetime import datetime
 
 from runner.clock import iso, parse_iso
 from runner.clock import now as clock_now
-from runner.contract import coordinator_unit, service
+from runner.contract import coordinator_unit, service, target_of
 from runner.exitcodes import STORAGE
 from runner.findings import ALERT_PRIORITY
 from runner.fsatomic import describe, locked, read_state, state_path, write_finding, write_state
@@ -26,12 +26,6 @@ from runner.spec import FailureSpec
 
 COORDINATOR_INTERVAL = 600.0
 RATE_STATE = "failure-alerts.json"
-
-
-def job_of(config: str, unit: str) -> str:
-    """bruba-reminder-check.service -> reminder-check."""
-    name = unit.removesuffix(".service")
-    return name.removeprefix(f"{config}-")
 
 
 def _status_text(exit_code: str, exit_status: str) -> str:
@@ -49,7 +43,7 @@ def failure_alert(spec: FailureSpec, unit_arg: str, now: datetime) -> dict[str, 
     exit_code = env.get("MONITOR_EXIT_CODE", "")
     exit_status = env.get("MONITOR_EXIT_STATUS", "")
     invocation_id = env.get("MONITOR_INVOCATION_ID", "")
-    job = job_of(spec.config, unit)
+    job = target_of(spec.config, unit)
     message = (
         f"{unit.removesuffix('.service')} failed "
         f"({result or 'unknown result'}, {_status_text(exit_code, exit_status)})"

@@ -19,7 +19,7 @@ from runner.llm_reply import (
     TOOL_DESCRIPTION,
     TOOL_NAME,
     TOOL_SCHEMA,
-    Verdict,
+    ReplyVerdict,
     judge,
     usage_of,
     user_message,
@@ -94,7 +94,7 @@ def _converse(
         {"role": "user", "content": user_message(llm.prompt, command_output)}
     ]
     record.model = llm.model
-    verdict = Verdict("malformed")
+    verdict = ReplyVerdict("malformed")
     for attempt in (1, 2):
         if attempt > 1 and before_retry is not None:
             before_retry()
@@ -140,7 +140,7 @@ def _converse(
 
 
 def _retry_messages(
-    first: MessageParam, reply: dict[str, object], verdict: Verdict
+    first: MessageParam, reply: dict[str, object], verdict: ReplyVerdict
 ) -> list[MessageParam]:
     """Tell the model what was wrong with its tool call, so the retry can fix it."""
     if not verdict.tool_use_id:

@@ -38,7 +38,7 @@ FILLED_IN = ("source", "timestamp")
 time."""
 
 
-class Verdict:
+class ReplyVerdict:
     """What a reply means: `finding`, `nothing`, `refusal` or `malformed` (with a reason)."""
 
     def __init__(
@@ -71,11 +71,11 @@ def expected_input_tokens(prompt: str, command_output: str | None) -> int:
     return -(-len(sent.encode("utf-8")) // BYTES_PER_TOKEN) + TOOL_USE_OVERHEAD
 
 
-def judge(reply: dict[str, object]) -> Verdict:
+def judge(reply: dict[str, object]) -> ReplyVerdict:
     """Read a Messages API reply (as a plain dict)."""
     stop_reason = reply.get("stop_reason")
     if stop_reason == "refusal":
-        return Verdict("refusal", reason="the model refused to answer (stop_reason: refusal)")
+        return ReplyVerdict("refusal", reason="the model refused to answer (stop_reason: refusal)")
     content = reply.get("content")
     calls = [
         block
@@ -85,32 +85,32 @@ def judge(reply: dict[str, object]) -> Verdict:
         and block.get("name") == TOOL_NAME
     ]
     if not calls:
-        return Verdict("malformed", reason=f"no {TOOL_NAME} call (stop_reason: {stop_reason})")
+        return ReplyVerdict("malformed", reason=f"no {TOOL_NAME} call (stop_reason: {stop_reason})")
     verdict = _judge_input(calls[0].get("input"), stop_reason)
     tool_use_id = calls[0].get("id")
     verdict.tool_use_id = tool_use_id if isinstance(tool_use_id, str) else ""
     return verdict
 
 
-def _judge_input(data: object, stop_reason: object) -> Verdict:
+def _judge_input(data: object, stop_reason: object) -> ReplyVerdict:
     if stop_reason == "max_tokens":
-        return Verdict("malformed", reason="the reply was cut off at max_tokens")
+        return ReplyVerdict("malformed", reason="the reply was cut off at max_tokens")
     if not isinstance(data, dict):
-        return Verdict("malformed", reason=f"{TOOL_NAME} input is not a JSON object")
+        return ReplyVerdict("malformed", reason=f"{TOOL_NAME} input is not a JSON object")
     nothing = data.get("nothing_to_report")
     if nothing is not None and not isinstance(nothing, bool):
-        return Verdict("malformed", reason="nothing_to_report must be true or false")
+        return ReplyVerdict("malformed", reason="nothing_to_report must be true or false")
     payload = {
         key: value
         for key, value in data.items()
         if key not in FILLED_IN and key != "nothing_to_report"
     }
     if nothing or not payload:
-        return Verdict("nothing")
+        return ReplyVerdict("nothing")
     problem = finding_problem(payload)
     if problem is not None:
-        return Verdict("malformed", reason=f"{TOOL_NAME} input is not a finding: {problem}")
-    return Verdict("finding", finding=payload)
+        return ReplyVerdict("malformed", reason=f"{TOOL_NAME} input is not a finding: {problem}")
+    return ReplyVerdict("finding", finding=payload)
 
 
 def usage_of(reply: dict[str, object]) -> tuple[int, int]:

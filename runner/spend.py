@@ -43,7 +43,7 @@ def ledger_name(month: str) -> str:
     return f"spend-{month}.json"
 
 
-class Ledger:
+class SpendLedger:
     """One month's spend (settled, per job) and the reservations of calls in flight."""
 
     def __init__(self, month: str, data: dict[str, object]) -> None:
@@ -129,7 +129,7 @@ class Ledger:
         return {**usage.as_json(), "notes": list(notes)} if notes else usage.as_json()
 
 
-def read_ledger(state_dir: str, config: str, timezone: str, now: datetime) -> Ledger:
+def read_ledger(state_dir: str, config: str, timezone: str, now: datetime) -> SpendLedger:
     """This month's ledger as the next run will find it, for reports: no lock, nothing
     written. A ledger of another shape, or one that cannot be read, is shown from runs.jsonl,
     with `problem` saying why."""
@@ -146,22 +146,22 @@ def read_ledger(state_dir: str, config: str, timezone: str, now: datetime) -> Le
         if problem is not None:
             ledger.problem = f"state/{name} {problem}; {stateshapes.SPEND.reset}"
         return ledger
-    ledger = Ledger(month, data)
+    ledger = SpendLedger(month, data)
     ledger.release_abandoned(now)  # in memory: what the next booking will count
     return ledger
 
 
-def open_ledger(state_dir: str, config: str, timezone: str, now: datetime) -> Ledger:
+def open_ledger(state_dir: str, config: str, timezone: str, now: datetime) -> SpendLedger:
     """This month's ledger for booking (under its lock): one of another shape is set aside
     with an alert and the month counted again from runs.jsonl (as for a month without a
     ledger yet). Raises StateUnreadable when it cannot be read: it is never overwritten."""
     since, month = month_start(now, timezone)
     data = load_state(state_dir, ledger_name(month), stateshapes.SPEND, now)
-    return Ledger(month, data) if data else _from_history(state_dir, config, since, month)
+    return SpendLedger(month, data) if data else _from_history(state_dir, config, since, month)
 
 
-def _from_history(state_dir: str, config: str, since: datetime, month: str) -> Ledger:
-    ledger = Ledger(month, {})
+def _from_history(state_dir: str, config: str, since: datetime, month: str) -> SpendLedger:
+    ledger = SpendLedger(month, {})
     until = (since + timedelta(days=32)).replace(day=1)
     per_job, _ = usage_since(state_dir, config, since, until)
     ledger.jobs = per_job
@@ -181,7 +181,7 @@ class Booking:
         self.started = started
         self.now = now
 
-    def __enter__(self) -> Ledger:
+    def __enter__(self) -> SpendLedger:
         self._lock = locked(state_path(self.state_dir, LOCK))
         self._lock.__enter__()
         try:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from runner.clock import iso, parse_iso
 from runner.clock import now as clock_now
+from runner.contract import SOURCES, SPEC_VERSION
 from runner.exitcodes import OK, STORAGE, USAGE
 from runner.fsatomic import describe, read_state, write_finding
 from runner.history import runs
@@ -31,8 +32,8 @@ def main(spec_path: str) -> int:
     try:
         with open(spec_path, encoding="utf-8") as handle:
             spec: WatchSpecJSON = json.load(handle)
-        if spec.get("spec") != 1 or spec.get("kind") != "watch":
-            raise ValueError("not a version 1 watch spec")
+        if spec.get("spec") != SPEC_VERSION or spec.get("kind") != "watch":
+            raise ValueError(f"not a version {SPEC_VERSION} watch spec")
     except (OSError, ValueError) as error:
         print(f"vigil: bad spec {spec_path}: {error}", file=sys.stderr)
         return USAGE
@@ -142,7 +143,7 @@ def _job(job: str, state_dir: str, since: datetime) -> tuple[bool, dict[str, Any
 
 
 def _source(source: str, state_dir: str, since: datetime) -> tuple[bool, dict[str, Any]]:
-    seen = read_state(state_dir, "sources.json").get(source)
+    seen = read_state(state_dir, SOURCES).get(source)
     last = parse_iso(seen.get("lastSeen")) if isinstance(seen, dict) else None
     if last is not None and last >= since:
         return True, {"text": f"a finding from {source} arrived at {iso(last)}"}

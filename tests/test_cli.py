@@ -111,19 +111,26 @@ def test_the_version_is_the_one_pyproject_toml_gives() -> None:
     assert __version__ == project["version"]
 
 
-@pytest.mark.parametrize(("version", "shown"), [("9.8.7", "9.8.7"), (None, "unknown")])
+@pytest.mark.parametrize(
+    ("version", "flags", "shown"),
+    [
+        ("9.8.7", ["-S"], "9.8.7"),
+        (None, ["-S"], "unknown"),
+        ("9.8.7", [], "9.8.7"),  # this environment has another vigil installed: not its version
+    ],
+)
 def test_a_checkout_run_without_installing_shows_its_pyproject_version(
-    tmp_path: Path, version: str | None, shown: str
+    tmp_path: Path, version: str | None, flags: list[str], shown: str
 ) -> None:
-    """No installed distribution to ask (`python -S`: no site-packages): the pyproject.toml
-    beside the package says, and without one the version is unknown."""
+    """A checkout's pyproject.toml says, whatever is installed (`-S`: nothing); without one
+    and with nothing installed the version is unknown."""
     shutil.copytree(ROOT / "compiler", tmp_path / "compiler")
     if version is not None:
         text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
         text = re.sub(r'(?m)^version = ".*"$', f'version = "{version}"', text, count=1)
         (tmp_path / "pyproject.toml").write_text(text, encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-S", "-c", "import compiler; print(compiler.__version__)"],
+        [sys.executable, *flags, "-c", "import compiler; print(compiler.__version__)"],
         cwd=tmp_path,
         env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
         capture_output=True,

@@ -324,7 +324,7 @@ def test_a_line_torn_by_a_kill_never_swallows_the_next(vigil, tmp_path: Path) ->
     signal is pending): what is appended next must start on a line of its own, and the torn
     copy must not count as delivered."""
     from runner.clock import iso, utc_now
-    from runner.delivery.ledger import Ledger
+    from runner.delivery.ledger import DeliveryLedger
     from runner.delivery.message import Message
     from runner.delivery.outbox import enqueue, file_name
 
@@ -351,7 +351,7 @@ def test_a_line_torn_by_a_kill_never_swallows_the_next(vigil, tmp_path: Path) ->
     assert json.loads(lines[-1])["id"] == "m-1"  # sent again, whole, on its own line
     seen, torn = delivered_ids(state)
     assert seen == Counter({"000000": 1, "999999": 1}) and torn == 1
-    assert "m-1" in Ledger.load(str(state)) and not queued.exists()
+    assert "m-1" in DeliveryLedger.load(str(state)) and not queued.exists()
     records = list(runs(str(state)))
     assert [record["kind"] for record in records] == ["coordinator", "coordinator"]
     assert (state / "runs.jsonl").read_bytes().splitlines()[

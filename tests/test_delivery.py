@@ -132,16 +132,16 @@ def test_a_crash_after_sending_gives_at_most_one_duplicate_and_no_loss(
     state = tmp_path / "state"
     enqueue(state, message("m1"))
     enqueue(state, message("m2"))
-    real_save = ledger_module.Ledger.save
+    real_save = ledger_module.DeliveryLedger.save
     crashes = []
 
-    def crash_once(self: ledger_module.Ledger) -> None:
+    def crash_once(self: ledger_module.DeliveryLedger) -> None:
         if not crashes:
             crashes.append(1)
             raise OSError("simulated crash between sending and recording")
         real_save(self)
 
-    monkeypatch.setattr(ledger_module.Ledger, "save", crash_once)
+    monkeypatch.setattr(ledger_module.DeliveryLedger, "save", crash_once)
     with pytest.raises(OSError, match="simulated crash"):
         deliver(spec, state, T0)
     assert len(lines(sink)) == 1  # sent, but not recorded
@@ -556,11 +556,11 @@ def test_outbox_status_shows_a_message_whose_send_began_and_never_ended_as_sendi
     enqueue(state, message("m1"))
     enqueue(state, message("m2"))
 
-    def killed(_self: ledger_module.Ledger) -> None:
+    def killed(_self: ledger_module.DeliveryLedger) -> None:
         raise OSError("simulated kill between appending and recording")
 
     with monkeypatch.context() as patched:
-        patched.setattr(ledger_module.Ledger, "save", killed)
+        patched.setattr(ledger_module.DeliveryLedger, "save", killed)
         with pytest.raises(OSError, match="simulated kill"):
             deliver(spec, state, T0)
     rows = {row["id"]: row for row in outbox_status(state)}

@@ -463,3 +463,45 @@ def test_the_spec_types_import_only_typing_and_the_runner_reads_them_for_mypy_on
 )
 def test_a_run_time_import_of_the_spec_types_fails(source: str, said: list[str]) -> None:
     assert runtime_imports("x.py", source) == said
+
+
+PARSED = """
+from compiler.language import schedule
+import runner.clock
+
+def late() -> None:
+    from compiler.cli import report
+
+if TYPE_CHECKING:
+    from compiler.install.plan import Plan
+"""
+
+
+def test_imports_are_read_at_every_depth_of_a_file(tmp_path: Path) -> None:
+    """The parser itself: imports at module level, inside a function and under TYPE_CHECKING
+    all count, each with its line (what the layer and cycle checks are fed)."""
+    path = tmp_path / "compiler" / "language" / "sample.py"
+    path.parent.mkdir(parents=True)
+    path.write_text(PARSED, encoding="utf-8")
+    known = {"compiler.language.schedule", "compiler.cli.report", "compiler.install.plan"}
+    found = imports_of("compiler.language.sample", path, known, root=tmp_path)
+    assert [(i.line, i.target) for i in found] == [
+        (2, "compiler.language.schedule"),
+        (3, "runner.clock"),
+        (6, "compiler.cli.report"),
+        (9, "compiler.install.plan"),
+    ]
+    problems = layer_problems(found)
+    assert [p.split(":")[1] for p in problems] == ["6", "9"]
+
+
+def test_no_two_classes_share_a_name() -> None:
+    """A class name says which one it is, across both packages (a reader, a traceback, an
+    import never has to guess between two Outcomes or two Ledgers)."""
+    where: dict[str, list[str]] = {}
+    for path in module_files().values():
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.ClassDef):
+                where.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
+    shared = {name: paths for name, paths in where.items() if len(paths) > 1}
+    assert not shared, shared

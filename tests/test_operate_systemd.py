@@ -191,6 +191,15 @@ def test_run_wait_exits_with_the_runners_status_and_records_the_invocation(
     assert (record["result"], record["exit_status"], record["command_exit"]) == ("failed", 1, 3)
     assert record["invocation_id"] == shown["InvocationID"]
 
+    rotated = op.state / "runs.jsonl.1"
+    rotated.mkdir()  # runs.jsonl cannot be read: the run's own status still counts
+    try:
+        again = vigil("run", "good", "--wait", "--config", op.config)
+    finally:
+        rotated.rmdir()
+    assert again.exit_code == 0, again.stderr
+    assert "op-good.service: success (exit status 0) (runs.jsonl cannot be read: " in again.stderr
+
 
 def test_run_without_wait_returns_at_once(vigil, installed) -> None:
     op = installed

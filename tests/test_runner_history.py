@@ -95,7 +95,6 @@ def test_a_runs_file_that_cannot_be_read_is_an_error_not_an_empty_history(tmp_pa
 
 WRITER = """
 import sys
-import pytest
 
 from runner.history import append_line
 state, writer = sys.argv[1], sys.argv[2]

@@ -404,9 +404,9 @@ NOW = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
 
 def test_reservations_count_for_their_own_job_only() -> None:
     from runner.history import Usage
-    from runner.spend import Ledger
+    from runner.spend import SpendLedger
 
-    book = Ledger("2027-03", {})
+    book = SpendLedger("2027-03", {})
     book.reserve("a-1", "alpha", Usage(100, 0.5, 1), NOW + timedelta(minutes=5))
     book.reserve("b-1", "beta", Usage(10, 0.05, 1), NOW + timedelta(minutes=5))
     assert book.spent("alpha").tokens == 100
@@ -417,9 +417,9 @@ def test_reservations_count_for_their_own_job_only() -> None:
 
 def test_a_dead_runs_reservation_is_booked_with_a_note_and_a_lapsed_one_released() -> None:
     from runner.history import Usage
-    from runner.spend import Ledger
+    from runner.spend import SpendLedger
 
-    book = Ledger("2027-03", {})
+    book = SpendLedger("2027-03", {})
     book.reserve("dead", "alpha", Usage(100, 0.5, 1), NOW + timedelta(minutes=5))
     book.reservations["dead"]["pid"] = _dead_pid()
     book.reserve("live", "alpha", Usage(7, 0.01, 1), NOW + timedelta(minutes=5))
@@ -432,7 +432,7 @@ def test_a_dead_runs_reservation_is_booked_with_a_note_and_a_lapsed_one_released
     assert "ended without booking its calls" in note and "100 tokens, 0.5000 USD" in note
     written = book.as_json()
     assert (written["version"], written["month"]) == (1, "2027-03")
-    again = Ledger("2027-03", json.loads(json.dumps(written)))
+    again = SpendLedger("2027-03", json.loads(json.dumps(written)))
     assert again.notes == book.notes  # the note `vigil cost` shows survives the file
     assert again.as_json() == written
 

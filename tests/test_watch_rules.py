@@ -103,6 +103,12 @@ def test_routes_notify_hand_off_and_escalation() -> None:
         ({"field": "size", "gte": 10}, ["b", "c"]),
         ({"field": "size", "lt": 10}, ["a"]),
         ({"field": "size", "lte": 10}, ["a", "b"]),
+        # A compiled spec holds every bound as a number of JSON's one kind (`gte: 10` is 10.0):
+        # a whole-number item compares with it as a number, not as "not comparable".
+        ({"field": "size", "gt": 10.0}, ["c"]),
+        ({"field": "size", "gte": 10.0}, ["b", "c"]),
+        ({"field": "size", "lt": 10.0}, ["a"]),
+        ({"field": "size", "lte": 10.0}, ["a", "b"]),
         ({"field": "flag", "gt": 0}, []),  # a boolean is not a number
         ({"field": "from.name", "equals": "Ana"}, ["d"]),  # a dotted path
     ],

@@ -13,8 +13,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-from compiler.generate.render import Tree
-from compiler.install.plan import Change, Plan
 from compiler.language.model import Config, Watch
 from compiler.language.model.types import format_duration
 from compiler.language.schedule import (
@@ -25,8 +23,10 @@ from compiler.language.schedule import (
     parse_schedule,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the inspection commands never load the renderer and jinja2
+    from compiler.generate.render import Tree
     from compiler.install.apply import ApplyOutcome
+    from compiler.install.plan import Change, Plan
     from compiler.operate.cost import JobCost
     from compiler.operate.doctor import Check
 

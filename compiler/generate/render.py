@@ -22,6 +22,7 @@ from compiler.layout import unit_prefix
 from runner.contract import (
     INBOX,
     coordinator_unit,
+    failure_instance,
     failure_unit,
     job_unit,
     path_unit,
@@ -112,6 +113,7 @@ def render(
         "source": unitfile.literal(_one_line(source.path or source.label)),
         "name": config.name,
         "prefix": unit_prefix(system, config.name),
+        "on_failure": failure_instance(config.name, "%n"),
     }
     tree: Tree = {}
     units: list[Unit] = []

@@ -9,12 +9,11 @@ import difflib
 from collections.abc import Iterable, Iterator
 
 from compiler.language.model import Config
-from runner.contract import job_unit, service, watch_unit
+from runner.contract import coordinator_unit, failure_unit, job_unit, service, watch_unit
 
 Path = tuple[str | int, ...]
 Problem = tuple[Path, str]
 
-RESERVED_JOB_NAMES = ("coordinator", "failure")
 MAX_UNIT_NAME = 255
 
 
@@ -42,9 +41,17 @@ def check(config: Config) -> list[Problem]:
     ]
 
 
+def _collides(name: str, job: str) -> bool:
+    """Whether a job's units would take the name of vigil's own (coordinator, failure handler,
+    a watch's)."""
+    unit = job_unit(name, job)
+    own = (coordinator_unit(name), failure_unit(name))
+    return unit in own or unit.startswith(watch_unit(name, ""))
+
+
 def _unit_names(config: Config) -> Iterator[Problem]:
     for job in config.jobs:
-        if job in RESERVED_JOB_NAMES or job.startswith("watch-"):
+        if _collides(config.name, job):
             yield (
                 ("jobs", job),
                 (

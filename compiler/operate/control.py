@@ -23,6 +23,7 @@ from runner.contract import (
     timer,
     watch_unit,
 )
+from runner.fsatomic import describe
 from runner.history import runs
 
 
@@ -67,11 +68,15 @@ def run_now(config: Config, scope: Scope, state: Path, target: str, wait: bool) 
     shown = systemd.show(main, "Result", "ExecMainStatus", "InvocationID")
     status = int(shown.get("ExecMainStatus") or 0)
     result = shown.get("Result", "unknown")
-    record = next(
-        (r for r in runs(str(state)) if r.get("invocation_id") == shown.get("InvocationID")),
-        None,
-    )
     words = f"{main}: {result} (exit status {status})"
+    try:
+        record = next(
+            (r for r in runs(str(state)) if r.get("invocation_id") == shown.get("InvocationID")),
+            None,
+        )
+    except OSError as error:  # the run happened: its status still counts
+        record = None
+        words += f" (runs.jsonl cannot be read: {describe(error)})"
     if record is not None:
         words += f", {record.get('result')}"
         if record.get("reason"):

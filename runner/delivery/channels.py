@@ -14,7 +14,7 @@ from contextlib import suppress
 from datetime import datetime, timedelta
 
 from runner.clock import iso
-from runner.contract import COMMAND_FIELDS, TMP
+from runner.contract import CHANNEL_TIMEOUT, COMMAND_FIELDS, TMP
 from runner.delivery.fit import max_chars
 from runner.delivery.message import DeliveryOutcome
 from runner.fsatomic import FILE_MODE, append_whole, ensure_dir, safe_name, write_atomic
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from runner.delivery.message import Message
     from runner.spectypes import ChannelJSON
 
-DEFAULT_TIMEOUT = 30.0
 ERROR_TAIL_CHARS = 500
 EVIDENCE_PREFIX = "evidence-"
 EVIDENCE_KEEP = timedelta(days=7)
@@ -52,7 +51,7 @@ class PlaceholderError(ValueError):
 def send(
     name: str, channel: ChannelJSON, message: Message, context: SendContext
 ) -> DeliveryOutcome:
-    timeout = float(channel.get("timeout") or DEFAULT_TIMEOUT)
+    timeout = float(channel.get("timeout") or CHANNEL_TIMEOUT)
     try:
         if channel.get("command"):
             return send_command(channel, name, message, context, timeout)

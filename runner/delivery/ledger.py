@@ -24,13 +24,13 @@ LEDGER = "delivered.json"
 KEEP = timedelta(days=30)
 
 
-class Ledger:
+class DeliveryLedger:
     def __init__(self, state_dir: str, entries: dict[str, dict[str, object]]) -> None:
         self.state_dir = state_dir
         self.entries = entries
 
     @classmethod
-    def load(cls, state_dir: str) -> Ledger:
+    def load(cls, state_dir: str) -> DeliveryLedger:
         """A ledger that cannot be read or is of another shape is set aside with an alert and
         delivery goes on with a new one: at worst a message goes out twice."""
         delivered = load_state(state_dir, LEDGER, stateshapes.LEDGER, clock.now()).get("delivered")

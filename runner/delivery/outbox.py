@@ -22,9 +22,15 @@ from enum import StrEnum
 
 from runner import clock
 from runner.clock import iso, parse_iso
-from runner.contract import DEAD, OUTBOX
+from runner.contract import (
+    DEAD,
+    DELIVERY_ATTEMPTS,
+    DELIVERY_BACKOFF,
+    DELIVERY_MAX_BACKOFF,
+    OUTBOX,
+)
 from runner.delivery.channels import SendContext, file_end, file_holds, prune_evidence, send
-from runner.delivery.ledger import Ledger
+from runner.delivery.ledger import DeliveryLedger
 from runner.delivery.message import DeliveryOutcome, Message
 from runner.fsatomic import describe, ensure_dir, fsync_dir, locked, write_atomic
 
@@ -96,9 +102,9 @@ class DeliveryReport:
 class RetryPolicy:
     def __init__(
         self,
-        attempts: int = 5,
-        backoff: float = 30.0,
-        max_backoff: float = 3600.0,
+        attempts: int = DELIVERY_ATTEMPTS,
+        backoff: float = DELIVERY_BACKOFF,
+        max_backoff: float = DELIVERY_MAX_BACKOFF,
         fallback: str | None = None,
     ) -> None:
         self.attempts = attempts
@@ -153,7 +159,7 @@ def enqueue(state_dir: str | os.PathLike[str], message: Message) -> Carried:
     may compose it otherwise)."""
     state = os.fspath(state_dir)
     with locked(os.path.join(outbox_dir(state), LOCK)):
-        ledger = Ledger.load(state)
+        ledger = DeliveryLedger.load(state)
         if _put(state, message, ledger, clock.now()):
             return message.named, message.keys
         return _carried_before(state, message.id, ledger)
@@ -164,10 +170,10 @@ def carried(state_dir: str | os.PathLike[str], message_id: str) -> Carried:
     delivered); (None, None) if not, or if that is not known."""
     state = os.fspath(state_dir)
     with locked(os.path.join(outbox_dir(state), LOCK)):
-        return _carried_before(state, message_id, Ledger.load(state))
+        return _carried_before(state, message_id, DeliveryLedger.load(state))
 
 
-def _carried_before(state: str, message_id: str, ledger: Ledger) -> Carried:
+def _carried_before(state: str, message_id: str, ledger: DeliveryLedger) -> Carried:
     record: dict[str, Any] | None = None
     if message_id in ledger:
         record = ledger.entries[message_id]
@@ -191,7 +197,11 @@ def _carried_before(state: str, message_id: str, ledger: Ledger) -> Carried:
 
 
 def _put(
-    state: str, message: Message, ledger: Ledger, now: datetime, alert_for: str | None = None
+    state: str,
+    message: Message,
+    ledger: DeliveryLedger,
+    now: datetime,
+    alert_for: str | None = None,
 ) -> bool:
     name = file_name(message.id)
     queued = os.path.join(outbox_dir(state), name)
@@ -292,7 +302,7 @@ class _DeliveryRun:
         self.policy = RetryPolicy.from_spec(spec)
         self.channels: dict[str, ChannelJSON] = spec.get("channels") or {}
         self.context = SendContext(state, credentials_dir, now)
-        self.ledger = Ledger.load(state)
+        self.ledger = DeliveryLedger.load(state)
         self.alerts: list[str] = []
         self.quiet: bool | None = None
 

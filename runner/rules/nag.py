@@ -23,7 +23,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from runner.alerts import NAG_KEY, Alert
 from runner.clock import calendar_days, iso, parse_iso, zone
-from runner.contract import NAG_KEY_FIELD, NAG_RETENTION, nag_state_file
+from runner.contract import NAG_KEY_FIELD, NAG_RESOLVE_MISSING, NAG_RETENTION, nag_state_file
 from runner.template import dig, fill
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -77,7 +77,7 @@ class NagRuleSpec:
         }
         self.message = spec.get("message")
         self.priority = int(spec.get("priority") or 0)
-        self.resolve_missing = bool(spec.get("resolve_missing", True))
+        self.resolve_missing = bool(spec.get("resolve_missing", NAG_RESOLVE_MISSING))
         self.retention = int(spec.get("retention") or NAG_RETENTION)
         self.timezone = timezone
 

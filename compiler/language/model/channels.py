@@ -16,7 +16,7 @@ from compiler.language.model.types import (
     StrictModel,
     template_fields_from,
 )
-from runner.contract import COMMAND_FIELDS
+from runner.contract import CHANNEL_TIMEOUT, COMMAND_FIELDS
 
 
 def _plain_placeholders(value: str) -> str:
@@ -48,7 +48,7 @@ class Channel(StrictModel):
     are filled per message. How a finding is handed to an agent."""
     file: FilePathStr | None = None
     """Append each message as one JSON line to this file."""
-    timeout: PositiveDuration = 30
+    timeout: PositiveDuration = CHANNEL_TIMEOUT
     """How long one delivery attempt may take."""
     max_chars: Annotated[int, Field(ge=200)] | None = None
     """The most characters one message may have on this channel; a longer one is cut at a line

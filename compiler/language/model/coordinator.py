@@ -16,6 +16,7 @@ from compiler.language.model.types import (
     TimeZone,
     template_fields_from,
 )
+from runner.contract import DELIVERY_ATTEMPTS, DELIVERY_BACKOFF, DELIVERY_MAX_BACKOFF
 
 TitleTemplate = Annotated[str, template_fields_from(("count", "name", "date")), TEMPLATE_SCHEMA]
 LineTemplate = Annotated[str, template_fields_from(("text", "source", "priority")), TEMPLATE_SCHEMA]
@@ -68,11 +69,11 @@ class MessageFormat(StrictModel):
 class Delivery(StrictModel):
     """Retries of failed deliveries."""
 
-    attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    attempts: Annotated[int, Field(ge=1, le=100)] = DELIVERY_ATTEMPTS
     """Tries per channel before the message is dead-lettered."""
-    backoff: PositiveDuration = 30
+    backoff: PositiveDuration = DELIVERY_BACKOFF
     """Wait before the first retry; doubles each time."""
-    max_backoff: PositiveDuration = 3600
+    max_backoff: PositiveDuration = DELIVERY_MAX_BACKOFF
     """Longest wait between retries."""
     fallback: Name | None = None
     """Channel that hears about dead-lettered messages."""

@@ -15,7 +15,7 @@ from compiler.language.model.types import (
     Template,
 )
 from compiler.language.model.watches import FieldPath
-from runner.contract import NAG_KEY_FIELD, NAG_RETENTION
+from runner.contract import NAG_KEY_FIELD, NAG_RESOLVE_MISSING, NAG_RETENTION
 
 
 class LadderStep(StrictModel):
@@ -52,7 +52,7 @@ class NagRule(StrictModel):
     """With once_per: the text for each mention."""
     priority: int = 0
     """Higher goes first when caps cut a message."""
-    resolve_missing: bool = True
+    resolve_missing: bool = NAG_RESOLVE_MISSING
     """An item missing from a newer finding of the source is marked resolved."""
     retention: PositiveDuration = NAG_RETENTION
     """How long resolved items are kept in state before they are pruned."""
