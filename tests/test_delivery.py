@@ -571,6 +571,26 @@ def test_outbox_status_shows_a_message_whose_send_began_and_never_ended_as_sendi
     assert [line["id"] for line in lines(sink)] == ["m1", "m2"]
 
 
+def test_a_dead_letter_moved_back_without_its_verdict_is_sent_again(tmp_path: Path) -> None:
+    """The README's hand retry: once the channel works, the file goes back into outbox/
+    without `dead` and `attempts`, and the next run delivers it."""
+    sink = tmp_path / "sink.jsonl"
+    broken = coordinator_spec({"sink": {"command": ["/bin/false"]}}, attempts=1)
+    state = tmp_path / "state"
+    enqueue(state, message("m1"))
+    assert deliver(broken, state, T0).dead == 1
+    [path] = (state / "outbox" / "dead").glob("*.json")
+    entry = json.loads(path.read_text())
+    for verdict in ("dead", "attempts"):
+        del entry[verdict]
+    (state / "outbox" / path.name).write_text(json.dumps(entry))
+    path.unlink()
+    fixed = coordinator_spec({"sink": {"file": str(sink)}}, attempts=1)
+    assert deliver(fixed, state, T0 + timedelta(hours=1)).delivered == 1
+    assert [line["id"] for line in lines(sink)] == ["m1"]
+    assert dead(state) == [] and queued(state) == []
+
+
 def test_a_message_marked_dead_by_a_run_that_died_before_moving_it_stays_dead(
     tmp_path: Path,
 ) -> None:
