@@ -191,21 +191,31 @@ def output_problems(module: str, path: str, source: str) -> list[str]:
     tree = ast.parse(source, path)
     main_blocks = [node for node in tree.body if _is_main_block(node)]
     skipped = {id(inner) for block in main_blocks for inner in ast.walk(block)}
+    names = {"sys"} | {  # `import sys as s` too
+        alias.asname
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+        if alias.name == "sys" and alias.asname
+    }
     problems = []
     for node in ast.walk(tree):
         if id(node) not in skipped:
-            problems += _output_uses(node, path)
-    return problems
+            problems += _output_uses(node, path, names)
+    return sorted(problems, key=lambda problem: int(problem.split(":")[1]))
 
 
-def _output_uses(node: ast.AST, path: str) -> list[str]:
-    """The problem of one node, if it is a print() call, a use of sys.stdout/sys.stderr or an
-    import of them."""
+def _output_uses(node: ast.AST, path: str, sys_names: set[str]) -> list[str]:
+    """The problem of one node, if it is a print() call, typer's (or click's) echo, a use of
+    sys.stdout/sys.stderr or an import of them."""
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         return [f"{path}:{node.lineno}: print()"] if node.func.id == "print" else []
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        echo = node.func.attr in ("echo", "secho")
+        return [f"{path}:{node.lineno}: {ast.unparse(node.func)}()"] if echo else []
     if isinstance(node, ast.Attribute) and node.attr in OUTPUT:
-        if isinstance(node.value, ast.Name) and node.value.id == "sys":
-            return [f"{path}:{node.lineno}: sys.{node.attr}"]
+        if isinstance(node.value, ast.Name) and node.value.id in sys_names:
+            return [f"{path}:{node.lineno}: {node.value.id}.{node.attr}"]
         return []
     if isinstance(node, ast.ImportFrom) and node.module == "sys":
         return [
@@ -347,6 +357,12 @@ def test_a_cycle_fails_with_its_path() -> None:
             "from sys import stdout\n",
             ["compiler/x.py:1: from sys import stdout"],
         ),
+        (
+            "compiler.operate.status",
+            "import sys as s\nimport typer\ns.stdout.write('x')\ntyper.echo('y')\n",
+            ["compiler/x.py:3: s.stdout", "compiler/x.py:4: typer.echo()"],
+        ),
+        ("compiler.operate.doctor", "done = run(['x']).stderr\n", []),  # a process's output
         ("compiler.cli.views", "import sys\nprint('x', file=sys.stderr)\n", []),
         ("compiler.generate.regenerate", "if __name__ == '__main__':\n    print('done')\n", []),
     ],
