@@ -200,6 +200,7 @@ def _detect_with_model(
         answer = _ask_the_model(spec, record, stdout, reservation, first)
     finally:
         _settle(reservation, record)
+    _check_spike(spec, record, stdout)
     if isinstance(answer, JobOutcome):
         return answer
     if answer is None:
@@ -261,6 +262,23 @@ def _ask_the_model(
         return _over_budget(spec, record, over.exhausted)
     except StateUnreadable as error:  # before the retry
         return _ledger_unreadable(spec, record, error)
+
+
+def _check_spike(spec: JobSpec, record: RunRecord, stdout: str | None) -> None:
+    """One alert when this run's tokens are far above what the job usually takes; a spike
+    that cannot be judged or written is for the journal, never the run's failure."""
+    assert spec.llm is not None
+    if not (record.tokens_in or record.tokens_out):
+        return
+    from runner import spike
+
+    used = (record.tokens_in, record.tokens_out)
+    expected = spec.llm.expected_tokens
+    try:
+        if spike.check(spec.state_dir, spec.config, spec.job, expected, used, stdout, now()):
+            record.notes.append("token spike alert written to the inbox")
+    except OSError as error:
+        print(f"vigil: could not judge or report a token spike: {describe(error)}", file=sys.stderr)
 
 
 def _over_budget(spec: JobSpec, record: RunRecord, exhausted: list[Exhausted]) -> JobOutcome:

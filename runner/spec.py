@@ -127,6 +127,8 @@ class Llm:
         self.api_key_credential = fields.optional_text("api_key_credential")
         self.base_url = fields.optional_text("base_url")
         self.timeout = fields.optional_number("timeout") or 60.0
+        self.expected_tokens = fields.optional_whole("expected_tokens")
+        """One call's expected input and output tokens (None: judged by the job's history)."""
         retries = fields.optional_whole("max_retries", minimum=0)
         self.max_retries = DEFAULT_MAX_RETRIES if retries is None else retries
         price = fields.child("price_per_mtok", optional=True)

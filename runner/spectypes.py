@@ -104,6 +104,8 @@ class LlmJSON(TypedDict):
     """None: the model's price is not known."""
     max_retries: NotRequired[int]
     """The SDK's retries on 429/5xx; never written by the compiler (tests set it)."""
+    expected_tokens: NotRequired[int | None]
+    """One call's expected input plus output tokens: a run far above it is a spike."""
 
 
 class BudgetJSON(TypedDict):

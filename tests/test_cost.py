@@ -199,3 +199,26 @@ def test_status_and_cost_count_the_same_month(tmp_path: Path) -> None:
         rows = {row.name: row for row in collect(config, scope, tmp_path, now=now, warn=unexpected)}
         costs = {row.job: row for row in estimate(config, now=now, warn=unexpected)}
         assert rows["reminder-check"].tokens_month == costs["reminder-check"].spent_tokens == tokens
+
+
+def test_cost_shows_each_jobs_median_tokens_per_run_beside_its_estimate(
+    vigil, tmp_path: Path
+) -> None:
+    """The median of the job's last 20 model runs (older ones and other configs' do not
+    count); a job without model runs shows '-'."""
+    text = (ROOT / "examples/bruba.yaml").read_text()
+    config = tmp_path / "vigil.yaml"
+    config.write_text(text.replace("name: bruba\n", f"name: bruba\nstate_dir: {tmp_path}\n"))
+    base = {"job": "reminder-check", "kind": "job", "config": "bruba", "result": "ok"}
+    old = [{**base, "tokens_in": 90000, "tokens_out": 0}] * 5  # beyond the last 20
+    recent = [{**base, "tokens_in": 1000 + 10 * n, "tokens_out": 200} for n in range(20)]
+    other = [{**base, "config": "other", "tokens_in": 5, "tokens_out": 0}] * 30
+    write_runs(tmp_path, [*old, *recent, *other])
+    result = vigil("cost", config)
+    assert result.exit_code == 0, result.stderr
+    [line] = [row for row in result.stdout.splitlines() if row.startswith("reminder-check ")]
+    assert line.split()[4] == "1,295"  # 1,200 + the median of 0, 10, ..., 190 (95)
+    [briefing] = [row for row in result.stdout.splitlines() if row.startswith("morning-briefing")]
+    assert briefing.split()[4] == "-"
+    data = json.loads(vigil("cost", config, "--json").stdout)
+    assert {row["job"]: row["median_tokens"] for row in data}["reminder-check"] == 1295

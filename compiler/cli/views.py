@@ -362,7 +362,10 @@ def cost_line(rows: list[JobCost]) -> str:
 
 def cost_table(rows: list[JobCost], heartbeat_per_month: float) -> str:
     """`vigil cost`: per job, runs a month, the estimate and this month's spend."""
-    header = f"{'job':<24} {'model':<20} {'runs/month':>10} {'estimate':>10} {'this month':>11}"
+    header = (
+        f"{'job':<24} {'model':<20} {'runs/month':>10} {'estimate':>10} {'tokens/run':>10} "
+        f"{'this month':>11}"
+    )
     lines = [header, "-" * len(header)]
     total_estimate, total_spent, unknown = 0.0, 0.0, []
     for row in rows:
@@ -373,20 +376,25 @@ def cost_table(rows: list[JobCost], heartbeat_per_month: float) -> str:
         else:
             total_estimate += est
         total_spent += row.spent_usd
+        median = "-" if row.median_tokens is None else format(row.median_tokens, ",")
         lines.append(
             f"{row.job:<24} {row.model or '-':<20} {row.firings_per_month:>10,.0f} "
-            f"{shown:>10} {'$' + format(row.spent_usd, ',.2f'):>11}"
+            f"{shown:>10} {median:>10} {'$' + format(row.spent_usd, ',.2f'):>11}"
         )
     lines.append(
         f"{'coordinator heartbeat':<24} {'- (rules)':<20} {heartbeat_per_month:>10,.0f} "
-        f"{'$0.00':>10} {'$0.00':>11}"
+        f"{'$0.00':>10} {'-':>10} {'$0.00':>11}"
     )
     lines.append("-" * len(header))
     lines.append(
         f"{'total':<24} {'':<20} {'':>10} {'$' + format(total_estimate, ',.2f'):>10} "
-        f"{'$' + format(total_spent, ',.2f'):>11}"
+        f"{'':>10} {'$' + format(total_spent, ',.2f'):>11}"
     )
-    notes = ["Estimates assume every run finds something: detectors skip the model when not."]
+    notes = [
+        "Estimates assume every run finds something: detectors skip the model when not.",
+        "tokens/run: the median of each job's last model runs; a run above 3x what its job"
+        " usually takes raises an alert.",
+    ]
     if unknown:
         notes.append(
             "No estimate without expected_tokens (and a known price): " + ", ".join(unknown)

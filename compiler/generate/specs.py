@@ -114,6 +114,9 @@ def _llm(config: Config, job: Job) -> LlmJSON | None:
         "base_url": config.llm.base_url,
         "timeout": config.llm.timeout,
         "price_per_mtok": {"input": price[0], "output": price[1]} if price else None,
+        "expected_tokens": (
+            job.expected_tokens.input + job.expected_tokens.output if job.expected_tokens else None
+        ),
     }
 
 

@@ -17,6 +17,7 @@ from compiler.language.model import Config, Job
 from compiler.language.prices import price_of
 from compiler.language.schedule import next_elapses, parse_schedule
 from compiler.operate.inspect_state import state_dir_of
+from runner.fsatomic import describe
 from runner.spend import read_ledger
 
 DAYS_PER_MONTH = 365.2425 / 12
@@ -35,6 +36,8 @@ class JobCost:
     spent_usd: float
     spent_tokens: int
     calls: int
+    median_tokens: int | None = None
+    """Tokens per model run, the median of the job's last runs (runs.jsonl); None: none yet."""
 
     @property
     def estimate_usd(self) -> float | None:
@@ -91,6 +94,7 @@ def estimate(
     state = state_dir_of(config, system)
     spent = month_to_date(state, config.name, config.timezone, now, warn=warn)
     overrides = {name: (p.input, p.output) for name, p in config.llm.prices.items()}
+    medians = _medians(state, config.name, warn)
     rows = []
     for name, job in config.jobs.items():
         model = (job.model or config.llm.model) if job.prompt is not None else None
@@ -108,9 +112,20 @@ def estimate(
                 spent_usd=usd,
                 spent_tokens=used,
                 calls=calls,
+                median_tokens=medians[name][0] if name in medians else None,
             )
         )
     return rows
+
+
+def _medians(state: Path, config: str, warn: Warn) -> dict[str, tuple[int, int]]:
+    from runner.spike import trailing_medians
+
+    try:
+        return trailing_medians(str(state), config)
+    except OSError as error:
+        warn(f"runs.jsonl cannot be read ({describe(error)}): no medians shown")
+        return {}
 
 
 def month_to_date(
