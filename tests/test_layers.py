@@ -371,6 +371,32 @@ def test_output_outside_the_cli_fails(module: str, source: str, said: list[str])
     assert output_problems(module, "compiler/x.py", source) == said
 
 
+NOT_A_FOLDER = {("compiler.layout", "/state")}
+"""The same word, another thing: system scope's state directory is /var/lib/vigil/NAME/state."""
+
+
+def _path_parts(node: ast.AST) -> list[ast.expr]:
+    """The pieces a path is built from at `node`: `a / "x"`, `a + "/x"`, os.path.join(...),
+    joinpath(...), Path(...), and the text after a placeholder in f"{a}/x"."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div | ast.Add):
+        return [node.right]
+    if isinstance(node, ast.Call):
+        name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+        return list(node.args) if name in ("join", "joinpath", "Path") else []
+    if isinstance(node, ast.JoinedStr):
+        pieces = node.values
+        return [b for a, b in pairwise(pieces) if isinstance(a, ast.FormattedValue)]
+    return []
+
+
+def _names_a_folder(text: str, folders: set[str]) -> bool:
+    """Whether `text` is a folder name, or starts with one as a path step ("/inbox/...")."""
+    if text.strip("/") in folders:
+        return True
+    steps = text.split("/")
+    return text.startswith("/") and len(steps) > 1 and steps[1] in folders
+
+
 def test_the_contract_imports_nothing_and_its_folder_names_are_nowhere_else() -> None:
     """runner/contract.py is loaded by every runner start and by the compiler: it imports
     nothing, and no other module builds a path from a folder name of the state directory."""
@@ -399,15 +425,12 @@ def test_the_contract_imports_nothing_and_its_folder_names_are_nowhere_else() ->
         if module == "runner.contract":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            parts: list[ast.expr] = []
-            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div | ast.Add):
-                parts = [node.right]
-            elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "join":
-                parts = list(node.args)
             found += [
                 f"{path.relative_to(ROOT)}:{part.lineno}: {part.value!r}"
-                for part in parts
-                if isinstance(part, ast.Constant) and str(part.value).strip("/") in folders
+                for part in _path_parts(node)
+                if isinstance(part, ast.Constant)
+                and _names_a_folder(str(part.value), folders)
+                and (module, part.value) not in NOT_A_FOLDER
             ]
     assert not found, "folder names of the state directory outside runner/contract.py:\n" + (
         "\n".join(found)
@@ -521,3 +544,31 @@ def test_no_two_classes_share_a_name() -> None:
                 where.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
     shared = {name: paths for name, paths in where.items() if len(paths) > 1}
     assert not shared, shared
+
+
+@pytest.mark.parametrize(
+    ("source", "caught"),
+    [
+        ('path = state / "inbox"', True),
+        ('path = os.path.join(state, "processing", name)', True),
+        ('path = state.joinpath("outbox")', True),
+        ('path = Path(state, "rejected")', True),
+        ('path = f"{state}/tmp/{name}"', True),
+        ('path = state + "/runs.jsonl"', True),
+        ("path = state / INBOX", False),
+        ('text = f"{count} findings in the inbox"', False),
+        ('text = f"kept in {OUTBOX}/{DEAD}"', False),
+    ],
+)
+def test_the_folder_check_finds_a_path_built_from_a_folder_name(source: str, caught: bool) -> None:
+    import runner.contract as contract
+
+    folders = {contract.INBOX, contract.PROCESSING, contract.OUTBOX, contract.REJECTED}
+    folders |= {contract.TMP, contract.RUNS}
+    hits = [
+        part
+        for node in ast.walk(ast.parse(source))
+        for part in _path_parts(node)
+        if isinstance(part, ast.Constant) and _names_a_folder(str(part.value), folders)
+    ]
+    assert bool(hits) is caught
