@@ -149,10 +149,15 @@ class Usage:
         data = figures if isinstance(figures, dict) else {}
         return cls(_int(data.get("tokens")), _float(data.get("usd")), _int(data.get("calls")))
 
+    @classmethod
+    def of_run(cls, record: dict[str, object]) -> Usage:
+        """A run record's spend (its calls: 1 if it used any tokens)."""
+        tokens = _int(record.get("tokens_in")) + _int(record.get("tokens_out"))
+        return cls(tokens, _float(record.get("cost_usd")), 1 if tokens else 0)
+
     def add(self, record: dict[str, object]) -> None:
         """Add a run record's spend."""
-        tokens = _int(record.get("tokens_in")) + _int(record.get("tokens_out"))
-        self.merge(Usage(tokens, _float(record.get("cost_usd")), 1 if tokens else 0))
+        self.merge(Usage.of_run(record))
 
     def merge(self, other: Usage) -> None:
         self.tokens += other.tokens

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from statistics import median
 
-from runner.history import runs
+from runner.history import Usage, runs
 from runner.statefile import own_alert
 
 FACTOR = 3
@@ -27,7 +27,7 @@ def trailing_medians(state_dir: str, config: str) -> dict[str, tuple[int, int]]:
     (for the spike check and `vigil cost`)."""
     used: dict[str, list[int]] = {}
     for record in runs(state_dir):
-        tokens = _tokens(record)
+        tokens = Usage.of_run(record).tokens
         if tokens > 0 and record.get("config", config) == config:
             used.setdefault(str(record.get("job")), []).append(tokens)
     return {
@@ -71,12 +71,3 @@ def check(
     )
     own_alert(state_dir, f"{KIND}:{job}:{now.isoformat()}", text, now, kind=KIND)
     return True
-
-
-def _tokens(record: dict[str, object]) -> int:
-    total = 0
-    for key in ("tokens_in", "tokens_out"):
-        value = record.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            total += value
-    return total
