@@ -15,6 +15,7 @@ from compiler.errors import Warn
 from compiler.install.systemctl import Systemctl
 from compiler.language.model import Config
 from compiler.layout import Scope
+from compiler.operate.control import units_of
 from runner.contract import coordinator_unit, job_unit, path_unit, service, timer, watch_unit
 from runner.history import runs
 from runner.spend import read_ledger
@@ -68,7 +69,7 @@ def collect(
     targets.append(("coordinator", "coordinator", coordinator_unit(name)))
     if only is not None:
         targets = [t for t in targets if t[0] == only]
-    units = [unit for _, kind, stem in targets for unit in _units_of(kind, stem)]
+    units = [unit for target, _, _ in targets for unit in units_of(config, target)]
     shown = (
         Systemctl(scope).show_many(units, *PROPERTIES, timezone=config.timezone)
         if scope.live
@@ -115,11 +116,6 @@ def _span_seconds(span: str) -> float | None:
             return None
         total += float(match[1]) * _SPAN_UNITS[match[2]]
     return total if parts else None
-
-
-def _units_of(kind: str, stem: str) -> list[str]:
-    units = [service(stem), timer(stem)]
-    return [*units, path_unit(stem)] if kind == "coordinator" else units
 
 
 def _history(state: Path, now: datetime, config: Config, warn: Warn) -> dict[str, dict[str, Any]]:
