@@ -152,7 +152,12 @@ def nag_specs(config: Config) -> dict[str, NagRuleJSON]:
 
 def coordinator_spec(config: Config, system: bool) -> CoordinatorSpecJSON:
     # The sandbox is the unit's business (the runner never sees it).
-    dump = config.model_dump(mode="json", by_alias=True, exclude={"coordinator": {"sandbox"}})
+    dump = config.model_dump(
+        mode="json",
+        by_alias=True,
+        include={"coordinator", "channels", "watches"},  # nag: nag_specs
+        exclude={"coordinator": {"sandbox"}},
+    )
     return {
         **_base(config, "coordinator", system),
         "unit": service(coordinator_unit(config.name)),
