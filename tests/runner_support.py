@@ -328,3 +328,9 @@ def credentials(tmp_path: Path, key: str = API_KEY) -> Path:
     directory.mkdir(exist_ok=True)
     (directory / "anthropic").write_text(key + "\n")
     return directory
+
+
+def run_job(run: RunnerCall, tmp_path: Path, spec: dict[str, Any]) -> Any:
+    """`python -m runner job` (in-process) on `spec`, with the API key in its credentials."""
+    creds = str(credentials(tmp_path))
+    return run("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)

@@ -18,6 +18,7 @@ from tests.runner_support import (
     fake_api,
     inbox,
     llm_spec,
+    run_job,
     run_runner,
     runner_env,
     runner_in_process,
@@ -60,12 +61,6 @@ def this_month(timezone: str = "America/New_York") -> datetime:
 def last_month() -> datetime:
     start, _ = month_start(datetime.now(UTC), "America/New_York")
     return start.astimezone(UTC) - timedelta(hours=1)
-
-
-def run_job(run: RunnerCall, tmp_path: Path, spec: dict[str, Any]) -> Any:
-    """`python -m runner job` (in-process) on `spec`, with the API key in its credentials."""
-    creds = str(credentials(tmp_path))
-    return run("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)
 
 
 def budget_spec(

@@ -11,13 +11,12 @@ import pytest
 from tests.runner_support import (
     FakeMessagesAPI,
     RunnerCall,
-    credentials,
     fake_api,
     inbox,
     llm_spec,
+    run_job,
     runner_in_process,
     runs,
-    write_spec,
 )
 
 __all__ = ["fake_api", "runner_in_process"]
@@ -29,11 +28,9 @@ def spikes(state: Path) -> list[dict[str, object]]:
     return [f for f in inbox(state) if f.get("kind") == "token-spike"]
 
 
-def run(run_: RunnerCall, tmp_path: Path, spec: dict[str, object]) -> int:
-    creds = str(credentials(tmp_path))
-    result = run_("job", write_spec(tmp_path, spec), CREDENTIALS_DIRECTORY=creds)
+def run(runner: RunnerCall, tmp_path: Path, spec: dict[str, object]) -> None:
+    result = run_job(runner, tmp_path, spec)
     assert result.returncode == 0, result.stderr
-    return result.returncode
 
 
 @pytest.mark.parametrize(("times", "alerted"), [(5, True), (3, False)])
