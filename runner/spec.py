@@ -175,7 +175,8 @@ class JobSpec(_Common):
         super().__init__(fields, "job")
         self.job = fields.text("job")
         self.unit = fields.optional_text("unit") or f"{self.config}-{self.job}.service"
-        self.argv = _command(fields)
+        self.argv = _command(fields, "command")
+        self.check_argv = _command(fields, "check")
         self.timeout = fields.number("timeout")
         self.environment = fields.string_map("environment")
         directory = fields.optional_text("working_directory")
@@ -201,9 +202,9 @@ class FailureSpec(_Common):
         self.journal_lines = 20 if lines is None else lines
 
 
-def _command(fields: _Fields) -> list[str] | None:
+def _command(fields: _Fields, key: str) -> list[str] | None:
     """`{"shell": "..."}` runs under /bin/sh -c; `{"argv": [...]}` runs without a shell."""
-    command = fields.child("command", optional=True)
+    command = fields.child(key, optional=True)
     if command is None:
         return None
     shell = command.data.get("shell")
@@ -218,7 +219,7 @@ def _command(fields: _Fields) -> list[str] | None:
         and argv[0]
     ):
         return [str(arg) for arg in argv]
-    raise SpecError("command: expected {'shell': TEXT} or {'argv': [PROGRAM, ARG, ...]}")
+    raise SpecError(f"{key}: expected {{'shell': TEXT}} or {{'argv': [PROGRAM, ARG, ...]}}")
 
 
 def _read(path: str) -> _Fields:

@@ -118,6 +118,8 @@ class JobSpecJSON(ServiceSpecJSON):
     job: str
     command: ShellCommandJSON | ArgvCommandJSON | None
     """None: a job with a prompt and no command."""
+    check: NotRequired[ShellCommandJSON | ArgvCommandJSON | None]
+    """The side-effect-free probe canary applies and preflights run instead of the command."""
     timeout: int
     environment: dict[str, str]
     working_directory: str | None

@@ -50,17 +50,21 @@ def _base(config: Config, kind: SpecKind, system: bool) -> SpecJSON:
     }
 
 
+def _command(command: str | list[str] | None) -> ShellCommandJSON | ArgvCommandJSON | None:
+    if isinstance(command, str):
+        return {"shell": command}
+    if command is not None:
+        return {"argv": command}
+    return None
+
+
 def job_spec(config: Config, name: str, job: Job, system: bool) -> JobSpecJSON:
-    command: ShellCommandJSON | ArgvCommandJSON | None = None
-    if isinstance(job.run, str):
-        command = {"shell": job.run}
-    elif job.run is not None:
-        command = {"argv": job.run}
     return {
         **_base(config, "job", system),
         "job": name,
         "unit": service(job_unit(config.name, name)),
-        "command": command,
+        "command": _command(job.run),
+        "check": _command(job.check),
         "timeout": job.timeout,
         "environment": dict(job.environment),
         "working_directory": job.working_directory,

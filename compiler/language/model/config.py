@@ -11,6 +11,7 @@ from compiler.language.model.coordinator import Coordinator
 from compiler.language.model.jobs import Job
 from compiler.language.model.llm import Budget, LlmDefaults
 from compiler.language.model.nag import NagRule
+from compiler.language.model.release import Release
 from compiler.language.model.types import Name, PathStr, StrictModel, TimeZone
 from compiler.language.model.watches import Watch
 
@@ -44,3 +45,5 @@ class Config(StrictModel):
     """Escalation rules for the items sources report."""
     coordinator: Coordinator
     """How findings become delivered messages."""
+    release: Release = Release()
+    """How changes go live (canary applies, automatic rollback) and when failing jobs pause."""

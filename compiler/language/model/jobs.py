@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, PlainValidator, WithJsonSchema, model_validator
 
 from compiler.language.model.llm import Budget, ExpectedTokens
+from compiler.language.model.release import CanaryMode, FailureCount
 from compiler.language.model.types import (
     Duration,
     EnvName,
@@ -127,6 +128,17 @@ class Job(StrictModel):
     instead of running."""
     sandbox: Sandbox = Sandbox()
     """Hardening of the job's service: what it may read, write and reach."""
+    check: Command | None = None
+    """A side-effect-free probe that says whether the job would work (e.g. `openclaw status`):
+    run in the job's sandbox by canary applies (instead of the job) and by `preflight`."""
+    canary: Annotated[CanaryMode, Field(strict=False)] | None = None
+    """What a canary apply does with this job when it changed: `try` runs it, `check` runs its
+    `check:`, `skip` leaves it alone. Default: `check` when the job has one, else `try`."""
+    pause_after: FailureCount | None = None
+    """Stop the job's timer after this many failed runs in a row (one alert; `vigil enable`
+    resumes). Defaults to release.pause_after; off when neither is set."""
+    preflight: PositiveDuration | None = None
+    """Run `check:` this long before each firing, and alert at once when it fails."""
 
     @model_validator(mode="after")
     def _run_or_prompt(self) -> Job:
@@ -136,4 +148,9 @@ class Job(StrictModel):
             for key in ("model", "max_tokens", "expected_tokens", "budget"):
                 if getattr(self, key) is not None:
                     raise ValueError(f"`{key}` only applies to jobs with a `prompt`")
+        if self.check is None:
+            if self.canary is CanaryMode.CHECK:
+                raise ValueError("`canary: check` needs a `check:` command")
+            if self.preflight is not None:
+                raise ValueError("`preflight` runs the job's `check:`, and it has none")
         return self
