@@ -43,6 +43,13 @@ class Scope:
             return Path(config_home) / "systemd/user"  # where the user manager looks first
         return self._base() / ".config/systemd/user"
 
+    def runtime_unit_dir(self) -> Path:
+        """Where unit files live until the next boot (`systemctl --runtime`): a try's copy."""
+        if self.system:
+            return Path("/run/systemd/system")
+        runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+        return Path(runtime) / "systemd/user"
+
     def data_dir(self, name: str) -> Path:
         """Generations of one config: generations/N and the `current` link to one of them."""
         if self.system:
@@ -50,11 +57,12 @@ class Scope:
         return self._base() / ".local/share/vigil" / name
 
 
-def unit_prefix(system: bool, name: str) -> str:
-    """How generated units name the installed `current` tree."""
+def unit_prefix(system: bool, name: str, tree: str = "current") -> str:
+    """How generated units name the installed `current` tree (or another tree below the data
+    directory: a generation not live yet, a try's staged copy)."""
     if system:
-        return f"/var/lib/vigil/{name}/current"
-    return f"%h/.local/share/vigil/{name}/current"
+        return f"/var/lib/vigil/{name}/{tree}"
+    return f"%h/.local/share/vigil/{name}/{tree}"
 
 
 def default_state_dir(system: bool, name: str) -> str:

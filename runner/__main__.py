@@ -1,7 +1,8 @@
 """`python -I -m runner KIND SPEC [ARGS]`: what the generated units execute.
 
-Kinds: `job SPEC` (a scheduled job), `coordinator SPEC` (inbox to delivered messages) and
-`failure SPEC UNIT` (the OnFailure= alert handler).
+Kinds: `job SPEC [--try DIR [--no-model | --check]]` (a scheduled job, or a try of it: see
+runner.trial), `coordinator SPEC` (inbox to delivered messages) and `failure SPEC UNIT` (the
+OnFailure= alert handler).
 Exit codes are listed in runner.exitcodes. Each kind's module is imported only when it runs,
 so a job's start-up stays stdlib-only and small.
 """
@@ -12,8 +13,11 @@ import sys
 
 from runner.exitcodes import USAGE
 
-USAGE_TEXT = "usage: python -m runner job SPEC | coordinator SPEC | watch SPEC | failure SPEC UNIT"
-EXTRA_ARGS = {"job": 0, "failure": 1, "coordinator": 0, "watch": 0}
+USAGE_TEXT = (
+    "usage: python -m runner job SPEC [--try DIR [--no-model | --check]] | coordinator SPEC"
+    " | watch SPEC | failure SPEC UNIT"
+)
+EXTRA_ARGS = {"job": 3, "failure": 1, "coordinator": 0, "watch": 0}
 """Kinds this version runs, and how many arguments may follow the spec."""
 
 
@@ -39,8 +43,16 @@ def main(argv: list[str]) -> int:
         if kind == "job":
             from runner.job import run_job
             from runner.spec import load_job_spec
+            from runner.trial import parse
 
-            return run_job(load_job_spec(spec_path))
+            try:
+                trial = parse(rest)
+            except ValueError as error:
+                print(f"{USAGE_TEXT}\n{error}", file=sys.stderr)
+                return USAGE
+            spec = load_job_spec(spec_path)
+            spec.trial = trial
+            return run_job(spec)
         from runner.failure import run_failure
         from runner.spec import load_failure_spec
 

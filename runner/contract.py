@@ -26,6 +26,11 @@ def watch_unit(config: str, watch: str) -> str:
     return f"{config}-watch-{watch}"
 
 
+def try_unit(config: str, job: str) -> str:
+    """A try of a job (`vigil try`, canary applies): a copy of its service, run once."""
+    return f"{job_unit(config, job)}.try"
+
+
 def target_of(config: str, unit: str) -> str:
     """What a unit of `config` runs: a job's name, `coordinator` or `watch-<watch>`
     (bruba-reminder-check.service -> reminder-check)."""
@@ -72,6 +77,9 @@ TMP = "tmp"
 """Temp files renamed into place (same file system as everything above)."""
 RUNS = "runs.jsonl"
 """One JSON line per run (rotated to runs.jsonl.1)."""
+TRIES = "tries"
+"""A try's own directory per try, shaped like a state directory: its findings, its run record
+and a copy of state/ for the coordinator's dry run. Removed when the try ends."""
 
 
 SOURCES = "sources.json"
@@ -87,6 +95,15 @@ def watch_state_file(watch: str) -> str:
     """Under state/: a watch's instances."""
     return f"watch-{watch}.json"
 
+
+# --- a try: `python -m runner job SPEC --try DIR [--no-model | --check]` ---------------------
+
+TRY_ARG = "--try"
+"""Findings and the run record go to DIR (under tries/) instead of the inbox and runs.jsonl."""
+NO_MODEL_ARG = "--no-model"
+"""Stop before the model call: print the prompt and its estimated tokens instead."""
+CHECK_ARG = "--check"
+"""Run the job's `check:` command instead of the job (canary applies, preflights)."""
 
 # --- command channels -----------------------------------------------------------------------
 

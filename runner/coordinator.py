@@ -161,8 +161,9 @@ def _record_failure(
         append_line(spec["state_dir"], line, limit)
 
 
-def run(spec: CoordinatorSpecJSON, now: datetime) -> dict[str, int]:
-    """One coordinator run; returns counts for the journal and runs.jsonl."""
+def run(spec: CoordinatorSpecJSON, now: datetime, *, deliver: bool = True) -> dict[str, int]:
+    """One coordinator run; returns counts for the journal and runs.jsonl. Without `deliver`
+    (a try's dry run, against a copy of the state) messages stay in the outbox."""
     state_dir = spec["state_dir"]
     real_start = utc_now()
     record = RunRecord(job="coordinator", kind="coordinator", config=spec["config"], started=now)
@@ -172,14 +173,14 @@ def run(spec: CoordinatorSpecJSON, now: datetime) -> dict[str, int]:
         set_aside = statefile.set_aside_count
         for name in [*left_behind(state_dir), None]:
             if name is None:  # the inbox, with the alerts of claims quarantined just now
-                found = _process_claim(spec, state_dir, now, None)
+                found = _process_claim(spec, state_dir, now, None, deliver)
             else:
                 tries = attempt(state_dir, name)
                 if tries >= MAX_CLAIM_ATTEMPTS:  # the run that made it, and the reruns since
                     quarantine(state_dir, name, tries, now)
                     continue
                 try:
-                    found = _process_claim(spec, state_dir, now, name)
+                    found = _process_claim(spec, state_dir, now, name, deliver)
                 except OSError:
                     with suppress(OSError):  # the disk, not the claim: no strike against it
                         forget(state_dir, name)
@@ -188,7 +189,7 @@ def run(spec: CoordinatorSpecJSON, now: datetime) -> dict[str, int]:
             for what, n in found.items():
                 counts[what] = counts.get(what, 0) + n
         if statefile.set_aside_count > set_aside:  # their alerts are in the inbox: deliver now
-            for what, n in _process_claim(spec, state_dir, now, None).items():
+            for what, n in _process_claim(spec, state_dir, now, None, deliver).items():
                 counts[what] = counts.get(what, 0) + n
     record.findings = counts["findings"]
     summary = ", ".join(f"{n} {what}" for what, n in counts.items())
@@ -205,6 +206,7 @@ def _process_claim(
     state_dir: str,
     now: datetime,
     name: str | None,
+    deliver: bool = True,
 ) -> dict[str, int]:
     """One claim from findings to channels: the claim a killed run left behind (`name`), or
     what is in the inbox now (None); rules, quiet hours, the outbox, rule state, delivery."""
@@ -272,7 +274,7 @@ def _process_claim(
         )
     _save_rule_states(spec, state_dir, nag_states, watch_states, intake, now)
     done(state_dir, intake)
-    delivered = _deliver(spec, state_dir, delivery_now)
+    delivered = _deliver(spec, state_dir, delivery_now) if deliver else {}
     return {
         "findings": len(intake.findings),
         "rejected": len(intake.rejected),

@@ -24,7 +24,7 @@ from runner.findings import completed
 from runner.fsatomic import describe, ensure_dir, write_finding
 from runner.history import RunRecord, append_line
 from runner.output import ContractError, read_output
-from runner.running import mark_ended, mark_started
+from runner.running import mark_ended, mark_started, one_run_at_a_time
 from runner.spec import JobSpec
 from runner.statefile import StateUnreadable
 
@@ -55,8 +55,10 @@ def run_job(spec: JobSpec) -> int:
     signal.signal(signal.SIGTERM, raise_stopped)
     redactor = _redactor()
     try:
-        mark_started(spec.state_dir, spec.job, record.started)
-        outcome = _run(spec, record, redactor)
+        with one_run_at_a_time(spec.state_dir, spec.job, waiting=_say_waiting):
+            if spec.trial is None:  # a try is no run a chain step should wait for
+                mark_started(spec.state_dir, spec.job, record.started)
+            outcome = _run(spec, record, redactor)
     except Stopped as stop:
         outcome = JobOutcome("failed", f"stopped by {stop} before the run finished")
     except OSError as error:
@@ -79,15 +81,21 @@ def run_job(spec: JobSpec) -> int:
         result=outcome.result, exit_code=code, reason=reason, ended=record.moment()
     )
     try:
-        append_line(spec.state_dir, line, spec.history_max_bytes)
+        append_line(spec.outputs_dir, line, spec.history_max_bytes)
     except OSError as error:
         print(
             f"vigil: {spec.job}: could not record the run in runs.jsonl: {describe(error)}",
             file=sys.stderr,
         )
     # Only now: a chain step that sees no marker judges runs.jsonl, which must hold this run.
-    mark_ended(spec.state_dir, spec.job)
+    if spec.trial is None:
+        mark_ended(spec.state_dir, spec.job)
     return code
+
+
+def _say_waiting(holder: str) -> None:
+    print(f"vigil: another run of this job is in progress ({holder}): waiting for it to end",
+          file=sys.stderr)  # fmt: skip
 
 
 def _redactor() -> Redactor | None:
@@ -105,12 +113,14 @@ def _clean(redactor: Redactor | None, text: str) -> str:
 
 
 def _run(spec: JobSpec, record: RunRecord, redactor: Redactor | None) -> JobOutcome:
+    if spec.trial is not None and spec.trial.check:
+        return _run_the_check(spec, record, redactor)
     refused = _refused_before_the_command(spec, record)
     if refused is not None:
         return refused
     stdout: str | None = None
     if spec.argv is not None:
-        ran = _run_the_command(spec, record, redactor)
+        ran = _run_the_command(spec, spec.argv, record, redactor)
         if isinstance(ran, JobOutcome):
             return ran
         stdout = ran
@@ -143,14 +153,25 @@ def _refused_before_the_command(spec: JobSpec, record: RunRecord) -> JobOutcome 
     return None
 
 
+def _run_the_check(spec: JobSpec, record: RunRecord, redactor: Redactor | None) -> JobOutcome:
+    """The job's `check:` in place of the job: its output is log, its exit status the verdict."""
+    ensure_dir(spec.state_dir)
+    if spec.check_argv is None:
+        return JobOutcome("failed", "the job has no `check:` command")
+    ran = _run_the_command(spec, spec.check_argv, record, redactor)
+    if isinstance(ran, JobOutcome):
+        return ran
+    _echo(_clean(redactor, ran))
+    return JobOutcome("ok")
+
+
 def _run_the_command(
-    spec: JobSpec, record: RunRecord, redactor: Redactor | None
+    spec: JobSpec, argv: list[str], record: RunRecord, redactor: Redactor | None
 ) -> str | JobOutcome:
     """The command's stdout, or the outcome of a command that did not start, ran too long or
     failed."""
-    assert spec.argv is not None
     result = run_command(
-        spec.argv,
+        argv,
         env={**os.environ, **spec.environment},
         cwd=spec.working_directory,
         timeout=spec.timeout,
@@ -192,6 +213,9 @@ def _detect_with_model(
     if stdout is not None and _found_nothing(stdout):
         print("vigil: the command found nothing; the model was not asked", file=sys.stderr)
         return JobOutcome("ok")
+    if spec.trial is not None and spec.trial.no_model:
+        _show_the_prompt(spec, stdout)
+        return JobOutcome("ok")
     reserved = _reserve_the_first_call(spec, record, stdout)
     if isinstance(reserved, JobOutcome):
         return reserved
@@ -200,7 +224,8 @@ def _detect_with_model(
         answer = _ask_the_model(spec, record, stdout, reservation, first)
     finally:
         _settle(reservation, record)
-    _check_spike(spec, record, stdout)
+    if spec.trial is None:  # a try's tokens are booked, but are no run's usual use
+        _check_spike(spec, record, stdout)
     if isinstance(answer, JobOutcome):
         return answer
     if answer is None:
@@ -208,6 +233,20 @@ def _detect_with_model(
     else:
         _write_findings(spec, record, [answer], redactor)
     return JobOutcome("ok")
+
+
+def _show_the_prompt(spec: JobSpec, stdout: str | None) -> None:
+    """`vigil try --no-model`: what would be sent, and what it would cost at most."""
+    assert spec.llm is not None
+    from runner.llm_reply import expected_input_tokens, user_message
+
+    tokens = expected_input_tokens(spec.llm.prompt, stdout)
+    print(f"vigil: --no-model: the model ({spec.llm.model}) was not called; the prompt:")
+    print(user_message(spec.llm.prompt, stdout))
+    print(
+        f"vigil: estimated {tokens} input tokens, at most {spec.llm.max_tokens} output tokens",
+        flush=True,
+    )
 
 
 def _reserve_the_first_call(
@@ -284,7 +323,8 @@ def _check_spike(spec: JobSpec, record: RunRecord, stdout: str | None) -> None:
 def _over_budget(spec: JobSpec, record: RunRecord, exhausted: list[Exhausted]) -> JobOutcome:
     from runner.budget import send_alerts
 
-    if send_alerts(spec, exhausted, record.started):
+    # A try says so in its outcome; the once-a-month alert stays for a run of the timer.
+    if spec.trial is None and send_alerts(spec, exhausted, record.started):
         record.notes.append("budget alert written to the inbox")
     details = "; ".join(f"{item.budget.scope} budget: {item.detail}" for item in exhausted)
     return JobOutcome("budget", f"model not called ({details})")
@@ -374,13 +414,14 @@ def _write_findings(
             assert isinstance(cleaned, dict)
             finding = cleaned
         try:
-            write_finding(spec.state_dir, finding, moment)
+            write_finding(spec.outputs_dir, finding, moment)
         except OSError:
             _keep_in_journal([finding, *items[index + 1 :]], redactor)
             raise
         record.findings += 1
     if items:
-        print(f"vigil: {len(items)} finding(s) written to the inbox", file=sys.stderr)
+        where = "the try's directory" if spec.trial else "the inbox"
+        print(f"vigil: {len(items)} finding(s) written to {where}", file=sys.stderr)
 
 
 def _keep_in_journal(unwritten: list[dict[str, object]], redactor: Redactor | None) -> None:

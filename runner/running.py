@@ -1,12 +1,18 @@
 """Which jobs are running now: `<state>/running/<job>.json` exists from a run's start to its
 end (runs.jsonl has a line only once a run ended). A marker whose process is gone is stale: the
-run was killed before it could remove it."""
+run was killed before it could remove it.
+
+`<state>/running/<job>.lock` keeps two runs of a job apart where systemd cannot: a try of the
+job (its own transient unit) and a run of its timer. The kernel drops the lock with the process.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from datetime import datetime
 
 from runner.clock import iso
@@ -55,3 +61,27 @@ def running(state_dir: str, job: str) -> dict[str, object] | None:
     if not isinstance(data, dict) or not process_alive(data.get("pid")):
         return None
     return data
+
+
+@contextmanager
+def one_run_at_a_time(state_dir: str, job: str, waiting: Callable[[str], None]) -> Iterator[None]:
+    """Hold `job`'s run lock, waiting (after calling `waiting` with what holds it) while
+    another run holds it. A state directory that takes no lock file runs without one: the
+    run then fails on storage with its own reason."""
+    path = os.path.join(state_dir, RUNNING, safe_name(job) + ".lock")
+    try:
+        ensure_dir(os.path.dirname(path))
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = running(state_dir, job)
+            waiting(f"started {holder['start']}" if holder else "a try")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)

@@ -11,6 +11,10 @@ import os
 
 from runner.contract import SPEC_VERSION
 
+TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
+if TYPE_CHECKING:
+    from runner.trial import Trial
+
 __all__ = ["SPEC_VERSION"]  # also read by `vigil doctor`'s probe of another interpreter
 OUTPUT_MODES = ("findings", "log", "message")
 """runner.spectypes.OutputMode at run time (tests/test_spectypes.py checks they agree)."""
@@ -191,6 +195,13 @@ class JobSpec(_Common):
         self.budgets = [BudgetSpec(item) for item in fields.objects("budgets")]
         if self.argv is None and self.llm is None:
             raise SpecError("command: a job without a prompt needs a command")
+        self.trial: Trial | None = None
+        """Set for a try (`--try DIR`): see runner.trial."""
+
+    @property
+    def outputs_dir(self) -> str:
+        """Where the run's findings and record go: the state directory, or a try's own."""
+        return self.trial.directory if self.trial else self.state_dir
 
 
 class FailureSpec(_Common):

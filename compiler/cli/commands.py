@@ -393,6 +393,57 @@ def logs(
     raise typer.Exit(code)
 
 
+@app.command("try")
+def try_(
+    jobs: Annotated[
+        list[str] | None, typer.Argument(help="Jobs to try.", show_default=False)
+    ] = None,
+    every: Annotated[bool, typer.Option("--all", help="Try every job.")] = False,
+    changed: Annotated[
+        bool,
+        typer.Option("--changed", help="Try the jobs new or changed against what is installed."),
+    ] = False,
+    no_model: Annotated[
+        bool,
+        typer.Option(
+            "--no-model", help="Stop before the model call: show the prompt and its tokens."
+        ),
+    ] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Run each job's `check:` command instead.")
+    ] = False,
+    config: ConfigOpt = None,
+    system: SystemOpt = False,
+    python: PythonOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run jobs now exactly as their timers would, and show what would be delivered (nothing
+    is). Exits with the job's exit status."""
+    from compiler.cli.discover import find_config
+    from compiler.cli.tryview import show_tries
+    from compiler.operate.trial import try_jobs
+
+    names = jobs or []
+    with reported():
+        if sum((bool(names), every, changed)) != 1:
+            raise UsageError("name the jobs to try, or pass --all or --changed (one of them)")
+        tries = try_jobs(
+            find_config(config),
+            _scope(system, None),
+            names,
+            every=every,
+            changed=changed,
+            no_model=no_model,
+            check=check,
+            python=python,
+        )
+        if not tries:
+            print("no job is new or changed against the installed generation", file=sys.stderr)
+        show_tries(tries, as_json)
+    failed = [t for t in tries if not t.passed]
+    raise typer.Exit(failed[0].exit_code if failed else ExitCode.OK)
+
+
 def _toggle(job: str, config: Path | None, system: bool, enabled: bool) -> None:
     from compiler.layout import Scope
     from compiler.operate.control import set_enabled

@@ -24,13 +24,15 @@ class Systemctl:
         self.scope = scope
 
     def run(
-        self, *args: str, check: bool = True, timezone: str | None = None
+        self, *args: str, check: bool = True, timezone: str | None = None, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
         command = ["systemctl", self.scope.flag, "--no-ask-password", "--no-pager", *args]
         # systemctl prints timestamps in $TZ: show them in the config's timezone when asked.
         env = dict(os.environ, TZ=timezone) if timezone else None
         try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+            result = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout, env=env
+            )
         except subprocess.TimeoutExpired:
             raise SystemdError(f"{' '.join(command)}: timed out") from None
         if check and result.returncode != 0:
