@@ -136,11 +136,18 @@ def _scope(system: bool, root: Path | None) -> Scope:
     return Scope(system=system, root=root.absolute() if root else None)
 
 
-def _plan_and_apply(prepared: Prepared, yes: bool, verbose: bool = False) -> None:
+def _plan_and_apply(
+    prepared: Prepared, yes: bool, verbose: bool = False, canary: bool = False
+) -> None:
     from compiler.cli.views import show_applied, show_plan
     from compiler.install.workflows import run
 
     show_plan(prepared.plan, prepared.tree, verbose=verbose)
+    if canary and prepared.plan.has_changes:
+        from compiler.cli.tryview import show_canary_plan
+        from compiler.install.canary import canary_steps
+
+        show_canary_plan(canary_steps(prepared))
     if not prepared.plan.has_changes:
         return
     if not yes:
@@ -149,7 +156,30 @@ def _plan_and_apply(prepared: Prepared, yes: bool, verbose: bool = False) -> Non
         if not typer.confirm("Apply these changes?", default=False, err=True):
             print("Nothing applied.", file=sys.stderr)
             return
+    if canary:
+        from compiler.cli.tryview import show_canary_try
+        from compiler.install.canary import run_canary
+
+        show_applied(prepared.installation.name, run_canary(prepared, show_canary_try))
+        return
     show_applied(prepared.installation.name, run(prepared))
+
+
+CanaryOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--canary/--no-canary",
+        help="Try every new or changed job from the new generation before switching to it "
+        "(default: release.canary).",
+        show_default=False,
+    ),
+]
+
+
+def _canary(prepared: Prepared, flag: bool | None) -> bool:
+    if flag is not None:
+        return flag
+    return prepared.config is not None and prepared.config.release.canary
 
 
 @app.command()
@@ -162,6 +192,7 @@ def plan(
     system: SystemOpt = False,
     root: RootOpt = None,
     python: PythonOpt = None,
+    canary: CanaryOpt = None,
 ) -> None:
     """Dry run: what apply would create, update and delete, with diffs and next runs."""
     from compiler.cli.views import cost_line, show_plan
@@ -173,6 +204,11 @@ def plan(
         for warning in (*prepared.warnings, *prepared.missing_packages):
             warn(f"{config}: {warning}")
         show_plan(prepared.plan, prepared.tree, verbose=verbose)
+        if _canary(prepared, canary) and prepared.plan.has_changes:
+            from compiler.cli.tryview import show_canary_plan
+            from compiler.install.canary import canary_steps
+
+            show_canary_plan(canary_steps(prepared))
         if prepared.config is not None:
             rows = plan_estimate(prepared.config, system=system, warn=note)
             if rows is not None:
@@ -202,6 +238,7 @@ def apply_(
             "(packaging for another machine).",
         ),
     ] = False,
+    canary: CanaryOpt = None,
 ) -> None:
     """Install the config: a new generation, units switched, only changed units restarted."""
     from compiler.install.workflows import prepare
@@ -216,7 +253,10 @@ def apply_(
         elif prepared.missing_packages:
             lines = [f"{config}: {problem}" for problem in prepared.missing_packages]
             raise VigilError("\n".join([*lines, "nothing applied"]))
-        _plan_and_apply(prepared, yes)
+        with_canary = _canary(prepared, canary)
+        if with_canary and root is not None:
+            raise UsageError("--canary tries jobs in the running systemd: not with --root")
+        _plan_and_apply(prepared, yes, canary=with_canary)
 
 
 @app.command()
@@ -421,7 +461,7 @@ def try_(
     is). Exits with the job's exit status."""
     from compiler.cli.discover import find_config
     from compiler.cli.tryview import show_tries
-    from compiler.operate.trial import try_jobs
+    from compiler.install.trial import try_jobs
 
     names = jobs or []
     with reported():

@@ -9,7 +9,8 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from compiler.operate.trial import Tried
+    from compiler.install.canary import CanaryStep
+    from compiler.install.trial import Tried
 
 OUTPUT_LINES = 60
 """The last lines of a run's output the report quotes (the journal has the rest)."""
@@ -77,3 +78,22 @@ def _show_deliveries(tried: Tried, out: TextIO) -> None:
             print(f"  {change.action} state/{change.name}", file=out)
             for line in change.diff[2:]:  # the --- / +++ header repeats the name
                 print(f"    {line}", file=out)
+
+
+def show_canary_plan(steps: list[CanaryStep], err: TextIO | None = None) -> None:
+    """What a canary apply does with each new or changed job (plan and apply print it)."""
+    err = err or sys.stderr
+    if not steps:
+        print("canary: no job is new or changed; nothing to try", file=err)
+        return
+    for step in steps:
+        print(f"canary: {step.mode:<5} {step.job} ({step.change.words()})", file=err)
+
+
+def show_canary_try(tried: Tried, err: TextIO | None = None) -> None:
+    """One try of a canary as it ends: a line when it passed, the whole report when not."""
+    err = err or sys.stderr
+    if tried.passed:
+        print(f"canary: {try_headline(tried)}", file=err)
+        return
+    show_try(tried, err)

@@ -59,8 +59,10 @@ def apply(
     meta: dict[str, Any],
     plan: Plan | None = None,
     verify: bool = True,
+    stored: int | None = None,
 ) -> ApplyOutcome:
-    """Make `new` the live generation (None: uninstall). Returns what was done."""
+    """Make `new` the live generation (None: uninstall). Returns what was done. `stored`: the
+    generation `new` was already written as (a canary's, tried before it goes live)."""
     plan = plan or make_plan(new, installation)
     if plan.foreign:
         listed = ", ".join(installation.unit_dir.joinpath(p[6:]).as_posix() for p in plan.foreign)
@@ -75,13 +77,10 @@ def apply(
     previous = installation.current()
     before = start_flags(installation.load_tree(previous)) if previous is not None else {}
     after = start_flags(new)
-    number = None
-    if new is not None:
-        meta = {**meta, "created": datetime.now(UTC).isoformat(timespec="seconds")}
-        meta["changes"] = plan.summary()
-        meta["previous"] = previous
+    number = stored
+    if new is not None and stored is None:
         try:
-            number = installation.write_generation(new, meta)
+            number = store(new, installation, meta, plan)
         except OSError as exc:  # a full disk, a read-only file system: nothing is live yet
             kept = f"generation {previous} is still active" if previous else "nothing was changed"
             raise ApplyError("storing the new generation", describe(exc), kept) from None
@@ -89,6 +88,14 @@ def apply(
     switch = _Switch(installation, plan, before, after, number, previous)
     switch.run(outcome)
     return outcome
+
+
+def store(new: Tree, installation: Installation, meta: dict[str, Any], plan: Plan) -> int:
+    """Write `new` as the next generation, not live yet; returns its number."""
+    meta = {**meta, "created": datetime.now(UTC).isoformat(timespec="seconds")}
+    meta["changes"] = plan.summary()
+    meta["previous"] = installation.current()
+    return installation.write_generation(new, meta)
 
 
 class _Switch:

@@ -34,7 +34,12 @@ class Installation:
         return self.scope.unit_dir()
 
     def generation_dir(self, number: int) -> Path:
-        return self.data_dir / "generations" / str(number)
+        return self.data_dir / self.tree_name(number)
+
+    @staticmethod
+    def tree_name(number: int) -> str:
+        """A generation's directory, relative to the data directory."""
+        return f"generations/{number}"
 
     def numbers(self) -> list[int]:
         directory = self.data_dir / "generations"

@@ -12,6 +12,7 @@ from compiler.generate.build import build, units_python
 from compiler.generate.packages import Problem, missing, needs
 from compiler.generate.render import Tree
 from compiler.install.apply import ApplyOutcome, apply, start_flags
+from compiler.install.changes import changed_jobs
 from compiler.install.generations import Installation, installed_names
 from compiler.install.plan import Plan, make_plan
 from compiler.install.systemctl import Systemctl
@@ -39,12 +40,15 @@ def prepare(
     """Validate and render a config and plan it against what is installed."""
     validated, tree = build(config, python=python, system=scope.system, revision=revision)
     installation = Installation(scope, validated.config.name)
-    meta = {
+    meta: dict[str, Any] = {
         "reason": f"apply --git {revision}" if revision else "apply",
         "config": str(config.absolute()),
     }
     plan = make_plan(tree, installation)
     plan.disabled = disabled_by_hand(installation, tree)
+    if plan.has_changes:  # what a failure after this change will name (`vigil history`)
+        changed = changed_jobs(validated.config, tree, installation)
+        meta["jobs_changed"] = {change.job: change.words() for change in changed}
     absent = missing(units_python(python), needs(validated.config))
     return Prepared(
         installation, plan, tree, meta, validated.warnings, validated.config, tuple(absent)

@@ -367,9 +367,9 @@ def try_jobs(
     """`vigil try`: the named jobs (or all of them, or those new or changed against the
     installed generation) of `config`, each tried once, in config order."""
     from compiler.generate.build import build
+    from compiler.generate.specs import state_dir as configured_state_dir
     from compiler.install.changes import changed_jobs
     from compiler.language.references import did_you_mean
-    from compiler.operate.inspect_state import state_dir_of
 
     validated, tree = build(config, python=python, system=scope.system)
     loaded = validated.config
@@ -385,7 +385,7 @@ def try_jobs(
         missing = [job for job in jobs if loaded.jobs[job].check is None]
         if missing:
             raise UsageError(f"{', '.join(missing)}: no `check:` command to run")
-    state_dir = state_dir_of(loaded, scope.system)
+    state_dir = Path(os.path.expanduser(configured_state_dir(loaded, scope.system)))
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     mode = CanaryMode.CHECK if check else CanaryMode.TRY
     with staged_tree(installation, tree) as tree_name:
