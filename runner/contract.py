@@ -42,6 +42,12 @@ def failure_unit(config: str) -> str:
     return f"{config}-failure"
 
 
+def rollback_unit(config: str) -> str:
+    """The stem of the automatic rollback's template, `<config>-rollback@.service`; its
+    instance names the generation to go back to (`release.auto_rollback`)."""
+    return f"{config}-rollback"
+
+
 def failure_instance(config: str, failed: str) -> str:
     """The handler instance systemd starts for `failed` (OnFailure=...@%n.service)."""
     return service(f"{failure_unit(config)}@{failed}")
@@ -81,6 +87,13 @@ TRIES = "tries"
 """A try's own directory per try, shaped like a state directory: its findings, its run record
 and a copy of state/ for the coordinator's dry run. Removed when the try ends."""
 
+
+GENERATION_META = "generation.json"
+"""In an installed generation's directory (`<generation>/specs/..`): when it was made, from
+which generation, why, and which jobs it changed."""
+ROLLBACK_REQUEST = "rollback.json"
+"""Under state/: the automatic rollback the failure handler asked for, and why; read by the
+rollback unit (`vigil rollback N --auto`)."""
 
 SOURCES = "sources.json"
 """Under state/: when each source last reported (absence watches, deadlines by source)."""

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from runner.clock import iso, parse_iso
 from runner.clock import now as clock_now
-from runner.contract import coordinator_unit, service, target_of
+from runner.contract import coordinator_unit, job_unit, service, target_of
 from runner.exitcodes import STORAGE
 from runner.findings import ALERT_PRIORITY
 from runner.fsatomic import describe, locked, read_state, state_path, write_finding, write_state
@@ -51,6 +51,9 @@ def failure_alert(spec: FailureSpec, unit_arg: str, now: datetime) -> dict[str, 
     reason = _recorded_reason(spec, job, invocation_id)
     if reason:
         message += f": {reason}"
+    change = _after_change(spec, job, unit, now, reason or message)
+    if change:
+        message += f"; {change}"
     return {
         "source": "vigil",
         "timestamp": iso(now),
@@ -78,6 +81,26 @@ def _recorded_reason(spec: FailureSpec, job: str, invocation_id: str) -> str:
         return ""
     reason = record.get("reason")
     return reason if isinstance(reason, str) else ""
+
+
+def _after_change(spec: FailureSpec, job: str, unit: str, now: datetime, reason: str) -> str:
+    """What the alert says when the live generation changed the failed job (and, with
+    release.auto_rollback, the rollback it asked for); empty otherwise."""
+    if not spec.path or unit != service(job_unit(spec.config, job)):
+        return ""  # the coordinator, a watch: not jobs a generation changes
+    from runner.release import after_change, of_spec, request_rollback
+
+    generation = of_spec(spec.path)
+    note = after_change(generation, spec.state_dir, job, spec.auto_rollback)
+    if note is None:
+        return ""
+    if note.rollback_to is None:
+        return note.words
+    why = f"{job} failed ({reason}), {note.words}"
+    started = request_rollback(
+        spec.config, spec.scope, spec.state_dir, generation, note.rollback_to, job, why, now
+    )
+    return f"{note.words}; {started}"
 
 
 def _coordinator_allowed(spec: FailureSpec, now: datetime) -> bool:

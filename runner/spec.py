@@ -211,6 +211,9 @@ class FailureSpec(_Common):
         super().__init__(fields, "failure")
         lines = fields.optional_whole("journal_lines", minimum=0)
         self.journal_lines = 20 if lines is None else lines
+        self.auto_rollback = fields.data.get("auto_rollback") is True
+        self.path = ""
+        """Where the spec was read from: its generation is the directory above."""
 
 
 def _command(fields: _Fields, key: str) -> list[str] | None:
@@ -249,4 +252,6 @@ def load_job_spec(path: str) -> JobSpec:
 
 
 def load_failure_spec(path: str) -> FailureSpec:
-    return FailureSpec(_read(path))
+    spec = FailureSpec(_read(path))
+    spec.path = path
+    return spec

@@ -318,3 +318,5 @@ class WatchSpecJSON(ServiceSpecJSON, DeadlineTimerJSON):
 class FailureSpecJSON(SpecJSON):
     journal_lines: int
     """How many of the failed unit's journal lines the alert quotes."""
+    auto_rollback: NotRequired[bool]
+    """release.auto_rollback: a changed job failing its first runs rolls the config back."""

@@ -272,12 +272,26 @@ def rollback(
     yes: YesOpt = False,
     system: SystemOpt = False,
     root: RootOpt = None,
+    auto: Annotated[
+        bool,
+        typer.Option(
+            "--auto",
+            hidden=True,
+            help="The rollback the failure handler asked for (release.auto_rollback): only "
+            "while the generation it judged is still live.",
+        ),
+    ] = False,
 ) -> None:
     """Go back to an earlier generation (shown as a plan first)."""
     from compiler.install.workflows import prepare_rollback
 
     with reported():
-        _plan_and_apply(prepare_rollback(_scope(system, root), name, generation), yes)
+        prepared = prepare_rollback(_scope(system, root), name, generation, auto=auto)
+        if prepared is None:
+            print("automatic rollback not needed: the generation it judged is no longer live "
+                  "(or nothing asked for it)", file=sys.stderr)  # fmt: skip
+            return
+        _plan_and_apply(prepared, yes)
 
 
 @app.command()

@@ -173,7 +173,8 @@ def show_history(rows: list[dict[str, Any]]) -> None:
         marker = "*" if row["current"] else " "
         revision = (row["revision"] or "-")[:12] + ("+dirty" if row["dirty"] else "")
         changes = ", ".join(f"{n} {a}d" for a, n in row["changes"].items() if n) or "-"
-        number, when, reason = row["generation"], row["created"] or "?", row["reason"]
+        number, reason = row["generation"], row["reason"]
+        when = str(row["created"] or "?").replace(".", "+", 1).partition("+")[0]
         print(f"{marker} {number:>4}  {when}  {revision:<18} {reason}: {changes}")
 
 

@@ -26,6 +26,7 @@ from runner.contract import (
     failure_unit,
     job_unit,
     path_unit,
+    rollback_unit,
     service,
     timer,
     watch_unit,
@@ -129,6 +130,15 @@ def render(
         text = _ENV.get_template(template).render(base, **values)
         tree[f"units/{filename}"] = _text(text, UNIT_MODE)
         units.append(Unit(filename, start))
+    if config.release.auto_rollback:
+        unit = rollback_unit(config.name)
+        script = _ENV.get_template("rollback.sh.j2").render(
+            base, python=python, unit=unit, system=system
+        )
+        tree[f"bin/{unit}"] = _text(script, SCRIPT_MODE)
+        text = _ENV.get_template("rollback.service.j2").render(base, unit=unit)
+        tree[f"units/{service(unit + '@')}"] = _text(text, UNIT_MODE)
+        units.append(Unit(service(unit + "@"), False))
     tree["config.yaml"] = GeneratedFile(source.text, PRIVATE_MODE)
     tree["manifest.json"] = _json(_manifest(config, source, tree, units, python, system), UNIT_MODE)
     return tree

@@ -199,4 +199,8 @@ def _shortest_gap(lines: tuple[str, ...], zone: str) -> int | None:
 
 
 def failure_spec(config: Config, system: bool) -> FailureSpecJSON:
-    return {**_base(config, "failure", system), "journal_lines": 20}
+    return {
+        **_base(config, "failure", system),
+        "journal_lines": 20,
+        "auto_rollback": config.release.auto_rollback,
+    }

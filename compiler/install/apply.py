@@ -92,7 +92,8 @@ def apply(
 
 def store(new: Tree, installation: Installation, meta: dict[str, Any], plan: Plan) -> int:
     """Write `new` as the next generation, not live yet; returns its number."""
-    meta = {**meta, "created": datetime.now(UTC).isoformat(timespec="seconds")}
+    # Milliseconds: a failure handler tells runs before the switch from runs after it.
+    meta = {**meta, "created": datetime.now(UTC).isoformat(timespec="milliseconds")}
     meta["changes"] = plan.summary()
     meta["previous"] = installation.current()
     return installation.write_generation(new, meta)

@@ -3,6 +3,7 @@ what `vigil try --changed` and canary applies try, and what a failure after a ch
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from compiler.errors import VigilError
@@ -36,20 +37,35 @@ def changed_jobs(config: Config, tree: Tree, installation: Installation) -> list
     """Jobs of `config` (rendered as `tree`) that are new or differ from the installed
     generation, in config order."""
     current = installation.current()
-    if current is None:
-        return [JobChange(job, True, ()) for job in config.jobs]
-    old_tree = installation.load_tree(current)
+    old_tree = installation.load_tree(current) if current is not None else None
+    return changes_between(old_tree, tree, config.name, config.jobs)
+
+
+def changed_job_files(old_tree: Tree, new_tree: Tree) -> dict[str, str]:
+    """job -> how it changed, between two stored generations (a rollback's record)."""
+    jobs = _jobs_of(new_tree)
+    name = json.loads(new_tree["manifest.json"].content).get("name", "")
+    if jobs is None:
+        return {}
+    return {c.job: c.words() for c in changes_between(old_tree, new_tree, name, jobs)}
+
+
+def changes_between(
+    old_tree: Tree | None, tree: Tree, name: str, jobs: dict[str, Job]
+) -> list[JobChange]:
+    if old_tree is None:
+        return [JobChange(job, True, ()) for job in jobs]
     old_jobs = _jobs_of(old_tree)
     changes = []
-    for job in config.jobs:
-        files = job_files(config.name, job)
+    for job in jobs:
+        files = job_files(name, job)
         if not any(path in old_tree for path in files):
             changes.append(JobChange(job, True, ()))
             continue
         if all(_content(tree, path) == _content(old_tree, path) for path in files):
             continue
         before = old_jobs.get(job) if old_jobs is not None else None
-        keys = _changed_keys(before, config.jobs[job]) if before is not None else ()
+        keys = _changed_keys(before, jobs[job]) if before is not None else ()
         changes.append(JobChange(job, False, keys))
     return changes
 

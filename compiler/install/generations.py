@@ -15,9 +15,8 @@ from compiler.fsutil import atomic_write, write_all
 from compiler.generate.build import inside, read_manifest
 from compiler.generate.render import GeneratedFile, Tree
 from compiler.layout import Scope
+from runner.contract import GENERATION_META as META
 from runner.fsatomic import fsync_dir
-
-META = "generation.json"
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +14,13 @@ from compiler.generate.build import build, units_python
 from compiler.generate.packages import Problem, missing, needs
 from compiler.generate.render import Tree
 from compiler.install.apply import ApplyOutcome, apply, start_flags
-from compiler.install.changes import changed_jobs
+from compiler.install.changes import changed_job_files, changed_jobs
 from compiler.install.generations import Installation, installed_names
 from compiler.install.plan import Plan, make_plan
 from compiler.install.systemctl import Systemctl
 from compiler.language.model import Config
 from compiler.layout import Scope
+from runner.contract import ROLLBACK_REQUEST, STATE
 
 Confirm = Callable[[Plan, Tree | None], bool]
 
@@ -69,9 +72,16 @@ def disabled_by_hand(installation: Installation, tree: Tree | None) -> list[str]
     return sorted(u for u in wanted if shown.get(u, {}).get("UnitFileState") == "disabled")
 
 
-def prepare_rollback(scope: Scope, name: str | None, number: int | None) -> Prepared:
+def prepare_rollback(
+    scope: Scope, name: str | None, number: int | None, *, auto: bool = False
+) -> Prepared | None:
+    """A rollback to `number` (default: the generation before the current). `auto`: the one
+    the failure handler asked for (release.auto_rollback), None when it no longer applies."""
     installation = Installation(scope, resolve_name(scope, name))
     current = installation.current()
+    request = rollback_request(installation) if auto else {}
+    if auto and (number is None or request.get("to") != number or request.get("from") != current):
+        return None
     numbers = installation.numbers()
     if number is None:
         earlier = [n for n in numbers if current is None or n < current]
@@ -81,10 +91,30 @@ def prepare_rollback(scope: Scope, name: str | None, number: int | None) -> Prep
     if number not in numbers:
         listed = ", ".join(map(str, numbers)) or "none"
         raise UsageError(f"{installation.name}: no generation {number} (generations: {listed})")
+    reason = f"auto-rollback to {number}: {request.get('reason')}" if auto else None
     tree = installation.load_tree(number)
-    meta = {"reason": f"rollback to {number}", "config": installation.meta(number).get("config")}
+    meta = {
+        "reason": reason or f"rollback to {number}",
+        "config": installation.meta(number).get("config"),
+    }
+    if current is not None:
+        meta["jobs_changed"] = changed_job_files(installation.load_tree(current), tree)
     plan = make_plan(tree, installation)
     return Prepared(installation, plan, tree, meta, [])
+
+
+def rollback_request(installation: Installation) -> dict[str, Any]:
+    """What the failure handler recorded when it asked for an automatic rollback."""
+    current = installation.current()
+    if current is None:
+        return {}
+    spec = json.loads(installation.load_tree(current)["specs/failure.json"].content)
+    path = Path(os.path.expanduser(spec["state_dir"])) / STATE / ROLLBACK_REQUEST
+    try:
+        request = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return request if isinstance(request, dict) else {}
 
 
 def prepare_uninstall(scope: Scope, name: str) -> Prepared:
