@@ -1,8 +1,8 @@
 """`python -I -m runner KIND SPEC [ARGS]`: what the generated units execute.
 
-Kinds: `job SPEC [--try DIR [--no-model | --check]]` (a scheduled job, or a try of it: see
-runner.trial), `coordinator SPEC` (inbox to delivered messages) and `failure SPEC UNIT` (the
-OnFailure= alert handler).
+Kinds: `job SPEC [--try DIR [--no-model | --check] | --preflight]` (a scheduled job, a try of
+it: see runner.trial, or its preflight: runner.preflight), `coordinator SPEC` (inbox to
+delivered messages) and `failure SPEC UNIT` (the OnFailure= alert handler).
 Exit codes are listed in runner.exitcodes. Each kind's module is imported only when it runs,
 so a job's start-up stays stdlib-only and small.
 """
@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import sys
 
+from runner.contract import PREFLIGHT_ARG
 from runner.exitcodes import USAGE
 
 USAGE_TEXT = (
-    "usage: python -m runner job SPEC [--try DIR [--no-model | --check]] | coordinator SPEC"
+    "usage: python -m runner job SPEC [--try DIR [--no-model | --check] | --preflight]"
+    " | coordinator SPEC"
     " | watch SPEC | failure SPEC UNIT"
 )
 EXTRA_ARGS = {"job": 3, "failure": 1, "coordinator": 0, "watch": 0}
@@ -44,6 +46,11 @@ def main(argv: list[str]) -> int:
             from runner.job import run_job
             from runner.spec import load_job_spec
             from runner.trial import parse
+
+            if rest == [PREFLIGHT_ARG]:
+                from runner.preflight import run_preflight
+
+                return run_preflight(load_job_spec(spec_path))
 
             try:
                 trial = parse(rest)

@@ -26,6 +26,11 @@ def watch_unit(config: str, watch: str) -> str:
     return f"{config}-watch-{watch}"
 
 
+def preflight_unit(config: str, job: str) -> str:
+    """A job's preflight: its `check:` in its sandbox, `preflight:` before each firing."""
+    return f"{config}-preflight-{job}"
+
+
 def try_unit(config: str, job: str) -> str:
     """A try of a job (`vigil try`, canary applies): a copy of its service, run once."""
     return f"{job_unit(config, job)}.try"
@@ -91,6 +96,8 @@ and a copy of state/ for the coordinator's dry run. Removed when the try ends.""
 GENERATION_META = "generation.json"
 """In an installed generation's directory (`<generation>/specs/..`): when it was made, from
 which generation, why, and which jobs it changed."""
+PREFLIGHT_STATE = "preflight.json"
+"""Under state/: which jobs' preflights fail now, since when, and whether that was said."""
 ROLLBACK_REQUEST = "rollback.json"
 """Under state/: the automatic rollback the failure handler asked for, and why; read by the
 rollback unit (`vigil rollback N --auto`)."""
@@ -116,7 +123,10 @@ TRY_ARG = "--try"
 NO_MODEL_ARG = "--no-model"
 """Stop before the model call: print the prompt and its estimated tokens instead."""
 CHECK_ARG = "--check"
-"""Run the job's `check:` command instead of the job (canary applies, preflights)."""
+"""Run the job's `check:` command instead of the job (canary applies)."""
+PREFLIGHT_ARG = "--preflight"
+"""`python -m runner job SPEC --preflight`: run the job's `check:` and alert when it fails
+(once, until it passes again); see runner.preflight."""
 
 # --- command channels -----------------------------------------------------------------------
 

@@ -181,6 +181,8 @@ class JobSpec(_Common):
         self.unit = fields.optional_text("unit") or f"{self.config}-{self.job}.service"
         self.argv = _command(fields, "command")
         self.check_argv = _command(fields, "check")
+        self.preflight = fields.optional_number("preflight")
+        """Seconds before each firing the check runs (`preflight:`), or None."""
         self.timeout = fields.number("timeout")
         self.environment = fields.string_map("environment")
         directory = fields.optional_text("working_directory")

@@ -120,6 +120,8 @@ class JobSpecJSON(ServiceSpecJSON):
     """None: a job with a prompt and no command."""
     check: NotRequired[ShellCommandJSON | ArgvCommandJSON | None]
     """The side-effect-free probe canary applies and preflights run instead of the command."""
+    preflight: NotRequired[int | None]
+    """Seconds before each firing the check runs (its own timer), or None."""
     timeout: int
     environment: dict[str, str]
     working_directory: str | None

@@ -217,6 +217,11 @@ def claim_attempts(value: object) -> str | None:
     return None if isinstance(value, int) and not isinstance(value, bool) else "not a count"
 
 
+def preflight(value: object) -> str | None:
+    problem = _fields(value, since=(str,), reason=(str,), due=(str,))
+    return problem or _required(value, "since", "reason")
+
+
 NAG = Shape("items", nag_item, "every item's nag count starts again")
 WATCH = Shape("instances", watch_instance, "the watch starts again with no instances")
 HELD = Shape(
@@ -238,4 +243,7 @@ SPEND = WholeShape(
     "this month's spend is counted again from runs.jsonl, which keeps only the latest runs: "
     "spend may be undercounted",
     {"reservations": reservation},
+)
+PREFLIGHT = Shape(
+    "failing", preflight, "a failing preflight is alerted once more, a recovery may go unsaid"
 )

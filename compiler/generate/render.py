@@ -17,15 +17,19 @@ import jinja2
 from compiler import __version__
 from compiler.generate import sandbox, specs, unitfile
 from compiler.language.model import Config, Job
+from compiler.language.model.types import format_duration
+from compiler.language.preflight import preflight_calendar
 from compiler.language.schedule import parse_schedule
 from compiler.layout import unit_prefix
 from runner.contract import (
     INBOX,
+    PREFLIGHT_ARG,
     coordinator_unit,
     failure_instance,
     failure_unit,
     job_unit,
     path_unit,
+    preflight_unit,
     rollback_unit,
     service,
     timer,
@@ -201,6 +205,8 @@ def _job_units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator
             credentials.append((config.llm.api_key, config.secrets[config.llm.api_key]))
         job_service = {
             "unit": unit,
+            "script": unit,
+            "arguments": "",
             "description": words,
             "timeout": _service_timeout(config, job),
             "after": service(job_unit(config.name, job.after)) if job.after else None,
@@ -220,6 +226,44 @@ def _job_units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator
             "randomized_delay": job.randomized_delay,
         }
         yield timer(unit), "calendar.timer.j2", job_timer, job.enabled
+        if job.preflight is not None:
+            yield from _preflight_units(config, job_name, job_service, job_timer, job.enabled)
+
+
+def _preflight_units(
+    config: Config,
+    job_name: str,
+    job_service: dict[str, Any],
+    job_timer: dict[str, Any],
+    enabled: bool,
+) -> Iterator[UnitPlan]:
+    """The job's check, in the job's own service settings, `preflight:` before each firing.
+    It raises its own alert (runner.preflight): no OnFailure=."""
+    job = config.jobs[job_name]
+    assert job.preflight is not None
+    unit = preflight_unit(config.name, job_name)
+    preflight_service = {
+        **job_service,
+        "unit": unit,
+        "script": job_unit(config.name, job_name),
+        "arguments": PREFLIGHT_ARG,
+        "description": f"{config.name}: {job_name} preflight (its check, "
+        f"{format_duration(job.preflight)} before each run)",
+        "on_failure": None,
+        "after": None,
+        "timeout": job.timeout + 30,
+    }
+    yield service(unit), "job.service.j2", preflight_service, False
+    preflight_timer = {
+        **job_timer,
+        "unit": unit,
+        "description": f"{config.name}: {job_name} preflight",
+        "on_calendar": preflight_calendar(job.schedule, job.preflight),
+        "on_startup": False,
+        "persistent": False,  # a preflight after the firing it was for says nothing
+        "randomized_delay": 0,
+    }
+    yield timer(unit), "calendar.timer.j2", preflight_timer, enabled
 
 
 def _service_timeout(config: Config, job: Job) -> int:

@@ -65,6 +65,7 @@ def job_spec(config: Config, name: str, job: Job, system: bool) -> JobSpecJSON:
         "unit": service(job_unit(config.name, name)),
         "command": _command(job.run),
         "check": _command(job.check),
+        "preflight": job.preflight,
         "timeout": job.timeout,
         "environment": dict(job.environment),
         "working_directory": job.working_directory,

@@ -9,7 +9,15 @@ import difflib
 from collections.abc import Iterable, Iterator
 
 from compiler.language.model import Config
-from runner.contract import coordinator_unit, failure_unit, job_unit, service, watch_unit
+from compiler.language.preflight import PreflightError, preflight_calendar
+from runner.contract import (
+    coordinator_unit,
+    failure_unit,
+    job_unit,
+    preflight_unit,
+    service,
+    watch_unit,
+)
 
 Path = tuple[str | int, ...]
 Problem = tuple[Path, str]
@@ -38,6 +46,7 @@ def check(config: Config) -> list[Problem]:
         *_channel_references(config),
         *_secret_references(config),
         *_source_references(config),
+        *_preflights(config),
     ]
 
 
@@ -46,7 +55,8 @@ def _collides(name: str, job: str) -> bool:
     a watch's)."""
     unit = job_unit(name, job)
     own = (coordinator_unit(name), failure_unit(name))
-    return unit in own or unit.startswith(watch_unit(name, ""))
+    prefixes = (watch_unit(name, ""), preflight_unit(name, ""))
+    return unit in own or unit.startswith(prefixes)
 
 
 def _unit_names(config: Config) -> Iterator[Problem]:
@@ -64,6 +74,16 @@ def _unit_names(config: Config) -> Iterator[Problem]:
     for unit in longest:
         if len(unit) > MAX_UNIT_NAME:
             yield ("name",), f"unit name {unit[:40]}... is longer than {MAX_UNIT_NAME} characters"
+
+
+def _preflights(config: Config) -> Iterator[Problem]:
+    for name, job in config.jobs.items():
+        if job.preflight is None:
+            continue
+        try:
+            preflight_calendar(job.schedule, job.preflight)
+        except PreflightError as error:
+            yield ("jobs", name, "preflight"), str(error)
 
 
 def _job_references(config: Config) -> Iterator[Problem]:

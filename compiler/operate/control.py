@@ -19,6 +19,7 @@ from runner.contract import (
     failure_instance,
     job_unit,
     path_unit,
+    preflight_unit,
     service,
     timer,
     watch_unit,
@@ -94,8 +95,10 @@ def logs(
     command = ["journalctl", "--no-pager", "-o", "short-iso", "-n", str(lines)]
     units = units_of(config, target)
     # The failure handler's runs about this target belong to its story too (OnFailure= names
-    # the instance after the failed unit: <name>-failure@<unit>.service).
+    # the instance after the failed unit: <name>-failure@<unit>.service), and so do its
+    # preflights.
     units.append(failure_instance(config.name, units[0]))
+    units += preflight_units(config, target)
     command += journal_matches(units, scope.system, os.getuid())
     if since:
         command += ["--since", since]
@@ -129,12 +132,23 @@ def journal_matches(units: list[str], system: bool, uid: int) -> list[str]:
     return matches
 
 
+def preflight_units(config: Config, target: str) -> list[str]:
+    """A job's preflight service and timer (none without `preflight:`)."""
+    job = config.jobs.get(target)
+    if job is None or job.preflight is None:
+        return []
+    stem = preflight_unit(config.name, target)
+    return [service(stem), timer(stem)]
+
+
 def set_enabled(config: Config, scope: Scope, target: str, enabled: bool) -> str:
     units = units_of(config, target)
     trigger = units[-1] if target != "coordinator" else units[1]  # the coordinator's path unit
+    # A stopped job's preflight would warn about a run that will not happen.
+    triggers = [trigger, *preflight_units(config, target)[1:]]
     systemd = Systemctl(scope)
     if enabled:
-        systemd.run("enable", "--now", trigger)
+        systemd.run("enable", "--now", *triggers)
     else:
-        systemd.run("disable", "--now", trigger)
+        systemd.run("disable", "--now", *triggers)
     return trigger
