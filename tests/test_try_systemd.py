@@ -5,12 +5,15 @@ without delivering it or changing any state."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import apply_config
+from tests.runner_support import FakeMessagesAPI
 
 pytestmark = pytest.mark.systemd
 
@@ -157,3 +160,79 @@ def wait_for_lines(path: Path, count: int, timeout: float = 20.0) -> list[dict[s
                 return lines
         time.sleep(0.1)
     raise AssertionError(f"{path}: fewer than {count} lines after {timeout}s")
+
+
+LLM_CONFIG = """\
+name: tl
+state_dir: {state}
+secrets:
+  anthropic: {secrets}/anthropic
+llm:
+  api_key: anthropic
+  base_url: {api}
+  timeout: 20s
+jobs:
+  detector:
+    schedule: "0 0 1 1 *"
+    run: "echo 'Pay rent: 3 days overdue'"
+    prompt: Report the overdue reminders.
+channels:
+  sink: {{file: {state}/deliveries.jsonl}}
+coordinator:
+  deliver_to: [sink]
+"""
+
+
+@pytest.fixture
+def api() -> Iterator[FakeMessagesAPI]:
+    server = FakeMessagesAPI()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.server.shutdown()
+        server.server.server_close()
+
+
+def test_a_try_of_a_detector_calls_the_model_unless_told_not_to(
+    vigil, vigil_manager, tmp_path: Path, api: FakeMessagesAPI
+) -> None:
+    del vigil_manager  # the manager the config is installed into
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    (secrets / "anthropic").write_text("sk-ant-test\n")
+    state = apply_config(vigil, tmp_path, "tl", LLM_CONFIG, secrets=secrets, api=api.url)
+    config = tmp_path / "tl.yaml"
+
+    dry = vigil("try", "detector", "--no-model", "--config", config)
+    assert dry.exit_code == 0, dry.stdout + dry.stderr
+    assert api.calls == 0
+    assert "  | Report the overdue reminders." in dry.stdout
+    assert "  | Pay rent: 3 days overdue" in dry.stdout
+    assert re.search(r"estimated \d+ input tokens, at most \d+ output tokens", dry.stdout)
+    assert "no findings: nothing would be delivered" in dry.stdout
+
+    real = vigil("try", "detector", "--config", config, "--json")
+    assert real.exit_code == 0, real.stdout + real.stderr
+    assert api.calls == 1
+    (report,) = json.loads(real.stdout)
+    assert report["run"]["tokens_in"] == api.usage[0] and len(report["messages"]) == 1
+    # The call counts toward the budget; the run is no run of the timer's.
+    spend = [json.loads(p.read_text()) for p in (state / "state").glob("spend-*.json")]
+    assert spend and spend[0]["jobs"]["detector"]["tokens"] == sum(api.usage)
+    assert (
+        not (state / "runs.jsonl").exists()
+        or '"detector"' not in (state / "runs.jsonl").read_text()
+    )
+    assert not (state / "deliveries.jsonl").exists()
+
+
+def test_changed_tries_only_what_differs_from_the_installed_generation(vigil, installed) -> None:
+    config, _ = installed
+    none = vigil("try", "--changed", "--config", config)
+    assert none.exit_code == 0 and "no job is new or changed" in none.stderr
+    config.write_text(config.read_text().replace('"echo nothing to report"', '"echo still quiet"'))
+    changed = vigil("try", "--changed", "--config", config, "--json")
+    assert changed.exit_code == 0, changed.stderr
+    assert [t["job"] for t in json.loads(changed.stdout)] == ["quiet"]
+    assert "still quiet" in json.loads(changed.stdout)[0]["output"]
