@@ -7,15 +7,15 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import apply_config
-from tests.runner_support import FakeMessagesAPI
+from tests.runner_support import FakeMessagesAPI, fake_api
 
 pytestmark = pytest.mark.systemd
+__all__ = ["fake_api"]  # a fixture
 
 CONFIG = """\
 name: tr
@@ -183,20 +183,10 @@ coordinator:
 """
 
 
-@pytest.fixture
-def api() -> Iterator[FakeMessagesAPI]:
-    server = FakeMessagesAPI()
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        server.server.shutdown()
-        server.server.server_close()
-
-
 def test_a_try_of_a_detector_calls_the_model_unless_told_not_to(
-    vigil, vigil_manager, tmp_path: Path, api: FakeMessagesAPI
+    vigil, vigil_manager, tmp_path: Path, fake_api: FakeMessagesAPI
 ) -> None:
+    api = fake_api
     del vigil_manager  # the manager the config is installed into
     secrets = tmp_path / "secrets"
     secrets.mkdir(mode=0o700)
