@@ -153,3 +153,17 @@ def test_ctrl_c_during_a_try_leaves_the_old_generation_live(installed, vigil_man
     assert live(home) == before
     shown = vigil_manager.systemctl("is-active", "cn-report.try.service", check=False)
     assert shown.stdout.strip() in ("inactive", "unknown"), shown.stdout
+
+
+def test_a_try_that_times_out_fails_the_canary(vigil, installed, vigil_manager) -> None:
+    config, state = installed
+    home = Path(vigil_manager.env["HOME"])
+    before = live(home)
+    write(config, state, report="sleep 30")
+    config.write_text(
+        config.read_text().replace('    run: "sleep 30"', '    run: "sleep 30"\n    timeout: 1s')
+    )
+    applied = vigil("apply", config, "--yes", "--canary")
+    assert applied.exit_code == 1, applied.stderr
+    assert "FAILED, exit status 4, timeout" in applied.stderr
+    assert live(home) == before

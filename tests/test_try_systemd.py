@@ -226,3 +226,22 @@ def test_changed_tries_only_what_differs_from_the_installed_generation(vigil, in
     assert changed.exit_code == 0, changed.stderr
     assert [t["job"] for t in json.loads(changed.stdout)] == ["quiet"]
     assert "still quiet" in json.loads(changed.stdout)[0]["output"]
+
+
+def test_a_job_whose_timer_run_is_in_progress_is_not_tried(vigil, installed, vigil_manager) -> None:
+    config, state = installed
+    config.write_text(config.read_text().replace('"echo nothing to report"', '"sleep 3"'))
+    assert vigil("apply", config, "--yes").exit_code == 0
+    vigil_manager.systemctl("start", "--no-block", "tr-quiet.service")
+    vigil_manager.wait_for(
+        lambda: (
+            vigil_manager.systemctl("is-active", "tr-quiet.service", check=False).stdout.strip()
+            == "activating"
+        ),
+        what="the timer's run",
+    )
+    refused = vigil("try", "quiet", "--config", config)
+    assert refused.exit_code == 1
+    assert "tr-quiet.service is running (since" in refused.stderr
+    assert "nothing was tried" in refused.stderr
+    assert not (state / "tries").exists()
