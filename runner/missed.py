@@ -208,8 +208,10 @@ def _outage_text(
     count = sum(1 for m in missed if m >= first and (again is None or m < again))
     where = timer["calendar"]["timezone"]
     text = f"{job} did not run at {_local(first, where, now)}"
-    if count > 1:
-        text += f" (nor at the {count - 1} firings after)"
+    if count == 2:
+        text += " (nor at the next firing)"
+    elif count > 2:
+        text += f" (nor at the {count - 1} firings after it)"
     if again is None:
         return text + "; it has not run since"
     if _caught_up(timer, again, timer_since):

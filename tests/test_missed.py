@@ -152,7 +152,7 @@ def test_firings_while_the_manager_was_down_are_missed(spec, state, systemd) -> 
     assert missed(state, "morning") == [at(7)]
     assert missed(state, "hourly") == [at(7), at(8), at(9)]
     assert sorted(alerts(state)) == [
-        "• hourly did not run at 07:00 (nor at the 2 firings after); it ran again at 10:00",
+        "• hourly did not run at 07:00 (nor at the 2 firings after it); it ran again at 10:00",
         "• morning did not run at 07:00; caught up at 09:02",
     ]
 
