@@ -213,3 +213,43 @@ def test_only_a_heartbeat_checks(spec, state, systemd, monkeypatch) -> None:
     assert missed(state) == []
     coordinator.run(spec, at(7, 30))
     assert missed(state, "morning") == [at(7)]
+
+
+def test_history_of_a_job_lists_its_runs_and_missed_firings(
+    vigil, spec, state, systemd, tmp_path
+) -> None:
+    installed(systemd, spec, at(6, 30))
+    hourly_runs(state, 7, 7)
+    heartbeat(spec, at(8, 30))  # hourly's 08:00 is missed
+    config = tmp_path / "vigil.yaml"
+    result = vigil("history", "hourly", "--config", config, "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [(row["start"], row["result"]) for row in rows] == [
+        ("2026-02-02T06:00:20.000Z", "ok"),
+        ("2026-02-02T07:00:00.000Z", "missed"),
+    ]
+    assert rows[1]["reason"] == "no run started within 360s of this firing"
+    table = vigil("history", "hourly", "--config", config)
+    assert table.stdout.splitlines()[0].split() == ["START", "RESULT", "DURATION_S", "REASON"]
+    assert vigil("history", "nightly", "--config", config).exit_code == 2
+    assert vigil("history", "--json").exit_code == 2  # generations have no --json
+
+
+def test_status_notes_a_missed_firing_not_run_since(spec, state, systemd, tmp_path) -> None:
+    from compiler.language.validate import load_config
+    from compiler.layout import Scope
+    from compiler.operate.status import collect
+
+    installed(systemd, spec, at(6, 30))
+    hourly_runs(state, 7, 7)
+    heartbeat(spec, at(8, 30))
+    config = load_config(tmp_path / "vigil.yaml", check_calendar=False).config
+    rows = {row.name: row for row in collect(config, Scope(root=tmp_path), state, warn=print)}
+    hourly = rows["hourly"]
+    assert hourly.result == "ok" and hourly.failures_in_row == 0 and not hourly.failed
+    assert hourly.note == "missed its 2026-02-02T07:00:00.000Z firing; no run since"
+    assert rows["morning"].note == "missed its 2026-02-02T06:00:00.000Z firing; no run since"
+    hourly_runs(state, 9, 9)
+    rows = {row.name: row for row in collect(config, Scope(root=tmp_path), state, warn=print)}
+    assert rows["hourly"].note == ""
