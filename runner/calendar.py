@@ -1,6 +1,7 @@
 """systemd calendar expressions (OnCalendar= values) evaluated backwards: when did a timer last
-fire? "Since the previous deadline" and a chain's "this cycle" are that moment, not a count of
-seconds, so they stay right across clock changes and months of different lengths.
+fire, and when did it fire in a stretch of time? "Since the previous deadline" and a chain's
+"this cycle" are that moment, not a count of seconds, so they stay right across clock changes and
+months of different lengths; the heartbeat's "did it run?" compares each firing with the runs.
 
 Firings follow systemd's rules in the timer's zone: a wall time that does not exist that day
 (spring forward) is skipped, and a repeated wall time (fall back) fires once, on its first pass.
@@ -171,10 +172,38 @@ def _latest_on(
     expression: Expression, day: date, where: tzinfo, before: datetime
 ) -> datetime | None:
     for wall in expression.times_descending():
-        moment = datetime.combine(day, wall, where)  # fold=0: the first pass of a repeated time
-        utc = moment.astimezone(UTC)
-        if utc.astimezone(where).replace(tzinfo=None) != moment.replace(tzinfo=None):
-            continue  # a wall time the clock skipped that day: systemd skips it too
-        if utc < before:
+        utc = _firing(day, wall, where)
+        if utc is not None and utc < before:
             return utc
     return None
+
+
+def _firing(day: date, wall: time, where: tzinfo) -> datetime | None:
+    """The moment `wall` on `day` fires in zone `where` (UTC), None if it does not exist."""
+    moment = datetime.combine(day, wall, where)  # fold=0: the first pass of a repeated time
+    utc = moment.astimezone(UTC)
+    if utc.astimezone(where).replace(tzinfo=None) != moment.replace(tzinfo=None):
+        return None  # a wall time the clock skipped that day: systemd skips it too
+    return utc
+
+
+def firings_between(
+    lines: list[str], timezone: str, after: datetime, until: datetime
+) -> list[datetime]:
+    """Every firing of any of `lines` in (`after`, `until`], oldest first, in UTC: the same
+    moments previous_firing steps back through (one per moment when lines coincide)."""
+    expressions = [(e, e.times_descending()) for e in map(Expression, lines)]
+    where = zone(timezone)
+    # A day either side: a local day's firings may fall on the neighbouring UTC days.
+    day = after.astimezone(where).date() - timedelta(days=1)
+    last = until.astimezone(where).date() + timedelta(days=1)
+    found: set[datetime] = set()
+    while day <= last:
+        for expression, walls in expressions:
+            if expression.matches_day(day):
+                for wall in walls:
+                    utc = _firing(day, wall, where)
+                    if utc is not None and after < utc <= until:
+                        found.add(utc)
+        day += timedelta(days=1)
+    return sorted(found)

@@ -104,6 +104,8 @@ rollback unit (`vigil rollback N --auto`)."""
 
 SOURCES = "sources.json"
 """Under state/: when each source last reported (absence watches, deadlines by source)."""
+FIRINGS = "firings.json"
+"""Under state/: up to when the heartbeat compared each job's timer firings with its runs."""
 
 
 def nag_state_file(rule: str) -> str:

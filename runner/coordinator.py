@@ -31,7 +31,16 @@ from runner import clock, statefile
 from runner import stateshapes as shapes
 from runner.alerts import NAG_KEY, WATCH_KEY, Alert, held_record, latest_per_subject
 from runner.clock import iso, utc_now
-from runner.contract import INBOX, OUTBOX, SOURCES, SPEC_VERSION, watch_state_file
+from runner.contract import (
+    FIRINGS,
+    INBOX,
+    OUTBOX,
+    SOURCES,
+    SPEC_VERSION,
+    coordinator_unit,
+    timer,
+    watch_state_file,
+)
 from runner.exitcodes import OK, STORAGE, USAGE
 from runner.findings import ALERT_PRIORITY, VIGIL_SOURCE, finding_priority
 from runner.fsatomic import describe, locked, write_state
@@ -102,13 +111,14 @@ def run_until_stored(spec: CoordinatorSpecJSON) -> int:
     (recovering as soon as the directory takes writes) and fails only after STORAGE_RETRY_FOR:
     one failed start a minute, instead of hundreds a second."""
     started, real_start = clock.now(), utc_now()
+    heartbeat = os.environ.get("TRIGGER_UNIT") == timer(coordinator_unit(spec["config"]))
     window = _retry_window() if os.environ.get("INVOCATION_ID") else 0.0
     every = min(STORAGE_RETRY_EVERY, window)
     give_up = time.monotonic() + window
     retrying = False
     while True:
         try:
-            run(spec, clock.now())
+            run(spec, clock.now(), heartbeat=heartbeat)
         except OSError as error:
             problem = describe(error)
         else:
@@ -161,15 +171,25 @@ def _record_failure(
         append_line(spec["state_dir"], line, limit)
 
 
-def run(spec: CoordinatorSpecJSON, now: datetime, *, deliver: bool = True) -> dict[str, int]:
-    """One coordinator run; returns counts for the journal and runs.jsonl. Without `deliver`
-    (a try's dry run, against a copy of the state) messages stay in the outbox."""
+def run(
+    spec: CoordinatorSpecJSON, now: datetime, *, heartbeat: bool = False, deliver: bool = True
+) -> dict[str, int]:
+    """One coordinator run; returns counts for the journal and runs.jsonl. A `heartbeat` run
+    (started by the coordinator's timer) also checks that every job ran when its timer fired.
+    Without `deliver` (a try's dry run, against a copy of the state) messages stay in the
+    outbox."""
     state_dir = spec["state_dir"]
     real_start = utc_now()
     record = RunRecord(job="coordinator", kind="coordinator", config=spec["config"], started=now)
     with locked(os.path.join(state_dir, ".coordinator.lock")):
-        # Claims of a killed run first, each alone (same claim, same message ids), then the inbox.
         counts: dict[str, int] = {}
+        if _firings_due(spec, now, heartbeat):
+            from runner.missed import check  # a heartbeat's work: subprocess, calendars
+
+            missed = check(spec, now)  # its alerts go into the inbox, delivered below
+            if missed:
+                counts["missed"] = missed
+        # Claims of a killed run first, each alone (same claim, same message ids), then the inbox.
         set_aside = statefile.set_aside_count
         for name in [*left_behind(state_dir), None]:
             if name is None:  # the inbox, with the alerts of claims quarantined just now
@@ -199,6 +219,25 @@ def run(spec: CoordinatorSpecJSON, now: datetime, *, deliver: bool = True) -> di
     )
     append_line(state_dir, line, int(spec.get("history_max_bytes") or DEFAULT_HISTORY_MAX_BYTES))
     return counts
+
+
+def _firings_due(spec: CoordinatorSpecJSON, now: datetime, heartbeat: bool) -> bool:
+    """Whether this run checks the jobs' firings: a heartbeat does; so does a run under
+    systemd when no check happened for two heartbeats (each run started by the path unit
+    puts the heartbeat timer off again: OnUnitActiveSec= counts from the last start)."""
+    if not spec.get("timers"):
+        return False
+    if heartbeat:
+        return True
+    if not os.environ.get("INVOCATION_ID"):
+        return False
+    try:
+        state = load_state(spec["state_dir"], FIRINGS, shapes.FIRINGS, now)
+    except StateUnreadable:
+        return False  # the heartbeat says so
+    checked = clock.parse_iso(state.get("checked"))
+    every = 2 * int(spec["coordinator"].get("heartbeat") or 900)
+    return checked is None or not 0 <= (now - checked).total_seconds() < every
 
 
 def _process_claim(

@@ -19,6 +19,8 @@ records the result word next to it.
 |      |                 | a prompt); nothing was run, the reason says how to install it  |
 | 10   | after-running   | the `after:` predecessor was still running when this step's    |
 |      |                 | wait (its timeout) ran out; the command did not run            |
+| —    | missed          | a timer firing no run followed: recorded by the heartbeat, not |
+|      |                 | by a run (nothing ran, so there is no exit code)               |
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ BUDGET = 7
 STORAGE = 8
 MISSING_PACKAGE = 9
 AFTER_RUNNING = 10
+
+MISSED = "missed"
+"""The result word of a firing that produced no run (runner.missed): it has no exit code."""
 
 EXIT_CODE = {
     "ok": OK,

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from runner.clock import end_of, iso, parse_iso, utc_now
 from runner.contract import RUNS
+from runner.exitcodes import MISSED
 from runner.fsatomic import append_whole, ensure_dir, locked
 
 
@@ -42,7 +43,7 @@ class RunRecord:
         """Now, on the run's clock: its start plus the real time elapsed (runner.clock)."""
         return end_of(self.started, self.real_start)
 
-    def as_json(self, *, result: str, exit_code: int, reason: str, ended: datetime) -> str:
+    def as_json(self, *, result: str, exit_code: int | None, reason: str, ended: datetime) -> str:
         record = {
             "job": self.job,
             "kind": self.kind,
@@ -120,19 +121,36 @@ def runs(state_dir: str) -> Iterator[dict[str, object]]:
 
 # The coordinator records itself as job "coordinator" (a name no job may take).
 RUN_KINDS = ("job", "coordinator")
+JOB_NEEDLE = b'"kind":"job"'
+"""How a job's line reads (as_json writes no spaces): other lines are not even parsed."""
 
 
 def last_run(state_dir: str, job: str) -> dict[str, object] | None:
     """The most recent run of `job` or of the coordinator (by position: lines are appended
-    as runs end)."""
+    as runs end). A firing recorded as missed is no run (and is appended later than the run
+    that caught it up)."""
     needle = json.dumps(job, ensure_ascii=False).encode("utf-8")
     for line in reversed(_lines(state_dir)):
         if needle not in line:
             continue
         record = _record(line)
-        if record is not None and record.get("job") == job and record.get("kind") in RUN_KINDS:
+        if (
+            record is not None
+            and record.get("job") == job
+            and record.get("kind") in RUN_KINDS
+            and record.get("result") != MISSED
+        ):
             return record
     return None
+
+
+def job_records(state_dir: str) -> Iterator[dict[str, object]]:
+    """Every record of a job's run or missed firing, oldest first (no coordinator runs)."""
+    for line in _lines(state_dir):
+        if JOB_NEEDLE in line:
+            record = _record(line)
+            if record is not None and record.get("kind") == "job":
+                yield record
 
 
 class Usage:

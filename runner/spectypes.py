@@ -292,12 +292,31 @@ class WatchJSON(TypedDict):
     escalate: EscalationJSON | None
 
 
+class JobTimerJSON(TypedDict):
+    """A job's timer as the heartbeat checks it ("did it run?"): its firings, and how late a
+    run may start and still be that firing's."""
+
+    unit: str
+    """The timer, `<stem>.timer`: systemd says whether it runs (not disabled or paused)."""
+    calendar: CalendarJSON
+    late: int
+    """Seconds systemd may start a run after its firing by design: AccuracySec= plus
+    RandomizedDelaySec= (plus the predecessor's timeout for a chain step, ordered After= it)."""
+    grace: int
+    """Seconds more allowed for a slow start: 5 minutes, at most half the shortest gap
+    between firings (a run later than that belongs to no firing: a catch-up)."""
+    catch_up: bool
+    """Persistent=: systemd runs a firing it missed while off as soon as the timer starts."""
+
+
 class CoordinatorSpecJSON(ServiceSpecJSON):
     coordinator: CoordinatorJSON
     channels: dict[str, ChannelJSON]
     nag: dict[str, NagRuleJSON]
     watches: dict[str, WatchJSON]
     jobs: list[str]
+    timers: NotRequired[dict[str, JobTimerJSON]]
+    """The jobs with a calendar (not those only started at boot), by name."""
 
 
 # --- the spec of a watch with a timer of its own, and the failure handler's ---------------------

@@ -213,6 +213,11 @@ def delivery(value: object) -> str | None:
     )
 
 
+def firings_checked(value: object) -> str | None:
+    problem = _fields(value, through=(str,))
+    return problem or _required(value, "through")
+
+
 def claim_attempts(value: object) -> str | None:
     return None if isinstance(value, int) and not isinstance(value, bool) else "not a count"
 
@@ -236,6 +241,12 @@ LEDGER = Shape(
 )
 CLAIMS = Shape(
     "attempts", claim_attempts, "claims left behind are counted afresh", reset_when_unreadable=True
+)
+FIRINGS = Shape(
+    "jobs",
+    firings_checked,
+    "each job's firings are compared with its runs again from its timer's start (a firing "
+    "already recorded as missed is not recorded or alerted twice)",
 )
 SPEND = WholeShape(
     "jobs",

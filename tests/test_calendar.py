@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from compiler.language.schedule import next_elapses, parse_schedule
-from runner.calendar import CalendarError, previous_firing
+from runner.calendar import CalendarError, firings_between, previous_firing
 from runner.watch import check_deadline
 from tests.conftest import require_systemd_analyze
 from tests.runner_support import inbox, real_spec, run_runner, runner_env, write_spec
@@ -62,6 +62,20 @@ def test_previous_firing_is_systemds(expression: str, timezone: str) -> None:
             assert previous_firing(list(lines), timezone, later) == earlier, (base, later)
             middle = earlier + (later - earlier) / 2
             assert previous_firing(list(lines), timezone, middle) == earlier, (base, middle)
+
+
+@pytest.mark.parametrize("timezone", ZONES)
+@pytest.mark.parametrize("expression", EXPRESSIONS)
+def test_firings_between_are_systemds(expression: str, timezone: str) -> None:
+    """What the heartbeat expects of a timer in a stretch of time ("did it run?") is the run of
+    firings systemd computes, the DST days and month ends included."""
+    require_systemd_analyze()
+    lines = parse_schedule(expression).on_calendar
+    for base in BASES:
+        firings = [moment.astimezone(UTC) for moment in next_elapses(lines, timezone, 60, base)]
+        found = firings_between(list(lines), timezone, base, firings[-1])
+        assert found == firings, base
+        assert firings_between(list(lines), timezone, firings[0], firings[-1]) == firings[1:]
 
 
 def test_unreadable_expressions_are_refused() -> None:

@@ -296,16 +296,42 @@ def rollback(
 
 @app.command()
 def history(
+    job: Annotated[
+        str | None,
+        typer.Argument(
+            help="A job: list its runs instead, missed firings included.", show_default=False
+        ),
+    ] = None,
     name: NameOpt = None,
     system: SystemOpt = False,
     root: RootOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """List installed generations: number, time, config revision, changes."""
+    """List installed generations: number, time, config revision, changes. With JOB, that
+    job's runs from runs.jsonl: start, result (`missed`: its timer fired and nothing ran),
+    duration, reason."""
+    if job is not None:
+        _job_history(job, config, system, as_json)
+        return
     from compiler.cli.views import show_history
     from compiler.install.workflows import history as list_history
 
     with reported():
+        if config is not None or as_json:
+            raise UsageError("--config and --json go with a JOB (`vigil history JOB`)")
         show_history(list_history(_scope(system, root), name))
+
+
+def _job_history(job: str, config: Path | None, system: bool, as_json: bool) -> None:
+    from compiler.cli.views import show_table
+    from compiler.operate.inspect_state import RUN_COLUMNS, run_rows
+
+    with reported():
+        loaded, state = _runtime(config, system)
+        _known_target(loaded, job)
+        rows = run_rows(state, job)
+        show_table(rows, list(RUN_COLUMNS), as_json, f"no runs of {job} recorded")
 
 
 @app.command()

@@ -12,7 +12,14 @@ from compiler.language.model.types import is_calendar
 from compiler.language.prices import price_of
 from compiler.language.schedule import next_elapses, parse_schedule
 from compiler.layout import default_state_dir
-from runner.contract import SPEC_VERSION, coordinator_unit, job_unit, service, watch_unit
+from runner.contract import (
+    SPEC_VERSION,
+    coordinator_unit,
+    job_unit,
+    service,
+    timer,
+    watch_unit,
+)
 from runner.spectypes import (
     AfterJSON,
     ArgvCommandJSON,
@@ -23,6 +30,7 @@ from runner.spectypes import (
     DeadlineTimerJSON,
     FailureSpecJSON,
     JobSpecJSON,
+    JobTimerJSON,
     LlmJSON,
     NagRuleJSON,
     ShellCommandJSON,
@@ -171,7 +179,33 @@ def coordinator_spec(config: Config, system: bool) -> CoordinatorSpecJSON:
         "nag": nag_specs(config),
         "watches": dump["watches"],
         "jobs": sorted(config.jobs),
+        "timers": _job_timers(config),
     }
+
+
+MISSED_GRACE = 300
+"""Seconds a run may start after its firing's accuracy and delay and still be its run."""
+
+
+def _job_timers(config: Config) -> dict[str, JobTimerJSON]:
+    """Each job's timer, for the heartbeat's "did it run?" (jobs with a calendar only)."""
+    timers: dict[str, JobTimerJSON] = {}
+    for name, job in sorted(config.jobs.items()):
+        lines = _calendar_lines(job)
+        zone = job.timezone or config.timezone
+        calendar = _calendar(lines, zone)
+        if calendar is None:
+            continue
+        gap = _shortest_gap(lines, zone)
+        waits = config.jobs[job.after].timeout if job.after else 0
+        timers[name] = {
+            "unit": timer(job_unit(config.name, name)),
+            "calendar": calendar,
+            "late": job.accuracy + job.randomized_delay + waits,
+            "grace": max(1, min(MISSED_GRACE, gap // 2)) if gap else MISSED_GRACE,
+            "catch_up": job.catch_up,
+        }
+    return timers
 
 
 def watch_spec(config: Config, name: str, system: bool) -> WatchSpecJSON:

@@ -14,6 +14,7 @@ from compiler.generate.specs import nag_specs, state_dir
 from compiler.language.model import Config
 from runner.clock import zone
 from runner.contract import INBOX, PROCESSING, REJECTED, STATE
+from runner.history import runs
 from runner.rules.nag import NagRuleSpec, next_nag
 from runner.statefile import StateUnreadable, peek_state
 from runner.stateshapes import NAG, Shape
@@ -73,6 +74,16 @@ def inbox_rows(state: Path) -> list[dict[str, Any]]:
 
 def _age(path: Path) -> int:
     return int(datetime.now(UTC).timestamp() - path.lstat().st_mtime)
+
+
+def run_rows(state: Path, job: str) -> list[dict[str, Any]]:
+    """`vigil history JOB`: the job's recorded runs and missed firings, oldest first."""
+    found = [record for record in runs(str(state)) if record.get("job") == job]
+    found.sort(key=lambda record: str(record.get("start")))
+    return [{key: record.get(key) for key in RUN_COLUMNS} for record in found]
+
+
+RUN_COLUMNS = ("start", "result", "duration_s", "reason")
 
 
 def outbox_rows(state: Path) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from compiler.language.model import Config
 from compiler.layout import Scope
 from compiler.operate.control import units_of
 from runner.contract import coordinator_unit, job_unit, path_unit, service, timer, watch_unit
+from runner.exitcodes import MISSED
 from runner.history import runs
 from runner.spend import read_ledger
 
@@ -124,6 +125,9 @@ def _history(state: Path, now: datetime, config: Config, warn: Warn) -> dict[str
     summary: dict[str, dict[str, Any]] = {}
     for run in runs(str(state)):
         entry = summary.setdefault(str(run.get("job")), {"row": 0})
+        if run.get("result") == MISSED:  # a firing with no run: said in the note, no failure
+            entry["missed"] = run
+            continue
         entry["last"] = run
         entry["row"] = 0 if run.get("result") == "ok" else entry["row"] + 1
     ledger = read_ledger(str(state), config.name, config.timezone, now)
@@ -159,6 +163,9 @@ def _row(
         enabled = path.get("UnitFileState") or enabled
     if shown and clock.get("ActiveState") not in (None, "active") and enabled == "enabled":
         notes.append(f"timer {clock.get('ActiveState')}")
+    skipped = entry.get("missed")
+    if skipped and str(skipped.get("start")) > str(last.get("start") or ""):
+        notes.append(f"missed its {skipped.get('start')} firing; no run since")
     return Row(
         name=target,
         kind=kind,
