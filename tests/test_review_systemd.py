@@ -159,3 +159,45 @@ def test_review_try_of_a_state_dir_with_a_dollar(vigil, vigil_manager, tmp_path:
     assert tried.exit_code == 0, tried.stdout + tried.stderr
     (report,) = json.loads(tried.stdout)
     assert report["findings"] and report["messages"], report
+
+
+SLOW = """\
+name: tc
+state_dir: {state}
+jobs:
+  slow:
+    schedule: "0 0 1 1 *"
+    run: "sleep 3; echo '{{\\"message\\": \\"from the slow job\\"}}'"
+channels:
+  sink: {{file: {state}/deliveries.jsonl}}
+coordinator:
+  deliver_to: [sink]
+"""
+
+
+def test_review_two_tries_of_one_job_at_once_each_see_their_run(
+    vigil, vigil_manager, tmp_path: Path
+) -> None:
+    """compiler/install/trial.py Trier.run: every try of a job uses the one unit name
+    `<name>-<job>.try.service` and nothing keeps two tries apart (busy() looks only at the
+    timer's service; the run lock only serialises runs that did start). A second `vigil try`
+    (another terminal, or a canary apply meanwhile) overwrites the unit file of a running try;
+    its `systemctl start` joins the running start job, so it reports the first try's result
+    with no record and no findings from its own directory -- "passed, nothing would be
+    delivered" for a job that reports something -- and the first try's `finally` removes the
+    unit file under the second."""
+    state = apply_config(vigil, tmp_path, "tc", SLOW)
+    config = tmp_path / "tc.yaml"
+    env = {**os.environ, **vigil_manager.env, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-c", CLI, "try", "slow", "--config", str(config), "--json"]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    outs = [p.communicate(timeout=60) for p in (first, second)]
+    del state
+    for process, (out, err) in zip((first, second), outs, strict=True):
+        if process.returncode == 0:
+            (report,) = json.loads(out)
+            assert report["run"] is not None and report["findings"], report
+        else:  # refusing the second try is fine too: saying so, not passing silently
+            assert b"try" in err, err
