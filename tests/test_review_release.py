@@ -4,10 +4,9 @@ they fail on main as of 577b205."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -87,9 +86,10 @@ class PassingTrier:
         pass
 
     def busy(self, job: str) -> None:
-        return None
+        del job
 
     def run(self, job: str, mode: CanaryMode, *, no_model: bool = False) -> Tried:
+        del no_model
         time.sleep(0.05)
         PassingTrier.ended.append(time.time())
         return Tried(job, f"rv-{job}.try.service", mode, "success", 0, None, "")
@@ -109,7 +109,7 @@ def test_review_canary_generation_created_is_the_switch_not_the_store(
     monkeypatch.setattr(canary_module, "Trier", PassingTrier)
     PassingTrier.ended = []
     prepared = prepare(config, scope)
-    outcome = canary_module.run_canary(prepared, lambda tried: None)
+    outcome = canary_module.run_canary(prepared, lambda _tried: None)
     assert outcome.generation == 2
     meta = Installation(scope, "rv").meta(2)
     created = datetime.fromisoformat(meta["created"]).timestamp()
@@ -134,17 +134,14 @@ def test_review_ctrl_c_during_the_canary_switch_leaves_a_live_generation(
     config, scope, _state = installed
     monkeypatch.setattr(canary_module, "Trier", PassingTrier)
 
-    def interrupted(self) -> None:
+    def interrupted(_self) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(_Switch, "_reload", interrupted)
     prepared = prepare(config, scope)
     with pytest.raises(KeyboardInterrupt):
-        canary_module.run_canary(prepared, lambda tried: None)
+        canary_module.run_canary(prepared, lambda _tried: None)
     installation = Installation(scope, "rv")
     current = installation.data_dir / "current"
-    assert current.resolve().is_dir(), (
-        f"current -> {os.readlink(current)}, which no longer exists"
-    )
+    assert current.resolve().is_dir(), f"current -> {os.readlink(current)}, which no longer exists"
     assert installation.current() == 1, "the old generation is live again"
-

@@ -99,7 +99,9 @@ jobs:
   detector:
     schedule: "0 0 1 1 *"
     secrets: [token]
-    run: "echo \\"using $(cat $CREDENTIALS_DIRECTORY/token)\\"; echo 'Pay rent: 3 days overdue'"
+    run: >-
+      echo \\"using $(cat $CREDENTIALS_DIRECTORY/token)\\";
+      echo 'Pay rent: 3 days overdue'
     prompt: Report the overdue reminders.
 channels:
   sink: {{file: {state}/deliveries.jsonl}}
@@ -145,7 +147,7 @@ coordinator:
 def test_review_try_of_a_state_dir_with_a_dollar(vigil, vigil_manager, tmp_path: Path) -> None:
     """compiler/install/trial.py _unit_escape doubles % but not $: systemd expands $VAR and
     ${VAR} in ExecStart= even inside quotes, so `--try <state>/tries/ID` names another
-    directory when the (valid) state_dir holds `${...}` (a valid path): the run's findings and record go
+    directory when the (valid) state_dir holds `${...}`: the run's findings and record go
     somewhere else (or the run fails), and the try reports nothing."""
     del vigil_manager
     base = tmp_path / "st${HOME}ate"
