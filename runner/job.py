@@ -214,7 +214,7 @@ def _detect_with_model(
         print("vigil: the command found nothing; the model was not asked", file=sys.stderr)
         return JobOutcome("ok")
     if spec.trial is not None and spec.trial.no_model:
-        _show_the_prompt(spec, stdout)
+        _show_the_prompt(spec, stdout, redactor)
         return JobOutcome("ok")
     reserved = _reserve_the_first_call(spec, record, stdout)
     if isinstance(reserved, JobOutcome):
@@ -235,14 +235,14 @@ def _detect_with_model(
     return JobOutcome("ok")
 
 
-def _show_the_prompt(spec: JobSpec, stdout: str | None) -> None:
+def _show_the_prompt(spec: JobSpec, stdout: str | None, redactor: Redactor | None) -> None:
     """`vigil try --no-model`: what would be sent, and what it would cost at most."""
     assert spec.llm is not None
     from runner.llm_reply import expected_input_tokens, user_message
 
     tokens = expected_input_tokens(spec.llm.prompt, stdout)
     print(f"vigil: --no-model: the model ({spec.llm.model}) was not called; the prompt:")
-    print(user_message(spec.llm.prompt, stdout))
+    print(_clean(redactor, user_message(spec.llm.prompt, stdout)))
     print(
         f"vigil: estimated {tokens} input tokens, at most {spec.llm.max_tokens} output tokens",
         flush=True,

@@ -237,10 +237,11 @@ class Trier:
 
 
 def _unit_escape(text: str, *, quoted: bool = False) -> str:
-    """`text` as a unit file value: specifiers (%) doubled; in quotes, \\ and " escaped."""
+    """`text` as a unit file value: specifiers (%) doubled; in quotes (an ExecStart=
+    argument), \\ and " escaped and $ doubled (systemd expands ${VAR} there)."""
     text = text.replace("%", "%%")
     if quoted:
-        text = text.replace("\\", "\\\\").replace('"', '\\"')
+        text = text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "$$")
     return text
 
 

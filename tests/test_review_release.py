@@ -1,0 +1,147 @@
+"""REVIEW (hostile review of 9f57d97..577b205): failing tests for defects found in release
+discipline (failure after a change, canary applies). Each test names the defect it pins down;
+they fail on main as of 577b205."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from compiler.install import canary as canary_module
+from compiler.install.apply import _Switch
+from compiler.install.generations import Installation
+from compiler.install.trial import Tried
+from compiler.install.workflows import prepare
+from compiler.language.model.release import CanaryMode
+from compiler.layout import Scope
+from runner.release import after_change, of_spec
+from tests.conftest import require_systemd_analyze
+from tests.test_release import T0, generation, run
+
+CONFIG = """\
+name: rv
+state_dir: {state}
+jobs:
+  report:
+    schedule: "0 0 1 1 *"
+    run: "{report}"
+channels:
+  sink: {{file: {state}/deliveries.jsonl}}
+coordinator:
+  deliver_to: [sink]
+"""
+
+
+# --- 1. a run of the OLD generation that fails after the switch triggers an auto-rollback ---
+
+
+def test_review_a_failed_run_that_started_before_the_change_is_not_the_changes(
+    tmp_path: Path,
+) -> None:
+    """runner/release.py after_change: the failed run itself is never checked against
+    `created`. A run of generation 6 in progress while generation 7 is applied fails after
+    the switch; its OnFailure handler reads `current` (= 7), skips the run's own record
+    (start < created), counts 0 tries and says "first run since generation 7" -- and with
+    auto_rollback rolls back a generation that never ran the job."""
+    data, state = tmp_path / "data", tmp_path / "state"
+    state.mkdir()
+    switch = T0 + timedelta(days=30)
+    generation(data, 6, T0, previous=5, jobs_changed={"digest": "new"})
+    current = generation(data, 7, switch, previous=6, jobs_changed={"digest": "run changed"})
+    for day in range(30):
+        run(state, "digest", T0 + timedelta(days=day, hours=1), "ok")
+    # generation 6's run: started 2 minutes before the apply, failed (recorded) after it
+    run(state, "digest", switch - timedelta(minutes=2), "failed")
+    note = after_change(of_spec(str(current / "specs/failure.json")), str(state), "digest", True)
+    assert note is None or note.rollback_to is None, note and note.words
+
+
+# --- 2. a canary's `created` is when it was stored, not when it went live --------------------
+
+
+@pytest.fixture
+def installed(tmp_path: Path, vigil) -> tuple[Path, Scope, Path]:
+    require_systemd_analyze()
+    state = tmp_path / "state"
+    config = tmp_path / "rv.yaml"
+    config.write_text(CONFIG.format(state=state, report="echo v1"))
+    root = tmp_path / "root"
+    result = vigil("apply", config, "--root", root, "--yes")
+    assert result.exit_code == 0, result.stderr
+    config.write_text(CONFIG.format(state=state, report="echo v2"))
+    return config, Scope(root=root), state
+
+
+class PassingTrier:
+    """Stands in for the real Trier (which needs a manager): every try passes, and takes a
+    little while, as a real one does."""
+
+    ended: list[float] = []
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def busy(self, job: str) -> None:
+        del job
+
+    def run(self, job: str, mode: CanaryMode, *, no_model: bool = False) -> Tried:
+        del no_model
+        time.sleep(0.05)
+        PassingTrier.ended.append(time.time())
+        return Tried(job, f"rv-{job}.try.service", mode, "success", 0, None, "")
+
+
+def test_review_canary_generation_created_is_the_switch_not_the_store(
+    installed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compiler/install/canary.py run_canary + apply.py store: `created` is stamped when
+    the canary stores the generation, before its tries (minutes for a real job). A timer run
+    of the OLD generation that succeeds during the tries then counts as "worked since the
+    change" (runner/release.py after_change returns None), so the new generation's real
+    first failure is neither named nor rolled back; a failing old run counts as the new
+    generation's. The comment in store() says `created` tells runs before the switch from
+    runs after it: for a canary it does not."""
+    config, scope, _state = installed
+    monkeypatch.setattr(canary_module, "Trier", PassingTrier)
+    PassingTrier.ended = []
+    prepared = prepare(config, scope)
+    outcome = canary_module.run_canary(prepared, lambda _tried: None)
+    assert outcome.generation == 2
+    meta = Installation(scope, "rv").meta(2)
+    created = datetime.fromisoformat(meta["created"]).timestamp()
+    assert PassingTrier.ended, "the changed job was tried"
+    assert created >= PassingTrier.ended[-1], (
+        f"generation 2 'created' {meta['created']} precedes the end of its tries"
+    )
+
+
+# --- 3. Ctrl-C during a canary's switch deletes the generation `current` points to ---------
+
+
+def test_review_ctrl_c_during_the_canary_switch_leaves_a_live_generation(
+    installed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compiler/install/canary.py run_canary `finally: if not live: remove_generation` +
+    apply.py _Switch.run `except Exception`: a KeyboardInterrupt during the switch (after
+    `current` was repointed, e.g. in daemon-reload or while restarting units) is not an
+    Exception, so _Switch does not restore; run_canary's finally then rmtree's the generation
+    `current` now points to. Unit files name a tree that no longer exists: the opposite of
+    "Ctrl-C leaves the old generation live and no half-installed one"."""
+    config, scope, _state = installed
+    monkeypatch.setattr(canary_module, "Trier", PassingTrier)
+
+    def interrupted(_self) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_Switch, "_reload", interrupted)
+    prepared = prepare(config, scope)
+    with pytest.raises(KeyboardInterrupt):
+        canary_module.run_canary(prepared, lambda _tried: None)
+    installation = Installation(scope, "rv")
+    current = installation.data_dir / "current"
+    assert current.resolve().is_dir(), f"current -> {os.readlink(current)}, which no longer exists"
+    assert installation.current() == 1, "the old generation is live again"
