@@ -31,9 +31,10 @@ def preflight_unit(config: str, job: str) -> str:
     return f"{config}-preflight-{job}"
 
 
-def try_unit(config: str, job: str) -> str:
-    """A try of a job (`vigil try`, canary applies): a copy of its service, run once."""
-    return f"{job_unit(config, job)}.try"
+def try_unit(config: str, job: str, tag: str) -> str:
+    """A try of a job (`vigil try`, canary applies): a copy of its service, run once; `tag`
+    keeps two tries of one job apart."""
+    return f"{job_unit(config, job)}.try-{tag}"
 
 
 def target_of(config: str, unit: str) -> str:

@@ -48,10 +48,11 @@ def failure_alert(spec: FailureSpec, unit_arg: str, now: datetime) -> dict[str, 
         f"{unit.removesuffix('.service')} failed "
         f"({result or 'unknown result'}, {_status_text(exit_code, exit_status)})"
     )
-    reason = _recorded_reason(spec, job, invocation_id)
-    if reason:
+    recorded = _recorded_run(spec, job, invocation_id)
+    reason = recorded.get("reason") if recorded else None
+    if isinstance(reason, str) and reason:
         message += f": {reason}"
-    change = _after_change(spec, job, unit, now, reason or message)
+    change = _after_change(spec, job, unit, now, recorded, message)
     if change:
         message += f"; {change}"
     return {
@@ -72,18 +73,24 @@ def failure_alert(spec: FailureSpec, unit_arg: str, now: datetime) -> dict[str, 
     }
 
 
-def _recorded_reason(spec: FailureSpec, job: str, invocation_id: str) -> str:
-    """The runner's own reason for the failed run, when runs.jsonl has that very run."""
+def _recorded_run(spec: FailureSpec, job: str, invocation_id: str) -> dict[str, object] | None:
+    """The runner's own record of the failed run, when runs.jsonl has that very run."""
     if not invocation_id:
-        return ""
+        return None
     record = last_run(spec.state_dir, job)
     if record is None or record.get("invocation_id") != invocation_id:
-        return ""
-    reason = record.get("reason")
-    return reason if isinstance(reason, str) else ""
+        return None
+    return record
 
 
-def _after_change(spec: FailureSpec, job: str, unit: str, now: datetime, reason: str) -> str:
+def _after_change(
+    spec: FailureSpec,
+    job: str,
+    unit: str,
+    now: datetime,
+    recorded: dict[str, object] | None,
+    message: str,
+) -> str:
     """What the alert says when the live generation changed the failed job (and, with
     release.auto_rollback, the rollback it asked for); empty otherwise."""
     if not spec.path or unit != service(job_unit(spec.config, job)):
@@ -91,12 +98,12 @@ def _after_change(spec: FailureSpec, job: str, unit: str, now: datetime, reason:
     from runner.release import after_change, of_spec, request_rollback
 
     generation = of_spec(spec.path)
-    note = after_change(generation, spec.state_dir, job, spec.auto_rollback)
+    note = after_change(generation, spec.state_dir, job, spec.auto_rollback, recorded)
     if note is None:
         return ""
     if note.rollback_to is None:
         return note.words
-    why = f"{job} failed ({reason}), {note.words}"
+    why = f"{message}: {note.words}"
     started = request_rollback(
         spec.config, spec.scope, spec.state_dir, generation, note.rollback_to, job, why, now
     )

@@ -49,7 +49,7 @@ def run_preflight(spec: JobSpec) -> int:
     if output:
         sys.stdout.write(output if output.endswith("\n") else output + "\n")
     failure = _failure(spec, result.error, result.timed_out, result.returncode, output)
-    due = _due(started, spec.preflight)
+    due = _due(started, spec.preflight, spec.timezone)
     try:
         _remember(spec, failure, due, started)
     except OSError as error:
@@ -95,12 +95,17 @@ def _shown(argv: list[str]) -> str:
     return shlex.join(argv)
 
 
-def _due(started: datetime, lead: float | None) -> datetime | None:
-    """When the job is due: the preflight's timer fires `lead` before it (to the minute)."""
+def _due(started: datetime, lead: float | None, timezone: str) -> datetime | None:
+    """When the job is due: the preflight's timer fires `lead` before it on the wall clock of
+    the job's zone (the calendar lines were moved there), to the minute."""
     if lead is None:
         return None
-    due = started + timedelta(seconds=lead)
-    return due.replace(second=0, microsecond=0) + timedelta(minutes=due.second >= 30)
+    from runner.clock import zone
+
+    where = zone(timezone)
+    wall = started.astimezone(where).replace(tzinfo=None) + timedelta(seconds=lead)
+    wall = wall.replace(second=0, microsecond=0) + timedelta(minutes=wall.second >= 30)
+    return wall.replace(tzinfo=where)
 
 
 def _remember(spec: JobSpec, failure: str, due: datetime | None, now: datetime) -> None:

@@ -70,13 +70,22 @@ class AfterChange:
 
 
 def after_change(
-    generation: Generation, state_dir: str, job: str, auto_rollback: bool
+    generation: Generation,
+    state_dir: str,
+    job: str,
+    auto_rollback: bool,
+    failed: dict[str, object] | None = None,
 ) -> AfterChange | None:
-    """The note for a failed run of `job`, when the live generation changed it and no run of
-    it has succeeded since; None otherwise."""
+    """The note for the failed run `failed` (its record; None when it left none, killed by
+    systemd) of `job`, when the live generation changed it and no run of it has succeeded
+    since; None otherwise. A run without a record may have been the previous generation's (a
+    run in progress during the switch): it is named, never rolled back for."""
     how, since = generation.changed(job), generation.created
     if how is None or since is None or generation.number is None:
         return None
+    failed_start = parse_iso(failed.get("start")) if failed else None
+    if failed_start is not None and failed_start < since:
+        return None  # the previous generation's run, ending after the switch
     tries = 0
     for record in runs(state_dir):
         started = parse_iso(record.get("start"))
@@ -94,7 +103,7 @@ def after_change(
     words += "; " + _record_of(generation.sibling(previous), since, state_dir, job)
     if generation.made_by_rollback:
         return AfterChange(words + " (this generation is a rollback: not rolled back again)", None)
-    if not auto_rollback:
+    if not auto_rollback or failed_start is None:
         return AfterChange(f"{words}; `vigil rollback {previous}`", None)
     return AfterChange(words, previous)
 

@@ -79,7 +79,13 @@ def test_editing_one_schedule_updates_exactly_one_unit(vigil, config: Path, root
     result = vigil("plan", config, "--root", root, "--check")
     assert result.exit_code == 1
     updates = [line.split()[1] for line in result.stderr.splitlines() if "  update " in line]
-    assert updates == ["config.yaml", "units/bruba-staleness-check.timer"]
+    # The coordinator's spec carries each job's calendar (its heartbeat checks that jobs ran),
+    # but no other unit changes, and only the timer restarts.
+    assert updates == [
+        "config.yaml",
+        "specs/coordinator.json",
+        "units/bruba-staleness-check.timer",
+    ]
     assert "+OnCalendar=Mon *-*-* 10:30:00 America/New_York" in result.stdout
     assert "bruba-staleness-check.timer" in result.stderr and "10:30 EST" in result.stderr
     applied = vigil("apply", config, "--root", root, "--yes")

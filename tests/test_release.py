@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from runner.contract import GENERATION_META
+from runner.history import last_run
 from runner.release import after_change, of_spec
 
 T0 = datetime(2026, 11, 1, 7, 0, tzinfo=UTC)
@@ -60,9 +61,15 @@ def test_the_first_failure_after_a_change_names_both_generations(setup) -> None:
 
 def test_auto_rollback_asks_for_the_previous_generation(setup) -> None:
     current, state = setup
-    note = after_change(of_spec(str(current / "specs/failure.json")), str(state), "digest", True)
+    failed = last_run(str(state), "digest")
+    generation_7 = of_spec(str(current / "specs/failure.json"))
+    note = after_change(generation_7, str(state), "digest", True, failed)
     assert note is not None and note.rollback_to == 6
     assert "`vigil rollback" not in note.words
+    # A run that left no record (killed by systemd) may have been generation 6's: no rollback.
+    unknown = after_change(generation_7, str(state), "digest", True, None)
+    assert unknown is not None and unknown.rollback_to is None
+    assert unknown.words.endswith("`vigil rollback 6`")
 
 
 def test_a_later_failure_names_how_many_runs_failed(setup) -> None:
@@ -107,7 +114,10 @@ def test_a_rollback_generation_never_rolls_back(tmp_path: Path) -> None:
     )
     run(state, "digest", T0 + timedelta(days=1, hours=1), "failed")
     run(state, "digest", T0 + timedelta(days=2, hours=1), "failed")
-    note = after_change(of_spec(str(third / "specs/failure.json")), str(state), "digest", True)
+    failed = last_run(str(state), "digest")
+    note = after_change(
+        of_spec(str(third / "specs/failure.json")), str(state), "digest", True, failed
+    )
     assert note is not None and note.rollback_to is None
     assert note.words == (
         "first run since generation 3 (run changed); generation 2 ran it once; 1 failed "

@@ -79,7 +79,8 @@ def test_auto_rollback_goes_back_once(vigil, vigil_manager, tmp_path) -> None:
     assert "first run since generation 2 (run changed)" in body, body
     assert "rolling back to generation 1 (release.auto_rollback" in body, body
     history = vigil("history").stderr + vigil("history").stdout
-    assert "auto-rollback to 1: digest failed" in history, history
+    assert "auto-rollback to 1: rb-digest failed" in history, history
+    assert not (state / "state/rollback.json").exists()
     data = home / ".local/share/vigil/rb"
     unit = (home / ".config/systemd/user/rb-digest.service").read_text()
     assert unit == (data / "generations/1/units/rb-digest.service").read_text()

@@ -87,7 +87,7 @@ def test_a_try_fails_where_the_timer_would_and_a_hand_run_would_not(
 
     tried = vigil("try", "notes", "--config", config)
     assert tried.exit_code == 1, tried.stdout + tried.stderr
-    assert "notes (tr-notes.try.service): FAILED, exit status 1, failed" in tried.stdout
+    assert "== try notes: FAILED, exit status 1, failed" in tried.stdout
     assert "Read-only file system" in tried.stdout
     assert not (home / "vigil-try-notes.txt").exists()
 

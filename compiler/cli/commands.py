@@ -253,9 +253,12 @@ def apply_(
         elif prepared.missing_packages:
             lines = [f"{config}: {problem}" for problem in prepared.missing_packages]
             raise VigilError("\n".join([*lines, "nothing applied"]))
-        with_canary = _canary(prepared, canary)
-        if with_canary and root is not None:
+        if canary and root is not None:
             raise UsageError("--canary tries jobs in the running systemd: not with --root")
+        with_canary = _canary(prepared, canary)
+        if with_canary and root is not None:  # release.canary: a tree for another machine
+            note("release.canary: nothing is tried for --root (no systemd to try jobs in)")
+            with_canary = False
         _plan_and_apply(prepared, yes, canary=with_canary)
 
 
@@ -283,7 +286,7 @@ def rollback(
     ] = False,
 ) -> None:
     """Go back to an earlier generation (shown as a plan first)."""
-    from compiler.install.workflows import prepare_rollback
+    from compiler.install.workflows import prepare_rollback, rollback_request_path
 
     with reported():
         prepared = prepare_rollback(_scope(system, root), name, generation, auto=auto)
@@ -291,7 +294,10 @@ def rollback(
             print("automatic rollback not needed: the generation it judged is no longer live "
                   "(or nothing asked for it)", file=sys.stderr)  # fmt: skip
             return
+        request = rollback_request_path(prepared.installation) if auto else None
         _plan_and_apply(prepared, yes)
+        if request is not None:  # done: its reason is in `vigil history` now
+            request.unlink(missing_ok=True)
 
 
 @app.command()

@@ -28,7 +28,7 @@ def show_tries(tries: list[Tried], as_json: bool, out: TextIO | None = None) -> 
 def try_headline(tried: Tried) -> str:
     what = "check of " if tried.mode == "check" else ""
     verdict = "passed" if tried.passed else "FAILED"
-    line = f"{what}{tried.job} ({tried.unit}): {verdict}, exit status {tried.exit_code}"
+    line = f"{what}{tried.job}: {verdict}, exit status {tried.exit_code}"
     if tried.record and tried.record.get("result"):
         line += f", {tried.record['result']}"
     if tried.reason:

@@ -78,6 +78,8 @@ def apply(
     before = start_flags(installation.load_tree(previous)) if previous is not None else {}
     after = start_flags(new)
     number = stored
+    if stored is not None:  # a canary's, stored before its tries: it goes live now
+        installation.update_meta(stored, created=_now())
     if new is not None and stored is None:
         try:
             number = store(new, installation, meta, plan)
@@ -92,11 +94,16 @@ def apply(
 
 def store(new: Tree, installation: Installation, meta: dict[str, Any], plan: Plan) -> int:
     """Write `new` as the next generation, not live yet; returns its number."""
-    # Milliseconds: a failure handler tells runs before the switch from runs after it.
-    meta = {**meta, "created": datetime.now(UTC).isoformat(timespec="milliseconds")}
+    meta = {**meta, "created": _now()}
     meta["changes"] = plan.summary()
     meta["previous"] = installation.current()
     return installation.write_generation(new, meta)
+
+
+def _now() -> str:
+    """A generation's `created`: when it goes live. Milliseconds: a failure handler tells the
+    runs before the switch from the runs after it."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class _Switch:
@@ -140,8 +147,10 @@ class _Switch:
                 self.systemd.reset_failed(removed)
             step = "checking that units are active"
             self._check_active()
-        except Exception as exc:  # every failure is rolled back, then reported
+        except BaseException as exc:  # every failure is rolled back, then reported
             restored = self._restore()
+            if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM: undone, and still an interrupt
+                raise
             reason = describe(exc) if isinstance(exc, OSError) else str(exc)
             raise ApplyError(step, reason, restored) from None
 

@@ -16,7 +16,7 @@ from compiler.errors import VigilError
 from compiler.generate.specs import state_dir as configured_state_dir
 from compiler.install.apply import ApplyOutcome, apply, store
 from compiler.install.changes import JobChange, changed_jobs
-from compiler.install.trial import Tried, Trier
+from compiler.install.trial import Tried, Trier, ending_cleanly
 from compiler.install.workflows import Prepared
 from compiler.language.model import Config
 from compiler.language.model.release import CanaryMode
@@ -61,6 +61,11 @@ class CanaryFailed(VigilError):
 
 def run_canary(prepared: Prepared, on_try: Callable[[Tried], None]) -> ApplyOutcome:
     """Store, try, then switch (or remove what was stored). `on_try` sees each try as it ends."""
+    with ending_cleanly():
+        return _run_canary(prepared, on_try)
+
+
+def _run_canary(prepared: Prepared, on_try: Callable[[Tried], None]) -> ApplyOutcome:
     assert prepared.tree is not None and prepared.config is not None
     installation = prepared.installation
     steps = [s for s in canary_steps(prepared) if s.mode is not CanaryMode.SKIP]

@@ -64,6 +64,12 @@ class Installation:
             return {}
         return data if isinstance(data, dict) else {}
 
+    def update_meta(self, number: int, **values: Any) -> None:
+        atomic_write(
+            self.generation_dir(number) / META,
+            json.dumps({**self.meta(number), **values}, indent=2, sort_keys=True) + "\n",
+        )
+
     def load_tree(self, number: int) -> Tree:
         """A generation's files exactly as they were rendered, checked against its manifest."""
         directory = self.generation_dir(number)

@@ -21,6 +21,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -123,6 +124,26 @@ class Tried:
 
 
 @contextlib.contextmanager
+def ending_cleanly() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a kill, a closed terminal or ssh session) end a try or a canary the
+    way Ctrl-C does, so that its cleanup runs: Python runs `finally` blocks only for SIGINT."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    try:
+        previous = {n: signal.signal(n, interrupt) for n in (signal.SIGTERM, signal.SIGHUP)}
+    except ValueError:  # not the main thread: leave signals to it
+        yield
+        return
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@contextlib.contextmanager
 def staged_tree(installation: Installation, tree: Tree) -> Iterator[str]:
     """Write `tree` below the data directory for tries (not a generation); yields its name
     relative to the data directory, which the try's units run it from."""
@@ -160,8 +181,9 @@ class Trier:
     def run(self, job: str, mode: CanaryMode, *, no_model: bool = False) -> Tried:
         """One try of `job` (mode TRY: the job; CHECK: its `check:` command)."""
         name = self.installation.name
-        unit = service(try_unit(name, job))
-        directory = self.state_dir / TRIES / os.urandom(6).hex()
+        tag = os.urandom(6).hex()
+        unit = service(try_unit(name, job, tag))
+        directory = self.state_dir / TRIES / tag
         unit_file = self.installation.scope.runtime_unit_dir() / unit
         try:
             (directory / STATE).mkdir(parents=True, mode=0o700)
@@ -389,7 +411,7 @@ def try_jobs(
     state_dir = Path(os.path.expanduser(configured_state_dir(loaded, scope.system)))
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     mode = CanaryMode.CHECK if check else CanaryMode.TRY
-    with staged_tree(installation, tree) as tree_name:
+    with ending_cleanly(), staged_tree(installation, tree) as tree_name:
         trier = Trier(installation, tree, tree_name, state_dir)
         busy = [reason for job in jobs if (reason := trier.busy(job))]
         if busy:

@@ -103,13 +103,20 @@ def prepare_rollback(
     return Prepared(installation, plan, tree, meta, [])
 
 
-def rollback_request(installation: Installation) -> dict[str, Any]:
-    """What the failure handler recorded when it asked for an automatic rollback."""
+def rollback_request_path(installation: Installation) -> Path | None:
+    """Where the failure handler records the automatic rollback it asks for."""
     current = installation.current()
     if current is None:
-        return {}
+        return None
     spec = json.loads(installation.load_tree(current)["specs/failure.json"].content)
-    path = Path(os.path.expanduser(spec["state_dir"])) / STATE / ROLLBACK_REQUEST
+    return Path(os.path.expanduser(spec["state_dir"])) / STATE / ROLLBACK_REQUEST
+
+
+def rollback_request(installation: Installation) -> dict[str, Any]:
+    """What the failure handler recorded when it asked for an automatic rollback."""
+    path = rollback_request_path(installation)
+    if path is None:
+        return {}
     try:
         request = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -11,6 +11,8 @@ other than every day (`*-*-01`) cannot move back a day in calendar syntax (the d
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from compiler.language.schedule import parse_schedule
 from runner.calendar import WEEKDAYS, CalendarError, Expression
@@ -90,3 +92,22 @@ def _date(expression: Expression, shift: int) -> str:
 
 def _list(values: list[int]) -> str:
     return ",".join(f"{value:02d}" for value in sorted(set(values)))
+
+
+def skipped(lines: list[str], zone: str, start: date, days: int = 400) -> tuple[str, date] | None:
+    """A preflight time of `lines` that the clock skips in `zone` (spring forward), and the
+    first day it does within `days` of `start`: that day systemd does not run the preflight."""
+    where = ZoneInfo(zone)
+    for line in lines:
+        expression = Expression(line)
+        for wall in sorted(expression.times_descending()):
+            for offset in range(days):
+                day = start + timedelta(days=offset)
+                if not expression.matches_day(day):
+                    continue
+                local = datetime.combine(day, wall, where)
+                if local.astimezone(UTC).astimezone(where).replace(tzinfo=None) != local.replace(
+                    tzinfo=None
+                ):
+                    return wall.strftime("%H:%M"), day
+    return None

@@ -7,6 +7,7 @@ import types
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -45,7 +46,26 @@ def validate_document(document: Document, *, check_calendar: bool = True) -> Val
             warnings.append(f"calendar expressions not checked: {exc}")
     if issues:
         raise ConfigError(issues)
-    return Validated(document, config, warnings)
+    return Validated(document, config, warnings + _preflight_warnings(config))
+
+
+def _preflight_warnings(config: Config) -> list[str]:
+    """Preflights the clock skips one day a year: said, since nothing can move them."""
+    from compiler.language.preflight import preflight_calendar, skipped
+
+    warnings = []
+    today = datetime.now(UTC).date()
+    for name, job in config.jobs.items():
+        if job.preflight is None:
+            continue
+        zone = job.timezone or config.timezone
+        gap = skipped(preflight_calendar(job.schedule, job.preflight), zone, today)
+        if gap is not None:
+            warnings.append(
+                f"jobs.{name}.preflight: {gap[0]} does not exist in {zone} on {gap[1]} (the "
+                "clock springs forward): that day the preflight does not run"
+            )
+    return warnings
 
 
 # --- schedules in systemd calendar syntax are checked by systemd itself, in one batch ----------

@@ -1,6 +1,5 @@
-"""REVIEW (hostile review of 9f57d97..577b205): failing tests for defects found in release
-discipline (failure after a change, canary applies). Each test names the defect it pins down;
-they fail on main as of 577b205."""
+"""Edges of release discipline without a manager: which failed run is a change's, when a
+canary's generation counts as live, and an interrupted switch."""
 
 from __future__ import annotations
 
@@ -36,17 +35,14 @@ coordinator:
 """
 
 
-# --- 1. a run of the OLD generation that fails after the switch triggers an auto-rollback ---
+# --- a run of the old generation that fails after the switch -------------------------------
 
 
-def test_review_a_failed_run_that_started_before_the_change_is_not_the_changes(
+def test_a_failed_run_that_started_before_the_change_is_not_the_changes(
     tmp_path: Path,
 ) -> None:
-    """runner/release.py after_change: the failed run itself is never checked against
-    `created`. A run of generation 6 in progress while generation 7 is applied fails after
-    the switch; its OnFailure handler reads `current` (= 7), skips the run's own record
-    (start < created), counts 0 tries and says "first run since generation 7" -- and with
-    auto_rollback rolls back a generation that never ran the job."""
+    """A run of generation 6 still going while generation 7 is applied, failing after the switch,
+    is generation 6's failure: no note about the change, never an automatic rollback."""
     data, state = tmp_path / "data", tmp_path / "state"
     state.mkdir()
     switch = T0 + timedelta(days=30)
@@ -60,7 +56,7 @@ def test_review_a_failed_run_that_started_before_the_change_is_not_the_changes(
     assert note is None or note.rollback_to is None, note and note.words
 
 
-# --- 2. a canary's `created` is when it was stored, not when it went live --------------------
+# --- a canary's `created` is when it went live ------------------------------------------------
 
 
 @pytest.fixture
@@ -95,16 +91,11 @@ class PassingTrier:
         return Tried(job, f"rv-{job}.try.service", mode, "success", 0, None, "")
 
 
-def test_review_canary_generation_created_is_the_switch_not_the_store(
+def test_canary_generation_created_is_the_switch_not_the_store(
     installed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """compiler/install/canary.py run_canary + apply.py store: `created` is stamped when
-    the canary stores the generation, before its tries (minutes for a real job). A timer run
-    of the OLD generation that succeeds during the tries then counts as "worked since the
-    change" (runner/release.py after_change returns None), so the new generation's real
-    first failure is neither named nor rolled back; a failing old run counts as the new
-    generation's. The comment in store() says `created` tells runs before the switch from
-    runs after it: for a canary it does not."""
+    """A canary's generation is stamped `created` when it goes live, after its tries (minutes for
+    a real job): runs of the old generation during the tries are not "since the change"."""
     config, scope, _state = installed
     monkeypatch.setattr(canary_module, "Trier", PassingTrier)
     PassingTrier.ended = []
@@ -119,18 +110,14 @@ def test_review_canary_generation_created_is_the_switch_not_the_store(
     )
 
 
-# --- 3. Ctrl-C during a canary's switch deletes the generation `current` points to ---------
+# --- Ctrl-C during a canary's switch -----------------------------------------------------------
 
 
-def test_review_ctrl_c_during_the_canary_switch_leaves_a_live_generation(
+def test_ctrl_c_during_the_canary_switch_leaves_a_live_generation(
     installed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """compiler/install/canary.py run_canary `finally: if not live: remove_generation` +
-    apply.py _Switch.run `except Exception`: a KeyboardInterrupt during the switch (after
-    `current` was repointed, e.g. in daemon-reload or while restarting units) is not an
-    Exception, so _Switch does not restore; run_canary's finally then rmtree's the generation
-    `current` now points to. Unit files name a tree that no longer exists: the opposite of
-    "Ctrl-C leaves the old generation live and no half-installed one"."""
+    """Ctrl-C during the switch (after `current` moved, in daemon-reload) puts the old generation
+    back, and `current` never names a removed tree."""
     config, scope, _state = installed
     monkeypatch.setattr(canary_module, "Trier", PassingTrier)
 

@@ -1,5 +1,5 @@
-"""REVIEW (hostile review of 9f57d97..577b205): failing tests for defects of `vigil try` and
-canary applies that need a real user manager. They fail on main as of 577b205."""
+"""Edges of `vigil try` and canary applies under a real user manager: signals, credentials
+in a shown prompt, unit-file expansion of paths, two tries of one job at once."""
 
 from __future__ import annotations
 
@@ -39,16 +39,11 @@ coordinator:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
-def test_review_a_terminated_canary_leaves_no_stored_generation(
+def test_a_terminated_canary_leaves_no_stored_generation(
     vigil, vigil_manager, tmp_path: Path, signum: int
 ) -> None:
-    """compiler/install/canary.py run_canary and install/trial.py Trier.run clean up only in
-    `finally`, which Python runs for Ctrl-C (KeyboardInterrupt) but not for SIGTERM (kill,
-    `timeout`, a stopped session) or SIGHUP (the terminal or ssh connection closed): the
-    stored, never-live generation stays in generations/ (`vigil history` lists it, `vigil
-    rollback 2` would install it, the next apply is numbered 3), the try's unit file stays in
-    the runtime unit directory and its run keeps going, holding the job's run lock, and the
-    try's directory with its copy of state/ stays under <state>/tries/."""
+    """SIGTERM (kill, `timeout`) and SIGHUP (a closed terminal or ssh session) end a canary like
+    Ctrl-C: no stored generation, no try unit, no try directory is left behind."""
     state = apply_config(
         vigil, tmp_path, "cn", CANARY, report="echo v1", reset="true", cleanup="true"
     )
@@ -68,7 +63,7 @@ def test_review_a_terminated_canary_leaves_no_stored_generation(
     )
     runtime = Path(vigil_manager.env["XDG_RUNTIME_DIR"]) / "systemd/user"
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (runtime / "cn-report.try.service").exists():
+    while time.monotonic() < deadline and not list(runtime.glob("cn-report.try-*.service")):
         time.sleep(0.1)
     time.sleep(1)
     apply.send_signal(signum)
@@ -76,13 +71,14 @@ def test_review_a_terminated_canary_leaves_no_stored_generation(
     try:
         left = {
             "live": live(home),
-            "runtime unit": (runtime / "cn-report.try.service").exists(),
+            "runtime unit": bool(list(runtime.glob("cn-report.try-*.service"))),
             "state tries": sorted(p.name for p in state.glob("tries/*")),
         }
         assert left == {"live": before, "runtime unit": False, "state tries": []}
     finally:  # do not leave a 60 s try running in the shared manager
-        vigil_manager.systemctl("stop", "cn-report.try.service", check=False)
-        (runtime / "cn-report.try.service").unlink(missing_ok=True)
+        vigil_manager.systemctl("stop", "cn-report.try-*.service", check=False)
+        for unit in runtime.glob("cn-report.try-*.service"):
+            unit.unlink()
 
 
 LLM = """\
@@ -110,13 +106,10 @@ coordinator:
 """
 
 
-def test_review_try_no_model_keeps_credentials_out_of_the_prompt_it_shows(
+def test_try_no_model_keeps_credentials_out_of_the_prompt_it_shows(
     vigil, vigil_manager, tmp_path: Path
 ) -> None:
-    """runner/job.py _show_the_prompt prints the command's stdout unredacted (it is not
-    given the redactor; every other echo of the runner goes through _clean). A credential the
-    command prints lands in the try's output file under <state>/tries/ and on the terminal
-    (and in --json), where a real run's journal would have had it redacted."""
+    """`vigil try --no-model` shows the prompt with the job's credential values redacted."""
     del vigil_manager
     secrets = tmp_path / "secrets"
     secrets.mkdir(mode=0o700)
@@ -144,11 +137,9 @@ coordinator:
 """
 
 
-def test_review_try_of_a_state_dir_with_a_dollar(vigil, vigil_manager, tmp_path: Path) -> None:
-    """compiler/install/trial.py _unit_escape doubles % but not $: systemd expands $VAR and
-    ${VAR} in ExecStart= even inside quotes, so `--try <state>/tries/ID` names another
-    directory when the (valid) state_dir holds `${...}`: the run's findings and record go
-    somewhere else (or the run fails), and the try reports nothing."""
+def test_try_of_a_state_dir_with_a_dollar(vigil, vigil_manager, tmp_path: Path) -> None:
+    """A state directory with `$` in it (systemd expands `${VAR}` in ExecStart=) still gets the
+    try's findings and record in the try's own directory."""
     del vigil_manager
     base = tmp_path / "st${HOME}ate"
     base.mkdir()
@@ -177,17 +168,11 @@ coordinator:
 """
 
 
-def test_review_two_tries_of_one_job_at_once_each_see_their_run(
+def test_two_tries_of_one_job_at_once_each_see_their_run(
     vigil, vigil_manager, tmp_path: Path
 ) -> None:
-    """compiler/install/trial.py Trier.run: every try of a job uses the one unit name
-    `<name>-<job>.try.service` and nothing keeps two tries apart (busy() looks only at the
-    timer's service; the run lock only serialises runs that did start). A second `vigil try`
-    (another terminal, or a canary apply meanwhile) overwrites the unit file of a running try;
-    its `systemctl start` joins the running start job, so it reports the first try's result
-    with no record and no findings from its own directory -- "passed, nothing would be
-    delivered" for a job that reports something -- and the first try's `finally` removes the
-    unit file under the second."""
+    """Two tries of one job at once (two terminals, a try during a canary) each run in a unit of
+    their own and report their own run."""
     state = apply_config(vigil, tmp_path, "tc", SLOW)
     config = tmp_path / "tc.yaml"
     env = {**os.environ, **vigil_manager.env, "PYTHONPATH": str(ROOT)}
