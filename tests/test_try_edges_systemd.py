@@ -15,27 +15,9 @@ import pytest
 
 from tests.conftest import ROOT, apply_config
 from tests.test_canary_systemd import CLI, live
+from tests.test_canary_systemd import CONFIG as CANARY
 
 pytestmark = pytest.mark.systemd
-
-CANARY = """\
-name: cn
-state_dir: {state}
-jobs:
-  report:
-    schedule: "0 0 1 1 *"
-    run: "{report}"
-  reset:
-    schedule: "0 0 1 1 *"
-    run: "{reset}"
-  cleanup:
-    schedule: "0 0 1 1 *"
-    run: "{cleanup}"
-channels:
-  sink: {{file: {state}/deliveries.jsonl}}
-coordinator:
-  deliver_to: [sink]
-"""
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
