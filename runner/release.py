@@ -83,18 +83,14 @@ def after_change(
     how, since = generation.changed(job), generation.created
     if how is None or since is None or generation.number is None:
         return None
+    if generation.previous is None:
+        return None  # the first install: no change from anything, nothing to go back to
     failed_start = parse_iso(failed.get("start")) if failed else None
     if failed_start is not None and failed_start < since:
         return None  # the previous generation's run, ending after the switch
-    tries = 0
-    for record in runs(state_dir):
-        started = parse_iso(record.get("start"))
-        if record.get("job") != job or started is None or started < since:
-            continue
-        if record.get("result") == "ok":
-            return None  # it has worked since the change: this failure is not the change's
-        if record.get("result") != MISSED:
-            tries += 1
+    tries = _failures_since(state_dir, job, since)
+    if tries is None:
+        return None  # it has worked since the change: this failure is not the change's
     first = "first run" if tries <= 1 else f"{tries} runs, none succeeded,"
     words = f"{first} since generation {generation.number} ({how})"
     previous = generation.previous
@@ -106,6 +102,20 @@ def after_change(
     if not auto_rollback or failed_start is None:
         return AfterChange(f"{words}; `vigil rollback {previous}`", None)
     return AfterChange(words, previous)
+
+
+def _failures_since(state_dir: str, job: str, since: datetime) -> int | None:
+    """How many runs of `job` started since `since`, all failed; None when one succeeded."""
+    tries = 0
+    for record in runs(state_dir):
+        started = parse_iso(record.get("start"))
+        if record.get("job") != job or started is None or started < since:
+            continue
+        if record.get("result") == "ok":
+            return None
+        if record.get("result") != MISSED:
+            tries += 1
+    return tries
 
 
 def _record_of(previous: Generation, until: datetime, state_dir: str, job: str) -> str:

@@ -133,3 +133,15 @@ def test_no_rollback_without_the_previous_generation(setup) -> None:
     note = after_change(of_spec(str(current / "specs/failure.json")), str(state), "digest", True)
     assert note is not None and note.rollback_to is None
     assert note.words == "first run since generation 7 (schedule, run changed)"
+
+
+def test_nothing_for_the_first_generation(tmp_path: Path) -> None:
+    data, state = tmp_path / "data", tmp_path / "state"
+    state.mkdir()
+    first = generation(data, 1, T0, jobs_changed={"digest": "new"})
+    run(state, "digest", T0 + timedelta(hours=1), "failed")
+    failed = last_run(str(state), "digest")
+    assert (
+        after_change(of_spec(str(first / "specs/failure.json")), str(state), "digest", True, failed)
+        is None
+    )
