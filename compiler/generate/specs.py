@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from itertools import pairwise
+from typing import Literal
 
 from compiler.language.model import Config, Job
 from compiler.language.model.llm import Budget
@@ -196,7 +197,9 @@ def _job_timers(config: Config) -> dict[str, JobTimerJSON]:
         calendar = _calendar(lines, zone)
         if calendar is None:
             continue
-        gap = _shortest_gap(lines, zone)
+        gap = _time_of_day_gap(lines)
+        if gap is False:  # a calendar the runner's reader does not know: ask systemd
+            gap = _shortest_gap(lines, zone)
         waits = config.jobs[job.after].timeout if job.after else 0
         timers[name] = {
             "unit": timer(job_unit(config.name, name)),
@@ -224,6 +227,25 @@ def watch_spec(config: Config, name: str, system: bool) -> WatchSpecJSON:
         "watch": dump["watches"][name],
         **timer,
     }
+
+
+def _time_of_day_gap(lines: tuple[str, ...]) -> int | Literal[False] | None:
+    """The shortest time between two firing times of day (the grace only cares whether it is
+    under a few minutes), read in-process: asking systemd costs a process per job, which a
+    compile of a thousand jobs cannot afford. None: at most one time a day; False: a calendar
+    this reader does not know."""
+    from runner.calendar import CalendarError, Expression
+
+    try:
+        times = sorted(
+            {t.hour * 3600 + t.minute * 60 + t.second
+             for line in lines for t in Expression(line).times_descending()}
+        )  # fmt: skip
+    except CalendarError:
+        return False
+    if len(times) < 2:
+        return None
+    return min(b - a for a, b in pairwise([*times, times[0] + 86400]))
 
 
 def _shortest_gap(lines: tuple[str, ...], zone: str) -> int | None:
