@@ -216,6 +216,15 @@ class FailureSpec(_Common):
         self.auto_rollback = fields.data.get("auto_rollback") is True
         self.path = ""
         """Where the spec was read from: its generation is the directory above."""
+        self.pause_after = _counts(fields, "pause_after")
+        """job -> failures in a row that pause it (jobs without a limit are absent)."""
+
+
+def _counts(fields: _Fields, key: str) -> dict[str, int]:
+    counts = fields.child(key, optional=True)
+    if counts is None:
+        return {}
+    return {str(name): counts.whole(str(name)) for name in counts.data}
 
 
 def _command(fields: _Fields, key: str) -> list[str] | None:

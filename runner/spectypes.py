@@ -341,3 +341,6 @@ class FailureSpecJSON(SpecJSON):
     """How many of the failed unit's journal lines the alert quotes."""
     auto_rollback: NotRequired[bool]
     """release.auto_rollback: a changed job failing its first runs rolls the config back."""
+    pause_after: NotRequired[dict[str, int]]
+    """job -> the failures in a row after which its timer is stopped (`pause_after`, else
+    `release.pause_after`); jobs that are never paused are absent."""

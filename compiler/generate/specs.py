@@ -234,8 +234,14 @@ def _shortest_gap(lines: tuple[str, ...], zone: str) -> int | None:
 
 
 def failure_spec(config: Config, system: bool) -> FailureSpecJSON:
+    pause_after = {
+        name: count
+        for name, job in config.jobs.items()
+        if (count := job.pause_after or config.release.pause_after) is not None
+    }
     return {
         **_base(config, "failure", system),
         "journal_lines": 20,
         "auto_rollback": config.release.auto_rollback,
+        "pause_after": pause_after,
     }
