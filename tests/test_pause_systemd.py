@@ -101,6 +101,10 @@ def test_pause_after_3_stops_the_timer_with_one_alert(vigil, vigil_manager, tmp_
     assert row["paused"]["reason"] == "command exited with status 3"
     table = vigil("status", "--config", config).stdout
     assert "paused since" in table and "`vigil enable flaky` resumes" in table
+    checks = json.loads(vigil("doctor", "--config", config, "--json").stdout)
+    [unit_check] = [c for c in checks if c["name"] == "units" and c["status"] != "ok"]
+    assert unit_check["status"] == "warn" and unit_check["fix"] == "vigil enable flaky"
+    assert unit_check["detail"].startswith("flaky paused since ")
 
     # plan says it stays paused; apply of the same config, of one that changes its timer
     # (which apply restarts otherwise) and a rollback keep it so.
