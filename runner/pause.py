@@ -193,16 +193,17 @@ def pause_records(state: dict[str, object]) -> dict[str, dict[str, object]]:
 
 
 def clear_pause(state_dir: str, job: str, now: datetime) -> dict[str, object] | None:
-    """Resume `job`: forget its pause, and count its failures in a row afresh from `now` (a
-    resumed job gets its full `pause_after` again). Its pause record, if it had one."""
+    """Resume a paused `job`: forget its pause, and count its failures in a row afresh from
+    `now` (it gets its full `pause_after` again). Its pause record; None, changing nothing,
+    when it was not paused."""
     with locked(state_path(state_dir, PAUSES) + ".lock"):
         state = load_state(state_dir, PAUSES, PAUSES_SHAPE, now)
-        jobs = state.get("jobs")
-        if not isinstance(jobs, dict) or job not in jobs:
-            return None  # never paused nor counted: nothing to write
-        entry = jobs[job]
+        record = pause_records(state).get(job)
+        if record is None:
+            return None
+        jobs = state["jobs"]
+        assert isinstance(jobs, dict)
         jobs[job] = {"resumed": iso(now, PRECISION)}
         state["version"] = PAUSES_SHAPE.version
         write_state(state_dir, PAUSES, state)
-    record = entry.get("paused") if isinstance(entry, dict) else None
-    return record if isinstance(record, dict) else None
+    return record

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,16 @@ from typing import Any
 
 import pytest
 
-from runner.pause import clear_pause, fails_unit, failures_in_row, paused_jobs
+from runner.clock import iso
+from runner.pause import (
+    Verdict,
+    clear_pause,
+    fails_unit,
+    failures_in_row,
+    judge_failure,
+    paused_jobs,
+)
+from tests.conftest import sized
 from tests.runner_support import inbox, real_spec, run_runner, runner_env, write_spec
 
 T0 = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
@@ -336,3 +346,61 @@ def test_the_spec_carries_each_jobs_limit(tmp_path: Path, limit: int | None) -> 
     )
     spec = failure_spec(load_config(config).config, system=False)
     assert spec["pause_after"] == ({"own": 5, "plain": 3} if limit else {"own": 5})
+
+
+# --- many runs against a reference model --------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(sized(5, 50)))
+def test_long_sequences_agree_with_a_reference_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """Random runs of one job (ok, failing with or without a line, missed firings) and resumes:
+    the handler's verdict after each failure is the one a plain counter gives."""
+    rng = random.Random(seed)
+    monkeypatch.setenv("PATH", tools(tmp_path))
+    state = tmp_path / "state"
+    state.mkdir()
+    limit = rng.randint(1, 4)
+    row, paused = 0, False  # the reference model
+    moment = T0
+    for step in range(200):
+        moment += timedelta(minutes=rng.randint(1, 90))
+        event = rng.choice(["ok", "failed", "failed", "killed", "missed", "resume"])
+        if event == "resume":  # `vigil enable`: ends a pause and its row, else changes nothing
+            assert (clear_pause(str(state), JOB, moment) is not None) is paused
+            row, paused = (0, False) if paused else (row, paused)
+            continue
+        invocation = f"{seed}-{step}"
+        if event != "killed":
+            line = {
+                "job": JOB,
+                "kind": "job",
+                "invocation_id": invocation,
+                "end": iso(moment, "milliseconds"),
+                "result": "failed" if event == "failed" else event,
+            }
+            with open(state / "runs.jsonl", "a") as handle:
+                handle.write(json.dumps(line) + "\n")
+        if event in ("ok", "missed"):
+            row = 0 if event == "ok" else row
+            continue
+        outcome = judge_failure(
+            str(state),
+            "user",
+            "bruba",
+            JOB,
+            limit=limit,
+            invocation_id=invocation,
+            reason="r",
+            now=moment + timedelta(seconds=1),
+        )
+        if paused:
+            expected = Verdict.ALREADY_PAUSED
+        else:
+            row += 1
+            expected = Verdict.PAUSED if row >= limit else Verdict.COUNTED
+            paused = expected is Verdict.PAUSED
+            assert outcome.count == row, f"step {step}"
+        assert outcome.verdict is expected, f"step {step}: {event}"
+    assert set(paused_jobs(str(state), moment)) == ({JOB} if paused else set())
