@@ -133,15 +133,16 @@ def _pause_if_due(spec: FailureSpec, alert: dict[str, object], now: datetime) ->
     alert to match; False when no alert is due (the job was paused already). Trouble with
     the pause state never stops the alert."""
     job = str(alert["job"])
-    limit = spec.pause_after.get(job)
-    if limit is None or alert["unit"] != service(job_unit(spec.config, job)):
+    pausing = spec.pause_after.get(job)
+    if pausing is None or alert["unit"] != service(job_unit(spec.config, job)):
         return True
+    limit = pausing.after
     try:
         outcome = judge_failure(
             spec.state_dir,
             spec.scope,
-            spec.config,
             job,
+            pausing.timers,
             limit=limit,
             invocation_id=str(alert["invocation_id"] or ""),
             reason=str(alert["reason"]),

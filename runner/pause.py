@@ -20,7 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from runner.clock import iso, parse_iso
-from runner.contract import PAUSES, job_unit, timer
+from runner.contract import PAUSES
 from runner.exitcodes import EXIT_CODE, OK
 from runner.fsatomic import locked, state_path, write_state
 from runner.history import runs_of
@@ -104,10 +104,10 @@ def failures_in_row(
     return count + len(missing), missing
 
 
-def stop_timer(scope: str, unit: str) -> str | None:
-    """Stop and disable `unit` through the manager; None when done, else why not."""
+def stop_timers(scope: str, units: list[str]) -> str | None:
+    """Stop and disable `units` through the manager; None when done, else why not."""
     command = ["systemctl", "--system" if scope == "system" else "--user", "--no-ask-password"]
-    command += ["disable", "--now", unit]
+    command += ["disable", "--now", *units]
     try:
         result = subprocess.run(
             command,
@@ -127,25 +127,25 @@ def stop_timer(scope: str, unit: str) -> str | None:
 def judge_failure(
     state_dir: str,
     scope: str,
-    config: str,
     job: str,
+    timers: list[str],
     *,
     limit: int,
     invocation_id: str,
     reason: str,
     now: datetime,
 ) -> Outcome:
-    """Count this failure of `job` and pause the job when it reaches `limit`."""
+    """Count this failure of `job` and pause the job when it reaches `limit`: stop and
+    disable `timers`."""
     with locked(state_path(state_dir, PAUSES) + ".lock"):
         state = load_state(state_dir, PAUSES, PAUSES_SHAPE, now)
         jobs = state.setdefault("jobs", {})
         assert isinstance(jobs, dict)
         entry = dict(jobs.get(job) or {})
         paused = entry.get("paused")
-        unit = timer(job_unit(config, job))
         if isinstance(paused, dict):
             # Paused already: keep the timer stopped (someone may have started it by hand).
-            stop_timer(scope, unit)
+            stop_timers(scope, timers)
             return Outcome(Verdict.ALREADY_PAUSED, 0, limit, str(paused.get("since")))
         remembered = [parse_iso(moment) for moment in entry.get("unrecorded") or []]
         resumed = parse_iso(entry.get("resumed"))
@@ -154,7 +154,7 @@ def judge_failure(
         )
         outcome = Outcome(Verdict.COUNTED, count, limit)
         if count >= limit:
-            error = stop_timer(scope, unit)
+            error = stop_timers(scope, timers)
             if error is None:
                 entry["paused"] = {"since": iso(now), "failures": count, "reason": reason}
                 missing = []

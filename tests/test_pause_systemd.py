@@ -19,8 +19,10 @@ name: pz
 state_dir: {state}
 jobs:
   flaky:
-    schedule: "0 0 1 1 *"
+    schedule: "0 12 1 1 *"
     run: "echo 'the API said 503' >&2; exit 3"
+    check: "true"
+    preflight: 30m
     pause_after: 3
   steady:
     schedule: "0 0 1 1 *"
@@ -31,6 +33,7 @@ coordinator:
   deliver_to: [sink]
 """
 TIMER = "pz-flaky.timer"
+PREFLIGHT = "pz-preflight-flaky.timer"
 SERVICE = "pz-flaky.service"
 
 
@@ -73,10 +76,11 @@ def test_pause_after_3_stops_the_timer_with_one_alert(vigil, vigil_manager, tmp_
         "UnitFileState": "enabled",
     }
     fail_once(manager, state, 3)
-    assert manager.show(TIMER, "ActiveState", "UnitFileState") == {
-        "ActiveState": "inactive",
-        "UnitFileState": "disabled",
-    }
+    for unit in (TIMER, PREFLIGHT):  # its preflight would warn about runs that will not come
+        assert manager.show(unit, "ActiveState", "UnitFileState") == {
+            "ActiveState": "inactive",
+            "UnitFileState": "disabled",
+        }
     first, second, third = about_flaky(state)
     assert "(failure 1 in a row; paused at 3)" in first
     assert "(failure 2 in a row; paused at 3)" in second
@@ -121,10 +125,11 @@ def test_pause_after_3_stops_the_timer_with_one_alert(vigil, vigil_manager, tmp_
     changed = vigil("apply", config, "--yes")
     assert changed.exit_code == 0, changed.stderr
     assert "update    units/pz-flaky.timer" in changed.stderr
-    assert manager.show(TIMER, "ActiveState", "UnitFileState") == {
-        "ActiveState": "inactive",
-        "UnitFileState": "disabled",
-    }
+    for unit in (TIMER, PREFLIGHT):
+        assert manager.show(unit, "ActiveState", "UnitFileState") == {
+            "ActiveState": "inactive",
+            "UnitFileState": "disabled",
+        }
     back = vigil("rollback", "--yes")
     assert back.exit_code == 0, back.stderr
     assert "flaky: stays paused (since " in back.stderr
@@ -132,10 +137,11 @@ def test_pause_after_3_stops_the_timer_with_one_alert(vigil, vigil_manager, tmp_
 
     resumed = vigil("enable", "flaky", "--config", config)
     assert resumed.exit_code == 0, resumed.stderr
-    assert manager.show(TIMER, "ActiveState", "UnitFileState") == {
-        "ActiveState": "active",
-        "UnitFileState": "enabled",
-    }
+    for unit in (TIMER, PREFLIGHT):
+        assert manager.show(unit, "ActiveState", "UnitFileState") == {
+            "ActiveState": "active",
+            "UnitFileState": "enabled",
+        }
     [row] = json.loads(vigil("status", "flaky", "--config", config, "--json").stdout)
     assert row["paused"] is None and row["enabled"] == "enabled"
     # The count starts afresh: the next failure is the first of a new row.

@@ -34,6 +34,8 @@ T0 = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
 JOB = "reminder-check"
 UNIT = "bruba-reminder-check.service"
 TIMER = "bruba-reminder-check.timer"
+PREFLIGHT = "bruba-preflight-reminder-check.timer"
+STOP = f"--no-ask-password disable --now {TIMER} {PREFLIGHT}"
 
 
 def record(result: str, minute: int, invocation: str = "") -> dict[str, Any]:
@@ -134,7 +136,8 @@ class Handler:
         self.state = tmp_path / "state"
         self.state.mkdir(exist_ok=True)
         failure = real_spec("bruba/specs/failure.json")
-        failure.update(state_dir=str(self.state), pause_after={JOB: limit}, **spec)
+        pausing = {JOB: {"after": limit, "timers": [TIMER, PREFLIGHT]}}
+        failure.update(state_dir=str(self.state), pause_after=pausing, **spec)
         self.spec = write_spec(tmp_path, failure, "failure.json")
         self.minute = 0
         self.path = tools(tmp_path)
@@ -180,7 +183,9 @@ def test_the_third_failure_in_a_row_pauses_with_one_alert(tmp_path: Path) -> Non
         "(failure 2 in a row; paused at 3)",
     ]
     handler.run()
-    assert systemctl_calls(tmp_path) == [f"--user --no-ask-password disable --now {TIMER}"]
+    assert systemctl_calls(tmp_path) == [
+        f"--user --no-ask-password disable --now {TIMER} {PREFLIGHT}"
+    ]
     *_, pause = handler.alerts()
     assert len(handler.alerts()) == 3  # the pause alert replaces the third failure alert
     assert pause["kind"] == "paused" and pause["urgent"] is True
@@ -258,7 +263,9 @@ def test_a_timer_that_cannot_be_stopped_is_not_recorded_as_paused(tmp_path: Path
 def test_system_scope_stops_the_system_managers_timer(tmp_path: Path) -> None:
     handler = Handler(tmp_path, limit=1, scope="system")
     handler.run()
-    assert systemctl_calls(tmp_path) == [f"--system --no-ask-password disable --now {TIMER}"]
+    assert systemctl_calls(tmp_path) == [
+        f"--system --no-ask-password disable --now {TIMER} {PREFLIGHT}"
+    ]
     assert handler.alerts()[-1]["message"].endswith(
         "`vigil enable reminder-check --system` resumes"
     )
@@ -340,12 +347,14 @@ def test_the_spec_carries_each_jobs_limit(tmp_path: Path, limit: int | None) -> 
     release = f"release: {{pause_after: {limit}}}\n" if limit else ""
     config.write_text(
         "name: p\njobs:\n"
-        "  own: {schedule: '@daily', run: 'true', pause_after: 5}\n"
+        "  own: {schedule: '@daily', run: 'true', pause_after: 5, check: 'true', preflight: 5m}\n"
         "  plain: {schedule: '@daily', run: 'true'}\n"
         "channels: {sink: {file: /tmp/x.jsonl}}\ncoordinator: {deliver_to: [sink]}\n" + release
     )
     spec = failure_spec(load_config(config).config, system=False)
-    assert spec["pause_after"] == ({"own": 5, "plain": 3} if limit else {"own": 5})
+    own = {"after": 5, "timers": ["p-own.timer", "p-preflight-own.timer"]}
+    plain = {"after": 3, "timers": ["p-plain.timer"]}
+    assert spec["pause_after"] == ({"own": own, "plain": plain} if limit else {"own": own})
 
 
 # --- many runs against a reference model --------------------------------------------------------
@@ -388,8 +397,8 @@ def test_long_sequences_agree_with_a_reference_model(
         outcome = judge_failure(
             str(state),
             "user",
-            "bruba",
             JOB,
+            [TIMER],
             limit=limit,
             invocation_id=invocation,
             reason="r",

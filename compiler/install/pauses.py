@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from compiler.errors import Warn
 from compiler.generate.render import Tree
-from runner.contract import PAUSES, STATE, job_unit, timer
+from runner.contract import PAUSES, STATE, job_unit, preflight_unit, timer
 from runner.pause import pause_records, resume_command
 from runner.statefile import StateUnreadable, peek_state
 from runner.stateshapes import PAUSES as PAUSES_SHAPE
@@ -22,8 +22,8 @@ FAILURE_SPEC = "specs/failure.json"
 @dataclass(frozen=True)
 class Pause:
     job: str
-    timer: str
-    """The job's timer, kept stopped."""
+    timers: tuple[str, ...]
+    """The job's timer and its preflight's: kept stopped."""
     since: str
     failures: int
     reason: str
@@ -52,7 +52,7 @@ def read_pauses(state: Path, config: str, scope: str, warn: Warn) -> list[Pause]
     return [
         Pause(
             job=job,
-            timer=timer(job_unit(config, job)),
+            timers=(timer(job_unit(config, job)), timer(preflight_unit(config, job))),
             since=str(record.get("since")),
             failures=int(str(record.get("failures"))),
             reason=str(record.get("reason") or "no reason recorded"),
@@ -63,11 +63,14 @@ def read_pauses(state: Path, config: str, scope: str, warn: Warn) -> list[Pause]
 
 
 def tree_pauses(tree: Tree | None, live: bool, warn: Warn) -> list[Pause]:
-    """The paused jobs of the config `tree` was rendered from, whose timers it has."""
+    """The paused jobs of the config `tree` was rendered from, with the timers it has."""
     spec = tree.get(FAILURE_SPEC) if tree is not None and live else None
     if spec is None:
         return []
     data = json.loads(spec.content)
     state = Path(os.path.expanduser(data["state_dir"]))
     pauses = read_pauses(state, data["config"], data.get("scope", "user"), warn)
-    return [p for p in pauses if f"units/{p.timer}" in (tree or {})]
+    return [
+        replace(pause, timers=tuple(t for t in pause.timers if f"units/{t}" in (tree or {})))
+        for pause in pauses
+    ]

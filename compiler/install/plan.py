@@ -38,7 +38,7 @@ class Plan:
     @property
     def held(self) -> set[str]:
         """Timers apply leaves stopped: those of paused jobs."""
-        return {pause.timer for pause in self.paused}
+        return {unit for pause in self.paused for unit in pause.timers}
 
     def count(self, action: Action) -> int:
         return sum(change.action == action for change in self.changes)

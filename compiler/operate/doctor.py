@@ -183,12 +183,17 @@ def _units_active(setup: Setup) -> Iterator[Check]:
     if not inactive:
         yield Check("units", CheckResult.OK, f"{len(wanted)} timers and path units active")
     scope = "system" if setup.scope.system else "user"
-    pauses = {p.timer: p for p in read_pauses(setup.state, setup.config.name, scope, _ignore)}
+    pauses = read_pauses(setup.state, setup.config.name, scope, _ignore)
+    paused = {unit: pause for pause in pauses for unit in pause.timers}
+    said: set[str] = set()
     for unit in inactive:
         info = shown.get(unit, {})
-        pause = pauses.get(unit)
+        pause = paused.get(unit)
         if pause is not None:
             # Paused by its failure handler (pause_after): worth a word, not a failure.
+            if pause.job in said:
+                continue  # its preflight's timer, stopped with it
+            said.add(pause.job)
             yield Check(
                 "units", CheckResult.WARN, f"{pause.job} paused {pause.words()}", pause.resume
             )
