@@ -58,7 +58,8 @@ def failure_alert(spec: FailureSpec, unit_arg: str, now: datetime) -> dict[str, 
     change = _after_change(spec, job, unit, now, recorded, message)
     if change:
         message += f"; {change}"
-    reason = reason or f"{result or 'unknown result'}, {_status_text(exit_code, exit_status)}"
+    if not (isinstance(reason, str) and reason):  # what the pause alert quotes instead
+        reason = f"{result or 'unknown result'}, {_status_text(exit_code, exit_status)}"
     return {
         "source": "vigil",
         "timestamp": iso(now),
