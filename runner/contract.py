@@ -107,6 +107,9 @@ SOURCES = "sources.json"
 """Under state/: when each source last reported (absence watches, deadlines by source)."""
 FIRINGS = "firings.json"
 """Under state/: up to when the heartbeat compared each job's timer firings with its runs."""
+PAUSES = "pauses.json"
+"""Under state/: jobs paused after `pause_after` failures in a row (why, since when), and their
+failures runs.jsonl has no line for (runs systemd killed)."""
 
 
 def nag_state_file(rule: str) -> str:

@@ -1,6 +1,7 @@
 """The failure handler: `<name>-failure@<unit>.service` runs `python -m runner failure SPEC UNIT`
 when a unit fails, and turns systemd's $MONITOR_* variables and the unit's last journal lines
-into an urgent finding in the inbox.
+into an urgent finding in the inbox. A job with `pause_after` is paused when it fails that many
+times in a row (runner.pause): that failure's alert says so instead.
 
 A failing coordinator is alerted at most once per COORDINATOR_INTERVAL: its alert goes to the
 inbox, which starts the coordinator, which may fail again. The alert always reaches stderr (the
@@ -22,7 +23,9 @@ from runner.findings import ALERT_PRIORITY
 from runner.fsatomic import describe, locked, read_state, state_path, write_finding, write_state
 from runner.history import last_run
 from runner.journal import last_lines
+from runner.pause import Verdict, judge_failure, resume_command
 from runner.spec import FailureSpec
+from runner.statefile import StateUnreadable
 
 COORDINATOR_INTERVAL = 600.0
 RATE_STATE = "failure-alerts.json"
@@ -55,6 +58,8 @@ def failure_alert(spec: FailureSpec, unit_arg: str, now: datetime) -> dict[str, 
     change = _after_change(spec, job, unit, now, recorded, message)
     if change:
         message += f"; {change}"
+    if not (isinstance(reason, str) and reason):  # what the pause alert quotes instead
+        reason = f"{result or 'unknown result'}, {_status_text(exit_code, exit_status)}"
     return {
         "source": "vigil",
         "timestamp": iso(now),
@@ -67,6 +72,8 @@ def failure_alert(spec: FailureSpec, unit_arg: str, now: datetime) -> dict[str, 
         "exit_status": exit_status or None,
         "invocation_id": invocation_id or None,
         "message": message,
+        "reason": reason,
+        "after_change": change or None,
         "journal": last_lines(spec.scope, unit, invocation_id, spec.journal_lines),
         "urgent": True,
         "priority": ALERT_PRIORITY,
@@ -122,10 +129,64 @@ def _coordinator_allowed(spec: FailureSpec, now: datetime) -> bool:
     return True
 
 
+def _pause_if_due(spec: FailureSpec, alert: dict[str, object], now: datetime) -> bool:
+    """Count the failure of a job with a `pause_after` and pause it when due, rewording its
+    alert to match; False when no alert is due (the job was paused already). Trouble with
+    the pause state never stops the alert."""
+    job = str(alert["job"])
+    pausing = spec.pause_after.get(job)
+    if pausing is None or alert["unit"] != service(job_unit(spec.config, job)):
+        return True
+    limit = pausing.after
+    try:
+        outcome = judge_failure(
+            spec.state_dir,
+            spec.scope,
+            job,
+            pausing.timers,
+            limit=limit,
+            invocation_id=str(alert["invocation_id"] or ""),
+            reason=str(alert["reason"]),
+            now=now,
+        )
+    except (OSError, StateUnreadable) as error:
+        why = describe(error) if isinstance(error, OSError) else str(error)
+        alert["message"] = f"{alert['message']} (not counted towards pause_after: {why})"
+        return True
+    if outcome.verdict is Verdict.ALREADY_PAUSED:
+        print(f"vigil: {job} is paused since {outcome.detail}: not alerted again", file=sys.stderr)
+        return False
+    if outcome.verdict is Verdict.PAUSED:
+        # One alert for the pause, in place of this run's failure alert.
+        alert["kind"] = "paused"
+        change = f"; {alert['after_change']}" if alert["after_change"] else ""
+        alert["message"] = (
+            f"{job} paused after {_failures(outcome.count)} in a row: {alert['reason']}; "
+            f"`{resume_command(job, spec.scope)}` resumes{change}"
+        )
+    elif outcome.verdict is Verdict.PAUSE_FAILED:
+        alert["message"] = (
+            f"{alert['message']} ({_failures(outcome.count)} in a row, pause_after {limit}; "
+            f"stopping its timer failed: {outcome.detail})"
+        )
+    else:
+        alert["message"] = (
+            f"{alert['message']} (failure {outcome.count} in a row; paused at {limit})"
+        )
+    return True
+
+
+def _failures(count: int) -> str:
+    return f"{count} failure" if count == 1 else f"{count} failures"
+
+
 def run_failure(spec: FailureSpec, unit_arg: str) -> int:
     now = clock_now()
     alert = failure_alert(spec, unit_arg, now)
+    due = _pause_if_due(spec, alert, now)
     print(f"vigil: alert: {json.dumps(alert, ensure_ascii=False)}", file=sys.stderr)
+    if not due:
+        return 0
     unit = str(alert["unit"])
     try:
         if unit == service(coordinator_unit(spec.config)) and not _coordinator_allowed(spec, now):

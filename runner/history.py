@@ -125,23 +125,22 @@ JOB_NEEDLE = b'"kind":"job"'
 """How a job's line reads (as_json writes no spaces): other lines are not even parsed."""
 
 
-def last_run(state_dir: str, job: str) -> dict[str, object] | None:
-    """The most recent run of `job` or of the coordinator (by position: lines are appended
-    as runs end). A firing recorded as missed is no run (and is appended later than the run
-    that caught it up)."""
+def runs_of(state_dir: str, job: str) -> Iterator[dict[str, object]]:
+    """The records of `job` (or of the coordinator), newest first (by position: lines are
+    appended as runs end), missed firings included."""
     needle = json.dumps(job, ensure_ascii=False).encode("utf-8")
     for line in reversed(_lines(state_dir)):
         if needle not in line:
             continue
         record = _record(line)
-        if (
-            record is not None
-            and record.get("job") == job
-            and record.get("kind") in RUN_KINDS
-            and record.get("result") != MISSED
-        ):
-            return record
-    return None
+        if record is not None and record.get("job") == job and record.get("kind") in RUN_KINDS:
+            yield record
+
+
+def last_run(state_dir: str, job: str) -> dict[str, object] | None:
+    """The most recent run of `job` or of the coordinator. A firing recorded as missed is no
+    run (and is appended later than the run that caught it up)."""
+    return next((r for r in runs_of(state_dir, job) if r.get("result") != MISSED), None)
 
 
 def job_records(state_dir: str) -> Iterator[dict[str, object]]:

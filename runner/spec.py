@@ -87,6 +87,12 @@ class _Fields:
             raise SpecError(f"{self._name(key)}: missing")
         return value
 
+    def strings(self, key: str) -> list[str]:
+        value = self._get(key, False)
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise SpecError(f"{self._name(key)}: expected a non-empty list of strings")
+        return [str(v) for v in value]
+
     def child(self, key: str, optional: bool = False) -> _Fields | None:
         value = self._get(key, optional)
         return None if value is None else _Fields(value, self._name(key))
@@ -96,6 +102,13 @@ class _Fields:
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise SpecError(f"{self._name(key)}: expected an object of strings")
         return {str(k): str(v) for k, v in value.items()}
+
+    def children(self, key: str) -> dict[str, _Fields]:
+        """An optional object of objects, by key."""
+        value = self._get(key, True) or {}
+        if not isinstance(value, dict):
+            raise SpecError(f"{self._name(key)}: expected an object")
+        return {str(k): _Fields(v, f"{self._name(key)}.{k}") for k, v in value.items()}
 
     def objects(self, key: str) -> list[_Fields]:
         value = self._get(key, True) or []
@@ -216,6 +229,18 @@ class FailureSpec(_Common):
         self.auto_rollback = fields.data.get("auto_rollback") is True
         self.path = ""
         """Where the spec was read from: its generation is the directory above."""
+        self.pause_after = {
+            job: Pausing(entry) for job, entry in fields.children("pause_after").items()
+        }
+        """job -> when and what to pause (jobs that are never paused are absent)."""
+
+
+class Pausing:
+    """Pausing one job: after how many failures in a row, and which timers."""
+
+    def __init__(self, fields: _Fields) -> None:
+        self.after = fields.whole("after")
+        self.timers = fields.strings("timers")
 
 
 def _command(fields: _Fields, key: str) -> list[str] | None:

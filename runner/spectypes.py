@@ -336,8 +336,19 @@ class WatchSpecJSON(ServiceSpecJSON, DeadlineTimerJSON):
     watch: WatchJSON
 
 
+class PauseJSON(TypedDict):
+    """Pausing one job that keeps failing."""
+
+    after: int
+    """The failures in a row that pause it (`pause_after`, else `release.pause_after`)."""
+    timers: list[str]
+    """The timers a pause stops and disables: the job's, and its preflight's if it has one."""
+
+
 class FailureSpecJSON(SpecJSON):
     journal_lines: int
     """How many of the failed unit's journal lines the alert quotes."""
     auto_rollback: NotRequired[bool]
     """release.auto_rollback: a changed job failing its first runs rolls the config back."""
+    pause_after: NotRequired[dict[str, PauseJSON]]
+    """job -> when and what to pause; jobs that are never paused are absent."""

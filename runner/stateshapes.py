@@ -218,6 +218,23 @@ def firings_checked(value: object) -> str | None:
     return problem or _required(value, "through")
 
 
+def job_pause(value: object) -> str | None:
+    problem = _fields(value, paused=(dict,), unrecorded=(list,), resumed=(str,))
+    if problem is not None or not isinstance(value, dict):
+        return problem
+    paused = value.get("paused")
+    if paused is not None:
+        why = _fields(paused, since=(str,), failures=(int,), reason=(str,))
+        if why is not None:
+            return f"`paused`: {why}"
+        why = _required(paused, "since", "failures")
+        if why is not None:
+            return f"`paused`: {why}"
+    if not all(isinstance(moment, str) for moment in value.get("unrecorded") or []):
+        return "`unrecorded` is not a list of times"
+    return None
+
+
 def claim_attempts(value: object) -> str | None:
     return None if isinstance(value, int) and not isinstance(value, bool) else "not a count"
 
@@ -247,6 +264,12 @@ FIRINGS = Shape(
     firings_checked,
     "each job's firings are compared with its runs again from its timer's start (a firing "
     "already recorded as missed is not recorded or alerted twice)",
+)
+PAUSES = Shape(
+    "jobs",
+    job_pause,
+    "the jobs it paused are no longer known to be paused (`vigil apply` starts their timers "
+    "again) and their failures in a row are counted afresh",
 )
 SPEND = WholeShape(
     "jobs",

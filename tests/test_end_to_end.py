@@ -366,9 +366,9 @@ def test_reference_workload_end_to_end(vigil, workload: Workload) -> None:
     assert w.openclaw_log.read_text().count("\n") == 1  # execute and wake never called it
     alerts = [line for line in lines if " failed (" in line]
     assert len(alerts) == 3, alerts
-    assert (
+    assert (  # release.pause_after: 5 counts each failure of a job
         "• bruba-nightly-reset-prep failed (exit-code, status 1): command exited with status 1"
-        in alerts
+        " (failure 1 in a row; paused at 5)" in alerts
     )
     assert any(
         line.startswith("• bruba-nightly-reset-execute failed (exit-code, status 5): not run: ")

@@ -54,7 +54,10 @@ def test_alert_from_monitor_variables_and_journal(tmp_path: Path) -> None:
     assert alert["job"] == "reminder-check"
     assert alert["result"] == "exit-code"
     assert alert["exit_status"] == "1"
-    assert alert["message"] == "bruba-reminder-check failed (exit-code, status 1)"
+    # The reference workload's `release: {pause_after: 5}` counts the failure (test_runner_pause).
+    assert alert["message"] == (
+        "bruba-reminder-check failed (exit-code, status 1) (failure 1 in a row; paused at 5)"
+    )
     assert alert["journal"] == ["starting", "remindctl: no such list"]
     assert alert["urgent"] is True
     assert alert["priority"] >= 100
@@ -84,7 +87,7 @@ def test_the_runners_reason_is_quoted(tmp_path: Path) -> None:
     [alert] = inbox(state)
     assert alert["message"] == (
         "bruba-reminder-check failed (exit-code, status 3): "
-        "finding 0: `priority` must be a whole number"
+        "finding 0: `priority` must be a whole number (failure 1 in a row; paused at 5)"
     )
 
 
@@ -136,7 +139,9 @@ def test_unit_from_the_argument_and_system_scope(tmp_path: Path) -> None:
     [alert] = inbox(tmp_path / "state")
     assert alert["unit"] == "bruba-staleness-check.service"
     assert alert["job"] == "staleness-check"
-    assert alert["message"] == "bruba-staleness-check failed (timeout, signal TERM)"
+    assert alert["message"] == (
+        "bruba-staleness-check failed (timeout, signal TERM) (failure 1 in a row; paused at 5)"
+    )
     args = (tmp_path / "journalctl.args").read_text().split()
     assert "--user" not in args
     assert "--unit" in args and "bruba-staleness-check.service" in args

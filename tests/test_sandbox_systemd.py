@@ -5,8 +5,9 @@ One config has a job at every level: a standard detector reads a note in the hom
 (and cannot write there), a strict backup writes its `writable` directory (and cannot see the
 note), an `off` job writes into the home directory, and a `network: false` job fails to open a
 TCP connection that a standard job opens. A deadline watch finds the detector's run, the failure
-unit reads the journal of the failed run, and the coordinator delivers everything, the failure
-alert included, to a file channel in the home directory.
+unit reads the journal of the failed run and pauses the job (`pause_after: 1`: systemctl from
+inside its sandbox), and the coordinator delivers everything, the pause alert included, to a
+file channel in the home directory.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def config(port: int) -> dict:
                 "schedule": "@yearly",
                 "run": [sys.executable, "-c", CONNECT, str(port)],
                 "sandbox": {"network": False},
+                "pause_after": 1,  # the failure unit stops its timer through the manager's bus
             },
         },
         "watches": {"read": {"deadline": {"job": "reader", "at": "03:00"}}},
@@ -200,7 +202,8 @@ def test_every_level_starts_and_does_its_job(installed: UserManager, listener) -
         f"reader: {NOTE}, home read-only, network reached",
         "backup: stamp written, note hidden",
         "free: wrote the home directory",
-        f"{NAME}-offline failed (exit-code, status 1)",
+        "offline paused after 1 failure in a row: command exited with status 1; "
+        "`vigil enable offline` resumes",
     ]
     manager.wait_for(
         lambda: all(text in deliveries(home) for text in expected),
@@ -212,3 +215,5 @@ def test_every_level_starts_and_does_its_job(installed: UserManager, listener) -
     coordinator = manager.show(f"{NAME}-coordinator.service", "Result")
     assert coordinator == {"Result": "success"}
     assert manager.show(failure, "Result") == {"Result": "success"}
+    paused = manager.show(f"{NAME}-offline.timer", "ActiveState", "UnitFileState")
+    assert paused == {"ActiveState": "inactive", "UnitFileState": "disabled"}

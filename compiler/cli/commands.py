@@ -535,10 +535,13 @@ def _toggle(job: str, config: Path | None, system: bool, enabled: bool) -> None:
     from compiler.operate.control import set_enabled
 
     with reported():
-        loaded, _ = _runtime(config, system)
+        loaded, state = _runtime(config, system)
         _known_target(loaded, job)
-        unit = set_enabled(loaded, Scope(system=system), job, enabled)
+        unit, pause = set_enabled(loaded, Scope(system=system), state, job, enabled)
         word = "enabled and started" if enabled else "stopped and disabled"
+        if pause is not None:
+            print(f"{unit}: {word}; no longer paused (since {pause.get('since')})", file=sys.stderr)
+            return
         print(f"{unit}: {word} (`vigil plan` shows this until the config says so)", file=sys.stderr)
 
 

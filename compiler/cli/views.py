@@ -86,6 +86,8 @@ def _show_drift_and_conflicts(plan: Plan, err: TextIO) -> None:
         )
     for path in plan.foreign:
         print(f"conflict: {path} exists but vigil did not write it; apply refuses", file=err)
+    for pause in plan.paused:
+        print(f"{pause.job}: stays paused ({pause.words()}); `{pause.resume}` resumes", file=err)
 
 
 def _show_plan_summary(plan: Plan, err: TextIO) -> None:

@@ -17,6 +17,7 @@ from runner.contract import (
     SPEC_VERSION,
     coordinator_unit,
     job_unit,
+    preflight_unit,
     service,
     timer,
     watch_unit,
@@ -34,6 +35,7 @@ from runner.spectypes import (
     JobTimerJSON,
     LlmJSON,
     NagRuleJSON,
+    PauseJSON,
     ShellCommandJSON,
     SpecJSON,
     SpecKind,
@@ -256,8 +258,17 @@ def _shortest_gap(lines: tuple[str, ...], zone: str) -> int | None:
 
 
 def failure_spec(config: Config, system: bool) -> FailureSpecJSON:
+    pause_after: dict[str, PauseJSON] = {}
+    for name, job in config.jobs.items():
+        count = job.pause_after or config.release.pause_after
+        if count is not None:
+            # A paused job's preflight would warn about runs that will not happen.
+            stems = [job_unit(config.name, name)]
+            stems += [preflight_unit(config.name, name)] if job.preflight is not None else []
+            pause_after[name] = {"after": count, "timers": [timer(stem) for stem in stems]}
     return {
         **_base(config, "failure", system),
         "journal_lines": 20,
         "auto_rollback": config.release.auto_rollback,
+        "pause_after": pause_after,
     }

@@ -183,7 +183,8 @@ class _Switch:
     def _start(self) -> tuple[list[str], list[str]]:
         created = set(self.plan.units("create"))
         updated = set(self.plan.units("update"))
-        wanted = [u for u, on in sorted(self.after.items()) if on]
+        # A paused job's timer stays stopped, even when its files changed.
+        wanted = [u for u, on in sorted(self.after.items()) if on and u not in self.plan.held]
         start = [u for u in wanted if u in created or not self.before.get(u)]
         start += [u for u in self.plan.disabled if u not in start]
         restart = [u for u in wanted if u in updated and u not in start]
@@ -199,7 +200,7 @@ class _Switch:
         if not self.systemd:
             return
         for unit, on in sorted(self.after.items()):
-            if on:
+            if on and unit not in self.plan.held:
                 state = self.systemd.active_state(unit)
                 if state not in ("active", "activating", "reloading"):
                     raise VigilError(f"{unit} is {state} after starting it")
@@ -235,7 +236,7 @@ class _Switch:
                 attempt(f"remove {change.unit}", partial(path.unlink, missing_ok=True))
         attempt("switch back", lambda: installation.switch(self.previous))
         attempt("daemon-reload", self._reload)
-        wanted = [u for u, on in sorted(self.before.items()) if on]
+        wanted = [u for u, on in sorted(self.before.items()) if on and u not in self.plan.held]
         if self.systemd:
             systemd = self.systemd
             attempt("restart previous units", lambda: systemd.enable_now(wanted))

@@ -8,6 +8,7 @@ from typing import Literal
 
 from compiler.generate.render import Tree
 from compiler.install.generations import Installation
+from compiler.install.pauses import Pause
 
 Action = Literal["create", "update", "delete", "unchanged"]
 
@@ -32,6 +33,12 @@ class Plan:
     drift: list[str] = field(default_factory=list)  # installed files edited since installed
     foreign: list[str] = field(default_factory=list)  # unit files vigil did not write
     disabled: list[str] = field(default_factory=list)  # timers stopped by hand (vigil disable)
+    paused: list[Pause] = field(default_factory=list)  # jobs paused by pause_after: kept stopped
+
+    @property
+    def held(self) -> set[str]:
+        """Timers apply leaves stopped: those of paused jobs."""
+        return {unit for pause in self.paused for unit in pause.timers}
 
     def count(self, action: Action) -> int:
         return sum(change.action == action for change in self.changes)

@@ -16,6 +16,7 @@ from compiler.generate.render import Tree
 from compiler.install.apply import ApplyOutcome, apply, start_flags
 from compiler.install.changes import changed_job_files, changed_jobs
 from compiler.install.generations import Installation, installed_names
+from compiler.install.pauses import tree_pauses
 from compiler.install.plan import Plan, make_plan
 from compiler.install.systemctl import Systemctl
 from compiler.language.model import Config
@@ -48,14 +49,14 @@ def prepare(
         "config": str(config.absolute()),
     }
     plan = make_plan(tree, installation)
-    plan.disabled = disabled_by_hand(installation, tree)
+    warnings = list(validated.warnings)
+    plan.paused = tree_pauses(tree, scope.live, warnings.append)
+    plan.disabled = [u for u in disabled_by_hand(installation, tree) if u not in plan.held]
     if plan.has_changes:  # what a failure after this change will name (`vigil history`)
         changed = changed_jobs(validated.config, tree, installation)
         meta["jobs_changed"] = {change.job: change.words() for change in changed}
     absent = missing(units_python(python), needs(validated.config))
-    return Prepared(
-        installation, plan, tree, meta, validated.warnings, validated.config, tuple(absent)
-    )
+    return Prepared(installation, plan, tree, meta, warnings, validated.config, tuple(absent))
 
 
 def disabled_by_hand(installation: Installation, tree: Tree | None) -> list[str]:
@@ -100,7 +101,9 @@ def prepare_rollback(
     if current is not None:
         meta["jobs_changed"] = changed_job_files(installation.load_tree(current), tree)
     plan = make_plan(tree, installation)
-    return Prepared(installation, plan, tree, meta, [])
+    warnings: list[str] = []
+    plan.paused = tree_pauses(tree, scope.live, warnings.append)
+    return Prepared(installation, plan, tree, meta, warnings)
 
 
 def rollback_request_path(installation: Installation) -> Path | None:

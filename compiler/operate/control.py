@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from compiler.errors import ExitCode, UsageError, VigilError
@@ -26,6 +27,8 @@ from runner.contract import (
 )
 from runner.fsatomic import describe
 from runner.history import runs
+from runner.pause import clear_pause
+from runner.statefile import StateUnreadable
 
 
 def units_of(config: Config, target: str) -> list[str]:
@@ -141,14 +144,26 @@ def preflight_units(config: Config, target: str) -> list[str]:
     return [service(stem), timer(stem)]
 
 
-def set_enabled(config: Config, scope: Scope, target: str, enabled: bool) -> str:
+def set_enabled(
+    config: Config, scope: Scope, state: Path, target: str, enabled: bool
+) -> tuple[str, dict[str, object] | None]:
+    """Start and enable (or stop and disable) the target's trigger; enabling a job paused by
+    `pause_after` ends the pause. The trigger, and the pause ended, if any."""
     units = units_of(config, target)
     trigger = units[-1] if target != "coordinator" else units[1]  # the coordinator's path unit
     # A stopped job's preflight would warn about a run that will not happen.
     triggers = [trigger, *preflight_units(config, target)[1:]]
     systemd = Systemctl(scope)
-    if enabled:
-        systemd.run("enable", "--now", *triggers)
-    else:
+    if not enabled:
         systemd.run("disable", "--now", *triggers)
-    return trigger
+        return trigger, None
+    pause = None
+    if target in config.jobs:
+        # The record goes first: a timer running under a pause record would fail unalerted.
+        try:
+            pause = clear_pause(str(state), target, datetime.now(UTC))
+        except (OSError, StateUnreadable) as error:
+            why = describe(error) if isinstance(error, OSError) else str(error)
+            raise VigilError(f"{target}: its pause cannot be ended: {why}") from None
+    systemd.run("enable", "--now", *triggers)
+    return trigger, pause

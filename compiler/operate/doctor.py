@@ -18,6 +18,7 @@ from compiler.generate.build import default_python
 from compiler.generate.packages import missing, needs
 from compiler.install.apply import start_flags
 from compiler.install.generations import Installation
+from compiler.install.pauses import read_pauses
 from compiler.install.plan import make_plan
 from compiler.install.systemctl import Systemctl
 from compiler.language.model import Config
@@ -181,8 +182,22 @@ def _units_active(setup: Setup) -> Iterator[Check]:
     inactive = [u for u in wanted if shown.get(u, {}).get("ActiveState") != "active"]
     if not inactive:
         yield Check("units", CheckResult.OK, f"{len(wanted)} timers and path units active")
+    scope = "system" if setup.scope.system else "user"
+    pauses = read_pauses(setup.state, setup.config.name, scope, _ignore)
+    paused = {unit: pause for pause in pauses for unit in pause.timers}
+    said: set[str] = set()
     for unit in inactive:
         info = shown.get(unit, {})
+        pause = paused.get(unit)
+        if pause is not None:
+            # Paused by its failure handler (pause_after): worth a word, not a failure.
+            if pause.job in said:
+                continue  # its preflight's timer, stopped with it
+            said.add(pause.job)
+            yield Check(
+                "units", CheckResult.WARN, f"{pause.job} paused {pause.words()}", pause.resume
+            )
+            continue
         if info.get("UnitFileState") == "disabled" and info.get("Result") == "success":
             # Paused on purpose (`vigil disable`): worth a word, not a failure.
             yield Check(
@@ -201,6 +216,10 @@ def _units_active(setup: Setup) -> Iterator[Check]:
         if info.get("Result") == "start-limit-hit":
             why += ": it hit the start limit"
         yield Check("units", CheckResult.FAIL, why, hint)
+
+
+def _ignore(_warning: str) -> None:
+    """A pause record of another shape is `vigil status`'s and `plan`'s to name."""
 
 
 def _queues(setup: Setup) -> Iterator[Check]:

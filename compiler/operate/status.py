@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from compiler.errors import Warn
+from compiler.install.pauses import read_pauses
 from compiler.install.systemctl import Systemctl
 from compiler.language.model import Config
 from compiler.layout import Scope
@@ -46,6 +47,8 @@ class Row:
     cost_month: float
     failed: bool
     note: str = ""
+    paused: dict[str, object] | None = None
+    """Since when, after how many failures and why the job is paused (`pause_after`)."""
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,7 +81,17 @@ def collect(
     )
     _monotonic_next_runs(shown, config.timezone)
     history = _history(state, now or datetime.now(UTC), config, warn)
-    return [_row(target, kind, unit, shown, history) for target, kind, unit in targets]
+    scope_word = "system" if scope.system else "user"
+    pauses = {p.job: p for p in read_pauses(state, name, scope_word, warn)}
+    rows = [_row(target, kind, unit, shown, history) for target, kind, unit in targets]
+    for row in rows:
+        pause = pauses.get(row.name) if row.kind == "job" else None
+        if pause is not None:
+            row.enabled, row.paused = "paused", pause.as_json()
+            row.note = "; ".join(
+                filter(None, [f"paused {pause.words()}; `{pause.resume}` resumes", row.note])
+            )
+    return rows
 
 
 # systemd's timespan units, as `systemctl show` prints them ("1h 49min 38.476707s").
