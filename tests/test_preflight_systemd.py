@@ -64,6 +64,9 @@ def test_a_failing_preflight_alerts_once_until_it_passes(vigil, vigil_manager, t
     assert "exited 1: Cannot find module" in str(alert["body"])
     assert preflight_run() == "Result=exit-code"
     vigil_manager.systemctl("reset-failed", "pf-preflight-briefing.service")
+    config = tmp_path / "pf.yaml"
+    (row,) = json.loads(vigil("status", "briefing", "--config", config, "--json").stdout)
+    assert "preflight failing since" in row["note"] and "Cannot find module" in row["note"]
 
     (state / "broken").unlink()
     assert preflight_run() == "Result=success"
@@ -72,6 +75,8 @@ def test_a_failing_preflight_alerts_once_until_it_passes(vigil, vigil_manager, t
     )
     assert len(alerts) == 2, alerts
     assert "briefing: its preflight passes again (failing since" in str(alerts[1]["body"])
+    (row,) = json.loads(vigil("status", "briefing", "--config", config, "--json").stdout)
+    assert "preflight" not in row["note"]
     # A preflight is not a run of the job: nothing in runs.jsonl about the briefing.
     runs = (state / "runs.jsonl").read_text() if (state / "runs.jsonl").exists() else ""
     assert '"job":"briefing"' not in runs

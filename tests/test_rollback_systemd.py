@@ -80,7 +80,10 @@ def test_auto_rollback_goes_back_once(vigil, vigil_manager, tmp_path) -> None:
     assert "rolling back to generation 1 (release.auto_rollback" in body, body
     history = vigil("history").stderr + vigil("history").stdout
     assert "auto-rollback to 1: rb-digest failed" in history, history
-    assert not (state / "state/rollback.json").exists()
+    # Removed once the rollback's apply has ended (a moment after `current` switched).
+    vigil_manager.wait_for(
+        lambda: not (state / "state/rollback.json").exists(), 30, what="the request removed"
+    )
     data = home / ".local/share/vigil/rb"
     unit = (home / ".config/systemd/user/rb-digest.service").read_text()
     assert unit == (data / "generations/1/units/rb-digest.service").read_text()

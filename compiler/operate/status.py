@@ -17,10 +17,20 @@ from compiler.install.systemctl import Systemctl
 from compiler.language.model import Config
 from compiler.layout import Scope
 from compiler.operate.control import units_of
-from runner.contract import coordinator_unit, job_unit, path_unit, service, timer, watch_unit
+from runner import stateshapes as shapes
+from runner.contract import (
+    PREFLIGHT_STATE,
+    coordinator_unit,
+    job_unit,
+    path_unit,
+    service,
+    timer,
+    watch_unit,
+)
 from runner.exitcodes import MISSED
 from runner.history import runs
 from runner.spend import read_ledger
+from runner.statefile import StateUnreadable, peek_state
 
 PROPERTIES = (
     "ActiveState",
@@ -91,7 +101,28 @@ def collect(
             row.note = "; ".join(
                 filter(None, [f"paused {pause.words()}; `{pause.resume}` resumes", row.note])
             )
+    failing = _preflights_failing(state, warn)
+    for row in rows:
+        if row.kind == "job" and row.name in failing:
+            row.note = "; ".join(filter(None, [failing[row.name], row.note]))
     return rows
+
+
+def _preflights_failing(state: Path, warn: Warn) -> dict[str, str]:
+    """job -> "preflight failing since ...: reason", from state/preflight.json."""
+    try:
+        usable, problem = peek_state(str(state), PREFLIGHT_STATE, shapes.PREFLIGHT)
+    except StateUnreadable as error:
+        warn(str(error))
+        return {}
+    if problem is not None:
+        warn(f"state/{PREFLIGHT_STATE} {problem}")
+    entries = (usable or {}).get("failing")
+    return {
+        job: f"preflight failing since {entry.get('since')}: {entry.get('reason')}"
+        for job, entry in (entries.items() if isinstance(entries, dict) else [])
+        if isinstance(entry, dict)
+    }
 
 
 # systemd's timespan units, as `systemctl show` prints them ("1h 49min 38.476707s").
