@@ -370,11 +370,13 @@ def test_config_and_interpreter_paths_stay_inert(vigil, tmp_path: Path) -> None:
     directory = tmp_path / hostile  # several levels deep: the commands hold slashes
     directory.mkdir(parents=True)
     config, out = directory / "vigil.yaml", tmp_path / "out"
-    config.write_text(yaml_text(BASE) + "\n")
+    # With auto_rollback: its script runs `vigil rollback` through the same interpreter.
+    config.write_text(yaml_text({**BASE, "release": {"auto_rollback": True}}) + "\n")
     stub = stub_python(directory)
     result = vigil("compile", config, "--out", out, "--python", stub)
     assert result.exit_code == 0, result.stderr
     manifest = check_tree(out, config, stub=stub)  # sh -n, every script run, verify
+    assert "bin/demo-rollback" in manifest["files"]
     assert manifest["python"] == str(stub)
     assert manifest["config"]["path"] == str(config)
     assert not (tmp_path / "pwned").exists()

@@ -25,6 +25,7 @@ from compiler.cli.commands import app
 from compiler.generate.render import GeneratedFile, Tree
 from compiler.generate.verify import verify_tree
 from compiler.language.validate import load_config
+from runner.contract import rollback_unit
 from runner.coordinator import load_spec as load_coordinator_spec
 from runner.spec import load_failure_spec, load_job_spec
 
@@ -189,12 +190,27 @@ def _check_scripts(
         assert syntax.returncode == 0, syntax.stderr
         text = content.decode("utf-8")
         last = shlex.split(text[text.index("\nexec ") + 1 :])  # a quoted path may span lines
+        if relative == f"bin/{rollback_unit(manifest['name'])}":
+            _check_rollback_script(script, last, manifest, stub)
+            continue
         assert last[:5] == ["exec", manifest["python"], "-I", "-m", "runner"], last
         kind, spec = last[5], last[6].removeprefix("${0%/bin/*}/")
         assert last[6:] == ["${0%/bin/*}/" + spec, "$@"] and spec in files, last
         if stub is not None:
             argv = script_argv(script)
             assert argv == ["-I", "-m", "runner", kind, str(out / spec)], argv
+
+
+def _check_rollback_script(
+    script: Path, last: list[str], manifest: dict[str, Any], stub: Path | None
+) -> None:
+    """The automatic rollback runs `vigil rollback N --auto` for this config and scope."""
+    scope = ["--system"] if manifest["scope"] == "system" else []
+    expected = ["rollback", "$1", "--auto", "--name", manifest["name"], *scope, "--yes"]
+    assert last == ["exec", manifest["python"], "-I", "-m", "compiler.cli", *expected], last
+    if stub is not None:
+        argv = script_argv(script, "6")
+        assert argv == ["-I", "-m", "compiler.cli", *(a.replace("$1", "6") for a in expected)]
 
 
 def _check_specs(out: Path, source: Path, files: dict[str, bytes]) -> None:
