@@ -23,6 +23,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    # Plain help, as systemctl's: rich's help renderer imports rich.markdown and markdown-it,
+    # which cost `vigil --help` more than all of typer (about 120 ms).
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -622,7 +625,9 @@ def ack(
         print(f"{watch}{' ' + key if key else ''}: acknowledged", file=sys.stderr)
 
 
-watch_app = typer.Typer(help="Arm file watches by hand (an agent hands off a task).")
+watch_app = typer.Typer(
+    help="Arm file watches by hand (an agent hands off a task).", rich_markup_mode=None
+)
 app.add_typer(watch_app, name="watch")
 
 
