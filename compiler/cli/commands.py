@@ -485,7 +485,8 @@ def logs(
 @app.command("try")
 def try_(
     jobs: Annotated[
-        list[str] | None, typer.Argument(help="Jobs to try.", show_default=False)
+        list[str] | None,
+        typer.Argument(help="Jobs to try.", metavar="JOB", show_default=False),
     ] = None,
     every: Annotated[bool, typer.Option("--all", help="Try every job.")] = False,
     changed: Annotated[
