@@ -14,7 +14,6 @@ before the runner could write one), remembered here by time until a later `ok` o
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
@@ -26,8 +25,8 @@ from runner.fsatomic import locked, state_path, write_state
 from runner.history import runs_of
 from runner.statefile import load_state
 from runner.stateshapes import PAUSES as PAUSES_SHAPE
+from runner.systemctl import systemctl
 
-SYSTEMCTL_TIMEOUT = 30.0
 PRECISION = "milliseconds"
 """Of the times compared with runs.jsonl's `end` (a run may end in the second of a resume)."""
 UNRECORDED_KEPT = 1000
@@ -106,22 +105,7 @@ def failures_in_row(
 
 def stop_timers(scope: str, units: list[str]) -> str | None:
     """Stop and disable `units` through the manager; None when done, else why not."""
-    command = ["systemctl", "--system" if scope == "system" else "--user", "--no-ask-password"]
-    command += ["disable", "--now", *units]
-    try:
-        result = subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=SYSTEMCTL_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return str(error)
-    if result.returncode != 0:
-        lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
-        return lines[-1] if lines else f"systemctl exited with status {result.returncode}"
-    return None
+    return systemctl(scope, "disable", "--now", *units)[1]
 
 
 def judge_failure(

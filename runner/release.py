@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
+from collections.abc import Iterator
 from datetime import datetime
 
 from runner.clock import iso, parse_iso
 from runner.contract import GENERATION_META, ROLLBACK_REQUEST, rollback_unit, service
+from runner.exitcodes import MISSED
 from runner.fsatomic import describe, write_state
-from runner.history import runs
-
-MISSED = "missed"
-"""The result of a firing that produced no run (no try, no failure)."""
-SYSTEMCTL_TIMEOUT = 30
+from runner.history import runs_of
+from runner.systemctl import systemctl
 
 
 class Generation:
@@ -106,32 +104,14 @@ def after_change(
 
 def _failures_since(state_dir: str, job: str, since: datetime) -> int | None:
     """How many runs of `job` started since `since`, all failed; None when one succeeded."""
-    tries = 0
-    for record in runs(state_dir):
-        started = parse_iso(record.get("start"))
-        if record.get("job") != job or started is None or started < since:
-            continue
-        if record.get("result") == "ok":
-            return None
-        if record.get("result") != MISSED:
-            tries += 1
-    return tries
+    results = [record.get("result") for record in _runs_between(state_dir, job, since, None)]
+    return None if "ok" in results else len(results)
 
 
 def _record_of(previous: Generation, until: datetime, state_dir: str, job: str) -> str:
     """ "generation 6 ran it 31 times without failure" (from runs.jsonl, as far as it goes)."""
-    since = previous.created
-    ran = failed = 0
-    for record in runs(state_dir):
-        started = parse_iso(record.get("start"))
-        if record.get("job") != job or started is None or started >= until:
-            continue
-        if since is not None and started < since:
-            continue
-        if record.get("result") == MISSED:
-            continue
-        ran += 1
-        failed += record.get("result") != "ok"
+    results = [r.get("result") for r in _runs_between(state_dir, job, previous.created, until)]
+    ran, failed = len(results), sum(result != "ok" for result in results)
     if not ran:
         return f"generation {previous.number} did not run it"
     times = "once" if ran == 1 else f"{ran} times"
@@ -156,21 +136,25 @@ def request_rollback(
     unit = service(f"{rollback_unit(config)}@{to}")
     try:
         write_state(state_dir, ROLLBACK_REQUEST, request)
-        started = subprocess.run(
-            ["systemctl", f"--{scope}", "--no-block", "start", unit],
-            capture_output=True,
-            text=True,
-            timeout=SYSTEMCTL_TIMEOUT,
-        )
     except OSError as error:
-        why = describe(error)
-        return f"the automatic rollback could not be started ({why}): `vigil rollback {to}`"
-    except subprocess.TimeoutExpired:
-        return f"the automatic rollback did not start in time: `vigil rollback {to}`"
-    if started.returncode != 0:
-        why = (started.stderr or started.stdout).strip() or f"exit {started.returncode}"
+        why: str | None = describe(error)
+    else:
+        why = systemctl(scope, "--no-block", "start", unit)[1]
+    if why is not None:
         return f"the automatic rollback could not be started ({why}): `vigil rollback {to}`"
     return f"rolling back to generation {to} (release.auto_rollback; `vigil history` says why)"
+
+
+def _runs_between(
+    state_dir: str, job: str, since: datetime | None, until: datetime | None
+) -> Iterator[dict[str, object]]:
+    """The runs of `job` (not its missed firings) started in [since, until)."""
+    for record in runs_of(state_dir, job):
+        started = parse_iso(record.get("start"))
+        if started is None or record.get("result") == MISSED:
+            continue
+        if (since is None or started >= since) and (until is None or started < until):
+            yield record
 
 
 def _read_json(path: str) -> dict[str, object]:

@@ -9,9 +9,10 @@ enable`, a resumed pause) was not running before, and its earlier firings are no
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from datetime import UTC, datetime
+
+from runner.systemctl import systemctl
 
 TIMERS_TARGET = "timers.target"
 PROPERTIES = ("Id", "LoadState", "ActiveState", "ActiveEnterTimestamp")
@@ -54,20 +55,15 @@ class Timers:
 def ask(scope: str, units: list[str]) -> Timers | None:
     """The units' states (timers.target's too), or None with a line on stderr when systemd
     cannot be asked (no systemctl, no manager on the bus, a systemd older than 251)."""
-    command = ["systemctl", "--system" if scope == "system" else "--user", "show"]
-    command += ["--timestamp=unix", "-p", ",".join(PROPERTIES), TIMERS_TARGET, *units]
-    try:
-        shown = subprocess.run(
-            command, capture_output=True, text=True, timeout=ASK_TIMEOUT, check=False
-        )
-    except (OSError, subprocess.SubprocessError) as error:
-        print(f"vigil: cannot ask systemd about the timers: {error}", file=sys.stderr)
+    properties = ",".join(PROPERTIES)
+    shown, why = systemctl(
+        scope, "show", "--timestamp=unix", "-p", properties, TIMERS_TARGET, *units,
+        timeout=ASK_TIMEOUT,
+    )  # fmt: skip
+    if why is not None:
+        print(f"vigil: cannot ask systemd about the timers: {why}", file=sys.stderr)
         return None
-    if shown.returncode != 0:
-        why = shown.stderr.strip().splitlines()[-1:] or [f"exit status {shown.returncode}"]
-        print(f"vigil: cannot ask systemd about the timers: {why[0]}", file=sys.stderr)
-        return None
-    return Timers(parse(shown.stdout))
+    return Timers(parse(shown))
 
 
 def parse(text: str) -> dict[str, TimerState]:
