@@ -53,7 +53,7 @@ class JobOutcome:
 def run_job(spec: JobSpec) -> int:
     record = RunRecord(job=spec.job, kind="job", config=spec.config, started=now())
     signal.signal(signal.SIGTERM, raise_stopped)
-    redactor = _redactor()
+    redactor = unit_redactor()
     try:
         with one_run_at_a_time(spec.state_dir, spec.job, waiting=_say_waiting):
             if spec.trial is None:  # a try is no run a chain step should wait for
@@ -98,8 +98,9 @@ def _say_waiting(holder: str) -> None:
           file=sys.stderr)  # fmt: skip
 
 
-def _redactor() -> Redactor | None:
-    """The credential values this unit was given (LoadCredential=), or None without any."""
+def unit_redactor() -> Redactor | None:
+    """The credential values this unit was given (LoadCredential=), or None without any
+    (redact is imported only by a unit that has some)."""
     directory = os.environ.get("CREDENTIALS_DIRECTORY")
     if not directory:
         return None

@@ -19,13 +19,10 @@ from runner.command import run_command
 from runner.contract import PREFLIGHT_STATE
 from runner.exitcodes import FAILED, OK, STORAGE
 from runner.fsatomic import describe, ensure_dir, locked, state_path, write_state
+from runner.job import unit_redactor
 from runner.spec import JobSpec
 from runner.statefile import StateUnreadable, load_state, own_alert, unreadable
 from runner.stateshapes import PREFLIGHT
-
-TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
-if TYPE_CHECKING:
-    from runner.redact import Redactor
 
 KIND = "preflight"
 REASON_CHARS = 300
@@ -37,7 +34,7 @@ def run_preflight(spec: JobSpec) -> int:
     if spec.check_argv is None:
         print(f"vigil: {spec.job}: no `check:` command to run", file=sys.stderr)
         return FAILED
-    redactor = _redactor()
+    redactor = unit_redactor()
     result = run_command(
         spec.check_argv,
         env={**os.environ, **spec.environment},
@@ -60,16 +57,6 @@ def run_preflight(spec: JobSpec) -> int:
         return FAILED
     print(f"vigil: {spec.job}: preflight passed", file=sys.stderr)
     return OK
-
-
-def _redactor() -> Redactor | None:
-    """The job's credential values (LoadCredential=), kept out of the output and the alert."""
-    directory = os.environ.get("CREDENTIALS_DIRECTORY")
-    if not directory:
-        return None
-    from runner.redact import from_credentials
-
-    return from_credentials(directory) or None
 
 
 def _failure(

@@ -39,7 +39,6 @@ from runner.contract import (
     CHECK_ARG,
     INBOX,
     NO_MODEL_ARG,
-    RUNS,
     STATE,
     TRIES,
     TRY_ARG,
@@ -47,6 +46,7 @@ from runner.contract import (
     service,
     try_unit,
 )
+from runner.history import last_run
 
 OUTPUT = "output"
 """In a try's directory: what the run printed (the journal would have had it)."""
@@ -198,7 +198,7 @@ class Trier:
                 mode=mode,
                 result=shown.get("Result") or "unknown",
                 exit_status=int(shown.get("ExecMainStatus") or 0),
-                record=_last_record(directory / RUNS),
+                record=last_run(str(directory), job),
                 output=_read_text(directory / OUTPUT),
             )
             if mode is CanaryMode.TRY:
@@ -349,16 +349,6 @@ def _changes(before: dict[str, str], after: dict[str, str]) -> list[StateChange]
             diff = [*diff[:STATE_DIFF_LINES], f"... {len(diff) - STATE_DIFF_LINES} more lines"]
         changes.append(StateChange(name, action, diff))
     return changes
-
-
-def _last_record(path: Path) -> dict[str, Any] | None:
-    lines = _read_text(path).splitlines()
-    for line in reversed(lines):
-        with contextlib.suppress(ValueError):
-            record = json.loads(line)
-            if isinstance(record, dict) and record.get("kind") == "job":
-                return record
-    return None
 
 
 def _read_text(path: Path) -> str:
