@@ -71,6 +71,25 @@ def try_units(manager, stem: str) -> list[str]:
     return [line.split()[0] for line in shown.stdout.splitlines() if line.strip()]
 
 
+def canary_in_a_try(manager, config: Path) -> subprocess.Popen[str]:
+    """`vigil apply --canary` as a process of its own, once its try of `report` is running."""
+    env = {**os.environ, **manager.env, "PYTHONPATH": str(ROOT)}
+    apply = subprocess.Popen(
+        [sys.executable, "-c", CLI, "apply", str(config), "--yes", "--canary"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if try_units(manager, "cn-report"):
+            return apply
+        time.sleep(0.1)
+    apply.kill()
+    raise AssertionError("the try never started: " + apply.communicate()[1])
+
+
 def test_a_broken_changed_job_changes_nothing(vigil, installed, vigil_manager) -> None:
     config, state = installed
     home = Path(vigil_manager.env["HOME"])
@@ -136,22 +155,7 @@ def test_ctrl_c_during_a_try_leaves_the_old_generation_live(installed, vigil_man
     home = Path(vigil_manager.env["HOME"])
     before = live(home)
     write(config, state, report="echo started; sleep 60")
-    env = {**os.environ, **vigil_manager.env, "PYTHONPATH": str(ROOT)}
-    apply = subprocess.Popen(
-        [sys.executable, "-c", CLI, "apply", str(config), "--yes", "--canary"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if try_units(vigil_manager, "cn-report"):
-            break
-        time.sleep(0.1)
-    else:
-        apply.kill()
-        raise AssertionError("the try never started: " + apply.communicate()[1])
+    apply = canary_in_a_try(vigil_manager, config)
     apply.send_signal(signal.SIGINT)
     _, err = apply.communicate(timeout=60)
     assert apply.returncode != 0, err

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, apply_config
-from tests.test_canary_systemd import CLI, live
+from tests.test_canary_systemd import CLI, canary_in_a_try, live
 from tests.test_canary_systemd import CONFIG as CANARY
 
 pytestmark = pytest.mark.systemd
@@ -35,19 +35,8 @@ def test_a_terminated_canary_leaves_no_stored_generation(
     config.write_text(
         CANARY.format(state=state, report="echo started; sleep 60", reset="true", cleanup="true")
     )
-    env = {**os.environ, **vigil_manager.env, "PYTHONPATH": str(ROOT)}
-    apply = subprocess.Popen(
-        [sys.executable, "-c", CLI, "apply", str(config), "--yes", "--canary"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    apply = canary_in_a_try(vigil_manager, config)
     runtime = Path(vigil_manager.env["XDG_RUNTIME_DIR"]) / "systemd/user"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not list(runtime.glob("cn-report.try-*.service")):
-        time.sleep(0.1)
-    time.sleep(1)
     apply.send_signal(signum)
     apply.communicate(timeout=60)
     try:
