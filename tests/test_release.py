@@ -4,6 +4,7 @@ runs.jsonl as the compiler and the runner write them."""
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from runner.contract import GENERATION_META
 from runner.history import last_run
-from runner.release import after_change, of_spec
+from runner.release import AfterChange, after_change, of_spec
 
 T0 = datetime(2026, 11, 1, 7, 0, tzinfo=UTC)
 
@@ -23,6 +24,16 @@ def generation(data: Path, number: int, created: datetime, **meta: object) -> Pa
     record = {"created": created.isoformat(timespec="milliseconds"), **meta}
     (directory / GENERATION_META).write_text(json.dumps(record))
     return directory
+
+
+def judge(
+    generation: Path, state: Path, job: str = "digest", *, auto: bool = True, recorded: bool = True
+) -> AfterChange | None:
+    """What the failure handler of `generation` says of `job`'s failed run: its newest record
+    (or none: a run systemd killed before it wrote one)."""
+    failed = last_run(str(state), job) if recorded else None
+    spec = of_spec(str(generation / "specs/failure.json"))
+    return after_change(spec, str(state), job, auto, failed)
 
 
 def run(state: Path, job: str, start: datetime, result: str) -> None:
@@ -51,7 +62,7 @@ def setup(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_the_first_failure_after_a_change_names_both_generations(setup) -> None:
     current, state = setup
-    note = after_change(of_spec(str(current / "specs/failure.json")), str(state), "digest", False)
+    note = judge(current, state, auto=False)
     assert note is not None and note.rollback_to is None
     assert note.words == (
         "first run since generation 7 (schedule, run changed); generation 6 ran it 30 times "
@@ -61,13 +72,11 @@ def test_the_first_failure_after_a_change_names_both_generations(setup) -> None:
 
 def test_auto_rollback_asks_for_the_previous_generation(setup) -> None:
     current, state = setup
-    failed = last_run(str(state), "digest")
-    generation_7 = of_spec(str(current / "specs/failure.json"))
-    note = after_change(generation_7, str(state), "digest", True, failed)
+    note = judge(current, state)
     assert note is not None and note.rollback_to == 6
     assert "`vigil rollback" not in note.words
     # A run that left no record (killed by systemd) may have been generation 6's: no rollback.
-    unknown = after_change(generation_7, str(state), "digest", True, None)
+    unknown = judge(current, state, recorded=False)
     assert unknown is not None and unknown.rollback_to is None
     assert unknown.words.endswith("`vigil rollback 6`")
 
@@ -76,7 +85,7 @@ def test_a_later_failure_names_how_many_runs_failed(setup) -> None:
     current, state = setup
     run(state, "digest", T0 + timedelta(days=31, hours=1), "timeout")
     run(state, "digest", T0 + timedelta(days=31, hours=2), "missed")
-    note = after_change(of_spec(str(current / "specs/failure.json")), str(state), "digest", False)
+    note = judge(current, state, auto=False)
     assert note is not None and note.words.startswith("2 runs, none succeeded, since generation 7")
 
 
@@ -84,19 +93,13 @@ def test_nothing_once_the_job_worked_after_the_change(setup) -> None:
     current, state = setup
     run(state, "digest", T0 + timedelta(days=31, hours=1), "ok")
     run(state, "digest", T0 + timedelta(days=32, hours=1), "failed")
-    assert (
-        after_change(of_spec(str(current / "specs/failure.json")), str(state), "digest", True)
-        is None
-    )
+    assert judge(current, state) is None
 
 
 def test_nothing_for_a_job_the_generation_did_not_change(setup) -> None:
     current, state = setup
     run(state, "other", T0 + timedelta(days=30, hours=2), "failed")
-    assert (
-        after_change(of_spec(str(current / "specs/failure.json")), str(state), "other", True)
-        is None
-    )
+    assert judge(current, state, "other") is None
 
 
 def test_a_rollback_generation_never_rolls_back(tmp_path: Path) -> None:
@@ -114,10 +117,7 @@ def test_a_rollback_generation_never_rolls_back(tmp_path: Path) -> None:
     )
     run(state, "digest", T0 + timedelta(days=1, hours=1), "failed")
     run(state, "digest", T0 + timedelta(days=2, hours=1), "failed")
-    failed = last_run(str(state), "digest")
-    note = after_change(
-        of_spec(str(third / "specs/failure.json")), str(state), "digest", True, failed
-    )
+    note = judge(third, state)
     assert note is not None and note.rollback_to is None
     assert note.words == (
         "first run since generation 3 (run changed); generation 2 ran it once; 1 failed "
@@ -127,10 +127,8 @@ def test_a_rollback_generation_never_rolls_back(tmp_path: Path) -> None:
 
 def test_no_rollback_without_the_previous_generation(setup) -> None:
     current, state = setup
-    for path in sorted((current.parent / "6").rglob("*"), reverse=True):
-        path.rmdir() if path.is_dir() else path.unlink()
-    (current.parent / "6").rmdir()
-    note = after_change(of_spec(str(current / "specs/failure.json")), str(state), "digest", True)
+    shutil.rmtree(current.parent / "6")
+    note = judge(current, state)
     assert note is not None and note.rollback_to is None
     assert note.words == "first run since generation 7 (schedule, run changed)"
 
@@ -140,8 +138,4 @@ def test_nothing_for_the_first_generation(tmp_path: Path) -> None:
     state.mkdir()
     first = generation(data, 1, T0, jobs_changed={"digest": "new"})
     run(state, "digest", T0 + timedelta(hours=1), "failed")
-    failed = last_run(str(state), "digest")
-    assert (
-        after_change(of_spec(str(first / "specs/failure.json")), str(state), "digest", True, failed)
-        is None
-    )
+    assert judge(first, state) is None
