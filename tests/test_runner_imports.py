@@ -26,9 +26,10 @@ COORDINATOR_RUN = (
 an editable install's import finder loads some of them before any runner code runs)."""
 
 
-def imported_modules(*args: str | Path) -> set[str]:
+def imported_modules(*args: str | Path, module: str = "runner") -> set[str]:
+    """What `python -m MODULE ARGS` imports after interpreter start-up."""
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "runner", *map(str, args)],
+        [sys.executable, "-X", "importtime", "-m", module, *map(str, args)],
         cwd=ROOT,
         env=runner_env(),
         capture_output=True,
