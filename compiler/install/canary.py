@@ -15,7 +15,7 @@ from pathlib import Path
 from compiler.errors import VigilError
 from compiler.generate.specs import state_dir as configured_state_dir
 from compiler.install.apply import ApplyOutcome, apply, store
-from compiler.install.changes import JobChange, changed_jobs
+from compiler.install.changes import JobChange
 from compiler.install.trial import Tried, Trier, ending_cleanly
 from compiler.install.workflows import Prepared
 from compiler.language.model import Config
@@ -33,12 +33,12 @@ class CanaryStep:
 
 def canary_steps(prepared: Prepared) -> list[CanaryStep]:
     """The new and changed jobs of a prepared apply, each with what the canary does with it."""
-    config, tree = prepared.config, prepared.tree
-    if config is None or tree is None:
+    config = prepared.config
+    if config is None:
         return []
     return [
         CanaryStep(change.job, mode_of(config, change.job), change)
-        for change in changed_jobs(config, tree, prepared.installation)
+        for change in prepared.job_changes
     ]
 
 

@@ -14,7 +14,7 @@ from compiler.generate.build import build, units_python
 from compiler.generate.packages import Problem, missing, needs
 from compiler.generate.render import Tree
 from compiler.install.apply import ApplyOutcome, apply, start_flags
-from compiler.install.changes import changed_job_files, changed_jobs
+from compiler.install.changes import JobChange, changed_job_files, changed_jobs
 from compiler.install.generations import Installation, installed_names
 from compiler.install.pauses import tree_pauses
 from compiler.install.plan import Plan, make_plan
@@ -36,6 +36,8 @@ class Prepared:
     config: Config | None = None
     missing_packages: tuple[Problem, ...] = ()
     """What the units' interpreter lacks that the config needs: apply refuses."""
+    job_changes: tuple[JobChange, ...] = ()
+    """The jobs the plan adds or changes (what a canary tries)."""
 
 
 def prepare(
@@ -52,11 +54,21 @@ def prepare(
     warnings = list(validated.warnings)
     plan.paused = tree_pauses(tree, scope.live, warnings.append)
     plan.disabled = [u for u in disabled_by_hand(installation, tree) if u not in plan.held]
+    changed: list[JobChange] = []
     if plan.has_changes:  # what a failure after this change will name (`vigil history`)
         changed = changed_jobs(validated.config, tree, installation)
         meta["jobs_changed"] = {change.job: change.words() for change in changed}
     absent = missing(units_python(python), needs(validated.config))
-    return Prepared(installation, plan, tree, meta, warnings, validated.config, tuple(absent))
+    return Prepared(
+        installation,
+        plan,
+        tree,
+        meta,
+        warnings,
+        validated.config,
+        tuple(absent),
+        tuple(changed),
+    )
 
 
 def disabled_by_hand(installation: Installation, tree: Tree | None) -> list[str]:
