@@ -208,7 +208,7 @@ def _job_units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator
             "script": unit,
             "arguments": "",
             "description": words,
-            "timeout": _service_timeout(config, job),
+            "timeout": service_timeout(config, job),
             "after": service(job_unit(config.name, job.after)) if job.after else None,
             "credentials": sorted(set(credentials)),
             "sandbox": sandbox.job_policy(config, job, system, runtime),
@@ -266,7 +266,7 @@ def _preflight_units(
     yield timer(unit), "calendar.timer.j2", preflight_timer, enabled
 
 
-def _service_timeout(config: Config, job: Job) -> int:
+def service_timeout(config: Config, job: Job) -> int:
     # The runner enforces the command's timeout itself and records why; systemd's limit is the
     # backstop, with room for the model call (one retry) and the runner's bookkeeping. A chain
     # step may first wait up to its timeout for a predecessor still running (one started by

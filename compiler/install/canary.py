@@ -75,7 +75,8 @@ def _run_canary(prepared: Prepared, on_try: Callable[[Tried], None]) -> ApplyOut
     number = store(prepared.tree, installation, prepared.meta, prepared.plan)
     live = False
     try:
-        trier = Trier(installation, prepared.tree, installation.tree_name(number), state_dir)
+        tree_name = installation.tree_name(number)
+        trier = Trier(installation, prepared.config, prepared.tree, tree_name, state_dir)
         busy = [reason for step in steps if (reason := trier.busy(step.job))]
         if busy:
             raise VigilError("\n".join([*busy, "canary not run: nothing was changed"]))

@@ -30,9 +30,10 @@ from typing import Any
 
 from compiler.errors import ExitCode, UsageError, VigilError
 from compiler.fsutil import write_all
-from compiler.generate.render import Tree
+from compiler.generate.render import Tree, service_timeout
 from compiler.install.generations import Installation
 from compiler.install.systemctl import Systemctl
+from compiler.language.model import Config
 from compiler.language.model.release import CanaryMode
 from compiler.layout import Scope, unit_prefix
 from runner.contract import (
@@ -51,7 +52,7 @@ from runner.history import last_run
 OUTPUT = "output"
 """In a try's directory: what the run printed (the journal would have had it)."""
 START_MARGIN = 120
-"""Seconds beyond the job's own timeout that `systemctl start` of a try may take."""
+"""Seconds beyond the service's own start timeout that `systemctl start` of a try may take."""
 STATE_DIFF_LINES = 40
 """Lines of one state file's diff the report shows."""
 BUSY = ("active", "activating", "deactivating", "reloading")
@@ -162,8 +163,16 @@ class Trier:
     """Tries jobs of one rendered tree, staged at `tree_name` below the data directory (a
     try's staged copy, or a canary's generation not live yet)."""
 
-    def __init__(self, installation: Installation, tree: Tree, tree_name: str, state_dir: Path):
+    def __init__(
+        self,
+        installation: Installation,
+        config: Config,
+        tree: Tree,
+        tree_name: str,
+        state_dir: Path,
+    ) -> None:
         self.installation = installation
+        self.config = config
         self.tree = tree
         self.tree_name = tree_name
         self.state_dir = state_dir
@@ -213,8 +222,9 @@ class Trier:
                 (self.state_dir / TRIES).rmdir()
 
     def _timeout(self, job: str) -> float:
-        spec = json.loads(self.tree[f"specs/{job}.json"].content)
-        return float(spec.get("timeout") or 600) + START_MARGIN
+        """The job service's own TimeoutStartSec= (its command, model calls, a chain's wait),
+        and time for systemd to stop it."""
+        return service_timeout(self.config, self.config.jobs[job]) + START_MARGIN
 
     def _unit_text(self, job: str, directory: Path, flags: list[str]) -> str:
         """The job's service as generated, run from the staged tree, with the try's output
@@ -402,7 +412,7 @@ def try_jobs(
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     mode = CanaryMode.CHECK if check else CanaryMode.TRY
     with ending_cleanly(), staged_tree(installation, tree) as tree_name:
-        trier = Trier(installation, tree, tree_name, state_dir)
+        trier = Trier(installation, loaded, tree, tree_name, state_dir)
         busy = [reason for job in jobs if (reason := trier.busy(job))]
         if busy:
             raise VigilError("\n".join([*busy, "nothing was tried"]))
