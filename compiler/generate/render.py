@@ -22,8 +22,11 @@ from compiler.language.preflight import preflight_calendar
 from compiler.language.schedule import parse_schedule
 from compiler.layout import unit_prefix
 from runner.contract import (
+    COORDINATOR_LINGER_MAX,
+    COORDINATOR_PASS_TIMEOUT,
     INBOX,
     PREFLIGHT_ARG,
+    RUNNER_ENTRY,
     coordinator_unit,
     failure_instance,
     failure_unit,
@@ -125,7 +128,7 @@ def render(
     for unit, kind, spec_name, spec in _runnables(config, system):
         tree[f"bin/{unit}"] = _text(
             _ENV.get_template("runner.sh.j2").render(
-                base, python=python, kind=kind, spec=spec_name
+                base, python=python, entry=RUNNER_ENTRY, kind=kind, spec=spec_name
             ),
             SCRIPT_MODE,
         )
@@ -279,9 +282,13 @@ def service_timeout(config: Config, job: Job) -> int:
 def _coordinator_units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator[UnitPlan]:
     unit = coordinator_unit(config.name)
     channel_secrets = [c.apprise_secret for c in config.channels.values() if c.apprise_secret]
+    # A warm run (runner.warm) is one activation of the oneshot: the limit covers its passes
+    # (each also limited by the runner itself) and the lingering between them.
+    linger = config.coordinator.linger
+    warm = COORDINATOR_LINGER_MAX + linger if linger else 0
     coordinator_service = {
         "unit": unit,
-        "timeout": 600,
+        "timeout": COORDINATOR_PASS_TIMEOUT + warm,
         "credentials": sorted({(s, config.secrets[s]) for s in channel_secrets}),
         "sandbox": sandbox.coordinator_policy(config, system, runtime),
     }

@@ -5,8 +5,10 @@
 (from the repository root; as root, for the sections that need a private systemd user manager
 and the systemd-cron baseline). Sections, in order:
 
-- latency: finding -> delivered under a real user manager (file channel) beside a bare
-  `python -I -c` service behind the same kind of path unit; the idle heartbeat
+- latency: finding -> delivered under a real user manager (file channel), warm (the coordinator
+  lingers after a finding) and cold (the first finding after an idle period), beside a bare
+  `python -I -c` service behind the same kind of path unit, bare and with vigil's sandbox; the
+  idle heartbeat
   (tests/bench/latency.py)
 - runner: runner start-up against `python -c "import subprocess; subprocess.run(['true'])"`
   (tests/bench/runner_overhead.py)
@@ -95,49 +97,60 @@ def latency_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
     count, idle_runs = (20, 5) if quick else (100, 10)
     with private_user_manager() as manager, latency.manager_environment(manager):
         figures = latency.run_bench(manager, count, 0.2, idle_runs, python)
-    ours, floor, idle = figures["vigil"], figures["floor"], figures["idle_heartbeat"]
-    sandboxed = figures["sandboxed_floor"]
-    ratio = figures["ratio_of_medians"]
+    warm, cold, idle = figures["warm"], figures["cold"], figures["idle_heartbeat"]
+    floor, sandboxed = figures["floor"], figures["sandboxed_floor"]
+    bare = f"{ms(floor['median_s'])} bare python -c path unit"
     rows = [
         row(
             "latency",
-            f"finding -> delivered, median of {count}",
-            ms(ours["median_s"]),
-            baseline=f"{ms(floor['median_s'])} bare python -c path unit",
-            ratio=ratio,
-            target=f"<= {latency.RATIO_TARGET:g}x",
-            ok=ratio <= latency.RATIO_TARGET,
+            f"finding -> delivered, warm, median of {count}",
+            ms(warm["median_s"]),
+            baseline=bare,
+            ratio=figures["warm_ratio"],
+            target=f"<= {latency.WARM_TARGET:g}x",
+            ok=figures["warm_ratio"] <= latency.WARM_TARGET,
         ),
         row(
             "latency",
-            f"finding -> delivered vs a floor with vigil's sandbox, median of {count}",
-            ms(ours["median_s"]),
+            f"finding -> delivered, cold (first after idle), median of {count}",
+            ms(cold["median_s"]),
             baseline=f"{ms(sandboxed['median_s'])} the same python -c, vigil's sandbox",
-            ratio=figures["ratio_to_sandboxed_floor"],
+            ratio=figures["cold_ratio"],
+            target=f"<= {latency.COLD_TARGET:g}x",
+            ok=figures["cold_ratio"] <= latency.COLD_TARGET,
         ),
         row(
             "latency",
-            f"finding -> delivered, p99 of {count}",
-            ms(ours["p99_s"]),
+            f"finding -> delivered, warm, p99 of {count}",
+            ms(warm["p99_s"]),
             baseline=f"{ms(floor['p99_s'])} bare python -c path unit",
-            ratio=ours["p99_s"] / floor["p99_s"],
-            target=f"< {latency.P99_TARGET_S:g} s",
-            ok=ours["p99_s"] < latency.P99_TARGET_S,
+            ratio=warm["p99_s"] / floor["p99_s"],
+            target=f"< {latency.P99_TARGET_S * 1000:g} ms",
+            ok=warm["p99_s"] < latency.P99_TARGET_S,
+        ),
+        row(
+            "latency",
+            f"finding -> delivered, cold, p99 of {count}",
+            ms(cold["p99_s"]),
+            baseline=f"{ms(sandboxed['p99_s'])} the same python -c, vigil's sandbox",
+            ratio=cold["p99_s"] / sandboxed["p99_s"],
         ),
         row(
             "latency",
             "median wait vs the reference 15-min heartbeat",
-            ms(ours["median_s"]),
+            ms(warm["median_s"]),
             baseline=f"{REFERENCE_HEARTBEAT_WAIT_S:.0f} s average wait",
-            ratio=ours["median_s"] / REFERENCE_HEARTBEAT_WAIT_S,
+            ratio=warm["median_s"] / REFERENCE_HEARTBEAT_WAIT_S,
         ),
         row(
             "latency",
-            f"idle heartbeat (empty inbox), median of {idle['runs']}",
-            f"{ms(idle['exec_wall_s'])} wall, {cpu(idle['cpu_s'])} CPU",
-            baseline=f"{ms(idle['floor_exec_wall_s'])} wall, {cpu(idle['floor_cpu_s'])} CPU "
-            "bare python -c service",
-            ratio=idle["exec_wall_s"] / idle["floor_exec_wall_s"],
+            f"idle heartbeat (empty inbox), CPU, median of {idle['runs']}",
+            f"{cpu(idle['cpu_s'])} CPU, {ms(idle['exec_wall_s'])} wall",
+            baseline=f"{cpu(idle['floor_cpu_s'])} CPU bare python -c service "
+            f"({cpu(idle['sandboxed_cpu_s'])} sandboxed as vigil)",
+            ratio=idle["cpu_ratio"],
+            target=f"<= {latency.IDLE_CPU_TARGET:g}x",
+            ok=idle["cpu_ratio"] is not None and idle["cpu_ratio"] <= latency.IDLE_CPU_TARGET,
         ),
         row(
             "latency",
