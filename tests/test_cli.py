@@ -173,10 +173,10 @@ def test_run_logs_and_enable_name_only_units_the_compiler_generates(example: str
     from compiler.errors import UsageError
     from compiler.language.validate import load_config
     from compiler.operate.control import units_of
-    from compiler.operate.setup import Setup
+    from compiler.operate.setup import ConfigView
 
     config = load_config(ROOT / "examples" / f"{example}.yaml").config
-    setup = Setup.of_config(config)
+    setup = ConfigView.of_config(config)
     generated = {p.name for p in (ROOT / "units" / example / "units").iterdir()}
     for target in ["coordinator", *config.jobs, *config.watches]:
         watch = config.watches.get(target)

@@ -12,7 +12,7 @@ from compiler.language.loader import load_text
 from compiler.language.model import Job
 from compiler.language.validate import validate_document
 from compiler.operate.cost import estimate, firings_per_month, month_to_date
-from compiler.operate.setup import Setup
+from compiler.operate.setup import ConfigView
 from tests.conftest import ROOT, require_systemd_analyze
 
 
@@ -155,7 +155,7 @@ def test_reference_workload_cost_beside_the_seed_estimate(tmp_path: Path) -> Non
     text = (ROOT / "examples/bruba.yaml").read_text()
     text = text.replace("name: bruba\n", f"name: bruba\nstate_dir: {tmp_path}\n")
     config = validate_document(load_text(text, "bruba.yaml"), check_calendar=False).config
-    rows = {row.job: row for row in estimate(Setup.of_config(config), warn=unexpected)}
+    rows = {row.job: row for row in estimate(ConfigView.of_config(config), warn=unexpected)}
     # The reference design's own table: reminder-check ~$0.20, staleness ~$0.02,
     # calendar-prep ~$0.05, morning-briefing ~$0.50, the LLM heartbeat ~$3.00 (~$4 in all).
     assert rows["reminder-check"].estimate_usd == pytest.approx(0.20, abs=0.02)
@@ -204,10 +204,12 @@ def test_status_and_cost_count_the_same_month(tmp_path: Path) -> None:
         scope = Scope(root=tmp_path)
         rows = {
             row.name: row
-            for row in collect(Setup.of_config(config), scope, tmp_path, now=now, warn=unexpected)
+            for row in collect(
+                ConfigView.of_config(config), scope, tmp_path, now=now, warn=unexpected
+            )
         }
         costs = {
-            row.job: row for row in estimate(Setup.of_config(config), now=now, warn=unexpected)
+            row.job: row for row in estimate(ConfigView.of_config(config), now=now, warn=unexpected)
         }
         assert rows["reminder-check"].tokens_month == costs["reminder-check"].spent_tokens == tokens
 

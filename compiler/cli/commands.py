@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from compiler.cli.main import COMMANDS, DESCRIPTION, VERSION_HELP
+from compiler.cli.overview import COMMANDS, DESCRIPTION, VERSION_HELP
 from compiler.cli.report import note, reported, warn
 from compiler.errors import ExitCode, UsageError, VigilError
 
 if TYPE_CHECKING:
     from compiler.install.workflows import Prepared
     from compiler.layout import Scope
-    from compiler.operate.setup import Setup
+    from compiler.operate.setup import ConfigView
 
 app = typer.Typer(
     name="vigil",
@@ -48,7 +48,7 @@ ConfigArg = Annotated[Path, typer.Argument(help="The config file (YAML).", show_
 
 def _version(value: bool) -> None:
     if value:
-        from compiler.cli.main import version
+        from compiler.cli.overview import version
 
         print(version())
         raise typer.Exit(ExitCode.OK)
@@ -216,7 +216,7 @@ def plan(
     from compiler.cli.views import show_plan
     from compiler.install.workflows import prepare
     from compiler.operate.cost import plan_estimate
-    from compiler.operate.setup import Setup
+    from compiler.operate.setup import ConfigView
 
     with reported():
         prepared = prepare(config, _scope(system, root), python=python)
@@ -230,7 +230,7 @@ def plan(
             show_canary_plan(canary_steps(prepared))
         if prepared.tree is not None:
             documents = {path: generated.content for path, generated in prepared.tree.items()}
-            rows = plan_estimate(Setup.of_tree(documents), warn=note)
+            rows = plan_estimate(ConfigView.of_tree(documents), warn=note)
             if rows is not None:
                 print(cost_line(rows), file=sys.stderr)
     if check and prepared.plan.has_changes:
@@ -354,7 +354,7 @@ ConfigOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _runtime(config: Path | None, system: bool, target: str | None = None) -> Setup:
+def _runtime(config: Path | None, system: bool, target: str | None = None) -> ConfigView:
     """The installed config (cli/inspect.py), checked to have `target`."""
     from compiler.cli.inspect import load_setup
 
@@ -614,7 +614,6 @@ app.registered_commands.sort(key=lambda command: list(COMMANDS).index(str(comman
 
 
 def main() -> None:
-    """The `vigil` command (cli/main.py): the inspecting commands without this app."""
-    from compiler.cli.main import main as entry
-
-    entry()
+    """The typer app as a program (the `vigil` command's entry point is cli/main.py, which
+    answers the inspecting commands, --help and --version without it)."""
+    app()

@@ -16,7 +16,7 @@ from compiler.cli.report import note, reported
 from compiler.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from compiler.operate.setup import Setup
+    from compiler.operate.setup import ConfigView
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -24,7 +24,7 @@ Handler = Callable[[argparse.Namespace], int]
 # --- finding the config and its installation -----------------------------------------------------
 
 
-def load_setup(given: Path | None, system: bool) -> Setup:
+def load_setup(given: Path | None, system: bool) -> ConfigView:
     """The config's installed generation, or, when the file was never installed, the file
     itself, validated (slower), with a note saying so. A file changed since it was applied is
     shown as installed (what runs), with a note, as `systemctl status` warns about a unit
@@ -45,11 +45,11 @@ def load_setup(given: Path | None, system: bool) -> Setup:
     return _from_file(path, system, check_calendar=False)
 
 
-def _from_file(path: Path, system: bool, *, check_calendar: bool) -> Setup:
+def _from_file(path: Path, system: bool, *, check_calendar: bool) -> ConfigView:
     from compiler.install.generations import Installation
     from compiler.language.validate import load_config
     from compiler.layout import Scope
-    from compiler.operate.setup import Setup
+    from compiler.operate.setup import ConfigView
 
     config = load_config(path, check_calendar=check_calendar).config
     scope = Scope(system=system)
@@ -61,7 +61,7 @@ def _from_file(path: Path, system: bool, *, check_calendar: bool) -> Setup:
             f"{path} is not what {config.name} was applied from (generation {installed}): "
             "shown from the file as written"
         )
-    return Setup.of_config(config, system)
+    return ConfigView.of_config(config, system)
 
 
 # --- the commands ---------------------------------------------------------------------------
@@ -162,9 +162,9 @@ def _cost(args: argparse.Namespace) -> int:
         setup = found.setup
     else:
         from compiler.language.validate import load_config
-        from compiler.operate.setup import Setup
+        from compiler.operate.setup import ConfigView
 
-        setup = Setup.of_config(load_config(args.config).config, args.system)
+        setup = ConfigView.of_config(load_config(args.config).config, args.system)
     show_costs(estimate(setup, warn=note), heartbeats_per_month(setup), args.json)
     return ExitCode.OK
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from compiler.errors import ExitCode, UsageError, VigilError
 from compiler.install.systemctl import Systemctl
 from compiler.layout import Scope
-from compiler.operate.setup import Setup
+from compiler.operate.setup import ConfigView
 from runner.contract import (
     coordinator_unit,
     failure_instance,
@@ -32,7 +32,7 @@ from runner.rules.watches import kind_of
 from runner.statefile import StateUnreadable
 
 
-def units_of(config: Setup, target: str) -> list[str]:
+def units_of(config: ConfigView, target: str) -> list[str]:
     """The target's units, its service first."""
     name = config.name
     if target == "coordinator":
@@ -61,7 +61,7 @@ class RunOutcome:
     exit_status: int
 
 
-def run_now(config: Setup, scope: Scope, state: Path, target: str, wait: bool) -> RunOutcome:
+def run_now(config: ConfigView, scope: Scope, state: Path, target: str, wait: bool) -> RunOutcome:
     """Start the target's service through systemd; with `wait`, say how it ended and pass on
     its exit status."""
     main = units_of(config, target)[0]
@@ -92,7 +92,7 @@ def run_now(config: Setup, scope: Scope, state: Path, target: str, wait: bool) -
 
 
 def logs(
-    config: Setup, scope: Scope, target: str, follow: bool, since: str | None, lines: int
+    config: ConfigView, scope: Scope, target: str, follow: bool, since: str | None, lines: int
 ) -> int:
     if shutil.which("journalctl") is None:
         raise VigilError("journalctl not found")
@@ -136,7 +136,7 @@ def journal_matches(units: list[str], system: bool, uid: int) -> list[str]:
     return matches
 
 
-def preflight_units(config: Setup, target: str) -> list[str]:
+def preflight_units(config: ConfigView, target: str) -> list[str]:
     """A job's preflight service and timer (none without `preflight:`)."""
     job = config.jobs.get(target)
     if job is None or not job.preflight:
@@ -146,7 +146,7 @@ def preflight_units(config: Setup, target: str) -> list[str]:
 
 
 def set_enabled(
-    config: Setup, scope: Scope, state: Path, target: str, enabled: bool
+    config: ConfigView, scope: Scope, state: Path, target: str, enabled: bool
 ) -> tuple[str, dict[str, object] | None]:
     """Start and enable (or stop and disable) the target's trigger; enabling a job paused by
     `pause_after` ends the pause. The trigger, and the pause ended, if any."""

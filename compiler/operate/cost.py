@@ -15,7 +15,7 @@ from pathlib import Path
 from compiler.errors import Warn
 from compiler.language import cron
 from compiler.language.schedule import next_elapses, parse_schedule
-from compiler.operate.setup import Setup
+from compiler.operate.setup import ConfigView
 from runner.fsatomic import describe
 from runner.spend import read_ledger
 
@@ -87,7 +87,7 @@ def _cron_firings(spec: cron.CronSpec) -> float:
     return matching * len(spec.hours) * len(spec.minutes) / 12
 
 
-def estimate(config: Setup, *, now: datetime | None = None, warn: Warn) -> list[JobCost]:
+def estimate(config: ConfigView, *, now: datetime | None = None, warn: Warn) -> list[JobCost]:
     state = config.state
     spent = month_to_date(state, config.name, config.timezone, now, warn=warn)
     medians = _medians(state, config.name, warn)
@@ -131,11 +131,11 @@ def month_to_date(
     return {job: (used.usd, used.tokens, used.calls) for job, used in ledger.jobs.items()}
 
 
-def heartbeats_per_month(config: Setup) -> float:
+def heartbeats_per_month(config: ConfigView) -> float:
     return DAYS_PER_MONTH * 86400 / config.heartbeat
 
 
-def plan_estimate(config: Setup, *, warn: Warn) -> list[JobCost] | None:
+def plan_estimate(config: ConfigView, *, warn: Warn) -> list[JobCost] | None:
     """The rows `vigil plan` sums up in one line, or None when no job uses a model (then
     nothing is read)."""
     if not any(job.model is not None for job in config.jobs.values()):

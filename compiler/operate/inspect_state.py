@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.errors import Warn
-from compiler.operate.setup import Setup
+from compiler.operate.setup import ConfigView
 from runner.clock import zone
 from runner.contract import INBOX, PROCESSING, REJECTED, STATE
 from runner.history import runs
@@ -85,7 +85,7 @@ def outbox_rows(state: Path) -> list[dict[str, Any]]:
     return outbox_status(state)
 
 
-def nag_rows(config: Setup, state: Path, warn: Warn) -> list[dict[str, Any]]:
+def nag_rows(config: ConfigView, state: Path, warn: Warn) -> list[dict[str, Any]]:
     rows = []
     for name, spec in config.nag.items():
         rule = NagRuleSpec(name, spec, config.timezone)

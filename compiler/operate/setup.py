@@ -6,7 +6,7 @@ tests/test_cli_imports.py checks it).
 A config file names its installation through the manifest's record of the file it was applied
 from: the same content (sha256), wherever the file lives now, or else the same file, changed
 since. A file that is not installed is validated and its specs are built in memory
-(`Setup.of_config`), the same documents an apply would install.
+(`ConfigView.of_config`), the same documents an apply would install.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class JobInfo:
 
 
 @dataclass(frozen=True)
-class Setup:
+class ConfigView:
     name: str
     system: bool
     timezone: str
@@ -85,7 +85,7 @@ class Setup:
             raise UsageError(did_you_mean(name, self.targets, "job or watch", "jobs and watches"))
 
     @classmethod
-    def of_config(cls, config: Config, system: bool = False) -> Setup:
+    def of_config(cls, config: Config, system: bool = False) -> ConfigView:
         """The setup an apply of `config` would install, from the specs built in memory."""
         from compiler.generate import specs
 
@@ -101,12 +101,12 @@ class Setup:
         return read_setup(documents.__getitem__, documents)
 
     @classmethod
-    def of_tree(cls, documents: dict[str, bytes]) -> Setup:
+    def of_tree(cls, documents: dict[str, bytes]) -> ConfigView:
         """The setup of a rendered tree (relative path -> content)."""
         return read_setup(lambda relative: json.loads(documents[relative]), documents)
 
 
-def read_setup(load: Callable[[str], Any], present: Container[str]) -> Setup:
+def read_setup(load: Callable[[str], Any], present: Container[str]) -> ConfigView:
     """A setup from a generation's documents: `load` parses one (a path relative to the tree),
     `present` says which exist."""
     coordinator = load(COORDINATOR_SPEC)
@@ -129,7 +129,7 @@ def read_setup(load: Callable[[str], Any], present: Container[str]) -> Setup:
             preflight=spec.get("preflight") is not None,
         )
     watches = {name: coordinator["watches"][name] for name in inventory["watches"]}
-    return Setup(
+    return ConfigView(
         name=coordinator["config"],
         system=coordinator["scope"] == "system",
         timezone=coordinator["timezone"],
@@ -151,7 +151,7 @@ class Installed:
 
     installation: Installation
     generation: int
-    setup: Setup
+    setup: ConfigView
     changed: bool
     """The file's content is not what that generation was applied from."""
 

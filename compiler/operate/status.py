@@ -16,7 +16,7 @@ from compiler.install.pauses import read_pauses
 from compiler.install.systemctl import Systemctl
 from compiler.layout import Scope
 from compiler.operate.control import units_of
-from compiler.operate.setup import Setup
+from compiler.operate.setup import ConfigView
 from runner import stateshapes as shapes
 from runner.contract import (
     PREFLIGHT_STATE,
@@ -65,7 +65,7 @@ class Row:
 
 
 def collect(
-    config: Setup,
+    config: ConfigView,
     scope: Scope,
     state: Path,
     only: str | None = None,
@@ -163,7 +163,9 @@ def _span_seconds(span: str) -> float | None:
     return total if parts else None
 
 
-def _history(state: Path, now: datetime, config: Setup, warn: Warn) -> dict[str, dict[str, Any]]:
+def _history(
+    state: Path, now: datetime, config: ConfigView, warn: Warn
+) -> dict[str, dict[str, Any]]:
     """job -> last run, failures in a row, tokens and cost this month (the spend ledger's
     month, in the config's timezone)."""
     summary: dict[str, dict[str, Any]] = {}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from compiler.errors import UsageError, Warn, did_you_mean
 from compiler.language.duration import format_duration
 from compiler.operate.inspect_state import read_checked
-from compiler.operate.setup import Setup
+from compiler.operate.setup import ConfigView
 from runner.contract import watch_state_file
 from runner.fsatomic import write_finding
 from runner.rules.watches import kind_of
@@ -53,7 +53,7 @@ def awaits(watch: WatchJSON) -> str:
     return f"a finding from {watch['absence']['source']} at least every {every}"
 
 
-def watch_rows(config: Setup, state: Path, warn: Warn) -> list[dict[str, Any]]:
+def watch_rows(config: ConfigView, state: Path, warn: Warn) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for name, watch in config.watches.items():
         instances = _instances(state, name, warn)
@@ -107,7 +107,7 @@ def drop_control(state: Path, finding: dict[str, Any]) -> Path:
     return Path(write_finding(str(state), finding, now))
 
 
-def ack(config: Setup, state: Path, watch: str, key: str | None, warn: Warn) -> Path:
+def ack(config: ConfigView, state: Path, watch: str, key: str | None, warn: Warn) -> Path:
     _check_watch(config, watch)
     if key is not None:
         known = sorted(_instances(state, watch, warn))
@@ -117,7 +117,7 @@ def ack(config: Setup, state: Path, watch: str, key: str | None, warn: Warn) -> 
     return drop_control(state, {"kind": "ack", "watch": watch, "key": key})
 
 
-def arm(config: Setup, state: Path, watch: str, key: str, within: int | None) -> Path:
+def arm(config: ConfigView, state: Path, watch: str, key: str, within: int | None) -> Path:
     _check_watch(config, watch)
     if within is not None and within <= 0:
         raise UsageError(f"--within must be more than 0s (got {within}s)")
@@ -128,6 +128,6 @@ def arm(config: Setup, state: Path, watch: str, key: str, within: int | None) ->
     return drop_control(state, {"kind": "arm", "watch": watch, "key": key, "within": within})
 
 
-def _check_watch(config: Setup, name: str) -> None:
+def _check_watch(config: ConfigView, name: str) -> None:
     if name not in config.watches:
         raise UsageError(did_you_mean(name, config.watches, "watch"))

@@ -246,7 +246,7 @@ def cost_rows(quick: bool, _python: str) -> tuple[list[Row], dict[str, Any]]:
     from compiler.language.loader import load_file
     from compiler.language.validate import validate_document
     from compiler.operate.cost import estimate
-    from compiler.operate.setup import Setup
+    from compiler.operate.setup import ConfigView
     from tests.bench import reference_day
 
     with contextlib.redirect_stdout(io.StringIO()):
@@ -260,7 +260,7 @@ def cost_rows(quick: bool, _python: str) -> tuple[list[Row], dict[str, Any]]:
     heartbeat = reference_day.REFERENCE_MONTHLY[reference_day.COORDINATOR]
     config = validate_document(load_file(ROOT / "examples" / "bruba.yaml")).config
     said = functools.partial(print, "vigil:", file=sys.stderr)  # a spend ledger's problem
-    modelled = sum(r.estimate_usd or 0.0 for r in estimate(Setup.of_config(config), warn=said))
+    modelled = sum(r.estimate_usd or 0.0 for r in estimate(ConfigView.of_config(config), warn=said))
     rows = [
         row(
             "cost",
