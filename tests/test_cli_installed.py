@@ -111,7 +111,7 @@ def test_cost_from_the_installed_specs_equals_the_estimate_of_the_file(vigil, ho
     assert found.setup == validated
 
 
-def test_the_typer_app_runs_the_inspecting_commands_through_their_parsers(home: Path) -> None:
+def test_the_typer_app_runs_the_inspecting_commands_through_their_parsers() -> None:
     runner = CliRunner()
     helped = runner.invoke(app, ["status", "--help"])
     assert helped.exit_code == 0 and "usage: vigil status" in helped.stdout

@@ -16,6 +16,9 @@ and the systemd-cron baseline). Sections, in order:
 - cost: one simulated day of the reference workload against a loopback Messages API, and the
   cost model's monthly estimate, beside the reference design's ~$4/month
   (tests/bench/reference_day.py, compiler/operate/cost.py)
+- cli: each inspecting command (status, logs, history, watches, inbox, outbox, state, cost),
+  `--help` and `--version` through the installed `vigil` script, against a config installed
+  under a private user manager, beside `python -I -c "import typer"` (tests/bench/cli.py)
 
 --quick (CI; under a minute): 20 findings, 10 runner runs, compile up to 1,000 jobs, 1,000
 coordinator items, two rounds of the systemd-cron comparison, two hours of the reference day.
@@ -44,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("latency", "runner", "coordinator", "compile", "cost")
+SECTIONS = ("latency", "runner", "coordinator", "compile", "cost", "cli")
 REFERENCE_HEARTBEAT_WAIT_S = 15 * 60 / 2  # the reference design's 15-minute heartbeat, on average
 
 Row = dict[str, Any]
@@ -299,12 +302,34 @@ def cost_rows(quick: bool, _python: str) -> tuple[list[Row], dict[str, Any]]:
     return rows, {"reference_day": figures, "cost_model_monthly_usd": modelled}
 
 
+def cli_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
+    from tests.bench import cli
+
+    figures = cli.run_bench(python, 5 if quick else 21)
+    bare = figures["bare_python_median_s"]
+    rows = [
+        row(
+            "cli",
+            f"vigil {name}, median of {figures['rounds']}",
+            ms(found["median_s"]),
+            baseline=f"{ms(found['typer_median_s'])} python -I -c 'import typer'",
+            ratio=found["ratio"],
+            target=f"<= {cli.TARGET:g}x",
+            ok=found["pass"],
+        )
+        for name, found in figures["commands"].items()
+    ]
+    rows.append(row("cli", "python -I -c pass (reference)", ms(bare)))
+    return rows, figures
+
+
 RUNNERS: dict[str, Callable[[bool, str], tuple[list[Row], dict[str, Any]]]] = {
     "latency": latency_rows,
     "runner": runner_rows,
     "coordinator": coordinator_rows,
     "compile": compile_rows,
     "cost": cost_rows,
+    "cli": cli_rows,
 }
 
 
