@@ -3,7 +3,6 @@ exit codes, and prints the warnings layers below it hand over; nothing else prin
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -71,6 +70,8 @@ class UsageError(VigilError):
 
 
 def did_you_mean(name: str, candidates: Iterable[str], what: str, plural: str | None = None) -> str:
+    import difflib  # only for this message: the inspecting commands start without it
+
     options = sorted(set(candidates))
     message = f"unknown {what} {name!r}"
     close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
