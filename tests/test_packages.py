@@ -134,7 +134,7 @@ def test_doctor_names_the_missing_package(
     bare_python: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(doctor, "default_python", lambda: bare_python)
-    setup = doctor.ConfigView(load_config(BRUBA).config, Scope(root=tmp_path), tmp_path)
+    setup = doctor.Setup(load_config(BRUBA).config, Scope(root=tmp_path), tmp_path)
     checks = [c for c in doctor._packages(setup) if c.name]
     assert [c.status for c in checks] == [CheckResult.FAIL, CheckResult.FAIL]
     assert "lacks the anthropic package" in checks[0].detail

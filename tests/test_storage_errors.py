@@ -57,7 +57,7 @@ def mounts() -> Iterator[PrivateMounts]:
 
 
 @dataclass
-class ConfigView:
+class Setup:
     """A state directory on a tmpfs, with a job spec and a coordinator spec for it."""
 
     fs: PrivateMounts
@@ -99,7 +99,7 @@ class ConfigView:
         os.rename(self.seen / f".{name}", inbox / name)
 
 
-def setup(fs: PrivateMounts, *, size: str = "512k", deliveries: Path | None = None) -> ConfigView:
+def setup(fs: PrivateMounts, *, size: str = "512k", deliveries: Path | None = None) -> Setup:
     disk = fs.tmpfs("disk", size)
     state = disk / "state"
     deliveries = deliveries or disk / "deliveries.jsonl"
@@ -121,7 +121,7 @@ def setup(fs: PrivateMounts, *, size: str = "512k", deliveries: Path | None = No
     (specs / "coordinator.json").write_text(json.dumps(coordinator))
     for path in specs.iterdir():
         path.chmod(0o644)
-    return ConfigView(fs, disk, state, deliveries, specs / "job.json", specs / "coordinator.json")
+    return Setup(fs, disk, state, deliveries, specs / "job.json", specs / "coordinator.json")
 
 
 def one_line_error(stderr: str, *needles: str) -> str:
@@ -132,16 +132,16 @@ def one_line_error(stderr: str, *needles: str) -> str:
     return lines[0]
 
 
-def delivered_lines(s: ConfigView) -> list[str]:
+def delivered_lines(s: Setup) -> list[str]:
     return sorted(line for m in s.delivered() for line in m["body"].splitlines())
 
 
-def runs(s: ConfigView) -> list[dict[str, Any]]:
+def runs(s: Setup) -> list[dict[str, Any]]:
     path = s.seen / "runs.jsonl"
     return [json.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
 
 
-def pad_runs_to_page_end(s: ConfigView, room: int) -> None:
+def pad_runs_to_page_end(s: Setup, room: int) -> None:
     """runs.jsonl ends `room` bytes before a page boundary: the next record straddles it, and
     a full disk lets only the first `room` bytes of it through (a short write)."""
     path = s.seen / "runs.jsonl"
