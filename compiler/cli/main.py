@@ -14,9 +14,12 @@ from compiler.cli.overview import top_help, version
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] in ("-h", "--help"):
+    if not args:  # as click's no_args_is_help: a usage error, the help on stderr
+        print(top_help(), file=sys.stderr)
+        sys.exit(2)
+    if args[0] in ("-h", "--help"):
         print(top_help())
-        sys.exit(0 if args else 2)  # as click's no_args_is_help: a usage error
+        sys.exit(0)
     if args[0] == "--version":
         print(version())
         sys.exit(0)
