@@ -58,8 +58,8 @@ def _from_file(path: Path, system: bool, *, check_calendar: bool) -> ConfigView:
         note(f"{config.name} is not installed ({scope.flag}): shown from {path} as written")
     else:
         note(
-            f"{path} is not what {config.name} was applied from (generation {installed}): "
-            "shown from the file as written"
+            f"{path}: shown from the file as written, not from {config.name}'s generation "
+            f"{installed} (applied from another file, or by an older vigil: `vigil apply` again)"
         )
     return ConfigView.of_config(config, system)
 
