@@ -130,3 +130,19 @@ def test_help_lists_every_command_of_the_app_with_its_line() -> None:
     for name, summary in COMMANDS.items():
         assert f"  {name:<9}  {summary}" in top_help()
         assert f"  {name:<9}  {summary}" in typer_help
+
+
+def test_a_generation_from_an_older_vigil_is_read_through_the_file(vigil, home: Path) -> None:
+    """A manifest without an inventory (written before it existed): the file is validated."""
+    config = applied(vigil, home, MINIMAL)
+    manifest = home / ".local/share/vigil/demo/generations/1/manifest.json"
+    data = json.loads(manifest.read_text())
+    del data["inventory"]
+    manifest.write_text(json.dumps(data))
+    assert find_installed(config, system=False) is None
+    result = vigil("status", "--config", config, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert names(result.stdout) == ["hello", "coordinator"]
+    assert "not from demo's generation 1 (applied from another file, or by an older vigil" in (
+        result.stderr
+    )
