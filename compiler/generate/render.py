@@ -347,6 +347,7 @@ def _manifest(
         "python": python,
         "config": {
             "path": source.label,
+            "file": source.path or source.label,  # the file alone (path@revision for --git)
             "sha256": hashlib.sha256(source.text).hexdigest(),
             "git": source.git,
         },
@@ -355,4 +356,5 @@ def _manifest(
             for path, generated in sorted(tree.items())
         },
         "units": {unit.name: {"start": unit.start} for unit in sorted(units, key=lambda u: u.name)},
+        "inventory": specs.inventory(config),
     }

@@ -18,6 +18,9 @@ and the systemd-cron baseline). Sections, in order:
 - cost: one simulated day of the reference workload against a loopback Messages API, and the
   cost model's monthly estimate, beside the reference design's ~$4/month
   (tests/bench/reference_day.py, compiler/operate/cost.py)
+- cli: each inspecting command (status, logs, history, watches, inbox, outbox, state, cost),
+  `--help` and `--version` through the installed `vigil` script, against a config installed
+  under a private user manager, beside `python -I -c "import typer"` (tests/bench/cli.py)
 
 --quick (CI; under a minute): 20 findings, 10 runner runs, compile up to 1,000 jobs, 1,000
 coordinator items, two rounds of the systemd-cron comparison, two hours of the reference day.
@@ -46,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("latency", "runner", "coordinator", "compile", "cost")
+SECTIONS = ("latency", "runner", "coordinator", "compile", "cost", "cli")
 REFERENCE_HEARTBEAT_WAIT_S = 15 * 60 / 2  # the reference design's 15-minute heartbeat, on average
 
 Row = dict[str, Any]
@@ -259,6 +262,7 @@ def cost_rows(quick: bool, _python: str) -> tuple[list[Row], dict[str, Any]]:
     from compiler.language.loader import load_file
     from compiler.language.validate import validate_document
     from compiler.operate.cost import estimate
+    from compiler.operate.setup import ConfigView
     from tests.bench import reference_day
 
     with contextlib.redirect_stdout(io.StringIO()):
@@ -272,7 +276,7 @@ def cost_rows(quick: bool, _python: str) -> tuple[list[Row], dict[str, Any]]:
     heartbeat = reference_day.REFERENCE_MONTHLY[reference_day.COORDINATOR]
     config = validate_document(load_file(ROOT / "examples" / "bruba.yaml")).config
     said = functools.partial(print, "vigil:", file=sys.stderr)  # a spend ledger's problem
-    modelled = sum(r.estimate_usd or 0.0 for r in estimate(config, warn=said))
+    modelled = sum(r.estimate_usd or 0.0 for r in estimate(ConfigView.of_config(config), warn=said))
     rows = [
         row(
             "cost",
@@ -311,12 +315,34 @@ def cost_rows(quick: bool, _python: str) -> tuple[list[Row], dict[str, Any]]:
     return rows, {"reference_day": figures, "cost_model_monthly_usd": modelled}
 
 
+def cli_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
+    from tests.bench import cli
+
+    figures = cli.run_bench(python, 5 if quick else 21)
+    bare = figures["bare_python_median_s"]
+    rows = [
+        row(
+            "cli",
+            f"vigil {name}, median of {figures['rounds']}",
+            ms(found["median_s"]),
+            baseline=f"{ms(found['typer_median_s'])} python -I -c 'import typer'",
+            ratio=found["ratio"],
+            target=f"<= {cli.TARGET:g}x",
+            ok=found["pass"],
+        )
+        for name, found in figures["commands"].items()
+    ]
+    rows.append(row("cli", "python -I -c pass (reference)", ms(bare)))
+    return rows, figures
+
+
 RUNNERS: dict[str, Callable[[bool, str], tuple[list[Row], dict[str, Any]]]] = {
     "latency": latency_rows,
     "runner": runner_rows,
     "coordinator": coordinator_rows,
     "compile": compile_rows,
     "cost": cost_rows,
+    "cli": cli_rows,
 }
 
 
