@@ -95,8 +95,9 @@ def load_spec(path: str) -> CoordinatorSpecJSON:
 
 
 def main(spec_path: str) -> int:
+    live = os.path.realpath(spec_path)  # the generation it leads to now (`current` moves)
     try:
-        spec = load_spec(spec_path)
+        spec = load_spec(live)
     except (OSError, ValueError, KeyError) as error:
         print(f"vigil: bad spec {spec_path}: {error}", file=sys.stderr)
         return USAGE
@@ -107,7 +108,7 @@ def main(spec_path: str) -> int:
     from runner.warm import linger
 
     inbox = os.path.join(spec["state_dir"], INBOX)
-    return linger(spec_path, inbox, seconds, lambda: run_until_stored(spec))
+    return linger(spec_path, live, inbox, seconds, lambda: run_until_stored(spec))
 
 
 def _linger(spec: CoordinatorSpecJSON) -> int:

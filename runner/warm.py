@@ -28,10 +28,10 @@ if TYPE_CHECKING:
     from types import FrameType
 
 
-def linger(spec_path: str, inbox: str, seconds: int, one_pass: Callable[[], int]) -> int:
+def linger(spec_path: str, live: str, inbox: str, seconds: int, one_pass: Callable[[], int]) -> int:
     """Wait up to `seconds` for the next finding, run `one_pass` for it, and again; OK when idle,
-    or the status of a pass that failed (the run ends with it, as a cold start would)."""
-    live = os.path.realpath(spec_path)
+    or the status of a pass that failed (the run ends with it, as a cold start would). `live`:
+    the file `spec_path` led to when the spec was read."""
     began = time.monotonic()
     stop = _StopRequest()
     watch = DirectoryWatch(inbox)
@@ -39,15 +39,15 @@ def linger(spec_path: str, inbox: str, seconds: int, one_pass: Callable[[], int]
     why = f"no finding for {seconds}s"
     try:
         while True:
-            left = min(seconds, began + COORDINATOR_LINGER_MAX - time.monotonic())
-            if left <= 0:
-                why = f"warm for {COORDINATOR_LINGER_MAX}s: the next finding starts a new run"
-                break
-            landed = stop.wait(watch, left)
+            ends = began + COORDINATOR_LINGER_MAX
+            left = min(seconds, ends - time.monotonic())
+            landed = left > 0 and stop.wait(watch, left)
             if stop.requested:
                 why = "asked to stop"
                 break
             if not landed:
+                if time.monotonic() >= ends:
+                    why = f"warm for {COORDINATOR_LINGER_MAX}s: the next finding starts a new run"
                 break
             if os.path.realpath(spec_path) != live:
                 why = "another generation is live: a new run takes the finding"

@@ -66,10 +66,13 @@ def run_now(config: ConfigView, scope: Scope, state: Path, target: str, wait: bo
     its exit status."""
     main = units_of(config, target)[0]
     systemd = Systemctl(scope)
+    # A coordinator run that lingers for the next finding (runner.warm) would take a start as
+    # done when it exits; restart stops it (at once: it is waiting) and makes a pass now.
+    verb = "restart" if target == "coordinator" else "start"
     if not wait:
-        systemd.run("start", "--no-block", main)
+        systemd.run(verb, "--no-block", main)
         return RunOutcome(f"{main}: started (see `vigil logs {target}`)", ExitCode.OK)
-    systemd.run("start", main, check=False)  # a oneshot start waits for the run to end
+    systemd.run(verb, main, check=False)  # a oneshot start waits for the run to end
     shown = systemd.show(main, "Result", "ExecMainStatus", "InvocationID")
     status = int(shown.get("ExecMainStatus") or 0)
     result = shown.get("Result", "unknown")
