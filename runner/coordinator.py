@@ -32,6 +32,7 @@ from runner import stateshapes as shapes
 from runner.alerts import NAG_KEY, WATCH_KEY, Alert, held_record, latest_per_subject
 from runner.clock import iso, utc_now
 from runner.contract import (
+    COORDINATOR_PASS_TIMEOUT,
     DEFAULT_HEARTBEAT,
     FIRINGS,
     INBOX,
@@ -60,7 +61,7 @@ from runner.intake import (
     left_behind,
     quarantine,
 )
-from runner.spec import DEFAULT_HISTORY_MAX_BYTES
+from runner.spec import DEFAULT_HISTORY_MAX_BYTES, file_identity
 from runner.statefile import StateUnreadable, load_state, unreadable
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -97,39 +98,59 @@ def load_spec(path: str) -> CoordinatorSpecJSON:
 
 def main(spec_path: str) -> int:
     live = os.path.realpath(spec_path)  # the generation it leads to now (`current` moves)
+    identity = file_identity(live)  # of the file read below
     try:
         spec = load_spec(live)
     except (OSError, ValueError, KeyError) as error:
         print(f"vigil: bad spec {spec_path}: {error}", file=sys.stderr)
         return USAGE
-    seconds = _linger(spec)  # before the pass: it empties the inbox
     heartbeat = os.environ.get("TRIGGER_UNIT") == timer(coordinator_unit(spec["config"]))
-    status = run_until_stored(spec, heartbeat)
-    if status != OK or not seconds:
+    from runner.stopping import StopRequest
+
+    stop = StopRequest()
+    status = timed_pass(spec, heartbeat)
+    seconds = 0 if status != OK or heartbeat or stop.requested else _linger(spec)
+    if not seconds:
         return status
     from runner.warm import Lingering, linger
 
     lingering = Lingering(
         spec_path=spec_path,
-        live=live,
+        live=identity,
         inbox=os.path.join(spec["state_dir"], INBOX),
         seconds=seconds,
         heartbeat=int(spec["coordinator"].get("heartbeat") or DEFAULT_HEARTBEAT),
     )
-    return linger(lingering, lambda beat: run_until_stored(spec, beat))
+    return linger(lingering, stop, lambda beat: timed_pass(spec, beat))
 
 
 def _linger(spec: CoordinatorSpecJSON) -> int:
-    """Seconds this run stays for the next finding: `linger:` when a finding started it (the
-    path unit, with the inbox not empty: a burst may follow); none for the heartbeat, a start
-    by hand or outside systemd. systemd keeps $TRIGGER_UNIT from the last triggered start, so
-    a later start by hand still names the path unit: the inbox tells them apart."""
+    """Seconds this run stays for the next finding: `linger:` when the path unit started it (a
+    burst may follow); none for the heartbeat, a start by hand or outside systemd. systemd
+    keeps $TRIGGER_UNIT from the last triggered start for later starts by hand, so the path
+    unit is asked, after the pass (off the way to delivery): it is `running` while the service
+    it started runs, `waiting` during a start by hand."""
     seconds = int(spec["coordinator"].get("linger") or 0)
-    if not seconds or os.environ.get("TRIGGER_UNIT") != path_unit(coordinator_unit(spec["config"])):
+    unit = path_unit(coordinator_unit(spec["config"]))
+    if not seconds or os.environ.get("TRIGGER_UNIT") != unit:
         return 0
-    from runner.dirwatch import holds_files
+    from runner.systemctl import systemctl
 
-    return seconds if holds_files(os.path.join(spec["state_dir"], INBOX)) else 0
+    shown, _ = systemctl(spec["scope"], "show", "--property=SubState", "--value", unit)
+    return seconds if shown.strip() == "running" else 0
+
+
+def timed_pass(spec: CoordinatorSpecJSON, heartbeat: bool) -> int:
+    """One pass (run_until_stored), killed by SIGALRM (its default action) after
+    COORDINATOR_PASS_TIMEOUT seconds: the unit's TimeoutStartSec= covers a whole warm run, so
+    each pass gets a limit of its own."""
+    from signal import alarm
+
+    alarm(COORDINATOR_PASS_TIMEOUT)
+    try:
+        return run_until_stored(spec, heartbeat)
+    finally:
+        alarm(0)
 
 
 def run_until_stored(spec: CoordinatorSpecJSON, heartbeat: bool = False) -> int:

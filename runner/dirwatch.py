@@ -6,15 +6,24 @@ from __future__ import annotations
 
 import os
 import select
+import struct
 import time
 from contextlib import suppress
 
 IN_CLOSE_WRITE = 0x00000008
 IN_MOVED_TO = 0x00000080
-"""A finding is complete when it is renamed in (IN_MOVED_TO) or closed after writing: waking on
-IN_CREATE would hand the coordinator a file still being written."""
+IN_CREATE = 0x00000100
+"""A finding is complete when it is renamed in (IN_MOVED_TO), closed after writing
+(IN_CLOSE_WRITE) or linked in (IN_CREATE alone: link(), O_TMPFILE). A file created in place is
+still being written at IN_CREATE: its writer gets CREATE_SETTLE to close it."""
+CREATE_SETTLE = 0.1
+"""Seconds a wake-up by IN_CREATE alone waits for the file's IN_CLOSE_WRITE (the path unit,
+which also starts on a create, used to give a writer about a process start)."""
+COMPLETE = IN_CLOSE_WRITE | IN_MOVED_TO
 POLL_EVERY = 0.05
 """Seconds between two looks at the directory where inotify is unavailable."""
+_EVENT = struct.Struct("iIII")
+"""struct inotify_event without its name: wd, mask, cookie, len (the name's length)."""
 
 
 class DirectoryWatch:
@@ -45,10 +54,25 @@ class DirectoryWatch:
             if self.fd < 0:
                 time.sleep(min(POLL_EVERY, left))
                 continue
-            ready, _, _ = select.select([self.fd], [], [], left)
-            if ready:
-                with suppress(BlockingIOError):
-                    os.read(self.fd, 65536)  # the events only wake us: the listing decides
+            events = self._events(left)
+            if events and not events & COMPLETE:  # created in place: let its writer finish
+                self._events(CREATE_SETTLE)
+
+    def _events(self, timeout: float) -> int:
+        """The events that arrive within `timeout` seconds, OR-ed (0: none). They only wake
+        the wait: the listing decides."""
+        ready, _, _ = select.select([self.fd], [], [], max(0.0, timeout))
+        if not ready:
+            return 0
+        data = b""
+        with suppress(BlockingIOError):
+            data = os.read(self.fd, 65536)
+        mask, offset = 0, 0
+        while offset + _EVENT.size <= len(data):
+            _, event, _, length = _EVENT.unpack_from(data, offset)
+            mask |= event
+            offset += _EVENT.size + length
+        return mask
 
 
 def holds_files(directory: str) -> bool:
@@ -61,17 +85,17 @@ def holds_files(directory: str) -> bool:
 
 
 def _inotify(directory: str) -> int:
-    """An inotify descriptor watching `directory` for complete files, or -1."""
+    """An inotify descriptor watching `directory` for new files, or -1 (then the wait polls)."""
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         fd = int(libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC))
-    except (OSError, AttributeError):  # no libc symbol: not Linux, or a libc without inotify
+    except Exception:  # no _ctypes in this build, no such symbol, no memory for libffi...
         return -1
     if fd < 0:
         return -1
-    if libc.inotify_add_watch(fd, os.fsencode(directory), IN_CLOSE_WRITE | IN_MOVED_TO) < 0:
+    if libc.inotify_add_watch(fd, os.fsencode(directory), COMPLETE | IN_CREATE) < 0:
         os.close(fd)
         return -1
     return fd

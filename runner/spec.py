@@ -274,6 +274,16 @@ def _read(path: str) -> _Fields:
     return _Fields(data, "")
 
 
+def file_identity(path: str) -> tuple[int, int, int] | None:
+    """Which file `path` leads to now (through links): another generation's spec, or the same
+    generation number made again after an uninstall, is another file. None: there is none."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino, found.st_mtime_ns)
+
+
 def load_job_spec(path: str) -> JobSpec:
     return JobSpec(_read(path))
 

@@ -10,36 +10,43 @@ when the service stops). The heartbeat timer's starts are swallowed by a run in 
 warm run makes the heartbeat's passes itself, `heartbeat` seconds after its last pass, as the
 timer (OnUnitActiveSec=) would have. It exits early, leaving the finding to a fresh start, when
 another generation went live (its spec may differ), when asked to stop (SIGTERM: at once while
-waiting, after the pass during one), and after COORDINATOR_LINGER_MAX seconds.
+waiting, after the pass during one), and after COORDINATOR_LINGER_MAX seconds (a heartbeat that
+is due is made first: the timer's start it stands for was swallowed).
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 import time
+from time import monotonic as now
 
-from runner.contract import COORDINATOR_LINGER_MAX, COORDINATOR_PASS_TIMEOUT
-from runner.dirwatch import DirectoryWatch, holds_files
+from runner.contract import COORDINATOR_LINGER_MAX
+from runner.dirwatch import DirectoryWatch
 from runner.exitcodes import OK
+from runner.spec import file_identity
+from runner.stopping import StopRequest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import FrameType
 
 
 class Lingering:
     """What a warm run watches and for how long (a plain class: `typing` costs ~3 ms)."""
 
     def __init__(
-        self, *, spec_path: str, live: str, inbox: str, seconds: int, heartbeat: int
+        self,
+        *,
+        spec_path: str,
+        live: tuple[int, int, int] | None,
+        inbox: str,
+        seconds: int,
+        heartbeat: int,
     ) -> None:
         self.spec_path = spec_path
         """The spec as the unit names it, through the `current` link."""
         self.live = live
-        """The file spec_path led to when the spec was read: its generation."""
+        """Which file spec_path led to when the spec was read (spec_identity)."""
         self.inbox = inbox
         self.seconds = seconds
         """How long to stay after a finding's pass (`linger:`)."""
@@ -47,13 +54,12 @@ class Lingering:
         """Seconds between heartbeat passes (`heartbeat:`)."""
 
 
-def linger(lingering: Lingering, one_pass: Callable[[bool], int]) -> int:
+def linger(lingering: Lingering, stop: StopRequest, one_pass: Callable[[bool], int]) -> int:
     """Wait for the next finding and run `one_pass(False)` for it, `one_pass(True)` when a
     heartbeat is due, until `seconds` pass without a finding; OK, or the status of a pass that
     failed (the run ends with it, as a cold start would)."""
     began = last_pass = idle_since = time.monotonic()
     ends = began + COORDINATOR_LINGER_MAX
-    stop = _StopRequest()
     watch = DirectoryWatch(lingering.inbox)
     passes = 0
     why = f"no finding for {lingering.seconds}s"
@@ -61,63 +67,31 @@ def linger(lingering: Lingering, one_pass: Callable[[bool], int]) -> int:
         while True:
             beat = last_pass + lingering.heartbeat
             until = min(ends, idle_since + lingering.seconds, beat)
-            landed = stop.wait(watch, until - time.monotonic())
+            landed = stop.during(watch.wait, until - now())
             if stop.requested:
                 why = "asked to stop"
                 break
-            now = time.monotonic()
-            if landed and os.path.realpath(lingering.spec_path) != lingering.live:
-                why = "another generation is live: a new run takes the finding"
+            if file_identity(lingering.spec_path) != lingering.live:
+                # The new generation's own run takes the finding (the path unit starts it when
+                # this one exits) and the heartbeat (its timer is no longer swallowed).
+                why = "another generation is live: a new run takes over"
                 break
-            if not landed and now >= ends:
+            heartbeat = not landed and now() >= beat  # due before leaving: the timer's start
+            if not heartbeat and now() >= ends:  # was swallowed by this run
                 why = f"warm for {COORDINATOR_LINGER_MAX}s: the next finding starts a new run"
                 break
-            if not landed and now >= idle_since + lingering.seconds:
-                break
-            if not landed and now < beat:
+            if not landed and not heartbeat:
+                if now() >= idle_since + lingering.seconds:
+                    break
                 continue
-            last_pass = now
-            # systemd's TimeoutStartSec= covers the whole warm run; each pass gets its own limit.
-            signal.alarm(COORDINATOR_PASS_TIMEOUT)
-            status = one_pass(not landed)
-            signal.alarm(0)
+            last_pass = now()
+            status = one_pass(heartbeat)
             passes += 1
             if status != OK:
                 return status
             if landed:
-                idle_since = time.monotonic()
+                idle_since = now()
     finally:
         watch.close()
     print(f"coordinator: {passes} more passes while warm; exiting: {why}", file=sys.stderr)
     return OK
-
-
-class _Stopped(Exception):
-    """Raised by SIGTERM's handler into a wait."""
-
-
-class _StopRequest:
-    """SIGTERM (`systemctl stop`, apply, uninstall) ends a wait at once; a pass under way is
-    finished first (a killed one is safe too, but one that finishes needs no rerun)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._waiting = False
-        signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, _signum: int, _frame: FrameType | None) -> None:
-        self.requested = True
-        if self._waiting:
-            raise _Stopped
-
-    def wait(self, watch: DirectoryWatch, timeout: float) -> bool:
-        """Whether a file landed within `timeout` seconds (none asked for: no wait)."""
-        if timeout <= 0:
-            return holds_files(watch.directory)
-        self._waiting = True
-        try:
-            return not self.requested and watch.wait(timeout)
-        except _Stopped:
-            return False
-        finally:
-            self._waiting = False

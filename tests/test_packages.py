@@ -179,6 +179,11 @@ def test_a_leftover_directory_is_not_an_installed_package(tmp_path: Path) -> Non
             "install vigil into that environment",
         ),
         (
+            "printf '3.12\\nown\\nrunner 1\\nentry none\\n'",
+            "has a vigil runner from another release (the scripts call an entry it lacks)",
+            "install vigil into that environment",
+        ),
+        (
             "printf '3.12\\nmanaged\\nmissing runner\\nmissing anthropic\\n'",
             "cannot import vigil's runner",
             "managed by the system (PEP 668)",

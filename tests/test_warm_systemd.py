@@ -61,6 +61,11 @@ def active_state(manager) -> str:
     return manager.show(SERVICE, "ActiveState")["ActiveState"]
 
 
+def ended(manager) -> None:
+    """The run ends within moments: it does not linger."""
+    manager.wait_for(lambda: active_state(manager) == "inactive", timeout=10, what="its end")
+
+
 def journal(manager) -> str:
     manager.sync_journal()
     return manager.journalctl("--output=cat", "-t", f"{NAME}-coordinator").stdout
@@ -113,8 +118,9 @@ def test_starts_by_hand_make_one_pass(vigil, vigil_manager, tmp_path: Path) -> N
     started = time.monotonic()
     result = vigil("run", "coordinator", "--wait", "--config", tmp_path / f"{NAME}.yaml")
     assert result.exit_code == 0, result.stderr
+    assert "ok: 0 findings" in result.stderr  # its pass's record
     assert time.monotonic() - started < 20
-    assert active_state(manager) == "inactive"
+    ended(manager)  # one pass, no lingering
     # A start by hand: one pass, then the service is done.
     before = len(coordinator_runs(state))
     began = time.monotonic()
@@ -124,6 +130,28 @@ def test_starts_by_hand_make_one_pass(vigil, vigil_manager, tmp_path: Path) -> N
     assert active_state(manager) == "inactive"
     invocations = {run["invocation_id"] for run in coordinator_runs(state)}
     assert len(invocations) == len(coordinator_runs(state))  # no pass was a warm one
+
+
+def test_a_start_by_hand_with_findings_waiting_makes_one_pass(
+    vigil, vigil_manager, tmp_path: Path
+) -> None:
+    """The inbox is no sign of who started the run: `vigil disable coordinator` stops the path
+    unit (and a lingering run), a finding lands, `vigil run coordinator --wait` takes it and
+    returns; it does not linger."""
+    manager = vigil_manager
+    state = install(vigil, tmp_path, "60s")
+    config = tmp_path / f"{NAME}.yaml"
+    deliver(manager, state, "first")  # $TRIGGER_UNIT is the path unit's from here on
+    assert vigil("disable", "coordinator", "--config", config).exit_code == 0
+    assert active_state(manager) == "inactive"  # the lingering run ended with it
+    drop(state, "by-hand.json", finding("probe", "by-hand"))
+    started = time.monotonic()
+    result = vigil("run", "coordinator", "--wait", "--config", config)
+    assert result.exit_code == 0, result.stderr
+    assert time.monotonic() - started < 20
+    ended(manager)
+    assert any("by-hand" in line["body"] for line in delivered(state))
+    assert vigil("enable", "coordinator", "--config", config).exit_code == 0
 
 
 def test_a_generation_applied_while_warm_handles_the_next_finding(

@@ -25,7 +25,7 @@ from compiler.cli.commands import app
 from compiler.generate.render import GeneratedFile, Tree
 from compiler.generate.verify import verify_tree
 from compiler.language.validate import load_config
-from runner.contract import rollback_unit
+from runner.contract import RUNNER_ENTRY, rollback_unit
 from runner.coordinator import load_spec as load_coordinator_spec
 from runner.spec import load_failure_spec, load_job_spec
 
@@ -193,12 +193,12 @@ def _check_scripts(
         if relative == f"bin/{rollback_unit(manifest['name'])}":
             _check_rollback_script(script, last, manifest, stub)
             continue
-        assert last[:5] == ["exec", manifest["python"], "-I", "-m", "runner"], last
+        assert last[:5] == ["exec", manifest["python"], "-I", "-c", RUNNER_ENTRY], last
         kind, spec = last[5], last[6].removeprefix("${0%/bin/*}/")
         assert last[6:] == ["${0%/bin/*}/" + spec, "$@"] and spec in files, last
         if stub is not None:
             argv = script_argv(script)
-            assert argv == ["-I", "-m", "runner", kind, str(out / spec)], argv
+            assert argv == ["-I", "-c", RUNNER_ENTRY, kind, str(out / spec)], argv
 
 
 def _check_rollback_script(

@@ -19,14 +19,15 @@ from functools import cache
 
 from compiler.errors import UsageError
 from compiler.language.model import Config
-from runner.contract import SPEC_VERSION
+from runner.contract import RUNNER_ENTRY, SPEC_VERSION
 from runner.packages import requirement
 
 MIN_PYTHON = (3, 11)
 PROBE_TIMEOUT = 10.0
 # Runs on any Python (2.7 included, so it can say which version it found): prints the version,
 # whether it is managed by the system (PEP 668), then each module it cannot find, and for
-# vigil's runner the spec version it reads. Nothing is imported but the runner's spec module.
+# vigil's runner the spec version it reads and the entry point its scripts call. Nothing is
+# imported but the runner's spec and contract modules.
 _PROBE = r"""
 import sys, os
 sys.path = [p for p in sys.path if p]
@@ -50,6 +51,11 @@ for name in sys.argv[1:]:
         except Exception:
             SPEC_VERSION = None
         print("runner %s" % SPEC_VERSION)
+        try:
+            from runner.contract import RUNNER_ENTRY
+        except Exception:
+            RUNNER_ENTRY = "none"
+        print("entry " + RUNNER_ENTRY)
 """
 
 
@@ -107,7 +113,7 @@ def missing(python: str, wanted: list[Need]) -> list[Problem]:
     report = _probe(python, tuple(need.module for need in wanted))
     if isinstance(report, Problem):
         return [report]
-    version, managed, absent, runner_spec = report
+    version, managed, absent, runner_spec, runner_entry = report
     if version < MIN_PYTHON:
         return [
             Problem(
@@ -116,12 +122,17 @@ def missing(python: str, wanted: list[Need]) -> list[Problem]:
                 "--python",
             )
         ]
-    if "runner" in absent or (runner_spec is not None and runner_spec != str(SPEC_VERSION)):
-        what = (
-            "cannot import vigil's runner"
-            if "runner" in absent
-            else f"has a vigil runner for another spec version ({runner_spec}, not {SPEC_VERSION})"
-        )
+    other_spec = runner_spec is not None and runner_spec != str(SPEC_VERSION)
+    other_entry = runner_spec is not None and runner_entry != RUNNER_ENTRY
+    if "runner" in absent or other_spec or other_entry:
+        if "runner" in absent:
+            what = "cannot import vigil's runner"
+        elif other_spec:
+            what = (
+                f"has a vigil runner for another spec version ({runner_spec}, not {SPEC_VERSION})"
+            )
+        else:
+            what = "has a vigil runner from another release (the scripts call an entry it lacks)"
         # Installing vigil there brings the other packages too: one line says it all.
         return [
             Problem(f"the units' interpreter {python} {what}", _install(python, "vigil", managed))
@@ -152,7 +163,9 @@ def _install(python: str, what: str, managed: bool) -> str:
     return f"install it with `{python} -m pip install '{what}'`"
 
 
-Report = tuple[tuple[int, int], bool, set[str], str | None]
+Report = tuple[tuple[int, int], bool, set[str], str | None, str | None]
+"""Python version, managed by the system, modules missing, the runner's spec version and the
+entry point it offers."""
 
 
 @cache  # one probe per interpreter and module set in a command, however many configs
@@ -186,7 +199,8 @@ def _probe(python: str, modules: tuple[str, ...]) -> Report | Problem:
     managed = len(lines) > 1 and lines[1] == "managed"
     absent = {line.split(" ", 1)[1] for line in lines if line.startswith("missing ")}
     runner = next((line.split(" ", 1)[1] for line in lines if line.startswith("runner ")), None)
-    return version, managed, absent, runner
+    entry = next((line.split(" ", 1)[1] for line in lines if line.startswith("entry ")), None)
+    return version, managed, absent, runner, entry
 
 
 def _version(line: str) -> tuple[int, int] | None:

@@ -282,10 +282,10 @@ def service_timeout(config: Config, job: Job) -> int:
 def _coordinator_units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator[UnitPlan]:
     unit = coordinator_unit(config.name)
     channel_secrets = [c.apprise_secret for c in config.channels.values() if c.apprise_secret]
-    # A warm run (runner.warm) is one activation of the oneshot: the limit covers its passes
-    # (each also limited by the runner itself) and the lingering between them.
-    linger = config.coordinator.linger
-    warm = COORDINATOR_LINGER_MAX + linger if linger else 0
+    # A warm run (runner.warm) is one activation of the oneshot: its first pass, up to
+    # COORDINATOR_LINGER_MAX of lingering and one last pass begun just before that ends. The
+    # runner limits each pass itself; this is the backstop.
+    warm = COORDINATOR_LINGER_MAX + COORDINATOR_PASS_TIMEOUT if config.coordinator.linger else 0
     coordinator_service = {
         "unit": unit,
         "timeout": COORDINATOR_PASS_TIMEOUT + warm,

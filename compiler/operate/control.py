@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from compiler.install.systemctl import Systemctl
 from compiler.layout import Scope
 from compiler.operate.setup import ConfigView
 from runner.contract import (
+    COORDINATOR_PASS_TIMEOUT,
     coordinator_unit,
     failure_instance,
     job_unit,
@@ -66,26 +68,66 @@ def run_now(config: ConfigView, scope: Scope, state: Path, target: str, wait: bo
     its exit status."""
     main = units_of(config, target)[0]
     systemd = Systemctl(scope)
-    # A coordinator run that lingers for the next finding (runner.warm) would take a start as
-    # done when it exits; restart stops it (at once: it is waiting) and makes a pass now.
-    verb = "restart" if target == "coordinator" else "start"
+    if target == "coordinator":
+        return _coordinator_pass(systemd, main, state, wait)
     if not wait:
-        systemd.run(verb, "--no-block", main)
+        systemd.run("start", "--no-block", main)
         return RunOutcome(f"{main}: started (see `vigil logs {target}`)", ExitCode.OK)
-    systemd.run(verb, main, check=False)  # a oneshot start waits for the run to end
+    systemd.run("start", main, check=False)  # a oneshot start waits for the run to end
     shown = systemd.show(main, "Result", "ExecMainStatus", "InvocationID")
+    return _outcome(main, shown, _record(state, shown.get("InvocationID")))
+
+
+def _coordinator_pass(systemd: Systemctl, main: str, state: Path, wait: bool) -> RunOutcome:
+    """A coordinator pass now. A run that lingers for the next finding (runner.warm) is stopped
+    first (it leaves at once), or a start would only wait for it to end; a start by hand makes
+    one pass and leaves. `wait` waits for that pass's record, not for the run's end: a finding
+    landing meanwhile makes the path unit's run of it, which lingers."""
+    systemd.run("stop", main)
+    before = systemd.show(main, "InvocationID").get("InvocationID")
+    systemd.run("start", "--no-block", main)
+    if not wait:
+        return RunOutcome(f"{main}: started (see `vigil logs coordinator`)", ExitCode.OK)
+    deadline = time.monotonic() + COORDINATOR_PASS_TIMEOUT + PASS_WAIT_MARGIN
+    while True:
+        shown = systemd.show(main, "ActiveState", "Result", "ExecMainStatus", "InvocationID")
+        started = shown.get("InvocationID") not in (None, "", before)
+        record = _record(state, shown.get("InvocationID")) if started else None
+        if started and shown.get("ActiveState") in ("inactive", "failed"):
+            return _outcome(main, shown, record)
+        if record is not None and UNREADABLE not in record:  # the pass is done; the run
+            # may linger: its record tells how it went
+            words = f"{main}: {record.get('result')}: {record.get('reason')}"
+            ok = record.get("result") == "ok"
+            return RunOutcome(words, ExitCode.OK if ok else ExitCode.FAILED)
+        if time.monotonic() > deadline:
+            raise VigilError(f"{main}: no pass recorded within {COORDINATOR_PASS_TIMEOUT}s")
+        time.sleep(0.1)
+
+
+UNREADABLE = "unreadable"
+"""In place of a run's record: why runs.jsonl could not be read."""
+PASS_WAIT_MARGIN = 30
+"""Seconds `vigil run coordinator --wait` waits beyond a pass's own limit."""
+
+
+def _record(state: Path, invocation: str | None) -> dict[str, object] | None:
+    """The runs.jsonl record of the run systemd knows as `invocation`, if it is there yet."""
+    if not invocation:
+        return None
+    try:
+        return next((r for r in runs(str(state)) if r.get("invocation_id") == invocation), None)
+    except OSError as error:  # the run happened: its status still counts
+        return {UNREADABLE: describe(error)}
+
+
+def _outcome(main: str, shown: dict[str, str], record: dict[str, object] | None) -> RunOutcome:
     status = int(shown.get("ExecMainStatus") or 0)
     result = shown.get("Result", "unknown")
     words = f"{main}: {result} (exit status {status})"
-    try:
-        record = next(
-            (r for r in runs(str(state)) if r.get("invocation_id") == shown.get("InvocationID")),
-            None,
-        )
-    except OSError as error:  # the run happened: its status still counts
-        record = None
-        words += f" (runs.jsonl cannot be read: {describe(error)})"
-    if record is not None:
+    if record is not None and UNREADABLE in record:
+        words += f" (runs.jsonl cannot be read: {record[UNREADABLE]})"
+    elif record is not None:
         words += f", {record.get('result')}"
         if record.get("reason"):
             words += f": {record.get('reason')}"
@@ -160,6 +202,8 @@ def set_enabled(
     systemd = Systemctl(scope)
     if not enabled:
         systemd.run("disable", "--now", *triggers)
+        if target == "coordinator":  # a run lingering for the next finding ends too
+            systemd.run("stop", units[0])
         return trigger, None
     pause = None
     if target in config.jobs:

@@ -40,6 +40,7 @@ PROPERTIES = (
     "NextElapseUSecMonotonic",
     "ExecMainStartTimestamp",
     "ExecMainStatus",
+    "InvocationID",
 )
 
 
@@ -201,8 +202,9 @@ def _row(
         failed = True
         notes.append(f"{service(unit)} failed ({main.get('Result')})")
     if main.get("ActiveState") == "activating":  # a oneshot's run in progress
-        warm = "warm: takes the next finding at once (`linger`)"
-        notes.append(warm if kind == "coordinator" else "running now")
+        # A coordinator run that recorded a pass lingers for the next finding (runner.warm).
+        warm = kind == "coordinator" and last.get("invocation_id") == main.get("InvocationID")
+        notes.append("warm: takes the next finding at once (`linger`)" if warm else "running now")
     enabled = clock.get("UnitFileState") or "-"
     if kind == "coordinator":
         path = shown.get(path_unit(unit), {})
