@@ -58,6 +58,7 @@ from runner.intake import (
     claim_moment,
     done,
     forget,
+    holds_files,
     left_behind,
     quarantine,
 )
@@ -108,8 +109,9 @@ def main(spec_path: str) -> int:
     from runner.stopping import StopRequest
 
     stop = StopRequest()
+    found = holds_files(os.path.join(spec["state_dir"], INBOX))  # before the pass empties it
     status = timed_pass(spec, heartbeat)
-    seconds = 0 if status != OK or heartbeat or stop.requested else _linger(spec)
+    seconds = _linger(spec) if found and status == OK and not stop.requested else 0
     if not seconds:
         return status
     from runner.warm import Lingering, linger
@@ -125,11 +127,11 @@ def main(spec_path: str) -> int:
 
 
 def _linger(spec: CoordinatorSpecJSON) -> int:
-    """Seconds this run stays for the next finding: `linger:` when the path unit started it (a
-    burst may follow); none for the heartbeat, a start by hand or outside systemd. systemd
-    keeps $TRIGGER_UNIT from the last triggered start for later starts by hand, so the path
-    unit is asked, after the pass (off the way to delivery): it is `running` while the service
-    it started runs, `waiting` during a start by hand."""
+    """Seconds a run that found the inbox holding findings stays for the next: `linger:` when
+    the path unit started it (a burst may follow); none for the heartbeat, a start by hand or
+    outside systemd. systemd keeps $TRIGGER_UNIT from the last triggered start for later
+    starts by hand, so the path unit is asked, after the pass (off the way to delivery): it is
+    `running` while the service it started runs, `waiting` during a start by hand."""
     seconds = int(spec["coordinator"].get("linger") or 0)
     unit = path_unit(coordinator_unit(spec["config"]))
     if not seconds or os.environ.get("TRIGGER_UNIT") != unit:

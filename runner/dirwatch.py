@@ -10,6 +10,8 @@ import struct
 import time
 from contextlib import suppress
 
+from runner.intake import holds_files
+
 IN_CLOSE_WRITE = 0x00000008
 IN_MOVED_TO = 0x00000080
 IN_CREATE = 0x00000100
@@ -73,15 +75,6 @@ class DirectoryWatch:
             mask |= event
             offset += _EVENT.size + length
         return mask
-
-
-def holds_files(directory: str) -> bool:
-    """As DirectoryNotEmpty= sees it: dot-names (a writer's temp file, an entry set aside in
-    place) do not count, or a file the coordinator leaves alone would wake it for ever."""
-    try:
-        return any(not name.startswith(".") for name in os.listdir(directory))
-    except OSError:
-        return False
 
 
 def _inotify(directory: str) -> int:

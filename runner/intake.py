@@ -152,6 +152,16 @@ def _count(state_dir: str, name: str) -> int:
         return 0
 
 
+def holds_files(directory: str) -> bool:
+    """Whether the inbox holds a finding, as DirectoryNotEmpty= sees it: dot-names (a writer's
+    temp file, an entry set aside in place) do not count, or a file the coordinator leaves
+    alone would wake it for ever."""
+    try:
+        return any(not name.startswith(".") for name in os.listdir(directory))
+    except OSError:
+        return False
+
+
 def claim(
     state_dir: str, max_bytes: int, name: str | None = None, now: datetime | None = None
 ) -> Intake:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import coordinator, dirwatch, warm
+from runner import coordinator, dirwatch, intake, warm
 from runner.exitcodes import OK, STORAGE
 from runner.spec import file_identity
 from runner.stopping import StopRequest
@@ -115,9 +115,9 @@ def test_a_dot_name_in_the_inbox_wakes_nothing(inbox: Path, spec_path: Path) -> 
     assert run_warm(lingering(spec_path, inbox, 1), passes) == OK
     timer.join()
     assert passes.taken == []
-    assert dirwatch.holds_files(str(inbox)) is False
+    assert intake.holds_files(str(inbox)) is False
     land(inbox, "c.json")
-    assert dirwatch.holds_files(str(inbox)) is True
+    assert intake.holds_files(str(inbox)) is True
 
 
 def test_sigterm_while_waiting_ends_the_run_at_once(inbox: Path, spec_path: Path, capsys) -> None:
