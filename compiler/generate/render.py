@@ -6,7 +6,6 @@ Pure: no disk, no clock, no environment. The same config and options give the sa
 from __future__ import annotations
 
 import hashlib
-import json
 import shlex
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from typing import Any
 import jinja2
 
 from compiler import __version__
-from compiler.generate import sandbox, specs, unitfile
+from compiler.generate import jsontext, sandbox, specs, unitfile
 from compiler.language.model import Config, Job
 from compiler.language.model.types import format_duration
 from compiler.language.preflight import preflight_calendar
@@ -157,7 +156,7 @@ def _text(text: str, mode: int) -> GeneratedFile:
 
 
 def _json(data: Any, mode: int) -> GeneratedFile:
-    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    text = jsontext.dumps(data) + "\n"
     return _text(text, mode)
 
 
