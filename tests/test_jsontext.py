@@ -45,8 +45,13 @@ class Count(enum.IntEnum):
 
 @pytest.mark.parametrize(
     "data",
-    [{Level.STRICT: Count.THREE, "b": [Level.STRICT]}, {1: "x", 2.5: "y"}, {"x": {1, 2}}],
-    ids=["enums", "keys that are not strings", "a set"],
+    [
+        {Level.STRICT: Count.THREE, "b": [Level.STRICT]},
+        {1: "x", 2.5: "y"},
+        {"x": {1, 2}},
+        {1: 2, "a": 3},
+    ],
+    ids=["enums", "keys that are not strings", "a set", "keys that do not sort"],
 )
 def test_anything_else_is_left_to_json_dumps(data: Any) -> None:
     try:

@@ -19,37 +19,53 @@ class _NotPlain(Exception):
 
 def dumps(data: Any) -> str:
     """`json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)`."""
+    parts: list[str] = []
     try:
-        return _value(data, "\n")
-    except (_NotPlain, RecursionError):
+        _value(data, "\n", parts)
+    except (_NotPlain, TypeError, RecursionError):  # keys that do not sort, among others
         return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+    return "".join(parts)
 
 
-def _value(value: Any, newline: str) -> str:
+def _value(value: Any, newline: str, parts: list[str]) -> None:
     if isinstance(value, str):  # str subclasses (enums) as plain strings, as json does
-        return encode_basestring(value)
-    if isinstance(value, dict):
-        return _object(value, newline)
-    if isinstance(value, list | tuple):
-        return _array(value, newline)
-    return _scalar(value)
+        parts.append(encode_basestring(value))
+    elif isinstance(value, dict):
+        _object(value, newline, parts)
+    elif isinstance(value, list | tuple):
+        _array(value, newline, parts)
+    else:
+        parts.append(_scalar(value))
 
 
-def _object(value: dict[Any, Any], newline: str) -> str:
+def _object(value: dict[Any, Any], newline: str, parts: list[str]) -> None:
     if not value:
-        return "{}"
-    if not all(isinstance(key, str) for key in value):
-        raise _NotPlain
+        parts.append("{}")
+        return
     inner = newline + "  "
-    entries = (encode_basestring(k) + ": " + _value(value[k], inner) for k in sorted(value))
-    return "{" + inner + ("," + inner).join(entries) + newline + "}"
+    separator = "{" + inner
+    for key in sorted(value):
+        if not isinstance(key, str):
+            raise _NotPlain
+        parts.append(separator)
+        parts.append(encode_basestring(key))
+        parts.append(": ")
+        _value(value[key], inner, parts)
+        separator = "," + inner
+    parts.append(newline + "}")
 
 
-def _array(value: list[Any] | tuple[Any, ...], newline: str) -> str:
+def _array(value: list[Any] | tuple[Any, ...], newline: str, parts: list[str]) -> None:
     if not value:
-        return "[]"
+        parts.append("[]")
+        return
     inner = newline + "  "
-    return "[" + inner + ("," + inner).join(_value(v, inner) for v in value) + newline + "]"
+    separator = "[" + inner
+    for item in value:
+        parts.append(separator)
+        _value(item, inner, parts)
+        separator = "," + inner
+    parts.append(newline + "]")
 
 
 def _scalar(value: Any) -> str:
