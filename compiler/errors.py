@@ -3,7 +3,7 @@ exit codes, and prints the warnings layers below it hand over; nothing else prin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -67,3 +67,19 @@ class UsageError(VigilError):
     """A bad command-line argument, such as an unknown timezone for `vigil explain`."""
 
     exit_code = ExitCode.INVALID
+
+
+def did_you_mean(name: str, candidates: Iterable[str], what: str, plural: str | None = None) -> str:
+    import difflib  # only for this message: the inspecting commands start without it
+
+    options = sorted(set(candidates))
+    message = f"unknown {what} {name!r}"
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    if close:
+        message += f"; did you mean {close[0]!r}?"
+    plural = plural or what + ("es" if what.endswith(("s", "sh", "ch", "x")) else "s")
+    if options:
+        message += f" ({plural}: {', '.join(options)})"
+    else:
+        message += f" (no {plural} are defined)"
+    return message

@@ -1,16 +1,20 @@
 """Writing files so that a crash leaves the old content or the new one, never half of either.
 A write that fails (a full disk, a read-only file system) leaves no temp file behind and raises
-an OSError that names the file it was writing."""
+an OSError that names the file it was writing. And reading back a tree's manifest, refusing
+paths that would leave the tree."""
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import stat
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
+from compiler.errors import VigilError
 from runner.fsatomic import fsync_dir
 
 
@@ -212,3 +216,23 @@ def fsync_file(path: Path) -> None:
         os.fsync(handle)
     finally:
         os.close(handle)
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise VigilError(f"{directory / 'manifest.json'}: unreadable manifest: {exc}") from None
+    if not isinstance(data, dict):
+        raise VigilError(f"{directory / 'manifest.json'}: unreadable manifest")
+    return data
+
+
+def inside(directory: Path, relative: str) -> Path:
+    """`directory / relative`, refusing paths that would leave it (a tampered manifest)."""
+    target = Path(os.path.normpath(directory / relative))
+    if not target.is_relative_to(directory) or relative.startswith("/"):
+        raise VigilError(f"refusing path outside {directory}: {relative}")
+    return target

@@ -1,4 +1,5 @@
-"""`python -I -m runner KIND SPEC [ARGS]`: what the generated units execute.
+"""`python -I -m runner KIND SPEC [ARGS]`: what the generated units execute (as
+`python -I -c "<contract.RUNNER_ENTRY>" KIND SPEC [ARGS]`, which spares each start runpy).
 
 Kinds: `job SPEC [--try DIR [--no-model | --check] | --preflight]` (a scheduled job, a try of
 it: see runner.trial, or its preflight: runner.preflight), `coordinator SPEC` (inbox to
@@ -69,5 +70,10 @@ def main(argv: list[str]) -> int:
         return USAGE
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """`python -I -c "from runner.__main__ import entry; entry()" KIND SPEC [ARGS]`."""
     sys.exit(main(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    entry()

@@ -134,6 +134,20 @@ PREFLIGHT_ARG = "--preflight"
 """`python -m runner job SPEC --preflight`: run the job's `check:` and alert when it fails
 (once, until it passes again); see runner.preflight."""
 
+RUNNER_ENTRY = "from runner.__main__ import entry; entry()"
+"""The code a generated runner script gives `python -I -c`, followed by KIND SPEC [ARGS]: the
+same as `python -I -m runner`, without runpy finding the module (~5 ms of every start)."""
+
+# --- the coordinator's service ------------------------------------------------------------
+
+COORDINATOR_PASS_TIMEOUT = 600
+"""Seconds one coordinator pass (inbox to delivered) may take before it is killed."""
+COORDINATOR_LINGER = 60
+"""Default seconds a coordinator started by a finding stays for the next one (`linger:`)."""
+COORDINATOR_LINGER_MAX = 900
+"""The longest `linger:`; also how long one warm run may go on handling findings before it
+exits and leaves the next finding to a fresh start (which reads the live generation anew)."""
+
 # --- command channels -----------------------------------------------------------------------
 
 COMMAND_FIELDS = ("message", "title", "id", "channel", "source", "count", "evidence_file")

@@ -38,6 +38,7 @@ from runner.contract import (
     SOURCES,
     SPEC_VERSION,
     coordinator_unit,
+    path_unit,
     timer,
     watch_state_file,
 )
@@ -94,12 +95,33 @@ def load_spec(path: str) -> CoordinatorSpecJSON:
 
 
 def main(spec_path: str) -> int:
+    live = os.path.realpath(spec_path)  # the generation it leads to now (`current` moves)
     try:
-        spec = load_spec(spec_path)
+        spec = load_spec(live)
     except (OSError, ValueError, KeyError) as error:
         print(f"vigil: bad spec {spec_path}: {error}", file=sys.stderr)
         return USAGE
-    return run_until_stored(spec)
+    seconds = _linger(spec)  # before the pass: it empties the inbox
+    status = run_until_stored(spec)
+    if status != OK or not seconds:
+        return status
+    from runner.warm import linger
+
+    inbox = os.path.join(spec["state_dir"], INBOX)
+    return linger(spec_path, live, inbox, seconds, lambda: run_until_stored(spec))
+
+
+def _linger(spec: CoordinatorSpecJSON) -> int:
+    """Seconds this run stays for the next finding: `linger:` when a finding started it (the
+    path unit, with the inbox not empty: a burst may follow); none for the heartbeat, a start
+    by hand or outside systemd. systemd keeps $TRIGGER_UNIT from the last triggered start, so
+    a later start by hand still names the path unit: the inbox tells them apart."""
+    seconds = int(spec["coordinator"].get("linger") or 0)
+    if not seconds or os.environ.get("TRIGGER_UNIT") != path_unit(coordinator_unit(spec["config"])):
+        return 0
+    from runner.dirwatch import holds_files
+
+    return seconds if holds_files(os.path.join(spec["state_dir"], INBOX)) else 0
 
 
 def run_until_stored(spec: CoordinatorSpecJSON) -> int:

@@ -170,6 +170,8 @@ class CoordinatorJSON(TypedDict):
 
     deliver_to: list[str]
     heartbeat: int
+    linger: NotRequired[int]
+    """Seconds a run started by a finding stays for the next (runner.warm); absent: none."""
     sources: dict[str, SourcePolicyJSON]
     total_cap: int | None
     quiet_hours: QuietHoursJSON | None

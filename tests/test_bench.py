@@ -70,9 +70,11 @@ def test_figures_that_compare_have_their_baseline(quick_run: dict[str, Any]) -> 
         () if download_failed(quick_run) else ("vigil compile, 1,000 jobs", "each further job")
     )
     for start in (
-        "finding -> delivered, median",
-        "finding -> delivered vs a floor with vigil's sandbox",
-        "finding -> delivered, p99",
+        "finding -> delivered, warm, median",
+        "finding -> delivered, cold (first after idle), median",
+        "finding -> delivered, warm, p99",
+        "finding -> delivered, cold, p99",
+        "idle heartbeat (empty inbox), CPU",
         "shell job `true`",
         *compared_to_systemd_cron,
     ):

@@ -173,15 +173,17 @@ def test_run_logs_and_enable_name_only_units_the_compiler_generates(example: str
     from compiler.errors import UsageError
     from compiler.language.validate import load_config
     from compiler.operate.control import units_of
+    from compiler.operate.setup import ConfigView
 
     config = load_config(ROOT / "examples" / f"{example}.yaml").config
+    setup = ConfigView.of_config(config)
     generated = {p.name for p in (ROOT / "units" / example / "units").iterdir()}
     for target in ["coordinator", *config.jobs, *config.watches]:
         watch = config.watches.get(target)
         if watch is not None and watch.timer is None:
             with pytest.raises(UsageError, match=f"a {watch.kind} watch: the coordinator"):
-                units_of(config, target)
+                units_of(setup, target)
             assert not [name for name in generated if f"-watch-{target}." in name]
             continue
-        units = units_of(config, target)
+        units = units_of(setup, target)
         assert units and set(units) <= generated, (target, units)

@@ -1,20 +1,85 @@
-"""What `vigil --help` and `vigil --version` load: the CLI framework and vigil's command table,
-nothing that validates or renders a config, and not rich's help renderer (rich.markdown and
-markdown-it cost more than all of typer). Start-up is most of what these commands take."""
+"""What the inspecting commands, `vigil --help` and `vigil --version` load: the standard library
+and vigil's own readers of an installed generation, not typer (whose parameters build pydantic
+adapters), nothing that validates or renders a config. Start-up is most of what these commands
+take (cli/main.py)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
+from tests.conftest import ROOT
+from tests.runner_support import runner_env
 from tests.test_runner_imports import imported_modules
 
-HEAVY = ("pydantic", "jinja2", "jsonschema", "yaml", "anthropic", "apprise", "runner")
+HEAVY = ("pydantic", "jinja2", "jsonschema", "yaml", "anthropic", "apprise", "typer", "click")
 RICH_HELP = ("rich.markdown", "markdown_it", "typer.rich_utils")
 
+INSPECTING = [
+    ("status",),
+    ("status", "reminder-check", "--json"),
+    ("logs", "reminder-check", "-n", "1"),
+    ("history",),
+    ("history", "reminder-check"),
+    ("watches",),
+    ("inbox",),
+    ("outbox",),
+    ("state",),
+    ("cost", "vigil.yaml"),
+]
 
-@pytest.mark.parametrize("args", [("--help",), ("--version",)])
+
+def heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in HEAVY or m in RICH_HELP)
+
+
+@pytest.mark.parametrize("args", [("--help",), ("--version",), ()])
 def test_help_and_version_load_no_config_machinery(args: tuple[str, ...]) -> None:
     modules = imported_modules(*args, module="compiler.cli")
-    heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY or m in RICH_HELP)
-    assert heavy == [], heavy
-    assert "typer" in modules  # the check reads the real import list
+    assert heavy(modules) == []
+    assert "compiler.cli.main" in modules  # the check reads the real import list
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference workload installed (apply --root) into a home directory of its own,
+    applied from home/vigil.yaml, with a state directory holding a run and a nag item."""
+    home = tmp_path_factory.mktemp("home")
+    text = (ROOT / "examples/bruba.yaml").read_text()
+    (home / "vigil.yaml").write_text(text)
+    applied = subprocess.run(
+        [sys.executable, "-m", "compiler.cli", "apply", "vigil.yaml", "--root", home, "--yes"],
+        cwd=home,
+        env=runner_env(HOME=str(home)),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stderr
+    return home
+
+
+@pytest.mark.parametrize("args", INSPECTING, ids=" ".join)
+def test_inspecting_an_installed_config_loads_no_config_machinery(
+    home: Path, args: tuple[str, ...]
+) -> None:
+    config = [] if args[0] == "cost" else ["--config", str(home / "vigil.yaml")]
+    if args == ("history",):
+        config = []
+    where = [str(home / arg) if arg == "vigil.yaml" else arg for arg in args]
+    modules = imported_modules(*where, *config, module="compiler.cli", env={"HOME": str(home)})
+    assert heavy(modules) == []
+    assert "compiler.cli.inspect" in modules
+
+
+def test_the_import_check_sees_a_config_that_is_not_installed(tmp_path: Path) -> None:
+    """The same command on a file never applied validates it: the check would see that."""
+    (tmp_path / "vigil.yaml").write_text((ROOT / "examples/minimal.yaml").read_text())
+    modules = imported_modules(
+        "state", "--config", tmp_path / "vigil.yaml", module="compiler.cli",
+        env={"HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert "pydantic" in heavy(modules)

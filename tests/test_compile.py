@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,9 @@ from compiler.generate.render import GeneratedFile, Source, render
 from compiler.generate.verify import verify_tree
 from compiler.language.loader import load_text
 from compiler.language.validate import validate_document
-from tests.conftest import EXAMPLES, git, require_systemd_analyze
+from runner.contract import RUNNER_ENTRY
+from runner.exitcodes import USAGE
+from tests.conftest import EXAMPLES, ROOT, git, require_systemd_analyze
 
 MINIMAL = """\
 name: demo
@@ -142,8 +146,22 @@ def test_runner_script_execs_the_interpreter_on_the_spec() -> None:
     script = render_text(MINIMAL)["bin/demo-hello"]
     assert script.mode == 0o755
     assert script.content.decode().splitlines()[-1] == (
-        'exec /usr/bin/python3 -I -m runner job "${0%/bin/*}/specs/hello.json" "$@"'
+        "exec /usr/bin/python3 -I -c 'from runner.__main__ import entry; entry()' job "
+        '"${0%/bin/*}/specs/hello.json" "$@"'
     )
+
+
+def test_the_runner_entry_is_the_runner_main() -> None:
+    """What the scripts give `python -I -c` runs runner.__main__ as `-m runner` does."""
+    result = subprocess.run(
+        [sys.executable, "-c", RUNNER_ENTRY, "no-such-kind", "spec.json"],
+        cwd=ROOT,  # this checkout's runner, not an installed one
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == USAGE
+    assert result.stderr.startswith("usage: python -m runner job SPEC")
 
 
 def test_coordinator_cannot_hit_the_start_limit() -> None:

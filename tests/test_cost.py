@@ -12,11 +12,13 @@ from compiler.language.loader import load_text
 from compiler.language.model import Job
 from compiler.language.validate import validate_document
 from compiler.operate.cost import estimate, firings_per_month, month_to_date
+from compiler.operate.setup import ConfigView
 from tests.conftest import ROOT, require_systemd_analyze
 
 
-def job(schedule: str | list[str]) -> Job:
-    return Job.model_validate({"schedule": schedule, "run": "true"})
+def schedule_of(schedule: str | list[str]) -> list[str]:
+    """The schedule as a job's model holds it."""
+    return list(Job.model_validate({"schedule": schedule, "run": "true"}).schedule)
 
 
 @pytest.mark.parametrize(
@@ -33,13 +35,17 @@ def job(schedule: str | list[str]) -> Job:
     ],
 )
 def test_cron_firings_per_month(schedule, expected: float) -> None:
-    assert firings_per_month(job(schedule), "UTC") == pytest.approx(expected)
+    assert firings_per_month(schedule_of(schedule), "UTC") == pytest.approx(expected)
 
 
 def test_calendar_firings_are_counted_by_systemd() -> None:
     require_systemd_analyze()
-    assert firings_per_month(job("Mon..Fri *-*-* 07:00"), "UTC") == pytest.approx(261 / 12, 0.01)
-    assert firings_per_month(job("*:0/5"), "UTC") == pytest.approx(288 * 365.2425 / 12, 0.01)
+    assert firings_per_month(schedule_of("Mon..Fri *-*-* 07:00"), "UTC") == pytest.approx(
+        261 / 12, 0.01
+    )
+    assert firings_per_month(schedule_of("*:0/5"), "UTC") == pytest.approx(
+        288 * 365.2425 / 12, 0.01
+    )
 
 
 def unexpected(message: str) -> None:
@@ -149,7 +155,7 @@ def test_reference_workload_cost_beside_the_seed_estimate(tmp_path: Path) -> Non
     text = (ROOT / "examples/bruba.yaml").read_text()
     text = text.replace("name: bruba\n", f"name: bruba\nstate_dir: {tmp_path}\n")
     config = validate_document(load_text(text, "bruba.yaml"), check_calendar=False).config
-    rows = {row.job: row for row in estimate(config, warn=unexpected)}
+    rows = {row.job: row for row in estimate(ConfigView.of_config(config), warn=unexpected)}
     # The reference design's own table: reminder-check ~$0.20, staleness ~$0.02,
     # calendar-prep ~$0.05, morning-briefing ~$0.50, the LLM heartbeat ~$3.00 (~$4 in all).
     assert rows["reminder-check"].estimate_usd == pytest.approx(0.20, abs=0.02)
@@ -196,8 +202,15 @@ def test_status_and_cost_count_the_same_month(tmp_path: Path) -> None:
         (datetime(2026, 3, 2, tzinfo=UTC), 0),
     ):
         scope = Scope(root=tmp_path)
-        rows = {row.name: row for row in collect(config, scope, tmp_path, now=now, warn=unexpected)}
-        costs = {row.job: row for row in estimate(config, now=now, warn=unexpected)}
+        rows = {
+            row.name: row
+            for row in collect(
+                ConfigView.of_config(config), scope, tmp_path, now=now, warn=unexpected
+            )
+        }
+        costs = {
+            row.job: row for row in estimate(ConfigView.of_config(config), now=now, warn=unexpected)
+        }
         assert rows["reminder-check"].tokens_month == costs["reminder-check"].spent_tokens == tokens
 
 

@@ -239,12 +239,13 @@ def test_history_of_a_job_lists_its_runs_and_missed_firings(
 def test_status_notes_a_missed_firing_not_run_since(spec, state, systemd, tmp_path) -> None:
     from compiler.language.validate import load_config
     from compiler.layout import Scope
+    from compiler.operate.setup import ConfigView
     from compiler.operate.status import collect
 
     installed(systemd, spec, at(6, 30))
     hourly_runs(state, 7, 7)
     heartbeat(spec, at(8, 30))
-    config = load_config(tmp_path / "vigil.yaml", check_calendar=False).config
+    config = ConfigView.of_config(load_config(tmp_path / "vigil.yaml", check_calendar=False).config)
     rows = {row.name: row for row in collect(config, Scope(root=tmp_path), state, warn=print)}
     hourly = rows["hourly"]
     assert hourly.result == "ok" and hourly.failures_in_row == 0 and not hourly.failed

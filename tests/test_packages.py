@@ -235,7 +235,7 @@ def test_a_relative_python_is_made_absolute(vigil, tmp_path: Path, monkeypatch) 
     result = vigil("compile", MINIMAL, "--out", out, "--python", "env/bin/python")
     assert result.exit_code == 0, result.stderr
     script = next((out / "bin").iterdir()).read_text()
-    assert f"exec {tmp_path}/env/bin/python -I -m runner" in script
+    assert f"exec {tmp_path}/env/bin/python -I -c " in script
 
 
 def test_an_unknown_bare_python_is_a_usage_error(vigil) -> None:

@@ -26,12 +26,14 @@ COORDINATOR_RUN = (
 an editable install's import finder loads some of them before any runner code runs)."""
 
 
-def imported_modules(*args: str | Path, module: str = "runner") -> set[str]:
-    """What `python -m MODULE ARGS` imports after interpreter start-up."""
+def imported_modules(
+    *args: str | Path, module: str = "runner", env: dict[str, str] | None = None
+) -> set[str]:
+    """What `python -m MODULE ARGS` imports after interpreter start-up (`env`: more variables)."""
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", module, *map(str, args)],
         cwd=ROOT,
-        env=runner_env(),
+        env=runner_env(**(env or {})),
         capture_output=True,
         text=True,
         check=False,

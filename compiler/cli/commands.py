@@ -1,25 +1,30 @@
-"""The `vigil` command. It only maps options onto core calls; the work happens elsewhere."""
+"""The `vigil` command's typer app. It only maps options onto core calls; the work happens
+elsewhere. The inspecting commands (status, logs, history, watches, inbox, outbox, state, cost)
+are parsed and run by cli/inspect.py: the entry point (cli/main.py) calls it without this app,
+which passes their arguments on unparsed."""
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from compiler.cli.overview import COMMANDS, DESCRIPTION, VERSION_HELP
 from compiler.cli.report import note, reported, warn
 from compiler.errors import ExitCode, UsageError, VigilError
 
 if TYPE_CHECKING:
     from compiler.install.workflows import Prepared
-    from compiler.language.model import Config
     from compiler.layout import Scope
+    from compiler.operate.setup import ConfigView
 
 app = typer.Typer(
     name="vigil",
-    help="Compile one YAML file into the systemd timers, path units and runners of an agent's "
-    "background layer.",
+    help=DESCRIPTION,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
@@ -29,21 +34,30 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+
+CommandFunction = TypeVar("CommandFunction", bound=Callable[..., Any])
+
+
+def _command(name: str, **settings: Any) -> Callable[[CommandFunction], CommandFunction]:
+    """Register a command under `name`, with its line of `vigil --help` (cli/main.py)."""
+    return app.command(name, short_help=COMMANDS[name], **settings)
+
+
 ConfigArg = Annotated[Path, typer.Argument(help="The config file (YAML).", show_default=False)]
 
 
 def _version(value: bool) -> None:
     if value:
-        from compiler import __version__
+        from compiler.cli.overview import version
 
-        print(f"vigil {__version__}")
+        print(version())
         raise typer.Exit(ExitCode.OK)
 
 
 @app.callback()
 def _main(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+        bool, typer.Option("--version", callback=_version, is_eager=True, help=VERSION_HELP)
     ] = False,
 ) -> None:
     """vigil: the OS schedules, git versions, every run is visible in systemctl and journalctl."""
@@ -62,7 +76,7 @@ PythonOpt = Annotated[
 ]
 
 
-@app.command()
+@_command("validate")
 def validate(
     configs: Annotated[
         list[Path], typer.Argument(help="Config files to check.", show_default=False)
@@ -98,7 +112,7 @@ def validate(
         raise typer.Exit(ExitCode.INVALID)
 
 
-@app.command("compile")
+@_command("compile")
 def compile_(
     config: ConfigArg,
     out: Annotated[Path, typer.Option("--out", help="Directory to write the tree into.")],
@@ -185,7 +199,7 @@ def _canary(prepared: Prepared, flag: bool | None) -> bool:
     return prepared.config is not None and prepared.config.release.canary
 
 
-@app.command()
+@_command("plan")
 def plan(
     config: ConfigArg,
     check: Annotated[
@@ -198,9 +212,11 @@ def plan(
     canary: CanaryOpt = None,
 ) -> None:
     """Dry run: what apply would create, update and delete, with diffs and next runs."""
-    from compiler.cli.views import cost_line, show_plan
+    from compiler.cli.tables import cost_line
+    from compiler.cli.views import show_plan
     from compiler.install.workflows import prepare
     from compiler.operate.cost import plan_estimate
+    from compiler.operate.setup import ConfigView
 
     with reported():
         prepared = prepare(config, _scope(system, root), python=python)
@@ -212,15 +228,16 @@ def plan(
             from compiler.install.canary import canary_steps
 
             show_canary_plan(canary_steps(prepared))
-        if prepared.config is not None:
-            rows = plan_estimate(prepared.config, system=system, warn=note)
+        if prepared.tree is not None:
+            documents = {path: generated.content for path, generated in prepared.tree.items()}
+            rows = plan_estimate(ConfigView.of_tree(documents), warn=note)
             if rows is not None:
                 print(cost_line(rows), file=sys.stderr)
     if check and prepared.plan.has_changes:
         raise typer.Exit(ExitCode.FAILED)
 
 
-@app.command("apply")
+@_command("apply")
 def apply_(
     config: ConfigArg,
     yes: YesOpt = False,
@@ -265,7 +282,7 @@ def apply_(
         _plan_and_apply(prepared, yes, canary=with_canary)
 
 
-@app.command()
+@_command("rollback")
 def rollback(
     generation: Annotated[
         int | None,
@@ -303,47 +320,7 @@ def rollback(
             request.unlink(missing_ok=True)
 
 
-@app.command()
-def history(
-    job: Annotated[
-        str | None,
-        typer.Argument(
-            help="A job: list its runs instead, missed firings included.", show_default=False
-        ),
-    ] = None,
-    name: NameOpt = None,
-    system: SystemOpt = False,
-    root: RootOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """List installed generations: number, time, config revision, changes. With JOB, that
-    job's runs from runs.jsonl: start, result (`missed`: its timer fired and nothing ran),
-    duration, reason."""
-    if job is not None:
-        _job_history(job, config, system, as_json)
-        return
-    from compiler.cli.views import show_history
-    from compiler.install.workflows import history as list_history
-
-    with reported():
-        if config is not None or as_json:
-            raise UsageError("--config and --json go with a JOB (`vigil history JOB`)")
-        show_history(list_history(_scope(system, root), name))
-
-
-def _job_history(job: str, config: Path | None, system: bool, as_json: bool) -> None:
-    from compiler.cli.views import show_table
-    from compiler.operate.inspect_state import RUN_COLUMNS, run_rows
-
-    with reported():
-        loaded, state = _runtime(config, system)
-        _known_target(loaded, job)
-        rows = run_rows(state, job)
-        show_table(rows, list(RUN_COLUMNS), as_json, f"no runs of {job} recorded")
-
-
-@app.command()
+@_command("uninstall")
 def uninstall(
     config: Annotated[
         Path | None, typer.Argument(help="The config whose units to remove.", show_default=False)
@@ -354,7 +331,8 @@ def uninstall(
     root: RootOpt = None,
 ) -> None:
     """Stop and remove every unit a config installed, and its generations (state is kept)."""
-    from compiler.install.workflows import prepare_uninstall, resolve_name
+    from compiler.install.generations import resolve_name
+    from compiler.install.workflows import prepare_uninstall
     from compiler.language.validate import load_config
 
     with reported():
@@ -362,23 +340,6 @@ def uninstall(
         if config is not None:
             name = load_config(config, check_calendar=False).config.name
         _plan_and_apply(prepare_uninstall(scope, resolve_name(scope, name)), yes)
-
-
-@app.command()
-def cost(
-    config: ConfigArg,
-    system: SystemOpt = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-) -> None:
-    """Estimated monthly cost per job beside this month's actual spend (from runs.jsonl)."""
-    from compiler.cli.views import show_costs
-    from compiler.language.validate import load_config
-    from compiler.operate.cost import estimate, heartbeats_per_month
-
-    with reported():
-        validated = load_config(config)
-        rows = estimate(validated.config, system=system, warn=note)
-        show_costs(rows, heartbeats_per_month(validated.config), as_json)
 
 
 ConfigOpt = Annotated[
@@ -393,40 +354,13 @@ ConfigOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _runtime(config: Path | None, system: bool) -> tuple[Config, Path]:
-    from compiler.cli.discover import find_config
-    from compiler.language.validate import load_config
-    from compiler.operate.inspect_state import state_dir_of
+def _runtime(config: Path | None, system: bool, target: str | None = None) -> ConfigView:
+    """The installed config (cli/inspect.py), checked to have `target`."""
+    from compiler.cli.inspect import load_setup
 
-    loaded = load_config(find_config(config), check_calendar=False).config
-    return loaded, state_dir_of(loaded, system)
-
-
-@app.command()
-def status(
-    job: Annotated[
-        str | None,
-        typer.Argument(help="Only this job, watch or `coordinator`.", show_default=False),
-    ] = None,
-    config: ConfigOpt = None,
-    system: SystemOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Every job, watch and the coordinator: enabled, last run, next run, failures, cost.
-    Exits 1 when anything has failed."""
-    from compiler.cli.views import show_table
-    from compiler.layout import Scope
-    from compiler.operate.status import collect
-
-    with reported():
-        loaded, state = _runtime(config, system)
-        _known_target(loaded, job)
-        rows = collect(loaded, Scope(system=system), state, job, warn=note)
-        columns = ["name", "kind", "enabled", "last_run", "result", "duration_s", "next_run"]
-        columns += ["failures_in_row", "tokens_month", "cost_month", "note"]
-        show_table([row.as_json() for row in rows], columns, as_json, "nothing to show")
-    if any(row.failed for row in rows):
-        raise typer.Exit(ExitCode.FAILED)
+    setup = load_setup(config, system)
+    setup.check_target(target)
+    return setup
 
 
 TargetArg = Annotated[
@@ -434,7 +368,7 @@ TargetArg = Annotated[
 ]
 
 
-@app.command("run")
+@_command("run")
 def run_(
     job: TargetArg,
     wait: Annotated[
@@ -448,41 +382,13 @@ def run_(
     from compiler.operate.control import run_now
 
     with reported():
-        loaded, state = _runtime(config, system)
-        _known_target(loaded, job)
-        outcome = run_now(loaded, Scope(system=system), state, job, wait)
+        setup = _runtime(config, system, job)
+        outcome = run_now(setup, Scope(system=system), setup.state, job, wait)
         print(outcome.message, file=sys.stderr)
     raise typer.Exit(outcome.exit_status)
 
 
-@app.command()
-def logs(
-    job: TargetArg,
-    follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
-    ] = False,
-    since: Annotated[
-        str | None,
-        typer.Option(
-            "--since", help="journalctl time: '1 hour ago', 'today'...", show_default=False
-        ),
-    ] = None,
-    lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines.")] = 200,
-    config: ConfigOpt = None,
-    system: SystemOpt = False,
-) -> None:
-    """The journal of a job's units (journalctl underneath)."""
-    from compiler.layout import Scope
-    from compiler.operate.control import logs as show_logs
-
-    with reported():
-        loaded, _ = _runtime(config, system)
-        _known_target(loaded, job)
-        code = show_logs(loaded, Scope(system=system), job, follow, since, lines)
-    raise typer.Exit(code)
-
-
-@app.command("try")
+@_command("try")
 def try_(
     jobs: Annotated[
         list[str] | None,
@@ -539,9 +445,8 @@ def _toggle(job: str, config: Path | None, system: bool, enabled: bool) -> None:
     from compiler.operate.control import set_enabled
 
     with reported():
-        loaded, state = _runtime(config, system)
-        _known_target(loaded, job)
-        unit, pause = set_enabled(loaded, Scope(system=system), state, job, enabled)
+        setup = _runtime(config, system, job)
+        unit, pause = set_enabled(setup, Scope(system=system), setup.state, job, enabled)
         word = "enabled and started" if enabled else "stopped and disabled"
         if pause is not None:
             print(f"{unit}: {word}; no longer paused (since {pause.get('since')})", file=sys.stderr)
@@ -549,34 +454,38 @@ def _toggle(job: str, config: Path | None, system: bool, enabled: bool) -> None:
         print(f"{unit}: {word} (`vigil plan` shows this until the config says so)", file=sys.stderr)
 
 
-@app.command()
+@_command("enable")
 def enable(job: TargetArg, config: ConfigOpt = None, system: SystemOpt = False) -> None:
     """Resume a job's timer without editing the config."""
     _toggle(job, config, system, True)
 
 
-@app.command()
+@_command("disable")
 def disable(job: TargetArg, config: ConfigOpt = None, system: SystemOpt = False) -> None:
     """Stop a job's timer without editing the config (plan shows it as drift)."""
     _toggle(job, config, system, False)
 
 
-@app.command()
+@_command("doctor")
 def doctor(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
     """Check this machine and the installed setup; each problem with a fix. Exits 1 on a fail."""
+    from compiler.cli.discover import find_config
     from compiler.cli.views import show_checks
+    from compiler.generate.specs import state_dir
+    from compiler.language.validate import load_config
     from compiler.layout import Scope
     from compiler.operate.doctor import CheckResult, run_checks
 
     with reported():
-        loaded, state = _runtime(config, system)
+        loaded = load_config(find_config(config), check_calendar=False).config
+        state = Path(os.path.expanduser(state_dir(loaded, system)))
         checks = run_checks(loaded, Scope(system=system), state)
         show_checks(checks, as_json)
     if any(check.status == CheckResult.FAIL for check in checks):
         raise typer.Exit(ExitCode.FAILED)
 
 
-@app.command()
+@_command("init")
 def init(
     path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path("vigil.yaml"),
     name: Annotated[str, typer.Option("--name", help="The config's name (unit prefix).")] = "agent",
@@ -596,19 +505,7 @@ def init(
         print(f"next: vigil validate {path} && vigil plan {path}", file=sys.stderr)
 
 
-@app.command()
-def watches(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
-    """Every watch: its state, what it awaits, its deadline, the last evidence, the hand-off."""
-    from compiler.cli.views import show_table
-    from compiler.operate.watchctl import watch_rows
-
-    with reported():
-        loaded, state = _runtime(config, system)
-        columns = ["watch", "key", "state", "since", "deadline", "awaits", "evidence", "handoff"]
-        show_table(watch_rows(loaded, state, note), columns, as_json, "no watches")
-
-
-@app.command()
+@_command("ack")
 def ack(
     watch: Annotated[str, typer.Argument(help="The watch.", show_default=False)],
     key: Annotated[
@@ -621,14 +518,12 @@ def ack(
     from compiler.operate.watchctl import ack as drop_ack
 
     with reported():
-        loaded, state = _runtime(config, system)
-        drop_ack(loaded, state, watch, key, note)
+        setup = _runtime(config, system)
+        drop_ack(setup, setup.state, watch, key, note)
         print(f"{watch}{' ' + key if key else ''}: acknowledged", file=sys.stderr)
 
 
-watch_app = typer.Typer(
-    help="Arm file watches by hand (an agent hands off a task).", rich_markup_mode=None
-)
+watch_app = typer.Typer(help=COMMANDS["watch"], rich_markup_mode=None)
 app.add_typer(watch_app, name="watch")
 
 
@@ -654,56 +549,12 @@ def watch_arm(
             seconds = parse_duration(within) if within is not None else None
         except ValueError as error:
             raise UsageError(f"--within: {error}") from None
-        loaded, state = _runtime(config, system)
-        drop_arm(loaded, state, watch, key, seconds)
+        setup = _runtime(config, system)
+        drop_arm(setup, setup.state, watch, key, seconds)
         print(f"{watch} {key}: armed", file=sys.stderr)
 
 
-def _known_target(config: Config, name: str | None) -> None:
-    from compiler.language.references import did_you_mean
-
-    names = [*config.jobs, *config.watches, "coordinator"]
-    if name is not None and name not in names:
-        raise UsageError(did_you_mean(name, names, "job or watch", "jobs and watches"))
-
-
-@app.command()
-def inbox(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
-    """Findings waiting in the inbox (or being processed) and files that were rejected."""
-    from compiler.cli.views import show_table
-    from compiler.operate.inspect_state import inbox_rows
-
-    with reported():
-        _, state = _runtime(config, system)
-        rows = inbox_rows(state)
-        show_table(rows, ["where", "file", "source", "reason", "age_s"], as_json, "inbox empty")
-
-
-@app.command()
-def outbox(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
-    """Messages queued, retrying, being sent or dead-lettered, with attempts and the last error."""
-    from compiler.cli.views import show_table
-    from compiler.operate.inspect_state import outbox_rows
-
-    with reported():
-        _, state = _runtime(config, system)
-        columns = ["state", "channel", "title", "attempts", "next_attempt", "last_error"]
-        show_table(outbox_rows(state), columns, as_json, "outbox empty")
-
-
-@app.command("state")
-def state_(config: ConfigOpt = None, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
-    """Nag items: how often each was nagged, when last, and what comes next."""
-    from compiler.cli.views import show_table
-    from compiler.operate.inspect_state import nag_rows
-
-    with reported():
-        loaded, state = _runtime(config, system)
-        columns = ["rule", "key", "title", "status", "count", "last_nagged", "next"]
-        show_table(nag_rows(loaded, state, note), columns, as_json, "no nag items")
-
-
-@app.command()
+@_command("schema")
 def schema(
     finding: Annotated[
         bool, typer.Option("--finding", help="The schema of an inbox finding file instead.")
@@ -727,7 +578,7 @@ def schema(
         print(files[schemas.FINDING_SCHEMA_FILE if finding else schemas.CONFIG_SCHEMA_FILE], end="")
 
 
-@app.command()
+@_command("explain")
 def explain(
     schedule: Annotated[
         str, typer.Argument(help="Cron or systemd calendar expression.", show_default=False)
@@ -744,5 +595,25 @@ def explain(
         print(explain_schedule(schedule, tz, count), end="")
 
 
+def _inspecting(name: str) -> None:
+    """Accept an inspecting command here too, its arguments parsed by cli/inspect.py."""
+    from compiler.cli.inspect import description, run
+
+    def command(ctx: typer.Context) -> None:
+        raise typer.Exit(run([name, *ctx.args]))
+
+    settings = {"allow_extra_args": True, "ignore_unknown_options": True}
+    _command(name, help=description(name), add_help_option=False, context_settings=settings)(
+        command
+    )
+
+
+for _name in ("history", "cost", "status", "logs", "watches", "inbox", "outbox", "state"):
+    _inspecting(_name)
+app.registered_commands.sort(key=lambda command: list(COMMANDS).index(str(command.name)))
+
+
 def main() -> None:
+    """The typer app as a program (the `vigil` command's entry point is cli/main.py, which
+    answers the inspecting commands, --help and --version without it)."""
     app()

@@ -6,28 +6,28 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import typer
-
 from compiler.errors import ExitCode, VigilError
 
 
 @contextmanager
 def reported() -> Iterator[None]:
-    """Turn vigil's errors into a message on stderr and the exit code; never a traceback."""
+    """Turn vigil's errors into a message on stderr and the exit code; never a traceback.
+    SystemExit, not typer's Exit: the inspecting commands answer without typer (cli/main.py),
+    and click lets SystemExit through with its code."""
     try:
         yield
     except VigilError as error:
         print(str(error), file=sys.stderr)
-        raise typer.Exit(error.exit_code) from None
+        raise SystemExit(error.exit_code) from None
     except OSError as error:
         from runner.fsatomic import describe
 
         # A full disk, a read-only file system, a permission: what and where, one line.
         print(describe(error), file=sys.stderr)
-        raise typer.Exit(ExitCode.FAILED) from None
+        raise SystemExit(ExitCode.FAILED) from None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        raise typer.Exit(ExitCode.INTERRUPTED) from None
+        raise SystemExit(ExitCode.INTERRUPTED) from None
 
 
 def warn(message: str) -> None:

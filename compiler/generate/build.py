@@ -5,15 +5,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib.util
-import json
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from compiler.errors import VigilError
-from compiler.fsutil import staged_write, write_changed
+from compiler.fsutil import read_manifest, staged_write, write_changed
 from compiler.generate import gitinfo
 from compiler.generate.packages import interpreter
 from compiler.generate.render import Source, Tree, render
@@ -122,23 +119,3 @@ def write_tree(tree: Tree, out: Path) -> tuple[int, list[str]]:
         os.replace(pending, out / "manifest.json")
         written += 1
     return written, stale
-
-
-def read_manifest(directory: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        raise VigilError(f"{directory / 'manifest.json'}: unreadable manifest: {exc}") from None
-    if not isinstance(data, dict):
-        raise VigilError(f"{directory / 'manifest.json'}: unreadable manifest")
-    return data
-
-
-def inside(directory: Path, relative: str) -> Path:
-    """`directory / relative`, refusing paths that would leave it (a tampered manifest)."""
-    target = Path(os.path.normpath(directory / relative))
-    if not target.is_relative_to(directory) or relative.startswith("/"):
-        raise VigilError(f"refusing path outside {directory}: {relative}")
-    return target

@@ -19,8 +19,11 @@ from compiler.language.preflight import preflight_calendar
 from compiler.language.schedule import parse_schedule
 from compiler.layout import unit_prefix
 from runner.contract import (
+    COORDINATOR_LINGER_MAX,
+    COORDINATOR_PASS_TIMEOUT,
     INBOX,
     PREFLIGHT_ARG,
+    RUNNER_ENTRY,
     coordinator_unit,
     failure_instance,
     failure_unit,
@@ -98,7 +101,9 @@ def render(
     units: list[Unit] = []
     for unit, kind, spec_name, spec in _runnables(config, system):
         tree[f"bin/{unit}"] = _text(
-            fill("runner.sh.j2", base, python=python, kind=kind, spec=spec_name),
+            fill(
+                "runner.sh.j2", base, python=python, entry=RUNNER_ENTRY, kind=kind, spec=spec_name
+            ),
             SCRIPT_MODE,
         )
         tree[f"specs/{spec_name}"] = _json(spec, PRIVATE_MODE)
@@ -249,9 +254,13 @@ def service_timeout(config: Config, job: Job) -> int:
 def _coordinator_units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator[UnitPlan]:
     unit = coordinator_unit(config.name)
     channel_secrets = [c.apprise_secret for c in config.channels.values() if c.apprise_secret]
+    # A warm run (runner.warm) is one activation of the oneshot: the limit covers its passes
+    # (each also limited by the runner itself) and the lingering between them.
+    linger = config.coordinator.linger
+    warm = COORDINATOR_LINGER_MAX + linger if linger else 0
     coordinator_service = {
         "unit": unit,
-        "timeout": 600,
+        "timeout": COORDINATOR_PASS_TIMEOUT + warm,
         "credentials": sorted({(s, config.secrets[s]) for s in channel_secrets}),
         "sandbox": sandbox.coordinator_policy(config, system, runtime),
     }
@@ -310,6 +319,7 @@ def _manifest(
         "python": python,
         "config": {
             "path": source.label,
+            "file": source.path or source.label,  # the file alone (path@revision for --git)
             "sha256": hashlib.sha256(source.text).hexdigest(),
             "git": source.git,
         },
@@ -318,4 +328,5 @@ def _manifest(
             for path, generated in sorted(tree.items())
         },
         "units": {unit.name: {"start": unit.start} for unit in sorted(units, key=lambda u: u.name)},
+        "inventory": specs.inventory(config),
     }

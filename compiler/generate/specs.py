@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from datetime import UTC, datetime
 from itertools import pairwise
-from typing import Literal
+from typing import Literal, TypedDict
 
 from compiler.language.model import Config, Job
 from compiler.language.model.llm import Budget
@@ -257,6 +257,48 @@ def _shortest_gap(lines: tuple[str, ...], zone: str) -> int | None:
     firings = next_elapses(lines, zone, 50, base=CHAIN_BASE) if lines else []
     gaps = [(b - a).total_seconds() for a, b in pairwise(firings)]
     return int(min(gaps)) if gaps else None
+
+
+class TokensJSON(TypedDict):
+    input: int
+    output: int
+
+
+class InventoryJobJSON(TypedDict):
+    name: str
+    schedule: list[str]
+    """The expressions as written (a cost estimate counts cron firings exactly)."""
+    timezone: str
+    """The job's own, else the config's."""
+    expected_tokens: TokensJSON | None
+
+
+class InventoryJSON(TypedDict):
+    """The manifest's `inventory`: what vigil's inspecting commands (status, cost...) read of an
+    installed config besides its specs, so that they never parse its YAML: its jobs and
+    watches in the config's order (specs are keyed by name) and a cost estimate's inputs."""
+
+    jobs: list[InventoryJobJSON]
+    watches: list[str]
+
+
+def inventory(config: Config) -> InventoryJSON:
+    return {
+        "jobs": [
+            {
+                "name": name,
+                "schedule": list(job.schedule),
+                "timezone": job.timezone or config.timezone,
+                "expected_tokens": (
+                    {"input": job.expected_tokens.input, "output": job.expected_tokens.output}
+                    if job.expected_tokens
+                    else None
+                ),
+            }
+            for name, job in config.jobs.items()
+        ],
+        "watches": list(config.watches),
+    }
 
 
 def failure_spec(config: Config, system: bool) -> FailureSpecJSON:

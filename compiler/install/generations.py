@@ -8,15 +8,16 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from compiler.errors import VigilError
-from compiler.fsutil import atomic_write, write_all
-from compiler.generate.build import inside, read_manifest
-from compiler.generate.render import GeneratedFile, Tree
+from compiler.errors import UsageError, VigilError
+from compiler.fsutil import atomic_write, inside, read_manifest, write_all
 from compiler.layout import Scope
 from runner.contract import GENERATION_META as META
 from runner.fsatomic import fsync_dir
+
+if TYPE_CHECKING:  # the inspecting commands read installations without the renderer
+    from compiler.generate.render import Tree
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class Installation:
 
     def load_tree(self, number: int) -> Tree:
         """A generation's files exactly as they were rendered, checked against its manifest."""
+        from compiler.generate.render import GeneratedFile
+
         directory = self.generation_dir(number)
         manifest = read_manifest(directory)
         if not manifest:
@@ -141,3 +144,36 @@ def installed_names(scope: Scope) -> list[str]:
     if not base.is_dir():
         return []
     return sorted(p.name for p in base.iterdir() if (p / "current").is_symlink())
+
+
+def resolve_name(scope: Scope, name: str | None) -> str:
+    if name:
+        return name
+    names = installed_names(scope)
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise VigilError("nothing is installed in this scope")
+    raise UsageError(f"several configs are installed ({', '.join(names)}); pick one with --name")
+
+
+def history(scope: Scope, name: str | None) -> list[dict[str, Any]]:
+    installation = Installation(scope, resolve_name(scope, name))
+    current = installation.current()
+    rows = []
+    for number in installation.numbers():
+        meta = installation.meta(number)
+        manifest = installation.manifest(number)
+        git = (manifest.get("config") or {}).get("git") or {}
+        rows.append(
+            {
+                "generation": number,
+                "current": number == current,
+                "created": meta.get("created"),
+                "reason": meta.get("reason"),
+                "revision": git.get("revision"),
+                "dirty": git.get("dirty"),
+                "changes": meta.get("changes", {}),
+            }
+        )
+    return rows

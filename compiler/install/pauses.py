@@ -7,13 +7,16 @@ import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from compiler.errors import Warn
-from compiler.generate.render import Tree
 from runner.contract import PAUSES, STATE, job_unit, preflight_unit, timer
 from runner.pause import pause_records, resume_command
 from runner.statefile import StateUnreadable, peek_state
 from runner.stateshapes import PAUSES as PAUSES_SHAPE
+
+if TYPE_CHECKING:
+    from compiler.generate.render import Tree
 
 FAILURE_SPEC = "specs/failure.json"
 """The spec that names the state directory the handler records pauses in."""

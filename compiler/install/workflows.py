@@ -15,7 +15,7 @@ from compiler.generate.packages import Problem, missing, needs
 from compiler.generate.render import Tree
 from compiler.install.apply import ApplyOutcome, apply, start_flags
 from compiler.install.changes import JobChange, changed_job_files, changed_jobs
-from compiler.install.generations import Installation, installed_names
+from compiler.install.generations import Installation, resolve_name
 from compiler.install.pauses import tree_pauses
 from compiler.install.plan import Plan, make_plan
 from compiler.install.systemctl import Systemctl
@@ -152,36 +152,3 @@ def run(prepared: Prepared) -> ApplyOutcome:
         for number in prepared.installation.numbers():
             prepared.installation.remove_generation(number)
     return outcome
-
-
-def resolve_name(scope: Scope, name: str | None) -> str:
-    if name:
-        return name
-    names = installed_names(scope)
-    if len(names) == 1:
-        return names[0]
-    if not names:
-        raise VigilError("nothing is installed in this scope")
-    raise UsageError(f"several configs are installed ({', '.join(names)}); pick one with --name")
-
-
-def history(scope: Scope, name: str | None) -> list[dict[str, Any]]:
-    installation = Installation(scope, resolve_name(scope, name))
-    current = installation.current()
-    rows = []
-    for number in installation.numbers():
-        meta = installation.meta(number)
-        manifest = installation.manifest(number)
-        git = (manifest.get("config") or {}).get("git") or {}
-        rows.append(
-            {
-                "generation": number,
-                "current": number == current,
-                "created": meta.get("created"),
-                "reason": meta.get("reason"),
-                "revision": git.get("revision"),
-                "dirty": git.get("dirty"),
-                "changes": meta.get("changes", {}),
-            }
-        )
-    return rows

@@ -5,9 +5,9 @@ Each finding is a (path, message) pair; validate.py turns paths into file positi
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
+from compiler.errors import did_you_mean as did_you_mean  # where the CLI's messages find it
 from compiler.language.model import Config
 from compiler.language.preflight import PreflightError, preflight_calendar
 from runner.contract import (
@@ -23,20 +23,6 @@ Path = tuple[str | int, ...]
 Problem = tuple[Path, str]
 
 MAX_UNIT_NAME = 255
-
-
-def did_you_mean(name: str, candidates: Iterable[str], what: str, plural: str | None = None) -> str:
-    options = sorted(set(candidates))
-    message = f"unknown {what} {name!r}"
-    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
-    if close:
-        message += f"; did you mean {close[0]!r}?"
-    plural = plural or what + ("es" if what.endswith(("s", "sh", "ch", "x")) else "s")
-    if options:
-        message += f" ({plural}: {', '.join(options)})"
-    else:
-        message += f" (no {plural} are defined)"
-    return message
 
 
 def check(config: Config) -> list[Problem]:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from compiler.errors import ExitCode, UsageError, VigilError
 from compiler.install.systemctl import Systemctl
-from compiler.language.model import Config
 from compiler.layout import Scope
+from compiler.operate.setup import ConfigView
 from runner.contract import (
     coordinator_unit,
     failure_instance,
@@ -28,10 +28,11 @@ from runner.contract import (
 from runner.fsatomic import describe
 from runner.history import runs
 from runner.pause import clear_pause
+from runner.rules.watches import kind_of
 from runner.statefile import StateUnreadable
 
 
-def units_of(config: Config, target: str) -> list[str]:
+def units_of(config: ConfigView, target: str) -> list[str]:
     """The target's units, its service first."""
     name = config.name
     if target == "coordinator":
@@ -41,10 +42,10 @@ def units_of(config: Config, target: str) -> list[str]:
         stem = job_unit(name, target)
         return [service(stem), timer(stem)]
     if target in config.watches:
-        watch = config.watches[target]
-        if watch.timer is None:
+        if target not in config.timed_watches:
+            kind = kind_of(config.watches[target])
             raise UsageError(
-                f"watch {target!r} is a {watch.kind} watch: the coordinator evaluates it and it "
+                f"watch {target!r} is a {kind} watch: the coordinator evaluates it and it "
                 "has no units of its own (see `vigil watches`, `vigil logs coordinator`)"
             )
         stem = watch_unit(name, target)
@@ -60,15 +61,18 @@ class RunOutcome:
     exit_status: int
 
 
-def run_now(config: Config, scope: Scope, state: Path, target: str, wait: bool) -> RunOutcome:
+def run_now(config: ConfigView, scope: Scope, state: Path, target: str, wait: bool) -> RunOutcome:
     """Start the target's service through systemd; with `wait`, say how it ended and pass on
     its exit status."""
     main = units_of(config, target)[0]
     systemd = Systemctl(scope)
+    # A coordinator run that lingers for the next finding (runner.warm) would take a start as
+    # done when it exits; restart stops it (at once: it is waiting) and makes a pass now.
+    verb = "restart" if target == "coordinator" else "start"
     if not wait:
-        systemd.run("start", "--no-block", main)
+        systemd.run(verb, "--no-block", main)
         return RunOutcome(f"{main}: started (see `vigil logs {target}`)", ExitCode.OK)
-    systemd.run("start", main, check=False)  # a oneshot start waits for the run to end
+    systemd.run(verb, main, check=False)  # a oneshot start waits for the run to end
     shown = systemd.show(main, "Result", "ExecMainStatus", "InvocationID")
     status = int(shown.get("ExecMainStatus") or 0)
     result = shown.get("Result", "unknown")
@@ -91,7 +95,7 @@ def run_now(config: Config, scope: Scope, state: Path, target: str, wait: bool) 
 
 
 def logs(
-    config: Config, scope: Scope, target: str, follow: bool, since: str | None, lines: int
+    config: ConfigView, scope: Scope, target: str, follow: bool, since: str | None, lines: int
 ) -> int:
     if shutil.which("journalctl") is None:
         raise VigilError("journalctl not found")
@@ -135,17 +139,17 @@ def journal_matches(units: list[str], system: bool, uid: int) -> list[str]:
     return matches
 
 
-def preflight_units(config: Config, target: str) -> list[str]:
+def preflight_units(config: ConfigView, target: str) -> list[str]:
     """A job's preflight service and timer (none without `preflight:`)."""
     job = config.jobs.get(target)
-    if job is None or job.preflight is None:
+    if job is None or not job.preflight:
         return []
     stem = preflight_unit(config.name, target)
     return [service(stem), timer(stem)]
 
 
 def set_enabled(
-    config: Config, scope: Scope, state: Path, target: str, enabled: bool
+    config: ConfigView, scope: Scope, state: Path, target: str, enabled: bool
 ) -> tuple[str, dict[str, object] | None]:
     """Start and enable (or stop and disable) the target's trigger; enabling a job paused by
     `pause_after` ends the pause. The trigger, and the pause ended, if any."""

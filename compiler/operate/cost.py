@@ -7,16 +7,15 @@ not a model: it costs nothing, however often it runs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from compiler.errors import Warn
 from compiler.language import cron
-from compiler.language.model import Config, Job
-from compiler.language.prices import price_of
 from compiler.language.schedule import next_elapses, parse_schedule
-from compiler.operate.inspect_state import state_dir_of
+from compiler.operate.setup import ConfigView
 from runner.fsatomic import describe
 from runner.spend import read_ledger
 
@@ -49,8 +48,8 @@ class JobCost:
         return per_call * self.firings_per_month
 
 
-def firings_per_month(job: Job, zone: str) -> float:
-    return sum(_schedule_firings(expression, zone) for expression in job.schedule)
+def firings_per_month(schedule: Sequence[str], zone: str) -> float:
+    return sum(_schedule_firings(expression, zone) for expression in schedule)
 
 
 def _schedule_firings(expression: str, zone: str) -> float:
@@ -88,27 +87,20 @@ def _cron_firings(spec: cron.CronSpec) -> float:
     return matching * len(spec.hours) * len(spec.minutes) / 12
 
 
-def estimate(
-    config: Config, *, system: bool = False, now: datetime | None = None, warn: Warn
-) -> list[JobCost]:
-    state = state_dir_of(config, system)
+def estimate(config: ConfigView, *, now: datetime | None = None, warn: Warn) -> list[JobCost]:
+    state = config.state
     spent = month_to_date(state, config.name, config.timezone, now, warn=warn)
-    overrides = {name: (p.input, p.output) for name, p in config.llm.prices.items()}
     medians = _medians(state, config.name, warn)
     rows = []
     for name, job in config.jobs.items():
-        model = (job.model or config.llm.model) if job.prompt is not None else None
-        tokens = (
-            (job.expected_tokens.input, job.expected_tokens.output) if job.expected_tokens else None
-        )
         usd, used, calls = spent.get(name, (0.0, 0, 0))
         rows.append(
             JobCost(
                 job=name,
-                model=model,
-                firings_per_month=firings_per_month(job, job.timezone or config.timezone),
-                tokens_per_call=tokens,
-                price=price_of(model, overrides) if model else None,
+                model=job.model,
+                firings_per_month=firings_per_month(job.schedule, job.timezone),
+                tokens_per_call=job.expected_tokens,
+                price=job.price,
                 spent_usd=usd,
                 spent_tokens=used,
                 calls=calls,
@@ -139,13 +131,13 @@ def month_to_date(
     return {job: (used.usd, used.tokens, used.calls) for job, used in ledger.jobs.items()}
 
 
-def heartbeats_per_month(config: Config) -> float:
-    return DAYS_PER_MONTH * 86400 / config.coordinator.heartbeat
+def heartbeats_per_month(config: ConfigView) -> float:
+    return DAYS_PER_MONTH * 86400 / config.heartbeat
 
 
-def plan_estimate(config: Config, *, system: bool = False, warn: Warn) -> list[JobCost] | None:
+def plan_estimate(config: ConfigView, *, warn: Warn) -> list[JobCost] | None:
     """The rows `vigil plan` sums up in one line, or None when no job uses a model (then
     nothing is read)."""
-    if not any(job.prompt is not None for job in config.jobs.values()):
+    if not any(job.model is not None for job in config.jobs.values()):
         return None
-    return estimate(config, system=system, warn=warn)
+    return estimate(config, warn=warn)

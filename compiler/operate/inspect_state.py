@@ -4,25 +4,18 @@ read without changing them."""
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from compiler.errors import Warn
-from compiler.generate.specs import nag_specs, state_dir
-from compiler.language.model import Config
+from compiler.operate.setup import ConfigView
 from runner.clock import zone
 from runner.contract import INBOX, PROCESSING, REJECTED, STATE
 from runner.history import runs
 from runner.rules.nag import NagRuleSpec, next_nag
 from runner.statefile import StateUnreadable, peek_state
 from runner.stateshapes import NAG, Shape
-
-
-def state_dir_of(config: Config, system: bool = False) -> Path:
-    """The state directory of `config` on this machine (`~` expanded)."""
-    return Path(os.path.expanduser(state_dir(config, system)))
 
 
 def _read_json(path: Path) -> Any:
@@ -92,9 +85,9 @@ def outbox_rows(state: Path) -> list[dict[str, Any]]:
     return outbox_status(state)
 
 
-def nag_rows(config: Config, state: Path, warn: Warn) -> list[dict[str, Any]]:
+def nag_rows(config: ConfigView, state: Path, warn: Warn) -> list[dict[str, Any]]:
     rows = []
-    for name, spec in nag_specs(config).items():
+    for name, spec in config.nag.items():
         rule = NagRuleSpec(name, spec, config.timezone)
         data = read_checked(state, rule.state_file, NAG, warn)
         for key, item in sorted((data.get("items") or {}).items()):

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 from compiler.errors import Warn
 from compiler.install.pauses import read_pauses
 from compiler.install.systemctl import Systemctl
-from compiler.language.model import Config
 from compiler.layout import Scope
 from compiler.operate.control import units_of
+from compiler.operate.setup import ConfigView
 from runner import stateshapes as shapes
 from runner.contract import (
     PREFLIGHT_STATE,
@@ -65,7 +65,7 @@ class Row:
 
 
 def collect(
-    config: Config,
+    config: ConfigView,
     scope: Scope,
     state: Path,
     only: str | None = None,
@@ -77,8 +77,8 @@ def collect(
     targets = [(job, "job", job_unit(name, job)) for job in config.jobs]
     targets += [
         (watch, "watch", watch_unit(name, watch))
-        for watch, spec in config.watches.items()
-        if spec.timer is not None
+        for watch in config.watches
+        if watch in config.timed_watches
     ]
     targets.append(("coordinator", "coordinator", coordinator_unit(name)))
     if only is not None:
@@ -163,7 +163,9 @@ def _span_seconds(span: str) -> float | None:
     return total if parts else None
 
 
-def _history(state: Path, now: datetime, config: Config, warn: Warn) -> dict[str, dict[str, Any]]:
+def _history(
+    state: Path, now: datetime, config: ConfigView, warn: Warn
+) -> dict[str, dict[str, Any]]:
     """job -> last run, failures in a row, tokens and cost this month (the spend ledger's
     month, in the config's timezone)."""
     summary: dict[str, dict[str, Any]] = {}

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from compiler.errors import UsageError, Warn
-from compiler.language.model import Config, Watch
-from compiler.language.model.types import format_duration
+from compiler.errors import UsageError, Warn, did_you_mean
+from compiler.language.duration import format_duration
 from compiler.operate.inspect_state import read_checked
+from compiler.operate.setup import ConfigView
 from runner.contract import watch_state_file
 from runner.fsatomic import write_finding
+from runner.rules.watches import kind_of
 from runner.stateshapes import WATCH
+
+if TYPE_CHECKING:
+    from runner.spectypes import WatchJSON
 
 
 def _instances(state: Path, name: str, warn: Warn) -> dict[str, Any]:
@@ -26,27 +30,30 @@ def _instances(state: Path, name: str, warn: Warn) -> dict[str, Any]:
     return instances if isinstance(instances, dict) else {}
 
 
-def awaits(watch: Watch) -> str:
-    if watch.deadline:
-        target = watch.deadline
+def awaits(watch: WatchJSON) -> str:
+    if watch["deadline"]:
+        target = watch["deadline"]
         what = (
-            f"job {target.job} to succeed"
-            if target.job
+            f"job {target['job']} to succeed"
+            if target["job"]
             else (
-                f"a finding from {target.source}" if target.source else f"{target.file} to change"
+                f"a finding from {target['source']}"
+                if target["source"]
+                else f"{target['file']} to change"
             )
         )
-        return f"{what} by {target.at}"
-    if watch.match:
-        return f"a matching finding from {watch.match.source}"
-    if watch.file:
-        return f"{watch.file.path} within {format_duration(watch.file.within)} of arming"
-    assert watch.absence is not None
-    every = format_duration(watch.absence.for_)
-    return f"a finding from {watch.absence.source} at least every {every}"
+        return f"{what} by {target['at']}"
+    if watch["match"]:
+        return f"a matching finding from {watch['match']['source']}"
+    if watch["file"]:
+        file = watch["file"]
+        return f"{file['path']} within {format_duration(file['within'])} of arming"
+    assert watch["absence"] is not None
+    every = format_duration(watch["absence"]["for"])
+    return f"a finding from {watch['absence']['source']} at least every {every}"
 
 
-def watch_rows(config: Config, state: Path, warn: Warn) -> list[dict[str, Any]]:
+def watch_rows(config: ConfigView, state: Path, warn: Warn) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for name, watch in config.watches.items():
         instances = _instances(state, name, warn)
@@ -54,7 +61,7 @@ def watch_rows(config: Config, state: Path, warn: Warn) -> list[dict[str, Any]]:
             rows.append(
                 {
                     "watch": name,
-                    "kind": watch.kind,
+                    "kind": kind_of(watch),
                     "key": "-",
                     "state": "idle",
                     "awaits": awaits(watch),
@@ -65,7 +72,7 @@ def watch_rows(config: Config, state: Path, warn: Warn) -> list[dict[str, Any]]:
             rows.append(
                 {
                     "watch": name,
-                    "kind": watch.kind,
+                    "kind": kind_of(watch),
                     "key": key,
                     "state": instance.get("state"),
                     "since": instance.get("at") or instance.get("armedAt"),
@@ -100,7 +107,7 @@ def drop_control(state: Path, finding: dict[str, Any]) -> Path:
     return Path(write_finding(str(state), finding, now))
 
 
-def ack(config: Config, state: Path, watch: str, key: str | None, warn: Warn) -> Path:
+def ack(config: ConfigView, state: Path, watch: str, key: str | None, warn: Warn) -> Path:
     _check_watch(config, watch)
     if key is not None:
         known = sorted(_instances(state, watch, warn))
@@ -110,19 +117,17 @@ def ack(config: Config, state: Path, watch: str, key: str | None, warn: Warn) ->
     return drop_control(state, {"kind": "ack", "watch": watch, "key": key})
 
 
-def arm(config: Config, state: Path, watch: str, key: str, within: int | None) -> Path:
+def arm(config: ConfigView, state: Path, watch: str, key: str, within: int | None) -> Path:
     _check_watch(config, watch)
     if within is not None and within <= 0:
         raise UsageError(f"--within must be more than 0s (got {within}s)")
-    if config.watches[watch].file is None:
+    if config.watches[watch]["file"] is None:
         raise UsageError(
-            f"{watch} is a {config.watches[watch].kind} watch; only file watches are armed"
+            f"{watch} is a {kind_of(config.watches[watch])} watch; only file watches are armed"
         )
     return drop_control(state, {"kind": "arm", "watch": watch, "key": key, "within": within})
 
 
-def _check_watch(config: Config, name: str) -> None:
-    from compiler.language.references import did_you_mean
-
+def _check_watch(config: ConfigView, name: str) -> None:
     if name not in config.watches:
         raise UsageError(did_you_mean(name, config.watches, "watch"))

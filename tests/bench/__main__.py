@@ -5,8 +5,10 @@
 (from the repository root; as root, for the sections that need a private systemd user manager
 and the systemd-cron baseline). Sections, in order:
 
-- latency: finding -> delivered under a real user manager (file channel) beside a bare
-  `python -I -c` service behind the same kind of path unit; the idle heartbeat
+- latency: finding -> delivered under a real user manager (file channel), warm (the coordinator
+  lingers after a finding) and cold (the first finding after an idle period), beside a bare
+  `python -I -c` service behind the same kind of path unit, bare and with vigil's sandbox; the
+  idle heartbeat
   (tests/bench/latency.py)
 - runner: runner start-up against `python -c "import subprocess; subprocess.run(['true'])"`
   (tests/bench/runner_overhead.py)
@@ -16,6 +18,9 @@ and the systemd-cron baseline). Sections, in order:
 - cost: one simulated day of the reference workload against a loopback Messages API, and the
   cost model's monthly estimate, beside the reference design's ~$4/month
   (tests/bench/reference_day.py, compiler/operate/cost.py)
+- cli: each inspecting command (status, logs, history, watches, inbox, outbox, state, cost),
+  `--help` and `--version` through the installed `vigil` script, against a config installed
+  under a private user manager, beside `python -I -c "import typer"` (tests/bench/cli.py)
 
 --quick (CI; under a minute): 20 findings, 10 runner runs, compile up to 1,000 jobs, 1,000
 coordinator items, two rounds of the systemd-cron comparison, two hours of the reference day.
@@ -44,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("latency", "runner", "coordinator", "compile", "cost")
+SECTIONS = ("latency", "runner", "coordinator", "compile", "cost", "cli")
 REFERENCE_HEARTBEAT_WAIT_S = 15 * 60 / 2  # the reference design's 15-minute heartbeat, on average
 
 Row = dict[str, Any]
@@ -95,49 +100,60 @@ def latency_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
     count, idle_runs = (20, 5) if quick else (100, 10)
     with private_user_manager() as manager, latency.manager_environment(manager):
         figures = latency.run_bench(manager, count, 0.2, idle_runs, python)
-    ours, floor, idle = figures["vigil"], figures["floor"], figures["idle_heartbeat"]
-    sandboxed = figures["sandboxed_floor"]
-    ratio = figures["ratio_of_medians"]
+    warm, cold, idle = figures["warm"], figures["cold"], figures["idle_heartbeat"]
+    floor, sandboxed = figures["floor"], figures["sandboxed_floor"]
+    bare = f"{ms(floor['median_s'])} bare python -c path unit"
     rows = [
         row(
             "latency",
-            f"finding -> delivered, median of {count}",
-            ms(ours["median_s"]),
-            baseline=f"{ms(floor['median_s'])} bare python -c path unit",
-            ratio=ratio,
-            target=f"<= {latency.RATIO_TARGET:g}x",
-            ok=ratio <= latency.RATIO_TARGET,
+            f"finding -> delivered, warm, median of {count}",
+            ms(warm["median_s"]),
+            baseline=bare,
+            ratio=figures["warm_ratio"],
+            target=f"<= {latency.WARM_TARGET:g}x",
+            ok=figures["warm_ratio"] <= latency.WARM_TARGET,
         ),
         row(
             "latency",
-            f"finding -> delivered vs a floor with vigil's sandbox, median of {count}",
-            ms(ours["median_s"]),
+            f"finding -> delivered, cold (first after idle), median of {count}",
+            ms(cold["median_s"]),
             baseline=f"{ms(sandboxed['median_s'])} the same python -c, vigil's sandbox",
-            ratio=figures["ratio_to_sandboxed_floor"],
+            ratio=figures["cold_ratio"],
+            target=f"<= {latency.COLD_TARGET:g}x",
+            ok=figures["cold_ratio"] <= latency.COLD_TARGET,
         ),
         row(
             "latency",
-            f"finding -> delivered, p99 of {count}",
-            ms(ours["p99_s"]),
+            f"finding -> delivered, warm, p99 of {count}",
+            ms(warm["p99_s"]),
             baseline=f"{ms(floor['p99_s'])} bare python -c path unit",
-            ratio=ours["p99_s"] / floor["p99_s"],
-            target=f"< {latency.P99_TARGET_S:g} s",
-            ok=ours["p99_s"] < latency.P99_TARGET_S,
+            ratio=warm["p99_s"] / floor["p99_s"],
+            target=f"< {latency.P99_TARGET_S * 1000:g} ms",
+            ok=warm["p99_s"] < latency.P99_TARGET_S,
+        ),
+        row(
+            "latency",
+            f"finding -> delivered, cold, p99 of {count}",
+            ms(cold["p99_s"]),
+            baseline=f"{ms(sandboxed['p99_s'])} the same python -c, vigil's sandbox",
+            ratio=cold["p99_s"] / sandboxed["p99_s"],
         ),
         row(
             "latency",
             "median wait vs the reference 15-min heartbeat",
-            ms(ours["median_s"]),
+            ms(warm["median_s"]),
             baseline=f"{REFERENCE_HEARTBEAT_WAIT_S:.0f} s average wait",
-            ratio=ours["median_s"] / REFERENCE_HEARTBEAT_WAIT_S,
+            ratio=warm["median_s"] / REFERENCE_HEARTBEAT_WAIT_S,
         ),
         row(
             "latency",
-            f"idle heartbeat (empty inbox), median of {idle['runs']}",
-            f"{ms(idle['exec_wall_s'])} wall, {cpu(idle['cpu_s'])} CPU",
-            baseline=f"{ms(idle['floor_exec_wall_s'])} wall, {cpu(idle['floor_cpu_s'])} CPU "
-            "bare python -c service",
-            ratio=idle["exec_wall_s"] / idle["floor_exec_wall_s"],
+            f"idle heartbeat (empty inbox), CPU, median of {idle['runs']}",
+            f"{cpu(idle['cpu_s'])} CPU, {ms(idle['exec_wall_s'])} wall",
+            baseline=f"{cpu(idle['floor_cpu_s'])} CPU bare python -c service "
+            f"({cpu(idle['sandboxed_cpu_s'])} sandboxed as vigil)",
+            ratio=idle["cpu_ratio"],
+            target=f"<= {latency.IDLE_CPU_TARGET:g}x",
+            ok=idle["cpu_ratio"] is not None and idle["cpu_ratio"] <= latency.IDLE_CPU_TARGET,
         ),
         row(
             "latency",
@@ -249,6 +265,7 @@ def cost_rows(quick: bool, _python: str) -> tuple[list[Row], dict[str, Any]]:
     from compiler.language.loader import load_file
     from compiler.language.validate import validate_document
     from compiler.operate.cost import estimate
+    from compiler.operate.setup import ConfigView
     from tests.bench import reference_day
 
     with contextlib.redirect_stdout(io.StringIO()):
@@ -262,7 +279,7 @@ def cost_rows(quick: bool, _python: str) -> tuple[list[Row], dict[str, Any]]:
     heartbeat = reference_day.REFERENCE_MONTHLY[reference_day.COORDINATOR]
     config = validate_document(load_file(ROOT / "examples" / "bruba.yaml")).config
     said = functools.partial(print, "vigil:", file=sys.stderr)  # a spend ledger's problem
-    modelled = sum(r.estimate_usd or 0.0 for r in estimate(config, warn=said))
+    modelled = sum(r.estimate_usd or 0.0 for r in estimate(ConfigView.of_config(config), warn=said))
     rows = [
         row(
             "cost",
@@ -301,12 +318,34 @@ def cost_rows(quick: bool, _python: str) -> tuple[list[Row], dict[str, Any]]:
     return rows, {"reference_day": figures, "cost_model_monthly_usd": modelled}
 
 
+def cli_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
+    from tests.bench import cli
+
+    figures = cli.run_bench(python, 5 if quick else 21)
+    bare = figures["bare_python_median_s"]
+    rows = [
+        row(
+            "cli",
+            f"vigil {name}, median of {figures['rounds']}",
+            ms(found["median_s"]),
+            baseline=f"{ms(found['typer_median_s'])} python -I -c 'import typer'",
+            ratio=found["ratio"],
+            target=f"<= {cli.TARGET:g}x",
+            ok=found["pass"],
+        )
+        for name, found in figures["commands"].items()
+    ]
+    rows.append(row("cli", "python -I -c pass (reference)", ms(bare)))
+    return rows, figures
+
+
 RUNNERS: dict[str, Callable[[bool, str], tuple[list[Row], dict[str, Any]]]] = {
     "latency": latency_rows,
     "runner": runner_rows,
     "coordinator": coordinator_rows,
     "compile": compile_rows,
     "cost": cost_rows,
+    "cli": cli_rows,
 }
 
 

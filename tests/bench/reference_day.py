@@ -404,7 +404,7 @@ def collect(result: Day, box: Sandbox, config: Config, api: DayAPI) -> None:
     )
     for name, job in config.jobs.items():
         result.models[name] = (job.model or config.llm.model) if job.prompt else None
-        result.per_month[name] = firings_per_month(job, job.timezone or config.timezone)
+        result.per_month[name] = firings_per_month(job.schedule, job.timezone or config.timezone)
 
 
 # --- figures --------------------------------------------------------------------------------------

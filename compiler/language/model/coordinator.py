@@ -4,23 +4,39 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from compiler.language.model.jobs import Sandbox
 from compiler.language.model.types import (
     TEMPLATE_SCHEMA,
     ClockTime,
+    Duration,
     Name,
     PositiveDuration,
     StrictModel,
     TimeZone,
     template_fields_from,
 )
-from runner.contract import DELIVERY_ATTEMPTS, DELIVERY_BACKOFF, DELIVERY_MAX_BACKOFF
+from runner.contract import (
+    COORDINATOR_LINGER,
+    COORDINATOR_LINGER_MAX,
+    DELIVERY_ATTEMPTS,
+    DELIVERY_BACKOFF,
+    DELIVERY_MAX_BACKOFF,
+)
 
 TitleTemplate = Annotated[str, template_fields_from(("count", "name", "date")), TEMPLATE_SCHEMA]
 LineTemplate = Annotated[str, template_fields_from(("text", "source", "priority")), TEMPLATE_SCHEMA]
 MoreTemplate = Annotated[str, template_fields_from(("more",)), TEMPLATE_SCHEMA]
+
+
+def _linger_at_most(seconds: int) -> int:
+    if seconds > COORDINATOR_LINGER_MAX:
+        raise ValueError(f"at most {COORDINATOR_LINGER_MAX // 60}m")
+    return seconds
+
+
+Linger = Annotated[Duration, AfterValidator(_linger_at_most)]
 
 
 class SourcePolicy(StrictModel):
@@ -87,6 +103,9 @@ class Coordinator(StrictModel):
     heartbeat: PositiveDuration = 900
     """How often the coordinator also runs without a new finding (retries, deadlines, pending
     work). It asks only 'is anything due?' and spends no tokens."""
+    linger: Linger = COORDINATOR_LINGER
+    """After a finding starts it, how long the coordinator stays to handle the next finding at
+    once, in the same run (no new start); 0: one pass per start. At most 15m."""
     sources: dict[Name, SourcePolicy] = {}
     """Per-source caps, priorities and routes; also declares external sources."""
     total_cap: Annotated[int, Field(ge=1)] | None = None

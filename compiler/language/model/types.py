@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic import BaseModel as _BaseModel
 
+from compiler.language.duration import format_duration as format_duration
 from compiler.language.schedule import ScheduleError, check_timezone, parse_schedule
 
 
@@ -387,16 +388,3 @@ def template_fields_from(allowed: Iterable[str] | None) -> AfterValidator:
 
 Template = Annotated[str, template_fields_from(None), TEMPLATE_SCHEMA]
 """A `{field}` template whose fields are only known at run time (an item's own fields)."""
-
-
-def format_duration(seconds: int, *, minute: str = "m", zero: str = "0s") -> str:
-    """Seconds -> '1h 30m', the inverse of parse_duration for display (systemd spells the
-    minute 'min')."""
-    if seconds == 0:
-        return zero
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), (minute, 60), ("s", 1)):
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return " ".join(parts)

@@ -1,0 +1,32 @@
+"""The `vigil` command's entry point. The inspecting commands (cli/inspect.py), `--help`,
+`--version` and no arguments at all are answered here, with the standard library: a person
+types `vigil status` many times a day, and the typer app costs more to start than the answer
+(typer builds a pydantic adapter for every parameter it parses). Every other command goes to
+the typer app (cli/commands.py), which accepts the inspecting commands too, through the same
+parsers."""
+
+from __future__ import annotations
+
+import sys
+
+from compiler.cli.overview import top_help, version
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if not args:  # as click's no_args_is_help: a usage error, the help on stderr
+        print(top_help(), file=sys.stderr)
+        sys.exit(2)
+    if args[0] in ("-h", "--help"):
+        print(top_help())
+        sys.exit(0)
+    if args[0] == "--version":
+        print(version())
+        sys.exit(0)
+    from compiler.cli import inspect
+
+    if args[0] in inspect.PARSERS:
+        sys.exit(inspect.run(args))
+    from compiler.cli.commands import app
+
+    app(args, prog_name="vigil")
