@@ -83,7 +83,6 @@ def held_record(alert: Alert, now: datetime) -> dict[str, object]:
 
 
 def _digest(text: str) -> str:
-    # hashlib loads OpenSSL (~3 ms): imported only when an alert has no key of its own.
-    from hashlib import sha256
+    from runner.digest import hexdigest
 
-    return sha256(text.encode()).hexdigest()
+    return hexdigest(text)

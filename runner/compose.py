@@ -50,10 +50,9 @@ class Outgoing:
     def message_id(self, batch: str) -> str:
         """Stable for the same batch and channel, so a rerun after a crash is not a second
         message."""
-        # hashlib loads OpenSSL (~3 ms): imported by a run that has a message to queue.
-        from hashlib import sha256
+        from runner.digest import hexdigest
 
-        return sha256(f"{batch}\0{self.channel}".encode()).hexdigest()[:24]
+        return hexdigest(f"{batch}\0{self.channel}")[:24]
 
 
 def in_quiet_hours(spec: CoordinatorSpecJSON, now: datetime) -> bool:

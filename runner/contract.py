@@ -140,6 +140,8 @@ same as `python -I -m runner`, without runpy finding the module (~5 ms of every 
 
 # --- the coordinator's service ------------------------------------------------------------
 
+DEFAULT_HEARTBEAT = 900
+"""Default seconds between the coordinator's heartbeat runs (`coordinator.heartbeat`)."""
 COORDINATOR_PASS_TIMEOUT = 600
 """Seconds one coordinator pass (inbox to delivered) may take before it is killed."""
 COORDINATOR_LINGER = 60

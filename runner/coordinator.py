@@ -32,6 +32,7 @@ from runner import stateshapes as shapes
 from runner.alerts import NAG_KEY, WATCH_KEY, Alert, held_record, latest_per_subject
 from runner.clock import iso, utc_now
 from runner.contract import (
+    DEFAULT_HEARTBEAT,
     FIRINGS,
     INBOX,
     OUTBOX,
@@ -102,13 +103,20 @@ def main(spec_path: str) -> int:
         print(f"vigil: bad spec {spec_path}: {error}", file=sys.stderr)
         return USAGE
     seconds = _linger(spec)  # before the pass: it empties the inbox
-    status = run_until_stored(spec)
+    heartbeat = os.environ.get("TRIGGER_UNIT") == timer(coordinator_unit(spec["config"]))
+    status = run_until_stored(spec, heartbeat)
     if status != OK or not seconds:
         return status
-    from runner.warm import linger
+    from runner.warm import Lingering, linger
 
-    inbox = os.path.join(spec["state_dir"], INBOX)
-    return linger(spec_path, live, inbox, seconds, lambda: run_until_stored(spec))
+    lingering = Lingering(
+        spec_path=spec_path,
+        live=live,
+        inbox=os.path.join(spec["state_dir"], INBOX),
+        seconds=seconds,
+        heartbeat=int(spec["coordinator"].get("heartbeat") or DEFAULT_HEARTBEAT),
+    )
+    return linger(lingering, lambda beat: run_until_stored(spec, beat))
 
 
 def _linger(spec: CoordinatorSpecJSON) -> int:
@@ -124,16 +132,16 @@ def _linger(spec: CoordinatorSpecJSON) -> int:
     return seconds if holds_files(os.path.join(spec["state_dir"], INBOX)) else 0
 
 
-def run_until_stored(spec: CoordinatorSpecJSON) -> int:
+def run_until_stored(spec: CoordinatorSpecJSON, heartbeat: bool = False) -> int:
     """One run; OK, or STORAGE with a one-line reason when the state directory takes no writes.
 
     A run that fails with files left in the inbox would be started again at once by the path
     unit (DirectoryNotEmpty=), hundreds of times a second until systemd's trigger limit stops
     the path unit for good. So under systemd such a run tries again here every few seconds
     (recovering as soon as the directory takes writes) and fails only after STORAGE_RETRY_FOR:
-    one failed start a minute, instead of hundreds a second."""
+    one failed start a minute, instead of hundreds a second. A `heartbeat` run (the timer's,
+    or a warm run's in its stead) also checks the jobs' firings."""
     started, real_start = clock.now(), utc_now()
-    heartbeat = os.environ.get("TRIGGER_UNIT") == timer(coordinator_unit(spec["config"]))
     window = _retry_window() if os.environ.get("INVOCATION_ID") else 0.0
     every = min(STORAGE_RETRY_EVERY, window)
     give_up = time.monotonic() + window
@@ -258,7 +266,7 @@ def _firings_due(spec: CoordinatorSpecJSON, now: datetime, heartbeat: bool) -> b
     except StateUnreadable:
         return False  # the heartbeat says so
     checked = clock.parse_iso(state.get("checked"))
-    every = 2 * int(spec["coordinator"].get("heartbeat") or 900)
+    every = 2 * int(spec["coordinator"].get("heartbeat") or DEFAULT_HEARTBEAT)
     return checked is None or not 0 <= (now - checked).total_seconds() < every
 
 
@@ -517,6 +525,8 @@ def _watches_of_source(
     """Tell the watches of the finding's source: absence watches that it was seen, match
     watches that it matched. Returns whether a match watch reads the source (its findings are
     then not also delivered as they are) and the match alerts."""
+    if not watch_specs:
+        return False, []
     from runner.rules.watches import kind_of, on_match, on_source_seen, source_of
 
     watched = False
@@ -539,6 +549,8 @@ def _due_watch_alerts(
 ) -> list[Alert]:
     """The alerts no finding brings: armed file watches whose file appeared or deadline
     passed, sources silent for too long, repeats and escalations due."""
+    if not watch_specs:
+        return []
     from runner.rules.watches import check_absence, follow_up, kind_of
 
     alerts: list[Alert] = []
@@ -598,6 +610,8 @@ def _settle(
     now: datetime,
 ) -> None:
     """Mark alerted watch instances delivered once the ledger has all their messages."""
+    if not states:
+        return
     from runner.rules.watchstate import FIRING
 
     waiting = [
@@ -775,10 +789,10 @@ def _batch(intake: Intake, alerts: list[Alert], occasion: str) -> str:
         return intake.claim
     if occasion:  # a rerun composing otherwise finds its message (see _enqueue)
         return _occasion_batch(occasion)
-    from hashlib import sha256  # ~3 ms at start-up (OpenSSL): only a run with alerts needs it
+    from runner.digest import hexdigest
 
     keys = sorted(alert.key for alert in alerts)
-    return sha256("\0".join([occasion, *keys]).encode()).hexdigest()
+    return hexdigest("\0".join([occasion, *keys]))
 
 
 def _occasion_batch(occasion: str) -> str:
@@ -904,10 +918,12 @@ def _note_nags(
 ) -> None:
     """A nag step counts once its alert is named in a message to any channel; one that caps
     cut waits (and goes first next time), its item as if not nagged."""
+    rules = spec.get("nag") or {}
+    if not rules:
+        return
     from runner.rules.nag import NagRuleSpec, nag_of, told, withheld
 
     named = {key for *_, named_keys in queued for key in named_keys}
-    rules = spec.get("nag") or {}
     for alert in sending:
         nag = nag_of(alert.key)
         if nag is None or nag.rule not in rules:

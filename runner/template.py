@@ -6,7 +6,9 @@ The compiler checked the syntax; here a field that is missing from the data stay
 
 from __future__ import annotations
 
-import string
+# What string.Formatter().parse() calls, without importing `string` (~1 ms of a coordinator's
+# start, which fills a template for every message).
+from _string import formatter_parser  # type: ignore[import-not-found]
 from collections.abc import Mapping
 
 
@@ -19,7 +21,7 @@ def _text(value: object) -> str:
 def fill(template: str, values: Mapping[str, object]) -> str:
     out: list[str] = []
     try:
-        parsed = list(string.Formatter().parse(template))
+        parsed = list(formatter_parser(template))
     except ValueError:
         return template
     for literal, field, spec, conversion in parsed:
@@ -41,7 +43,7 @@ def fill(template: str, values: Mapping[str, object]) -> str:
 def names(template: str) -> set[str]:
     """The fields `template` names (none when it is malformed: fill leaves it as it is)."""
     try:
-        return {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+        return {field for _, field, _, _ in formatter_parser(template) if field is not None}
     except ValueError:
         return set()
 

@@ -277,7 +277,12 @@ def wait_until_settled(w: Workload) -> None:
     quiet: list[bool] = []
 
     def settled() -> bool:
-        quiet.append(not busy_units(w) and not queued_files(w))
+        busy = set(busy_units(w))
+        if busy == {"bruba-coordinator.service"} and not queued_files(w):
+            # Its run lingers for the next finding (`linger`): done with the work, stop it.
+            w.manager.systemctl("stop", "bruba-coordinator.service")
+            busy = set(busy_units(w))
+        quiet.append(not busy and not queued_files(w))
         return quiet[-2:] == [True, True]
 
     w.manager.wait_for(settled, timeout=SETTLE_TIMEOUT, interval=0.3, what="a quiet coordinator")

@@ -154,8 +154,31 @@ def test_a_finding_for_a_file_channel_starts_no_subprocess_and_no_time_zone(
     )
     imported = coordinator_imports(bruba_spec(state), tmp_path)
     assert len(delivered(state)) == 1
-    assert {"runner.delivery.outbox", "runner.delivery.channels", "hashlib"} <= imported
-    assert sorted(imported & {"dataclasses", "typing", "subprocess", "zoneinfo", "pathlib"}) == []
+    assert {"runner.delivery.outbox", "runner.delivery.channels", "runner.digest"} <= imported
+    assert sorted(imported & set(SLOW_STDLIB)) == []  # hashlib too: ids hash without OpenSSL
+
+
+def test_a_finding_with_no_watch_or_nag_rule_imports_no_rules(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    spec = bruba_spec(state)
+    spec["watches"], spec["nag"] = {}, {}
+    drop(
+        state, {"source": "research-dispatch", "timestamp": "2026-02-02T14:00:00Z", "message": "x"}
+    )
+    imported = coordinator_imports(spec, tmp_path)
+    assert len(delivered(state)) == 1
+    assert sorted(m for m in imported if m.startswith("runner.rules.")) == []
+    assert "string" not in imported  # templates are parsed by string's own parser, not imported
+
+
+def test_ids_hash_as_hashlib_does() -> None:
+    """runner.digest spares the coordinator OpenSSL; message ids must not change with it."""
+    from hashlib import sha256
+
+    from runner.digest import hexdigest
+
+    for text in ("", "occasion\0nag:rule:item:1", "\u00e9t\u00e9 \U0001f600"):
+        assert hexdigest(text) == sha256(text.encode("utf-8")).hexdigest()
 
 
 @pytest.mark.parametrize(

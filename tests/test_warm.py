@@ -24,7 +24,12 @@ class Passes:
         self.status = status
         self.taken: list[list[str]] = []
 
-    def __call__(self) -> int:
+        self.heartbeats = 0
+
+    def __call__(self, heartbeat: bool) -> int:
+        if heartbeat:
+            self.heartbeats += 1
+            return self.status
         names = sorted(name for name in os.listdir(self.inbox) if not name.startswith("."))
         for name in names:
             os.unlink(self.inbox / name)
@@ -54,6 +59,16 @@ def spec_path(tmp_path: Path) -> Path:
     return tmp_path / "current" / "coordinator.json"
 
 
+def lingering(spec_path: Path, inbox: Path, seconds: int, heartbeat: int = 900) -> warm.Lingering:
+    return warm.Lingering(
+        spec_path=str(spec_path),
+        live=os.path.realpath(spec_path),
+        inbox=str(inbox),
+        seconds=seconds,
+        heartbeat=heartbeat,
+    )
+
+
 def land(inbox: Path, name: str) -> None:
     """As a writer does: written beside the inbox, renamed in."""
     temp = inbox.parent / f".{name}"
@@ -70,7 +85,7 @@ def test_each_finding_while_warm_gets_a_pass_then_it_exits_when_idle(
     passes = Passes(inbox)
     timers = [later(0.2, lambda: land(inbox, "a.json")), later(0.6, lambda: land(inbox, "b.json"))]
     started = time.monotonic()
-    assert warm.linger(str(spec_path), os.path.realpath(spec_path), str(inbox), 1, passes) == OK
+    assert warm.linger(lingering(spec_path, inbox, 1), passes) == OK
     took = time.monotonic() - started
     for timer in timers:
         timer.join()
@@ -85,7 +100,7 @@ def test_a_dot_name_in_the_inbox_wakes_nothing(inbox: Path, spec_path: Path) -> 
     (inbox / ".writing.tmp").write_text("{")
     passes = Passes(inbox)
     timer = later(0.2, lambda: (inbox / ".other.tmp").write_text("{}"))
-    assert warm.linger(str(spec_path), os.path.realpath(spec_path), str(inbox), 1, passes) == OK
+    assert warm.linger(lingering(spec_path, inbox, 1), passes) == OK
     timer.join()
     assert passes.taken == []
     assert dirwatch.holds_files(str(inbox)) is False
@@ -99,9 +114,7 @@ def test_sigterm_while_waiting_ends_the_run_at_once(inbox: Path, spec_path: Path
     try:
         later(0.3, lambda: os.kill(os.getpid(), signal.SIGTERM))
         started = time.monotonic()
-        assert (
-            warm.linger(str(spec_path), os.path.realpath(spec_path), str(inbox), 30, passes) == OK
-        )
+        assert warm.linger(lingering(spec_path, inbox, 30), passes) == OK
         assert time.monotonic() - started < 5
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -112,7 +125,7 @@ def test_sigterm_while_waiting_ends_the_run_at_once(inbox: Path, spec_path: Path
 def test_sigterm_during_a_pass_lets_it_finish(inbox: Path, spec_path: Path) -> None:
     finished: list[bool] = []
 
-    def slow_pass() -> int:
+    def slow_pass(_heartbeat: bool) -> int:
         os.kill(os.getpid(), signal.SIGTERM)  # arrives in the middle of the pass
         time.sleep(0.1)
         for name in os.listdir(inbox):
@@ -123,10 +136,7 @@ def test_sigterm_during_a_pass_lets_it_finish(inbox: Path, spec_path: Path) -> N
     previous = signal.getsignal(signal.SIGTERM)
     try:
         land(inbox, "a.json")
-        assert (
-            warm.linger(str(spec_path), os.path.realpath(spec_path), str(inbox), 30, slow_pass)
-            == OK
-        )
+        assert warm.linger(lingering(spec_path, inbox, 30), slow_pass) == OK
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert finished == [True]
@@ -147,21 +157,30 @@ def test_another_generation_live_leaves_the_finding_to_a_new_run(
         land(inbox, "a.json")
 
     timer = later(0.2, switch_then_land)
-    assert warm.linger(str(spec_path), os.path.realpath(spec_path), str(inbox), 30, passes) == OK
+    assert warm.linger(lingering(spec_path, inbox, 30), passes) == OK
     timer.join()
     assert passes.taken == []
     assert os.listdir(inbox) == ["a.json"]  # the path unit starts a run of generation 2 for it
     assert "another generation is live" in capsys.readouterr().err
 
 
+def test_a_warm_run_makes_the_heartbeats_the_timer_cannot(inbox: Path, spec_path: Path) -> None:
+    """The heartbeat timer's start is swallowed by a run in progress: the run beats in its
+    stead, `heartbeat` seconds after its last pass; a finding's pass puts the next beat off."""
+    passes = Passes(inbox)
+    timer = later(1.1, lambda: land(inbox, "a.json"))
+    started = time.monotonic()
+    assert warm.linger(lingering(spec_path, inbox, 2, heartbeat=1), passes) == OK
+    timer.join()
+    # beat at 1 s, the finding at 1.1 s, a beat at 2.1 s; at 3.1 s it has been idle for 2 s
+    assert passes.taken == [["a.json"]]
+    assert passes.heartbeats == 2
+    assert 3 <= time.monotonic() - started < 5
+
+
 def test_a_failed_pass_ends_the_run_with_its_status(inbox: Path, spec_path: Path) -> None:
     land(inbox, "a.json")
-    assert (
-        warm.linger(
-            str(spec_path), os.path.realpath(spec_path), str(inbox), 30, Passes(inbox, STORAGE)
-        )
-        == STORAGE
-    )
+    assert warm.linger(lingering(spec_path, inbox, 30), Passes(inbox, STORAGE)) == STORAGE
 
 
 def test_a_warm_run_ends_after_the_longest_linger(
@@ -181,9 +200,7 @@ def test_a_warm_run_ends_after_the_longest_linger(
     writer.start()
     try:
         started = time.monotonic()
-        assert (
-            warm.linger(str(spec_path), os.path.realpath(spec_path), str(inbox), 30, passes) == OK
-        )
+        assert warm.linger(lingering(spec_path, inbox, 30), passes) == OK
         assert time.monotonic() - started < 3
     finally:
         stop.set()

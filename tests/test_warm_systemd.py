@@ -70,9 +70,12 @@ def test_findings_while_warm_are_handled_by_the_run_the_first_started(
     vigil, vigil_manager, tmp_path: Path
 ) -> None:
     manager = vigil_manager
-    state = install(vigil, tmp_path, "3s")
+    state = install(vigil, tmp_path, "5s")
     deliver(manager, state, "first")
     assert active_state(manager) == "activating"  # a oneshot still in its run: lingering
+    shown = vigil("status", "coordinator", "--json", "--config", tmp_path / f"{NAME}.yaml")
+    [row] = json.loads(shown.stdout)
+    assert row["note"] == "warm: takes the next finding at once (`linger`)", shown.stderr
     (state / "inbox" / ".half-written.tmp").write_text("{")  # a writer's temp: not a finding
     for message in ("second", "third"):
         time.sleep(0.5)
@@ -84,7 +87,7 @@ def test_findings_while_warm_are_handled_by_the_run_the_first_started(
     assert manager.show(SERVICE, "Result")["Result"] == "success"
     assert len(coordinator_runs(state)) == 3  # the temp file woke nothing
     manager.wait_for(
-        lambda: "2 more passes while warm; exiting: no finding for 3s" in journal(manager),
+        lambda: "2 more passes while warm; exiting: no finding for 5s" in journal(manager),
         what="the run's last line",
     )
     # After an idle period the next finding starts a new run.

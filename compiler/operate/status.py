@@ -200,6 +200,9 @@ def _row(
     if main.get("ActiveState") == "failed":
         failed = True
         notes.append(f"{service(unit)} failed ({main.get('Result')})")
+    if main.get("ActiveState") == "activating":  # a oneshot's run in progress
+        warm = "warm: takes the next finding at once (`linger`)"
+        notes.append(warm if kind == "coordinator" else "running now")
     enabled = clock.get("UnitFileState") or "-"
     if kind == "coordinator":
         path = shown.get(path_unit(unit), {})

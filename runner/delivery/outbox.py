@@ -139,9 +139,9 @@ def file_name(message_id: str) -> str:
     """The id itself when it is a safe file name (the coordinator's hashes are), else a hash."""
     if 0 < len(message_id) <= 128 and set(message_id) <= SAFE_ID_CHARS:
         return f"{message_id}.json"
-    from hashlib import sha256  # ~3 ms at start-up (OpenSSL): only for an id of another shape
+    from runner.digest import hexdigest
 
-    return f"id-{sha256(message_id.encode('utf-8')).hexdigest()[:40]}.json"
+    return f"id-{hexdigest(message_id)[:40]}.json"
 
 
 def alert_id(message_id: str) -> str:

@@ -173,9 +173,9 @@ def _holds(test: ConditionJSON, item: dict[str, Any]) -> bool:
 
 
 def _digest(text: str) -> str:
-    from hashlib import sha256
+    from runner.digest import hexdigest
 
-    return sha256(text.encode()).hexdigest()[:12]
+    return hexdigest(text)[:12]
 
 
 def on_match(

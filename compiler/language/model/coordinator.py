@@ -20,6 +20,7 @@ from compiler.language.model.types import (
 from runner.contract import (
     COORDINATOR_LINGER,
     COORDINATOR_LINGER_MAX,
+    DEFAULT_HEARTBEAT,
     DELIVERY_ATTEMPTS,
     DELIVERY_BACKOFF,
     DELIVERY_MAX_BACKOFF,
@@ -100,7 +101,7 @@ class Coordinator(StrictModel):
 
     deliver_to: Annotated[list[Name], Field(min_length=1)]
     """Channels that get messages, unless a source says otherwise."""
-    heartbeat: PositiveDuration = 900
+    heartbeat: PositiveDuration = DEFAULT_HEARTBEAT
     """How often the coordinator also runs without a new finding (retries, deadlines, pending
     work). It asks only 'is anything due?' and spends no tokens."""
     linger: Linger = COORDINATOR_LINGER
