@@ -89,23 +89,26 @@ def write_changed(files: Iterable[tuple[Path, bytes, int]]) -> int:
     made: set[Path] = set()
     created: list[Path] = []
     staged: list[tuple[Path, Path]] = []
+    masked = read_umask()
     try:
         for path, data, mode in files:
             _make_parent(path, made)
-            if _holds(path, data, mode):
-                continue
+            # Most files are new: the exclusive create is the existence check (no stat first).
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
             except FileExistsError:
-                staged.append((_stage(path, data, mode, sync=False), path))
+                if not _holds(path, data, mode):
+                    staged.append((_stage(path, data, mode, sync=False), path))
                 continue
             created.append(path)
             try:
-                with os.fdopen(fd, "wb") as handle:
-                    os.fchmod(handle.fileno(), mode)  # open's mode is masked by the umask
-                    handle.write(data)
+                if mode & masked:  # open's mode is masked by the umask
+                    os.fchmod(fd, mode)
+                _write_fd(fd, data)
             except OSError as error:
                 raise OSError(error.errno, error.strerror, str(path)) from None
+            finally:
+                os.close(fd)
     except BaseException:
         _discard(staged)
         for path in created:
@@ -113,6 +116,26 @@ def write_changed(files: Iterable[tuple[Path, bytes, int]]) -> int:
         raise
     _rename_all(staged)
     return len(created) + len(staged)
+
+
+def _write_fd(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def read_umask() -> int:
+    """The process's umask, read without setting it (os.umask can only set it, which would
+    race with other threads creating files); all bits where it cannot be read (not Linux),
+    so that every mode is set explicitly."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o7777
 
 
 def _make_parent(path: Path, made: set[Path]) -> None:

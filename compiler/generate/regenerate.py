@@ -1,4 +1,5 @@
-"""Regenerate the committed outputs: schemas/ and units/ (the compiled examples).
+"""Regenerate the committed outputs: schemas/, units/ (the compiled examples) and
+compiler/generate/compiled/ (the templates compiled by jinja2).
 
     python -m compiler.generate.regenerate          # write them
     python -m compiler.generate.regenerate --check  # exit 1 if anything is stale
@@ -15,6 +16,8 @@ import sys
 from pathlib import Path
 
 from compiler.errors import ExitCode
+from compiler.fsutil import atomic_write
+from compiler.generate import templating
 from compiler.generate.build import write_tree
 from compiler.generate.render import Source, Tree, render
 from compiler.language import schemas
@@ -22,6 +25,7 @@ from compiler.language.loader import load_file
 from compiler.language.validate import validate_document
 
 ROOT = Path(__file__).resolve().parents[2]
+COMPILED = Path("compiler/generate/compiled")
 PYTHON = "/usr/bin/python3"
 
 
@@ -51,11 +55,27 @@ def stale(root: Path = ROOT) -> list[str]:
     existing = {p.relative_to(root).as_posix() for p in (root / "units").rglob("*") if p.is_file()}
     wanted = {f"units/{stem}/{rel}" for stem, tree in trees.items() for rel in tree}
     problems += sorted(existing - wanted)
+    changed, gone = _compiled_changes(root)
+    problems += [(COMPILED / name).as_posix() for name in [*changed, *gone]]
     return problems
 
 
+def _compiled_changes(root: Path) -> tuple[dict[str, str], list[str]]:
+    """The templates' generated code that the committed files do not hold (file name -> text),
+    and the committed files of templates that are gone."""
+    compiled = templating.compiled_templates()
+    changed = {
+        name: text
+        for name, text in compiled.items()
+        if not (root / COMPILED / name).exists()
+        or (root / COMPILED / name).read_text(encoding="utf-8") != text
+    }
+    present = {path.name for path in (root / COMPILED).glob("*.py.txt")}
+    return changed, sorted(present - set(compiled))
+
+
 def regenerate(root: Path = ROOT) -> None:
-    """Write schemas/ and units/ as the code generates them now."""
+    """Write schemas/, units/ and the compiled templates as the code generates them now."""
     schemas.write_all(root / "schemas")
     trees = example_trees(root)
     for child in (root / "units").iterdir() if (root / "units").exists() else ():
@@ -63,6 +83,11 @@ def regenerate(root: Path = ROOT) -> None:
             shutil.rmtree(child)
     for stem, tree in trees.items():
         write_tree(tree, root / "units" / stem)
+    changed, gone = _compiled_changes(root)
+    for name in gone:
+        (root / COMPILED / name).unlink()
+    for name, text in changed.items():
+        atomic_write(root / COMPILED / name, text)
 
 
 if __name__ == "__main__":  # the maintainer's command: what it prints is its interface
@@ -72,4 +97,4 @@ if __name__ == "__main__":  # the maintainer's command: what it prints is its in
             print(f"stale: {problem}", file=sys.stderr)
         raise SystemExit(ExitCode.FAILED if problems else ExitCode.OK)
     regenerate()
-    print("regenerated schemas/ and units/", file=sys.stderr)
+    print(f"regenerated schemas/, units/ and {COMPILED}/", file=sys.stderr)

@@ -6,16 +6,13 @@ Pure: no disk, no clock, no environment. The same config and options give the sa
 from __future__ import annotations
 
 import hashlib
-import json
-import shlex
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import jinja2
-
 from compiler import __version__
-from compiler.generate import sandbox, specs, unitfile
+from compiler.generate import jsontext, sandbox, specs, unitfile
+from compiler.generate.templating import fill
 from compiler.language.model import Config, Job
 from compiler.language.model.types import format_duration
 from compiler.language.preflight import preflight_calendar
@@ -80,29 +77,6 @@ class Unit:
     start: bool  # enabled and started by apply (timers and paths of enabled things)
 
 
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("compiler.generate", "templates"),
-        undefined=jinja2.StrictUndefined,
-        auto_reload=False,  # the templates ship with the package: no stat() on every use
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    env.filters.update(
-        unit=unitfile.literal,
-        unitpath=unitfile.path,
-        optionalpath=unitfile.optional_path,
-        seconds=unitfile.seconds,
-        shquote=shlex.quote,
-    )
-    return env
-
-
-_ENV = _environment()
-
-
 def render(
     config: Config,
     source: Source,
@@ -127,23 +101,21 @@ def render(
     units: list[Unit] = []
     for unit, kind, spec_name, spec in _runnables(config, system):
         tree[f"bin/{unit}"] = _text(
-            _ENV.get_template("runner.sh.j2").render(
-                base, python=python, entry=RUNNER_ENTRY, kind=kind, spec=spec_name
+            fill(
+                "runner.sh.j2", base, python=python, entry=RUNNER_ENTRY, kind=kind, spec=spec_name
             ),
             SCRIPT_MODE,
         )
         tree[f"specs/{spec_name}"] = _json(spec, PRIVATE_MODE)
     for filename, template, values, start in _units(config, system, runtime):
-        text = _ENV.get_template(template).render(base, **values)
+        text = fill(template, base, **values)
         tree[f"units/{filename}"] = _text(text, UNIT_MODE)
         units.append(Unit(filename, start))
     if config.release.auto_rollback:
         unit = rollback_unit(config.name)
-        script = _ENV.get_template("rollback.sh.j2").render(
-            base, python=python, unit=unit, system=system
-        )
+        script = fill("rollback.sh.j2", base, python=python, unit=unit, system=system)
         tree[f"bin/{unit}"] = _text(script, SCRIPT_MODE)
-        text = _ENV.get_template("rollback.service.j2").render(base, unit=unit)
+        text = fill("rollback.service.j2", base, unit=unit)
         tree[f"units/{service(unit + '@')}"] = _text(text, UNIT_MODE)
         units.append(Unit(service(unit + "@"), False))
     tree["config.yaml"] = GeneratedFile(source.text, PRIVATE_MODE)
@@ -160,7 +132,7 @@ def _text(text: str, mode: int) -> GeneratedFile:
 
 
 def _json(data: Any, mode: int) -> GeneratedFile:
-    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    text = jsontext.dumps(data) + "\n"
     return _text(text, mode)
 
 

@@ -3,6 +3,7 @@ compute from YAML; paths keep `~` so the runner expands them for the user it run
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Literal, TypedDict
@@ -231,11 +232,12 @@ def watch_spec(config: Config, name: str, system: bool) -> WatchSpecJSON:
     }
 
 
+@functools.lru_cache(maxsize=4096)
 def _time_of_day_gap(lines: tuple[str, ...]) -> int | Literal[False] | None:
     """The shortest time between two firing times of day (the grace only cares whether it is
     under a few minutes), read in-process: asking systemd costs a process per job, which a
     compile of a thousand jobs cannot afford. None: at most one time a day; False: a calendar
-    this reader does not know."""
+    this reader does not know. Once per schedule: jobs share schedules (every 15 minutes)."""
     from runner.calendar import CalendarError, Expression
 
     try:

@@ -7,6 +7,8 @@ becomes `%%`, `~/` becomes `%h/`, and a trailing backslash is refused.
 
 from __future__ import annotations
 
+import re
+
 from compiler.errors import VigilError
 from compiler.language.model.types import format_duration
 
@@ -15,9 +17,12 @@ class UnsafeUnitValue(VigilError):
     """A value that cannot be written into a unit file as it is."""
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def literal(value: str) -> str:
     """A value systemd must read back exactly: specifiers escaped."""
-    if any(ord(ch) < 32 or ch == "\x7f" for ch in value):
+    if _CONTROL.search(value):
         raise UnsafeUnitValue(f"{value!r} contains control characters; units take one line")
     if value.endswith("\\"):
         raise UnsafeUnitValue(f"{value!r} ends with a backslash, which would join unit-file lines")

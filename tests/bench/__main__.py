@@ -238,7 +238,10 @@ def compile_rows(quick: bool, _python: str) -> tuple[list[Row], dict[str, Any]]:
         compared = r.get("ratio")
         against = ""
         if compared is not None and generator is not None and r is not generator:
-            against = f"{ms(generator['seconds'])} systemd-cron, {generator['size']:,} lines"
+            seconds, size = r.get("baseline_seconds"), r.get("baseline_size")
+            if seconds is None:
+                seconds, size = generator["seconds"], generator["size"]
+            against = f"{ms(seconds)} systemd-cron, {size:,} lines"
             if "baseline_per_item_ms" in r:
                 against = f"{r['baseline_per_item_ms'] * 1000:.0f} us per crontab line"
         value = ms(r["seconds"])

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 class Finding(BaseModel):
     """What a job, a watch or another writer reports. Extra keys are the finding's payload."""
 
-    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True, title="vigil finding")
+    # The docstrings under the fields are their descriptions in the schema (schemas.py).
+    model_config = ConfigDict(extra="allow", title="vigil finding")
 
     source: Annotated[str, Field(min_length=1, max_length=200)]
     """Who reported it: a job name or a declared external source."""

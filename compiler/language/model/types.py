@@ -26,14 +26,18 @@ from compiler.language.schedule import ScheduleError, check_timezone, parse_sche
 
 
 class StrictModel(_BaseModel):
-    """Every config mapping: unknown keys are errors, no silent type coercion."""
+    """Every config mapping: unknown keys are errors, no silent type coercion.
+
+    The docstring under a field is its description in the JSON Schema (schemas.DocumentedSchema
+    reads them; validation never needs them). A model's validator is built when it is first
+    used: validating a config builds one for the whole config, not one per model as well."""
 
     model_config = ConfigDict(
         extra="forbid",
         strict=True,
         frozen=True,
-        use_attribute_docstrings=True,
         populate_by_name=True,
+        defer_build=True,
     )
 
 
