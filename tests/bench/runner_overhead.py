@@ -1,11 +1,12 @@
 """How much a runner start costs compared with the cheapest Python that runs a command.
 
-Runs a shell job whose command is `true` N times through `python -I -m runner job SPEC` and N
+Runs a shell job whose command is `true` N times as its generated script starts it (`python -I
+-c RUNNER_ENTRY job SPEC`: runner.contract) and N
 times `python -c "import subprocess; subprocess.run(['true'])"`, interleaved, with the same
 interpreter, and prints both medians and their ratio (target: at most 1.5x).
 
-When `runner` is not importable in isolated mode (not installed), the runner is started as
-`python -m runner` with PYTHONPATH set to the repository instead, and the output says so.
+When `runner` is not importable in isolated mode (not installed), the runner is started without
+-I, with PYTHONPATH set to the repository instead, and the output says so.
 
     python tests/bench/runner_overhead.py [-n 30] [--json PATH]
 """
@@ -22,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from runner.contract import RUNNER_ENTRY
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "units" / "backup" / "specs" / "backup.json"
 TARGET = 1.5
@@ -34,9 +37,11 @@ def runner_command(spec: Path) -> tuple[list[str], dict[str, str], str]:
         [sys.executable, "-I", "-c", "import runner"], cwd="/", capture_output=True, check=False
     )
     if probe.returncode == 0:
-        return [sys.executable, "-I", "-m", "runner", "job", str(spec)], dict(os.environ), "-I"
+        command = [sys.executable, "-I", "-c", RUNNER_ENTRY, "job", str(spec)]
+        return command, dict(os.environ), "-I"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return [sys.executable, "-m", "runner", "job", str(spec)], env, "PYTHONPATH (not installed)"
+    command = [sys.executable, "-c", RUNNER_ENTRY, "job", str(spec)]
+    return command, env, "PYTHONPATH (not installed)"
 
 
 def timed(command: list[str], env: dict[str, str]) -> float:
