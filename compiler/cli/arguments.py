@@ -1,18 +1,10 @@
-"""The commands parsed with argparse, not typer: their shared options, and running one.
-
-The inspecting commands (cli/inspect.py) and the commands that check a config (validate,
-compile, plan: cli/checking.py) define their arguments here once, with the standard library,
-so that the entry point (cli/main.py) answers them without typer, whose parameters each build a
-pydantic adapter. The typer app (cli/commands.py) passes their arguments here unparsed."""
+"""The options that the commands parsed with argparse, not typer, share (cli/parsed.py)."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-
-from compiler.cli.report import reported
-from compiler.errors import ExitCode
 
 Handler = Callable[[argparse.Namespace], int]
 Commands = dict[str, tuple[Callable[[], argparse.ArgumentParser], Handler]]
@@ -47,26 +39,3 @@ def add_system(parser: argparse.ArgumentParser) -> None:
 
 def add_json(parser: argparse.ArgumentParser, words: str = "Print JSON.") -> None:
     parser.add_argument("--json", action="store_true", help=words)
-
-
-def parsed_commands() -> Commands:
-    """Every command parsed here, by name."""
-    from compiler.cli.checking import PARSERS as CHECKING
-    from compiler.cli.inspect import PARSERS as INSPECTING
-
-    return {**INSPECTING, **CHECKING}
-
-
-def description(name: str) -> str:
-    """The command's help text, for the typer app's `vigil COMMAND --help` listing."""
-    return parsed_commands()[name][0]().description or ""
-
-
-def run(argv: list[str]) -> int:
-    """`argv`: the command and its arguments. Exits 2 (argparse) on a usage error."""
-    name, *rest = argv
-    make, handler = parsed_commands()[name]
-    args = make().parse_args(rest)
-    with reported():
-        return handler(args)
-    return ExitCode.FAILED  # not reached: reported() exits on every error it catches

@@ -1,7 +1,7 @@
 """The `vigil` command's typer app. It only maps options onto core calls; the work happens
 elsewhere. The inspecting commands (status, logs, history, watches, inbox, outbox, state, cost,
 in cli/inspect.py) and the commands that check a config (validate, compile, plan, in
-cli/checking.py) are parsed with argparse and run by cli/arguments.py: the entry point
+cli/checking.py) are parsed with argparse and run by cli/parsed.py: the entry point
 (cli/main.py) calls it without this app, which passes their arguments on unparsed."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from compiler.cli.arguments import description, parsed_commands, run
 from compiler.cli.checking import (
     CANARY_HELP,
     CONFIG_HELP,
@@ -24,6 +23,7 @@ from compiler.cli.checking import (
     wants_canary,
 )
 from compiler.cli.overview import COMMANDS, DESCRIPTION, VERSION_HELP
+from compiler.cli.parsed import description, parsed_commands, run
 from compiler.cli.report import note, reported, warn
 from compiler.errors import ExitCode, UsageError, VigilError
 
@@ -494,7 +494,7 @@ def explain(
 
 
 def _parsed(name: str) -> None:
-    """Accept a command parsed with argparse (cli/arguments.py) here too, its arguments passed
+    """Accept a command parsed with argparse (cli/parsed.py) here too, its arguments passed
     on unparsed."""
 
     def command(ctx: typer.Context) -> None:

@@ -4,7 +4,7 @@ arguments at all are answered here without typer: a person types `vigil status` 
 day, editors and hooks run `vigil validate` on every save, and the typer app costs more to
 start than the answer (typer builds a pydantic adapter for every parameter it parses). Every
 other command goes to the typer app (cli/commands.py), which accepts these commands too,
-through the same parsers (cli/arguments.py)."""
+through the same parsers (cli/parsed.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     if args[0] == "--version":
         print(version())
         sys.exit(0)
-    from compiler.cli.arguments import parsed_commands, run
+    from compiler.cli.parsed import parsed_commands, run
 
     if args[0] in parsed_commands():
         sys.exit(run(args))
