@@ -1,7 +1,8 @@
 """What the inspecting commands, `vigil --help` and `vigil --version` load: the standard library
 and vigil's own readers of an installed generation, not typer (whose parameters build pydantic
 adapters), nothing that validates or renders a config. Start-up is most of what these commands
-take (cli/main.py)."""
+take (cli/main.py). The commands that check a config (validate, compile, plan) load what
+validates and renders it, and still not typer."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tests.conftest import ROOT
 from tests.runner_support import runner_env
 from tests.test_runner_imports import imported_modules
 
+CLI_FRAMEWORK = ("typer", "click")
 HEAVY = ("pydantic", "jinja2", "jsonschema", "yaml", "anthropic", "apprise", "typer", "click")
 RICH_HELP = ("rich.markdown", "markdown_it", "typer.rich_utils")
 
@@ -83,3 +85,26 @@ def test_the_import_check_sees_a_config_that_is_not_installed(tmp_path: Path) ->
         env={"HOME": str(tmp_path)},
     )  # fmt: skip
     assert "pydantic" in heavy(modules)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("validate", "examples/minimal.yaml"),
+        ("validate", "examples/minimal.yaml", "examples/bruba.yaml", "--quiet"),
+        ("compile", "examples/minimal.yaml", "--out", "{tmp}/out"),
+        ("plan", "examples/bruba.yaml", "--root", "{tmp}/root", "--check"),
+    ],
+    ids=lambda args: " ".join(args[:2]),
+)
+def test_checking_a_config_loads_no_cli_framework(tmp_path: Path, args: tuple[str, ...]) -> None:
+    where = [arg.format(tmp=tmp_path) for arg in args]
+    modules = imported_modules(*where, module="compiler.cli", env={"HOME": str(tmp_path)})
+    assert sorted(m for m in modules if m.split(".")[0] in CLI_FRAMEWORK) == []
+    assert {"compiler.cli.checking", "pydantic", "yaml"} <= modules  # it did check the config
+
+
+def test_a_usage_error_of_compile_loads_nothing_heavy() -> None:
+    modules = imported_modules("compile", "examples/minimal.yaml", module="compiler.cli")
+    assert heavy(modules) == []
+    assert "compiler.cli.checking" in modules

@@ -1,7 +1,8 @@
 """The `vigil` command's typer app. It only maps options onto core calls; the work happens
-elsewhere. The inspecting commands (status, logs, history, watches, inbox, outbox, state, cost)
-are parsed and run by cli/inspect.py: the entry point (cli/main.py) calls it without this app,
-which passes their arguments on unparsed."""
+elsewhere. The inspecting commands (status, logs, history, watches, inbox, outbox, state, cost,
+in cli/inspect.py) and the commands that check a config (validate, compile, plan, in
+cli/checking.py) are parsed with argparse and run by cli/parsed.py: the entry point
+(cli/main.py) calls it without this app, which passes their arguments on unparsed."""
 
 from __future__ import annotations
 
@@ -13,13 +14,21 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from compiler.cli.checking import (
+    CANARY_HELP,
+    CONFIG_HELP,
+    PYTHON_HELP,
+    ROOT_HELP,
+    scope_of,
+    wants_canary,
+)
 from compiler.cli.overview import COMMANDS, DESCRIPTION, VERSION_HELP
+from compiler.cli.parsed import description, parsed_commands, run
 from compiler.cli.report import note, reported, warn
 from compiler.errors import ExitCode, UsageError, VigilError
 
 if TYPE_CHECKING:
     from compiler.install.workflows import Prepared
-    from compiler.layout import Scope
     from compiler.operate.setup import ConfigView
 
 app = typer.Typer(
@@ -43,7 +52,7 @@ def _command(name: str, **settings: Any) -> Callable[[CommandFunction], CommandF
     return app.command(name, short_help=COMMANDS[name], **settings)
 
 
-ConfigArg = Annotated[Path, typer.Argument(help="The config file (YAML).", show_default=False)]
+ConfigArg = Annotated[Path, typer.Argument(help=CONFIG_HELP, show_default=False)]
 
 
 def _version(value: bool) -> None:
@@ -70,73 +79,17 @@ PythonOpt = Annotated[
     str | None,
     typer.Option(
         "--python",
-        help="Interpreter the runner scripts use (default: the one running vigil).",
+        help=PYTHON_HELP,
         show_default=False,
     ),
 ]
-
-
-@_command("validate")
-def validate(
-    configs: Annotated[
-        list[Path], typer.Argument(help="Config files to check.", show_default=False)
-    ],
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
-    python: PythonOpt = None,
-) -> None:
-    """Check configs; print each job with its next runs, or every problem as FILE:LINE:COL.
-    Warns when the units' interpreter lacks a package a config needs."""
-    from compiler.cli.views import summarize
-    from compiler.errors import ConfigError
-    from compiler.generate.build import units_python
-    from compiler.generate.packages import missing, needs
-    from compiler.language.validate import load_config
-
-    failed = False
-    with reported():
-        units = units_python(python)
-        for index, path in enumerate(configs):
-            try:
-                validated = load_config(path)
-            except ConfigError as error:
-                print(str(error), file=sys.stderr)
-                failed = True
-                continue
-            for warning in validated.warnings:
-                warn(f"{path}: {warning}")
-            for problem in missing(units, needs(validated.config)):
-                warn(f"{path}: {problem}")
-            if not quiet:
-                print(("\n" if index else "") + summarize(validated.config, str(path)), end="")
-    if failed:
-        raise typer.Exit(ExitCode.INVALID)
-
-
-@_command("compile")
-def compile_(
-    config: ConfigArg,
-    out: Annotated[Path, typer.Option("--out", help="Directory to write the tree into.")],
-    system: SystemOpt = False,
-    python: PythonOpt = None,
-) -> None:
-    """Render units, runner scripts, job specs and the manifest into a directory."""
-    from compiler.cli.views import show_written
-    from compiler.generate.build import build, write_tree
-
-    with reported():
-        validated, tree = build(config, python=python, system=system)
-        for warning in validated.warnings:
-            warn(f"{config}: {warning}")
-        written, removed = write_tree(tree, out)
-        show_written(str(config), str(out), len(tree), written, removed)
 
 
 RootOpt = Annotated[
     Path | None,
     typer.Option(
         "--root",
-        help="Install into this directory tree (standing for the home directory, or / with "
-        "--system) without calling systemctl.",
+        help=ROOT_HELP,
         show_default=False,
     ),
 ]
@@ -145,12 +98,6 @@ NameOpt = Annotated[
     str | None,
     typer.Option("--name", help="Which installed config (its `name:`).", show_default=False),
 ]
-
-
-def _scope(system: bool, root: Path | None) -> Scope:
-    from compiler.layout import Scope
-
-    return Scope(system=system, root=root.absolute() if root else None)
 
 
 def _plan_and_apply(
@@ -184,57 +131,8 @@ def _plan_and_apply(
 
 CanaryOpt = Annotated[
     bool | None,
-    typer.Option(
-        "--canary/--no-canary",
-        help="Try every new or changed job from the new generation before switching to it "
-        "(default: release.canary).",
-        show_default=False,
-    ),
+    typer.Option("--canary/--no-canary", help=CANARY_HELP, show_default=False),
 ]
-
-
-def _canary(prepared: Prepared, flag: bool | None) -> bool:
-    if flag is not None:
-        return flag
-    return prepared.config is not None and prepared.config.release.canary
-
-
-@_command("plan")
-def plan(
-    config: ConfigArg,
-    check: Annotated[
-        bool, typer.Option("--check", help="Exit 1 when applying would change anything.")
-    ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List unchanged files.")] = False,
-    system: SystemOpt = False,
-    root: RootOpt = None,
-    python: PythonOpt = None,
-    canary: CanaryOpt = None,
-) -> None:
-    """Dry run: what apply would create, update and delete, with diffs and next runs."""
-    from compiler.cli.tables import cost_line
-    from compiler.cli.views import show_plan
-    from compiler.install.workflows import prepare
-    from compiler.operate.cost import plan_estimate
-    from compiler.operate.setup import ConfigView
-
-    with reported():
-        prepared = prepare(config, _scope(system, root), python=python)
-        for warning in (*prepared.warnings, *prepared.missing_packages):
-            warn(f"{config}: {warning}")
-        show_plan(prepared.plan, prepared.tree, verbose=verbose)
-        if _canary(prepared, canary) and prepared.plan.has_changes:
-            from compiler.cli.tryview import show_canary_plan
-            from compiler.install.canary import canary_steps
-
-            show_canary_plan(canary_steps(prepared))
-        if prepared.tree is not None:
-            documents = {path: generated.content for path, generated in prepared.tree.items()}
-            rows = plan_estimate(ConfigView.of_tree(documents), warn=note)
-            if rows is not None:
-                print(cost_line(rows), file=sys.stderr)
-    if check and prepared.plan.has_changes:
-        raise typer.Exit(ExitCode.FAILED)
 
 
 @_command("apply")
@@ -264,7 +162,7 @@ def apply_(
     from compiler.install.workflows import prepare
 
     with reported():
-        prepared = prepare(config, _scope(system, root), python=python, revision=git)
+        prepared = prepare(config, scope_of(system, root), python=python, revision=git)
         for warning in prepared.warnings:
             warn(f"{config}: {warning}")
         if prepared.missing_packages and skip_package_check:
@@ -275,7 +173,7 @@ def apply_(
             raise VigilError("\n".join([*lines, "nothing applied"]))
         if canary and root is not None:
             raise UsageError("--canary tries jobs in the running systemd: not with --root")
-        with_canary = _canary(prepared, canary)
+        with_canary = wants_canary(prepared, canary)
         if with_canary and root is not None:  # release.canary: a tree for another machine
             note("release.canary: nothing is tried for --root (no systemd to try jobs in)")
             with_canary = False
@@ -309,7 +207,7 @@ def rollback(
     from compiler.install.workflows import prepare_rollback, rollback_request_path
 
     with reported():
-        prepared = prepare_rollback(_scope(system, root), name, generation, auto=auto)
+        prepared = prepare_rollback(scope_of(system, root), name, generation, auto=auto)
         if prepared is None:
             print("automatic rollback not needed: the generation it judged is no longer live "
                   "(or nothing asked for it)", file=sys.stderr)  # fmt: skip
@@ -336,7 +234,7 @@ def uninstall(
     from compiler.language.validate import load_config
 
     with reported():
-        scope = _scope(system, root)
+        scope = scope_of(system, root)
         if config is not None:
             name = load_config(config, check_calendar=False).config.name
         _plan_and_apply(prepare_uninstall(scope, resolve_name(scope, name)), yes)
@@ -425,7 +323,7 @@ def try_(
             raise UsageError("name the jobs to try, or pass --all or --changed (one of them)")
         tries = try_jobs(
             find_config(config),
-            _scope(system, None),
+            scope_of(system, None),
             names,
             every=every,
             changed=changed,
@@ -595,9 +493,9 @@ def explain(
         print(explain_schedule(schedule, tz, count), end="")
 
 
-def _inspecting(name: str) -> None:
-    """Accept an inspecting command here too, its arguments parsed by cli/inspect.py."""
-    from compiler.cli.inspect import description, run
+def _parsed(name: str) -> None:
+    """Accept a command parsed with argparse (cli/parsed.py) here too, its arguments passed
+    on unparsed."""
 
     def command(ctx: typer.Context) -> None:
         raise typer.Exit(run([name, *ctx.args]))
@@ -608,8 +506,8 @@ def _inspecting(name: str) -> None:
     )
 
 
-for _name in ("history", "cost", "status", "logs", "watches", "inbox", "outbox", "state"):
-    _inspecting(_name)
+for _name in parsed_commands():
+    _parsed(_name)
 app.registered_commands.sort(key=lambda command: list(COMMANDS).index(str(command.name)))
 
 

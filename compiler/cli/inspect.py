@@ -1,25 +1,22 @@
 """The inspecting commands: status, logs, history, watches, inbox, outbox, state and cost.
 
 They read the installed generation (operate/setup.py) and the state directory, and print; their
-options are defined here once, with argparse, so that `vigil status` starts with the standard
-library alone (cli/main.py). The typer app passes these commands' arguments here unparsed.
+options are defined here once, with argparse (cli/arguments.py), so that `vigil status` starts
+with the standard library alone (cli/main.py). The typer app passes their arguments on unparsed.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compiler.cli.report import note, reported
+from compiler.cli.arguments import Commands, add_config_option, add_json, add_system, command_parser
+from compiler.cli.report import note
 from compiler.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from compiler.operate.setup import ConfigView
-
-Handler = Callable[[argparse.Namespace], int]
-
 
 # --- finding the config and its installation -----------------------------------------------------
 
@@ -172,42 +169,12 @@ def _cost(args: argparse.Namespace) -> int:
 # --- their parsers -------------------------------------------------------------------------
 
 
-def _parser(name: str, description: str) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(
-        prog=f"vigil {name}",
-        description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-
-
-def _config(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-c",
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="The config (default: ./vigil.yaml, then ~/.config/vigil/vigil.yaml).",
-    )
-
-
-def _system(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--system",
-        action="store_true",
-        help="System units (/etc/systemd/system) instead of --user.",
-    )
-
-
-def _json(parser: argparse.ArgumentParser, words: str = "Print JSON.") -> None:
-    parser.add_argument("--json", action="store_true", help=words)
-
-
 def _state_table(name: str, description: str) -> argparse.ArgumentParser:
     """A command that shows one table of a config's state: -c, --system, --json."""
-    parser = _parser(name, description)
-    _config(parser)
-    _system(parser)
-    _json(parser)
+    parser = command_parser(name, description)
+    add_config_option(parser)
+    add_system(parser)
+    add_json(parser)
     return parser
 
 
@@ -224,20 +191,20 @@ def _status_parser() -> argparse.ArgumentParser:
 
 
 def _logs_parser() -> argparse.ArgumentParser:
-    parser = _parser("logs", "The journal of a job's units (journalctl underneath).")
+    parser = command_parser("logs", "The journal of a job's units (journalctl underneath).")
     parser.add_argument("job", metavar="JOB", help="A job, a watch or `coordinator`.")
     parser.add_argument("-f", "--follow", action="store_true", help="Keep printing new lines.")
     parser.add_argument("--since", metavar="WHEN", help="journalctl time: '1 hour ago', 'today'...")
     parser.add_argument(
         "-n", "--lines", type=int, default=200, help="How many lines (default: %(default)s)."
     )
-    _config(parser)
-    _system(parser)
+    add_config_option(parser)
+    add_system(parser)
     return parser
 
 
 def _history_parser() -> argparse.ArgumentParser:
-    parser = _parser(
+    parser = command_parser(
         "history",
         "List installed generations: number, time, config revision, changes.\n"
         "With JOB, that job's runs from runs.jsonl: start, result (`missed`: its timer fired\n"
@@ -250,29 +217,29 @@ def _history_parser() -> argparse.ArgumentParser:
         help="A job: list its runs instead, missed firings included.",
     )
     parser.add_argument("--name", help="Which installed config (its `name:`).")
-    _system(parser)
+    add_system(parser)
     parser.add_argument(
         "--root",
         type=Path,
         metavar="DIR",
         help="The generations installed into this directory tree (apply --root).",
     )
-    _config(parser)
-    _json(parser, "Print JSON (with JOB).")
+    add_config_option(parser)
+    add_json(parser, "Print JSON (with JOB).")
     return parser
 
 
 def _cost_parser() -> argparse.ArgumentParser:
-    parser = _parser(
+    parser = command_parser(
         "cost", "Estimated monthly cost per job beside this month's actual spend (runs.jsonl)."
     )
     parser.add_argument("config", type=Path, metavar="CONFIG", help="The config file (YAML).")
-    _system(parser)
-    _json(parser, "Print JSON instead of a table.")
+    add_system(parser)
+    add_json(parser, "Print JSON instead of a table.")
     return parser
 
 
-PARSERS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Handler]] = {
+PARSERS: Commands = {
     "status": (_status_parser, _status),
     "logs": (_logs_parser, _logs),
     "history": (_history_parser, _history),
@@ -308,18 +275,3 @@ PARSERS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Handler]] = {
     "cost": (_cost_parser, _cost),
 }
 """Each inspecting command's parser (built when used) and what it does."""
-
-
-def description(name: str) -> str:
-    """The command's help text, for the typer app's `vigil COMMAND --help` listing."""
-    return PARSERS[name][0]().description or ""
-
-
-def run(argv: list[str]) -> int:
-    """`argv`: the command and its arguments. Exits 2 (argparse) on a usage error."""
-    name, *rest = argv
-    make, handler = PARSERS[name]
-    args = make().parse_args(rest)
-    with reported():
-        return handler(args)
-    return ExitCode.FAILED  # not reached: reported() exits on every error it catches

@@ -1,9 +1,10 @@
-"""The `vigil` command's entry point. The inspecting commands (cli/inspect.py), `--help`,
-`--version` and no arguments at all are answered here, with the standard library: a person
-types `vigil status` many times a day, and the typer app costs more to start than the answer
-(typer builds a pydantic adapter for every parameter it parses). Every other command goes to
-the typer app (cli/commands.py), which accepts the inspecting commands too, through the same
-parsers."""
+"""The `vigil` command's entry point. The inspecting commands (cli/inspect.py), the commands
+that check a config (validate, compile, plan: cli/checking.py), `--help`, `--version` and no
+arguments at all are answered here without typer: a person types `vigil status` many times a
+day, editors and hooks run `vigil validate` on every save, and the typer app costs more to
+start than the answer (typer builds a pydantic adapter for every parameter it parses). Every
+other command goes to the typer app (cli/commands.py), which accepts these commands too,
+through the same parsers (cli/parsed.py)."""
 
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ def main(argv: list[str] | None = None) -> None:
     if args[0] == "--version":
         print(version())
         sys.exit(0)
-    from compiler.cli import inspect
+    from compiler.cli.parsed import parsed_commands, run
 
-    if args[0] in inspect.PARSERS:
-        sys.exit(inspect.run(args))
+    if args[0] in parsed_commands():
+        sys.exit(run(args))
     from compiler.cli.commands import app
 
     app(args, prog_name="vigil")

@@ -291,7 +291,7 @@ def processes_side_by_side(tmp: Path, rounds: int) -> tuple[dict[str, list[float
     # have every run compile vigil's source again. The bytecode goes to a temporary tree.
     vigil_env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONPYCACHEPREFIX": str(work / "pyc")}
     vigil_env.pop("PYTHONDONTWRITEBYTECODE", None)
-    vigil = [sys.executable, "-c", "from compiler.cli.commands import main; main()", "compile"]
+    vigil = [sys.executable, "-c", "from compiler.cli.main import main; main()", "compile"]
     commands: dict[str, dict[str, Any]] = {}
     for n in (SMALL, BASELINE_SIZE):
         crontab = work / f"crontab-{n}"
