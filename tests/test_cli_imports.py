@@ -6,6 +6,7 @@ validates and renders it, and still not typer."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,22 @@ def test_a_usage_error_of_compile_loads_nothing_heavy() -> None:
     modules = imported_modules("compile", "examples/minimal.yaml", module="compiler.cli")
     assert heavy(modules) == []
     assert "compiler.cli.checking" in modules
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
+    """`vigil --help | head -1`: the pipe closes before vigil writes; vigil says nothing more."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", "from compiler.cli.main import main; main()", "--help"],
+            cwd=ROOT,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 1
+    assert result.stderr == ""

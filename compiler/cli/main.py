@@ -8,13 +8,23 @@ through the same parsers (cli/parsed.py)."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from compiler.cli.overview import top_help, version
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
+    try:
+        _answer(sys.argv[1:] if argv is None else argv)
+    except BrokenPipeError:  # `vigil status | head`: the reader left; say nothing more
+        from compiler.errors import ExitCode
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(ExitCode.FAILED)
+
+
+def _answer(args: list[str]) -> None:
     if not args:  # as click's no_args_is_help: a usage error, the help on stderr
         print(top_help(), file=sys.stderr)
         sys.exit(2)

@@ -292,6 +292,8 @@ def _coordinator(config: Config) -> str:
         f"delivers to {', '.join(coordinator.deliver_to)}",
         f"heartbeat every {format_duration(coordinator.heartbeat)}",
     ]
+    if coordinator.linger:
+        parts.append(f"stays {format_duration(coordinator.linger)} after a finding")
     caps = [f"{source} {p.cap}" for source, p in coordinator.sources.items() if p.cap is not None]
     if coordinator.total_cap:
         caps.insert(0, f"{coordinator.total_cap} in total")
