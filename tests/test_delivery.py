@@ -99,8 +99,10 @@ def test_file_channel_delivers_one_json_line(tmp_path: Path) -> None:
         }
     ]
     assert queued(state) == []
-    ledger = json.loads((state / "state" / "delivered.json").read_text())
+    text = (state / "state" / "delivered.json").read_text()
+    ledger = json.loads(text)
     assert ledger["delivered"]["m1"]["at"] == "2026-02-02T09:00:00Z"
+    assert text.count("\n") == 1  # compact: rewritten at every delivery, a month of them
 
 
 def test_file_channel_expands_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -70,4 +70,5 @@ class DeliveryLedger:
         self.save()
 
     def save(self) -> None:
-        write_state(self.state_dir, LEDGER, {"delivered": dict(self.entries)})
+        # Written at every delivery and holding a month of them: compact.
+        write_state(self.state_dir, LEDGER, {"delivered": dict(self.entries)}, compact=True)
