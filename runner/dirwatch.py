@@ -12,6 +12,7 @@ from contextlib import suppress
 
 from runner.intake import holds_files
 
+IN_MODIFY = 0x00000002
 IN_CLOSE_WRITE = 0x00000008
 IN_MOVED_TO = 0x00000080
 IN_CREATE = 0x00000100
@@ -33,7 +34,7 @@ class DirectoryWatch:
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
-        self.fd = _inotify(directory)
+        self.fd = inotify(directory, COMPLETE | IN_CREATE)
 
     @property
     def method(self) -> str:
@@ -77,8 +78,9 @@ class DirectoryWatch:
         return mask
 
 
-def _inotify(directory: str) -> int:
-    """An inotify descriptor watching `directory` for new files, or -1 (then the wait polls)."""
+def inotify(directory: str, mask: int) -> int:
+    """A non-blocking inotify descriptor watching `directory` for the events in `mask`, or -1
+    where there is none (then a caller polls)."""
     try:
         import ctypes
 
@@ -88,7 +90,7 @@ def _inotify(directory: str) -> int:
         return -1
     if fd < 0:
         return -1
-    if libc.inotify_add_watch(fd, os.fsencode(directory), COMPLETE | IN_CREATE) < 0:
+    if libc.inotify_add_watch(fd, os.fsencode(directory), mask) < 0:
         os.close(fd)
         return -1
     return fd

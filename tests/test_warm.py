@@ -93,7 +93,7 @@ def test_each_finding_while_warm_gets_a_pass_then_it_exits_when_idle(
     inbox: Path, spec_path: Path, inotify: bool, monkeypatch, capsys
 ) -> None:
     if not inotify:
-        monkeypatch.setattr(dirwatch, "_inotify", lambda _directory: -1)
+        monkeypatch.setattr(dirwatch, "inotify", lambda _directory, _mask: -1)
     passes = Passes(inbox)
     timers = [later(0.2, lambda: land(inbox, "a.json")), later(0.6, lambda: land(inbox, "b.json"))]
     started = time.monotonic()

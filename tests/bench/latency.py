@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import os
 import select
@@ -54,6 +53,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from runner.dirwatch import IN_CREATE, IN_MODIFY, inotify
 from tests.systemd_manager import ManagerUnavailable, UserManager, private_user_manager
 
 NAME = "lat"
@@ -112,20 +112,8 @@ ExecStart={argv}
 class LineWatch:
     """Wakes when a file in `directory` is written (inotify), or polls every millisecond."""
 
-    IN_MODIFY = 0x00000002
-    IN_CREATE = 0x00000100
-
     def __init__(self, directory: Path) -> None:
-        self.fd = -1
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-            if fd >= 0:
-                mask = self.IN_MODIFY | self.IN_CREATE
-                if libc.inotify_add_watch(fd, os.fsencode(directory), mask) >= 0:
-                    self.fd = fd
-                else:
-                    os.close(fd)
+        self.fd = inotify(str(directory), IN_MODIFY | IN_CREATE)
         self.method = "inotify" if self.fd >= 0 else "polling every 1 ms"
 
     def close(self) -> None:
