@@ -109,7 +109,8 @@ def main(spec_path: str) -> int:
     from runner.stopping import StopRequest
 
     stop = StopRequest()
-    found = holds_files(os.path.join(spec["state_dir"], INBOX))  # before the pass empties it
+    inbox = os.path.join(spec["state_dir"], INBOX)
+    found = holds_files(inbox)  # before the pass empties it
     status = timed_pass(spec, heartbeat)
     seconds = _linger(spec) if found and status == OK and not stop.requested else 0
     if not seconds:
@@ -119,7 +120,7 @@ def main(spec_path: str) -> int:
     lingering = Lingering(
         spec_path=spec_path,
         live=identity,
-        inbox=os.path.join(spec["state_dir"], INBOX),
+        inbox=inbox,
         seconds=seconds,
         heartbeat=int(spec["coordinator"].get("heartbeat") or DEFAULT_HEARTBEAT),
     )

@@ -17,7 +17,6 @@ is due is made first: the timer's start it stands for was swallowed).
 from __future__ import annotations
 
 import sys
-import time
 from time import monotonic as now
 
 from runner.contract import COORDINATOR_LINGER_MAX
@@ -46,7 +45,7 @@ class Lingering:
         self.spec_path = spec_path
         """The spec as the unit names it, through the `current` link."""
         self.live = live
-        """Which file spec_path led to when the spec was read (spec_identity)."""
+        """Which file spec_path led to when the spec was read (runner.spec.file_identity)."""
         self.inbox = inbox
         self.seconds = seconds
         """How long to stay after a finding's pass (`linger:`)."""
@@ -58,7 +57,7 @@ def linger(lingering: Lingering, stop: StopRequest, one_pass: Callable[[bool], i
     """Wait for the next finding and run `one_pass(False)` for it, `one_pass(True)` when a
     heartbeat is due, until `seconds` pass without a finding; OK, or the status of a pass that
     failed (the run ends with it, as a cold start would)."""
-    began = last_pass = idle_since = time.monotonic()
+    began = last_pass = idle_since = now()
     ends = began + COORDINATOR_LINGER_MAX
     watch = DirectoryWatch(lingering.inbox)
     passes = 0

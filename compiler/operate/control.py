@@ -75,7 +75,7 @@ def run_now(config: ConfigView, scope: Scope, state: Path, target: str, wait: bo
         return RunOutcome(f"{main}: started (see `vigil logs {target}`)", ExitCode.OK)
     systemd.run("start", main, check=False)  # a oneshot start waits for the run to end
     shown = systemd.show(main, "Result", "ExecMainStatus", "InvocationID")
-    return _outcome(main, shown, _record(state, shown.get("InvocationID")))
+    return _outcome(main, shown, *_record(state, shown.get("InvocationID")))
 
 
 def _coordinator_pass(systemd: Systemctl, main: str, state: Path, wait: bool) -> RunOutcome:
@@ -92,11 +92,10 @@ def _coordinator_pass(systemd: Systemctl, main: str, state: Path, wait: bool) ->
     while True:
         shown = systemd.show(main, "ActiveState", "Result", "ExecMainStatus", "InvocationID")
         started = shown.get("InvocationID") not in (None, "", before)
-        record = _record(state, shown.get("InvocationID")) if started else None
+        record, unreadable = _record(state, shown.get("InvocationID")) if started else (None, None)
         if started and shown.get("ActiveState") in ("inactive", "failed"):
-            return _outcome(main, shown, record)
-        if record is not None and UNREADABLE not in record:  # the pass is done; the run
-            # may linger: its record tells how it went
+            return _outcome(main, shown, record, unreadable)
+        if record is not None:  # the pass is done; the run may linger: its record tells
             words = f"{main}: {record.get('result')}: {record.get('reason')}"
             ok = record.get("result") == "ok"
             return RunOutcome(words, ExitCode.OK if ok else ExitCode.FAILED)
@@ -105,28 +104,30 @@ def _coordinator_pass(systemd: Systemctl, main: str, state: Path, wait: bool) ->
         time.sleep(0.1)
 
 
-UNREADABLE = "unreadable"
-"""In place of a run's record: why runs.jsonl could not be read."""
 PASS_WAIT_MARGIN = 30
 """Seconds `vigil run coordinator --wait` waits beyond a pass's own limit."""
 
 
-def _record(state: Path, invocation: str | None) -> dict[str, object] | None:
-    """The runs.jsonl record of the run systemd knows as `invocation`, if it is there yet."""
+def _record(state: Path, invocation: str | None) -> tuple[dict[str, object] | None, str | None]:
+    """The runs.jsonl record of the run systemd knows as `invocation`, if it is there yet; or
+    why runs.jsonl cannot be read."""
     if not invocation:
-        return None
+        return None, None
     try:
-        return next((r for r in runs(str(state)) if r.get("invocation_id") == invocation), None)
+        found = (r for r in runs(str(state)) if r.get("invocation_id") == invocation)
+        return next(found, None), None
     except OSError as error:  # the run happened: its status still counts
-        return {UNREADABLE: describe(error)}
+        return None, describe(error)
 
 
-def _outcome(main: str, shown: dict[str, str], record: dict[str, object] | None) -> RunOutcome:
+def _outcome(
+    main: str, shown: dict[str, str], record: dict[str, object] | None, unreadable: str | None
+) -> RunOutcome:
     status = int(shown.get("ExecMainStatus") or 0)
     result = shown.get("Result", "unknown")
     words = f"{main}: {result} (exit status {status})"
-    if record is not None and UNREADABLE in record:
-        words += f" (runs.jsonl cannot be read: {record[UNREADABLE]})"
+    if unreadable is not None:
+        words += f" (runs.jsonl cannot be read: {unreadable})"
     elif record is not None:
         words += f", {record.get('result')}"
         if record.get("reason"):
