@@ -19,15 +19,25 @@ async def connect(cluster: NatsCluster):  # type: ignore[no-untyped-def]
     return await nats.connect(servers=cluster.urls, connect_timeout=5, max_reconnect_attempts=60)
 
 
+async def publish(js, subject: str, data: bytes, message_id: str):  # type: ignore[no-untyped-def]
+    """A publish that waits for the stream's group to have a leader: a stream just created, or
+    one whose leader's node just died, answers nothing until its replicas elect one."""
+    for attempt in range(60):
+        try:
+            return await js.publish(subject, data, headers={"Nats-Msg-Id": message_id})
+        except nats.errors.Error:  # no responders, no stream response, timeout: no leader yet
+            await asyncio.sleep(0.05 * min(attempt + 1, 10))
+    return await js.publish(subject, data, headers={"Nats-Msg-Id": message_id})
+
+
 def test_a_retried_publish_is_one_message(nats_cluster: NatsCluster) -> None:  # noqa: F811
     async def scenario() -> tuple[bool, bool, int]:
         client = await connect(nats_cluster)
         try:
             js = client.jetstream()
             await js.add_stream(name="FINDINGS", subjects=["findings.>"], num_replicas=3)
-            headers = {"Nats-Msg-Id": "host-a/finding-1"}
-            first = await js.publish("findings.a", b"{}", headers=headers)
-            again = await js.publish("findings.a", b"{}", headers=headers)
+            first = await publish(js, "findings.a", b"{}", "host-a/finding-1")
+            again = await publish(js, "findings.a", b"{}", "host-a/finding-1")
             info = await js.stream_info("FINDINGS")
             return bool(first.duplicate), bool(again.duplicate), info.state.messages
         finally:
@@ -44,14 +54,9 @@ def test_a_replicated_stream_takes_publishes_with_a_node_dead(
         try:
             js = client.jetstream()
             await js.add_stream(name="FINDINGS", subjects=["findings.>"], num_replicas=3)
-            await js.publish("findings.a", b"before", headers={"Nats-Msg-Id": "1"})
+            await publish(js, "findings.a", b"before", "1")
             nats_cluster.nodes[0].kill()
-            for attempt in range(100):  # until the stream's group has elected a new leader
-                try:
-                    await js.publish("findings.a", b"after", headers={"Nats-Msg-Id": "2"})
-                    break
-                except (nats.errors.TimeoutError, nats.js.errors.APIError):
-                    await asyncio.sleep(0.1 * min(attempt + 1, 10))
+            await publish(js, "findings.a", b"after", "2")
             info = await js.stream_info("FINDINGS")
             return info.state.messages
         finally:
