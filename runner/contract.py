@@ -22,6 +22,11 @@ def coordinator_unit(config: str) -> str:
     return f"{config}-coordinator"
 
 
+def forward_unit(config: str) -> str:
+    """A fleet host's forwarder: its inbox to the findings stream (runner.fleet.forward)."""
+    return f"{config}-forward"
+
+
 def watch_unit(config: str, watch: str) -> str:
     return f"{config}-watch-{watch}"
 
@@ -89,6 +94,11 @@ TMP = "tmp"
 """Temp files renamed into place (same file system as everything above)."""
 RUNS = "runs.jsonl"
 """One JSON line per run (rotated to runs.jsonl.1)."""
+OUTGOING = "outgoing"
+"""Fleet: findings the forwarder took from the inbox, in order, until the stream acknowledges
+each (a host cut off from NATS keeps them here; the inbox itself stays empty)."""
+FLEET_WORK = "fleet-coordinator"
+"""Fleet: the active coordinator's working state directory, mirrored to JetStream KV."""
 TRIES = "tries"
 """A try's own directory per try, shaped like a state directory: its findings, its run record
 and a copy of state/ for the coordinator's dry run. Removed when the try ends."""

@@ -17,7 +17,7 @@ required one at run time, and the test asks it.
 
 from typing import Literal, NotRequired, TypedDict
 
-SpecKind = Literal["job", "coordinator", "watch", "failure"]
+SpecKind = Literal["job", "coordinator", "watch", "failure", "forward"]
 OutputMode = Literal["findings", "log", "message"]
 """How a job's stdout is read (runner.spec.OUTPUT_MODES at run time)."""
 BudgetScope = Literal["job", "global"]
@@ -354,3 +354,32 @@ class FailureSpecJSON(SpecJSON):
     """release.auto_rollback: a changed job failing its first runs rolls the config back."""
     pause_after: NotRequired[dict[str, PauseJSON]]
     """job -> when and what to pause; jobs that are never paused are absent."""
+
+
+class FleetJSON(TypedDict):
+    """`fleet:` as one host's specs carry it."""
+
+    servers: list[str]
+    credential: str | None
+    """The LoadCredential= name of the fleet's credentials (`user:password` or a token)."""
+    host: str
+    """The host these specs were compiled for (`vigil apply --host`)."""
+    hosts: list[str]
+    coordinator_hosts: list[str]
+    """The hosts that may run the coordinator, most preferred first."""
+    lease: int
+    """Seconds the active coordinator's lease lasts without renewal."""
+    config_hash: str
+
+
+class ForwardJobJSON(TypedDict):
+    unit: str
+    timer: str | None
+
+
+class ForwardSpecJSON(ServiceSpecJSON):
+    """A fleet host's forwarder: its inbox to the findings stream, and its reports."""
+
+    fleet: FleetJSON
+    heartbeat: int
+    jobs: dict[str, ForwardJobJSON]

@@ -1,0 +1,50 @@
+"""A fleet spec's connection: its servers, its credentials (from systemd's LoadCredential=,
+never from the spec or the environment) and the host's own reply inbox."""
+
+from __future__ import annotations
+
+import os
+
+from runner.fleet.client import Connection, Credentials, NatsError
+from runner.fleet.jetstream import JetStream
+from runner.fleet.names import inbox_prefix
+
+TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
+if TYPE_CHECKING:
+    from runner.spectypes import FleetJSON
+
+
+class CredentialsMissing(NatsError):
+    """The unit was not given the fleet's credentials."""
+
+
+def credentials(fleet: FleetJSON) -> Credentials:
+    name = fleet.get("credential")
+    if not name:
+        return Credentials()
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        raise CredentialsMissing(
+            f"$CREDENTIALS_DIRECTORY is not set: the unit passes the fleet credential {name!r} "
+            "with LoadCredential="
+        )
+    try:
+        with open(os.path.join(directory, name), encoding="utf-8") as handle:
+            return Credentials.parse(handle.read())
+    except OSError as error:
+        raise CredentialsMissing(
+            f"cannot read the fleet credential {name!r}: {error.strerror or error}"
+        ) from None
+
+
+def connect(config: str, fleet: FleetJSON, role: str) -> tuple[Connection, JetStream]:
+    """A connection for this host (`role` names it to the server: `vigil forward laptop`)."""
+    host = fleet["host"]
+    connection = Connection(
+        list(fleet["servers"]),
+        credentials(fleet),
+        inbox=inbox_prefix(config, host),
+        name=f"vigil {role} {config}/{host}",
+    )
+    connection.connect()
+    return connection, JetStream(connection)

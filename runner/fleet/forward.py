@@ -1,0 +1,189 @@
+"""`python -m runner forward SPEC`: a fleet host's inbox to the findings stream.
+
+Started by the host's path unit when a finding lands (and by its heartbeat timer). Jobs keep
+writing findings into the local inbox; the forwarder first moves them, in the order they
+came, to outgoing/ (so the inbox empties and the path unit rests even while NATS is out of
+reach), then publishes them oldest first, each with a Nats-Msg-Id made from its name there:
+a forwarder killed after the stream took a finding and before deleting it publishes it again
+and the stream drops the copy. A finding is deleted only after the stream acknowledged it;
+the first one that cannot be published stops the run, so a host's findings arrive in order.
+An unreachable NATS is no failure: the findings wait, the next finding or heartbeat tries
+again, and the coordinator says so when the host stays silent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import time
+
+from runner import clock
+from runner.contract import INBOX, OUTGOING, REJECTED, SPEC_VERSION
+from runner.exitcodes import OK, USAGE
+from runner.fleet.client import NatsError, Refused
+from runner.fleet.names import findings_subject
+from runner.fsatomic import ensure_dir, fsync_dir, locked
+
+TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
+if TYPE_CHECKING:
+    from runner.fleet.jetstream import JetStream
+    from runner.spectypes import ForwardSpecJSON
+
+LOCK = ".forward.lock"
+HOST_HEADER = "Vigil-Host"
+NAME_HEADER = "Vigil-Name"
+HEADROOM = 1024
+"""Bytes kept for the headers when comparing a finding with the server's max_payload."""
+
+
+def load_spec(path: str) -> ForwardSpecJSON:
+    with open(path, encoding="utf-8") as handle:
+        spec: ForwardSpecJSON = json.load(handle)
+    if spec.get("spec") != SPEC_VERSION or spec.get("kind") != "forward":
+        raise ValueError(f"not a version {SPEC_VERSION} forward spec")
+    spec["state_dir"] = os.path.expanduser(spec["state_dir"])
+    return spec
+
+
+def main(spec_path: str) -> int:
+    try:
+        spec = load_spec(spec_path)
+    except (OSError, ValueError, KeyError) as error:
+        print(f"vigil: bad spec {spec_path}: {error}", file=sys.stderr)
+        return USAGE
+    from runner.fleet.report import due, generation_of
+
+    report = due(spec, os.environ.get("TRIGGER_UNIT"))
+    with locked(os.path.join(spec["state_dir"], LOCK)):
+        spool(spec["state_dir"])
+        forward(spec, report=report, generation=generation_of(spec_path))
+    return OK
+
+
+def forward(spec: ForwardSpecJSON, *, report: bool = False, generation: int | None = None) -> int:
+    """Publish what outgoing/ holds, oldest first, and the host's report if `report`; how
+    many findings were published. NATS problems are said in the journal and leave the rest
+    for the next run."""
+    from runner.fleet.connect import connect
+
+    state_dir, host = spec["state_dir"], spec["fleet"]["host"]
+    waiting = pending(state_dir)
+    if not waiting and not report:
+        return 0
+    sent = 0
+    try:
+        connection, stream = connect(spec["config"], spec["fleet"], "forward")
+        with connection:
+            sent = publish(stream, spec, waiting)
+            if report:
+                from runner.fleet.report import publish_report
+
+                publish_report(stream, spec, generation, clock.now())
+    except Refused as error:
+        print(f"vigil: forward: NATS refused {host}: {error}", file=sys.stderr)
+    except NatsError as error:
+        left = len(waiting) - sent
+        print(
+            f"vigil: forward: {error}; {left} finding(s) wait in {OUTGOING}/ for the next try",
+            file=sys.stderr,
+        )
+    if sent:
+        print(f"forward: {sent} finding(s) to the fleet", file=sys.stderr)
+    return sent
+
+
+def publish(stream: JetStream, spec: ForwardSpecJSON, names: list[str]) -> int:
+    directory = os.path.join(spec["state_dir"], OUTGOING)
+    host = spec["fleet"]["host"]
+    subject = findings_subject(spec["config"], host)
+    sent = 0
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            continue
+        headers = {HOST_HEADER: host, NAME_HEADER: name.split("-", 1)[-1]}
+        if len(data) + HEADROOM > stream.connection.max_payload:
+            _too_large(spec["state_dir"], path, len(data), stream.connection.max_payload)
+            continue
+        stream.publish(subject, data, msg_id=f"{host}/{name}", headers=headers)
+        os.unlink(path)
+        sent += 1
+    if sent:
+        fsync_dir(directory)
+    return sent
+
+
+def pending(state_dir: str) -> list[str]:
+    """outgoing/, oldest first."""
+    try:
+        return sorted(n for n in os.listdir(os.path.join(state_dir, OUTGOING)) if n[0] != ".")
+    except FileNotFoundError:
+        return []
+
+
+def spool(state_dir: str) -> int:
+    """Move the inbox's findings to outgoing/ as `<ns>-<name>`, in the order they were
+    written; entries that are no finding file (a directory, a link) go to rejected/."""
+    inbox = ensure_dir(os.path.join(state_dir, INBOX))
+    outgoing = ensure_dir(os.path.join(state_dir, OUTGOING))
+    entries = []
+    for name in os.listdir(inbox):
+        if name.startswith("."):
+            continue  # a writer's temp file: it is renamed in whole, later
+        try:
+            info = os.lstat(os.path.join(inbox, name))
+        except FileNotFoundError:
+            continue
+        entries.append((info.st_mtime_ns, name, stat.S_ISREG(info.st_mode)))
+    if not entries:
+        return 0
+    stamp = max(time.time_ns(), _last_stamp(outgoing) + 1)
+    for _, name, regular in sorted(entries):
+        source = os.path.join(inbox, name)
+        if not regular:
+            _reject(state_dir, source, "is not a regular file")
+            continue
+        os.rename(source, os.path.join(outgoing, f"{stamp:020d}-{name}"))
+        stamp += 1
+    fsync_dir(outgoing)
+    fsync_dir(inbox)
+    return len(entries)
+
+
+def _last_stamp(outgoing: str) -> int:
+    names = pending(os.path.dirname(outgoing))
+    try:
+        return int(names[-1].split("-", 1)[0]) if names else 0
+    except ValueError:
+        return 0
+
+
+def _reject(state_dir: str, path: str, reason: str) -> None:
+    rejected = ensure_dir(os.path.join(state_dir, REJECTED))
+    target = os.path.join(rejected, os.path.basename(path))
+    if os.path.lexists(target):
+        target += f".{os.urandom(3).hex()}"
+    os.rename(path, target)
+    print(f"vigil: forward: inbox/{os.path.basename(path)} {reason}: moved to {REJECTED}/",
+          file=sys.stderr)  # fmt: skip
+
+
+def _too_large(state_dir: str, path: str, size: int, limit: int) -> None:
+    """A finding NATS would refuse (and close the connection over) goes to rejected/, with an
+    alert: it would otherwise hold up every finding behind it for good."""
+    from runner.statefile import own_alert
+
+    name = os.path.basename(path).split("-", 1)[-1]
+    own_alert(
+        state_dir,
+        f"too-large:{os.path.basename(path)}",
+        f"vigil set aside the finding {name} ({size} bytes): NATS takes at most {limit}",
+        clock.now(),
+        kind="finding-rejected",
+    )
+    _reject(state_dir, path, f"is larger than NATS takes ({size} > {limit} bytes)")

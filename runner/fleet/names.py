@@ -1,0 +1,47 @@
+"""Every name the fleet uses on NATS, defined once: the findings stream and its subjects, the
+coordinator's consumer, the key-value buckets, the lease key and the reply inboxes. The
+permissions in the README's "Several machines" are written against these.
+"""
+
+from __future__ import annotations
+
+CONSUMER = "coordinator"
+"""The durable pull consumer the active coordinator takes findings from."""
+LEASE_KEY = "coordinator"
+"""In the lease bucket: the host whose coordinator is active, while it renews it."""
+REPLICAS = 3
+"""Streams and buckets are replicated this many times where the cluster has the nodes."""
+MAX_FINDING_AGE = 30 * 86400
+"""Seconds an unconsumed finding stays in the stream (a month without any coordinator)."""
+PUBLISH_DEDUP_WINDOW = 2 * 3600
+"""Seconds the stream remembers a finding's Nats-Msg-Id: a forwarder killed after publishing
+and before deleting the file publishes it again within this (any heartbeat), deduplicated."""
+
+
+def findings_stream(config: str) -> str:
+    return f"vigil-{config}-findings"
+
+
+def findings_subject(config: str, host: str) -> str:
+    """What `host` publishes its findings to; `*` for `host`: every host's."""
+    return f"vigil.{config}.findings.{host}"
+
+
+def state_bucket(config: str) -> str:
+    """The active coordinator's state directory, one key per file (runner.fleet.mirror)."""
+    return f"vigil-{config}-state"
+
+
+def lease_bucket(config: str) -> str:
+    """Keys here vanish `fleet.lease` after their last write."""
+    return f"vigil-{config}-lease"
+
+
+def hosts_bucket(config: str) -> str:
+    """Each host's latest report (its jobs' runs, its generation), under its own name."""
+    return f"vigil-{config}-hosts"
+
+
+def inbox_prefix(config: str, host: str) -> str:
+    """Replies to `host` arrive under this prefix: its credentials subscribe to nothing else."""
+    return f"_INBOX.vigil.{config}.{host}"
