@@ -18,9 +18,9 @@ from runner.exitcodes import USAGE
 USAGE_TEXT = (
     "usage: python -m runner job SPEC [--try DIR [--no-model | --check] | --preflight]"
     " | coordinator SPEC"
-    " | watch SPEC | failure SPEC UNIT"
+    " | watch SPEC | failure SPEC UNIT | forward SPEC"
 )
-EXTRA_ARGS = {"job": 3, "failure": 1, "coordinator": 0, "watch": 0}
+EXTRA_ARGS = {"job": 3, "failure": 1, "coordinator": 0, "watch": 0, "forward": 0}
 """Kinds this version runs, and how many arguments may follow the spec."""
 
 
@@ -38,6 +38,10 @@ def main(argv: list[str]) -> int:
         from runner.coordinator import main as run_coordinator
 
         return run_coordinator(spec_path)
+    if kind == "forward":
+        from runner.fleet.forward import main as run_forward
+
+        return run_forward(spec_path)
     if kind == "watch":
         from runner.watch import main as run_watch
 

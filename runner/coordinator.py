@@ -105,6 +105,10 @@ def main(spec_path: str) -> int:
     except (OSError, ValueError, KeyError) as error:
         print(f"vigil: bad spec {spec_path}: {error}", file=sys.stderr)
         return USAGE
+    if spec.get("fleet"):  # a long-running service taking findings from NATS
+        from runner.fleet.leader import main as lead
+
+        return lead(spec)
     heartbeat = os.environ.get("TRIGGER_UNIT") == timer(coordinator_unit(spec["config"]))
     from runner.stopping import StopRequest
 

@@ -10,7 +10,7 @@ import fcntl
 import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
 
@@ -19,6 +19,10 @@ from runner.contract import INBOX, STATE, TMP
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+
+mirror: Callable[[str, bytes], None] | None = None
+"""Told of every file write_atomic put in place, after it is durable: the fleet's active
+coordinator keeps its state directory in JetStream KV this way (runner.fleet.mirror)."""
 
 
 def ensure_dir(path: str) -> str:
@@ -61,6 +65,8 @@ def write_atomic(state_dir: str, target: str, data: bytes) -> None:
             raise OSError(error.errno, error.strerror, target) from None
         raise
     fsync_dir(target_dir)
+    if mirror is not None:
+        mirror(target, data)
 
 
 def append_whole(path: str, data: bytes, *, sync: bool = True) -> None:

@@ -185,6 +185,13 @@ def claim(
     return intake
 
 
+def claim_name(moment: datetime) -> str:
+    """A new claim's name: its run's moment (see claim_moment) and a random part."""
+    from runner.clock import file_stamp
+
+    return f"{CLAIM_PREFIX}{file_stamp(moment)}-{os.urandom(4).hex()}"
+
+
 def claim_moment(name: str) -> datetime | None:
     """The moment of the run that made claim `name`: a rerun replays the claim at it, so it
     computes the very messages the killed run queued (same ids, same lines)."""
@@ -201,7 +208,7 @@ def _claim_inbox(state_dir: str, stuck: list[Rejected], moment: datetime | None)
     """Move the inbox (and files an older version left loose in processing/) into a new
     claim; None, and nothing written, when there is nothing to move. An entry that cannot be
     moved is set aside in place and added to `stuck`."""
-    from runner.clock import file_stamp, utc_now
+    from runner.clock import utc_now
 
     inbox = ensure_dir(os.path.join(state_dir, INBOX))
     processing = ensure_dir(os.path.join(state_dir, PROCESSING))
@@ -222,7 +229,7 @@ def _claim_inbox(state_dir: str, stuck: list[Rejected], moment: datetime | None)
         moving.append(path)
     if not moving:
         return None
-    name = f"{CLAIM_PREFIX}{file_stamp(moment or utc_now())}-{os.urandom(4).hex()}"
+    name = claim_name(moment or utc_now())
     directory = os.path.join(processing, name)
     os.mkdir(directory, 0o700)
     fsync_dir(processing)

@@ -311,6 +311,22 @@ class JobTimerJSON(TypedDict):
     """Persistent=: systemd runs a firing it missed while off as soon as the timer starts."""
 
 
+class FleetJSON(TypedDict):
+    """`fleet:` as one host's specs carry it."""
+
+    servers: list[str]
+    credential: str | None
+    """The LoadCredential= name of the fleet's credentials (`user:password` or a token)."""
+    host: str
+    """The host these specs were compiled for (`vigil apply --host`)."""
+    hosts: list[str]
+    coordinator_hosts: list[str]
+    """The hosts that may run the coordinator, most preferred first."""
+    lease: int
+    """Seconds the active coordinator's lease lasts without renewal."""
+    config_hash: str
+
+
 class CoordinatorSpecJSON(ServiceSpecJSON):
     coordinator: CoordinatorJSON
     channels: dict[str, ChannelJSON]
@@ -319,6 +335,8 @@ class CoordinatorSpecJSON(ServiceSpecJSON):
     jobs: list[str]
     timers: NotRequired[dict[str, JobTimerJSON]]
     """The jobs with a calendar (not those only started at boot), by name."""
+    fleet: NotRequired[FleetJSON]
+    """Several machines: findings come from NATS, state lives in KV (runner.fleet.leader)."""
 
 
 # --- the spec of a watch with a timer of its own, and the failure handler's ---------------------
@@ -354,22 +372,6 @@ class FailureSpecJSON(SpecJSON):
     """release.auto_rollback: a changed job failing its first runs rolls the config back."""
     pause_after: NotRequired[dict[str, PauseJSON]]
     """job -> when and what to pause; jobs that are never paused are absent."""
-
-
-class FleetJSON(TypedDict):
-    """`fleet:` as one host's specs carry it."""
-
-    servers: list[str]
-    credential: str | None
-    """The LoadCredential= name of the fleet's credentials (`user:password` or a token)."""
-    host: str
-    """The host these specs were compiled for (`vigil apply --host`)."""
-    hosts: list[str]
-    coordinator_hosts: list[str]
-    """The hosts that may run the coordinator, most preferred first."""
-    lease: int
-    """Seconds the active coordinator's lease lasts without renewal."""
-    config_hash: str
 
 
 class ForwardJobJSON(TypedDict):

@@ -176,7 +176,7 @@ def coordinator_spec(config: Config, system: bool) -> CoordinatorSpecJSON:
         exclude={"coordinator": {"sandbox"}},
     )
     return {
-        **_base(config, "coordinator", system),
+        **_base(config, "coordinator", system),  # type: ignore[typeddict-item]  # fleet: later
         "unit": service(coordinator_unit(config.name)),
         "coordinator": dump["coordinator"],
         "channels": dump["channels"],

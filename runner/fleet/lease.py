@@ -1,0 +1,114 @@
+"""One active coordinator: a key in a KV bucket whose entries vanish `fleet.lease` seconds
+after their last write. The active coordinator renews it every third of that; a standby
+takes it with a create, which only one can win, once it is gone. Standbys lower in
+`coordinator.hosts` wait a little longer, so the preferred one usually wins. A coordinator
+restarted on the host that holds the lease takes it back at once (systemd runs one per host).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+from runner.clock import iso, utc_now
+from runner.fleet.client import NatsError
+from runner.fleet.jetstream import WRONG_LAST_SEQUENCE, JetStream, JetStreamError, KeyExists
+from runner.fleet.names import LEASE_KEY, lease_bucket
+
+TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+PREFERENCE_STEP = 1.0
+"""Seconds each place lower in coordinator.hosts waits after the lease is gone."""
+POLL = 0.5
+"""Seconds between a standby's looks at the lease."""
+
+
+class Lease:
+    def __init__(self, stream: JetStream, config: str, host: str, ttl: int, rank: int) -> None:
+        self.stream = stream
+        self.bucket = lease_bucket(config)
+        self.host = host
+        self.ttl = ttl
+        self.rank = rank
+        self.revision: int | None = None
+        self.renewed = 0.0
+        """time.monotonic() of the last successful write of the lease."""
+        self.absent_since: float | None = None
+
+    def value(self) -> bytes:
+        return json.dumps({"host": self.host, "pid": os.getpid(), "since": iso(utc_now())}).encode()
+
+    def try_take(self) -> bool:
+        """Take the lease if it is free (or ours from before a restart); True when held."""
+        entry = self.stream.get(self.bucket, LEASE_KEY)
+        now = time.monotonic()
+        try:
+            if entry is not None and entry.value is not None:
+                self.absent_since = None
+                if holder(entry.value) != self.host:
+                    return False
+                self.revision = self.stream.put(
+                    self.bucket, LEASE_KEY, self.value(), last=entry.revision
+                )
+            else:
+                if self.absent_since is None:
+                    self.absent_since = now
+                if now - self.absent_since < self.rank * PREFERENCE_STEP:
+                    return False
+                self.revision = self.stream.create(self.bucket, LEASE_KEY, self.value())
+        except KeyExists:
+            return False
+        except JetStreamError as error:
+            if error.err_code == WRONG_LAST_SEQUENCE:
+                return False
+            raise
+        self.renewed = now
+        return True
+
+    def renew(self) -> None:
+        """Write the lease again; JetStreamError (wrong last sequence) when it is not ours."""
+        started = time.monotonic()
+        self.revision = self.stream.put(self.bucket, LEASE_KEY, self.value(), last=self.revision)
+        self.renewed = started
+
+    def release(self) -> None:
+        """Give the lease up (a clean stop): a standby need not wait for it to expire."""
+        if self.revision is not None:
+            self.stream.delete(self.bucket, LEASE_KEY, last=self.revision)
+            self.revision = None
+
+
+def holder(value: bytes) -> str | None:
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return None
+    host = data.get("host") if isinstance(data, dict) else None
+    return host if isinstance(host, str) else None
+
+
+class Renewer(threading.Thread):
+    """Renews the lease on a connection of its own while the coordinator works. When the
+    lease is lost (another host holds it) or cannot be renewed before it would expire, it
+    calls `lost` at once: the coordinator must stop writing before a successor starts."""
+
+    def __init__(self, lease: Lease, lost: Callable[[str], None]) -> None:
+        super().__init__(name="lease", daemon=True)
+        self.lease = lease
+        self.lost = lost
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        every = self.lease.ttl / 3
+        while not self.stopping.wait(every):
+            try:
+                self.lease.renew()
+            except NatsError as error:
+                wrong = isinstance(error, JetStreamError) and error.err_code == WRONG_LAST_SEQUENCE
+                if wrong or time.monotonic() - self.lease.renewed > self.lease.ttl - every:
+                    self.lost(str(error))
+                    return

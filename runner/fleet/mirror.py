@@ -1,0 +1,135 @@
+"""The active coordinator's state directory, file by file in a JetStream KV bucket.
+
+The fleet coordinator runs the very same passes as a single machine's (runner.coordinator),
+on a working directory; every file a pass writes (state/, outbox/, processing/) is put to the
+bucket the moment it is durable on disk, before the pass goes on, with a compare-and-set on
+the revision this coordinator last saw: the writes reach KV in the order the coordinator's
+crash safety is built on, and a coordinator that lost its lease without knowing cannot
+overwrite what its successor wrote. Files a pass removed are deleted from the bucket after
+the pass: a successor that still finds one replays it, which the coordinator's design makes
+a no-op (the same claim gives the same message ids; the ledger knows what went out).
+
+A coordinator that takes office writes the bucket into a fresh working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from base64 import urlsafe_b64decode, urlsafe_b64encode
+
+from runner import fsatomic
+from runner.contract import OUTBOX, PROCESSING, REJECTED, STATE, TMP
+from runner.fleet.client import NatsError
+from runner.fleet.jetstream import WRONG_LAST_SEQUENCE, JetStream, JetStreamError, KeyExists
+
+MIRRORED = (STATE, OUTBOX, PROCESSING)
+"""The working directory's parts that live in KV; the inbox, tmp/ and runs.jsonl stay local."""
+SAFE_KEY = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=./")
+ENCODED = "b64/"
+"""Prefix of a key whose path had characters KV keys cannot hold."""
+
+
+class LostLease(NatsError):
+    """Another coordinator wrote where this one thought it was alone: it is not active."""
+
+
+class Mirror:
+    def __init__(self, stream: JetStream, bucket: str, work_dir: str) -> None:
+        self.stream = stream
+        self.bucket = bucket
+        self.work_dir = work_dir
+        self.revisions: dict[str, int] = {}
+        """Key -> the revision this coordinator last wrote or read (deleted keys too)."""
+        self.present: set[str] = set()
+
+    def key_of(self, path: str) -> str | None:
+        relative = os.path.relpath(path, self.work_dir)
+        parts = relative.split(os.sep)
+        if parts[0] not in MIRRORED or parts[:2] == [STATE, REJECTED] or len(parts) < 2:
+            return None
+        if any(part.startswith(".") for part in parts):
+            return None  # locks and temp names
+        key = "/".join(parts)
+        if set(key) <= SAFE_KEY and not key.endswith("."):
+            return key
+        return ENCODED + urlsafe_b64encode(relative.encode()).decode()
+
+    def path_of(self, key: str) -> str:
+        if key.startswith(ENCODED):
+            relative = urlsafe_b64decode(key.removeprefix(ENCODED)).decode()
+        else:
+            relative = key.replace("/", os.sep)
+        path = os.path.normpath(os.path.join(self.work_dir, relative))
+        if not path.startswith(self.work_dir + os.sep):
+            raise NatsError(f"key {key!r} of {self.bucket} leads outside the state directory")
+        return path
+
+    # -- while active ----------------------------------------------------------------------
+
+    def wrote(self, path: str, data: bytes) -> None:
+        """fsatomic.mirror: put the file just written (compare-and-set)."""
+        key = self.key_of(path)
+        if key is None:
+            return
+        last = self.revisions.get(key)
+        try:
+            if last is None:
+                revision = self.stream.create(self.bucket, key, data)
+            else:
+                revision = self.stream.put(self.bucket, key, data, last=last)
+        except KeyExists:
+            raise LostLease(f"{key} was written by another coordinator") from None
+        except JetStreamError as error:
+            if error.err_code == WRONG_LAST_SEQUENCE:
+                raise LostLease(f"{key} was written by another coordinator") from None
+            raise
+        self.revisions[key] = revision
+        self.present.add(key)
+
+    def removed(self) -> int:
+        """Delete the keys of files passes removed; how many."""
+        gone = [key for key in self.present if not os.path.exists(self.path_of(key))]
+        for key in gone:
+            try:
+                self.revisions[key] = self.stream.delete(self.bucket, key, last=self.revisions[key])
+            except JetStreamError as error:
+                if error.err_code == WRONG_LAST_SEQUENCE:
+                    raise LostLease(f"{key} was written by another coordinator") from None
+                raise
+            self.present.discard(key)
+        return len(gone)
+
+    def attach(self) -> None:
+        fsatomic.mirror = self.wrote
+
+    @staticmethod
+    def detach() -> None:
+        fsatomic.mirror = None
+
+    # -- taking office ---------------------------------------------------------------------
+
+    def load(self) -> int:
+        """Replace the working directory's mirrored parts with the bucket; how many files."""
+        for part in (*MIRRORED, TMP):
+            shutil.rmtree(os.path.join(self.work_dir, part), ignore_errors=True)
+        self.revisions.clear()
+        self.present.clear()
+        loaded = 0
+        for key in self.stream.keys(self.bucket):
+            entry = self.stream.get(self.bucket, key)
+            if entry is None:
+                continue
+            self.revisions[key] = entry.revision
+            if entry.value is None:
+                continue
+            path = self.path_of(key)
+            fsatomic.ensure_dir(os.path.dirname(path))
+            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, fsatomic.FILE_MODE)
+            try:
+                os.write(handle, entry.value)
+            finally:
+                os.close(handle)
+            self.present.add(key)
+            loaded += 1
+        return loaded

@@ -1,0 +1,122 @@
+"""Fleet tests without systemd: "hosts" as state directories of their own, the runner's
+forwarder and fleet coordinator as real processes (`python -m runner ...`) against the real
+three-node cluster of tests/nats_cluster.py, and the specs the compiler makes for each host."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.coordinator_support import drop
+from tests.runner_support import ROOT, real_spec
+
+LEASE = 3
+HEARTBEAT = 900
+
+
+def fleet_json(servers: list[str], host: str, hosts: list[str], coordinators: list[str],
+               credential: str | None = None) -> dict[str, Any]:  # fmt: skip
+    return {
+        "servers": servers,
+        "credential": credential,
+        "host": host,
+        "hosts": hosts,
+        "coordinator_hosts": coordinators,
+        "lease": LEASE,
+        "config_hash": "0" * 64,
+    }
+
+
+class Host:
+    """One machine: its state directory, its specs, its processes."""
+
+    def __init__(self, root: Path, name: str, fleet: dict[str, Any], sink: Path) -> None:
+        self.name = name
+        self.root = root / name
+        self.state = self.root / "state"
+        self.state.mkdir(parents=True)
+        self.fleet = fleet
+        coordinator = real_spec("minimal/specs/coordinator.json")
+        coordinator.update(state_dir=str(self.state), fleet=fleet, timers={})
+        coordinator["channels"]["sink"]["file"] = str(sink)
+        coordinator["coordinator"]["heartbeat"] = HEARTBEAT
+        self.coordinator_spec = self._write("coordinator.json", coordinator)
+        forward = {
+            "spec": 1,
+            "kind": "forward",
+            "config": coordinator["config"],
+            "scope": "user",
+            "state_dir": str(self.state),
+            "timezone": "UTC",
+            "unit": "demo-forward.service",
+            "fleet": fleet,
+            "heartbeat": HEARTBEAT,
+            "jobs": {},
+        }
+        self.forward_spec = self._write("forward.json", forward)
+        self.coordinator: subprocess.Popen[bytes] | None = None
+        self.log = self.root / "coordinator.log"
+
+    def _write(self, name: str, spec: dict[str, Any]) -> Path:
+        path = self.root / name
+        path.write_text(json.dumps(spec))
+        return path
+
+    def drop(self, finding: dict[str, Any]) -> Path:
+        return drop(self.state, finding)
+
+    def forward(self, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "runner", "forward", str(self.forward_spec)],
+            cwd=ROOT, capture_output=True, text=True, timeout=60, env=_env(env), check=False,
+        )  # fmt: skip
+
+    def start_coordinator(self, env: dict[str, str] | None = None) -> None:
+        with open(self.log, "ab") as log:
+            self.coordinator = subprocess.Popen(
+                [sys.executable, "-m", "runner", "coordinator", str(self.coordinator_spec)],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=_env(env),
+            )  # fmt: skip
+
+    def kill_coordinator(self) -> None:
+        if self.coordinator is not None and self.coordinator.poll() is None:
+            self.coordinator.send_signal(signal.SIGKILL)
+            self.coordinator.wait(10)
+        self.coordinator = None
+
+    def stop_coordinator(self) -> None:
+        if self.coordinator is not None and self.coordinator.poll() is None:
+            self.coordinator.terminate()
+            self.coordinator.wait(30)
+        self.coordinator = None
+
+    def active(self) -> bool:
+        return self.log.exists() and f"active on {self.name}" in self.log.read_text()
+
+
+def _env(extra: dict[str, str] | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("INVOCATION_ID", "TRIGGER_UNIT")}
+    env["PYTHONPATH"] = str(ROOT)
+    return {**env, **(extra or {})}
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0, every: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return condition()
