@@ -22,14 +22,14 @@ HEARTBEAT = 900
 
 
 def fleet_json(servers: list[str], host: str, hosts: list[str], coordinators: list[str],
-               credential: str | None = None) -> dict[str, Any]:  # fmt: skip
+               credential: str | None = None, lease: int = LEASE) -> dict[str, Any]:  # fmt: skip
     return {
         "servers": servers,
         "credential": credential,
         "host": host,
         "hosts": hosts,
         "coordinator_hosts": coordinators,
-        "lease": LEASE,
+        "lease": lease,
         "config_hash": "0" * 64,
     }
 
@@ -98,7 +98,25 @@ class Host:
         self.coordinator = None
 
     def active(self) -> bool:
+        """Whether this host's coordinator has been active at all."""
         return self.log.exists() and f"active on {self.name}" in self.log.read_text()
+
+
+def lease_holder(servers: list[str], config: str = "demo") -> tuple[str, int] | None:
+    """(host, pid) of the coordinator holding the lease now, as the lease bucket says."""
+    from runner.fleet.client import Connection, NatsError
+    from runner.fleet.jetstream import JetStream
+    from runner.fleet.names import LEASE_KEY, lease_bucket
+
+    try:
+        with Connection(servers) as connection:
+            entry = JetStream(connection).get(lease_bucket(config), LEASE_KEY)
+    except NatsError:
+        return None
+    if entry is None or entry.value is None:
+        return None
+    value = json.loads(entry.value)
+    return str(value["host"]), int(value["pid"])
 
 
 def _env(extra: dict[str, str] | None) -> dict[str, str]:

@@ -3,19 +3,27 @@ forwarded from one host is delivered by the coordinator on another, once."""
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.fleet_support import Host, fleet_json, lines, wait_for
+import pytest
+
+from tests.conftest import sized
+from tests.fleet_support import LEASE, Host, fleet_json, lease_holder, lines, wait_for
 from tests.nats_cluster import NatsCluster, nats_cluster  # noqa: F401 (the fixture)
 
 HOSTS = ["laptop", "vps", "homeserver"]
 COORDINATORS = ["vps", "homeserver"]
 
 
-def make_hosts(cluster: NatsCluster, tmp_path: Path) -> dict[str, Host]:
+def make_hosts(cluster: NatsCluster, tmp_path: Path, lease: int = LEASE) -> dict[str, Host]:
     sink = tmp_path / "sink.jsonl"
     return {
-        name: Host(tmp_path, name, fleet_json(cluster.urls, name, HOSTS, COORDINATORS), sink)
+        name: Host(
+            tmp_path, name, fleet_json(cluster.urls, name, HOSTS, COORDINATORS, lease=lease), sink
+        )
         for name in HOSTS
     }
 
@@ -40,3 +48,72 @@ def test_a_finding_on_one_host_is_delivered_by_the_coordinator_on_another(
     finally:
         vps.stop_coordinator()
     assert len(lines(tmp_path / "sink.jsonl")) == 1
+
+
+def _active_counts(hosts: list[Host]) -> dict[str, int]:
+    return {
+        h.name: h.log.read_text().count(f"active on {h.name}") if h.log.exists() else 0
+        for h in hosts
+    }
+
+
+@pytest.mark.slow  # the quick variant in CI, 100 trials with VIGIL_LONG=1
+def test_killed_active_coordinator_standby_takes_over_nothing_lost_nothing_twice(
+    nats_cluster: NatsCluster,  # noqa: F811
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
+) -> None:
+    """SIGKILL the active coordinator in the middle of its work, again and again: the standby
+    takes over within the lease TTL, and every finding reaches the file channel exactly
+    once."""
+    trials = sized(15, 100)
+    hosts = make_hosts(nats_cluster, tmp_path, lease=LEASE)
+    laptop = hosts["laptop"]
+    coordinators = [hosts[name] for name in COORDINATORS]
+    for host in coordinators:
+        host.start_coordinator()
+    rng = random.Random(18)
+    sent: list[str] = []
+    takeovers: list[float] = []
+    try:
+        assert wait_for(lambda: sum(_active_counts(coordinators).values()) == 1, 90)
+        for trial in range(trials):
+            for n in range(rng.randint(1, 6)):
+                token = f"t{trial}-f{n}"
+                laptop.drop({"source": f"probe{n % 3}", "timestamp": "2026-12-07T10:00:00Z",
+                             "message": f"finding {token} end"})  # fmt: skip
+                sent.append(token)
+            assert laptop.forward().returncode == 0
+            time.sleep(rng.uniform(0, 0.15))  # into the pass, or between two
+            before = _active_counts(coordinators)
+            holder = lease_holder(nats_cluster.urls)
+            assert holder is not None
+            active = hosts[holder[0]]
+            assert active.coordinator is not None and active.coordinator.pid == holder[1]
+            standby = next(h for h in coordinators if h is not active)
+            active.kill_coordinator()
+            killed = time.monotonic()
+            taken = before[standby.name] + 1
+            assert wait_for(lambda s=standby, n=taken: _active_counts(coordinators)[s.name] >= n,
+                            4 * LEASE), standby.log.read_text()  # fmt: skip
+            takeovers.append(time.monotonic() - killed)
+            active.start_coordinator()  # systemd's restart: it waits as the standby
+        sink = tmp_path / "sink.jsonl"
+
+        def all_there() -> bool:
+            text = "".join(line["body"] for line in lines(sink))
+            return all(f"finding {token} end" in text for token in sent)
+
+        assert wait_for(all_there, 60), [t for t in sent if t not in sink.read_text()]
+    finally:
+        for host in coordinators:
+            host.stop_coordinator()
+    bodies = "".join(line["body"] for line in lines(tmp_path / "sink.jsonl"))
+    twice = [token for token in sent if bodies.count(f"finding {token} end") != 1]
+    assert twice == []
+    takeovers.sort()
+    record_property("failover_trials", trials)
+    record_property("findings", len(sent))
+    record_property("takeover_median_s", round(takeovers[len(takeovers) // 2], 2))
+    record_property("takeover_max_s", round(takeovers[-1], 2))
+    assert takeovers[-1] <= LEASE + 1.5, takeovers

@@ -28,8 +28,8 @@ from runner.fleet import names
 from runner.fleet.client import NatsError
 from runner.fleet.connect import connect
 from runner.fleet.forward import HOST_HEADER
-from runner.fleet.jetstream import JetStream, stream_sequence
-from runner.fleet.lease import POLL, Lease, Renewer
+from runner.fleet.jetstream import CONSUMER_NOT_FOUND, JetStream, JetStreamError, stream_sequence
+from runner.fleet.lease import POLL, Lease, Renewer, expiry
 from runner.fleet.mirror import Mirror
 from runner.fsatomic import ensure_dir, read_state, safe_name, write_atomic, write_state
 from runner.stopping import StopRequest
@@ -52,7 +52,7 @@ CONSUMED = "fleet-consumed.json"
 
 
 def setup(stream: JetStream, config: str, lease: int) -> None:
-    """The stream, its consumer and the buckets, created the first time (idempotent)."""
+    """The stream, the buckets and the consumer, created the first time (idempotent)."""
     stream.ensure_stream(
         {
             "name": names.findings_stream(config),
@@ -64,19 +64,33 @@ def setup(stream: JetStream, config: str, lease: int) -> None:
             "num_replicas": names.REPLICAS,
         }
     )
-    stream.ensure_consumer(
-        names.findings_stream(config),
-        {
-            "durable_name": names.CONSUMER,
-            "ack_policy": "explicit",
-            "ack_wait": ACK_WAIT * 10**9,
-            "deliver_policy": "all",
-            "max_ack_pending": 4 * BATCH,
-        },
-    )
     stream.ensure_bucket(names.state_bucket(config), replicas=names.REPLICAS)
-    stream.ensure_bucket(names.lease_bucket(config), ttl=lease, replicas=names.REPLICAS)
+    stream.ensure_bucket(names.lease_bucket(config), ttl=expiry(lease), replicas=names.REPLICAS)
     stream.ensure_bucket(names.hosts_bucket(config), replicas=names.REPLICAS)
+    stream.ensure_consumer(names.findings_stream(config), CONSUMER_CONFIG)
+
+
+CONSUMER_CONFIG: dict[str, object] = {
+    "durable_name": names.CONSUMER,
+    "ack_policy": "explicit",
+    "ack_wait": ACK_WAIT * 10**9,
+    "deliver_policy": "all",
+    "max_ack_pending": 4 * BATCH,
+}
+
+
+def take_over_consumer(stream: JetStream, config: str) -> None:
+    """A new consumer in place of the predecessor's: what was delivered to it and never
+    acknowledged comes at once, instead of after the ack wait. The stream keeps only what
+    no coordinator acknowledged (work-queue retention), so nothing is skipped; what the
+    loaded claims already hold is dropped by its sequence."""
+    name = names.findings_stream(config)
+    try:
+        stream.api(f"CONSUMER.DELETE.{name}.{names.CONSUMER}")
+    except JetStreamError as error:
+        if error.err_code != CONSUMER_NOT_FOUND:
+            raise
+    stream.ensure_consumer(name, CONSUMER_CONFIG)
 
 
 def main(spec: CoordinatorSpecJSON) -> int:
@@ -127,6 +141,7 @@ def _lead(spec: CoordinatorSpecJSON, stream: JetStream, lease: Lease, stop: Stop
     mirror = Mirror(stream, names.state_bucket(config), work)
     try:
         loaded = mirror.load()
+        take_over_consumer(stream, config)
         print(f"coordinator: active on {host} ({loaded} state files from the fleet)",
               file=sys.stderr)  # fmt: skip
         mirror.attach()
@@ -157,9 +172,10 @@ def _work(spec: CoordinatorSpecJSON, stream: JetStream, mirror: Mirror, stop: St
     while not stop.requested:
         wait = min(FETCH_WAIT, max(0.0, next_pass - time.monotonic()))
         messages = stream.fetch(stream_name, names.CONSUMER, BATCH, wait)
-        fresh = [m for m in messages if stream_sequence(m.reply) > through]
+        claimed = _claimed(work, through) if messages else None
+        fresh = [m for m in messages if claimed and stream_sequence(m.reply) not in claimed]
         if fresh:
-            through = _claim(work, fresh)
+            through = max(through, _claim(work, fresh))
         _ack(stream, messages)
         if not fresh and time.monotonic() < next_pass:
             continue
@@ -179,6 +195,34 @@ def _work(spec: CoordinatorSpecJSON, stream: JetStream, mirror: Mirror, stop: St
         next_pass = time.monotonic() + (
             RETRY_PASS if retry else min(heartbeat, next_check - time.monotonic())
         )
+
+
+class _Claimed:
+    """Sequences the claims hold: up to `through`, and those of claims being written."""
+
+    def __init__(self, through: int, held: set[int]) -> None:
+        self.through = through
+        self.held = held
+
+    def __contains__(self, sequence: int) -> bool:
+        return sequence <= self.through or sequence in self.held
+
+
+def _claimed(work: str, through: int) -> _Claimed:
+    """A predecessor killed while writing a claim left part of it (in KV, loaded here) and
+    no `through` for it: those findings come again, and are dropped by their file names."""
+    from runner.contract import PROCESSING
+
+    held: set[int] = set()
+    with suppress(FileNotFoundError):
+        for claim in os.scandir(os.path.join(work, PROCESSING)):
+            if claim.is_dir():
+                held.update(
+                    int(name.split("-", 1)[0])
+                    for name in os.listdir(claim.path)
+                    if name.split("-", 1)[0].isdigit()
+                )
+    return _Claimed(through, held)
 
 
 def _through(work: str) -> int:

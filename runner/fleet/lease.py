@@ -1,8 +1,10 @@
-"""One active coordinator: a key in a KV bucket whose entries vanish `fleet.lease` seconds
-after their last write. The active coordinator renews it every third of that; a standby
-takes it with a create, which only one can win, once it is gone. Standbys lower in
-`coordinator.hosts` wait a little longer, so the preferred one usually wins. A coordinator
-restarted on the host that holds the lease takes it back at once (systemd runs one per host).
+"""One active coordinator: a key in a KV bucket whose entries vanish three quarters of
+`fleet.lease` after their last write. The active coordinator renews it every quarter; a
+standby looks every POLL and takes it with a create, which only one can win, once it is gone:
+when the active coordinator dies, a standby is active within `fleet.lease`. At a cold start
+(no holder seen yet) standbys lower in `coordinator.hosts` wait a little longer, so the
+preferred one usually wins. A coordinator restarted on the host that holds the lease takes
+it back at once (systemd runs one per host).
 """
 
 from __future__ import annotations
@@ -22,9 +24,19 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 PREFERENCE_STEP = 1.0
-"""Seconds each place lower in coordinator.hosts waits after the lease is gone."""
-POLL = 0.5
+"""Seconds each place lower in coordinator.hosts waits at a cold start."""
+POLL = 0.25
 """Seconds between a standby's looks at the lease."""
+EXPIRY = 0.75
+"""The share of `fleet.lease` a lease lasts unrenewed: the rest covers a standby's look and
+its taking office."""
+RENEWALS = 3
+"""Renewals per expiry: two may fail (a slow node, a leader election) before it is lost."""
+
+
+def expiry(lease: int) -> float:
+    """Seconds the lease bucket keeps an entry: what a dead coordinator's lease lasts."""
+    return lease * EXPIRY
 
 
 class Lease:
@@ -38,6 +50,8 @@ class Lease:
         self.renewed = 0.0
         """time.monotonic() of the last successful write of the lease."""
         self.absent_since: float | None = None
+        self.seen_holder = False
+        """A holder was seen: its lease ran out, so no one is waiting for a preferred host."""
 
     def value(self) -> bytes:
         return json.dumps({"host": self.host, "pid": os.getpid(), "since": iso(utc_now())}).encode()
@@ -50,6 +64,7 @@ class Lease:
             if entry is not None and entry.value is not None:
                 self.absent_since = None
                 if holder(entry.value) != self.host:
+                    self.seen_holder = True
                     return False
                 self.revision = self.stream.put(
                     self.bucket, LEASE_KEY, self.value(), last=entry.revision
@@ -57,7 +72,8 @@ class Lease:
             else:
                 if self.absent_since is None:
                     self.absent_since = now
-                if now - self.absent_since < self.rank * PREFERENCE_STEP:
+                patience = 0 if self.seen_holder else self.rank * PREFERENCE_STEP
+                if now - self.absent_since < patience:
                     return False
                 self.revision = self.stream.create(self.bucket, LEASE_KEY, self.value())
         except KeyExists:
@@ -103,12 +119,13 @@ class Renewer(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        every = self.lease.ttl / 3
+        lasts = expiry(self.lease.ttl)
+        every = lasts / RENEWALS
         while not self.stopping.wait(every):
             try:
                 self.lease.renew()
             except NatsError as error:
                 wrong = isinstance(error, JetStreamError) and error.err_code == WRONG_LAST_SEQUENCE
-                if wrong or time.monotonic() - self.lease.renewed > self.lease.ttl - every:
+                if wrong or time.monotonic() - self.lease.renewed > lasts - every:
                     self.lost(str(error))
                     return
