@@ -43,10 +43,17 @@ class Host:
         self.state = self.root / "state"
         self.state.mkdir(parents=True)
         self.fleet = fleet
+        self.sink = sink
+        self.rewrite_specs()
+        self.coordinator: subprocess.Popen[bytes] | None = None
+        self.log = self.root / "coordinator.log"
+
+    def rewrite_specs(self, heartbeat: int = HEARTBEAT) -> None:
+        """(Re)write the host's specs from its `fleet` (a test may change it)."""
         coordinator = real_spec("minimal/specs/coordinator.json")
-        coordinator.update(state_dir=str(self.state), fleet=fleet, timers={})
-        coordinator["channels"]["sink"]["file"] = str(sink)
-        coordinator["coordinator"]["heartbeat"] = HEARTBEAT
+        coordinator.update(state_dir=str(self.state), fleet=self.fleet, timers={})
+        coordinator["channels"]["sink"]["file"] = str(self.sink)
+        coordinator["coordinator"]["heartbeat"] = heartbeat
         self.coordinator_spec = self._write("coordinator.json", coordinator)
         forward = {
             "spec": 1,
@@ -56,13 +63,11 @@ class Host:
             "state_dir": str(self.state),
             "timezone": "UTC",
             "unit": "demo-forward.service",
-            "fleet": fleet,
-            "heartbeat": HEARTBEAT,
+            "fleet": self.fleet,
+            "heartbeat": heartbeat,
             "jobs": {},
         }
         self.forward_spec = self._write("forward.json", forward)
-        self.coordinator: subprocess.Popen[bytes] | None = None
-        self.log = self.root / "coordinator.log"
 
     def _write(self, name: str, spec: dict[str, Any]) -> Path:
         path = self.root / name

@@ -3,7 +3,10 @@ forwarded from one host is delivered by the coordinator on another, once."""
 
 from __future__ import annotations
 
+import base64
+import json
 import random
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +16,7 @@ import pytest
 from tests.conftest import sized
 from tests.fleet_support import LEASE, Host, fleet_json, lease_holder, lines, wait_for
 from tests.nats_cluster import NatsCluster, nats_cluster  # noqa: F401 (the fixture)
+from tests.tcp_proxy import Proxy
 
 HOSTS = ["laptop", "vps", "homeserver"]
 COORDINATORS = ["vps", "homeserver"]
@@ -117,3 +121,94 @@ def test_killed_active_coordinator_standby_takes_over_nothing_lost_nothing_twice
     record_property("takeover_median_s", round(takeovers[len(takeovers) // 2], 2))
     record_property("takeover_max_s", round(takeovers[-1], 2))
     assert takeovers[-1] <= LEASE + 1.5, takeovers
+
+
+def _tokens(sink: Path) -> list[str]:
+    return [t for line in lines(sink) for t in re.findall(r"finding (\S+) end", line["body"])]
+
+
+def test_delivery_goes_on_with_a_nats_node_dead(
+    nats_cluster: NatsCluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    hosts = make_hosts(nats_cluster, tmp_path)
+    vps, laptop = hosts["vps"], hosts["laptop"]
+    sink = tmp_path / "sink.jsonl"
+    vps.start_coordinator()
+    try:
+        assert wait_for(vps.active, 90), vps.log.read_text()
+        laptop.drop({"source": "disk", "timestamp": "2026-12-07T10:00:00Z",
+                     "message": "finding before end"})  # fmt: skip
+        assert laptop.forward().returncode == 0
+        assert wait_for(lambda: _tokens(sink) == ["before"], 30)
+        nats_cluster.nodes[0].kill()  # the first server of every host's list: all were on it
+        for n in range(5):
+            laptop.drop({"source": "disk", "timestamp": "2026-12-07T10:00:00Z",
+                         "message": f"finding after{n} end"})  # fmt: skip
+        result = laptop.forward()
+        assert result.returncode == 0, result.stderr
+        assert not list((laptop.state / "outgoing").iterdir()), result.stderr
+        expected = ["before"] + [f"after{n}" for n in range(5)]
+        assert wait_for(lambda: sorted(_tokens(sink)) == sorted(expected), 60), vps.log.read_text()
+    finally:
+        vps.stop_coordinator()
+    assert sorted(_tokens(sink)) == sorted(expected)
+
+
+def test_a_host_cut_off_keeps_its_findings_and_sends_them_in_order_when_it_heals(
+    nats_cluster: NatsCluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    proxy = Proxy(("127.0.0.1", nats_cluster.nodes[1].client))
+    hosts = make_hosts(nats_cluster, tmp_path)
+    vps, laptop = hosts["vps"], hosts["laptop"]
+    laptop.fleet["servers"] = [proxy.url]
+    laptop.rewrite_specs()
+    sink = tmp_path / "sink.jsonl"
+    vps.start_coordinator()
+    try:
+        assert wait_for(vps.active, 90), vps.log.read_text()
+        vps.stop_coordinator()  # findings stay in the stream, to be read back in order below
+        proxy.cut()
+        for n in range(20):
+            laptop.drop({"source": f"probe{n % 4}", "timestamp": "2026-12-07T10:00:00Z",
+                         "message": f"finding cut{n:02d} end"})  # fmt: skip
+            time.sleep(0.002)  # the inbox's order is the files' times
+            if n % 5 == 4:
+                result = laptop.forward()
+                assert result.returncode == 0, result.stderr  # unreachable is no failure
+                assert "wait in outgoing/" in result.stderr
+        assert not list((laptop.state / "inbox").iterdir())
+        assert len(list((laptop.state / "outgoing").iterdir())) == 20
+        proxy.heal()
+        result = laptop.forward()
+        assert result.returncode == 0, result.stderr
+        assert not list((laptop.state / "outgoing").iterdir()), result.stderr
+        assert stream_tokens(nats_cluster.urls) == [f"cut{n:02d}" for n in range(20)]
+        vps.start_coordinator()
+        assert wait_for(lambda: len(_tokens(sink)) == 20, 60), vps.log.read_text()
+    finally:
+        vps.stop_coordinator()
+        proxy.close()
+    assert sorted(_tokens(sink)) == [f"cut{n:02d}" for n in range(20)]
+
+
+def stream_tokens(servers: list[str]) -> list[str]:
+    """The findings in the stream, in stream order (read by sequence, no consumer)."""
+    from runner.fleet.client import Connection
+    from runner.fleet.jetstream import JetStream, JetStreamError
+    from runner.fleet.names import findings_stream
+
+    found = []
+    with Connection(servers) as connection:
+        stream = JetStream(connection)
+        name = findings_stream("demo")
+        state = stream.api(f"STREAM.INFO.{name}")["state"]
+        for sequence in range(state["first_seq"], state["last_seq"] + 1):
+            try:
+                message = stream.api(f"STREAM.MSG.GET.{name}", {"seq": sequence})["message"]
+            except JetStreamError:
+                continue
+            finding = json.loads(base64.b64decode(message["data"]))
+            found += re.findall(r"finding (\S+) end", finding["message"])
+    return found

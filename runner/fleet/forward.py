@@ -22,7 +22,7 @@ import time
 from runner import clock
 from runner.contract import INBOX, OUTGOING, REJECTED, SPEC_VERSION
 from runner.exitcodes import OK, USAGE
-from runner.fleet.client import NatsError, Refused
+from runner.fleet.client import NatsError, Refused, Unreachable
 from runner.fleet.names import findings_subject
 from runner.fsatomic import ensure_dir, fsync_dir, locked
 
@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 LOCK = ".forward.lock"
 HOST_HEADER = "Vigil-Host"
 NAME_HEADER = "Vigil-Name"
+PATIENCE = 15.0
+"""Seconds a run waits for a cluster that answers nothing (electing a stream leader after a
+node died) before leaving the findings to the next run."""
+RETRY = 0.25
 HEADROOM = 1024
 """Bytes kept for the headers when comparing a finding with the server's max_payload."""
 
@@ -62,33 +66,43 @@ def main(spec_path: str) -> int:
     return OK
 
 
-def forward(spec: ForwardSpecJSON, *, report: bool = False, generation: int | None = None) -> int:
+def forward(
+    spec: ForwardSpecJSON, *, report: bool = False, generation: int | None = None
+) -> int:
     """Publish what outgoing/ holds, oldest first, and the host's report if `report`; how
-    many findings were published. NATS problems are said in the journal and leave the rest
-    for the next run."""
+    many findings were published. A cluster electing a stream leader (no responders, no
+    answer) is waited for up to PATIENCE; no server at all, or a refusal, ends the run at
+    once (a connection lost on the way is tried again). What is left waits for the next run, said in the journal."""
     from runner.fleet.connect import connect
 
     state_dir, host = spec["state_dir"], spec["fleet"]["host"]
-    waiting = pending(state_dir)
-    if not waiting and not report:
+    if not pending(state_dir) and not report:
         return 0
     sent = 0
-    try:
-        connection, stream = connect(spec["config"], spec["fleet"], "forward")
-        with connection:
-            sent = publish(stream, spec, waiting)
-            if report:
-                from runner.fleet.report import publish_report
+    give_up = time.monotonic() + PATIENCE
+    while True:
+        connected = False
+        try:
+            connection, stream = connect(spec["config"], spec["fleet"], "forward")
+            connected = True
+            with connection:
+                sent += publish(stream, spec, pending(state_dir))
+                if report:
+                    from runner.fleet.report import publish_report
 
-                publish_report(stream, spec, generation, clock.now())
-    except Refused as error:
-        print(f"vigil: forward: NATS refused {host}: {error}", file=sys.stderr)
-    except NatsError as error:
-        left = len(waiting) - sent
-        print(
-            f"vigil: forward: {error}; {left} finding(s) wait in {OUTGOING}/ for the next try",
-            file=sys.stderr,
-        )
+                    publish_report(stream, spec, generation, clock.now())
+            break
+        except Refused as error:
+            print(f"vigil: forward: NATS refused {host}: {error}", file=sys.stderr)
+            break
+        except NatsError as error:
+            offline = isinstance(error, Unreachable) and not connected  # no server answered
+            if offline or time.monotonic() >= give_up:
+                left = len(pending(state_dir))
+                print(f"vigil: forward: {error}; {left} finding(s) wait in {OUTGOING}/ for the "
+                      "next try", file=sys.stderr)  # fmt: skip
+                break
+            time.sleep(RETRY)
     if sent:
         print(f"forward: {sent} finding(s) to the fleet", file=sys.stderr)
     return sent
