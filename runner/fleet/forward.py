@@ -71,8 +71,9 @@ def forward(
 ) -> int:
     """Publish what outgoing/ holds, oldest first, and the host's report if `report`; how
     many findings were published. A cluster electing a stream leader (no responders, no
-    answer) is waited for up to PATIENCE; no server at all, or a refusal, ends the run at
-    once (a connection lost on the way is tried again). What is left waits for the next run, said in the journal."""
+    answer) is waited for up to PATIENCE, a connection lost on the way is made again; no
+    server at all, or a refusal, ends the run at once. What is left waits for the next
+    run, said in the journal."""
     from runner.fleet.connect import connect
 
     state_dir, host = spec["state_dir"], spec["fleet"]["host"]
