@@ -83,6 +83,13 @@ class Host:
             cwd=ROOT, capture_output=True, text=True, timeout=60, env=_env(env), check=False,
         )  # fmt: skip
 
+    def forward_in_background(self) -> subprocess.Popen[bytes]:
+        with open(self.root / "forward.log", "ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "runner", "forward", str(self.forward_spec)],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=_env(None),
+            )  # fmt: skip
+
     def start_coordinator(self, env: dict[str, str] | None = None) -> None:
         with open(self.log, "ab") as log:
             self.coordinator = subprocess.Popen(

@@ -212,3 +212,67 @@ def stream_tokens(servers: list[str]) -> list[str]:
             finding = json.loads(base64.b64decode(message["data"]))
             found += re.findall(r"finding (\S+) end", finding["message"])
     return found
+
+
+def test_a_host_silent_for_two_heartbeats_raises_one_alert(
+    nats_cluster: NatsCluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    hosts = make_hosts(nats_cluster, tmp_path)
+    for host in hosts.values():
+        host.rewrite_specs(heartbeat=2)
+    vps = hosts["vps"]
+    sink = tmp_path / "sink.jsonl"
+    vps.start_coordinator()
+    try:
+        assert wait_for(vps.active, 90), vps.log.read_text()
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:  # laptop reports once, the others every second
+            for host in hosts.values():
+                if host.name != "laptop" or not host.root.joinpath("reported").exists():
+                    assert host.forward().returncode == 0
+                    host.root.joinpath("reported").touch()
+            time.sleep(1)
+        alerts = [line["body"] for line in lines(sink)]
+    finally:
+        vps.stop_coordinator()
+    silent = [body for body in alerts if "has not reported since" in body]
+    assert len(silent) == 1, alerts
+    assert "laptop has not reported since" in silent[0]
+    assert not any("vps" in body or "homeserver" in body for body in alerts), alerts
+
+
+@pytest.mark.slow  # the quick variant in CI, 5 x 2,000 with VIGIL_LONG=1
+def test_five_hosts_findings_at_once_are_each_delivered_once(
+    nats_cluster: NatsCluster,  # noqa: F811
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
+) -> None:
+    each = sized(300, 2000)
+    names = ["vps", "homeserver", "laptop", "pi", "nas"]
+    sink = tmp_path / "sink.jsonl"
+    hosts = [
+        Host(tmp_path, name, fleet_json(nats_cluster.urls, name, names, names[:2]), sink)
+        for name in names
+    ]
+    for host in hosts:
+        for n in range(each):
+            host.drop({"source": f"probe{n % 7}", "timestamp": "2026-12-07T10:00:00Z",
+                       "message": f"finding {host.name}-{n} end"})  # fmt: skip
+    hosts[0].start_coordinator()
+    try:
+        assert wait_for(hosts[0].active, 90), hosts[0].log.read_text()
+        started = time.monotonic()
+        forwarders = [host.forward_in_background() for host in hosts]
+        for process in forwarders:
+            assert process.wait(600) == 0
+        total = each * len(hosts)
+        assert wait_for(lambda: len(_tokens(sink)) >= total, 600), hosts[0].log.read_text()[-2000:]
+        seconds = time.monotonic() - started
+    finally:
+        hosts[0].stop_coordinator()
+    tokens = _tokens(sink)
+    assert len(tokens) == total
+    assert sorted(set(tokens)) == sorted(f"{h.name}-{n}" for h in hosts for n in range(each))
+    record_property("findings", total)
+    record_property("findings_per_second", round(total / seconds))

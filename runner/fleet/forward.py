@@ -66,9 +66,7 @@ def main(spec_path: str) -> int:
     return OK
 
 
-def forward(
-    spec: ForwardSpecJSON, *, report: bool = False, generation: int | None = None
-) -> int:
+def forward(spec: ForwardSpecJSON, *, report: bool = False, generation: int | None = None) -> int:
     """Publish what outgoing/ holds, oldest first, and the host's report if `report`; how
     many findings were published. A cluster electing a stream leader (no responders, no
     answer) is waited for up to PATIENCE, a connection lost on the way is made again; no
