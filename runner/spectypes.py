@@ -17,7 +17,7 @@ required one at run time, and the test asks it.
 
 from typing import Literal, NotRequired, TypedDict
 
-SpecKind = Literal["job", "coordinator", "watch", "failure"]
+SpecKind = Literal["job", "coordinator", "watch", "failure", "forward"]
 OutputMode = Literal["findings", "log", "message"]
 """How a job's stdout is read (runner.spec.OUTPUT_MODES at run time)."""
 BudgetScope = Literal["job", "global"]
@@ -56,6 +56,60 @@ class CalendarJSON(TypedDict):
 
     on_calendar: list[str]
     timezone: str
+
+
+# --- several machines: what a fleet host's coordinator and forwarder read ------------------------
+
+
+class FleetJSON(TypedDict):
+    """The config's `fleet:`, `hosts:` and `coordinator.hosts`, as one host was compiled."""
+
+    servers: list[str]
+    """NATS URLs (nats:// or tls://), as written."""
+    credential: str | None
+    """The credential (LoadCredential=) holding `user:password` or a token; None: none."""
+    host: str
+    """The host this tree was compiled for."""
+    hosts: list[str]
+    """Every host of the fleet, in the config's order."""
+    coordinator_hosts: list[str]
+    """The hosts that may run the coordinator, in order of preference."""
+    lease: int
+    """Seconds of the coordinator leader's lease."""
+    config_hash: str
+    """sha256 (hex) of the config file's bytes: hosts compiled from different configs differ."""
+
+
+class FleetHostJSON(TypedDict, total=False):
+    """What the job specs of a fleet host have and others lack."""
+
+    host: str
+    """The fleet host it was compiled for (`fleet:`)."""
+
+
+class FleetCoordinatorJSON(TypedDict, total=False):
+    """What a fleet coordinator's spec has and others lack."""
+
+    fleet: FleetJSON
+    """A long-running coordinator taking findings from NATS (runner.fleet)."""
+
+
+class ForwardJobJSON(TypedDict):
+    unit: str
+    """The job's service, `<stem>.service`."""
+    timer: str | None
+    """Its timer, `<stem>.timer` (every job has one; None: a job without, which the runner
+    reports only when it runs)."""
+
+
+class ForwardSpecJSON(ServiceSpecJSON):
+    """A fleet host's forwarder: its inbox and its jobs' runs to NATS."""
+
+    fleet: FleetJSON
+    heartbeat: int
+    """Seconds between the forwarder's heartbeat runs (coordinator.heartbeat)."""
+    jobs: dict[str, ForwardJobJSON]
+    """The jobs this host runs, by name: the forwarder reports their runs."""
 
 
 # --- job specs (read and checked by runner/spec.py) ----------------------------------------------
@@ -114,7 +168,7 @@ class BudgetJSON(TypedDict):
     monthly_usd: float | None
 
 
-class JobSpecJSON(ServiceSpecJSON):
+class JobSpecJSON(ServiceSpecJSON, FleetHostJSON):
     job: str
     command: ShellCommandJSON | ArgvCommandJSON | None
     """None: a job with a prompt and no command."""
@@ -311,7 +365,7 @@ class JobTimerJSON(TypedDict):
     """Persistent=: systemd runs a firing it missed while off as soon as the timer starts."""
 
 
-class CoordinatorSpecJSON(ServiceSpecJSON):
+class CoordinatorSpecJSON(ServiceSpecJSON, FleetCoordinatorJSON):
     coordinator: CoordinatorJSON
     channels: dict[str, ChannelJSON]
     nag: dict[str, NagRuleJSON]
