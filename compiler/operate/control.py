@@ -66,12 +66,12 @@ def run_now(config: ConfigView, scope: Scope, state: Path, target: str, wait: bo
     """Start the target's service through systemd; with `wait`, say how it ended and pass on
     its exit status."""
     main = units_of(config, target)[0]
-    systemd = Systemctl(scope)
     if target == "coordinator" and len(config.coordinator_units) == 1:
         raise VigilError(
             f"{main}: the fleet coordinator is a long-running service, not run by hand "
             f"(`systemctl {scope.flag} restart {main}` restarts it)"
         )
+    systemd = Systemctl(scope)
     if target == "coordinator":
         return _coordinator_pass(systemd, main, state, wait)
     if not wait:
