@@ -178,6 +178,8 @@ def test_apply_installs_one_host_into_a_tree(vigil, tmp_path: Path) -> None:
     data = root / ".local/share/vigil/fleet"
     manifest = json.loads((data / "current/manifest.json").read_text())
     assert manifest["host"] == "vps" and manifest["config"]["sha256"] == HASH
+    meta = json.loads((data / "current/generation.json").read_text())
+    assert meta["jobs_changed"] == {"digest": "new", "disk": "new"}  # not the others' jobs
     unit_dir = root / ".config/systemd/user"
     assert {p.name for p in unit_dir.iterdir() if p.is_file()} == UNITS["vps"]
     links = {p.relative_to(unit_dir).as_posix() for p in unit_dir.glob("*.wants/*")}

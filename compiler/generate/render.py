@@ -92,7 +92,7 @@ class Target:
         return self.fleet is None or self.fleet["host"] in self.fleet["coordinator_hosts"]
 
 
-def target_of(config: Config, source: Source, system: bool, host: str | None) -> Target:
+def _target(config: Config, source: Source, system: bool, host: str | None) -> Target:
     if config.fleet is None:
         return Target(config, config, system)
     if host is None:
@@ -124,7 +124,7 @@ def render(
     installation and packages below a home directory); strict services bind them read-only.
     `host`: the fleet host to compile for (a config with `fleet:` only; see fleet.choose_host).
     """
-    target = target_of(config, source, system, host)
+    target = _target(config, source, system, host)
     base = {
         "version": __version__,
         "source": unitfile.literal(_one_line(source.path or source.label)),
