@@ -3,7 +3,8 @@
 
 Kinds: `job SPEC [--try DIR [--no-model | --check] | --preflight]` (a scheduled job, a try of
 it: see runner.trial, or its preflight: runner.preflight), `coordinator SPEC` (inbox to
-delivered messages) and `failure SPEC UNIT` (the OnFailure= alert handler).
+delivered messages), `forward SPEC` (a fleet host's findings and runs to NATS: runner.fleet)
+and `failure SPEC UNIT` (the OnFailure= alert handler).
 Exit codes are listed in runner.exitcodes. Each kind's module is imported only when it runs,
 so a job's start-up stays stdlib-only and small.
 """
@@ -18,7 +19,7 @@ from runner.exitcodes import USAGE
 USAGE_TEXT = (
     "usage: python -m runner job SPEC [--try DIR [--no-model | --check] | --preflight]"
     " | coordinator SPEC"
-    " | watch SPEC | failure SPEC UNIT | forward SPEC"
+    " | watch SPEC | forward SPEC | failure SPEC UNIT"
 )
 EXTRA_ARGS = {"job": 3, "failure": 1, "coordinator": 0, "watch": 0, "forward": 0}
 """Kinds this version runs, and how many arguments may follow the spec."""

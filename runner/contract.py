@@ -11,7 +11,8 @@ SPEC_VERSION = 1
 """The version of the JSON specs the compiler writes for the runner; a runner refuses others."""
 
 # --- unit names: `<config>-<job>`, `<config>-coordinator`, `<config>-watch-<watch>`,
-# `<config>-failure@<failed unit>` (stems; the suffix says which unit of the stem).
+# `<config>-forward`, `<config>-failure@<failed unit>` (stems; the suffix says which unit of the
+# stem).
 
 
 def job_unit(config: str, job: str) -> str:
@@ -22,13 +23,14 @@ def coordinator_unit(config: str) -> str:
     return f"{config}-coordinator"
 
 
-def forward_unit(config: str) -> str:
-    """A fleet host's forwarder: its inbox to the findings stream (runner.fleet.forward)."""
-    return f"{config}-forward"
-
-
 def watch_unit(config: str, watch: str) -> str:
     return f"{config}-watch-{watch}"
+
+
+def forward_unit(config: str) -> str:
+    """A fleet host's forwarder (`fleet:`): its inbox's findings and its jobs' runs to NATS,
+    started by the inbox's path unit and by its heartbeat timer."""
+    return f"{config}-forward"
 
 
 def preflight_unit(config: str, job: str) -> str:
@@ -159,6 +161,18 @@ COORDINATOR_LINGER = 60
 COORDINATOR_LINGER_MAX = 900
 """The longest `linger:`; also how long one warm run may go on handling findings before it
 exits and leaves the next finding to a fresh start (which reads the live generation anew)."""
+
+# --- several machines (`fleet:`) -------------------------------------------------------------
+
+FLEET_LEASE = 10
+"""Default seconds of the fleet coordinator's leader lease (`fleet.lease`): a coordinator host
+that stops renewing it is replaced after this long."""
+FLEET_LEASE_MIN = 3
+"""The shortest `fleet.lease`."""
+FLEET_LEASE_MAX = 300
+"""The longest `fleet.lease`."""
+FORWARD_TIMEOUT = 300
+"""Seconds one forwarder run (inbox and run records to NATS) may take before it is killed."""
 
 # --- command channels -----------------------------------------------------------------------
 

@@ -108,7 +108,7 @@ def main(spec_path: str) -> int:
     if spec.get("fleet"):  # a long-running service taking findings from NATS
         from runner.fleet.leader import main as lead
 
-        return lead(spec)
+        return lead(spec, timed_pass)
     heartbeat = os.environ.get("TRIGGER_UNIT") == timer(coordinator_unit(spec["config"]))
     from runner.stopping import StopRequest
 

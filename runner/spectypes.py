@@ -58,6 +58,60 @@ class CalendarJSON(TypedDict):
     timezone: str
 
 
+# --- several machines: what a fleet host's coordinator and forwarder read ------------------------
+
+
+class FleetJSON(TypedDict):
+    """The config's `fleet:`, `hosts:` and `coordinator.hosts`, as one host was compiled."""
+
+    servers: list[str]
+    """NATS URLs (nats:// or tls://), as written."""
+    credential: str | None
+    """The credential (LoadCredential=) holding `user:password` or a token; None: none."""
+    host: str
+    """The host this tree was compiled for."""
+    hosts: list[str]
+    """Every host of the fleet, in the config's order."""
+    coordinator_hosts: list[str]
+    """The hosts that may run the coordinator, in order of preference."""
+    lease: int
+    """Seconds of the coordinator leader's lease."""
+    config_hash: str
+    """sha256 (hex) of the config file's bytes: hosts compiled from different configs differ."""
+
+
+class FleetHostJSON(TypedDict, total=False):
+    """What the job specs of a fleet host have and others lack."""
+
+    host: str
+    """The fleet host it was compiled for (`fleet:`)."""
+
+
+class FleetCoordinatorJSON(TypedDict, total=False):
+    """What a fleet coordinator's spec has and others lack."""
+
+    fleet: FleetJSON
+    """A long-running coordinator taking findings from NATS (runner.fleet)."""
+
+
+class ForwardJobJSON(TypedDict):
+    unit: str
+    """The job's service, `<stem>.service`."""
+    timer: str | None
+    """Its timer, `<stem>.timer` (every job has one; None: a job without, which the runner
+    reports only when it runs)."""
+
+
+class ForwardSpecJSON(ServiceSpecJSON):
+    """A fleet host's forwarder: its inbox and its jobs' runs to NATS."""
+
+    fleet: FleetJSON
+    heartbeat: int
+    """Seconds between the forwarder's heartbeat runs (coordinator.heartbeat)."""
+    jobs: dict[str, ForwardJobJSON]
+    """The jobs this host runs, by name: the forwarder reports their runs."""
+
+
 # --- job specs (read and checked by runner/spec.py) ----------------------------------------------
 
 
@@ -114,7 +168,7 @@ class BudgetJSON(TypedDict):
     monthly_usd: float | None
 
 
-class JobSpecJSON(ServiceSpecJSON):
+class JobSpecJSON(ServiceSpecJSON, FleetHostJSON):
     job: str
     command: ShellCommandJSON | ArgvCommandJSON | None
     """None: a job with a prompt and no command."""
@@ -311,23 +365,7 @@ class JobTimerJSON(TypedDict):
     """Persistent=: systemd runs a firing it missed while off as soon as the timer starts."""
 
 
-class FleetJSON(TypedDict):
-    """`fleet:` as one host's specs carry it."""
-
-    servers: list[str]
-    credential: str | None
-    """The LoadCredential= name of the fleet's credentials (`user:password` or a token)."""
-    host: str
-    """The host these specs were compiled for (`vigil apply --host`)."""
-    hosts: list[str]
-    coordinator_hosts: list[str]
-    """The hosts that may run the coordinator, most preferred first."""
-    lease: int
-    """Seconds the active coordinator's lease lasts without renewal."""
-    config_hash: str
-
-
-class CoordinatorSpecJSON(ServiceSpecJSON):
+class CoordinatorSpecJSON(ServiceSpecJSON, FleetCoordinatorJSON):
     coordinator: CoordinatorJSON
     channels: dict[str, ChannelJSON]
     nag: dict[str, NagRuleJSON]
@@ -335,8 +373,6 @@ class CoordinatorSpecJSON(ServiceSpecJSON):
     jobs: list[str]
     timers: NotRequired[dict[str, JobTimerJSON]]
     """The jobs with a calendar (not those only started at boot), by name."""
-    fleet: NotRequired[FleetJSON]
-    """Several machines: findings come from NATS, state lives in KV (runner.fleet.leader)."""
 
 
 # --- the spec of a watch with a timer of its own, and the failure handler's ---------------------
@@ -372,16 +408,3 @@ class FailureSpecJSON(SpecJSON):
     """release.auto_rollback: a changed job failing its first runs rolls the config back."""
     pause_after: NotRequired[dict[str, PauseJSON]]
     """job -> when and what to pause; jobs that are never paused are absent."""
-
-
-class ForwardJobJSON(TypedDict):
-    unit: str
-    timer: str | None
-
-
-class ForwardSpecJSON(ServiceSpecJSON):
-    """A fleet host's forwarder: its inbox to the findings stream, and its reports."""
-
-    fleet: FleetJSON
-    heartbeat: int
-    jobs: dict[str, ForwardJobJSON]

@@ -22,6 +22,19 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 CASES = ROOT / "tests" / "cases"
 
+
+def fleet_hosts(config: Path) -> list[str | None]:
+    """The hosts a config is compiled for: each of a fleet's `hosts`, or [None] without one."""
+    from compiler.language.validate import load_config
+
+    loaded = load_config(config, check_calendar=False).config
+    return list(loaded.hosts) if loaded.fleet is not None and loaded.hosts else [None]
+
+
+EXAMPLE_BUILDS = [(path, host) for path in EXAMPLES for host in fleet_hosts(path)]
+"""Every example with each host it is compiled for (None: one machine)."""
+EXAMPLE_BUILD_IDS = [f"{path.stem}-{host}" if host else path.stem for path, host in EXAMPLE_BUILDS]
+
 # The long variants (hundreds of crash trials, thousands of fuzz examples) run when VIGIL_LONG=1;
 # CI runs the quick ones. `sized(quick, long)` picks the figure for the current run.
 LONG = os.environ.get("VIGIL_LONG", "") not in ("", "0")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, ROOT, require_systemd_analyze
+from tests.conftest import EXAMPLES, ROOT, fleet_hosts, require_systemd_analyze
 
 
 def installed_vigil() -> Path:
@@ -177,7 +177,14 @@ def test_run_logs_and_enable_name_only_units_the_compiler_generates(example: str
 
     config = load_config(ROOT / "examples" / f"{example}.yaml").config
     setup = ConfigView.of_config(config)
-    generated = {p.name for p in (ROOT / "units" / example / "units").iterdir()}
+    trees = [
+        ROOT / "units" / example / host
+        for host in fleet_hosts(ROOT / "examples" / f"{example}.yaml")
+        if host
+    ]
+    generated = {
+        p.name for tree in trees or [ROOT / "units" / example] for p in (tree / "units").iterdir()
+    }
     for target in ["coordinator", *config.jobs, *config.watches]:
         watch = config.watches.get(target)
         if watch is not None and watch.timer is None:

@@ -18,7 +18,14 @@ from compiler.language.loader import load_text
 from compiler.language.validate import validate_document
 from runner.contract import RUNNER_ENTRY
 from runner.exitcodes import USAGE
-from tests.conftest import EXAMPLES, ROOT, git, require_systemd_analyze
+from tests.conftest import (
+    EXAMPLE_BUILD_IDS,
+    EXAMPLE_BUILDS,
+    EXAMPLES,
+    ROOT,
+    git,
+    require_systemd_analyze,
+)
 
 MINIMAL = """\
 name: demo
@@ -45,11 +52,11 @@ def test_units_directory_is_current() -> None:
     )
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+@pytest.mark.parametrize(("example", "host"), EXAMPLE_BUILDS, ids=EXAMPLE_BUILD_IDS)
 @pytest.mark.parametrize("system", [False, True], ids=["user", "system"])
-def test_every_unit_verifies_clean(example: Path, system: bool) -> None:
+def test_every_unit_verifies_clean(example: Path, host: str | None, system: bool) -> None:
     require_systemd_analyze()
-    validated, tree = build(example, system=system)
+    validated, tree = build(example, system=system, host=host)
     assert verify_tree(tree, validated.config.name, system=system) == []
 
 

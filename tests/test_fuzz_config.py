@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from compiler.language import loader
-from tests.conftest import EXAMPLES, ROOT, Result, require_systemd_analyze, sized
+from tests.conftest import EXAMPLES, ROOT, Result, fleet_hosts, require_systemd_analyze, sized
 from tests.test_loader import BOMBS, laughs
 from tests.tree_checks import check_tree, one_command, stub_python
 
@@ -90,7 +90,9 @@ def check_config(vigil: Callable[..., Result], text: bytes) -> int:
         config.write_bytes(text)
         stub = stub_python(Path(scratch))
         checked = vigil("validate", config)
-        compiled = vigil("compile", config, "--out", out, "--python", stub)
+        host = fleet_hosts(config)[0] if checked.exit_code == 0 else None
+        options = ["--host", host] if host else []  # a fleet config: for its first host
+        compiled = vigil("compile", config, "--out", out, "--python", stub, *options)
         assert checked.exit_code in (0, 2), checked.stderr
         assert compiled.exit_code == checked.exit_code, compiled.stderr
         if checked.exit_code == 2:

@@ -20,7 +20,7 @@ from compiler.generate import build
 from compiler.generate.render import Source, Tree, render
 from compiler.language.loader import load_text
 from compiler.language.validate import validate_document
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLE_BUILD_IDS, EXAMPLE_BUILDS
 from tests.systemd_manager import skip_or_fail
 
 JOB_LIMIT = 5.0  # the most exposure a standard or strict job unit may have
@@ -186,8 +186,9 @@ def exposure(tree: Tree, scratch: Path, *, system: bool) -> dict[str, float]:
 
 
 def kind(unit: str) -> str:
-    """What the exposure limit of a unit depends on: coordinator, watch, failure or job."""
-    for word in ("coordinator", "watch", "failure"):
+    """What the exposure limit of a unit depends on: coordinator, watch, failure, a fleet
+    host's forwarder or job."""
+    for word in ("coordinator", "watch", "failure", "forward"):
         if re.search(rf"-{word}[-@.]", unit):
             return word
     return "job"
@@ -213,16 +214,20 @@ def test_exposure_of_every_level(tmp_path: Path, system: bool) -> None:
 
 
 @pytest.mark.parametrize("system", [False, True], ids=["user", "system"])
-@pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_exposure_of_the_examples(tmp_path: Path, example: Path, system: bool) -> None:
+@pytest.mark.parametrize(("example", "host"), EXAMPLE_BUILDS, ids=EXAMPLE_BUILD_IDS)
+def test_exposure_of_the_examples(
+    tmp_path: Path, example: Path, host: str | None, system: bool
+) -> None:
     require_offline_security()
     config = validate_document(load_text(example.read_text(), str(example))).config
-    tree = render(config, Source(example.name, b""), python="/usr/bin/python3", system=system)
+    source = Source(example.name, b"")
+    tree = render(config, source, python="/usr/bin/python3", system=system, host=host)
     scores = exposure(tree, tmp_path, system=system)
     levels = {
         f"{config.name}-{job}.service": spec.sandbox.level for job, spec in config.jobs.items()
     }
-    assert any(kind(unit) == "coordinator" for unit in scores)
+    runs_coordinator = "specs/coordinator.json" in tree  # not every host of a fleet
+    assert any(kind(unit) == "coordinator" for unit in scores) == runs_coordinator
     for unit, score in scores.items():
         if levels.get(unit) != "off":
             assert score <= limit(unit), (unit, score)

@@ -21,7 +21,7 @@ from compiler.generate.render import Source, render
 from compiler.language.loader import load_text
 from compiler.language.validate import validate_document
 from runner.spec import OUTPUT_MODES
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import EXAMPLES, ROOT, fleet_hosts
 from tests.simulation import scenario
 
 CASES = sorted((ROOT / "tests" / "cases" / "specs").glob("*.yaml"))
@@ -31,11 +31,18 @@ SPEC_TYPES: dict[str, Any] = {
     "coordinator": spectypes.CoordinatorSpecJSON,
     "watch": spectypes.WatchSpecJSON,
     "failure": spectypes.FailureSpecJSON,
+    "forward": spectypes.ForwardSpecJSON,
 }
 HAND_WRITTEN_ONLY = {"history_max_bytes", "max_retries"}
 """Keys the runner reads that the compiler never writes (the types say so)."""
 TYPED_DICTS = {value for value in vars(spectypes).values() if is_typeddict(value)}
-BASES = {spectypes.SpecJSON, spectypes.ServiceSpecJSON, spectypes.DeadlineTimerJSON}
+BASES = {
+    spectypes.SpecJSON,
+    spectypes.ServiceSpecJSON,
+    spectypes.DeadlineTimerJSON,
+    spectypes.FleetHostJSON,
+    spectypes.FleetCoordinatorJSON,
+}
 """Types the spec kinds extend: their keys are checked as keys of those."""
 
 
@@ -119,7 +126,12 @@ def specs_of(tree: dict[str, Any]) -> dict[str, Any]:
 
 
 def compiled(path: Path, system: bool) -> dict[str, Any]:
-    return specs_of(build(path, system=system)[1])
+    """The specs of `path` compiled for each of its hosts (keyed `host:specs/...` in a fleet)."""
+    found = {}
+    for host in fleet_hosts(path):
+        specs = specs_of(build(path, system=system, host=host)[1])
+        found.update({f"{host}:{p}" if host else p: spec for p, spec in specs.items()})
+    return found
 
 
 def simulated_world(root: Path) -> dict[str, Any]:

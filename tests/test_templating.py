@@ -19,9 +19,9 @@ def test_every_template_loads_from_its_generated_code(name: str) -> None:
 
 
 def test_a_template_edited_since_is_compiled_from_its_text(monkeypatch) -> None:
-    current = templating.environment().get_template("coordinator.path.j2")
+    current = templating.environment().get_template("inbox.path.j2")
     monkeypatch.setattr(templating, "_digest", lambda _source: "edited")
-    edited = templating.environment().get_template("coordinator.path.j2")
-    assert edited.filename is not None and edited.filename.endswith("templates/coordinator.path.j2")
-    values = {**VALUES, "inbox": "/state/inbox"}
+    edited = templating.environment().get_template("inbox.path.j2")
+    assert edited.filename is not None and edited.filename.endswith("templates/inbox.path.j2")
+    values = {**VALUES, "inbox": "/state/inbox", "purpose": "start u"}
     assert edited.render(values) == current.render(values)

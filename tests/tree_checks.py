@@ -239,5 +239,8 @@ def _check_specs(out: Path, source: Path, files: dict[str, bytes]) -> None:
             if job.working_directory is not None:
                 assert spec.working_directory == os.path.expanduser(job.working_directory)
             assert (spec.llm.prompt if spec.llm else None) == job.prompt
+        elif kind == "forward":
+            jobs = json.loads(files[relative])["jobs"]
+            assert set(jobs) <= set(config.jobs), relative
         else:
             assert kind == "watch", relative

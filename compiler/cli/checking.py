@@ -67,7 +67,7 @@ def _compile(args: argparse.Namespace) -> int:
     from compiler.cli.views import show_written
     from compiler.generate.build import build, write_tree
 
-    validated, tree = build(args.config, python=args.python, system=args.system)
+    validated, tree = build(args.config, python=args.python, system=args.system, host=args.host)
     for warning in validated.warnings:
         warn(f"{args.config}: {warning}")
     written, removed = write_tree(tree, args.out)
@@ -82,7 +82,9 @@ def _plan(args: argparse.Namespace) -> int:
     from compiler.operate.cost import plan_estimate
     from compiler.operate.setup import ConfigView
 
-    prepared = prepare(args.config, scope_of(args.system, args.root), python=args.python)
+    prepared = prepare(
+        args.config, scope_of(args.system, args.root), python=args.python, host=args.host
+    )
     for warning in (*prepared.warnings, *prepared.missing_packages):
         warn(f"{args.config}: {warning}")
     show_plan(prepared.plan, prepared.tree, verbose=args.verbose)
@@ -107,6 +109,10 @@ ROOT_HELP = (
     "Install into this directory tree (standing for the home directory, or / with --system) "
     "without calling systemctl."
 )
+HOST_HELP = (
+    "The fleet host to compile for (a config with `fleet:`; default: this machine, when it is "
+    "one of `hosts`)."
+)
 CANARY_HELP = (
     "Try every new or changed job from the new generation before switching to it "
     "(default: release.canary)."
@@ -115,6 +121,10 @@ CANARY_HELP = (
 
 def _python(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--python", metavar="PATH", help=PYTHON_HELP)
+
+
+def _host(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", metavar="NAME", help=HOST_HELP)
 
 
 def _validate_parser() -> argparse.ArgumentParser:
@@ -147,6 +157,7 @@ def _compile_parser() -> argparse.ArgumentParser:
     )
     add_system(parser)
     _python(parser)
+    _host(parser)
     return parser
 
 
@@ -162,6 +173,7 @@ def _plan_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", type=Path, metavar="DIR", help=ROOT_HELP)
     _python(parser)
     parser.add_argument("--canary", action=argparse.BooleanOptionalAction, help=CANARY_HELP)
+    _host(parser)
     return parser
 
 

@@ -17,6 +17,7 @@ import typer
 from compiler.cli.checking import (
     CANARY_HELP,
     CONFIG_HELP,
+    HOST_HELP,
     PYTHON_HELP,
     ROOT_HELP,
     scope_of,
@@ -157,12 +158,13 @@ def apply_(
         ),
     ] = False,
     canary: CanaryOpt = None,
+    host: Annotated[str | None, typer.Option("--host", help=HOST_HELP, show_default=False)] = None,
 ) -> None:
     """Install the config: a new generation, units switched, only changed units restarted."""
     from compiler.install.workflows import prepare
 
     with reported():
-        prepared = prepare(config, scope_of(system, root), python=python, revision=git)
+        prepared = prepare(config, scope_of(system, root), python=python, revision=git, host=host)
         for warning in prepared.warnings:
             warn(f"{config}: {warning}")
         if prepared.missing_packages and skip_package_check:

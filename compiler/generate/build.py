@@ -12,6 +12,7 @@ from pathlib import Path
 
 from compiler.fsutil import read_manifest, staged_write, write_changed
 from compiler.generate import gitinfo
+from compiler.generate.fleet import choose_host
 from compiler.generate.packages import interpreter
 from compiler.generate.render import Source, Tree, render
 from compiler.language.loader import load_file, load_text
@@ -53,10 +54,13 @@ def build(
     python: str | None = None,
     system: bool = False,
     revision: str | None = None,
+    host: str | None = None,
 ) -> tuple[Validated, Tree]:
-    """Validate and render `path`, or its content at git `revision`. Raises ConfigError."""
+    """Validate and render `path`, or its content at git `revision`, for fleet host `host`
+    (default: this machine; see fleet.choose_host). Raises ConfigError, or UsageError for a
+    host that is not the fleet's."""
     with _collections_skip_the_heap_so_far():
-        return _build(path, python=python, system=system, revision=revision)
+        return _build(path, python=python, system=system, revision=revision, host=host)
 
 
 @contextlib.contextmanager
@@ -74,7 +78,7 @@ def _collections_skip_the_heap_so_far() -> Iterator[None]:
 
 
 def _build(
-    path: Path, *, python: str | None, system: bool, revision: str | None
+    path: Path, *, python: str | None, system: bool, revision: str | None, host: str | None
 ) -> tuple[Validated, Tree]:
     if revision is None:
         document = load_file(path)
@@ -86,9 +90,12 @@ def _build(
         document = load_text(text, label)
         source = Source(label, text, {"revision": sha, "dirty": False}, str(path.absolute()))
     validated = validate_document(document)
+    host = choose_host(validated.config, host)
     python = units_python(python)
     runtime = runtime_paths(python)
-    tree = render(validated.config, source, python=python, system=system, runtime=runtime)
+    tree = render(
+        validated.config, source, python=python, system=system, runtime=runtime, host=host
+    )
     return validated, tree
 
 

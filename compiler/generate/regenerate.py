@@ -6,7 +6,8 @@ compiler/generate/compiled/ (the templates compiled by jinja2).
 
 units/ is compiled with fixed settings so it does not depend on the machine: the interpreter
 /usr/bin/python3, the config named by its path in the repository, and no git revision (the
-revision would change with every commit that regenerates it).
+revision would change with every commit that regenerates it). An example with `fleet:` is
+compiled once per host, into units/<example>/<host>/.
 """
 
 from __future__ import annotations
@@ -30,12 +31,18 @@ PYTHON = "/usr/bin/python3"
 
 
 def example_trees(root: Path = ROOT) -> dict[str, Tree]:
+    """Each example's compiled tree by its directory under units/: the example's name, and
+    `<name>/<host>` for each host of a fleet."""
     trees = {}
     for example in sorted((root / "examples").glob("*.yaml")):
         label = example.relative_to(root).as_posix()
         config = validate_document(load_file(example)).config
         source = Source(label, example.read_bytes(), None)
-        trees[example.stem] = render(config, source, python=PYTHON)
+        if config.hosts is None:
+            trees[example.stem] = render(config, source, python=PYTHON)
+            continue
+        for host in config.hosts:
+            trees[f"{example.stem}/{host}"] = render(config, source, python=PYTHON, host=host)
     return trees
 
 
@@ -78,8 +85,9 @@ def regenerate(root: Path = ROOT) -> None:
     """Write schemas/, units/ and the compiled templates as the code generates them now."""
     schemas.write_all(root / "schemas")
     trees = example_trees(root)
+    wanted = {stem.split("/", 1)[0] for stem in trees}
     for child in (root / "units").iterdir() if (root / "units").exists() else ():
-        if child.is_dir() and child.name not in trees:
+        if child.is_dir() and child.name not in wanted:
             shutil.rmtree(child)
     for stem, tree in trees.items():
         write_tree(tree, root / "units" / stem)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from compiler import __version__
+from compiler.generate import fleet as fleets
 from compiler.generate import jsontext, sandbox, specs, unitfile
 from compiler.generate.templating import fill
 from compiler.language.model import Config, Job
@@ -21,12 +22,14 @@ from compiler.layout import unit_prefix
 from runner.contract import (
     COORDINATOR_LINGER_MAX,
     COORDINATOR_PASS_TIMEOUT,
+    FORWARD_TIMEOUT,
     INBOX,
     PREFLIGHT_ARG,
     RUNNER_ENTRY,
     coordinator_unit,
     failure_instance,
     failure_unit,
+    forward_unit,
     job_unit,
     path_unit,
     preflight_unit,
@@ -35,7 +38,7 @@ from runner.contract import (
     timer,
     watch_unit,
 )
-from runner.spectypes import SpecJSON, SpecKind
+from runner.spectypes import FleetJSON, SpecJSON, SpecKind
 
 # Runner scripts are executable; specs and the config copy may hold inline tokens.
 SCRIPT_MODE = 0o755
@@ -70,6 +73,35 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Target:
+    """What one render is for: the whole config, and the part of it this machine runs (all of
+    it without `fleet:`; a fleet host's jobs, and watches on a coordinator host, with it)."""
+
+    config: Config
+    local: Config
+    system: bool
+    fleet: FleetJSON | None = None
+    """The fleet as this host is compiled, None without `fleet:`."""
+
+    @property
+    def host(self) -> str | None:
+        return self.fleet["host"] if self.fleet else None
+
+    @property
+    def runs_coordinator(self) -> bool:
+        return self.fleet is None or self.fleet["host"] in self.fleet["coordinator_hosts"]
+
+
+def _target(config: Config, source: Source, system: bool, host: str | None) -> Target:
+    if config.fleet is None:
+        return Target(config, config, system)
+    if host is None:
+        raise ValueError("a fleet config is rendered for one of its hosts")
+    fleet = specs.fleet_json(config, host, hashlib.sha256(source.text).hexdigest())
+    return Target(config, fleets.host_view(config, host), system, fleet)
+
+
+@dataclass(frozen=True)
 class Unit:
     """One unit in the manifest: what apply enables and starts."""
 
@@ -84,12 +116,15 @@ def render(
     python: str,
     system: bool = False,
     runtime: Sequence[str] = (),
+    host: str | None = None,
 ) -> Tree:
     """Everything `vigil compile` writes, keyed by path relative to the generation.
 
     `runtime`: directories the interpreter needs that a strict sandbox would hide (its
     installation and packages below a home directory); strict services bind them read-only.
+    `host`: the fleet host to compile for (a config with `fleet:` only; see fleet.choose_host).
     """
+    target = _target(config, source, system, host)
     base = {
         "version": __version__,
         "source": unitfile.literal(_one_line(source.path or source.label)),
@@ -99,7 +134,7 @@ def render(
     }
     tree: Tree = {}
     units: list[Unit] = []
-    for unit, kind, spec_name, spec in _runnables(config, system):
+    for unit, kind, spec_name, spec in _runnables(target):
         tree[f"bin/{unit}"] = _text(
             fill(
                 "runner.sh.j2", base, python=python, entry=RUNNER_ENTRY, kind=kind, spec=spec_name
@@ -107,7 +142,7 @@ def render(
             SCRIPT_MODE,
         )
         tree[f"specs/{spec_name}"] = _json(spec, PRIVATE_MODE)
-    for filename, template, values, start in _units(config, system, runtime):
+    for filename, template, values, start in _units(target, runtime):
         text = fill(template, base, **values)
         tree[f"units/{filename}"] = _text(text, UNIT_MODE)
         units.append(Unit(filename, start))
@@ -119,7 +154,8 @@ def render(
         tree[f"units/{service(unit + '@')}"] = _text(text, UNIT_MODE)
         units.append(Unit(service(unit + "@"), False))
     tree["config.yaml"] = GeneratedFile(source.text, PRIVATE_MODE)
-    tree["manifest.json"] = _json(_manifest(config, source, tree, units, python, system), UNIT_MODE)
+    manifest = _manifest(target, source, tree, units, python)
+    tree["manifest.json"] = _json(manifest, UNIT_MODE)
     return tree
 
 
@@ -136,18 +172,19 @@ def _json(data: Any, mode: int) -> GeneratedFile:
     return _text(text, mode)
 
 
-def _runnables(config: Config, system: bool) -> Iterator[tuple[str, SpecKind, str, SpecJSON]]:
+def _runnables(target: Target) -> Iterator[tuple[str, SpecKind, str, SpecJSON]]:
     """(unit, runner kind, spec file, spec) for every unit that runs the runner."""
+    config, system = target.local, target.system
     name = config.name
     for job_name, job in config.jobs.items():
-        spec = specs.job_spec(config, job_name, job, system)
+        spec = specs.job_spec(config, job_name, job, system, target.host)
         yield job_unit(name, job_name), "job", f"{job_name}.json", spec
-    yield (
-        coordinator_unit(name),
-        "coordinator",
-        "coordinator.json",
-        specs.coordinator_spec(config, system),
-    )
+    if target.runs_coordinator:  # a fleet's coordinator handles the findings of every host
+        coordinator = specs.coordinator_spec(target.config, system, target.fleet)
+        yield coordinator_unit(name), "coordinator", "coordinator.json", coordinator
+    if target.fleet is not None:
+        forward = specs.forward_spec(config, target.fleet, system)
+        yield forward_unit(name), "forward", "forward.json", forward
     for watch_name in _timed_watches(config):
         watch = specs.watch_spec(config, watch_name, system)
         yield watch_unit(name, watch_name), "watch", f"watch-{watch_name}.json", watch
@@ -162,10 +199,16 @@ def _timed_watches(config: Config) -> list[str]:
 UnitPlan = tuple[str, str, dict[str, Any], bool]
 
 
-def _units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator[UnitPlan]:
+def _units(target: Target, runtime: Sequence[str]) -> Iterator[UnitPlan]:
+    config, system = target.local, target.system
     internal = sandbox.internal_policy(config, system)
     yield from _job_units(config, system, runtime)
-    yield from _coordinator_units(config, system, runtime)
+    if target.fleet is None:
+        yield from _coordinator_units(config, system, runtime)
+    else:
+        if target.runs_coordinator:
+            yield _fleet_coordinator_service(target, runtime)
+        yield from _forward_units(target, runtime)
     yield from _watch_units(config, internal)
     unit = failure_unit(config.name)
     yield service(f"{unit}@"), "failure.service.j2", {"unit": unit, "sandbox": internal}, False
@@ -251,9 +294,51 @@ def service_timeout(config: Config, job: Job) -> int:
     return wait_time + job.timeout + model_time + 30
 
 
+def _channel_credentials(config: Config) -> list[tuple[str, str]]:
+    """LoadCredential= pairs of the secrets the coordinator's channels read."""
+    channel_secrets = [c.apprise_secret for c in config.channels.values() if c.apprise_secret]
+    return [(s, config.secrets[s]) for s in channel_secrets]
+
+
+def _fleet_credentials(config: Config) -> list[tuple[str, str]]:
+    credentials = config.fleet.credentials if config.fleet else None
+    return [(credentials, config.secrets[credentials])] if credentials else []
+
+
+COORDINATOR_TRIGGERS = (
+    "start the coordinator when a finding lands in the inbox",
+    "coordinator heartbeat (retries, deadlines; no tokens)",
+)
+FORWARD_TRIGGERS = (
+    "start the forwarder when a finding lands in the inbox",
+    "forwarder heartbeat (this host's runs to the fleet)",
+)
+
+
+def _inbox_and_heartbeat(
+    config: Config, system: bool, unit: str, purposes: tuple[str, str]
+) -> Iterator[UnitPlan]:
+    """What starts a service that empties the inbox: a path unit on the inbox, and a timer
+    every coordinator.heartbeat (the purposes are their descriptions)."""
+    inbox = specs.state_dir(config, system).rstrip("/") + "/" + INBOX
+    yield (
+        path_unit(unit),
+        "inbox.path.j2",
+        {"unit": unit, "inbox": inbox, "purpose": purposes[0]},
+        True,
+    )
+    heartbeat = config.coordinator.heartbeat
+    heartbeat_timer = {
+        "unit": unit,
+        "heartbeat": heartbeat,
+        "accuracy": max(1, min(60, heartbeat // 10)),
+        "purpose": purposes[1],
+    }
+    yield timer(unit), "heartbeat.timer.j2", heartbeat_timer, True
+
+
 def _coordinator_units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator[UnitPlan]:
     unit = coordinator_unit(config.name)
-    channel_secrets = [c.apprise_secret for c in config.channels.values() if c.apprise_secret]
     # A warm run (runner.warm) is one activation of the oneshot: its first pass, up to
     # COORDINATOR_LINGER_MAX of lingering and one last pass begun just before that ends. The
     # runner limits each pass itself; this is the backstop.
@@ -261,19 +346,39 @@ def _coordinator_units(config: Config, system: bool, runtime: Sequence[str]) -> 
     coordinator_service = {
         "unit": unit,
         "timeout": COORDINATOR_PASS_TIMEOUT + warm,
-        "credentials": sorted({(s, config.secrets[s]) for s in channel_secrets}),
+        "credentials": sorted(set(_channel_credentials(config))),
         "sandbox": sandbox.coordinator_policy(config, system, runtime),
     }
-    inbox = specs.state_dir(config, system).rstrip("/") + "/" + INBOX
-    heartbeat = config.coordinator.heartbeat
     yield service(unit), "coordinator.service.j2", coordinator_service, False
-    yield path_unit(unit), "coordinator.path.j2", {"unit": unit, "inbox": inbox}, True
-    heartbeat_timer = {
+    yield from _inbox_and_heartbeat(config, system, unit, COORDINATOR_TRIGGERS)
+
+
+def _fleet_coordinator_service(target: Target, runtime: Sequence[str]) -> UnitPlan:
+    """A fleet's coordinator: long-running (it takes findings from NATS and keeps its own
+    heartbeat), so no path unit and no timer; enabled and started by apply."""
+    config = target.config
+    unit = coordinator_unit(config.name)
+    values = {
         "unit": unit,
-        "heartbeat": heartbeat,
-        "accuracy": max(1, min(60, heartbeat // 10)),
+        "credentials": sorted(set(_channel_credentials(config) + _fleet_credentials(config))),
+        "sandbox": sandbox.coordinator_policy(config, target.system, runtime),
     }
-    yield timer(unit), "coordinator.timer.j2", heartbeat_timer, True
+    return service(unit), "fleet-coordinator.service.j2", values, True
+
+
+def _forward_units(target: Target, runtime: Sequence[str]) -> Iterator[UnitPlan]:
+    """A fleet host's forwarder: started by its inbox (as the coordinator is without a fleet)
+    and by its heartbeat, which reports the host's runs."""
+    config, system = target.local, target.system
+    unit = forward_unit(config.name)
+    values = {
+        "unit": unit,
+        "timeout": FORWARD_TIMEOUT,
+        "credentials": _fleet_credentials(config),
+        "sandbox": sandbox.forward_policy(config, system, runtime),
+    }
+    yield service(unit), "forward.service.j2", values, False
+    yield from _inbox_and_heartbeat(config, system, unit, FORWARD_TRIGGERS)
 
 
 def _watch_units(config: Config, internal: sandbox.Policy) -> Iterator[UnitPlan]:
@@ -304,18 +409,14 @@ def _watch_units(config: Config, internal: sandbox.Policy) -> Iterator[UnitPlan]
 
 
 def _manifest(
-    config: Config,
-    source: Source,
-    tree: Tree,
-    units: list[Unit],
-    python: str,
-    system: bool,
+    target: Target, source: Source, tree: Tree, units: list[Unit], python: str
 ) -> dict[str, Any]:
-    return {
+    config = target.local
+    manifest = {
         "manifest": 1,
         "vigil": __version__,
         "name": config.name,
-        "scope": "system" if system else "user",
+        "scope": "system" if target.system else "user",
         "python": python,
         "config": {
             "path": source.label,
@@ -330,3 +431,6 @@ def _manifest(
         "units": {unit.name: {"start": unit.start} for unit in sorted(units, key=lambda u: u.name)},
         "inventory": specs.inventory(config),
     }
+    if target.host is not None:  # which of the fleet's hosts this tree is for
+        manifest["host"] = target.host
+    return manifest

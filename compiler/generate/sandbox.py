@@ -54,6 +54,11 @@ def coordinator_policy(config: Config, system: bool, runtime: Sequence[str]) -> 
     return _policy(config, config.coordinator.sandbox, system, runtime, writable=files)
 
 
+def forward_policy(config: Config, system: bool, runtime: Sequence[str]) -> Policy:
+    """A fleet host's forwarder: the coordinator's sandbox, without its channels' files."""
+    return _policy(config, config.coordinator.sandbox, system, runtime, writable=[])
+
+
 def internal_policy(config: Config, system: bool) -> Policy:
     """Watch and failure services: the runner reads anything, writes the state directory."""
     return Policy(

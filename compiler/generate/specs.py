@@ -17,6 +17,7 @@ from compiler.layout import default_state_dir
 from runner.contract import (
     SPEC_VERSION,
     coordinator_unit,
+    forward_unit,
     job_unit,
     preflight_unit,
     service,
@@ -32,6 +33,11 @@ from runner.spectypes import (
     CoordinatorSpecJSON,
     DeadlineTimerJSON,
     FailureSpecJSON,
+    FleetCoordinatorJSON,
+    FleetHostJSON,
+    FleetJSON,
+    ForwardJobJSON,
+    ForwardSpecJSON,
     JobSpecJSON,
     JobTimerJSON,
     LlmJSON,
@@ -70,7 +76,10 @@ def _command(command: str | list[str] | None) -> ShellCommandJSON | ArgvCommandJ
     return None
 
 
-def job_spec(config: Config, name: str, job: Job, system: bool) -> JobSpecJSON:
+def job_spec(
+    config: Config, name: str, job: Job, system: bool, host: str | None = None
+) -> JobSpecJSON:
+    fleet_host: FleetHostJSON = {} if host is None else {"host": host}
     return {
         **_base(config, "job", system),
         "job": name,
@@ -86,6 +95,7 @@ def job_spec(config: Config, name: str, job: Job, system: bool) -> JobSpecJSON:
         "after": _after(config, job),
         "llm": _llm(config, job),
         "budgets": _budgets(config, job),
+        **fleet_host,
     }
 
 
@@ -167,16 +177,19 @@ def nag_specs(config: Config) -> dict[str, NagRuleJSON]:
     return rules
 
 
-def coordinator_spec(config: Config, system: bool) -> CoordinatorSpecJSON:
-    # The sandbox is the unit's business (the runner never sees it).
+def coordinator_spec(
+    config: Config, system: bool, fleet: FleetJSON | None = None
+) -> CoordinatorSpecJSON:
+    # The sandbox is the unit's business (the runner never sees it); the hosts are the fleet's.
     dump = config.model_dump(
         mode="json",
         by_alias=True,
         include={"coordinator", "channels", "watches"},  # nag: nag_specs
-        exclude={"coordinator": {"sandbox"}},
+        exclude={"coordinator": {"sandbox", "hosts"}},
     )
+    fleet_part: FleetCoordinatorJSON = {} if fleet is None else {"fleet": fleet}
     return {
-        **_base(config, "coordinator", system),  # type: ignore[typeddict-item]  # fleet: later
+        **_base(config, "coordinator", system),
         "unit": service(coordinator_unit(config.name)),
         "coordinator": dump["coordinator"],
         "channels": dump["channels"],
@@ -184,6 +197,38 @@ def coordinator_spec(config: Config, system: bool) -> CoordinatorSpecJSON:
         "watches": dump["watches"],
         "jobs": sorted(config.jobs),
         "timers": _job_timers(config),
+        **fleet_part,
+    }
+
+
+def fleet_json(config: Config, host: str, config_hash: str) -> FleetJSON:
+    """The fleet as `host` is compiled: `config_hash` is the config file's sha256."""
+    from compiler.generate.fleet import coordinator_hosts
+
+    assert config.fleet is not None and config.hosts is not None
+    return {
+        "servers": list(config.fleet.servers),
+        "credential": config.fleet.credentials,
+        "host": host,
+        "hosts": list(config.hosts),
+        "coordinator_hosts": coordinator_hosts(config),
+        "lease": config.fleet.lease,
+        "config_hash": config_hash,
+    }
+
+
+def forward_spec(local: Config, fleet: FleetJSON, system: bool) -> ForwardSpecJSON:
+    """The forwarder of a fleet host; `local` holds only the jobs that host runs."""
+    jobs: dict[str, ForwardJobJSON] = {}
+    for name in local.jobs:
+        stem = job_unit(local.name, name)
+        jobs[name] = {"unit": service(stem), "timer": timer(stem)}
+    return {
+        **_base(local, "forward", system),
+        "unit": service(forward_unit(local.name)),
+        "fleet": fleet,
+        "heartbeat": local.coordinator.heartbeat,
+        "jobs": jobs,
     }
 
 

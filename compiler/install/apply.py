@@ -24,7 +24,7 @@ from compiler.install.plan import Plan, make_plan
 from compiler.install.systemctl import Systemctl
 from runner.fsatomic import describe  # one wording for the compiler and the runner
 
-WANTED_BY = {".timer": "timers.target", ".path": "paths.target"}
+WANTED_BY = {".timer": "timers.target", ".path": "paths.target", ".service": "default.target"}
 
 
 class ApplyError(VigilError):

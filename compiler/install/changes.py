@@ -53,6 +53,8 @@ def changed_job_files(old_tree: Tree, new_tree: Tree) -> dict[str, str]:
 def changes_between(
     old_tree: Tree | None, tree: Tree, name: str, jobs: dict[str, Job]
 ) -> list[JobChange]:
+    # A fleet host's tree holds only the jobs that host runs.
+    jobs = {job: model for job, model in jobs.items() if f"specs/{job}.json" in tree}
     if old_tree is None:
         return [JobChange(job, True, ()) for job in jobs]
     old_jobs = _jobs_of(old_tree)

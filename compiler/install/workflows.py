@@ -41,10 +41,18 @@ class Prepared:
 
 
 def prepare(
-    config: Path, scope: Scope, *, python: str | None = None, revision: str | None = None
+    config: Path,
+    scope: Scope,
+    *,
+    python: str | None = None,
+    revision: str | None = None,
+    host: str | None = None,
 ) -> Prepared:
-    """Validate and render a config and plan it against what is installed."""
-    validated, tree = build(config, python=python, system=scope.system, revision=revision)
+    """Validate and render a config (for fleet host `host`) and plan it against what is
+    installed."""
+    validated, tree = build(
+        config, python=python, system=scope.system, revision=revision, host=host
+    )
     installation = Installation(scope, validated.config.name)
     meta: dict[str, Any] = {
         "reason": f"apply --git {revision}" if revision else "apply",

@@ -13,6 +13,7 @@ from compiler.language.preflight import PreflightError, preflight_calendar
 from runner.contract import (
     coordinator_unit,
     failure_unit,
+    forward_unit,
     job_unit,
     preflight_unit,
     service,
@@ -33,6 +34,7 @@ def check(config: Config) -> list[Problem]:
         *_secret_references(config),
         *_source_references(config),
         *_preflights(config),
+        *_fleet(config),
     ]
 
 
@@ -40,7 +42,7 @@ def _collides(name: str, job: str) -> bool:
     """Whether a job's units would take the name of vigil's own (coordinator, failure handler,
     a watch's)."""
     unit = job_unit(name, job)
-    own = (coordinator_unit(name), failure_unit(name))
+    own = (coordinator_unit(name), failure_unit(name), forward_unit(name))
     prefixes = (watch_unit(name, ""), preflight_unit(name, ""))
     return unit in own or unit.startswith(prefixes)
 
@@ -134,11 +136,16 @@ def _channel_references(config: Config) -> Iterator[Problem]:
             )
 
 
+def _secret_uses(config: Config) -> Iterator[tuple[Path, str]]:
+    if config.llm.api_key:
+        yield ("llm", "api_key"), config.llm.api_key
+    if config.fleet is not None and config.fleet.credentials is not None:
+        yield ("fleet", "credentials"), config.fleet.credentials
+
+
 def _secret_references(config: Config) -> Iterator[Problem]:
     secrets = config.secrets
-    uses: list[tuple[Path, str]] = []
-    if config.llm.api_key:
-        uses.append((("llm", "api_key"), config.llm.api_key))
+    uses = list(_secret_uses(config))
     for name, job in config.jobs.items():
         uses += [(("jobs", name, "secrets", i), secret) for i, secret in enumerate(job.secrets)]
     for name, channel in config.channels.items():
@@ -203,3 +210,62 @@ def _source_references(config: Config) -> Iterator[Problem]:
                 ("coordinator", "sources", name),
                 message + "; add `external: true` if something else writes it",
             )
+
+
+# --- several machines: hosts and where each job runs ----------------------------------------
+
+
+def _fleet(config: Config) -> Iterator[Problem]:
+    if config.fleet is None:
+        yield from _fleet_keys_without_fleet(config)
+        return
+    if config.hosts is None:
+        yield ("fleet",), "a fleet needs `hosts:`, the list of its machines"
+        return
+    yield from _job_hosts(config, config.hosts)
+    for i, host in enumerate(config.coordinator.hosts or ()):
+        if host not in config.hosts:
+            yield ("coordinator", "hosts", i), did_you_mean(host, config.hosts, "host")
+    if not config.coordinator.sandbox.network:
+        yield (
+            ("coordinator", "sandbox", "network"),
+            "a fleet's coordinator and forwarder reach NATS: they need the network",
+        )
+
+
+def _job_hosts(config: Config, hosts: list[str]) -> Iterator[Problem]:
+    """Each job of a fleet runs on one known host, or on all of them."""
+    for name, job in config.jobs.items():
+        if job.host is not None and job.hosts is not None:
+            yield ("jobs", name, "hosts"), "set `host:` or `hosts: all`, not both"
+        elif job.host is None and job.hosts is None:
+            yield (
+                ("jobs", name),
+                "a job of a fleet needs `host:` (one of " + ", ".join(hosts) + ") or `hosts: all`",
+            )
+        elif job.host is not None and job.host not in hosts:
+            yield ("jobs", name, "host"), did_you_mean(job.host, hosts, "host")
+        elif job.after in config.jobs and not _runs_wherever(config, job.after, name):
+            yield (
+                ("jobs", name, "after"),
+                f"job {job.after!r} does not run on every host this job runs on: a chain "
+                "step's predecessor must run on the same machine",
+            )
+
+
+def _runs_wherever(config: Config, predecessor: str, job: str) -> bool:
+    """Whether `predecessor` runs on every host `job` does."""
+    before, after = config.jobs[predecessor], config.jobs[job]
+    return before.hosts == "all" or (after.hosts is None and before.host == after.host)
+
+
+def _fleet_keys_without_fleet(config: Config) -> Iterator[Problem]:
+    needs = "needs `fleet:` (several machines sharing one coordinator)"
+    if config.hosts is not None:
+        yield ("hosts",), f"`hosts` {needs}"
+    for name, job in config.jobs.items():
+        for key in ("host", "hosts"):
+            if getattr(job, key) is not None:
+                yield ("jobs", name, key), f"`{key}` {needs}"
+    if config.coordinator.hosts is not None:
+        yield ("coordinator", "hosts"), f"`hosts` {needs}"

@@ -18,10 +18,8 @@ from compiler.layout import Scope
 from compiler.operate.setup import ConfigView
 from runner.contract import (
     COORDINATOR_PASS_TIMEOUT,
-    coordinator_unit,
     failure_instance,
     job_unit,
-    path_unit,
     preflight_unit,
     service,
     timer,
@@ -37,9 +35,8 @@ from runner.statefile import StateUnreadable
 def units_of(config: ConfigView, target: str) -> list[str]:
     """The target's units, its service first."""
     name = config.name
-    if target == "coordinator":
-        stem = coordinator_unit(name)
-        return [service(stem), path_unit(stem), timer(stem)]
+    if target == "coordinator" and config.coordinator_units:
+        return list(config.coordinator_units)
     if target in config.jobs:
         stem = job_unit(name, target)
         return [service(stem), timer(stem)]
@@ -52,6 +49,8 @@ def units_of(config: ConfigView, target: str) -> list[str]:
             )
         stem = watch_unit(name, target)
         return [service(stem), timer(stem)]
+    if target == "coordinator":
+        raise UsageError(f"this fleet host does not run {name}'s coordinator (`coordinator.hosts`)")
     raise UsageError(f"{target!r} is not a job or watch of {name}")
 
 
@@ -67,6 +66,11 @@ def run_now(config: ConfigView, scope: Scope, state: Path, target: str, wait: bo
     """Start the target's service through systemd; with `wait`, say how it ended and pass on
     its exit status."""
     main = units_of(config, target)[0]
+    if target == "coordinator" and len(config.coordinator_units) == 1:
+        raise VigilError(
+            f"{main}: the fleet coordinator is a long-running service, not run by hand "
+            f"(`systemctl {scope.flag} restart {main}` restarts it)"
+        )
     systemd = Systemctl(scope)
     if target == "coordinator":
         return _coordinator_pass(systemd, main, state, wait)
@@ -197,7 +201,8 @@ def set_enabled(
     """Start and enable (or stop and disable) the target's trigger; enabling a job paused by
     `pause_after` ends the pause. The trigger, and the pause ended, if any."""
     units = units_of(config, target)
-    trigger = units[-1] if target != "coordinator" else units[1]  # the coordinator's path unit
+    # The coordinator's path unit (a fleet coordinator's: its service).
+    trigger = units[-1] if target != "coordinator" else units[min(1, len(units) - 1)]
     # A stopped job's preflight would warn about a run that will not happen.
     triggers = [trigger, *preflight_units(config, target)[1:]]
     systemd = Systemctl(scope)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from compiler.errors import UsageError, VigilError, did_you_mean
 from compiler.install.generations import Installation, installed_names
 from compiler.layout import Scope
+from runner.contract import coordinator_unit, path_unit, service, timer
 
 if TYPE_CHECKING:
     from compiler.language.model import Config
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 
 MANIFEST = "manifest.json"
 COORDINATOR_SPEC = "specs/coordinator.json"
+FORWARD_SPEC = "specs/forward.json"
+"""A fleet host's forwarder: what a host that runs no coordinator is read from."""
 
 
 def job_spec_path(job: str) -> str:
@@ -70,6 +73,10 @@ class ConfigView:
     nag: dict[str, NagRuleJSON]
     heartbeat: int
     """The coordinator's, in seconds."""
+    coordinator_units: tuple[str, ...]
+    """The coordinator's units on this machine, its service first: service, path unit and
+    heartbeat timer; a fleet coordinator's service alone (long-running); none on a fleet host
+    that does not run the coordinator."""
 
     @property
     def state(self) -> Path:
@@ -78,7 +85,7 @@ class ConfigView:
     @property
     def targets(self) -> list[str]:
         """What `status JOB`, `logs JOB`, `run JOB`... may name."""
-        return [*self.jobs, *self.watches, "coordinator"]
+        return [*self.jobs, *self.watches, *(["coordinator"] if self.coordinator_units else [])]
 
     def check_target(self, name: str | None) -> None:
         if name is not None and name not in self.targets:
@@ -86,12 +93,18 @@ class ConfigView:
 
     @classmethod
     def of_config(cls, config: Config, system: bool = False) -> ConfigView:
-        """The setup an apply of `config` would install, from the specs built in memory."""
+        """The setup an apply of `config` would install, from the specs built in memory. A
+        fleet config is seen whole: every job, and the coordinator as its first coordinator
+        host runs it."""
         from compiler.generate import specs
+        from compiler.generate.fleet import coordinator_hosts
 
+        fleet = None
+        if config.fleet is not None:
+            fleet = specs.fleet_json(config, coordinator_hosts(config)[0], "")
         documents: dict[str, Any] = {
             MANIFEST: {"inventory": specs.inventory(config)},
-            COORDINATOR_SPEC: specs.coordinator_spec(config, system),
+            COORDINATOR_SPEC: specs.coordinator_spec(config, system, fleet),
         }
         for name, job in config.jobs.items():
             documents[job_spec_path(name)] = specs.job_spec(config, name, job, system)
@@ -109,7 +122,8 @@ class ConfigView:
 def read_setup(load: Callable[[str], Any], present: Container[str]) -> ConfigView:
     """A setup from a generation's documents: `load` parses one (a path relative to the tree),
     `present` says which exist."""
-    coordinator = load(COORDINATOR_SPEC)
+    runs_coordinator = COORDINATOR_SPEC in present
+    coordinator = load(COORDINATOR_SPEC if runs_coordinator else FORWARD_SPEC)
     inventory = load(MANIFEST).get("inventory")
     if not isinstance(inventory, dict):  # installed by a vigil from before inventories
         raise KeyError("inventory")
@@ -137,9 +151,21 @@ def read_setup(load: Callable[[str], Any], present: Container[str]) -> ConfigVie
         jobs=jobs,
         watches=watches,
         timed_watches=frozenset(name for name in watches if watch_spec_path(name) in present),
-        nag=coordinator["nag"],
-        heartbeat=coordinator["coordinator"]["heartbeat"],
+        nag=coordinator.get("nag", {}),
+        heartbeat=coordinator["coordinator"]["heartbeat"]
+        if runs_coordinator
+        else coordinator["heartbeat"],
+        coordinator_units=_coordinator_units(coordinator["config"], coordinator)
+        if runs_coordinator
+        else (),
     )
+
+
+def _coordinator_units(name: str, spec: dict[str, Any]) -> tuple[str, ...]:
+    stem = coordinator_unit(name)
+    if "fleet" in spec:  # long-running: no path unit, its own heartbeat
+        return (service(stem),)
+    return (service(stem), path_unit(stem), timer(stem))
 
 
 # --- from a config file to its installation ----------------------------------------------------

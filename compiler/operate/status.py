@@ -81,7 +81,8 @@ def collect(
         for watch in config.watches
         if watch in config.timed_watches
     ]
-    targets.append(("coordinator", "coordinator", coordinator_unit(name)))
+    if config.coordinator_units:  # none on a fleet host that does not run it
+        targets.append(("coordinator", "coordinator", coordinator_unit(name)))
     if only is not None:
         targets = [t for t in targets if t[0] == only]
     units = [unit for target, _, _ in targets for unit in units_of(config, target)]
@@ -211,7 +212,8 @@ def _row(
         if path and path.get("ActiveState") != "active":
             failed = True
             notes.append(f"path unit {path.get('ActiveState')} ({path.get('Result')})")
-        enabled = path.get("UnitFileState") or enabled
+        # A fleet coordinator has no path unit: its service is what is enabled.
+        enabled = path.get("UnitFileState") or main.get("UnitFileState") or enabled
     if shown and clock.get("ActiveState") not in (None, "active") and enabled == "enabled":
         notes.append(f"timer {clock.get('ActiveState')}")
     skipped = entry.get("missed")

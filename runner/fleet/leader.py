@@ -36,8 +36,12 @@ from runner.stopping import StopRequest
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from runner.fleet.client import Msg
     from runner.spectypes import CoordinatorSpecJSON
+
+    Pass = Callable[[CoordinatorSpecJSON, bool], int]
 
 BATCH = 256
 """Findings taken from the stream at most per claim."""
@@ -93,12 +97,13 @@ def take_over_consumer(stream: JetStream, config: str) -> None:
     stream.ensure_consumer(name, CONSUMER_CONFIG)
 
 
-def main(spec: CoordinatorSpecJSON) -> int:
+def main(spec: CoordinatorSpecJSON, one_pass: Pass) -> int:
+    """`one_pass` is runner.coordinator.timed_pass (passed in: that module starts this one)."""
     stop = StopRequest()
     said = ""
     while not stop.requested:
         try:
-            return _serve(spec, stop)
+            return _serve(spec, one_pass, stop)
         except NatsError as error:
             if str(error) != said:
                 print(f"vigil: coordinator: {error}; trying again", file=sys.stderr)
@@ -107,7 +112,7 @@ def main(spec: CoordinatorSpecJSON) -> int:
     return OK
 
 
-def _serve(spec: CoordinatorSpecJSON, stop: StopRequest) -> int:
+def _serve(spec: CoordinatorSpecJSON, one_pass: Pass, stop: StopRequest) -> int:
     fleet = spec["fleet"]
     host = fleet["host"]
     connection, stream = connect(spec["config"], fleet, "coordinator")
@@ -122,10 +127,12 @@ def _serve(spec: CoordinatorSpecJSON, stop: StopRequest) -> int:
                 waiting = True
             if not stop.during(_sleep, POLL) and stop.requested:
                 return OK
-        return _lead(spec, stream, lease, stop)
+        return _lead(spec, one_pass, stream, lease, stop)
 
 
-def _lead(spec: CoordinatorSpecJSON, stream: JetStream, lease: Lease, stop: StopRequest) -> int:
+def _lead(
+    spec: CoordinatorSpecJSON, one_pass: Pass, stream: JetStream, lease: Lease, stop: StopRequest
+) -> int:
     fleet = spec["fleet"]
     host, config = fleet["host"], spec["config"]
     renewing, lease.stream = connect(config, fleet, "lease")
@@ -145,7 +152,7 @@ def _lead(spec: CoordinatorSpecJSON, stream: JetStream, lease: Lease, stop: Stop
         print(f"coordinator: active on {host} ({loaded} state files from the fleet)",
               file=sys.stderr)  # fmt: skip
         mirror.attach()
-        _work(spec, stream, mirror, stop)
+        _work(spec, one_pass, stream, mirror, stop)
     finally:
         mirror.detach()
         renewer.stopping.set()
@@ -157,8 +164,9 @@ def _lead(spec: CoordinatorSpecJSON, stream: JetStream, lease: Lease, stop: Stop
     return OK
 
 
-def _work(spec: CoordinatorSpecJSON, stream: JetStream, mirror: Mirror, stop: StopRequest) -> None:
-    from runner.coordinator import timed_pass
+def _work(
+    spec: CoordinatorSpecJSON, one_pass: Pass, stream: JetStream, mirror: Mirror, stop: StopRequest
+) -> None:
     from runner.fleet import silence
 
     work = mirror.work_dir
@@ -183,7 +191,7 @@ def _work(spec: CoordinatorSpecJSON, stream: JetStream, mirror: Mirror, stop: St
         if time.monotonic() >= next_check:
             silent = silence.check(stream, spec, work, clock.now(), took_office)
             next_check = time.monotonic() + heartbeat
-        timed_pass(work_spec, False)
+        one_pass(work_spec, False)
         if silent is not None:
             silence.save(work, silent)
         mirror.removed()

@@ -8,11 +8,12 @@ from pydantic import Field
 
 from compiler.language.model.channels import Channel
 from compiler.language.model.coordinator import Coordinator
+from compiler.language.model.fleet import Fleet
 from compiler.language.model.jobs import Job
 from compiler.language.model.llm import Budget, LlmDefaults
 from compiler.language.model.nag import NagRule
 from compiler.language.model.release import Release
-from compiler.language.model.types import Name, PathStr, StrictModel, TimeZone
+from compiler.language.model.types import Name, Names, PathStr, StrictModel, TimeZone
 from compiler.language.model.watches import Watch
 
 
@@ -47,3 +48,9 @@ class Config(StrictModel):
     """How findings become delivered messages."""
     release: Release = Release()
     """How changes go live (canary applies, automatic rollback) and when failing jobs pause."""
+    fleet: Fleet | None = None
+    """Several machines sharing one coordinator over NATS: the config is compiled for one of
+    `hosts` at a time (`--host`), which gets its jobs, a forwarder and, on a coordinator host,
+    the coordinator."""
+    hosts: Names | None = None
+    """The fleet's machines (with `fleet:` only); each job names its `host:` or runs on all."""

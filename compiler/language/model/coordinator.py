@@ -12,6 +12,7 @@ from compiler.language.model.types import (
     ClockTime,
     Duration,
     Name,
+    Names,
     PositiveDuration,
     StrictModel,
     TimeZone,
@@ -119,6 +120,9 @@ class Coordinator(StrictModel):
     """Retries and dead-lettering."""
     max_finding_bytes: Annotated[int, Field(ge=256)] = 1024 * 1024
     """Larger inbox files are rejected."""
+    hosts: Names | None = None
+    """With `fleet:`: the machines that may run the coordinator, in order of preference;
+    default: all `hosts` in their order."""
     sandbox: Sandbox = Sandbox()
     """Hardening of the coordinator's service. The directories of `file` channels are writable
     on their own; a `command` channel's agent needs `writable` for what it writes."""

@@ -139,6 +139,10 @@ class Job(StrictModel):
     resumes). Defaults to release.pause_after; off when neither is set."""
     preflight: PositiveDuration | None = None
     """Run `check:` this long before each firing, and alert at once when it fails."""
+    host: Name | None = None
+    """With `fleet:`: the machine (one of `hosts`) that runs the job."""
+    hosts: Literal["all"] | None = None
+    """With `fleet:`: `all` makes every machine of `hosts` run the job (instead of `host`)."""
 
     @model_validator(mode="after")
     def _run_or_prompt(self) -> Job:

@@ -265,6 +265,9 @@ Schedules = Annotated[
 ]
 """One schedule or a list of them; a list fires at the union of its schedules."""
 
+Names = Annotated[list[Name], Field(min_length=1), AfterValidator(_unique)]
+"""A non-empty list of names, each once (the fleet's hosts)."""
+
 
 def _check_zone(value: str) -> str:
     try:

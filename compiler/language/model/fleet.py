@@ -1,0 +1,70 @@
+"""Several machines: the NATS servers a fleet's hosts share, and the coordinator's lease."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, Field, WithJsonSchema
+
+from compiler.language.model.types import Duration, Name, StrictModel
+from runner.contract import FLEET_LEASE, FLEET_LEASE_MAX, FLEET_LEASE_MIN
+
+SERVER_SCHEMES = ("nats", "tls")
+
+
+def _check_server(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        port = None
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in SERVER_SCHEMES
+        or not parts.hostname
+        or port is None
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or any(ch.isspace() or not ch.isprintable() for ch in value)
+    ):
+        raise ValueError(
+            f"invalid NATS server {value!r}: use nats://HOST:PORT or tls://HOST:PORT "
+            "(credentials go in `credentials:`, a secret)"
+        )
+    if parts.username or parts.password:
+        raise ValueError("a server URL must not hold credentials: use `credentials:`, a secret")
+    return value
+
+
+Server = Annotated[
+    str,
+    AfterValidator(_check_server),
+    WithJsonSchema({"type": "string", "pattern": r"^(nats|tls)://[^\s/]+:\d+/?$"}),
+]
+
+
+def _lease_in_range(seconds: int) -> int:
+    if seconds < FLEET_LEASE_MIN:
+        raise ValueError(f"at least {FLEET_LEASE_MIN}s")
+    if seconds > FLEET_LEASE_MAX:
+        raise ValueError(f"at most {FLEET_LEASE_MAX // 60}m")
+    return seconds
+
+
+Lease = Annotated[Duration, AfterValidator(_lease_in_range)]
+
+
+class Fleet(StrictModel):
+    """Several machines sharing one coordinator over NATS JetStream: each host forwards its
+    findings and runs; one of `coordinator.hosts` at a time holds the lease and delivers."""
+
+    servers: Annotated[list[Server], Field(min_length=1)]
+    """NATS servers (nats://HOST:PORT or tls://HOST:PORT), any of which a host may reach."""
+    credentials: Name | None = None
+    """A secret (in `secrets:`) holding `user:password` or a token for the servers."""
+    lease: Lease = FLEET_LEASE
+    """How long the coordinator's leader lease lasts unrenewed: after a coordinator host stops,
+    the next one takes over within this long. At least 3s, at most 5m."""
