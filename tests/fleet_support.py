@@ -44,6 +44,8 @@ class Host:
         self.state.mkdir(parents=True)
         self.fleet = fleet
         self.sink = sink
+        self.environment: dict[str, str] = {}
+        """Added to the environment of the host's processes (CREDENTIALS_DIRECTORY)."""
         self.rewrite_specs()
         self.coordinator: subprocess.Popen[bytes] | None = None
         self.log = self.root / "coordinator.log"
@@ -80,21 +82,23 @@ class Host:
     def forward(self, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "runner", "forward", str(self.forward_spec)],
-            cwd=ROOT, capture_output=True, text=True, timeout=60, env=_env(env), check=False,
+            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+            env=_env({**self.environment, **(env or {})}),
         )  # fmt: skip
 
     def forward_in_background(self) -> subprocess.Popen[bytes]:
         with open(self.root / "forward.log", "ab") as log:
             return subprocess.Popen(
                 [sys.executable, "-m", "runner", "forward", str(self.forward_spec)],
-                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=_env(None),
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=_env(self.environment),
             )  # fmt: skip
 
     def start_coordinator(self, env: dict[str, str] | None = None) -> None:
         with open(self.log, "ab") as log:
             self.coordinator = subprocess.Popen(
                 [sys.executable, "-m", "runner", "coordinator", str(self.coordinator_spec)],
-                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=_env(env),
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                env=_env({**self.environment, **(env or {})}),
             )  # fmt: skip
 
     def kill_coordinator(self) -> None:

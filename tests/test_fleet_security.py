@@ -1,0 +1,150 @@
+"""NATS permissions per host (runner.fleet.names.permissions) on a real cluster that enforces
+them: each host's forwarder publishes its own findings and report with its own credentials
+(from $CREDENTIALS_DIRECTORY, as LoadCredential= gives them), the coordinator host delivers
+them, and a host publishing as another, or reading others' findings or the coordinator's
+state, is refused. Credentials never appear in what the runner prints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runner.fleet.client import Connection, Credentials, Refused
+from runner.fleet.jetstream import JetStream
+from runner.fleet.names import (
+    CONSUMER,
+    findings_stream,
+    findings_subject,
+    inbox_prefix,
+    permissions,
+    state_bucket,
+)
+from tests.fleet_support import Host, fleet_json, lines, wait_for
+from tests.nats_cluster import NatsCluster, running_cluster
+
+PASSWORDS = {"laptop": "laptop-secret-4f1c", "vps": "vps-secret-9a0e"}
+HOSTS = ["laptop", "vps"]
+
+
+def authorization() -> str:
+    users = [
+        {
+            "user": host,
+            "password": PASSWORDS[host],
+            "permissions": permissions("demo", host, coordinator=host == "vps"),
+        }
+        for host in HOSTS
+    ]
+    return "\nauthorization: " + json.dumps({"users": users}) + "\n"
+
+
+@pytest.fixture
+def secure_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    with running_cluster(tmp_path / "nats", authorization()) as cluster:
+        yield cluster
+
+
+def connect_as(cluster: NatsCluster, host: str, password: str | None = None) -> Connection:
+    credentials = Credentials(user=host, password=password or PASSWORDS[host])
+    connection = Connection(cluster.urls, credentials, inbox=inbox_prefix("demo", host))
+    connection.connect()
+    return connection
+
+
+def make_host(cluster: NatsCluster, tmp_path: Path, name: str) -> Host:
+    fleet = fleet_json(cluster.urls, name, HOSTS, ["vps"], credential="nats")
+    host = Host(tmp_path, name, fleet, tmp_path / "sink.jsonl")
+    credentials = host.root / "credentials"
+    credentials.mkdir(mode=0o700)
+    (credentials / "nats").write_text(f"{name}:{PASSWORDS[name]}\n")
+    host.environment = {"CREDENTIALS_DIRECTORY": str(credentials)}
+    return host
+
+
+def test_each_host_sends_with_its_own_credentials_and_the_coordinator_delivers(
+    secure_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    laptop, vps = (
+        make_host(secure_cluster, tmp_path, "laptop"),
+        make_host(secure_cluster, tmp_path, "vps"),
+    )
+    vps.start_coordinator()
+    try:
+        assert wait_for(vps.active, 90), vps.log.read_text()
+        laptop.drop({"source": "disk", "timestamp": "2026-12-07T10:00:00Z", "message": "disk 97%"})
+        result = laptop.forward()
+        assert result.returncode == 0, result.stderr
+        assert "forward: 1 finding(s) to the fleet" in result.stderr
+        assert wait_for(lambda: len(lines(tmp_path / "sink.jsonl")) == 1, 30)
+    finally:
+        vps.stop_coordinator()
+    assert "disk 97%" in lines(tmp_path / "sink.jsonl")[0]["body"]
+    said = result.stderr + vps.log.read_text()
+    assert not any(password in said for password in PASSWORDS.values())
+
+
+def test_a_host_cannot_publish_as_another(secure_cluster: NatsCluster) -> None:
+    with connect_as(secure_cluster, "laptop") as connection:
+        stream = JetStream(connection)
+        with pytest.raises(Refused, match="Permissions Violation"):
+            stream.publish(findings_subject("demo", "vps"), b'{"source": "x"}')
+
+
+def test_a_host_cannot_read_the_findings_or_the_coordinators_state(
+    secure_cluster: NatsCluster,
+) -> None:
+    with connect_as(secure_cluster, "vps") as connection:  # the coordinator sets things up
+        from runner.fleet.leader import setup
+
+        setup(JetStream(connection), "demo", 3)
+    with connect_as(secure_cluster, "laptop") as connection:
+        stream = JetStream(connection)
+        with pytest.raises(Refused, match="Permissions Violation"):
+            stream.fetch(findings_stream("demo"), CONSUMER, 1, 0)
+    with (
+        connect_as(secure_cluster, "laptop") as connection,
+        pytest.raises(Refused, match="Permissions Violation"),
+    ):
+        JetStream(connection).get(state_bucket("demo"), "state/delivered.json")
+    with connect_as(secure_cluster, "laptop") as connection:
+        connection.publish("_INBOX.vigil.demo.vps.1", b"")  # a reply meant for the coordinator
+        with pytest.raises(Refused, match="Permissions Violation"):
+            connection.flush()
+
+
+def test_wrong_credentials_are_refused_and_the_findings_wait(
+    secure_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    with pytest.raises(Refused, match="Authorization"):
+        connect_as(secure_cluster, "laptop", password="not-the-password")
+    laptop = make_host(secure_cluster, tmp_path, "laptop")
+    (laptop.root / "credentials" / "nats").write_text("laptop:not-the-password\n")
+    laptop.drop({"source": "disk", "timestamp": "2026-12-07T10:00:00Z", "message": "disk 97%"})
+    result = laptop.forward()
+    assert result.returncode == 0
+    assert "NATS refused laptop" in result.stderr
+    assert len(list((laptop.state / "outgoing").iterdir())) == 1
+    assert "not-the-password" not in result.stderr
+
+
+def test_a_host_reads_every_hosts_report(secure_cluster: NatsCluster) -> None:
+    """What `vigil status --fleet` needs from any host: the reports and the lease."""
+    from runner.fleet.names import hosts_bucket, lease_bucket
+
+    with connect_as(secure_cluster, "vps") as connection:
+        from runner.fleet.leader import setup
+
+        stream = JetStream(connection)
+        setup(stream, "demo", 3)
+        stream.put(hosts_bucket("demo"), "vps", b'{"host": "vps"}')
+    with connect_as(secure_cluster, "laptop") as connection:
+        stream = JetStream(connection)
+        entry = stream.get(hosts_bucket("demo"), "vps")
+        assert entry is not None and entry.value == b'{"host": "vps"}'
+        assert stream.keys(hosts_bucket("demo")) == ["vps"]
+        assert stream.get(lease_bucket("demo"), "coordinator") is None
+        with pytest.raises(Refused, match="Permissions Violation"):
+            stream.put(hosts_bucket("demo"), "vps", b'{"host": "laptop pretending"}')
