@@ -118,14 +118,21 @@ class Host:
         return self.log.exists() and f"active on {self.name}" in self.log.read_text()
 
 
-def lease_holder(servers: list[str], config: str = "demo") -> tuple[str, int] | None:
-    """(host, pid) of the coordinator holding the lease now, as the lease bucket says."""
-    from runner.fleet.client import Connection, NatsError
+def lease_holder(
+    servers: list[str], config: str = "demo", as_host: tuple[str, str] | None = None
+) -> tuple[str, int] | None:
+    """(host, pid) of the coordinator holding the lease now, as the lease bucket says; read
+    as the host `as_host` (name, password) where the cluster wants credentials."""
+    from runner.fleet.client import Connection, Credentials, NatsError
     from runner.fleet.jetstream import JetStream
-    from runner.fleet.names import LEASE_KEY, lease_bucket
+    from runner.fleet.names import LEASE_KEY, inbox_prefix, lease_bucket
 
+    credentials, inbox = None, "_INBOX"
+    if as_host is not None:
+        credentials = Credentials(user=as_host[0], password=as_host[1])
+        inbox = inbox_prefix(config, as_host[0])
     try:
-        with Connection(servers) as connection:
+        with Connection(servers, credentials, inbox=inbox) as connection:
             entry = JetStream(connection).get(lease_bucket(config), LEASE_KEY)
     except NatsError:
         return None

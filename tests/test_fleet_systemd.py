@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.fleet_support import lines
+from tests.fleet_support import lease_holder, lines
 from tests.nats_cluster import NatsCluster, running_cluster
 from tests.systemd_manager import (
     ManagerUnavailable,
@@ -181,17 +181,4 @@ def test_no_password_anywhere(fleet: Fleet) -> None:
 
 def lease_holder_as(host: str, fleet: Fleet) -> tuple[str, int] | None:
     """The lease holder, read with `host`'s credentials (every host may read it)."""
-    from runner.fleet.client import Connection, Credentials, NatsError
-    from runner.fleet.jetstream import JetStream
-    from runner.fleet.names import LEASE_KEY, inbox_prefix, lease_bucket
-
-    credentials = Credentials(user=host, password=PASSWORDS[host])
-    try:
-        with Connection(fleet.cluster.urls, credentials, inbox=inbox_prefix(NAME, host)) as c:
-            entry = JetStream(c).get(lease_bucket(NAME), LEASE_KEY)
-    except NatsError:
-        return None
-    if entry is None or entry.value is None:
-        return None
-    value = json.loads(entry.value)
-    return str(value["host"]), int(value["pid"])
+    return lease_holder(fleet.cluster.urls, NAME, (host, PASSWORDS[host]))
