@@ -134,17 +134,14 @@ def main(spec_path: str) -> int:
 def _linger(spec: CoordinatorSpecJSON) -> int:
     """Seconds a run that found the inbox holding findings stays for the next: `linger:` when
     the path unit started it (a burst may follow); none for the heartbeat, a start by hand or
-    outside systemd. systemd keeps $TRIGGER_UNIT from the last triggered start for later
-    starts by hand, so the path unit is asked, after the pass (off the way to delivery): it is
-    `running` while the service it started runs, `waiting` during a start by hand."""
+    outside systemd."""
     seconds = int(spec["coordinator"].get("linger") or 0)
-    unit = path_unit(coordinator_unit(spec["config"]))
-    if not seconds or os.environ.get("TRIGGER_UNIT") != unit:
+    if not seconds:
         return 0
-    from runner.systemctl import systemctl
+    from runner.warm import started_by_path
 
-    shown, _ = systemctl(spec["scope"], "show", "--property=SubState", "--value", unit)
-    return seconds if shown.strip() == "running" else 0
+    unit = path_unit(coordinator_unit(spec["config"]))
+    return seconds if started_by_path(spec["scope"], unit) else 0
 
 
 def timed_pass(spec: CoordinatorSpecJSON, heartbeat: bool) -> int:

@@ -108,6 +108,8 @@ class ForwardSpecJSON(ServiceSpecJSON):
     fleet: FleetJSON
     heartbeat: int
     """Seconds between the forwarder's heartbeat runs (coordinator.heartbeat)."""
+    linger: NotRequired[int]
+    """Seconds a run started by a finding stays for the next (coordinator.linger)."""
     jobs: dict[str, ForwardJobJSON]
     """The jobs this host runs, by name: the forwarder reports their runs."""
 

@@ -41,7 +41,10 @@ class Lingering:
         inbox: str,
         seconds: int,
         heartbeat: int,
+        role: str = "coordinator",
     ) -> None:
+        self.role = role
+        """Who lingers, for the journal: `coordinator`, `forward`."""
         self.spec_path = spec_path
         """The spec as the unit names it, through the `current` link."""
         self.live = live
@@ -51,6 +54,21 @@ class Lingering:
         """How long to stay after a finding's pass (`linger:`)."""
         self.heartbeat = heartbeat
         """Seconds between heartbeat passes (`heartbeat:`)."""
+
+
+def started_by_path(scope: str, path: str) -> bool:
+    """Whether the path unit `path` started this run. systemd keeps $TRIGGER_UNIT from the last
+    triggered start for later starts by hand, so the path unit is asked too (after the first
+    pass, off the way to delivery): it is `running` while the service it started runs,
+    `waiting` during a start by hand."""
+    import os
+
+    if os.environ.get("TRIGGER_UNIT") != path:
+        return False
+    from runner.systemctl import systemctl
+
+    shown, _ = systemctl(scope, "show", "--property=SubState", "--value", path)
+    return shown.strip() == "running"
 
 
 def linger(lingering: Lingering, stop: StopRequest, one_pass: Callable[[bool], int]) -> int:
@@ -92,5 +110,5 @@ def linger(lingering: Lingering, stop: StopRequest, one_pass: Callable[[bool], i
                 idle_since = now()
     finally:
         watch.close()
-    print(f"coordinator: {passes} more passes while warm; exiting: {why}", file=sys.stderr)
+    print(f"{lingering.role}: {passes} more passes while warm; exiting: {why}", file=sys.stderr)
     return OK

@@ -371,9 +371,11 @@ def _forward_units(target: Target, runtime: Sequence[str]) -> Iterator[UnitPlan]
     and by its heartbeat, which reports the host's runs."""
     config, system = target.local, target.system
     unit = forward_unit(config.name)
+    # A warm forwarder is one activation: its first run, lingering, one last run.
+    warm = COORDINATOR_LINGER_MAX + FORWARD_TIMEOUT if config.coordinator.linger else 0
     values = {
         "unit": unit,
-        "timeout": FORWARD_TIMEOUT,
+        "timeout": FORWARD_TIMEOUT + warm,
         "credentials": _fleet_credentials(config),
         "sandbox": sandbox.forward_policy(config, system, runtime),
     }

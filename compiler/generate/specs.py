@@ -228,6 +228,7 @@ def forward_spec(local: Config, fleet: FleetJSON, system: bool) -> ForwardSpecJS
         "unit": service(forward_unit(local.name)),
         "fleet": fleet,
         "heartbeat": local.coordinator.heartbeat,
+        "linger": local.coordinator.linger,
         "jobs": jobs,
     }
 

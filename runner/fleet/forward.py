@@ -20,11 +20,12 @@ import sys
 import time
 
 from runner import clock
-from runner.contract import INBOX, OUTGOING, REJECTED, SPEC_VERSION
+from runner.contract import INBOX, OUTGOING, REJECTED, SPEC_VERSION, forward_unit
 from runner.exitcodes import OK, USAGE
 from runner.fleet.client import NatsError, Refused, Unreachable
 from runner.fleet.names import findings_subject
 from runner.fsatomic import ensure_dir, fsync_dir, locked
+from runner.warm import Lingering, linger, started_by_path
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
@@ -52,18 +53,45 @@ def load_spec(path: str) -> ForwardSpecJSON:
 
 
 def main(spec_path: str) -> int:
+    from runner.spec import file_identity
+
+    live = file_identity(os.path.realpath(spec_path))  # of the file read below
     try:
         spec = load_spec(spec_path)
     except (OSError, ValueError, KeyError) as error:
         print(f"vigil: bad spec {spec_path}: {error}", file=sys.stderr)
         return USAGE
     from runner.fleet.report import due, generation_of
+    from runner.stopping import StopRequest
 
-    report = due(spec, os.environ.get("TRIGGER_UNIT"))
-    with locked(os.path.join(spec["state_dir"], LOCK)):
-        spool(spec["state_dir"])
-        forward(spec, report=report, generation=generation_of(spec_path))
-    return OK
+    stop = StopRequest()
+    generation = generation_of(spec_path)
+
+    def one_pass(report: bool) -> int:
+        """How many findings went out (NATS problems are said, never a failed pass)."""
+        with locked(os.path.join(spec["state_dir"], LOCK)):
+            spool(spec["state_dir"])
+            return forward(spec, report=report, generation=generation)
+
+    def warm_pass(heartbeat: bool) -> int:
+        one_pass(heartbeat)
+        return OK
+
+    sent = one_pass(due(spec, os.environ.get("TRIGGER_UNIT")))
+    seconds = int(spec.get("linger") or 0)
+    path = f"{forward_unit(spec['config'])}.path"
+    if not sent or not seconds or stop.requested or not started_by_path(spec["scope"], path):
+        return OK
+    # Warm, as the coordinator is without a fleet: the next finding of a burst is sent at once.
+    lingering = Lingering(
+        spec_path=spec_path,
+        live=live,
+        inbox=os.path.join(spec["state_dir"], INBOX),
+        seconds=seconds,
+        heartbeat=int(spec["heartbeat"]),
+        role="forward",
+    )
+    return linger(lingering, stop, warm_pass)
 
 
 def forward(spec: ForwardSpecJSON, *, report: bool = False, generation: int | None = None) -> int:
