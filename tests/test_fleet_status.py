@@ -300,9 +300,7 @@ def test_a_silent_host_its_waiting_findings_and_a_stranger_are_said() -> None:
         "old-nas": report("old-nas", "b" * 64, minutes_ago=2),
     })  # fmt: skip
     lines = out.splitlines()
-    assert lines[0] == (
-        "demo: 3 hosts, config aaaaaaaa here (reported by 2), no coordinator active"
-    )
+    assert lines[0] == ("demo: 3 hosts, this config aaaaaaaa on 2 of them, no coordinator active")
     assert (
         "laptop: generation 2, config aaaaaaaa, reported 31m ago (2026-12-07 12:29:00 CET), "
         "silent (heartbeat 15m), 3 finding(s) waiting in outgoing/"
@@ -326,7 +324,7 @@ def test_drift_says_when_most_hosts_run_another_config() -> None:
         "pi": report("pi", "c" * 64, minutes_ago=1),
     })  # fmt: skip
     assert "vps: generation 2, config cccccccc (drift: not this config, but most hosts')" in out
-    assert "config aaaaaaaa here (reported by 1)" in out
+    assert "this config aaaaaaaa on 1 of them" in out
 
 
 def test_report_ages() -> None:

@@ -63,14 +63,14 @@ def show_fleet(fleet: FleetStatus, timezone: str, as_json: bool) -> None:
 
 
 def fleet_summary(fleet: FleetStatus, timezone: str) -> str:
-    """fleet: 3 hosts, config fe69a64f here (on 2 of them), coordinator active on vps."""
+    """fleet: 3 hosts, this config fe69a64f on 2 of them, coordinator active on vps."""
     from compiler.operate.fleetstatus import HASH_SHOWN
 
     listed = [host for host in fleet.hosts if host.in_config]
     same = sum(host.config_hash == fleet.config_hash for host in fleet.hosts)
     words = [
         f"{len(listed)} hosts",
-        f"config {fleet.config_hash[:HASH_SHOWN]} here (reported by {same})",
+        f"this config {fleet.config_hash[:HASH_SHOWN]} on {same} of them",
     ]
     if fleet.lease:
         since = _local(fleet.lease.get("since"), timezone) or "?"
