@@ -65,6 +65,8 @@ def _from_file(path: Path, system: bool, *, check_calendar: bool) -> ConfigView:
 
 
 def _status(args: argparse.Namespace) -> int:
+    if args.fleet:
+        return _fleet_status(args)
     from compiler.cli.tables import show_table
     from compiler.layout import Scope
     from compiler.operate.status import collect
@@ -76,6 +78,39 @@ def _status(args: argparse.Namespace) -> int:
     columns += ["failures_in_row", "tokens_month", "cost_month", "note"]
     show_table([row.as_json() for row in rows], columns, args.json, "nothing to show")
     return ExitCode.FAILED if any(row.failed for row in rows) else ExitCode.OK
+
+
+def _fleet_status(args: argparse.Namespace) -> int:
+    """Every host's jobs, from the fleet's reports; the config names the fleet (installed:
+    its generation, stdlib only; else the file, validated)."""
+    from compiler.cli.discover import find_config
+    from compiler.cli.tables import show_fleet
+    from compiler.operate.fleetstatus import fetch, file_settings, fleet_status, installed_settings
+    from compiler.operate.setup import find_installed
+    from runner.clock import now
+
+    if args.job is not None and args.config is not None:
+        raise UsageError("vigil: --fleet takes the config once: CONFIG or --config FILE")
+    path = find_config(Path(args.job) if args.job is not None else args.config)
+    found = find_installed(path, args.system)
+    if found is not None:
+        if found.changed:
+            note(
+                f"{path} has changed since it was applied: its installed generation "
+                f"{found.generation} names the fleet; `vigil plan {path}` shows the difference"
+            )
+        settings = installed_settings(found)
+    else:
+        from compiler.language.validate import load_config
+
+        settings = file_settings(load_config(path, check_calendar=False).config, path)
+    if settings is None:
+        raise UsageError("vigil: --fleet needs a config with fleet:")
+    shown = fleet_status(settings, fetch(settings), now())
+    for problem in shown.problems:
+        note(problem)
+    show_fleet(shown, settings.timezone, args.json)
+    return ExitCode.FAILED if shown.failed else ExitCode.OK
 
 
 def _logs(args: argparse.Namespace) -> int:
@@ -182,10 +217,21 @@ def _status_parser() -> argparse.ArgumentParser:
     parser = _state_table(
         "status",
         "Every job, watch and the coordinator: enabled, last run, next run, failures, cost.\n"
-        "Exits 1 when anything has failed.",
+        "With --fleet, every host of the fleet and its jobs, as the hosts report them.\n"
+        "Exits 1 when anything has failed (with --fleet: a host silent or never reported,\n"
+        "or NATS out of reach).",
     )
     parser.add_argument(
-        "job", nargs="?", metavar="JOB", help="Only this job, watch or `coordinator`."
+        "job",
+        nargs="?",
+        metavar="JOB",
+        help="Only this job, watch or `coordinator`; with --fleet, the config file.",
+    )
+    parser.add_argument(
+        "--fleet",
+        action="store_true",
+        help="Every fleet host: its generation, config, last report, coordinator and jobs "
+        "(from NATS).",
     )
     return parser
 

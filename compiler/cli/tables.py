@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from compiler.operate.cost import JobCost
+    from compiler.operate.fleetstatus import FleetStatus, HostRow
 
 
 def show_table(rows: list[dict[str, Any]], columns: list[str], as_json: bool, empty: str) -> None:
@@ -18,11 +19,102 @@ def show_table(rows: list[dict[str, Any]], columns: list[str], as_json: bool, em
     if not rows:
         print(empty, file=sys.stderr)
         return
+    for line in table_lines(rows, columns):
+        print(line)
+
+
+def table_lines(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
+    """A header of the columns' names in capitals, then a line per row; `-` for nothing."""
     cells = [[str(row.get(c) if row.get(c) is not None else "-") for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return lines
+
+
+FLEET_COLUMNS = ["job", "last_run", "result", "next_run", "failures_in_row", "note"]
+
+
+def show_fleet(fleet: FleetStatus, timezone: str, as_json: bool) -> None:
+    """`vigil status --fleet`: a line per host, then its jobs, indented."""
+    if as_json:
+        print(json.dumps(fleet.as_json(), indent=2, default=str))
+        return
+    print(fleet_summary(fleet, timezone))
+    for host in fleet.hosts:
+        print()
+        print(host_line(host, fleet, timezone))
+        if host.reported is None:
+            continue
+        if not host.jobs:
+            print("  no jobs")
+            continue
+        rows = [
+            {
+                **job.__dict__,
+                "last_run": _local(job.last_run, timezone),
+                "next_run": _local(job.next_run, timezone),
+            }
+            for job in host.jobs
+        ]
+        for line in table_lines(rows, FLEET_COLUMNS):
+            print(f"  {line}")
+
+
+def fleet_summary(fleet: FleetStatus, timezone: str) -> str:
+    """fleet: 3 hosts, this config fe69a64f on 2 of them, coordinator active on vps."""
+    from compiler.operate.fleetstatus import HASH_SHOWN
+
+    listed = [host for host in fleet.hosts if host.in_config]
+    same = sum(host.config_hash == fleet.config_hash for host in fleet.hosts)
+    words = [
+        f"{len(listed)} hosts",
+        f"this config {fleet.config_hash[:HASH_SHOWN]} on {same} of them",
+    ]
+    if fleet.lease:
+        since = _local(fleet.lease.get("since"), timezone) or "?"
+        words.append(f"coordinator active on {fleet.lease['host']} since {since}")
+    else:
+        words.append("no coordinator active")
+    return f"{fleet.config}: " + ", ".join(words)
+
+
+def host_line(host: HostRow, fleet: FleetStatus, timezone: str) -> str:
+    """vps: generation 3, config 0b1c2d3e (differs: ...), reported 5m ago, coordinator: active"""
+    from compiler.operate.fleetstatus import HASH_SHOWN, age
+
+    words = []
+    if host.reported is None:
+        words.append("never reported")
+    else:
+        words.append(f"generation {host.generation if host.generation is not None else '?'}")
+        config = f"config {(host.config_hash or '?')[:HASH_SHOWN]}"
+        if host.drift:
+            most = fleet.majority_hash() == host.config_hash and fleet.reporting() > 1
+            config += (
+                " (drift: not this config, but most hosts')"
+                if most
+                else (" (drift: differs from this config)")
+            )
+        words.append(config)
+        when = _local(host.reported, timezone)
+        words.append(f"reported {age(host.age_s or 0)} ago ({when})")
+        if host.silent:
+            words.append(f"silent (heartbeat {age(host.heartbeat or 0)})")
+        if host.waiting:
+            words.append(f"{host.waiting} finding(s) waiting in outgoing/")
+    if host.coordinator is not None:
+        words.append(f"coordinator: {host.coordinator}")
+    if not host.in_config:
+        words.append("not one of this config's hosts")
+    return f"{host.host}: " + ", ".join(words)
+
+
+def _local(text: str | None, timezone: str) -> str | None:
+    from compiler.operate.fleetstatus import local_time
+
+    return local_time(text, timezone)
 
 
 def show_history(rows: list[dict[str, Any]]) -> None:
