@@ -182,3 +182,20 @@ def test_no_password_anywhere(fleet: Fleet) -> None:
 def lease_holder_as(host: str, fleet: Fleet) -> tuple[str, int] | None:
     """The lease holder, read with `host`'s credentials (every host may read it)."""
     return lease_holder(fleet.cluster.urls, NAME, (host, PASSWORDS[host]))
+
+
+def test_status_fleet_shows_every_host_from_a_job_host(fleet: Fleet) -> None:
+    """Each forwarder started by hand reports; the laptop (a job host, whose NATS user may
+    only read the reports and the lease) shows them all."""
+    for manager in fleet.managers.values():
+        manager.systemctl("stop", "fl-forward.service")  # a warm one ends: a start by hand
+        manager.systemctl("start", "fl-forward.service")
+    shown = fleet.vigil("laptop", "status", "--fleet", fleet.config)
+    for host in HOSTS:
+        assert f"\n{host}: generation 1, config " in shown, shown
+    assert "never reported" not in shown
+    assert "probe" in shown and "ok" in shown
+    holder = lease_holder_as("laptop", fleet)
+    assert holder is not None
+    assert f"coordinator active on {holder[0]}" in shown
+    assert not any(password in shown for password in PASSWORDS.values())

@@ -61,7 +61,7 @@ def main(spec_path: str) -> int:
     except (OSError, ValueError, KeyError) as error:
         print(f"vigil: bad spec {spec_path}: {error}", file=sys.stderr)
         return USAGE
-    from runner.fleet.report import due, generation_of
+    from runner.fleet.report import generation_of
     from runner.stopping import StopRequest
 
     stop = StopRequest()
@@ -77,10 +77,13 @@ def main(spec_path: str) -> int:
         one_pass(heartbeat)
         return OK
 
-    sent = one_pass(due(spec, os.environ.get("TRIGGER_UNIT")))
-    seconds = int(spec.get("linger") or 0)
+    sent = one_pass(False)  # the findings first: the report can wait a moment
     path = f"{forward_unit(spec['config'])}.path"
-    if not sent or not seconds or stop.requested or not started_by_path(spec["scope"], path):
+    if not started_by_path(spec["scope"], path):  # the heartbeat timer, or a start by hand
+        one_pass(True)
+        return OK
+    seconds = int(spec.get("linger") or 0)
+    if not sent or not seconds or stop.requested:
         return OK
     # Warm, as the coordinator is without a fleet: the next finding of a burst is sent at once.
     lingering = Lingering(

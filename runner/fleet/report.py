@@ -10,7 +10,7 @@ import json
 import os
 
 from runner.clock import iso
-from runner.contract import OUTGOING, forward_unit
+from runner.contract import OUTGOING
 from runner.exitcodes import MISSED
 from runner.fleet.names import hosts_bucket
 from runner.history import runs_of
@@ -23,16 +23,6 @@ if TYPE_CHECKING:
     from runner.spectypes import ForwardSpecJSON
 
 REPORT_VERSION = 1
-
-
-def due(spec: ForwardSpecJSON, trigger: str | None) -> bool:
-    """Whether this forwarder run reports: the heartbeat timer's runs and runs by hand do;
-    the path unit's (a finding landed) do not, to stay quick."""
-    return trigger != _path(spec)
-
-
-def _path(spec: ForwardSpecJSON) -> str:
-    return f"{forward_unit(spec['config'])}.path"
 
 
 def build(spec: ForwardSpecJSON, generation: int | None, now: datetime) -> dict[str, object]:
