@@ -18,6 +18,10 @@ and the systemd-cron baseline). Sections, in order:
 - cost: one simulated day of the reference workload against a loopback Messages API, and the
   cost model's monthly estimate, beside the reference design's ~$4/month
   (tests/bench/reference_day.py, compiler/operate/cost.py)
+- fleet: a finding on one machine delivered by the coordinator on another through a real
+  three-node NATS JetStream cluster (three private user managers), warm and cold, beside the
+  local path on the same machine; failover after the active coordinator is killed; a burst's
+  findings per second (tests/bench/fleet.py)
 - cli: each inspecting command (status, logs, history, watches, inbox, outbox, state, cost),
   `--help` and `--version` through the installed `vigil` script, against a config installed
   under a private user manager, beside `python -I -c "import typer"` (tests/bench/cli.py)
@@ -49,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("latency", "runner", "coordinator", "compile", "cost", "cli")
+SECTIONS = ("latency", "runner", "coordinator", "compile", "cost", "cli", "fleet")
 REFERENCE_HEARTBEAT_WAIT_S = 15 * 60 / 2  # the reference design's 15-minute heartbeat, on average
 
 Row = dict[str, Any]
@@ -339,6 +343,65 @@ def cli_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
     return rows, figures
 
 
+def fleet_rows(quick: bool, python: str) -> tuple[list[Row], dict[str, Any]]:
+    from tests.bench import fleet
+
+    count, trials, burst = (10, 2, 300) if quick else (100, 10, 2000)
+    figures = fleet.run_bench(count, 0.2, trials, burst, python)
+    warm, cold = figures["fleet_warm"], figures["fleet_cold"]
+    local_warm, local_cold = figures["local_warm"], figures["local_cold"]
+    moved, flow = figures["failover"], figures["throughput"]
+    rows = [
+        row(
+            "fleet",
+            f"finding on one host -> delivered by another, warm, median of {count}",
+            ms(warm["median_s"]),
+            baseline=f"{ms(local_warm['median_s'])} local file inbox, warm",
+            ratio=figures["warm_ratio"],
+            target=f"<= {fleet.TARGET:g}x",
+            ok=figures["warm_ratio"] <= fleet.TARGET,
+        ),
+        row(
+            "fleet",
+            f"finding on one host -> delivered by another, cold, median of {count}",
+            ms(cold["median_s"]),
+            baseline=f"{ms(local_cold['median_s'])} local file inbox, cold",
+            ratio=figures["cold_ratio"],
+            target=f"<= {fleet.TARGET:g}x",
+            ok=figures["cold_ratio"] <= fleet.TARGET,
+        ),
+        row(
+            "fleet",
+            f"finding on one host -> delivered by another, warm, p99 of {count}",
+            ms(warm["p99_s"]),
+            baseline=f"{ms(local_warm['p99_s'])} local file inbox, warm",
+            ratio=warm["p99_s"] / local_warm["p99_s"],
+        ),
+        row(
+            "fleet",
+            f"failover: standby active after SIGKILL, median of {moved['trials']}",
+            ms(moved["takeover"]["median_s"]),
+            baseline=f"lease {moved['lease_s']} s",
+            ratio=moved["takeover"]["median_s"] / moved["lease_s"],
+            target="<= the lease",
+            ok=moved["takeover"]["max_s"] <= moved["lease_s"],
+        ),
+        row(
+            "fleet",
+            "failover: a finding sent after the kill delivered, median",
+            ms(moved["delivered_after_kill"]["median_s"]),
+            baseline=f"lease {moved['lease_s']} s",
+        ),
+        row(
+            "fleet",
+            f"throughput: {flow['findings']} findings at once through one coordinator",
+            f"{flow['per_second']:.0f} findings/s",
+            baseline=f"{flow['seconds']:.1f} s until the last was delivered",
+        ),
+    ]
+    return rows, figures
+
+
 RUNNERS: dict[str, Callable[[bool, str], tuple[list[Row], dict[str, Any]]]] = {
     "latency": latency_rows,
     "runner": runner_rows,
@@ -346,6 +409,7 @@ RUNNERS: dict[str, Callable[[bool, str], tuple[list[Row], dict[str, Any]]]] = {
     "compile": compile_rows,
     "cost": cost_rows,
     "cli": cli_rows,
+    "fleet": fleet_rows,
 }
 
 
