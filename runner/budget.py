@@ -6,7 +6,9 @@ every budget. The check and the reservation happen together under the spend ledg
 (runner.spend), so runs started at once never spend the same remainder; after the call the
 reservation becomes what it used. A budget is overshot by at most one call's input beyond its
 estimate. "Month" is the calendar month in the config's timezone. `global` budgets count every
-job of the config that books into the same state directory. A blocked run alerts once per job,
+job of the config that books into the same ledger: the state directory's, or on a fleet host
+(a spec with `fleet`) the fleet's, in NATS (runner.fleet.spendstore), so several machines
+share every budget. A blocked run alerts once per job,
 budget and month: the alert's `id` is stable and `state/budget-alerts.json` remembers it.
 """
 
@@ -20,7 +22,11 @@ from runner.findings import ALERT_PRIORITY
 from runner.fsatomic import locked, read_state, state_path, write_finding, write_state
 from runner.history import Usage
 from runner.spec import BudgetSpec, JobSpec
-from runner.spend import Booking, SpendLedger
+from runner.spend import FileStore, SpendLedger, book
+
+TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
+if TYPE_CHECKING:
+    from runner.spend import LedgerStore
 
 ALERTS_STATE = "budget-alerts.json"
 RESERVATION_MARGIN = 60.0
@@ -90,30 +96,40 @@ class Reservation:
         self.lasts = timedelta(seconds=spec.llm.timeout * calls + RESERVATION_MARGIN)
         """How long a reservation holds from the moment it is made: a command or a chain's
         wait before it does not shorten the calls' time."""
-
-    def _booking(self, now: datetime) -> Booking:
-        spec = self.spec
-        return Booking(spec.state_dir, spec.config, spec.timezone, self.started, now)
+        self.store = ledger_store(spec)
 
     def add(self, worst: Usage, now: datetime) -> list[Exhausted]:
         """Reserve `worst` more at `now` (the run's clock), or return the budgets it would
         break (reserving nothing)."""
-        with self._booking(now) as ledger:
+        total = Usage()
+        total.merge(self.reserved)
+        total.merge(worst)
+
+        def reserve(ledger: SpendLedger) -> list[Exhausted]:
             # The ledger counts this run's earlier reservation (a retry's check) like any other.
             exhausted = exhausted_budgets(self.spec, ledger, worst)
-            if exhausted:
-                return exhausted
-            total = Usage()
-            total.merge(self.reserved)
-            total.merge(worst)
-            ledger.reserve(self.key, self.spec.job, total, now + self.lasts)
+            if not exhausted:
+                ledger.reserve(self.key, self.spec.job, total, now + self.lasts)
+            return exhausted
+
+        exhausted = book(self.store, self.started, now, reserve)
+        if not exhausted:
             self.reserved = total
-        return []
+        return exhausted
 
     def settle(self, used: Usage, now: datetime) -> None:
         """Replace the reservation with what the calls used (the run's tokens and cost)."""
-        with self._booking(now) as ledger:
-            ledger.settle(self.key, self.spec.job, used)
+        job = self.spec.job
+        book(self.store, self.started, now, lambda ledger: ledger.settle(self.key, job, used))
+
+
+def ledger_store(spec: JobSpec) -> LedgerStore:
+    """Where the job's spend is booked: the state directory, or the fleet's bucket."""
+    if spec.fleet is None:
+        return FileStore(spec.state_dir, spec.config, spec.timezone)
+    from runner.fleet.spendstore import KvStore
+
+    return KvStore(spec.state_dir, spec.config, spec.timezone, spec.fleet)
 
 
 def alert_id(spec: JobSpec, exhausted: Exhausted) -> str:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from runner.budget import Exhausted, Reservation
     from runner.history import Usage
     from runner.redact import Redactor
+    from runner.spend import LedgerUnavailable
 
 JOURNAL_FINDING_CHARS = 8000
 """A finding that cannot be written goes to the journal, cut to this length."""
@@ -259,6 +260,7 @@ def _reserve_the_first_call(
     assert spec.llm is not None
     from runner.budget import Reservation, call_worst_case
     from runner.llm_reply import expected_input_tokens
+    from runner.spend import LedgerUnavailable
 
     problem = _no_room_for_a_finding(spec)
     if problem is not None:
@@ -271,6 +273,8 @@ def _reserve_the_first_call(
         return JobOutcome("storage", f"model not called: {describe(error)}")
     except StateUnreadable as error:
         return _ledger_unreadable(spec, record, error)
+    except LedgerUnavailable as error:
+        return _ledger_unavailable(spec, record, error)
     if exhausted:
         return _over_budget(spec, record, exhausted)
     return reservation, first
@@ -285,6 +289,7 @@ def _ask_the_model(
     from runner.budget import OverBudget, call_worst_case
     from runner.llm import LlmError, ask_model
     from runner.packages import MissingPackage
+    from runner.spend import LedgerUnavailable
 
     def before_retry() -> None:
         # The retry resends the request with the first reply in it: up to max_tokens more.
@@ -302,6 +307,8 @@ def _ask_the_model(
         return _over_budget(spec, record, over.exhausted)
     except StateUnreadable as error:  # before the retry
         return _ledger_unreadable(spec, record, error)
+    except LedgerUnavailable as error:
+        return _ledger_unavailable(spec, record, error)
 
 
 def _check_spike(spec: JobSpec, record: RunRecord, stdout: str | None) -> None:
@@ -341,9 +348,21 @@ def _ledger_unreadable(spec: JobSpec, record: RunRecord, error: StateUnreadable)
     return JobOutcome("budget", f"model not called: {error}")
 
 
+def _ledger_unavailable(spec: JobSpec, record: RunRecord, error: LedgerUnavailable) -> JobOutcome:
+    """The spend ledger's store cannot be used (a fleet's NATS out of reach): as for a ledger
+    file that cannot be read, no call (fail closed) and one alert a day."""
+    from runner.statefile import alert_once_a_day
+
+    text = f"{error}: the model is not called until it can be"
+    print(f"vigil: {text}", file=sys.stderr)
+    alert_once_a_day(spec.state_dir, "spend-ledger", f"vigil: {text}", record.started)
+    return JobOutcome("budget", f"model not called: {error}")
+
+
 def _settle(reservation: Reservation, record: RunRecord) -> None:
     """Book what the calls used in place of the reservation (also after a failed call)."""
     from runner.history import Usage
+    from runner.spend import LedgerUnavailable
 
     tokens = record.tokens_in + record.tokens_out
     try:
@@ -351,7 +370,8 @@ def _settle(reservation: Reservation, record: RunRecord) -> None:
     except OSError as error:
         # runs.jsonl still gets the spend; the reservation lapses when this process ends.
         print(f"vigil: could not book the spend: {describe(error)}", file=sys.stderr)
-    except StateUnreadable as error:
+    except (StateUnreadable, LedgerUnavailable) as error:
+        # The reservation stays: booked as spent once its run is known to be over.
         print(f"vigil: could not book the spend: {error}", file=sys.stderr)
 
 

@@ -13,6 +13,7 @@ from runner.contract import SPEC_VERSION
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
+    from runner.spectypes import FleetJSON
     from runner.trial import Trial
 
 __all__ = ["SPEC_VERSION"]  # also read by `vigil doctor`'s probe of another interpreter
@@ -208,6 +209,11 @@ class JobSpec(_Common):
         llm = fields.child("llm", optional=True)
         self.llm = Llm(llm) if llm else None
         self.budgets = [BudgetSpec(item) for item in fields.objects("budgets")]
+        self.host = fields.optional_text("host")
+        """The fleet host this spec was compiled for (`fleet:`), else None."""
+        fleet = fields.child("fleet", optional=True)
+        self.fleet = _fleet(fleet) if fleet else None
+        """A fleet host's prompt job: the fleet's connection, for its spend ledger in NATS."""
         if self.argv is None and self.llm is None:
             raise SpecError("command: a job without a prompt needs a command")
         self.trial: Trial | None = None
@@ -241,6 +247,19 @@ class Pausing:
     def __init__(self, fields: _Fields) -> None:
         self.after = fields.whole("after")
         self.timers = fields.strings("timers")
+
+
+def _fleet(fields: _Fields) -> FleetJSON:
+    """The parts of a spec's `fleet` a job uses: where NATS is, how to log in, which host."""
+    return {
+        "servers": fields.strings("servers"),
+        "credential": fields.optional_text("credential"),
+        "host": fields.text("host"),
+        "hosts": fields.strings("hosts"),
+        "coordinator_hosts": fields.strings("coordinator_hosts"),
+        "lease": fields.whole("lease"),
+        "config_hash": fields.text("config_hash"),
+    }
 
 
 def _command(fields: _Fields, key: str) -> list[str] | None:

@@ -85,6 +85,8 @@ class FleetHostJSON(TypedDict, total=False):
 
     host: str
     """The fleet host it was compiled for (`fleet:`)."""
+    fleet: FleetJSON
+    """A prompt job's: its model calls are booked in the fleet's spend ledger, in NATS."""
 
 
 class FleetCoordinatorJSON(TypedDict, total=False):

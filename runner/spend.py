@@ -11,11 +11,18 @@ time is released. A month without a ledger yet starts from what runs.jsonl holds
 version is set aside with an alert (runner.statefile) and the month counted again the same way;
 one that cannot be read stops every model call of the config (fail closed) and is never
 overwritten.
+
+Where the ledger is kept is a store's business: FileStore (the state directory, above) or, for
+a fleet host, runner.fleet.spendstore.KvStore (one ledger for every host, in NATS). A booking
+(`book`) reads the month's ledger from its store, changes it and writes it back; a store whose
+write can lose to another writer's (a compare-and-set) makes `book` read and change it again.
+A store that cannot be used raises LedgerUnavailable: no model call, as for an unreadable file.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from datetime import datetime, timedelta
 
 from runner import stateshapes
@@ -25,7 +32,32 @@ from runner.history import Usage, usage_since
 from runner.running import process_alive
 from runner.statefile import StateUnreadable, load_state, peek_state
 
+TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
+    from typing import Protocol, TypeVar
+
+    T = TypeVar("T")
+
+    class LedgerStore(Protocol):
+        """Where a ledger is kept: FileStore, or runner.fleet.spendstore.KvStore."""
+
+        def session(self) -> AbstractContextManager[object]: ...
+        def load(self, started: datetime) -> tuple[SpendLedger, int]: ...
+        def save(self, ledger: SpendLedger, revision: int) -> bool: ...
+        def peek(self, now: datetime) -> SpendLedger: ...
+
+
 LOCK = "spend.lock"
+BOOKING_ATTEMPTS = 25
+"""How often a booking reads and changes the ledger again when another writer was first."""
+
+
+class LedgerUnavailable(Exception):
+    """The ledger's store cannot be used now (for a fleet: NATS out of reach, the bucket not
+    answering, or a ledger this runner cannot read): no model call whose spend could not be
+    counted (fail closed). The message says why, for the run's reason and the journal."""
 
 
 def month_start(now: datetime, timezone: str) -> tuple[datetime, str]:
@@ -44,10 +76,18 @@ def ledger_name(month: str) -> str:
 
 
 class SpendLedger:
-    """One month's spend (settled, per job) and the reservations of calls in flight."""
+    """One month's spend (settled, per job) and the reservations of calls in flight.
 
-    def __init__(self, month: str, data: dict[str, object]) -> None:
+    `host`: the fleet host booking (None: one machine). Its reservations carry it, and only
+    this host's own reservations are judged by whether their process lives: another host's pid
+    means nothing here. Another host's reservation stands until its `until` (the longest its
+    calls may take, and a minute) and is booked as spent after it, with a note: still there
+    then, its run ended without booking (its machine died, or it lost NATS), or is slow to;
+    the one it may count twice is that late run's, never one it does not count."""
+
+    def __init__(self, month: str, data: dict[str, object], host: str | None = None) -> None:
         self.month = month
+        self.host = host
         self.problem: str | None = None
         """For reports: why the ledger file itself could not be used (shown from runs.jsonl)."""
         jobs = data.get("jobs")
@@ -86,6 +126,7 @@ class SpendLedger:
             "calls": worst.calls,
             "pid": os.getpid(),
             "until": iso(until),
+            **({"host": self.host} if self.host is not None else {}),
         }
 
     def settle(self, key: str, job: str, used: Usage) -> None:
@@ -98,22 +139,28 @@ class SpendLedger:
         it: its worst case is booked, which can only overcount."""
         gone = []
         for key, item in list(self.reservations.items()):
-            if not process_alive(item.get("pid")):
-                self._book_dead(item, now)
-            elif (parse_iso(item.get("until")) or now) > now:
+            lapsed = (parse_iso(item.get("until")) or now) <= now
+            host = item.get("host", self.host)
+            if host != self.host:  # another machine's run: only its time tells
+                if not lapsed:
+                    continue
+                self._book_dead(item, now, f"a run on {host} (pid {item.get('pid')})")
+            elif not process_alive(item.get("pid")):
+                self._book_dead(item, now, f"a run (pid {item.get('pid')})")
+            elif not lapsed:
                 continue
             del self.reservations[key]
             gone.append(key)
         return gone
 
-    def _book_dead(self, item: dict[str, object], now: datetime) -> None:
+    def _book_dead(self, item: dict[str, object], now: datetime, run: str) -> None:
         job = str(item.get("job"))
         worst = Usage.of(item)
         self.jobs.setdefault(job, Usage()).merge(worst)
         self.notes.setdefault(job, []).append(
-            f"{iso(now)}: a run (pid {item.get('pid')}) ended without booking its calls: "
-            f"its reservation of {worst.tokens} tokens, {worst.usd:.4f} USD is booked as "
-            "spent (it may have used less)"
+            f"{iso(now)}: {run} ended without booking its calls: its reservation of "
+            f"{worst.tokens} tokens, {worst.usd:.4f} USD is booked as spent (it may have used "
+            "less)"
         )
 
     def as_json(self) -> dict[str, object]:
@@ -168,34 +215,93 @@ def _from_history(state_dir: str, config: str, since: datetime, month: str) -> S
     return ledger
 
 
-class Booking:
-    """The ledger of the month a run started in (`started`), open under its lock at `now`
-    (the run's clock); written back when it was changed."""
+class FileStore:
+    """The ledger in `<state>/state/spend-YYYY-MM.json`, changed under `state/spend.lock`: no
+    other writer can come between the read and the write."""
 
-    def __init__(
-        self, state_dir: str, config: str, timezone: str, started: datetime, now: datetime
-    ) -> None:
+    def __init__(self, state_dir: str, config: str, timezone: str) -> None:
         self.state_dir = state_dir
         self.config = config
         self.timezone = timezone
+
+    def session(self) -> AbstractContextManager[object]:
+        """Held from the read to the write."""
+        return locked(state_path(self.state_dir, LOCK))
+
+    def load(self, started: datetime) -> tuple[SpendLedger, int]:
+        """The ledger of `started`'s month and its revision (files have none: 0)."""
+        return open_ledger(self.state_dir, self.config, self.timezone, started), 0
+
+    def save(self, ledger: SpendLedger, revision: int) -> bool:
+        """Write `ledger` back; False when another writer was first (never, under the lock)."""
+        del revision  # a file has none: the lock keeps other writers out
+        write_state(self.state_dir, ledger_name(ledger.month), ledger.as_json())
+        return True
+
+    def peek(self, now: datetime) -> SpendLedger:
+        """This month's ledger for reports (nothing written)."""
+        return read_ledger(self.state_dir, self.config, self.timezone, now)
+
+
+class Booking:
+    """The ledger of the month a run started in (`started`), open under its store's session
+    at `now` (the run's clock); written back when it was changed. Without `store`, the state
+    directory's file. A store whose write lost to another writer raises Conflict on exit:
+    `book` reads and changes the ledger again."""
+
+    def __init__(
+        self,
+        state_dir: str,
+        config: str,
+        timezone: str,
+        started: datetime,
+        now: datetime,
+        store: LedgerStore | None = None,
+    ) -> None:
+        self.store = store or FileStore(state_dir, config, timezone)
         self.started = started
         self.now = now
 
     def __enter__(self) -> SpendLedger:
-        self._lock = locked(state_path(self.state_dir, LOCK))
-        self._lock.__enter__()
+        self._session = self.store.session()
+        self._session.__enter__()
         try:
-            self.ledger = open_ledger(self.state_dir, self.config, self.timezone, self.started)
+            self.ledger, self.revision = self.store.load(self.started)
             self.before = self.ledger.as_json()
             self.ledger.release_abandoned(self.now)  # written back even when nothing is reserved
         except BaseException:
-            self._lock.__exit__(None, None, None)
+            self._session.__exit__(None, None, None)
             raise
         return self.ledger
 
     def __exit__(self, *error: object) -> None:
         try:
-            if error[0] is None and self.ledger.as_json() != self.before:
-                write_state(self.state_dir, ledger_name(self.ledger.month), self.ledger.as_json())
+            changed = error[0] is None and self.ledger.as_json() != self.before
+            if changed and not self.store.save(self.ledger, self.revision):
+                raise Conflict(self.ledger.month)
         finally:
-            self._lock.__exit__(None, None, None)
+            self._session.__exit__(None, None, None)
+
+
+class Conflict(Exception):
+    """Another writer changed the ledger between this booking's read and its write."""
+
+
+def book(
+    store: LedgerStore, started: datetime, now: datetime, change: Callable[[SpendLedger], T]
+) -> T:
+    """`change` the ledger of `started`'s month at `now` and write it back if it changed;
+    read and changed again (up to BOOKING_ATTEMPTS times) when another writer was first, so
+    `change` must only change the ledger. Its result."""
+    with store.session():
+        for attempt in range(BOOKING_ATTEMPTS):
+            ledger, revision = store.load(started)
+            before = ledger.as_json()
+            ledger.release_abandoned(now)  # written back even when nothing is reserved
+            result = change(ledger)
+            if ledger.as_json() == before or store.save(ledger, revision):
+                return result
+            time.sleep(os.urandom(1)[0] / 255 * 0.01 * (attempt + 1))  # let the other writer by
+    raise LedgerUnavailable(
+        f"the spend ledger changed under every one of {BOOKING_ATTEMPTS} tries to book"
+    )

@@ -119,12 +119,17 @@ def unreadable(state_dir: str, error: StateUnreadable, consequence: str, now: da
     finding starts a run that alerts again."""
     text = f"state/{error.name} cannot be read ({error.reason}): {consequence}"
     print(f"vigil: {text}; fix its owner and mode", file=sys.stderr)
+    alert_once_a_day(state_dir, error.name, f"vigil: {text}", now)
+
+
+def alert_once_a_day(state_dir: str, name: str, text: str, now: datetime) -> None:
+    """One alert about `name` a day: a marker in state/rejected/ remembers it was said."""
     day = file_stamp(now)[:8]
-    marker = os.path.join(state_dir, STATE, REJECTED, f".unreadable-{error.name}-{day}")
+    marker = os.path.join(state_dir, STATE, REJECTED, f".unreadable-{name}-{day}")
     if os.path.lexists(marker):
         return
     # The alert before the marker: a kill in between says it twice that day, never not at all.
-    own_alert(state_dir, f"unreadable:{error.name}:{day}", f"vigil: {text}", now)
+    own_alert(state_dir, f"unreadable:{name}:{day}", text, now)
     ensure_dir(os.path.dirname(marker))
     with suppress(FileExistsError):  # another run said it just now
         os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

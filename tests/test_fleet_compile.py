@@ -36,7 +36,12 @@ def job(name: str) -> set[str]:
 UNITS = {
     "laptop": COMMON | job("disk"),
     "homeserver": COMMON | job("disk") | job("backup") | WATCH | {"fleet-coordinator.service"},
-    "vps": COMMON | job("disk") | job("digest") | WATCH | {"fleet-coordinator.service"},
+    "vps": COMMON
+    | job("disk")
+    | job("digest")
+    | job("logins")
+    | WATCH
+    | {"fleet-coordinator.service"},
 }
 
 
@@ -80,16 +85,18 @@ def test_specs_carry_the_fleet_as_this_host_is_compiled(host: str) -> None:
     assert forward["fleet"] == fleet
     assert forward["heartbeat"] == 900
     jobs = sorted(p.removeprefix("specs/").removesuffix(".json") for p in tree)
-    local = {name for name in ("backup", "digest", "disk") if name in jobs}
+    local = {name for name in ("backup", "digest", "disk", "logins") if name in jobs}
     assert forward["jobs"] == {
         name: {"unit": f"fleet-{name}.service", "timer": f"fleet-{name}.timer"} for name in local
     }
     for name in local:
         assert spec(tree, name)["host"] == host
+        # A prompt job books its calls in the fleet's spend ledger: it needs the connection.
+        assert spec(tree, name).get("fleet") == (fleet if name == "logins" else None)
     if "specs/coordinator.json" in tree:  # the fleet's coordinator: every host's jobs
         coordinator = spec(tree, "coordinator")
         assert coordinator["fleet"] == fleet
-        assert coordinator["jobs"] == ["backup", "digest", "disk"]
+        assert coordinator["jobs"] == ["backup", "digest", "disk", "logins"]
     else:
         assert host == "laptop"
 
@@ -124,6 +131,14 @@ def test_without_credentials_nothing_is_loaded(tmp_path: Path) -> None:
     tree = build(config, host="vps")[1]
     assert json.loads(tree["specs/forward.json"].content)["fleet"]["credential"] is None
     assert b"LoadCredential" not in tree["units/fleet-forward.service"].content
+    assert b"LoadCredential=nats" not in tree["units/fleet-logins.service"].content
+
+
+def test_a_prompt_job_gets_the_fleet_credential_and_others_do_not() -> None:
+    tree = tree_of("vps")
+    credential = "LoadCredential=nats-credentials:%h/.config/vigil/secrets/nats-credentials"
+    assert credential in tree["units/fleet-logins.service"].decode().splitlines()
+    assert "nats-credentials" not in tree["units/fleet-digest.service"].decode()
 
 
 @pytest.mark.parametrize(
@@ -179,7 +194,8 @@ def test_apply_installs_one_host_into_a_tree(vigil, tmp_path: Path) -> None:
     manifest = json.loads((data / "current/manifest.json").read_text())
     assert manifest["host"] == "vps" and manifest["config"]["sha256"] == HASH
     meta = json.loads((data / "current/generation.json").read_text())
-    assert meta["jobs_changed"] == {"digest": "new", "disk": "new"}  # not the others' jobs
+    # not the others' jobs
+    assert meta["jobs_changed"] == {"digest": "new", "disk": "new", "logins": "new"}
     unit_dir = root / ".config/systemd/user"
     assert {p.name for p in unit_dir.iterdir() if p.is_file()} == UNITS["vps"]
     links = {p.relative_to(unit_dir).as_posix() for p in unit_dir.glob("*.wants/*")}
@@ -189,6 +205,7 @@ def test_apply_installs_one_host_into_a_tree(vigil, tmp_path: Path) -> None:
         "timers.target.wants/fleet-forward.timer",
         "timers.target.wants/fleet-digest.timer",
         "timers.target.wants/fleet-disk.timer",
+        "timers.target.wants/fleet-logins.timer",
         "timers.target.wants/fleet-watch-digest-sent.timer",
     }
     assert os.readlink(unit_dir / "default.target.wants/fleet-coordinator.service") == (
@@ -224,6 +241,7 @@ def test_status_and_run_know_the_fleet_coordinator_is_long_running(tmp_path: Pat
     assert [(row.name, row.kind) for row in rows] == [
         ("digest", "job"),
         ("disk", "job"),
+        ("logins", "job"),
         ("digest-sent", "watch"),
         ("coordinator", "coordinator"),
     ]

@@ -62,6 +62,24 @@ def test_a_detector_that_found_nothing_imports_no_sdk(tmp_path: Path) -> None:
     assert heavy(imported_modules("job", spec)) == []
 
 
+def test_only_a_fleet_hosts_prompt_job_imports_the_fleet_client(tmp_path: Path) -> None:
+    """One machine's spend ledger is a file: runner.fleet stays unimported; a fleet host's
+    prompt job books in NATS (here out of reach: no call either way)."""
+
+    class NoServer:
+        url = "http://127.0.0.1:9"
+
+    spec = llm_spec(tmp_path, NoServer(), "echo 'r1 Pay rent'", max_retries=0, timeout=2)  # type: ignore[arg-type]
+    alone = imported_modules("job", write_spec(tmp_path, spec))
+    assert "runner.spend" in alone
+    assert sorted(m for m in alone if m.startswith("runner.fleet")) == []
+    fleet = {"servers": ["nats://127.0.0.1:9"], "credential": None, "host": "a", "hosts": ["a"],
+             "coordinator_hosts": ["a"], "lease": 10, "config_hash": "0" * 64}  # fmt: skip
+    on_fleet = imported_modules("job", write_spec(tmp_path, {**spec, "host": "a", "fleet": fleet}))
+    assert {"runner.fleet.spendstore", "runner.fleet.client"} <= on_fleet
+    assert heavy(on_fleet) == []  # no model call without the ledger
+
+
 def test_the_failure_handler_imports_nothing_heavy(tmp_path: Path) -> None:
     spec = json.loads((ROOT / "units/bruba/specs/failure.json").read_text())
     spec["state_dir"] = str(tmp_path)

@@ -177,7 +177,7 @@ def _runnables(target: Target) -> Iterator[tuple[str, SpecKind, str, SpecJSON]]:
     config, system = target.local, target.system
     name = config.name
     for job_name, job in config.jobs.items():
-        spec = specs.job_spec(config, job_name, job, system, target.host)
+        spec = specs.job_spec(config, job_name, job, system, target.fleet)
         yield job_unit(name, job_name), "job", f"{job_name}.json", spec
     if target.runs_coordinator:  # a fleet's coordinator handles the findings of every host
         coordinator = specs.coordinator_spec(target.config, system, target.fleet)
@@ -221,6 +221,8 @@ def _job_units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator
         credentials = [(secret, config.secrets[secret]) for secret in job.secrets]
         if job.prompt is not None and config.llm.api_key:
             credentials.append((config.llm.api_key, config.secrets[config.llm.api_key]))
+        if job.prompt is not None:  # a fleet's spend ledger is in NATS
+            credentials += _fleet_credentials(config)
         job_service = {
             "unit": unit,
             "script": unit,

@@ -77,9 +77,15 @@ def _command(command: str | list[str] | None) -> ShellCommandJSON | ArgvCommandJ
 
 
 def job_spec(
-    config: Config, name: str, job: Job, system: bool, host: str | None = None
+    config: Config, name: str, job: Job, system: bool, fleet: FleetJSON | None = None
 ) -> JobSpecJSON:
-    fleet_host: FleetHostJSON = {} if host is None else {"host": host}
+    """`fleet`: the fleet as the host it is compiled for sees it (None: one machine). A prompt
+    job of a fleet host gets it whole: it books its model calls in the fleet's spend ledger."""
+    fleet_host: FleetHostJSON = {}
+    if fleet is not None:
+        fleet_host["host"] = fleet["host"]
+        if job.prompt is not None:
+            fleet_host["fleet"] = fleet
     return {
         **_base(config, "job", system),
         "job": name,

@@ -42,6 +42,12 @@ def hosts_bucket(config: str) -> str:
     return f"vigil-{config}-hosts"
 
 
+def spend_bucket(config: str) -> str:
+    """The fleet's spend ledger, one key per month (`spend-YYYY-MM`): every host's model calls
+    against the config's budgets (runner.fleet.spendstore)."""
+    return f"vigil-{config}-spend"
+
+
 def inbox_prefix(config: str, host: str) -> str:
     """Replies to `host` arrive under this prefix: its credentials subscribe to nothing else."""
     return f"_INBOX.vigil.{config}.{host}"
