@@ -148,3 +148,30 @@ def test_a_host_reads_every_hosts_report(secure_cluster: NatsCluster) -> None:
         assert stream.get(lease_bucket("demo"), "coordinator") is None
         with pytest.raises(Refused, match="Permissions Violation"):
             stream.put(hosts_bucket("demo"), "vps", b'{"host": "laptop pretending"}')
+
+
+def test_a_job_host_books_spend_in_the_fleets_ledger(secure_cluster: NatsCluster) -> None:
+    """Every host's model calls book in one ledger: the first host creates it; no host can
+    touch the coordinator's state with the same credentials."""
+    from runner.fleet.names import spend_bucket
+
+    with connect_as(secure_cluster, "laptop") as connection:
+        stream = JetStream(connection)
+        stream.ensure_bucket(spend_bucket("demo"), replicas=3)
+        revision = stream.put(spend_bucket("demo"), "spend-2026-12", b'{"jobs": {}}', last=0)
+        entry = stream.get(spend_bucket("demo"), "spend-2026-12")
+        assert entry is not None and entry.revision == revision
+        with pytest.raises(Refused, match="Permissions Violation"):
+            stream.put(state_bucket("demo"), "state/delivered.json", b"{}")
+
+
+def test_the_readme_shows_the_permissions_vigil_needs() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme[readme.index("authorization {") :]
+    block = block[: block.index("```")]
+    for host, coordinator in (("laptop", False), ("vps", True)):
+        shown = block[block.index(f"{{user: {host},") :]
+        shown = shown[: shown.index("subscribe:") + 80]
+        wanted = permissions("fleet", host, coordinator=coordinator)
+        for subject in wanted["publish"]["allow"] + wanted["subscribe"]["allow"]:
+            assert f'"{subject}"' in shown, (host, subject)

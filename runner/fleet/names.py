@@ -61,12 +61,19 @@ def kv_subject(bucket: str, key: str) -> str:
 def permissions(config: str, host: str, *, coordinator: bool) -> dict[str, dict[str, list[str]]]:
     """What `host`'s NATS user may do, as nats-server's `permissions` of a user: publish its own
     findings and its own report, read every host's report and who coordinates (`vigil status
-    --fleet`), and receive replies on its own inbox. A host that may run the coordinator also
-    reads the findings and keeps the state and the lease (the JetStream API and
-    acknowledgements). No host can publish as another, or read others' findings."""
+    --fleet`), book model spend in the fleet's ledger, and receive replies on its own inbox.
+    A host that may run the coordinator also reads the findings and keeps the state and the
+    lease (the JetStream API and acknowledgements). No host can publish as another, or read
+    others' findings."""
     publish = [findings_subject(config, host), kv_subject(hosts_bucket(config), host)]
     for bucket in (hosts_bucket(config), lease_bucket(config)):
         publish += [f"$JS.API.STREAM.INFO.KV_{bucket}", f"$JS.API.STREAM.MSG.GET.KV_{bucket}"]
+    # The fleet's spend ledger: every host's model calls book in it (the first makes it).
+    spend = spend_bucket(config)
+    publish += [kv_subject(spend, ">")]
+    publish += [
+        f"$JS.API.STREAM.{verb}.KV_{spend}" for verb in ("INFO", "MSG.GET", "CREATE", "UPDATE")
+    ]
     if coordinator:
         publish += [
             "$JS.API.>",
