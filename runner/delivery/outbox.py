@@ -32,7 +32,7 @@ from runner.contract import (
 from runner.delivery.channels import SendContext, file_end, file_holds, prune_evidence, send
 from runner.delivery.ledger import DeliveryLedger
 from runner.delivery.message import DeliveryOutcome, Message
-from runner.fsatomic import describe, ensure_dir, fsync_dir, locked, write_atomic
+from runner.fsatomic import describe, ensure_dir, fsync_dir, locked, settle_mirror, write_atomic
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
@@ -359,6 +359,7 @@ class _DeliveryRun:
             return
         if (file := channel.get("file")) and not self._mark_sending(path, entry, message, file):
             return
+        settle_mirror()  # a fleet's successor must find what this run is about to send
         outcome = send(message.channel, channel, message, self.context)
         if outcome.ok:
             self.ledger.record(message, self.now, outcome.exit_status)

@@ -223,6 +223,25 @@ class Connection:
         else:
             self._send(f"PUB {target} {len(data)}\r\n".encode() + data + b"\r\n")
 
+    def send(self, subject: str, data: bytes = b"", headers: dict[str, str] | None = None) -> str:
+        """Publish a request without waiting; the subject its reply will come on (collect)."""
+        self.counter += 1
+        reply = f"{self.inbox}.{self.counter}"
+        self.publish(subject, data, headers, reply)
+        return reply
+
+    def collect(self, replies: list[str], timeout: float = REQUEST_TIMEOUT) -> dict[str, Msg]:
+        """The replies to requests sent with `send`, by reply subject; Timeout without all."""
+        wanted = set(replies)
+        found: dict[str, Msg] = {}
+        deadline = time.monotonic() + timeout
+        while wanted:
+            message = self._next_message(deadline)
+            if message.subject in wanted:
+                wanted.discard(message.subject)
+                found[message.subject] = message
+        return found
+
     def request(
         self,
         subject: str,

@@ -67,11 +67,13 @@ def main(spec_path: str) -> int:
     stop = StopRequest()
     generation = generation_of(spec_path)
 
+    link = Link(spec)
+
     def one_pass(report: bool) -> int:
         """How many findings went out (NATS problems are said, never a failed pass)."""
         with locked(os.path.join(spec["state_dir"], LOCK)):
             spool(spec["state_dir"])
-            return forward(spec, report=report, generation=generation)
+            return forward(spec, link, report=report, generation=generation)
 
     def warm_pass(heartbeat: bool) -> int:
         one_pass(heartbeat)
@@ -79,11 +81,12 @@ def main(spec_path: str) -> int:
 
     sent = one_pass(False)  # the findings first: the report can wait a moment
     path = f"{forward_unit(spec['config'])}.path"
+    seconds = int(spec.get("linger") or 0)
     if not started_by_path(spec["scope"], path):  # the heartbeat timer, or a start by hand
         one_pass(True)
-        return OK
-    seconds = int(spec.get("linger") or 0)
+        seconds = 0
     if not sent or not seconds or stop.requested:
+        link.drop()
         return OK
     # Warm, as the coordinator is without a fleet: the next finding of a burst is sent at once.
     lingering = Lingering(
@@ -94,45 +97,83 @@ def main(spec_path: str) -> int:
         heartbeat=int(spec["heartbeat"]),
         role="forward",
     )
-    return linger(lingering, stop, warm_pass)
+    try:
+        return linger(lingering, stop, warm_pass)
+    finally:
+        link.drop()
 
 
-def forward(spec: ForwardSpecJSON, *, report: bool = False, generation: int | None = None) -> int:
+class Link:
+    """The forwarder's connection, kept open across a warm run's passes."""
+
+    def __init__(self, spec: ForwardSpecJSON) -> None:
+        self.spec = spec
+        self.stream: JetStream | None = None
+
+    def open(self) -> tuple[JetStream, bool]:
+        """The stream API, and whether the connection was open already."""
+        if self.stream is not None:
+            return self.stream, True
+        from runner.fleet.connect import connect
+
+        _, self.stream = connect(self.spec["config"], self.spec["fleet"], "forward")
+        return self.stream, False
+
+    def drop(self) -> None:
+        if self.stream is not None:
+            self.stream.connection.close()
+            self.stream = None
+
+
+def forward(
+    spec: ForwardSpecJSON,
+    link: Link | None = None,
+    *,
+    report: bool = False,
+    generation: int | None = None,
+) -> int:
     """Publish what outgoing/ holds, oldest first, and the host's report if `report`; how
     many findings were published. A cluster electing a stream leader (no responders, no
     answer) is waited for up to PATIENCE, a connection lost on the way is made again; no
     server at all, or a refusal, ends the run at once. What is left waits for the next
-    run, said in the journal."""
-    from runner.fleet.connect import connect
-
+    run, said in the journal. Without a `link`, the connection is closed after."""
     state_dir, host = spec["state_dir"], spec["fleet"]["host"]
     if not pending(state_dir) and not report:
         return 0
+    own = link is None
+    link = link or Link(spec)
     sent = 0
     give_up = time.monotonic() + PATIENCE
-    while True:
-        connected = False
-        try:
-            connection, stream = connect(spec["config"], spec["fleet"], "forward")
-            connected = True
-            with connection:
+    try:
+        while True:
+            reused = connected = False
+            try:
+                stream, reused = link.open()
+                connected = True
                 sent += publish(stream, spec, pending(state_dir))
                 if report:
                     from runner.fleet.report import publish_report
 
                     publish_report(stream, spec, generation, clock.now())
-            break
-        except Refused as error:
-            print(f"vigil: forward: NATS refused {host}: {error}", file=sys.stderr)
-            break
-        except NatsError as error:
-            offline = isinstance(error, Unreachable) and not connected  # no server answered
-            if offline or time.monotonic() >= give_up:
-                left = len(pending(state_dir))
-                print(f"vigil: forward: {error}; {left} finding(s) wait in {OUTGOING}/ for the "
-                      "next try", file=sys.stderr)  # fmt: skip
                 break
-            time.sleep(RETRY)
+            except Refused as error:
+                print(f"vigil: forward: NATS refused {host}: {error}", file=sys.stderr)
+                link.drop()
+                break
+            except NatsError as error:
+                link.drop()
+                if reused:
+                    continue  # a connection the server closed while this run waited: anew
+                offline = isinstance(error, Unreachable) and not connected  # none answered
+                if offline or time.monotonic() >= give_up:
+                    left = len(pending(state_dir))
+                    print(f"vigil: forward: {error}; {left} finding(s) wait in {OUTGOING}/ for "
+                          "the next try", file=sys.stderr)  # fmt: skip
+                    break
+                time.sleep(RETRY)
+    finally:
+        if own:
+            link.drop()
     if sent:
         print(f"forward: {sent} finding(s) to the fleet", file=sys.stderr)
     return sent

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 from base64 import b64decode
 
-from runner.fleet.client import Connection, Msg, NatsError
+from runner.fleet.client import NO_RESPONDERS as NO_RESPONDERS_STATUS
+from runner.fleet.client import Connection, Msg, NatsError, NoResponders
 from runner.fleet.names import kv_subject
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -173,15 +174,27 @@ class JetStream:
         """Publish to a stream and wait for its acknowledgement. `msg_id` makes a retry a
         duplicate the stream drops; `last` is a compare-and-set on the subject's last
         sequence (0: the subject has no message yet)."""
-        sent = dict(headers or {})
-        if msg_id is not None:
-            sent[MSG_ID] = msg_id
-        if last is not None:
-            sent[EXPECTED_LAST_SUBJECT_SEQUENCE] = str(last)
-        reply = self.connection.request(subject, data, sent or None, timeout=self.timeout)
-        answer = _answer(reply)
-        duplicate = bool(answer.get("duplicate"))
-        return PubAck(str(answer.get("stream")), int(str(answer["seq"])), duplicate)
+        sent = _headers(msg_id, last, headers)
+        return _ack(self.connection.request(subject, data, sent, timeout=self.timeout))
+
+    def publish_later(self, subject: str, data: bytes, *, last: int | None = None) -> str:
+        """Publish without waiting for the acknowledgement (see acknowledged): a stream
+        stores one connection's publishes in order, so what it took is always a prefix."""
+        return self.connection.send(subject, data, _headers(None, last, None))
+
+    def acknowledged(self, replies: list[str]) -> list[PubAck | JetStreamError]:
+        """The acknowledgements (or refusals) of publish_later's publishes, in their order."""
+        found = self.connection.collect(replies, timeout=self.timeout)
+        results: list[PubAck | JetStreamError] = []
+        for reply in replies:
+            message = found[reply]
+            if message.status == NO_RESPONDERS_STATUS:
+                raise NoResponders(f"no responders on {message.subject}")
+            try:
+                results.append(_ack(message))
+            except JetStreamError as error:
+                results.append(error)
+        return results
 
     # -- key-value buckets ----------------------------------------------------------------
 
@@ -278,6 +291,23 @@ class JetStream:
             if entry is not None and entry.value is not None:
                 entries[key] = entry
         return entries
+
+
+def _headers(
+    msg_id: str | None, last: int | None, headers: dict[str, str] | None
+) -> dict[str, str] | None:
+    sent = dict(headers or {})
+    if msg_id is not None:
+        sent[MSG_ID] = msg_id
+    if last is not None:
+        sent[EXPECTED_LAST_SUBJECT_SEQUENCE] = str(last)
+    return sent or None
+
+
+def _ack(reply: Msg) -> PubAck:
+    answer = _answer(reply)
+    duplicate = bool(answer.get("duplicate"))
+    return PubAck(str(answer.get("stream")), int(str(answer["seq"])), duplicate)
 
 
 def _answer(reply: Msg) -> dict[str, object]:

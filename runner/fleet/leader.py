@@ -28,7 +28,13 @@ from runner.fleet import names
 from runner.fleet.client import NatsError
 from runner.fleet.connect import connect
 from runner.fleet.forward import HOST_HEADER
-from runner.fleet.jetstream import CONSUMER_NOT_FOUND, JetStream, JetStreamError, stream_sequence
+from runner.fleet.jetstream import (
+    ACK,
+    CONSUMER_NOT_FOUND,
+    JetStream,
+    JetStreamError,
+    stream_sequence,
+)
 from runner.fleet.lease import POLL, Lease, Renewer, expiry
 from runner.fleet.mirror import Mirror
 from runner.fsatomic import ensure_dir, read_state, safe_name, write_atomic, write_state
@@ -184,6 +190,7 @@ def _work(
         fresh = [m for m in messages if claimed and stream_sequence(m.reply) not in claimed]
         if fresh:
             through = max(through, _claim(work, fresh))
+            mirror.settle()  # the claim is the fleet's before the stream forgets the findings
         _ack(stream, messages)
         if not fresh and time.monotonic() < next_pass:
             continue
@@ -194,7 +201,7 @@ def _work(
         one_pass(work_spec, False)
         if silent is not None:
             silence.save(work, silent)
-        mirror.removed()
+        mirror.removed()  # settles first
         retry = (
             os.listdir(os.path.join(work, OUTBOX))
             if os.path.isdir(os.path.join(work, OUTBOX))
@@ -256,11 +263,10 @@ def _claim(work: str, messages: list[Msg]) -> int:
 
 
 def _ack(stream: JetStream, messages: list[Msg]) -> None:
-    """Acknowledge all; the last one waits for the server, which reads them in order."""
-    for message in messages[:-1]:
-        stream.connection.publish(message.reply, b"+ACK")
-    if messages:
-        stream.ack(messages[-1])
+    """Acknowledge all, without waiting: an acknowledgement that is lost makes the stream
+    deliver the finding again, which the claims' sequences drop."""
+    for message in messages:
+        stream.connection.publish(message.reply, ACK)
 
 
 def _queued(work: str) -> bool:

@@ -21,7 +21,8 @@ from base64 import urlsafe_b64decode, urlsafe_b64encode
 from runner import fsatomic
 from runner.contract import OUTBOX, PROCESSING, REJECTED, STATE, TMP
 from runner.fleet.client import NatsError
-from runner.fleet.jetstream import WRONG_LAST_SEQUENCE, JetStream, JetStreamError, KeyExists
+from runner.fleet.jetstream import WRONG_LAST_SEQUENCE, JetStream, JetStreamError
+from runner.fleet.names import kv_subject
 
 MIRRORED = (STATE, OUTBOX, PROCESSING)
 """The working directory's parts that live in KV; the inbox, tmp/ and runs.jsonl stay local."""
@@ -42,6 +43,8 @@ class Mirror:
         self.revisions: dict[str, int] = {}
         """Key -> the revision this coordinator last wrote or read (deleted keys too)."""
         self.present: set[str] = set()
+        self.pending: dict[str, str] = {}
+        """Key -> the reply subject of its write on its way to the bucket."""
 
     def key_of(self, path: str) -> str | None:
         relative = os.path.relpath(path, self.work_dir)
@@ -68,27 +71,38 @@ class Mirror:
     # -- while active ----------------------------------------------------------------------
 
     def wrote(self, path: str, data: bytes) -> None:
-        """fsatomic.mirror: put the file just written (compare-and-set)."""
+        """fsatomic.mirror: put the file just written (compare-and-set), without waiting for
+        the bucket to take it: settle() waits, before anything leaves the coordinator (a
+        channel is sent to, findings are acknowledged). The bucket is one stream, which
+        stores one connection's writes in order: a coordinator killed in between leaves its
+        successor a prefix of them, as a kill leaves the local directory."""
         key = self.key_of(path)
         if key is None:
             return
-        last = self.revisions.get(key)
-        try:
-            if last is None:
-                revision = self.stream.create(self.bucket, key, data)
-            else:
-                revision = self.stream.put(self.bucket, key, data, last=last)
-        except KeyExists:
-            raise LostLease(f"{key} was written by another coordinator") from None
-        except JetStreamError as error:
-            if error.err_code == WRONG_LAST_SEQUENCE:
-                raise LostLease(f"{key} was written by another coordinator") from None
-            raise
-        self.revisions[key] = revision
-        self.present.add(key)
+        if key in self.pending:  # its compare-and-set needs the revision of the one on its way
+            self.settle()
+        last = self.revisions.get(key, 0)  # 0: never written, as far as this coordinator knows
+        self.pending[key] = self.stream.publish_later(kv_subject(self.bucket, key), data, last=last)
+
+    def settle(self) -> None:
+        """Wait until the bucket took every write so far; LostLease when one was refused
+        because another coordinator wrote the key."""
+        if not self.pending:
+            return
+        keys = list(self.pending)
+        results = self.stream.acknowledged([self.pending[key] for key in keys])
+        self.pending.clear()
+        for key, result in zip(keys, results, strict=True):
+            if isinstance(result, JetStreamError):
+                if result.err_code == WRONG_LAST_SEQUENCE:
+                    raise LostLease(f"{key} was written by another coordinator")
+                raise result
+            self.revisions[key] = result.seq
+            self.present.add(key)
 
     def removed(self) -> int:
         """Delete the keys of files passes removed; how many."""
+        self.settle()
         gone = [key for key in self.present if not os.path.exists(self.path_of(key))]
         for key in gone:
             try:
@@ -101,11 +115,11 @@ class Mirror:
         return len(gone)
 
     def attach(self) -> None:
-        fsatomic.mirror = self.wrote
+        fsatomic.mirror_to(self)
 
     @staticmethod
     def detach() -> None:
-        fsatomic.mirror = None
+        fsatomic.mirror_to(None)
 
     # -- taking office ---------------------------------------------------------------------
 
@@ -115,6 +129,7 @@ class Mirror:
             shutil.rmtree(os.path.join(self.work_dir, part), ignore_errors=True)
         self.revisions.clear()
         self.present.clear()
+        self.pending.clear()
         loaded = 0
         for key in self.stream.keys(self.bucket):
             entry = self.stream.get(self.bucket, key)
