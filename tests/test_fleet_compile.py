@@ -26,7 +26,6 @@ FLEET = ROOT / "examples" / "fleet.yaml"
 HASH = hashlib.sha256(FLEET.read_bytes()).hexdigest()
 COMMON = {"fleet-failure@.service", "fleet-forward.path", "fleet-forward.service"}
 COMMON |= {"fleet-forward.timer"}
-WATCH = {"fleet-watch-digest-sent.service", "fleet-watch-digest-sent.timer"}
 
 
 def job(name: str) -> set[str]:
@@ -35,13 +34,8 @@ def job(name: str) -> set[str]:
 
 UNITS = {
     "laptop": COMMON | job("disk"),
-    "homeserver": COMMON | job("disk") | job("backup") | WATCH | {"fleet-coordinator.service"},
-    "vps": COMMON
-    | job("disk")
-    | job("digest")
-    | job("logins")
-    | WATCH
-    | {"fleet-coordinator.service"},
+    "homeserver": COMMON | job("disk") | job("backup") | {"fleet-coordinator.service"},
+    "vps": COMMON | job("disk") | job("digest") | job("logins") | {"fleet-coordinator.service"},
 }
 
 
@@ -206,7 +200,6 @@ def test_apply_installs_one_host_into_a_tree(vigil, tmp_path: Path) -> None:
         "timers.target.wants/fleet-digest.timer",
         "timers.target.wants/fleet-disk.timer",
         "timers.target.wants/fleet-logins.timer",
-        "timers.target.wants/fleet-watch-digest-sent.timer",
     }
     assert os.readlink(unit_dir / "default.target.wants/fleet-coordinator.service") == (
         "../fleet-coordinator.service"
@@ -242,7 +235,6 @@ def test_status_and_run_know_the_fleet_coordinator_is_long_running(tmp_path: Pat
         ("digest", "job"),
         ("disk", "job"),
         ("logins", "job"),
-        ("digest-sent", "watch"),
         ("coordinator", "coordinator"),
     ]
     with pytest.raises(VigilError, match="the fleet coordinator is a long-running service") as err:

@@ -231,6 +231,13 @@ def _fleet(config: Config) -> Iterator[Problem]:
             ("coordinator", "sandbox", "network"),
             "a fleet's coordinator and forwarder reach NATS: they need the network",
         )
+    for name, watch in config.watches.items():
+        if watch.timer is not None:  # checked by a timer of its own, on one machine
+            yield (
+                ("watches", name),
+                "a watch with a deadline or a schedule is not supported in a fleet yet: its "
+                "timer would judge one machine's runs and sources, not the fleet's",
+            )
 
 
 def _job_hosts(config: Config, hosts: list[str]) -> Iterator[Problem]:
