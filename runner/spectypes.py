@@ -78,6 +78,9 @@ class FleetJSON(TypedDict):
     """Seconds of the coordinator leader's lease."""
     config_hash: str
     """sha256 (hex) of the config file's bytes: hosts compiled from different configs differ."""
+    tls_ca: NotRequired[str | None]
+    """A PEM file of the servers' certificate authorities (`~` not yet expanded); None: the
+    system's."""
 
 
 class FleetHostJSON(TypedDict, total=False):

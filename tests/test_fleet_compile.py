@@ -73,6 +73,7 @@ def test_specs_carry_the_fleet_as_this_host_is_compiled(host: str) -> None:
         "coordinator_hosts": ["vps", "homeserver"],
         "lease": FLEET_LEASE,
         "config_hash": HASH,
+        "tls_ca": None,
     }
     forward = spec(tree, "forward")
     assert forward["kind"] == "forward" and forward["unit"] == "fleet-forward.service"

@@ -220,6 +220,7 @@ def fleet_json(config: Config, host: str, config_hash: str) -> FleetJSON:
         "coordinator_hosts": coordinator_hosts(config),
         "lease": config.fleet.lease,
         "config_hash": config_hash,
+        "tls_ca": config.fleet.tls_ca,
     }
 
 

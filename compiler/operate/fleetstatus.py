@@ -59,6 +59,8 @@ class FleetSettings:
     """sha256 of the config file this machine runs (or, not installed, of the file)."""
     heartbeat: int
     timezone: str
+    tls_ca: str | None = None
+    """The servers' certificate authorities (`fleet.tls_ca`, `~` expanded); None: the system's."""
 
 
 @dataclass
@@ -144,6 +146,7 @@ def installed_settings(found: Installed) -> FleetSettings | None:
         hosts=tuple(fleet["hosts"]),
         coordinator_hosts=tuple(fleet["coordinator_hosts"]),
         config_hash=fleet["config_hash"],
+        tls_ca=_expanded(fleet.get("tls_ca")),
         heartbeat=int(spec["heartbeat"]),
         timezone=spec.get("timezone") or "UTC",
     )
@@ -184,6 +187,7 @@ def file_settings(config: Config, path: Path) -> FleetSettings | None:
         hosts=tuple(hosts),
         coordinator_hosts=tuple(coordinator_hosts(config)),
         config_hash=hashlib.sha256(path.read_bytes()).hexdigest(),
+        tls_ca=_expanded(config.fleet.tls_ca),
         heartbeat=config.coordinator.heartbeat,
         timezone=config.timezone,
     )
@@ -199,6 +203,10 @@ class Snapshot:
     problems: list[str]
 
 
+def _expanded(path: str | None) -> str | None:
+    return os.path.expanduser(path) if path else None
+
+
 def fetch(settings: FleetSettings) -> Snapshot:
     """Every report in the hosts bucket and the lease, on one connection."""
     from runner.fleet.client import Connection, NatsError, Refused, Unreachable
@@ -210,6 +218,7 @@ def fetch(settings: FleetSettings) -> Snapshot:
         _credentials(settings),
         inbox=inbox,
         name=f"vigil status {settings.config}/{settings.host or socket.gethostname()}",
+        ca_file=settings.tls_ca,
     )
     try:
         with connection:

@@ -121,12 +121,15 @@ class Connection:
         inbox: str = "_INBOX",
         name: str = "vigil",
         timeout: float = CONNECT_TIMEOUT,
+        ca_file: str | None = None,
     ) -> None:
         self.servers = servers
         self.credentials = credentials or Credentials()
         self.inbox = f"{inbox}.{os.urandom(6).hex()}"
         self.name = name
         self.timeout = timeout
+        self.ca_file = ca_file
+        """The certificate authorities to trust for TLS (PEM); None: the system's."""
         self.sock: socket.socket | None = None
         self.buffer = bytearray()
         self.counter = 0
@@ -174,7 +177,7 @@ class Connection:
         if parts.scheme == "tls" or info.get("tls_required"):
             import ssl
 
-            context = ssl.create_default_context()
+            context = ssl.create_default_context(cafile=self.ca_file)
             self.sock = context.wrap_socket(self.sock, server_hostname=host)
         fields: dict[str, object] = {
             "verbose": False,

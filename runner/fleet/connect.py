@@ -40,11 +40,13 @@ def credentials(fleet: FleetJSON) -> Credentials:
 def connect(config: str, fleet: FleetJSON, role: str) -> tuple[Connection, JetStream]:
     """A connection for this host (`role` names it to the server: `vigil forward laptop`)."""
     host = fleet["host"]
+    ca_file = fleet.get("tls_ca")
     connection = Connection(
         list(fleet["servers"]),
         credentials(fleet),
         inbox=inbox_prefix(config, host),
         name=f"vigil {role} {config}/{host}",
+        ca_file=os.path.expanduser(ca_file) if ca_file else None,
     )
     connection.connect()
     return connection, JetStream(connection)

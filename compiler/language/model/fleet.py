@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, WithJsonSchema
 
-from compiler.language.model.types import Duration, Name, StrictModel
+from compiler.language.model.types import Duration, FilePathStr, Name, StrictModel
 from runner.contract import FLEET_LEASE, FLEET_LEASE_MAX, FLEET_LEASE_MIN
 
 SERVER_SCHEMES = ("nats", "tls")
@@ -65,6 +65,10 @@ class Fleet(StrictModel):
     """NATS servers (nats://HOST:PORT or tls://HOST:PORT), any of which a host may reach."""
     credentials: Name | None = None
     """A secret (in `secrets:`) holding `user:password` or a token for the servers."""
+    tls_ca: FilePathStr | None = None
+    """A PEM file of the certificate authorities that signed the servers' certificates (a
+    private CA); without it, the system's. TLS is used for tls:// servers and for servers that
+    require it."""
     lease: Lease = FLEET_LEASE
     """How long the coordinator's leader lease lasts unrenewed: after a coordinator host stops,
     the next one takes over within this long. At least 3s, at most 5m."""
