@@ -6,12 +6,14 @@ state, is refused. Credentials never appear in what the runner prints."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from runner.fleet import nkeys
 from runner.fleet.client import Connection, Credentials, Refused
 from runner.fleet.jetstream import JetStream
 from runner.fleet.names import (
@@ -175,3 +177,85 @@ def test_the_readme_shows_the_permissions_vigil_needs() -> None:
         wanted = permissions("fleet", host, coordinator=coordinator)
         for subject in wanted["publish"]["allow"] + wanted["subscribe"]["allow"]:
             assert f'"{subject}"' in shown, (host, subject)
+
+
+SEEDS = {host: bytes([n + 1]) * 32 for n, host in enumerate(HOSTS)}
+
+
+@pytest.fixture
+def nkey_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    """A cluster that knows the hosts by their nkeys (no passwords)."""
+    users = [
+        {
+            "nkey": nkeys.user_public_key(SEEDS[host]),
+            "permissions": permissions("demo", host, coordinator=host == "vps"),
+        }
+        for host in HOSTS
+    ]
+    extra = "\nauthorization: " + json.dumps({"users": users}) + "\n"
+    with running_cluster(tmp_path / "nats", extra) as cluster:
+        yield cluster
+
+
+def test_hosts_known_by_their_nkeys_sign_in_with_their_seeds(
+    nkey_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    hosts = {}
+    for name in HOSTS:
+        host = make_host(nkey_cluster, tmp_path, name)
+        (host.root / "credentials" / "nats").write_text(nkeys.encode_seed(SEEDS[name]) + "\n")
+        hosts[name] = host
+    vps, laptop = hosts["vps"], hosts["laptop"]
+    vps.start_coordinator()
+    try:
+        assert wait_for(vps.active, 90), vps.log.read_text()
+        laptop.drop({"source": "disk", "timestamp": "2026-12-07T10:00:00Z", "message": "signed"})
+        result = laptop.forward()
+        assert "forward: 1 finding(s) to the fleet" in result.stderr, result.stderr
+        assert wait_for(lambda: len(lines(tmp_path / "sink.jsonl")) == 1, 30)
+    finally:
+        vps.stop_coordinator()
+    seed = nkeys.encode_seed(SEEDS["laptop"])
+    assert seed not in result.stderr + vps.log.read_text()
+    # Another host's seed is another user: it cannot publish as the laptop.
+    credentials = Credentials(seed=nkeys.encode_seed(SEEDS["vps"]))
+    with (
+        Connection(nkey_cluster.urls, credentials, inbox=inbox_prefix("demo", "vps")) as c,
+        pytest.raises(Refused, match="Permissions Violation"),
+    ):
+        JetStream(c).publish(findings_subject("demo", "laptop"), b"{}")
+    stranger = Credentials(seed=nkeys.encode_seed(b"\x7f" * 32))
+    with pytest.raises(Refused, match="Authorization"):
+        Connection(nkey_cluster.urls, stranger).connect()
+
+
+def test_a_creds_file_signs_in_with_its_jwt_and_seed() -> None:
+    """What CONNECT carries for a creds file (`nsc generate creds`): its JWT and the nonce
+    signed with its seed, which verifies with the seed's public key."""
+    seed = nkeys.encode_seed(SEEDS["laptop"])
+    creds = (
+        "-----BEGIN NATS USER JWT-----\neyJhbGciOi.payload.signature\n"
+        "------END NATS USER JWT------\n"
+        "\n************************* IMPORTANT *************************\n\n"
+        f"-----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+    )
+    fields = Credentials.parse(creds).fields("a-nonce")
+    assert fields["jwt"] == "eyJhbGciOi.payload.signature"
+    assert "nkey" not in fields and "pass" not in fields
+    signature = base64.urlsafe_b64decode(fields["sig"] + "==")
+    assert signature == nkeys.sign(SEEDS["laptop"], b"a-nonce")
+    assert Credentials.parse(seed).fields("n")["nkey"] == nkeys.user_public_key(SEEDS["laptop"])
+    with pytest.raises(ValueError, match="JWT and its nkey seed"):
+        Credentials.parse("-----BEGIN NATS USER JWT-----\nx\n")
+
+
+def test_ed25519_signs_as_rfc_8032_says() -> None:
+    """RFC 8032, section 7.1, test 2."""
+    seed = bytes.fromhex("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb")
+    public = "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"
+    signature = (
+        "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"
+        "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"
+    )
+    assert nkeys.public_key(seed).hex() == public
+    assert nkeys.sign(seed, bytes.fromhex("72")).hex() == signature

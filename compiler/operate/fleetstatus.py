@@ -243,14 +243,18 @@ def _credentials(settings: FleetSettings) -> Credentials:
         raise VigilError(
             f"vigil: the fleet credential {settings.credential!r} names no file (`secrets:`)"
         )
+    from runner.fleet.connect import CredentialsMissing, usable
+
     try:
         with open(settings.credential_file, encoding="utf-8") as handle:
-            return Credentials.parse(handle.read())
+            return usable(handle.read(), settings.credential)
     except OSError as error:
         raise VigilError(
             f"vigil: cannot read the fleet credential {settings.credential!r} "
             f"({settings.credential_file}): {error.strerror or error}"
         ) from None
+    except CredentialsMissing as error:
+        raise VigilError(f"vigil: {error}") from None
 
 
 def _reports(stream: JetStream, config: str) -> tuple[dict[str, dict[str, Any]], list[str]]:

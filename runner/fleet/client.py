@@ -64,32 +64,78 @@ class Msg:
 
 
 class Credentials:
-    """How to log in: user and password, a token, or nothing."""
+    """How to log in: user and password, a token, an nkey seed, a creds file's JWT and seed,
+    or nothing."""
 
     def __init__(
-        self, user: str | None = None, password: str | None = None, token: str | None = None
+        self,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        *,
+        seed: str | None = None,
+        jwt: str | None = None,
     ) -> None:
         self.user = user
         self.password = password
         self.token = token
+        self.seed = seed
+        """A user's nkey seed (`SU...`): the server's nonce is signed with it."""
+        self.jwt = jwt
+        """A user JWT (from a creds file), sent with the signed nonce."""
 
     @classmethod
     def parse(cls, text: str) -> Credentials:
-        """A secret's content: `user:password`, or a token (one line without a colon)."""
+        """A secret's content: a creds file (`nsc generate creds`: a user JWT and its seed),
+        an nkey seed (`SU...`), `user:password`, or a token (one line without a colon)."""
+        if CREDS_JWT in text:
+            jwt, seed = _creds_block(text, CREDS_JWT), _creds_block(text, CREDS_SEED)
+            if not jwt or not seed:
+                raise ValueError("a creds file needs its user JWT and its nkey seed")
+            return cls(jwt=jwt, seed=seed)
         line = text.strip()
+        if line.startswith("SU") and ":" not in line and len(line) == SEED_LENGTH:
+            return cls(seed=line)
         if ":" in line:
             user, _, password = line.partition(":")
             return cls(user=user, password=password)
         return cls(token=line or None)
 
-    def fields(self) -> dict[str, str]:
+    def fields(self, nonce: str | None) -> dict[str, str]:
+        """What CONNECT carries; `nonce` is the server's (INFO), signed for an nkey or JWT."""
         fields: dict[str, str] = {}
         if self.user is not None:
             fields["user"] = self.user
             fields["pass"] = self.password or ""
         if self.token:
             fields["auth_token"] = self.token
+        if self.seed:
+            from runner.fleet import nkeys
+
+            seed = nkeys.decode_seed(self.seed)
+            if nonce:
+                fields["sig"] = nkeys.signed_nonce(seed, nonce)
+            if self.jwt:
+                fields["jwt"] = self.jwt
+            else:
+                fields["nkey"] = nkeys.user_public_key(seed)
         return fields
+
+
+CREDS_JWT = "NATS USER JWT"
+CREDS_SEED = "USER NKEY SEED"
+SEED_LENGTH = 58
+
+
+def _creds_block(text: str, name: str) -> str | None:
+    """The line between `-----BEGIN <name>-----` and its `------END <name>------`."""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("-----BEGIN") and name in line:
+            for body in lines[index + 1 :]:
+                if body.strip():
+                    return body.strip()
+    return None
 
 
 def encode_headers(headers: dict[str, str]) -> bytes:
@@ -188,7 +234,7 @@ class Connection:
             "headers": True,
             "no_responders": True,
             "name": self.name,
-            **self.credentials.fields(),
+            **self.credentials.fields(info.get("nonce")),
         }
         if parts.username is not None:  # nats://user:password@host in the URL itself
             fields["user"] = unquote(parts.username)

@@ -30,11 +30,25 @@ def credentials(fleet: FleetJSON) -> Credentials:
         )
     try:
         with open(os.path.join(directory, name), encoding="utf-8") as handle:
-            return Credentials.parse(handle.read())
+            return usable(handle.read(), name)
     except OSError as error:
         raise CredentialsMissing(
             f"cannot read the fleet credential {name!r}: {error.strerror or error}"
         ) from None
+
+
+def usable(text: str, name: str) -> Credentials:
+    """The credentials a secret's text holds; CredentialsMissing (naming the secret, never
+    its content) when it is a creds file or a seed that cannot be used."""
+    try:
+        parsed = Credentials.parse(text)
+        if parsed.seed:
+            from runner.fleet.nkeys import decode_seed
+
+            decode_seed(parsed.seed)
+    except ValueError as error:
+        raise CredentialsMissing(f"the fleet credential {name!r} cannot be used: {error}") from None
+    return parsed
 
 
 def connect(config: str, fleet: FleetJSON, role: str) -> tuple[Connection, JetStream]:

@@ -1,5 +1,5 @@
-"""One active coordinator: a key in a KV bucket whose entries vanish three quarters of
-`fleet.lease` after their last write. The active coordinator renews it every quarter; a
+"""One active coordinator: a key in a KV bucket whose entries vanish 60% of `fleet.lease`
+after their last write. The active coordinator renews it three times as often; a
 standby looks every POLL and takes it with a create, which only one can win, once it is gone:
 when the active coordinator dies, a standby is active within `fleet.lease`. At a cold start
 (no holder seen yet) standbys lower in `coordinator.hosts` wait a little longer, so the
@@ -27,9 +27,9 @@ PREFERENCE_STEP = 1.0
 """Seconds each place lower in coordinator.hosts waits at a cold start."""
 POLL = 0.25
 """Seconds between a standby's looks at the lease."""
-EXPIRY = 0.75
-"""The share of `fleet.lease` a lease lasts unrenewed: the rest covers a standby's look and
-its taking office."""
+EXPIRY = 0.6
+"""The share of `fleet.lease` a lease lasts unrenewed: the rest covers the server's expiry, a
+standby's look and its taking office (loading the state), on a busy machine too."""
 RENEWALS = 3
 """Renewals per expiry: two may fail (a slow node, a leader election) before it is lost."""
 

@@ -64,7 +64,8 @@ class Fleet(StrictModel):
     servers: Annotated[list[Server], Field(min_length=1)]
     """NATS servers (nats://HOST:PORT or tls://HOST:PORT), any of which a host may reach."""
     credentials: Name | None = None
-    """A secret (in `secrets:`) holding `user:password` or a token for the servers."""
+    """A secret (in `secrets:`) holding this host's NATS credentials: a creds file, an nkey
+    seed (`SU...`), `user:password` or a token."""
     tls_ca: FilePathStr | None = None
     """A PEM file of the certificate authorities that signed the servers' certificates (a
     private CA); without it, the system's. TLS is used for tls:// servers and for servers that
