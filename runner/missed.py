@@ -34,7 +34,10 @@ from runner.timers import Timers, ask
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from runner.spectypes import CoordinatorSpecJSON, JobTimerJSON
+    from runner.spectypes import CoordinatorSpecJSON, ForwardSpecJSON, JobTimerJSON
+
+    Checked = CoordinatorSpecJSON | ForwardSpecJSON
+    """Whose heartbeat checks: the coordinator's, or a fleet host's forwarder's."""
 
 LOOK_BACK = timedelta(days=7)
 """The oldest firing one check looks at (a machine off for a month is not a month of lines)."""
@@ -62,7 +65,7 @@ class History:
         self.missed.sort()
 
 
-def check(spec: CoordinatorSpecJSON, now: datetime) -> int:
+def check(spec: Checked, now: datetime) -> int:
     """Record and alert the firings missed since the last check; the number recorded."""
     state_dir = spec["state_dir"]
     try:
@@ -106,7 +109,7 @@ def _histories(state_dir: str, timers: dict[str, JobTimerJSON]) -> dict[str, His
 
 
 def _check_job(
-    spec: CoordinatorSpecJSON,
+    spec: Checked,
     job: str,
     timer: JobTimerJSON,
     shown: Timers,
@@ -171,7 +174,7 @@ def _unmatched(firings: list[datetime], runs: list[datetime], window: timedelta)
 
 
 def _alert_outages(
-    spec: CoordinatorSpecJSON,
+    spec: Checked,
     job: str,
     timer: JobTimerJSON,
     missed: list[datetime],
@@ -246,7 +249,7 @@ def _local(moment: datetime, where: str, now: datetime) -> str:
     return f"{local:%a} {local.day} {local:%b %H:%M}"
 
 
-def _record(spec: CoordinatorSpecJSON, job: str, missed: list[datetime], window: timedelta) -> None:
+def _record(spec: Checked, job: str, missed: list[datetime], window: timedelta) -> None:
     """A `missed` line per firing (MAX_RECORDED at most, then one for the rest)."""
     limit = int(spec.get("history_max_bytes") or DEFAULT_HISTORY_MAX_BYTES)
     seconds = int(window.total_seconds())
@@ -258,7 +261,7 @@ def _record(spec: CoordinatorSpecJSON, job: str, missed: list[datetime], window:
         _append(spec, job, rest[0], why, limit)
 
 
-def _append(spec: CoordinatorSpecJSON, job: str, firing: datetime, why: str, limit: int) -> None:
+def _append(spec: Checked, job: str, firing: datetime, why: str, limit: int) -> None:
     record = RunRecord(job=job, kind="job", config=spec["config"], started=firing)
     record.invocation_id = None  # the coordinator's run, not the job's
     line = record.as_json(result=MISSED, exit_code=None, reason=why, ended=firing)

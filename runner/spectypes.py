@@ -115,6 +115,8 @@ class ForwardSpecJSON(ServiceSpecJSON):
     """Seconds between the forwarder's heartbeat runs (coordinator.heartbeat)."""
     linger: NotRequired[int]
     """Seconds a run started by a finding stays for the next (coordinator.linger)."""
+    timers: NotRequired[dict[str, "JobTimerJSON"]]  # defined below, with the coordinator's
+    """This host's jobs with a calendar: its heartbeat checks that they ran (runner.missed)."""
     jobs: dict[str, ForwardJobJSON]
     """The jobs this host runs, by name: the forwarder reports their runs."""
 

@@ -44,6 +44,8 @@ class Host:
         self.state.mkdir(parents=True)
         self.fleet = fleet
         self.sink = sink
+        self.timers: dict[str, Any] = {}
+        """The forwarder's `timers` (its heartbeat checks they ran)."""
         self.environment: dict[str, str] = {}
         """Added to the environment of the host's processes (CREDENTIALS_DIRECTORY)."""
         self.rewrite_specs()
@@ -68,6 +70,7 @@ class Host:
             "fleet": self.fleet,
             "heartbeat": heartbeat,
             "jobs": {},
+            "timers": self.timers,
         }
         self.forward_spec = self._write("forward.json", forward)
 

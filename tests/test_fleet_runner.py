@@ -9,12 +9,14 @@ import random
 import re
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import sized
 from tests.fleet_support import LEASE, Host, fleet_json, lease_holder, lines, wait_for
+from tests.missed_support import FakeSystemd, missed
 from tests.nats_cluster import NatsCluster, nats_cluster  # noqa: F401 (the fixture)
 from tests.tcp_proxy import Proxy
 
@@ -276,3 +278,41 @@ def test_five_hosts_findings_at_once_are_each_delivered_once(
     assert sorted(set(tokens)) == sorted(f"{h.name}-{n}" for h in hosts for n in range(each))
     record_property("findings", total)
     record_property("findings_per_second", round(total / seconds))
+
+
+def test_a_hosts_heartbeat_alerts_the_runs_its_timers_missed(
+    nats_cluster: NatsCluster,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The coordinator cannot ask another machine's systemd, so each host's forwarder
+    heartbeat checks its own timers' firings; the alert reaches the fleet's channel."""
+    hosts = make_hosts(nats_cluster, tmp_path)
+    vps, laptop = hosts["vps"], hosts["laptop"]
+    laptop.timers = {
+        "probe": {
+            "unit": "demo-probe.timer",
+            "calendar": {"on_calendar": ["*-*-* *:00/15:00"], "timezone": "UTC"},
+            "late": 60,
+            "grace": 300,
+            "catch_up": True,
+        }
+    }
+    laptop.rewrite_specs()
+    systemd = FakeSystemd(tmp_path, monkeypatch)
+    systemd.enabled.add("demo-probe.timer")
+    systemd.boot(datetime.now(UTC) - timedelta(hours=2))
+    vps.start_coordinator()
+    try:
+        assert wait_for(vps.active, 90), vps.log.read_text()
+        result = laptop.forward({"INVOCATION_ID": "0" * 32})  # the heartbeat timer's run
+        assert result.returncode == 0, result.stderr
+        sink = tmp_path / "sink.jsonl"
+        assert wait_for(lambda: "probe" in "".join(b["body"] for b in lines(sink)), 30), (
+            result.stderr + vps.log.read_text()
+        )
+    finally:
+        vps.stop_coordinator()
+    said = "".join(line["body"] for line in lines(tmp_path / "sink.jsonl"))
+    assert "did not run" in said or "missed" in said, said
+    assert missed(laptop.state, "probe")  # recorded in the host's own runs.jsonl

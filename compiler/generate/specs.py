@@ -237,6 +237,7 @@ def forward_spec(local: Config, fleet: FleetJSON, system: bool) -> ForwardSpecJS
         "heartbeat": local.coordinator.heartbeat,
         "linger": local.coordinator.linger,
         "jobs": jobs,
+        "timers": _job_timers(local),
     }
 
 

@@ -75,14 +75,17 @@ def main(spec_path: str) -> int:
             spool(spec["state_dir"])
             return forward(spec, link, report=report, generation=generation)
 
-    def warm_pass(heartbeat: bool) -> int:
-        one_pass(heartbeat)
+    def warm_pass(beat: bool) -> int:
+        if beat:
+            heartbeat(spec)
+        one_pass(beat)
         return OK
 
     sent = one_pass(False)  # the findings first: the report can wait a moment
     path = f"{forward_unit(spec['config'])}.path"
     seconds = int(spec.get("linger") or 0)
     if not started_by_path(spec["scope"], path):  # the heartbeat timer, or a start by hand
+        heartbeat(spec)
         one_pass(True)
         seconds = 0
     if not sent or not seconds or stop.requested:
@@ -123,6 +126,20 @@ class Link:
         if self.stream is not None:
             self.stream.connection.close()
             self.stream = None
+
+
+def heartbeat(spec: ForwardSpecJSON) -> None:
+    """A heartbeat under systemd checks that this host's jobs ran when their timers fired, as
+    the coordinator does on a single machine (it cannot ask another machine's systemd): the
+    alerts go into the inbox, and so to the fleet."""
+    if not spec.get("timers") or not os.environ.get("INVOCATION_ID"):
+        return
+    from runner.missed import check
+
+    try:
+        check(spec, clock.now())
+    except OSError as error:  # the state directory takes no writes: said, and tried next time
+        print(f"vigil: forward: missed runs not checked: {error}", file=sys.stderr)
 
 
 def forward(
