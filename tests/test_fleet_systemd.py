@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -199,3 +200,33 @@ def test_status_fleet_shows_every_host_from_a_job_host(fleet: Fleet) -> None:
     assert holder is not None
     assert f"coordinator active on {holder[0]}" in shown
     assert not any(password in shown for password in PASSWORDS.values())
+
+
+def test_a_burst_on_the_laptop_is_delivered_once_and_the_path_unit_stays(fleet: Fleet) -> None:
+    """2,000 findings renamed into the laptop's inbox at once: its forwarder's path unit keeps
+    watching (no start limit), and every finding reaches the channel exactly once."""
+    laptop = fleet.managers["laptop"]
+    inbox = Path(laptop.env["HOME"]) / ".local/state/vigil/fl/inbox"
+    scratch = inbox.parent / "writer"
+    scratch.mkdir(exist_ok=True)
+    count = 2000
+    for n in range(count):
+        (scratch / f"b{n:05d}.json").write_text(
+            json.dumps(
+                {
+                    "source": "burst",
+                    "timestamp": "2026-12-07T10:00:00Z",
+                    "message": f"burst {n:05d} end",
+                }
+            )
+        )
+    for n in range(count):
+        (scratch / f"b{n:05d}.json").rename(inbox / f"b{n:05d}.json")
+
+    def seen() -> list[str]:
+        return re.findall(r"burst (\d{5}) end", "".join(fleet.delivered()))
+
+    wait_for(lambda: len(seen()) >= count, 300, "the burst delivered")
+    assert sorted(seen()) == [f"{n:05d}" for n in range(count)]
+    shown = laptop.show("fl-forward.path", "ActiveState", "Result")
+    assert shown == {"ActiveState": "active", "Result": "success"}

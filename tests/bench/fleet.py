@@ -90,6 +90,31 @@ def holder(servers: list[str]) -> str | None:
     return str(json.loads(entry.value)["host"])
 
 
+def stream_leader(servers: list[str]) -> str | None:
+    """The node leading the findings stream's replicas (None while they elect one)."""
+    from runner.fleet.client import Connection, NatsError
+    from runner.fleet.jetstream import JetStream
+    from runner.fleet.names import findings_stream
+
+    try:
+        with Connection(servers) as connection:
+            info = JetStream(connection).api(f"STREAM.INFO.{findings_stream(NAME)}")
+    except NatsError:
+        return None
+    return (info.get("cluster") or {}).get("leader")
+
+
+def journals(managers: dict[str, UserManager]) -> str:
+    """The forwarders' and coordinators' journals, for a failure report."""
+    said = []
+    for host, manager in managers.items():
+        manager.sync_journal()
+        for unit in (f"{NAME}-forward", f"{NAME}-coordinator"):
+            text = manager.journalctl("--output=cat", "-t", unit, check=False).stdout
+            said.append(f"--- {host} {unit}\n{text[-1500:]}")
+    return "\n".join(said)
+
+
 def wait(condition: Any, timeout: float, what: str, every: float = 0.01) -> Any:
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
@@ -175,8 +200,8 @@ def run_bench(count: int, gap: float, trials: int, burst: int, python: str) -> d
         inbox = Path(laptop.env["HOME"]) / ".local/state/vigil" / NAME / "inbox"
         wait(inbox.is_dir, 30, "the laptop's inbox")
         wait(lambda: holder(cluster.urls), 90, "a coordinator to take the lease")
+        wait(lambda: stream_leader(cluster.urls), 60, "the findings stream to have a leader")
         watch_fleet, watch_local = LineWatch(sink.parent), LineWatch(local["sink"].parent)
-        coordinator = f"{latency.NAME}-coordinator.service"
         forward = f"{NAME}-forward.service"
         coordinator = f"{latency.NAME}-coordinator.service"
         routes = {
@@ -193,20 +218,13 @@ def run_bench(count: int, gap: float, trials: int, burst: int, python: str) -> d
         }
         order = list(routes.values())
         try:
-            for route in order:  # warm-up: not counted
-                route.prepare(laptop)
-                route.measure(laptop, -1)
-                route.samples.clear()
-            for number in range(count):
-                shift = number % len(order)
-                for route in order[shift:] + order[:shift]:
-                    route.prepare(laptop)
-                    time.sleep(gap)
-                    route.measure(laptop, number)
+            _measure(laptop, order, count, gap)
             fleet_route = routes["fleet_cold"]
             fleet_route.prepare(laptop)
             moved = failover(managers, cluster.urls, fleet_route, trials)
             burst_figures = throughput(fleet_route, burst)
+        except TimeoutError as error:
+            raise TimeoutError(f"{error}\n{journals(managers)}") from None
         finally:
             watch_fleet.close()
             watch_local.close()
@@ -225,3 +243,17 @@ def run_bench(count: int, gap: float, trials: int, burst: int, python: str) -> d
         "throughput": burst_figures,
         "samples_s": {label: route.samples for label, route in routes.items()},
     }
+
+
+def _measure(laptop: UserManager, order: list[Route], count: int, gap: float) -> None:
+    """A warm-up sample of each route (not counted), then `count` of each, interleaved."""
+    for route in order:
+        route.prepare(laptop)
+        route.measure(laptop, -1)
+        route.samples.clear()
+    for number in range(count):
+        shift = number % len(order)  # each route goes first, second... in turn
+        for route in order[shift:] + order[:shift]:
+            route.prepare(laptop)
+            time.sleep(gap)
+            route.measure(laptop, number)
