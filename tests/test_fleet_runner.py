@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
 import re
 import time
@@ -316,3 +317,32 @@ def test_a_hosts_heartbeat_alerts_the_runs_its_timers_missed(
     said = "".join(line["body"] for line in lines(tmp_path / "sink.jsonl"))
     assert "did not run" in said or "missed" in said, said
     assert missed(laptop.state, "probe")  # recorded in the host's own runs.jsonl
+
+
+def test_odd_inbox_names_do_not_stop_a_host(nats_cluster: NatsCluster, tmp_path: Path) -> None:  # noqa: F811
+    """Names a writer may use (bytes that are no UTF-8, a newline, 250 characters) go out
+    like any other, each once, and leave no header or id broken."""
+    hosts = make_hosts(nats_cluster, tmp_path)
+    vps, laptop = hosts["vps"], hosts["laptop"]
+    inbox = laptop.state / "inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    odd = [b"\xff\xfe.json", b"line\nbreak.json", b"x" * 250 + b".json"]
+    for n, raw in enumerate(odd):
+        finding = {
+            "source": "odd",
+            "timestamp": "2026-12-07T10:00:00Z",
+            "message": f"finding odd{n} end",
+        }
+        (laptop.root / "tmp.json").write_text(json.dumps(finding))
+        os.rename(laptop.root / "tmp.json", os.path.join(os.fsencode(inbox), raw))
+    vps.start_coordinator()
+    try:
+        assert wait_for(vps.active, 90), vps.log.read_text()
+        result = laptop.forward()
+        assert result.returncode == 0, result.stderr
+        assert "3 finding(s) to the fleet" in result.stderr, result.stderr
+        sink = tmp_path / "sink.jsonl"
+        assert wait_for(lambda: len(_tokens(sink)) == 3, 30), vps.log.read_text()
+    finally:
+        vps.stop_coordinator()
+    assert sorted(_tokens(tmp_path / "sink.jsonl")) == ["odd0", "odd1", "odd2"]

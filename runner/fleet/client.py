@@ -218,8 +218,11 @@ class Connection:
         op, rest = self._read_op(deadline)
         if op != "INFO":
             raise NatsError(f"not a NATS server (said {op!r})")
-        info = json.loads(rest)
-        self.max_payload = int(info.get("max_payload") or self.max_payload)
+        try:
+            info = json.loads(rest)
+            self.max_payload = int(info.get("max_payload") or self.max_payload)
+        except (ValueError, TypeError, AttributeError):
+            raise NatsError(f"not a NATS server (its INFO: {rest[:80]!r})") from None
         if parts.scheme == "tls" or info.get("tls_required"):
             import ssl
 
@@ -415,6 +418,7 @@ class Connection:
         if self.sock is None:
             raise Unreachable("not connected")
         try:
+            self.sock.settimeout(self.timeout)  # not what is left of the last read's deadline
             self.sock.sendall(data)
         except OSError as error:
             self.close()

@@ -18,13 +18,14 @@ import os
 import stat
 import sys
 import time
+from contextlib import suppress
 
 from runner import clock
 from runner.contract import INBOX, OUTGOING, REJECTED, SPEC_VERSION, forward_unit
 from runner.exitcodes import OK, USAGE
 from runner.fleet.client import NatsError, Refused, Unreachable
 from runner.fleet.names import findings_subject
-from runner.fsatomic import ensure_dir, fsync_dir, locked
+from runner.fsatomic import ensure_dir, fsync_dir, locked, safe_name
 from runner.warm import Lingering, linger, started_by_path
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -39,6 +40,8 @@ PATIENCE = 15.0
 """Seconds a run waits for a cluster that answers nothing (electing a stream leader after a
 node died) before leaving the findings to the next run."""
 RETRY = 0.25
+NAME_KEPT = 120
+"""Characters of a finding's file name kept in outgoing/ (after its 21 of stamp)."""
 HEADROOM = 1024
 """Bytes kept for the headers when comparing a finding with the server's max_payload."""
 
@@ -208,7 +211,7 @@ def publish(stream: JetStream, spec: ForwardSpecJSON, names: list[str]) -> int:
                 data = handle.read()
         except FileNotFoundError:
             continue
-        headers = {HOST_HEADER: host, NAME_HEADER: name.split("-", 1)[-1]}
+        headers = {HOST_HEADER: host, NAME_HEADER: name.split("-", 1)[-1]}  # a safe name
         if len(data) + HEADROOM > stream.connection.max_payload:
             _too_large(spec["state_dir"], path, len(data), stream.connection.max_payload)
             continue
@@ -250,7 +253,18 @@ def spool(state_dir: str) -> int:
         if not regular:
             _reject(state_dir, source, "is not a regular file")
             continue
-        os.rename(source, os.path.join(outgoing, f"{stamp:020d}-{name}"))
+        # The name goes into a header and a message id: letters, digits, - and _ only (a
+        # writer may use any bytes, a newline too), and short enough for the stamp before it.
+        target = (
+            f"{stamp:020d}-{safe_name(os.fsencode(name).decode('utf-8', 'replace'))[:NAME_KEPT]}"
+        )
+        try:
+            os.rename(source, os.path.join(outgoing, target))
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            _reject(state_dir, source, f"cannot be moved to {OUTGOING}/ ({error.strerror})")
+            continue
         stamp += 1
     fsync_dir(outgoing)
     fsync_dir(inbox)
@@ -266,13 +280,19 @@ def _last_stamp(outgoing: str) -> int:
 
 
 def _reject(state_dir: str, path: str, reason: str) -> None:
+    """Move an entry no finding can come from to rejected/ (a dot-name in place when even
+    that fails): the inbox must empty, or the path unit starts the forwarder again and again."""
+    from runner.intake import shown
+
     rejected = ensure_dir(os.path.join(state_dir, REJECTED))
-    target = os.path.join(rejected, os.path.basename(path))
-    if os.path.lexists(target):
-        target += f".{os.urandom(3).hex()}"
-    os.rename(path, target)
-    print(f"vigil: forward: inbox/{os.path.basename(path)} {reason}: moved to {REJECTED}/",
-          file=sys.stderr)  # fmt: skip
+    target = os.path.join(rejected, f"{time.time_ns()}-{os.urandom(3).hex()}")
+    try:
+        os.rename(path, target)
+    except OSError:
+        with suppress(OSError):
+            os.rename(path, os.path.join(os.path.dirname(path), f".rejected-{os.urandom(4).hex()}"))
+    name = shown(os.path.basename(path))
+    print(f"vigil: forward: {name} {reason}: moved aside to {REJECTED}/", file=sys.stderr)
 
 
 def _too_large(state_dir: str, path: str, size: int, limit: int) -> None:
