@@ -28,6 +28,10 @@ if TYPE_CHECKING:
         def settle(self) -> None:
             """Every copy of what was written has arrived."""
 
+        @property
+        def limit(self) -> int:
+            """The largest file the mirror can keep, in bytes."""
+
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -47,6 +51,11 @@ def mirror_to(target: Mirroring | None) -> None:
 
 durable = True
 """Whether writes here are fsynced (not while a mirror keeps them)."""
+
+
+def mirror_limit() -> int | None:
+    """The largest file a mirror can keep (a NATS message), None when there is no mirror."""
+    return mirror.limit if mirror is not None else None
 
 
 def settle_mirror() -> None:

@@ -121,6 +121,24 @@ class Host:
         return self.log.exists() and f"active on {self.name}" in self.log.read_text()
 
 
+def set_up(connection: Any, config: str = "demo") -> None:
+    """What the coordinator makes when it starts (stream, buckets, consumer), waiting for a
+    cluster that has just started to answer the JetStream API."""
+    from runner.fleet.client import NatsError
+    from runner.fleet.jetstream import JetStream
+    from runner.fleet.leader import setup
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            setup(JetStream(connection), config, 3)
+            return
+        except NatsError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def lease_holder(
     servers: list[str], config: str = "demo", as_host: tuple[str, str] | None = None
 ) -> tuple[str, int] | None:

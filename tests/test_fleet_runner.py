@@ -346,3 +346,35 @@ def test_odd_inbox_names_do_not_stop_a_host(nats_cluster: NatsCluster, tmp_path:
     finally:
         vps.stop_coordinator()
     assert sorted(_tokens(tmp_path / "sink.jsonl")) == ["odd0", "odd1", "odd2"]
+
+
+def test_a_mirrored_ledger_keeps_its_newest_entries_within_the_limit(tmp_path: Path) -> None:
+    """A month of deliveries outgrows a NATS message: the oldest are forgotten first."""
+    from runner import fsatomic
+    from runner.delivery.ledger import DeliveryLedger
+
+    class Limited:
+        limit = 20_000
+
+        def wrote(self, _path: str, data: bytes) -> None:
+            assert len(data) <= self.limit
+
+        def settle(self) -> None:
+            pass
+
+    entries = {
+        f"id-{n:05d}": {"at": f"2026-12-{1 + n // 1000:02d}T00:00:{n % 60:02d}Z",
+                        "channel": "sink", "exit_status": 0}
+        for n in range(3000)
+    }  # fmt: skip
+    ledger = DeliveryLedger(str(tmp_path), dict(entries))
+    fsatomic.mirror_to(Limited())
+    try:
+        ledger.save()
+    finally:
+        fsatomic.mirror_to(None)
+    kept = json.loads((tmp_path / "state" / "delivered.json").read_text())["delivered"]
+    assert 0 < len(kept) < 3000
+    assert "id-02999" in kept and "id-00000" not in kept
+    newest = sorted(entries, key=lambda k: entries[k]["at"])[-len(kept) :]
+    assert set(kept) == set(newest)

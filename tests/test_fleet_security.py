@@ -24,7 +24,7 @@ from runner.fleet.names import (
     permissions,
     state_bucket,
 )
-from tests.fleet_support import Host, fleet_json, lines, wait_for
+from tests.fleet_support import Host, fleet_json, lines, set_up, wait_for
 from tests.nats_cluster import NatsCluster, running_cluster
 
 PASSWORDS = {"laptop": "laptop-secret-4f1c", "vps": "vps-secret-9a0e"}
@@ -99,9 +99,7 @@ def test_a_host_cannot_read_the_findings_or_the_coordinators_state(
     secure_cluster: NatsCluster,
 ) -> None:
     with connect_as(secure_cluster, "vps") as connection:  # the coordinator sets things up
-        from runner.fleet.leader import setup
-
-        setup(JetStream(connection), "demo", 3)
+        set_up(connection)
     with connect_as(secure_cluster, "laptop") as connection:
         stream = JetStream(connection)
         with pytest.raises(Refused, match="Permissions Violation"):
@@ -137,10 +135,8 @@ def test_a_host_reads_every_hosts_report(secure_cluster: NatsCluster) -> None:
     from runner.fleet.names import hosts_bucket, lease_bucket
 
     with connect_as(secure_cluster, "vps") as connection:
-        from runner.fleet.leader import setup
-
+        set_up(connection)
         stream = JetStream(connection)
-        setup(stream, "demo", 3)
         stream.put(hosts_bucket("demo"), "vps", b'{"host": "vps"}')
     with connect_as(secure_cluster, "laptop") as connection:
         stream = JetStream(connection)
@@ -153,18 +149,25 @@ def test_a_host_reads_every_hosts_report(secure_cluster: NatsCluster) -> None:
 
 
 def test_a_job_host_books_spend_in_the_fleets_ledger(secure_cluster: NatsCluster) -> None:
-    """Every host's model calls book in one ledger: the first host creates it; no host can
-    touch the coordinator's state with the same credentials."""
+    """Every host's model calls book in one ledger, which a coordinator makes; a job host
+    cannot change that stream (it could make it store others' replies), nor touch the
+    coordinator's state."""
     from runner.fleet.names import spend_bucket
 
+    with connect_as(secure_cluster, "vps") as connection:
+        set_up(connection)
     with connect_as(secure_cluster, "laptop") as connection:
         stream = JetStream(connection)
-        stream.ensure_bucket(spend_bucket("demo"), replicas=3)
         revision = stream.put(spend_bucket("demo"), "spend-2026-12", b'{"jobs": {}}', last=0)
         entry = stream.get(spend_bucket("demo"), "spend-2026-12")
         assert entry is not None and entry.revision == revision
         with pytest.raises(Refused, match="Permissions Violation"):
             stream.put(state_bucket("demo"), "state/delivered.json", b"{}")
+    with (
+        connect_as(secure_cluster, "laptop") as connection,
+        pytest.raises(Refused, match="Permissions Violation"),
+    ):
+        JetStream(connection).ensure_bucket(spend_bucket("demo"), replicas=3)
 
 
 def test_the_readme_shows_the_permissions_vigil_needs() -> None:

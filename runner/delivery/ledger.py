@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from runner import clock, stateshapes
 from runner.clock import iso, parse_iso
-from runner.fsatomic import write_state
+from runner.fsatomic import mirror_limit, write_state
 from runner.statefile import load_state
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -71,4 +71,29 @@ class DeliveryLedger:
 
     def save(self) -> None:
         # Written at every delivery and holding a month of them: compact.
+        limit = mirror_limit()
+        if limit is not None:
+            self._fit(limit)
         write_state(self.state_dir, LEDGER, {"delivered": dict(self.entries)}, compact=True)
+
+    def _fit(self, limit: int) -> None:
+        """Forget the oldest entries until the ledger fits what its mirror keeps (a fleet's
+        NATS message, 1 MiB by default: a few thousand deliveries). An id is never composed
+        again once its claim is done, so only a replay of a claim that old would repeat it."""
+        import json
+
+        def size() -> int:
+            text = json.dumps({"delivered": self.entries}, sort_keys=True, separators=(",", ":"))
+            return len(text.encode()) + 1
+
+        dropped = 0
+        while self.entries and size() > limit:
+            oldest = sorted(self.entries, key=lambda key: str(self.entries[key].get("at")))
+            for key in oldest[: max(1, len(oldest) // 10)]:
+                del self.entries[key]
+                dropped += 1
+        if dropped:
+            import sys
+
+            print(f"vigil: the delivery ledger keeps the newest {len(self.entries)} entries "
+                  f"(the fleet's store takes {limit} bytes a file)", file=sys.stderr)  # fmt: skip

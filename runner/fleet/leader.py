@@ -77,6 +77,7 @@ def setup(stream: JetStream, config: str, lease: int) -> None:
     stream.ensure_bucket(names.state_bucket(config), replicas=names.REPLICAS)
     stream.ensure_bucket(names.lease_bucket(config), ttl=expiry(lease), replicas=names.REPLICAS)
     stream.ensure_bucket(names.hosts_bucket(config), replicas=names.REPLICAS)
+    stream.ensure_bucket(names.spend_bucket(config), replicas=names.REPLICAS)
     stream.ensure_consumer(names.findings_stream(config), CONSUMER_CONFIG)
 
 
@@ -151,7 +152,7 @@ def _lead(
     renewer = Renewer(lease, lost)
     renewer.start()
     work = ensure_dir(os.path.join(spec["state_dir"], FLEET_WORK))
-    mirror = Mirror(stream, names.state_bucket(config), work)
+    mirror = Mirror(stream, names.state_bucket(config), work, lease.valid)
     try:
         loaded = mirror.load()
         take_over_consumer(stream, config)
@@ -178,19 +179,22 @@ def _work(
     work = mirror.work_dir
     work_spec: CoordinatorSpecJSON = {**spec, "state_dir": work, "timers": {}}
     heartbeat = float(spec["coordinator"]["heartbeat"])
-    through = _through(work)
+    stream_name = names.findings_stream(spec["config"])
+    created = stream.api(f"STREAM.INFO.{stream_name}").get("created")
+    through = _through(work, created)
     took_office = clock.now()
     next_pass = time.monotonic()  # at once: claims and messages a predecessor left
     next_check = time.monotonic() + heartbeat
-    stream_name = names.findings_stream(spec["config"])
     while not stop.requested:
         wait = min(FETCH_WAIT, max(0.0, next_pass - time.monotonic()))
         messages = stream.fetch(stream_name, names.CONSUMER, BATCH, wait)
         claimed = _claimed(work, through) if messages else None
         fresh = [m for m in messages if claimed and stream_sequence(m.reply) not in claimed]
         if fresh:
-            through = max(through, _claim(work, fresh))
+            through = _claim(work, fresh, through, created)
             mirror.settle()  # the claim is the fleet's before the stream forgets the findings
+        if messages:
+            mirror.check()  # no acknowledgement from a coordinator whose lease ran out
         _ack(stream, messages)
         if not fresh and time.monotonic() < next_pass:
             continue
@@ -240,12 +244,21 @@ def _claimed(work: str, through: int) -> _Claimed:
     return _Claimed(through, held)
 
 
-def _through(work: str) -> int:
-    through = read_state(work, CONSUMED).get("through")
-    return through if isinstance(through, int) else 0
+def _through(work: str, created: object) -> int:
+    """The last sequence the claims hold, of the stream as it is now: a stream made anew (a
+    NATS store lost, `nats stream rm`) numbers from 1 again, and nothing of it is claimed."""
+    consumed = read_state(work, CONSUMED)
+    through = consumed.get("through")
+    if not isinstance(through, int):
+        return 0
+    if consumed.get("stream") != created:
+        print("vigil: coordinator: the findings stream was made anew: its sequences start "
+              "over", file=sys.stderr)  # fmt: skip
+        return 0
+    return through
 
 
-def _claim(work: str, messages: list[Msg]) -> int:
+def _claim(work: str, messages: list[Msg], through: int, created: object) -> int:
     """Write the findings as a claim (each file into KV as it lands), then the sequence they
     reach: after this, they are the coordinator's, and acknowledging them loses nothing."""
     from runner.contract import PROCESSING
@@ -257,8 +270,9 @@ def _claim(work: str, messages: list[Msg]) -> int:
         host = message.headers.get(HOST_HEADER) or message.subject.rsplit(".", 1)[-1]
         name = f"{sequence:012d}-{safe_name(host)}.json"
         write_atomic(work, os.path.join(directory, name), message.data)
-    through = stream_sequence(messages[-1].reply)
-    write_state(work, CONSUMED, {"version": 1, "through": through})
+    # The highest: a fetch joins two pulls, and the second may bring back an earlier one.
+    through = max(through, *(stream_sequence(m.reply) for m in messages))
+    write_state(work, CONSUMED, {"version": 1, "through": through, "stream": created})
     return through
 
 

@@ -39,6 +39,12 @@ def expiry(lease: int) -> float:
     return lease * EXPIRY
 
 
+def clock() -> float:
+    """Seconds on a clock that also counts a suspended machine (a laptop's closed lid): a
+    lease that ran out while asleep is out when it wakes."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
 class Lease:
     def __init__(self, stream: JetStream, config: str, host: str, ttl: int, rank: int) -> None:
         self.stream = stream
@@ -48,7 +54,7 @@ class Lease:
         self.rank = rank
         self.revision: int | None = None
         self.renewed = 0.0
-        """time.monotonic() of the last successful write of the lease."""
+        """clock() when the last successful write of the lease was sent."""
         self.absent_since: float | None = None
         self.seen_holder = False
         """A holder was seen: its lease ran out, so no one is waiting for a preferred host."""
@@ -56,14 +62,24 @@ class Lease:
     def value(self) -> bytes:
         return json.dumps({"host": self.host, "pid": os.getpid(), "since": iso(utc_now())}).encode()
 
+    def valid_until(self) -> float:
+        """clock() up to which this coordinator may write: its lease expires a renewal later
+        (the margin covers a write on its way)."""
+        lasts = expiry(self.ttl)
+        return self.renewed + lasts - lasts / RENEWALS
+
+    def valid(self) -> bool:
+        return clock() < self.valid_until()
+
     def try_take(self) -> bool:
-        """Take the lease if it is free (or ours from before a restart); True when held."""
+        """Take the lease if it is free (or this host's, from a coordinator that is gone: a
+        restart); True when held."""
         entry = self.stream.get(self.bucket, LEASE_KEY)
-        now = time.monotonic()
+        now = clock()
         try:
             if entry is not None and entry.value is not None:
                 self.absent_since = None
-                if holder(entry.value) != self.host:
+                if holder(entry.value) != self.host or _alive_elsewhere(entry.value):
                     self.seen_holder = True
                     return False
                 self.revision = self.stream.put(
@@ -86,8 +102,10 @@ class Lease:
         return True
 
     def renew(self) -> None:
-        """Write the lease again; JetStreamError (wrong last sequence) when it is not ours."""
-        started = time.monotonic()
+        """Write the lease again, waiting no longer than it stays valid; JetStreamError (wrong
+        last sequence) when it is not ours."""
+        started = clock()
+        self.stream.timeout = max(0.05, self.valid_until() - started)
         self.revision = self.stream.put(self.bucket, LEASE_KEY, self.value(), last=self.revision)
         self.renewed = started
 
@@ -96,6 +114,18 @@ class Lease:
         if self.revision is not None:
             self.stream.delete(self.bucket, LEASE_KEY, last=self.revision)
             self.revision = None
+
+
+def _alive_elsewhere(value: bytes) -> bool:
+    """Whether the lease names a live process of this host other than this one (a second
+    coordinator started by hand)."""
+    from runner.running import process_alive
+
+    try:
+        pid = json.loads(value).get("pid")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(pid, int) and pid != os.getpid() and process_alive(pid)
 
 
 def holder(value: bytes) -> str | None:
@@ -119,13 +149,15 @@ class Renewer(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        lasts = expiry(self.lease.ttl)
-        every = lasts / RENEWALS
+        every = expiry(self.lease.ttl) / RENEWALS
         while not self.stopping.wait(every):
             try:
                 self.lease.renew()
             except NatsError as error:
                 wrong = isinstance(error, JetStreamError) and error.err_code == WRONG_LAST_SEQUENCE
-                if wrong or time.monotonic() - self.lease.renewed > lasts - every:
+                if wrong or not self.lease.valid():
                     self.lost(str(error))
                     return
+            if not self.lease.valid():  # renewed too late (a suspended machine, a stall)
+                self.lost("renewed after it ran out")
+                return

@@ -24,9 +24,15 @@ from runner.fleet.client import NatsError
 from runner.fleet.jetstream import WRONG_LAST_SEQUENCE, JetStream, JetStreamError
 from runner.fleet.names import kv_subject
 
+TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 MIRRORED = (STATE, OUTBOX, PROCESSING)
 """The working directory's parts that live in KV; the inbox, tmp/ and runs.jsonl stay local."""
 SAFE_KEY = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=./")
+HEADROOM = 512
+"""Bytes of a KV write that are not the file (subject, headers)."""
 ENCODED = "b64/"
 """Prefix of a key whose path had characters KV keys cannot hold."""
 
@@ -36,8 +42,13 @@ class LostLease(NatsError):
 
 
 class Mirror:
-    def __init__(self, stream: JetStream, bucket: str, work_dir: str) -> None:
+    def __init__(
+        self, stream: JetStream, bucket: str, work_dir: str, valid: Callable[[], bool]
+    ) -> None:
         self.stream = stream
+        self.valid = valid
+        """Whether this coordinator's lease still holds: asked before every write, so one
+        that stalled (or slept) past it writes nothing its successor does not expect."""
         self.bucket = bucket
         self.work_dir = work_dir
         self.revisions: dict[str, int] = {}
@@ -79,16 +90,24 @@ class Mirror:
         key = self.key_of(path)
         if key is None:
             return
+        self.check()
         if key in self.pending:  # its compare-and-set needs the revision of the one on its way
             self.settle()
         last = self.revisions.get(key, 0)  # 0: never written, as far as this coordinator knows
+        if len(data) > self.limit:  # NATS would drop the connection over it, again and again
+            raise NatsError(f"{key} is {len(data)} bytes: NATS takes at most {self.limit}")
         self.pending[key] = self.stream.publish_later(kv_subject(self.bucket, key), data, last=last)
+        if key.startswith(OUTBOX + "/"):
+            # A message first, then what remembers it was queued (held.json, rule state): a
+            # write refused on the way must not let the later ones land without it.
+            self.settle()
 
     def settle(self) -> None:
         """Wait until the bucket took every write so far; LostLease when one was refused
         because another coordinator wrote the key."""
         if not self.pending:
             return
+        self.check()
         keys = list(self.pending)
         results = self.stream.acknowledged([self.pending[key] for key in keys])
         self.pending.clear()
@@ -100,8 +119,20 @@ class Mirror:
             self.revisions[key] = result.seq
             self.present.add(key)
 
+    @property
+    def limit(self) -> int:
+        return self.stream.connection.max_payload - HEADROOM
+
+    def check(self) -> None:
+        if not self.valid():
+            raise LostLease("the lease ran out before this write (a stall, a suspend)")
+
     def removed(self) -> int:
-        """Delete the keys of files passes removed; how many."""
+        """Put the files passes moved in place without writing them (a dead letter renamed
+        into outbox/dead/), and delete the keys of files passes removed; how many deleted."""
+        for path in self._unwritten():
+            with open(path, "rb") as handle:
+                self.wrote(path, handle.read())
         self.settle()
         gone = [key for key in self.present if not os.path.exists(self.path_of(key))]
         for key in gone:
@@ -113,6 +144,17 @@ class Mirror:
                 raise
             self.present.discard(key)
         return len(gone)
+
+    def _unwritten(self) -> list[str]:
+        found = []
+        for part in MIRRORED:
+            for directory, _, files in os.walk(os.path.join(self.work_dir, part)):
+                for name in files:
+                    path = os.path.join(directory, name)
+                    key = self.key_of(path)
+                    if key is not None and key not in self.present and key not in self.pending:
+                        found.append(path)
+        return found
 
     def attach(self) -> None:
         fsatomic.mirror_to(self)

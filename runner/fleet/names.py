@@ -68,16 +68,16 @@ def permissions(config: str, host: str, *, coordinator: bool) -> dict[str, dict[
     publish = [findings_subject(config, host), kv_subject(hosts_bucket(config), host)]
     for bucket in (hosts_bucket(config), lease_bucket(config)):
         publish += [f"$JS.API.STREAM.INFO.KV_{bucket}", f"$JS.API.STREAM.MSG.GET.KV_{bucket}"]
-    # The fleet's spend ledger: every host's model calls book in it (the first makes it).
+    # The fleet's spend ledger: every host's model calls book in it (a coordinator makes it:
+    # a host that could change that stream could make it store others' replies).
     spend = spend_bucket(config)
     publish += [kv_subject(spend, ">")]
-    publish += [
-        f"$JS.API.STREAM.{verb}.KV_{spend}" for verb in ("INFO", "MSG.GET", "CREATE", "UPDATE")
-    ]
+    publish += [f"$JS.API.STREAM.{verb}.KV_{spend}" for verb in ("INFO", "MSG.GET")]
     if coordinator:
         publish += [
             "$JS.API.>",
             f"$JS.ACK.{findings_stream(config)}.>",
+            f"$JS.ACK.*.*.{findings_stream(config)}.>",  # the form with domain and account
             kv_subject(state_bucket(config), ">"),
             kv_subject(lease_bucket(config), ">"),
         ]

@@ -2,8 +2,10 @@
 
 A fleet host's prompt jobs book their model calls here instead of in their state directory
 (runner.spend.FileStore), so a budget counts every machine's calls. The bucket is
-`vigil-<config>-spend`, created by the first host that needs it; the key is `spend-YYYY-MM`
-and the value the very JSON the ledger file holds, reservations carrying their host. Every
+`vigil-<config>-spend`, made by a coordinator when it starts (or by the first host that
+needs it, where its NATS user may: the README's permissions let only coordinators); the key
+is `spend-YYYY-MM` and the value the very JSON the ledger file holds, reservations carrying
+their host. Every
 change is a compare-and-set on the revision read: a write that lost to another host's is read
 and made again (runner.spend.book), so runs on several machines at once never reserve the same
 remainder. A month without a key starts from zero: a host's runs.jsonl holds only its own runs,
