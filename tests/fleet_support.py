@@ -139,6 +139,21 @@ def set_up(connection: Any, config: str = "demo") -> None:
             time.sleep(0.5)
 
 
+def patiently(operation: Callable[[], Any], timeout: float = 60) -> Any:
+    """`operation()`, again while a stream just made has no leader yet (no responders, no
+    answer): what the runner's own callers wait for too."""
+    from runner.fleet.client import NoResponders, Timeout
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return operation()
+        except (NoResponders, Timeout):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+
+
 def lease_holder(
     servers: list[str], config: str = "demo", as_host: tuple[str, str] | None = None
 ) -> tuple[str, int] | None:

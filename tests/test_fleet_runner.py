@@ -378,3 +378,35 @@ def test_a_mirrored_ledger_keeps_its_newest_entries_within_the_limit(tmp_path: P
     assert "id-02999" in kept and "id-00000" not in kept
     newest = sorted(entries, key=lambda k: entries[k]["at"])[-len(kept) :]
     assert set(kept) == set(newest)
+
+
+def test_the_mirror_keeps_claim_strikes_on_the_host(
+    nats_cluster: NatsCluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """What the coordinator writes reaches KV, but for its count of tries per claim: a pass
+    cut by NATS must not leave a strike in KV that three such passes make a quarantine."""
+    from runner import fsatomic
+    from runner.fleet.client import Connection
+    from runner.fleet.jetstream import JetStream
+    from runner.fleet.mirror import Mirror
+    from tests.fleet_support import set_up
+
+    work = tmp_path / "work"
+    with Connection(nats_cluster.urls) as connection:
+        set_up(connection)
+        stream = JetStream(connection)
+        mirror = Mirror(stream, "vigil-demo-state", str(work), lambda: True)
+        mirror.load()
+        mirror.attach()
+        try:
+            fsatomic.write_state(str(work), "nag-x.json", {"version": 1})
+            fsatomic.write_state(str(work), "claims.json", {"version": 1, "attempts": {"c": 1}})
+            mirror.settle()
+        finally:
+            mirror.detach()
+        assert sorted(stream.keys("vigil-demo-state")) == ["state/nag-x.json"]
+        (work / "state" / "nag-x.json").unlink()
+        assert Mirror(stream, "vigil-demo-state", str(work), lambda: True).load() == 1
+    assert json.loads((work / "state" / "nag-x.json").read_text()) == {"version": 1}
+    assert json.loads((work / "state" / "claims.json").read_text())["attempts"] == {"c": 1}

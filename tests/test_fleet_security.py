@@ -24,7 +24,7 @@ from runner.fleet.names import (
     permissions,
     state_bucket,
 )
-from tests.fleet_support import Host, fleet_json, lines, set_up, wait_for
+from tests.fleet_support import Host, fleet_json, lines, patiently, set_up, wait_for
 from tests.nats_cluster import NatsCluster, running_cluster
 
 PASSWORDS = {"laptop": "laptop-secret-4f1c", "vps": "vps-secret-9a0e"}
@@ -137,7 +137,7 @@ def test_a_host_reads_every_hosts_report(secure_cluster: NatsCluster) -> None:
     with connect_as(secure_cluster, "vps") as connection:
         set_up(connection)
         stream = JetStream(connection)
-        stream.put(hosts_bucket("demo"), "vps", b'{"host": "vps"}')
+        patiently(lambda: stream.put(hosts_bucket("demo"), "vps", b'{"host": "vps"}'))
     with connect_as(secure_cluster, "laptop") as connection:
         stream = JetStream(connection)
         entry = stream.get(hosts_bucket("demo"), "vps")
@@ -158,7 +158,9 @@ def test_a_job_host_books_spend_in_the_fleets_ledger(secure_cluster: NatsCluster
         set_up(connection)
     with connect_as(secure_cluster, "laptop") as connection:
         stream = JetStream(connection)
-        revision = stream.put(spend_bucket("demo"), "spend-2026-12", b'{"jobs": {}}', last=0)
+        revision = patiently(
+            lambda: stream.put(spend_bucket("demo"), "spend-2026-12", b'{"jobs": {}}', last=0)
+        )
         entry = stream.get(spend_bucket("demo"), "spend-2026-12")
         assert entry is not None and entry.revision == revision
         with pytest.raises(Refused, match="Permissions Violation"):

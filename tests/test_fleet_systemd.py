@@ -126,9 +126,13 @@ def test_each_host_got_its_part(fleet: Fleet) -> None:
     assert laptop.show("fl-probe.timer", "ActiveState")["ActiveState"] == "active"
     assert laptop.show("fl-coordinator.service", "LoadState")["LoadState"] == "not-found"
     assert vps.show("fl-probe.timer", "LoadState")["LoadState"] == "not-found"
-    for host in COORDINATORS:
-        shown = fleet.managers[host].show("fl-coordinator.service", "ActiveState", "SubState")
-        assert shown == {"ActiveState": "active", "SubState": "running"}, host
+    for host in COORDINATORS:  # a busy machine may see one step down and come back
+        manager = fleet.managers[host]
+        wait_for(
+            lambda m=manager: m.show("fl-coordinator.service", "SubState")["SubState"] == "running",
+            30,
+            f"{host}'s coordinator running",
+        )
 
 
 def test_a_finding_on_the_laptop_is_delivered_by_the_coordinator_on_another_machine(

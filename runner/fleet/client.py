@@ -180,6 +180,8 @@ class Connection:
         self.buffer = bytearray()
         self.counter = 0
         self.server: str | None = None
+        self.held: list[Msg] = []
+        """Deliveries of a fetch that came while a reply was awaited (see _keep)."""
         self.max_payload = 1 << 20
         """The largest message the server takes (its INFO says; 1 MiB by default)."""
 
@@ -292,6 +294,8 @@ class Connection:
             if message.subject in wanted:
                 wanted.discard(message.subject)
                 found[message.subject] = message
+            else:
+                self._keep(message)
         return found
 
     def request(
@@ -323,6 +327,8 @@ class Connection:
         self.counter += 1
         reply = f"{self.inbox}.{self.counter}"
         self.publish(subject, data, headers, reply)
+        while deliveries and self.held:  # came late, while something else was awaited
+            yield self.held.pop(0)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -331,6 +337,8 @@ class Connection:
                 return
             if message.subject == reply or (deliveries and message.reply.startswith(ACK_PREFIX)):
                 yield message
+            else:
+                self._keep(message)
 
     def flush(self, timeout: float = REQUEST_TIMEOUT) -> None:
         """Wait until the server has read everything sent so far (and said if it refused)."""
@@ -341,7 +349,14 @@ class Connection:
             if op == "PONG":
                 return
             if op in ("MSG", "HMSG"):
-                self._read_payload(op, rest, deadline)  # a late reply: nobody waits for it
+                self._keep(self._read_payload(op, rest, deadline))
+
+    def _keep(self, message: Msg) -> None:
+        """A stream's delivery that arrived while a reply was awaited is kept for the next
+        fetch (dropped, it would come again only after the ack wait, behind later findings);
+        a late reply nobody waits for is dropped."""
+        if message.reply.startswith(ACK_PREFIX) and message.status is None:
+            self.held.append(message)
 
     # -- the wire --------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from runner.contract import OUTBOX, PROCESSING, REJECTED, STATE, TMP
 from runner.fleet.client import NatsError
 from runner.fleet.jetstream import WRONG_LAST_SEQUENCE, JetStream, JetStreamError
 from runner.fleet.names import kv_subject
+from runner.intake import ATTEMPTS
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 
 MIRRORED = (STATE, OUTBOX, PROCESSING)
 """The working directory's parts that live in KV; the inbox, tmp/ and runs.jsonl stay local."""
+LOCAL = (ATTEMPTS,)
+"""Under state/, kept on this host only: how often this host's coordinator took up each
+claim. A claim that kills the coordinator is set aside after a few tries here, while a pass
+that failed because NATS did (its count can then not be taken back in KV) is no strike."""
 SAFE_KEY = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=./")
 HEADROOM = 512
 """Bytes of a KV write that are not the file (subject, headers)."""
@@ -61,6 +66,8 @@ class Mirror:
         relative = os.path.relpath(path, self.work_dir)
         parts = relative.split(os.sep)
         if parts[0] not in MIRRORED or parts[:2] == [STATE, REJECTED] or len(parts) < 2:
+            return None
+        if parts[0] == STATE and parts[1:] and parts[1] in LOCAL:
             return None
         if any(part.startswith(".") for part in parts):
             return None  # locks and temp names
@@ -167,8 +174,11 @@ class Mirror:
 
     def load(self) -> int:
         """Replace the working directory's mirrored parts with the bucket; how many files."""
+        kept = _read(os.path.join(self.work_dir, STATE, ATTEMPTS))
         for part in (*MIRRORED, TMP):
             shutil.rmtree(os.path.join(self.work_dir, part), ignore_errors=True)
+        if kept is not None:
+            fsatomic.write_atomic(self.work_dir, os.path.join(self.work_dir, STATE, ATTEMPTS), kept)
         self.revisions.clear()
         self.present.clear()
         self.pending.clear()
@@ -190,3 +200,11 @@ class Mirror:
             self.present.add(key)
             loaded += 1
         return loaded
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None
