@@ -38,7 +38,6 @@ from runner.contract import (
     INBOX,
     OUTBOX,
     SOURCES,
-    SPEC_VERSION,
     coordinator_unit,
     path_unit,
     timer,
@@ -62,7 +61,7 @@ from runner.intake import (
     left_behind,
     quarantine,
 )
-from runner.spec import DEFAULT_HISTORY_MAX_BYTES, file_identity
+from runner.spec import DEFAULT_HISTORY_MAX_BYTES, file_identity, read_spec
 from runner.statefile import StateUnreadable, load_state, unreadable
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -89,11 +88,7 @@ that. VIGIL_STORAGE_RETRY overrides the window (seconds)."""
 
 
 def load_spec(path: str) -> CoordinatorSpecJSON:
-    with open(path, encoding="utf-8") as handle:
-        spec: CoordinatorSpecJSON = json.load(handle)
-    if spec.get("spec") != SPEC_VERSION or spec.get("kind") != "coordinator":
-        raise ValueError(f"not a version {SPEC_VERSION} coordinator spec")
-    spec["state_dir"] = os.path.expanduser(spec["state_dir"])
+    spec: CoordinatorSpecJSON = read_spec(path, "coordinator")
     return spec
 
 

@@ -13,6 +13,8 @@ from runner.contract import SPEC_VERSION
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
+    from typing import Any
+
     from runner.spectypes import FleetJSON
     from runner.trial import Trial
 
@@ -291,6 +293,18 @@ def _read(path: str) -> _Fields:
     except ValueError as error:
         raise SpecError(f"not valid JSON: {error}") from None
     return _Fields(data, "")
+
+
+def read_spec(path: str, kind: str) -> Any:
+    """A JSON spec of `kind` written for this runner's SPEC_VERSION, its state directory
+    with `~` expanded (the coordinator's and the forwarder's: read as they are); ValueError
+    for another kind or version."""
+    with open(path, encoding="utf-8") as handle:
+        spec = json.load(handle)
+    if spec.get("spec") != SPEC_VERSION or spec.get("kind") != kind:
+        raise ValueError(f"not a version {SPEC_VERSION} {kind} spec")
+    spec["state_dir"] = os.path.expanduser(spec["state_dir"])
+    return spec
 
 
 def file_identity(path: str) -> tuple[int, int, int] | None:

@@ -67,18 +67,25 @@ def ask(scope: str, units: list[str]) -> Timers | None:
 
 
 def parse(text: str) -> dict[str, TimerState]:
-    """`systemctl show` output: one block of KEY=VALUE lines per unit, blank lines between."""
     found: dict[str, TimerState] = {}
-    for block in text.split("\n\n"):
-        values = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-        unit = values.get("Id")
-        if unit:
-            active = values.get("LoadState") == "loaded" and values.get("ActiveState") == "active"
-            found[unit] = TimerState(active, _timestamp(values.get("ActiveEnterTimestamp")))
+    for unit, values in shown_units(text).items():
+        active = values.get("LoadState") == "loaded" and values.get("ActiveState") == "active"
+        found[unit] = TimerState(active, timestamp(values.get("ActiveEnterTimestamp")))
     return found
 
 
-def _timestamp(value: str | None) -> datetime | None:
+def shown_units(text: str) -> dict[str, dict[str, str]]:
+    """`systemctl show` output, by unit (`Id`): one block of KEY=VALUE lines per unit, blank
+    lines between."""
+    found: dict[str, dict[str, str]] = {}
+    for block in text.split("\n\n"):
+        values = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        if values.get("Id"):
+            found[values["Id"]] = values
+    return found
+
+
+def timestamp(value: str | None) -> datetime | None:
     """`@1767225600` (--timestamp=unix); empty or anything else: None."""
     if not value or not value.startswith("@"):
         return None

@@ -13,7 +13,6 @@ again, and the coordinator says so when the host stays silent.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import sys
@@ -21,11 +20,12 @@ import time
 from contextlib import suppress
 
 from runner import clock
-from runner.contract import INBOX, OUTGOING, REJECTED, SPEC_VERSION, forward_unit
+from runner.contract import INBOX, OUTGOING, REJECTED, forward_unit
 from runner.exitcodes import OK, USAGE
 from runner.fleet.client import NatsError, Refused, Unreachable
 from runner.fleet.names import findings_subject
 from runner.fsatomic import ensure_dir, fsync_dir, locked, safe_name
+from runner.spec import read_spec
 from runner.warm import Lingering, linger, started_by_path
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -47,11 +47,7 @@ HEADROOM = 1024
 
 
 def load_spec(path: str) -> ForwardSpecJSON:
-    with open(path, encoding="utf-8") as handle:
-        spec: ForwardSpecJSON = json.load(handle)
-    if spec.get("spec") != SPEC_VERSION or spec.get("kind") != "forward":
-        raise ValueError(f"not a version {SPEC_VERSION} forward spec")
-    spec["state_dir"] = os.path.expanduser(spec["state_dir"])
+    spec: ForwardSpecJSON = read_spec(path, "forward")
     return spec
 
 

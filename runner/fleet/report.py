@@ -75,7 +75,7 @@ def _next_firings(scope: str, timers: list[str]) -> dict[str, str | None]:
     if not timers:
         return {}
     from runner.systemctl import systemctl
-    from runner.timers import _timestamp
+    from runner.timers import shown_units, timestamp
 
     shown, why = systemctl(
         scope, "show", "--timestamp=unix", "-p", "Id,NextElapseUSecRealtime", *timers
@@ -83,11 +83,9 @@ def _next_firings(scope: str, timers: list[str]) -> dict[str, str | None]:
     if why is not None:
         return {}
     found: dict[str, str | None] = {}
-    for block in shown.split("\n\n"):
-        values = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-        if values.get("Id"):
-            moment = _timestamp(values.get("NextElapseUSecRealtime"))
-            found[values["Id"]] = iso(moment) if moment else None
+    for unit, values in shown_units(shown).items():
+        moment = timestamp(values.get("NextElapseUSecRealtime"))
+        found[unit] = iso(moment) if moment else None
     return found
 
 

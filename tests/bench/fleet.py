@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench import latency
-from tests.bench.latency import ColdRoute, LineWatch, Route, WarmRoute, summary
+from tests.bench.latency import ColdRoute, LineWatch, Route, WarmRoute, interleave, summary
+from tests.fleet_support import lease_holder
 from tests.systemd_manager import UserManager, private_user_manager
 
 NAME = "flb"
@@ -76,18 +77,8 @@ def apply_fleet(managers: dict[str, UserManager], config: Path, python: str) -> 
 
 
 def holder(servers: list[str]) -> str | None:
-    from runner.fleet.client import Connection, NatsError
-    from runner.fleet.jetstream import JetStream
-    from runner.fleet.names import LEASE_KEY, lease_bucket
-
-    try:
-        with Connection(servers) as connection:
-            entry = JetStream(connection).get(lease_bucket(NAME), LEASE_KEY)
-    except NatsError:
-        return None
-    if entry is None or entry.value is None:
-        return None
-    return str(json.loads(entry.value)["host"])
+    held = lease_holder(servers, NAME)
+    return held[0] if held else None
 
 
 def stream_leader(servers: list[str]) -> str | None:
@@ -218,7 +209,7 @@ def run_bench(count: int, gap: float, trials: int, burst: int, python: str) -> d
         }
         order = list(routes.values())
         try:
-            _measure(laptop, order, count, gap)
+            interleave(laptop, order, count, gap)
             fleet_route = routes["fleet_cold"]
             fleet_route.prepare(laptop)
             moved = failover(managers, cluster.urls, fleet_route, trials)
@@ -243,17 +234,3 @@ def run_bench(count: int, gap: float, trials: int, burst: int, python: str) -> d
         "throughput": burst_figures,
         "samples_s": {label: route.samples for label, route in routes.items()},
     }
-
-
-def _measure(laptop: UserManager, order: list[Route], count: int, gap: float) -> None:
-    """A warm-up sample of each route (not counted), then `count` of each, interleaved."""
-    for route in order:
-        route.prepare(laptop)
-        route.measure(laptop, -1)
-        route.samples.clear()
-    for number in range(count):
-        shift = number % len(order)  # each route goes first, second... in turn
-        for route in order[shift:] + order[:shift]:
-            route.prepare(laptop)
-            time.sleep(gap)
-            route.measure(laptop, number)

@@ -220,6 +220,21 @@ class ColdRoute(Route):
         """It lingers now; the next prepare() stops it."""
 
 
+def interleave(manager: UserManager, order: list[Route], count: int, gap: float) -> None:
+    """A warm-up sample of each route (page cache, bytecode caches; not counted), then
+    `count` of each, interleaved so all share the machine's noise."""
+    for route in order:
+        route.prepare(manager)
+        route.measure(manager, -1)
+        route.samples.clear()
+    for number in range(count):
+        shift = number % len(order)  # each route goes first, second... in turn
+        for route in order[shift:] + order[:shift]:
+            route.prepare(manager)
+            time.sleep(gap)
+            route.measure(manager, number)
+
+
 def lingering(manager: UserManager, unit: str) -> bool:
     """Whether the coordinator's run is still going (a oneshot is `activating` until it exits)."""
     return manager.show(unit, "ActiveState")["ActiveState"] in ("activating", "active")
@@ -463,18 +478,8 @@ def run_bench(
             scratch,
         ),
     }
-    order = list(routes.values())
     try:
-        for route in order:  # warm-up: page cache, bytecode caches; not counted
-            route.prepare(manager)
-            route.measure(manager, -1)
-            route.samples.clear()
-        for number in range(count):
-            shift = number % len(order)  # each route goes first, second... in turn
-            for route in order[shift:] + order[:shift]:
-                route.prepare(manager)
-                time.sleep(gap)
-                route.measure(manager, number)
+        interleave(manager, list(routes.values()), count, gap)
     finally:
         watch_vigil.close()
         watch_floor.close()
