@@ -205,6 +205,10 @@ class SourcePolicyJSON(TypedDict):
     to: list[str] | None
     """Channels instead of the coordinator's deliver_to."""
     urgent: bool
+    dedup_key: NotRequired[str | None]
+    """A template over the finding's fields: the condition it reports, one open item."""
+    notify_recovered: NotRequired[bool | None]
+    """None: the coordinator's `notify_recovered`."""
 
 
 class QuietHoursJSON(TypedDict):
@@ -241,6 +245,37 @@ class CoordinatorJSON(TypedDict):
     message: MessageFormatJSON
     delivery: DeliveryJSON
     max_finding_bytes: int
+    notify_recovered: NotRequired[bool]
+    flapping: NotRequired["FlappingJSON"]
+
+
+class FlappingJSON(TypedDict):
+    changes: int
+    within: int
+    """Seconds."""
+
+
+class ReplySourceJSON(TypedDict):
+    """What the coordinator knows of a reply source: where its answers go."""
+
+    kind: str
+    answer_to: list[str] | None
+
+
+InhibitJSON = TypedDict(  # `while` is a keyword: the functional form
+    "InhibitJSON", {"while": dict[str, list[str]], "hold": dict[str, list[str]], "drop": bool}
+)
+"""Hold (or drop) alerts matching `hold` while an open item matches `while`."""
+
+
+class MaintenanceJSON(TypedDict):
+    match: dict[str, list[str]]
+    start: str
+    end: str
+    days: list[int] | None
+    """Monday = 0; None: every day."""
+    timezone: str | None
+    drop: bool
 
 
 class ChannelJSON(TypedDict):
@@ -382,6 +417,9 @@ class CoordinatorSpecJSON(ServiceSpecJSON, FleetCoordinatorJSON):
     jobs: list[str]
     timers: NotRequired[dict[str, JobTimerJSON]]
     """The jobs with a calendar (not those only started at boot), by name."""
+    replies: NotRequired[dict[str, ReplySourceJSON]]
+    inhibit: NotRequired[dict[str, InhibitJSON]]
+    maintenance: NotRequired[dict[str, MaintenanceJSON]]
 
 
 # --- the spec of a watch with a timer of its own, and the failure handler's ---------------------

@@ -203,7 +203,7 @@ def coordinator_spec(
         "watches": dump["watches"],
         "jobs": sorted(config.jobs),
         "timers": _job_timers(config),
-        **fleet_part,
+        **fleet_part,  # type: ignore[typeddict-item]
     }
 
 
