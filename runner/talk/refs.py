@@ -118,6 +118,8 @@ class Refs:
     ) -> None:
         """Close the codes of nag items no longer nagged (resolved, stopped, pruned) and of
         watch instances no longer alerting, in the rule states this run read."""
+        if not nag_states and not watch_states:
+            return
         from runner.rules.watchstate import ALERTING
 
         for code, entry in list(self.open_entries().items()):
