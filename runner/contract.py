@@ -124,6 +124,28 @@ PAUSES = "pauses.json"
 failures runs.jsonl has no line for (runs systemd killed)."""
 
 
+SILENCES = "silences.json"
+"""Under state/: silences added at run time (`vigil silence add`, replies), active and expired;
+written by the coordinator alone (the CLI drops silence-add/-expire control findings)."""
+SILENCED = "silenced.json"
+"""Under state/: what silences, inhibit rules, maintenance windows and snoozes held back or
+dropped, the latest entries (`vigil inbox --silenced`)."""
+REFS = "refs.json"
+"""Under state/: the reference codes (`r7`) of open items."""
+REPLIES = "replies.json"
+"""Under state/: the ids of the replies applied lately, so a reply written twice is applied
+once."""
+FAILING = "failing"
+"""Under state/: one empty-ish file per job whose last run failed, when its recovery is to be
+announced (`notify_recovered`): the failure handler creates it, the job's next successful run
+drops a `recovered` finding and removes it."""
+
+
+def failing_marker(job: str) -> str:
+    """Under state/: the marker of a failing job whose recovery is announced."""
+    return f"{FAILING}/{job}"
+
+
 def nag_state_file(rule: str) -> str:
     """Under state/: a nag rule's items and counts."""
     return f"nag-{rule}.json"
@@ -173,6 +195,30 @@ FLEET_LEASE_MAX = 300
 """The longest `fleet.lease`."""
 FORWARD_TIMEOUT = 300
 """Seconds one forwarder run (inbox and run records to NATS) may take before it is killed."""
+
+# --- alert kinds: what `kind:` in inhibit and maintenance matchers may name ------------------
+
+ALERT_KINDS = (
+    "failure",
+    "paused",
+    "missed",
+    "budget",
+    "rejected",
+    "preflight",
+    "nag",
+    "watch",
+    "recovered",
+    "finding",
+    "token-spike",
+    "state-rejected",
+    "claim-quarantined",
+    "finding-rejected",
+    "host-silent",
+)
+"""The kinds of alert the coordinator tells apart: vigil's own alerts by their finding's
+`kind` (a failed or paused job, a missed firing, a budget, a preflight, a token spike, a state
+file set aside, a quarantined claim, a finding NATS refused, a silent fleet host, a rejected
+inbox file), a nag item, a watch's alert, a recovery, and any other finding."""
 
 # --- command channels -----------------------------------------------------------------------
 

@@ -193,6 +193,8 @@ class JobSpecJSON(ServiceSpecJSON, FleetHostJSON):
     after: AfterJSON | None
     llm: LlmJSON | None
     budgets: list[BudgetJSON]
+    notify_recovered: NotRequired[bool]
+    """A successful run after a failure says so (state/failing/<job>, see runner.recovery)."""
 
 
 # --- the coordinator spec: the config's coordinator, channels, nag rules and watches ----------
@@ -205,6 +207,10 @@ class SourcePolicyJSON(TypedDict):
     to: list[str] | None
     """Channels instead of the coordinator's deliver_to."""
     urgent: bool
+    dedup_key: NotRequired[str | None]
+    """A template over finding fields naming the open item a finding is about."""
+    notify_recovered: NotRequired[bool | None]
+    """None: the coordinator's notify_recovered."""
 
 
 class QuietHoursJSON(TypedDict):
@@ -228,6 +234,12 @@ class DeliveryJSON(TypedDict):
     fallback: str | None
 
 
+class FlappingJSON(TypedDict):
+    changes: int
+    """Opened or resolved more than this many times within `within` seconds: damped."""
+    within: int
+
+
 class CoordinatorJSON(TypedDict):
     """The config's `coordinator:` less its sandbox (the unit's business)."""
 
@@ -241,6 +253,9 @@ class CoordinatorJSON(TypedDict):
     message: MessageFormatJSON
     delivery: DeliveryJSON
     max_finding_bytes: int
+    notify_recovered: NotRequired[bool]
+    """Absent: False."""
+    flapping: NotRequired[FlappingJSON]
 
 
 class ChannelJSON(TypedDict):
@@ -357,6 +372,34 @@ class WatchJSON(TypedDict):
     escalate: EscalationJSON | None
 
 
+class MatcherJSON(TypedDict, total=False):
+    """Which alerts: each field present holds globs (any may match); every field must match.
+    At least one field is present."""
+
+    source: list[str]
+    job: list[str]
+    watch: list[str]
+    kind: list[str]
+    """Globs over runner.contract.ALERT_KINDS."""
+    text: list[str]
+
+
+InhibitJSON = TypedDict("InhibitJSON", {"while": MatcherJSON, "hold": MatcherJSON, "drop": bool})
+"""While an open item matches `while`, alerts matching `hold` are held (or dropped)."""
+
+
+class MaintenanceJSON(TypedDict):
+    match: MatcherJSON
+    start: str
+    """HH:MM, like `end` (earlier than start: the window spans midnight)."""
+    end: str
+    days: list[int] | None
+    """The weekdays the window starts on, Monday = 0; None: every day."""
+    timezone: str | None
+    """None: the config's."""
+    drop: bool
+
+
 class JobTimerJSON(TypedDict):
     """A job's timer as the heartbeat checks it ("did it run?"): its firings, and how late a
     run may start and still be that firing's."""
@@ -382,6 +425,8 @@ class CoordinatorSpecJSON(ServiceSpecJSON, FleetCoordinatorJSON):
     jobs: list[str]
     timers: NotRequired[dict[str, JobTimerJSON]]
     """The jobs with a calendar (not those only started at boot), by name."""
+    inhibit: NotRequired[dict[str, InhibitJSON]]
+    maintenance: NotRequired[dict[str, MaintenanceJSON]]
 
 
 # --- the spec of a watch with a timer of its own, and the failure handler's ---------------------
@@ -417,3 +462,6 @@ class FailureSpecJSON(SpecJSON):
     """release.auto_rollback: a changed job failing its first runs rolls the config back."""
     pause_after: NotRequired[dict[str, PauseJSON]]
     """job -> when and what to pause; jobs that are never paused are absent."""
+    notify_recovered: NotRequired[list[str]]
+    """The jobs whose failure leaves a marker (state/failing/<job>) for their next successful
+    run to announce the recovery."""
