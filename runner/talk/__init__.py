@@ -1,0 +1,1 @@
+"""The person answering back: reference codes in messages, replies, snoozes and silences."""
