@@ -281,3 +281,49 @@ SPEND = WholeShape(
 PREFLIGHT = Shape(
     "failing", preflight, "a failing preflight is alerted once more, a recovery may go unsaid"
 )
+
+
+SILENCED_ACTIONS = ("held", "dropped", "released")
+
+
+def silence(value: object) -> str | None:
+    problem = _fields(
+        value,
+        id=(str,),
+        matchers=(dict,),
+        starts=(str,),
+        ends=(str,),
+        comment=(str,),
+        by=(str,),
+        created=(str,),
+        expired=(str,),
+        matched=(int,),
+    )
+    if problem is not None or not isinstance(value, dict):
+        return problem
+    for field, globs in (value.get("matchers") or {}).items():
+        if not isinstance(globs, list) or not all(isinstance(glob, str) for glob in globs):
+            return f"`matchers.{field}` is not a list of patterns"
+    return _required(value, "id", "matchers", "ends")
+
+
+def silenced(value: object) -> str | None:
+    problem = _fields(
+        value, at=(str,), text=(str,), source=(str,), key=(str,), by=(str,), action=(str,)
+    )
+    if problem is None and isinstance(value, dict):
+        if value.get("action") not in SILENCED_ACTIONS:
+            return f"`action` is not one of {', '.join(SILENCED_ACTIONS)}"
+        return _required(value, "at", "by")
+    return problem
+
+
+def reply_id(value: object) -> str | None:
+    return None if isinstance(value, str) else "not a reply id"
+
+
+SILENCES = Shape(
+    "silences", silence, "the silences it held are forgotten (alerts they held go out)", listed=True
+)
+SILENCED = Shape("entries", silenced, "what was held back before is no longer listed", listed=True)
+REPLIES = Shape("applied", reply_id, "a reply written twice may be applied twice", listed=True)
