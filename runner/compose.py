@@ -94,10 +94,7 @@ def _message(
     kept, cut = _capped(coordinator, alerts)
     form = coordinator["message"]
     sources = coordinator.get("sources") or {}
-    lines = [  # {priority}: the one the caps went by
-        fill(form["line"], {"text": a.text, "source": a.source, "priority": _priority(sources, a)})
-        for a in kept
-    ]
+    lines = [_line(form["line"], a, _priority(sources, a)) for a in kept]
     if cut:
         lines.append(fill(form["more"], {"more": cut}))
     values: dict[str, object] = {"count": len(alerts), "name": spec.get("config")}
@@ -112,6 +109,17 @@ def _message(
         keys=[a.key for a in alerts],
         named=[a.key for a in kept],
     )
+
+
+def _line(template: str, alert: Alert, priority: int) -> str:
+    """One alert's line; {priority} is the one the caps went by. The item's code goes where
+    the template says {ref}, else at the end: `• Pay rent is overdue [r7]`."""
+    ref = f"[{alert.ref}]" if alert.ref else ""
+    line = fill(template, {"text": alert.text, "source": alert.source, "priority": priority,
+                           "ref": ref})  # fmt: skip
+    if ref and "ref" not in names(template) and not alert.text.endswith(ref):
+        line = f"{line} {ref}"
+    return line
 
 
 def _capped(coordinator: CoordinatorJSON, alerts: list[Alert]) -> tuple[list[Alert], int]:

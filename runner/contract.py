@@ -122,19 +122,25 @@ FIRINGS = "firings.json"
 PAUSES = "pauses.json"
 """Under state/: jobs paused after `pause_after` failures in a row (why, since when), and their
 failures runs.jsonl has no line for (runs systemd killed)."""
-
-
-SILENCES = "silences.json"
-"""Under state/: silences added at run time (`vigil silence add`, replies), active and expired;
-written by the coordinator alone (the CLI drops silence-add/-expire control findings)."""
-SILENCED = "silenced.json"
-"""Under state/: what silences, inhibit rules, maintenance windows and snoozes held back or
-dropped, the latest entries (`vigil inbox --silenced`)."""
 REFS = "refs.json"
-"""Under state/: the reference codes (`r7`) of open items."""
+"""Under state/: the reference codes (`[r7]`) of the items messages named; see runner.talk.refs."""
+SILENCES = "silences.json"
+"""Under state/: silences made at run time (`vigil silence add`, `mute` replies), outside any
+generation: a rollback neither revives nor deletes them."""
+SILENCED = "silenced.json"
+"""Under state/: the latest alerts silences, inhibit rules, maintenance windows and snoozes held
+back or dropped (`vigil inbox --silenced`)."""
 REPLIES = "replies.json"
-"""Under state/: the ids of the replies applied lately, so a reply written twice is applied
-once."""
+"""Under state/: the ids of the replies applied last (a reply source that writes one again
+after a crash is not applied twice)."""
+
+
+def reply_state_file(source: str) -> str:
+    """Under state/: a reply source's offset (the updates it has written to the inbox) and
+    the senders it ignored; its service is the one writer."""
+    return f"reply-{source}.json"
+
+
 FAILING = "failing"
 """Under state/: one empty-ish file per job whose last run failed, when its recovery is to be
 announced (`notify_recovered`): the failure handler creates it, the job's next successful run

@@ -29,7 +29,7 @@ from datetime import datetime
 
 from runner import clock, statefile
 from runner import stateshapes as shapes
-from runner.alerts import NAG_KEY, WATCH_KEY, Alert, held_record, latest_per_subject
+from runner.alerts import NAG_KEY, WATCH_KEY, Alert, dedup_subject, held_record
 from runner.clock import iso, utc_now
 from runner.contract import (
     COORDINATOR_PASS_TIMEOUT,
@@ -71,7 +71,7 @@ if TYPE_CHECKING:
     from runner.compose import Outgoing
     from runner.rules.nag import NagRuleSpec
     from runner.rules.pending import FileWatchSpec
-    from runner.spectypes import CoordinatorSpecJSON, WatchJSON
+    from runner.spectypes import CoordinatorSpecJSON, SourcePolicyJSON, WatchJSON
 
 # Start-up time is most of a coordinator run, so an idle run (nothing in the inbox, held or
 # queued) imports only what it reads with: the rules, composing, hashing, the outbox and the
@@ -308,9 +308,18 @@ def _process_claim(
     nag_states: dict[str, dict[str, Any]] = {}
     spec, watch_states = _readable_watches(spec, now)
     watch_specs: dict[str, WatchJSON] = spec.get("watches") or {}
+    talk = _Talk(state_dir, now)
+    holding: list[tuple[Alert, str]] = []  # a snoozed item's alert, said again at its end
     if intake.findings or any(watch_states.values()) or _has_absence(watch_specs):
         alerts += _apply_rules(
-            spec, intake.findings, nag_states, watch_states, now, claim=intake.claim
+            spec,
+            intake.findings,
+            nag_states,
+            watch_states,
+            now,
+            claim=intake.claim,
+            talk=talk,
+            holding=holding,
         )
     try:
         held_state = load_state(state_dir, HELD, shapes.HELD, now)
@@ -330,11 +339,9 @@ def _process_claim(
     already = _queued_before(held_state, alerts)
     repeated = [alert for alert in alerts if alert.key in already]
     alerts = [alert for alert in alerts if alert.key not in already]
-    sending: list[Alert] = []
-    if held_state is None:
-        sending = alerts
-    elif alerts or held:
-        sending, held = _quiet_hours_split(spec, alerts, held, now)
+    held += [alert for alert, _why in holding]
+    sending, kept = _gated(spec, alerts, held, talk, held_state is not None, now)
+    held = [alert for alert, _why in kept]
     # Without a readable held.json no occasion can be kept: a fresh one risks a duplicate
     # after a crash, never a message lost to an id already delivered.
     occasion = held_state.get("occasion") if held_state is not None else os.urandom(8).hex()
@@ -342,6 +349,8 @@ def _process_claim(
     # Rule alerts a killed run had queued count as queued now, with the ids they went out with.
     queued_now = [*queued, *_as_queued(already)]
     _remember_watch_messages(watch_states, queued_now)
+    if talk.loaded:
+        _note_told(talk.state, [*sending, *repeated], queued_now, now)
     if sending or repeated:
         _note_nags(spec, nag_states, [*sending, *repeated], queued_now, now)
     _note_nags_queued_before(spec, nag_states, held_state, already, now)
@@ -356,12 +365,15 @@ def _process_claim(
             HELD,
             {
                 "version": 1,
-                "alerts": [held_record(a, now) for a in held],
+                "alerts": [held_record(alert, now, why) for alert, why in kept],
                 "occasion": os.urandom(8).hex(),
                 "queued": _rule_alerts_queued(queued),
             },
         )
     _save_rule_states(spec, state_dir, nag_states, watch_states, intake, now)
+    if talk.loaded:
+        talk.state.refs.close_finished(nag_states, watch_states, now)
+        talk.state.save(now)
     done(state_dir, intake)
     delivered = _deliver(spec, state_dir, delivery_now) if deliver else {}
     return {
@@ -490,23 +502,64 @@ def _has_absence(watch_specs: dict[str, WatchJSON]) -> bool:
     return any(watch.get("absence") for watch in watch_specs.values())
 
 
-def _quiet_hours_split(
-    spec: CoordinatorSpecJSON, alerts: list[Alert], held: list[Alert], now: datetime
-) -> tuple[list[Alert], list[Alert]]:
-    """(to send now, to hold): in quiet hours only urgent alerts go out; after them all do.
-    Of alerts about the same subject only the latest is kept."""
+def _gated(
+    spec: CoordinatorSpecJSON,
+    alerts: list[Alert],
+    held: list[Alert],
+    talk: _Talk,
+    can_hold: bool,
+    now: datetime,
+) -> tuple[list[Alert], list[tuple[Alert, str]]]:
+    """(to send now, with their codes; to hold, and why): runner.talk.gate. Without
+    a readable held.json (`can_hold` False) what would be held goes now: never lost."""
+    if not alerts and not held:
+        return [], []
     from runner.compose import in_quiet_hours
+    from runner.talk.gate import split
 
-    if not in_quiet_hours(spec, now):
-        return latest_per_subject(held + alerts), []
-    urgent = [alert for alert in alerts if alert.urgent]
-    return urgent, latest_per_subject(held + [alert for alert in alerts if not alert.urgent])
+    quiet = can_hold and in_quiet_hours(spec, now)
+    sending, kept = split(spec, alerts, held, talk.state, now, quiet)
+    if not can_hold:
+        sending += [alert for alert, _why in kept]
+        kept = []
+    talk.state.refs.give(sending, now)
+    return sending, kept
+
+
+class _Talk:
+    """The state of answering back (runner.talk.state), read only by a pass that needs it."""
+
+    def __init__(self, state_dir: str, now: datetime) -> None:
+        self.state_dir, self.now = state_dir, now
+        self._state: Any = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._state is not None
+
+    @property
+    def state(self) -> Any:
+        if self._state is None:
+            from runner.talk.state import Talk
+
+            self._state = Talk(self.state_dir, self.now)
+        return self._state
+
+
+def _note_told(talk: Any, alerts: list[Alert], queued: list[Queued], now: datetime) -> None:
+    """The items messages named now have their code (runner.talk.refs)."""
+    named = {key for *_, named_keys in queued for key in named_keys}
+    for alert in alerts:
+        if alert.ref and alert.key in named:
+            talk.refs.told(alert, now)
 
 
 # -- rules: imported only by a run with findings or watch state -------------------------------
 
 CONTROL_KINDS = ("ack", "arm", "watch-deadline")
 """Findings from `vigil` that change watch state instead of being delivered."""
+TALK_KINDS = ("reply", "snooze", "silence-add", "silence-expire", "recovered")
+"""Findings from `vigil` that answer back (runner.talk.control)."""
 
 
 def _apply_rules(
@@ -517,9 +570,11 @@ def _apply_rules(
     now: datetime,
     *,
     claim: str | None = None,
+    talk: _Talk | None = None,
+    holding: list[tuple[Alert, str]] | None = None,
 ) -> list[Alert]:
-    """The alerts of this run's findings (nag rules, watches) and of the watches' clocks.
-    Rule state is updated in place; _save_rule_states writes it."""
+    """The alerts of this run's findings (nag rules, watches, replies) and of the watches'
+    clocks. Rule state is updated in place; _save_rule_states writes it."""
     watch_specs: dict[str, WatchJSON] = spec.get("watches") or {}
     files = _file_watches(watch_specs)
     _settle(spec, watch_specs, watch_states, now)
@@ -529,11 +584,52 @@ def _apply_rules(
         if finding.get("source") == VIGIL_SOURCE and finding.get("kind") in CONTROL_KINDS:
             alerts += _control(watch_specs, files, watch_states, finding, now)
             continue
+        talking = finding.get("source") == VIGIL_SOURCE and finding.get("kind") in TALK_KINDS
+        if talking or _clears(spec, finding):
+            if talk is not None and holding is not None:
+                alerts += _talk_control(spec, finding, talk, nag_states, watch_states, holding, now)
+            continue
         watched, matched = _watches_of_source(watch_specs, watch_states, finding, now)
         alerts += matched
         armed = _arm(files, watch_states, finding, now)
         alerts += _alerts_for(spec, finding, nag_states, now, claim=claim, handled=armed or watched)
     return alerts + _due_watch_alerts(watch_specs, files, watch_states, now)
+
+
+def _talk_control(
+    spec: CoordinatorSpecJSON,
+    finding: dict[str, Any],
+    talk: _Talk,
+    nag_states: dict[str, dict[str, Any]],
+    watch_states: dict[str, dict[str, Any]],
+    holding: list[tuple[Alert, str]],
+    now: datetime,
+) -> list[Alert]:
+    from runner.talk.control import Context, apply
+
+    def nag_state(rule: str) -> dict[str, Any] | None:
+        if rule not in nag_states and rule in (spec.get("nag") or {}):
+            from runner.rules.nag import NagRuleSpec
+
+            state = _nag_state(
+                spec, NagRuleSpec(rule, spec["nag"][rule], spec.get("timezone")), now
+            )
+            if state is not None:
+                nag_states[rule] = state
+        return nag_states.get(rule)
+
+    context = Context(spec, talk.state, nag_state, watch_states, now)
+    alerts = apply(finding, context)
+    holding += context.hold
+    return alerts
+
+
+def _clears(spec: CoordinatorSpecJSON, finding: dict[str, Any]) -> bool:
+    """A finding saying a source's condition (its `dedup_key`) is over: `"resolved": true`."""
+    if finding.get("resolved") is not True:
+        return False
+    policy = (spec["coordinator"].get("sources") or {}).get(str(finding.get("source")))
+    return bool(policy and policy.get("dedup_key"))
 
 
 def _watches_of_source(
@@ -722,7 +818,7 @@ def _alerts_for(
                 continue
             alerts += apply_rule(rule, finding, states[name], now)
     if not matching and (not handled or isinstance(finding.get("message"), str)):
-        alerts.append(_as_is(finding, source))
+        alerts.append(_as_is(finding, source, policy))
     for alert in alerts:
         alert.urgent = alert.urgent or bool(policy and policy.get("urgent"))
     return alerts
@@ -773,8 +869,10 @@ def _save_rule_states(
 # -- alerts, messages and delivery --------------------------------------------------------------
 
 
-def _as_is(finding: dict[str, Any], source: str) -> Alert:
-    """A finding no rule handles: its `message`, or a short rendering of it (never dropped)."""
+def _as_is(finding: dict[str, Any], source: str, policy: SourcePolicyJSON | None = None) -> Alert:
+    """A finding no rule handles: its `message`, or a short rendering of it (never dropped).
+    With the source's `dedup_key`, its subject is the condition it reports: one open item
+    however often it is reported (runner.talk.gate)."""
     text = finding.get("message")
     if not isinstance(text, str) or not text.strip():
         body = {k: v for k, v in finding.items() if k not in ("source", "timestamp")}
@@ -788,6 +886,7 @@ def _as_is(finding: dict[str, Any], source: str) -> Alert:
         urgent=finding.get("urgent") is True,
         key=str(finding.get("id") or ""),
         evidence=finding,
+        subject=dedup_subject(policy, finding, source),
     )
 
 

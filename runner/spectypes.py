@@ -258,6 +258,29 @@ class CoordinatorJSON(TypedDict):
     flapping: NotRequired[FlappingJSON]
 
 
+class ReplySourceJSON(TypedDict):
+    """What the coordinator knows of a reply source: where its answers go."""
+
+    kind: str
+    answer_to: list[str] | None
+
+
+InhibitJSON = TypedDict(  # `while` is a keyword: the functional form
+    "InhibitJSON", {"while": dict[str, list[str]], "hold": dict[str, list[str]], "drop": bool}
+)
+"""Hold (or drop) alerts matching `hold` while an open item matches `while`."""
+
+
+class MaintenanceJSON(TypedDict):
+    match: dict[str, list[str]]
+    start: str
+    end: str
+    days: list[int] | None
+    """Monday = 0; None: every day."""
+    timezone: str | None
+    drop: bool
+
+
 class ChannelJSON(TypedDict):
     """Exactly one of apprise, apprise_secret, command and file is set."""
 
@@ -372,34 +395,6 @@ class WatchJSON(TypedDict):
     escalate: EscalationJSON | None
 
 
-class MatcherJSON(TypedDict, total=False):
-    """Which alerts: each field present holds globs (any may match); every field must match.
-    At least one field is present."""
-
-    source: list[str]
-    job: list[str]
-    watch: list[str]
-    kind: list[str]
-    """Globs over runner.contract.ALERT_KINDS."""
-    text: list[str]
-
-
-InhibitJSON = TypedDict("InhibitJSON", {"while": MatcherJSON, "hold": MatcherJSON, "drop": bool})
-"""While an open item matches `while`, alerts matching `hold` are held (or dropped)."""
-
-
-class MaintenanceJSON(TypedDict):
-    match: MatcherJSON
-    start: str
-    """HH:MM, like `end` (earlier than start: the window spans midnight)."""
-    end: str
-    days: list[int] | None
-    """The weekdays the window starts on, Monday = 0; None: every day."""
-    timezone: str | None
-    """None: the config's."""
-    drop: bool
-
-
 class JobTimerJSON(TypedDict):
     """A job's timer as the heartbeat checks it ("did it run?"): its firings, and how late a
     run may start and still be that firing's."""
@@ -425,6 +420,7 @@ class CoordinatorSpecJSON(ServiceSpecJSON, FleetCoordinatorJSON):
     jobs: list[str]
     timers: NotRequired[dict[str, JobTimerJSON]]
     """The jobs with a calendar (not those only started at boot), by name."""
+    replies: NotRequired[dict[str, ReplySourceJSON]]
     inhibit: NotRequired[dict[str, InhibitJSON]]
     maintenance: NotRequired[dict[str, MaintenanceJSON]]
 

@@ -182,6 +182,8 @@ def held_alert(value: object) -> str | None:
         heldSince=(str,),
         subject=(str,),
         waiting=(str,),
+        ref=(str,),
+        by=(str,),
     )
     if problem is None and isinstance(value, dict):
         to = value.get("to") or []
@@ -244,6 +246,57 @@ def preflight(value: object) -> str | None:
     return problem or _required(value, "since", "reason")
 
 
+def ref_entry(value: object) -> str | None:
+    problem = _fields(
+        value,
+        subject=(str,),
+        opened=(str,),
+        told=(str,),
+        text=(str,),
+        alert=(dict,),
+        closed=(str,),
+        why=(str,),
+        snoozed=(str,),
+        acked=(str,),
+    )
+    return problem or _required(value, "subject")
+
+
+def silence(value: object) -> str | None:
+    problem = _fields(
+        value,
+        id=(str,),
+        matchers=(dict,),
+        starts=(str,),
+        ends=(str,),
+        comment=(str,),
+        by=(str,),
+        created=(str,),
+        expired=(str,),
+        matched=(int,),
+    )
+    if problem is not None or not isinstance(value, dict):
+        return problem
+    matchers = value.get("matchers") or {}
+    if not matchers or not all(
+        isinstance(globs, list) and all(isinstance(g, str) for g in globs)
+        for globs in matchers.values()
+    ):
+        return "`matchers` is not a map of field -> list of patterns"
+    return _required(value, "id", "ends")
+
+
+def silenced_entry(value: object) -> str | None:
+    problem = _fields(
+        value, at=(str,), text=(str,), source=(str,), key=(str,), by=(str,), action=(str,)
+    )
+    return problem or _required(value, "at", "by", "action")
+
+
+def reply_id(value: object) -> str | None:
+    return None if isinstance(value, str) else "not a reply id"
+
+
 NAG = Shape("items", nag_item, "every item's nag count starts again")
 WATCH = Shape("instances", watch_instance, "the watch starts again with no instances")
 HELD = Shape(
@@ -278,52 +331,16 @@ SPEND = WholeShape(
     "spend may be undercounted",
     {"reservations": reservation},
 )
+REFS = Shape("refs", ref_entry, "the codes of open items are given out afresh")
+SILENCES = Shape(
+    "silences", silence, "the silences it held end: `vigil silence add` them again", listed=True
+)
+SILENCED = Shape(
+    "entries", silenced_entry, "the record of what was held back starts again", listed=True
+)
+REPLIES = Shape(
+    "applied", reply_id, "a reply written twice after a crash may be applied twice", listed=True
+)
 PREFLIGHT = Shape(
     "failing", preflight, "a failing preflight is alerted once more, a recovery may go unsaid"
 )
-
-
-SILENCED_ACTIONS = ("held", "dropped", "released")
-
-
-def silence(value: object) -> str | None:
-    problem = _fields(
-        value,
-        id=(str,),
-        matchers=(dict,),
-        starts=(str,),
-        ends=(str,),
-        comment=(str,),
-        by=(str,),
-        created=(str,),
-        expired=(str,),
-        matched=(int,),
-    )
-    if problem is not None or not isinstance(value, dict):
-        return problem
-    for field, globs in (value.get("matchers") or {}).items():
-        if not isinstance(globs, list) or not all(isinstance(glob, str) for glob in globs):
-            return f"`matchers.{field}` is not a list of patterns"
-    return _required(value, "id", "matchers", "ends")
-
-
-def silenced(value: object) -> str | None:
-    problem = _fields(
-        value, at=(str,), text=(str,), source=(str,), key=(str,), by=(str,), action=(str,)
-    )
-    if problem is None and isinstance(value, dict):
-        if value.get("action") not in SILENCED_ACTIONS:
-            return f"`action` is not one of {', '.join(SILENCED_ACTIONS)}"
-        return _required(value, "at", "by")
-    return problem
-
-
-def reply_id(value: object) -> str | None:
-    return None if isinstance(value, str) else "not a reply id"
-
-
-SILENCES = Shape(
-    "silences", silence, "the silences it held are forgotten (alerts they held go out)", listed=True
-)
-SILENCED = Shape("entries", silenced, "what was held back before is no longer listed", listed=True)
-REPLIES = Shape("applied", reply_id, "a reply written twice may be applied twice", listed=True)

@@ -262,7 +262,7 @@ def test_inbox_silenced_lists_what_was_held_back_newest_last(
             "entries": [
                 {**entry, "at": "2026-12-07T13:00:00Z", "by": "inhibit:gateway-down"},
                 {**entry, "at": "2026-12-07T12:00:00Z", "by": "silence:s1111", "action": "dropped"},
-                {**entry, "at": "2026-12-07T12:30:00Z", "by": "x", "action": "eaten"},
+                {"at": "2026-12-07T12:30:00Z", "action": "held"},
             ],
         },
     )

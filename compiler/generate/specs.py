@@ -44,7 +44,6 @@ from runner.spectypes import (
     JobTimerJSON,
     LlmJSON,
     MaintenanceJSON,
-    MatcherJSON,
     NagRuleJSON,
     PauseJSON,
     ShellCommandJSON,
@@ -219,13 +218,13 @@ def coordinator_spec(
         "timers": _job_timers(config),
         "inhibit": inhibit_specs(config),
         "maintenance": maintenance_specs(config),
-        **fleet_part,
+        **fleet_part,  # type: ignore[typeddict-item]
     }
 
 
-def _matcher(matcher: Matcher) -> MatcherJSON:
+def _matcher(matcher: Matcher) -> dict[str, list[str]]:
     """Only the fields given, each a list of globs."""
-    dumped: MatcherJSON = matcher.model_dump(mode="json", exclude_none=True)  # type: ignore[assignment]
+    dumped: dict[str, list[str]] = matcher.model_dump(mode="json", exclude_none=True)
     return dumped
 
 

@@ -28,7 +28,9 @@ from runner.contract import (
 )
 
 TitleTemplate = Annotated[str, template_fields_from(("count", "name", "date")), TEMPLATE_SCHEMA]
-LineTemplate = Annotated[str, template_fields_from(("text", "source", "priority")), TEMPLATE_SCHEMA]
+LineTemplate = Annotated[
+    str, template_fields_from(("text", "source", "priority", "ref")), TEMPLATE_SCHEMA
+]
 DedupTemplate = Annotated[str, template_fields_from(None), TEMPLATE_SCHEMA]
 MoreTemplate = Annotated[str, template_fields_from(("more",)), TEMPLATE_SCHEMA]
 
@@ -95,7 +97,8 @@ class MessageFormat(StrictModel):
     title: TitleTemplate = "{name}: {count} new"
     """Title; placeholders {count}, {name}, {date}."""
     line: LineTemplate = "• {text}"
-    """One line per alert; placeholders {text}, {source}, {priority}."""
+    """One line per alert; placeholders {text}, {source}, {priority}, {ref} (the item's code in
+    brackets, `[r7]`, for replies; at the end of the line when the template does not place it)."""
     more: MoreTemplate = "+{more} more"
     """Last line when caps cut alerts; placeholder {more}."""
 

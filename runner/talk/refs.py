@@ -1,0 +1,230 @@
+"""Reference codes: every item a message names carries a short code (`[r7]`) the person can
+answer with. The code stays the item's while it is open (a nag item's later nags, a watch's
+repeats and a job's next failures say the same code), so it is unique among open items; a
+closed code is not given to another item for a day, so a late "done r7" is told it is closed
+rather than acting on something else.
+
+state/refs.json: {"version": 1, "refs": {"r7": {"subject", "told", "opened", "text", "alert",
+"closed"?, "why"?, "snoozed"?, "acked"?}}}. The coordinator is its one writer.
+"""
+
+from __future__ import annotations
+
+import re
+
+from runner.alerts import NAG_KEY, WATCH_KEY, Alert
+from runner.clock import iso, parse_iso
+from runner.findings import VIGIL_SOURCE
+from runner.talk.matchers import kind_of
+
+TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
+if TYPE_CHECKING:
+    from datetime import datetime
+    from typing import Any
+
+PREFIX = "r"
+CODE = re.compile(rf"\[?{PREFIX}(\d{{1,6}})\]?")
+CLOSED_KEPT = 86400
+"""Seconds a closed code stays closed before another item may get it."""
+IDLE_CLOSE = 7 * 86400
+"""Seconds after it was last told that the code of an item no rule follows (a one-off alert, a
+failure nobody answered) closes by itself."""
+RULE_IDLE_CLOSE = 30 * 86400
+"""The same for a nag item or a watch instance, which close with their rule state (see
+close_finished): only one whose rule is gone from the config waits this long."""
+UNCODED_KINDS = ("answer", "recovered")
+"""Alerts that are no item of their own: answers to replies, and the line saying an item
+recovered (it names the item's code)."""
+SNOOZED = "(snoozed) "
+"""How an alert said again when its snooze ends begins."""
+
+
+def subject_of(alert: Alert) -> str:
+    """What the item is, whatever this alert's step: a nag item, a watch instance, a job's
+    failures (paused, missed...), a deduplicated condition, else the alert itself."""
+    if alert.key.startswith(WATCH_KEY):
+        return alert.subject.removesuffix(":esc")  # its escalation is the same instance
+    if alert.source == VIGIL_SOURCE and isinstance(alert.evidence.get("job"), str):
+        return f"{VIGIL_SOURCE}:{kind_of(alert)}:{alert.evidence['job']}"
+    return alert.subject
+
+
+def normal(code: str) -> str | None:
+    """`R7`, `[r7]`, `r07` -> `r7`; None when it is no code."""
+    found = CODE.fullmatch(code.strip().lower())
+    return f"{PREFIX}{int(found.group(1))}" if found else None
+
+
+class Refs:
+    """The codes of state/refs.json, changed in place."""
+
+    def __init__(self, state: dict[str, Any], writable: bool = True) -> None:
+        self.state = state
+        self.writable = writable
+        """False when the file could not be read: it is left as it is."""
+        self.codes: dict[str, dict[str, Any]] = state.setdefault("refs", {})
+        self.changed = False
+
+    def open_code(self, subject: str) -> str | None:
+        for code, entry in self.codes.items():
+            if entry.get("subject") == subject and not entry.get("closed"):
+                return code
+        return None
+
+    def give(self, alerts: list[Alert], now: datetime) -> None:
+        """Each alert gets its item's open code, or the lowest free one (kept once told)."""
+        by_subject = {
+            entry.get("subject"): code
+            for code, entry in self.codes.items()
+            if not entry.get("closed")
+        }
+        for alert in alerts:
+            if kind_of(alert) in UNCODED_KINDS:
+                continue
+            subject = subject_of(alert)
+            code = by_subject.get(subject)
+            if code is None:
+                code = self._free()
+                self.codes[code] = {"subject": subject, "opened": iso(now)}
+                by_subject[subject] = code
+            alert.ref = code
+
+    def told(self, alert: Alert, now: datetime) -> None:
+        """A message named the alert: its code now means its item."""
+        entry = self.codes.get(alert.ref or "")
+        if entry is None:
+            return
+        entry.update(told=iso(now), text=alert.text, alert=alert.to_json())
+        self.changed = True
+
+    def close(self, code: str, why: str, now: datetime) -> None:
+        entry = self.codes.get(code)
+        if entry is not None and not entry.get("closed"):
+            entry.update(closed=iso(now), why=why)
+            entry.pop("snoozed", None)
+            self.changed = True
+
+    def close_subject(self, subject: str, why: str, now: datetime) -> str | None:
+        code = self.open_code(subject)
+        if code is not None:
+            self.close(code, why, now)
+        return code
+
+    def close_finished(
+        self,
+        nag_states: dict[str, dict[str, Any]],
+        watch_states: dict[str, dict[str, Any]],
+        now: datetime,
+    ) -> None:
+        """Close the codes of nag items no longer nagged (resolved, stopped, pruned) and of
+        watch instances no longer alerting, in the rule states this run read."""
+        from runner.rules.watchstate import ALERTING
+
+        for code, entry in list(self.open_entries().items()):
+            subject = str(entry.get("subject"))
+            kind, _, rest = subject.partition(":")
+            name, _, item = rest.partition(":")
+            if f"{kind}:" == NAG_KEY and name in nag_states:
+                record = (nag_states[name].get("items") or {}).get(item)
+                status = record.get("status") if isinstance(record, dict) else "gone"
+                if status != "active":
+                    self.close(code, str(status), now)
+            elif f"{kind}:" == WATCH_KEY and name in watch_states:
+                instance = (watch_states[name].get("instances") or {}).get(item)
+                state = instance.get("state") if isinstance(instance, dict) else "gone"
+                if state not in ALERTING:
+                    self.close(code, str(state), now)
+
+    def snooze(self, code: str, until: datetime) -> None:
+        self.codes[code]["snoozed"] = iso(until)
+        self.changed = True
+
+    def wake(self, code: str, alert: Alert) -> None:
+        """The snooze is over: the alert says so, and goes out."""
+        self.codes[code].pop("snoozed", None)
+        self.changed = True
+        if not alert.text.startswith(SNOOZED):
+            alert.text = f"{SNOOZED}{alert.text}"
+
+    def repeated(self, code: str, now: datetime) -> None:
+        """The open condition was reported again (not said again)."""
+        entry = self.codes[code]
+        entry.update(seen=iso(now), repeats=int(entry.get("repeats") or 0) + 1)
+        self.changed = True
+
+    # -- flapping: an item that opens and closes again and again is said once -----------------
+
+    def change(self, subject: str, opened: bool, now: datetime, within: int) -> int:
+        """Note that the item opened or closed (once per change); returns how many changes it
+        had in the last `within` seconds."""
+        flaps: dict[str, Any] = self.state.setdefault("flaps", {})
+        record = flaps.setdefault(subject, {"changes": [], "open": False})
+        if record.get("open") == opened:
+            return len(record["changes"])
+        cutoff = now.timestamp() - within
+        kept = [t for t in record["changes"] if (parse_iso(t) or now).timestamp() > cutoff]
+        record.update(changes=[*kept, iso(now)], open=opened, within=within)
+        self.changed = True
+        return len(record["changes"])
+
+    def flapping(self, subject: str, now: datetime) -> bool:
+        """Whether the item changed often enough lately to count as flapping (see change)."""
+        record = (self.state.get("flaps") or {}).get(subject)
+        if not isinstance(record, dict) or not record.get("flapping"):
+            return False
+        last = parse_iso((record.get("changes") or [None])[-1])
+        steady = last is None or (now - last).total_seconds() >= int(record.get("within") or 0)
+        if steady:  # a quiet `within` since the last change: the next change is news again
+            record["flapping"] = False
+            record["changes"] = []
+            self.changed = True
+        return not steady
+
+    def start_flapping(self, subject: str) -> None:
+        self.state.setdefault("flaps", {}).setdefault(subject, {})["flapping"] = True
+        self.changed = True
+
+    def open_entries(self) -> dict[str, dict[str, Any]]:
+        return {
+            code: entry
+            for code, entry in self.codes.items()
+            if entry.get("told") and not entry.get("closed")
+        }
+
+    def prune(self, now: datetime) -> None:
+        """Codes given but never told are forgotten; idle ones close; closed ones are freed a
+        day later."""
+        for code, entry in list(self.codes.items()):
+            told, closed = parse_iso(entry.get("told")), parse_iso(entry.get("closed"))
+            if told is None:
+                del self.codes[code]
+            elif closed is not None and (now - closed).total_seconds() >= CLOSED_KEPT:
+                del self.codes[code]
+                self.changed = True
+            elif closed is None and _idle(entry, told, now):
+                self.close(code, "no news for a week", now)
+        flaps = self.state.get("flaps") or {}
+        for subject in [s for s, f in flaps.items() if not _recent(f, now)]:
+            del flaps[subject]
+            self.changed = True
+
+    def _free(self) -> str:
+        number = 1
+        while f"{PREFIX}{number}" in self.codes:
+            number += 1
+        return f"{PREFIX}{number}"
+
+
+def _idle(entry: dict[str, Any], told: datetime, now: datetime) -> bool:
+    """Items a rule state follows (nag items, watch instances) close with it."""
+    if entry.get("snoozed"):
+        return False
+    ruled = str(entry.get("subject", "")).startswith((NAG_KEY, WATCH_KEY))
+    return (now - told).total_seconds() >= (RULE_IDLE_CLOSE if ruled else IDLE_CLOSE)
+
+
+def _recent(flaps: dict[str, Any], now: datetime) -> bool:
+    """Whether an item's flapping record still matters: open, or changed within its window."""
+    last = parse_iso((flaps.get("changes") or [None])[-1])
+    within = int(flaps.get("within") or 0)
+    return bool(flaps.get("open")) or (last is not None and (now - last).total_seconds() < within)
