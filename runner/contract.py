@@ -141,6 +141,17 @@ def reply_state_file(source: str) -> str:
     return f"reply-{source}.json"
 
 
+FAILING = "failing"
+"""Under state/: one empty-ish file per job whose last run failed, when its recovery is to be
+announced (`notify_recovered`): the failure handler creates it, the job's next successful run
+drops a `recovered` finding and removes it."""
+
+
+def failing_marker(job: str) -> str:
+    """Under state/: the marker of a failing job whose recovery is announced."""
+    return f"{FAILING}/{job}"
+
+
 def nag_state_file(rule: str) -> str:
     """Under state/: a nag rule's items and counts."""
     return f"nag-{rule}.json"
@@ -190,6 +201,30 @@ FLEET_LEASE_MAX = 300
 """The longest `fleet.lease`."""
 FORWARD_TIMEOUT = 300
 """Seconds one forwarder run (inbox and run records to NATS) may take before it is killed."""
+
+# --- alert kinds: what `kind:` in inhibit and maintenance matchers may name ------------------
+
+ALERT_KINDS = (
+    "failure",
+    "paused",
+    "missed",
+    "budget",
+    "rejected",
+    "preflight",
+    "nag",
+    "watch",
+    "recovered",
+    "finding",
+    "token-spike",
+    "state-rejected",
+    "claim-quarantined",
+    "finding-rejected",
+    "host-silent",
+)
+"""The kinds of alert the coordinator tells apart: vigil's own alerts by their finding's
+`kind` (a failed or paused job, a missed firing, a budget, a preflight, a token spike, a state
+file set aside, a quarantined claim, a finding NATS refused, a silent fleet host, a rejected
+inbox file), a nag item, a watch's alert, a recovery, and any other finding."""
 
 # --- command channels -----------------------------------------------------------------------
 

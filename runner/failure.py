@@ -180,10 +180,25 @@ def _failures(count: int) -> str:
     return f"{count} failure" if count == 1 else f"{count} failures"
 
 
+def _mark_failing(spec: FailureSpec, alert: dict[str, object], now: datetime) -> None:
+    """For a job whose recovery is announced: the marker its next successful run looks for
+    (a paused job's too). A marker that cannot be written costs the recovery line only."""
+    job = str(alert["job"])
+    if job not in spec.notify_recovered or alert["unit"] != service(job_unit(spec.config, job)):
+        return
+    from runner.recovery import mark_failing
+
+    try:
+        mark_failing(spec.state_dir, job, str(alert["invocation_id"] or ""), now)
+    except OSError as error:
+        print(f"vigil: cannot mark {job} as failing: {describe(error)}", file=sys.stderr)
+
+
 def run_failure(spec: FailureSpec, unit_arg: str) -> int:
     now = clock_now()
     alert = failure_alert(spec, unit_arg, now)
     due = _pause_if_due(spec, alert, now)
+    _mark_failing(spec, alert, now)
     print(f"vigil: alert: {json.dumps(alert, ensure_ascii=False)}", file=sys.stderr)
     if not due:
         return 0

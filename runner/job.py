@@ -18,7 +18,7 @@ import sys
 from runner.chain import check_predecessor
 from runner.clock import now
 from runner.command import Stopped, raise_stopped, run_command
-from runner.contract import INBOX, TMP
+from runner.contract import INBOX, STATE, TMP, failing_marker
 from runner.exitcodes import exit_code
 from runner.findings import completed
 from runner.fsatomic import describe, ensure_dir, write_finding
@@ -74,6 +74,8 @@ def run_job(spec: JobSpec) -> int:
         outcome = JobOutcome("failed", f"internal error: {type(error).__name__}: {error}")
     # A stop request now would only lose the record; systemd's SIGKILL still ends us.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if outcome.result == "ok" and spec.notify_recovered and spec.trial is None:
+        _announce_recovery(spec, record)
     code = exit_code(outcome.result)
     reason = _clean(redactor, outcome.reason)
     if reason:
@@ -92,6 +94,20 @@ def run_job(spec: JobSpec) -> int:
     if spec.trial is None:
         mark_ended(spec.state_dir, spec.job)
     return code
+
+
+def _announce_recovery(spec: JobSpec, record: RunRecord) -> None:
+    """A success after a failure: one `recovered` finding (runner.recovery); a stat() when
+    the job was not failing. Trouble writing it leaves the marker for the next success."""
+    if not os.path.exists(os.path.join(spec.state_dir, STATE, failing_marker(spec.job))):
+        return
+    from runner.recovery import announce_recovery
+
+    try:
+        if announce_recovery(spec.state_dir, spec.job, record.moment()):
+            record.notes.append("recovery written to the inbox")
+    except OSError as error:
+        print(f"vigil: could not announce the recovery: {describe(error)}", file=sys.stderr)
 
 
 def _say_waiting(holder: str) -> None:

@@ -216,6 +216,8 @@ class JobSpec(_Common):
         fleet = fields.child("fleet", optional=True)
         self.fleet = _fleet(fleet) if fleet else None
         """A fleet host's prompt job: the fleet's connection, for its spend ledger in NATS."""
+        self.notify_recovered = fields.data.get("notify_recovered") is True
+        """A successful run after a failure says so (runner.recovery)."""
         if self.argv is None and self.llm is None:
             raise SpecError("command: a job without a prompt needs a command")
         self.trial: Trial | None = None
@@ -241,6 +243,9 @@ class FailureSpec(_Common):
             job: Pausing(entry) for job, entry in fields.children("pause_after").items()
         }
         """job -> when and what to pause (jobs that are never paused are absent)."""
+        recovered = fields.data.get("notify_recovered")
+        self.notify_recovered = frozenset(fields.strings("notify_recovered") if recovered else ())
+        """The jobs whose failure leaves a marker for their recovery (runner.recovery)."""
 
 
 class Pausing:

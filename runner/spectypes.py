@@ -193,6 +193,8 @@ class JobSpecJSON(ServiceSpecJSON, FleetHostJSON):
     after: AfterJSON | None
     llm: LlmJSON | None
     budgets: list[BudgetJSON]
+    notify_recovered: NotRequired[bool]
+    """A successful run after a failure says so (state/failing/<job>, see runner.recovery)."""
 
 
 # --- the coordinator spec: the config's coordinator, channels, nag rules and watches ----------
@@ -206,9 +208,9 @@ class SourcePolicyJSON(TypedDict):
     """Channels instead of the coordinator's deliver_to."""
     urgent: bool
     dedup_key: NotRequired[str | None]
-    """A template over the finding's fields: the condition it reports, one open item."""
+    """A template over finding fields naming the open item a finding is about."""
     notify_recovered: NotRequired[bool | None]
-    """None: the coordinator's `notify_recovered`."""
+    """None: the coordinator's notify_recovered."""
 
 
 class QuietHoursJSON(TypedDict):
@@ -232,6 +234,12 @@ class DeliveryJSON(TypedDict):
     fallback: str | None
 
 
+class FlappingJSON(TypedDict):
+    changes: int
+    """Opened or resolved more than this many times within `within` seconds: damped."""
+    within: int
+
+
 class CoordinatorJSON(TypedDict):
     """The config's `coordinator:` less its sandbox (the unit's business)."""
 
@@ -246,13 +254,8 @@ class CoordinatorJSON(TypedDict):
     delivery: DeliveryJSON
     max_finding_bytes: int
     notify_recovered: NotRequired[bool]
-    flapping: NotRequired["FlappingJSON"]
-
-
-class FlappingJSON(TypedDict):
-    changes: int
-    within: int
-    """Seconds."""
+    """Absent: False."""
+    flapping: NotRequired[FlappingJSON]
 
 
 class ReplySourceJSON(TypedDict):
@@ -455,3 +458,6 @@ class FailureSpecJSON(SpecJSON):
     """release.auto_rollback: a changed job failing its first runs rolls the config back."""
     pause_after: NotRequired[dict[str, PauseJSON]]
     """job -> when and what to pause; jobs that are never paused are absent."""
+    notify_recovered: NotRequired[list[str]]
+    """The jobs whose failure leaves a marker (state/failing/<job>) for their next successful
+    run to announce the recovery."""

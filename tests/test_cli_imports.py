@@ -29,6 +29,8 @@ INSPECTING = [
     ("history", "reminder-check"),
     ("watches",),
     ("inbox",),
+    ("inbox", "--silenced"),
+    ("silence", "list"),
     ("outbox",),
     ("state",),
     ("cost", "vigil.yaml"),

@@ -155,6 +155,14 @@ def _watches(args: argparse.Namespace) -> int:
 
 def _inbox(args: argparse.Namespace) -> int:
     from compiler.cli.tables import show_table
+
+    if args.silenced:
+        from compiler.operate.talkctl import silenced_rows
+
+        rows = silenced_rows(load_setup(args.config, args.system).state, note)
+        columns = ["at", "by", "action", "source", "text"]
+        show_table(rows, columns, args.json, "nothing silenced lately")
+        return ExitCode.OK
     from compiler.operate.inspect_state import inbox_rows
 
     rows = inbox_rows(load_setup(args.config, args.system).state)
@@ -275,6 +283,19 @@ def _history_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _inbox_parser() -> argparse.ArgumentParser:
+    parser = _state_table(
+        "inbox",
+        "Findings waiting in the inbox (or being processed) and files that were rejected.\n"
+        "With --silenced, the alerts silences, inhibit rules, maintenance windows and\n"
+        "snoozes held back or dropped lately, newest last.",
+    )
+    parser.add_argument(
+        "--silenced", action="store_true", help="What was held back or dropped instead."
+    )
+    return parser
+
+
 def _cost_parser() -> argparse.ArgumentParser:
     parser = command_parser(
         "cost", "Estimated monthly cost per job beside this month's actual spend (runs.jsonl)."
@@ -297,13 +318,7 @@ PARSERS: Commands = {
         ),
         _watches,
     ),
-    "inbox": (
-        lambda: _state_table(
-            "inbox",
-            "Findings waiting in the inbox (or being processed) and files that were rejected.",
-        ),
-        _inbox,
-    ),
+    "inbox": (_inbox_parser, _inbox),
     "outbox": (
         lambda: _state_table(
             "outbox",

@@ -16,8 +16,9 @@ def parsed_commands() -> Commands:
     """Every command parsed here, by name."""
     from compiler.cli.checking import PARSERS as CHECKING
     from compiler.cli.inspect import PARSERS as INSPECTING
+    from compiler.cli.talk import PARSERS as TALKING
 
-    return {**INSPECTING, **CHECKING}
+    return {**INSPECTING, **TALKING, **CHECKING}
 
 
 def description(name: str) -> str:

@@ -9,6 +9,7 @@ from itertools import pairwise
 from typing import Literal, TypedDict
 
 from compiler.language.model import Config, Job
+from compiler.language.model.gating import WEEKDAYS, Matcher
 from compiler.language.model.llm import Budget
 from compiler.language.model.types import is_calendar
 from compiler.language.prices import price_of
@@ -38,9 +39,11 @@ from runner.spectypes import (
     FleetJSON,
     ForwardJobJSON,
     ForwardSpecJSON,
+    InhibitJSON,
     JobSpecJSON,
     JobTimerJSON,
     LlmJSON,
+    MaintenanceJSON,
     NagRuleJSON,
     PauseJSON,
     ShellCommandJSON,
@@ -101,8 +104,18 @@ def job_spec(
         "after": _after(config, job),
         "llm": _llm(config, job),
         "budgets": _budgets(config, job),
+        "notify_recovered": notify_recovered(config, name),
         **fleet_host,
     }
+
+
+def notify_recovered(config: Config, job: str) -> bool:
+    """Whether a job's success after a failure is announced: its source's setting (a job's
+    findings come from the source of its name), else the coordinator's."""
+    policy = config.coordinator.sources.get(job)
+    if policy is not None and policy.notify_recovered is not None:
+        return policy.notify_recovered
+    return config.coordinator.notify_recovered
 
 
 def _after(config: Config, job: Job) -> AfterJSON | None:
@@ -203,7 +216,36 @@ def coordinator_spec(
         "watches": dump["watches"],
         "jobs": sorted(config.jobs),
         "timers": _job_timers(config),
+        "inhibit": inhibit_specs(config),
+        "maintenance": maintenance_specs(config),
         **fleet_part,  # type: ignore[typeddict-item]
+    }
+
+
+def _matcher(matcher: Matcher) -> dict[str, list[str]]:
+    """Only the fields given, each a list of globs."""
+    dumped: dict[str, list[str]] = matcher.model_dump(mode="json", exclude_none=True)
+    return dumped
+
+
+def inhibit_specs(config: Config) -> dict[str, InhibitJSON]:
+    return {
+        name: {"while": _matcher(rule.while_), "hold": _matcher(rule.hold), "drop": rule.drop}
+        for name, rule in config.inhibit.items()
+    }
+
+
+def maintenance_specs(config: Config) -> dict[str, MaintenanceJSON]:
+    return {
+        name: {
+            "match": _matcher(window.match),
+            "start": window.start,
+            "end": window.end,
+            "days": None if window.days is None else [WEEKDAYS.index(d) for d in window.days],
+            "timezone": window.timezone,
+            "drop": window.drop,
+        }
+        for name, window in config.maintenance.items()
     }
 
 
@@ -369,4 +411,5 @@ def failure_spec(config: Config, system: bool) -> FailureSpecJSON:
         "journal_lines": 20,
         "auto_rollback": config.release.auto_rollback,
         "pause_after": pause_after,
+        "notify_recovered": [name for name in config.jobs if notify_recovered(config, name)],
     }

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from compiler.errors import did_you_mean as did_you_mean  # where the CLI's messages find it
 from compiler.language.model import Config
+from compiler.language.model.gating import Matcher, is_glob
 from compiler.language.preflight import PreflightError, preflight_calendar
 from runner.contract import (
     coordinator_unit,
@@ -35,6 +36,7 @@ def check(config: Config) -> list[Problem]:
         *_source_references(config),
         *_preflights(config),
         *_fleet(config),
+        *_matcher_references(config),
     ]
 
 
@@ -210,6 +212,28 @@ def _source_references(config: Config) -> Iterator[Problem]:
                 ("coordinator", "sources", name),
                 message + "; add `external: true` if something else writes it",
             )
+
+
+# --- inhibit rules and maintenance windows: the names their matchers give -----------------
+
+
+def _matchers(config: Config) -> Iterator[tuple[Path, Matcher]]:
+    for name, rule in config.inhibit.items():
+        yield ("inhibit", name, "while"), rule.while_
+        yield ("inhibit", name, "hold"), rule.hold
+    for name, window in config.maintenance.items():
+        yield ("maintenance", name, "match"), window.match
+
+
+def _matcher_references(config: Config) -> Iterator[Problem]:
+    """A job, watch or source named outright must exist; a glob may match nothing yet."""
+    sources = known_sources(config) | {BUILTIN_SOURCE}
+    known = {"job": set(config.jobs), "watch": set(config.watches), "source": sources}
+    for path, matcher in _matchers(config):
+        for field, names in known.items():
+            for i, value in enumerate(getattr(matcher, field) or ()):
+                if not is_glob(value) and value not in names:
+                    yield (*path, field, i), did_you_mean(value, names, field)
 
 
 # --- several machines: hosts and where each job runs ----------------------------------------

@@ -23,6 +23,7 @@ from compiler.errors import UsageError, VigilError, did_you_mean
 from compiler.install.generations import Installation, installed_names
 from compiler.layout import Scope
 from runner.contract import coordinator_unit, path_unit, service, timer
+from runner.findings import VIGIL_SOURCE
 
 if TYPE_CHECKING:
     from compiler.language.model import Config
@@ -77,6 +78,8 @@ class ConfigView:
     """The coordinator's units on this machine, its service first: service, path unit and
     heartbeat timer; a fleet coordinator's service alone (long-running); none on a fleet host
     that does not run the coordinator."""
+    sources: tuple[str, ...] = ()
+    """Where findings come from: the jobs, the external sources and vigil itself."""
 
     @property
     def state(self) -> Path:
@@ -158,7 +161,14 @@ def read_setup(load: Callable[[str], Any], present: Container[str]) -> ConfigVie
         coordinator_units=_coordinator_units(coordinator["config"], coordinator)
         if runs_coordinator
         else (),
+        sources=_sources(jobs, coordinator if runs_coordinator else None),
     )
+
+
+def _sources(jobs: dict[str, JobInfo], coordinator: dict[str, Any] | None) -> tuple[str, ...]:
+    policies = coordinator["coordinator"]["sources"] if coordinator else {}
+    external = [name for name, policy in policies.items() if policy.get("external")]
+    return (*jobs, *external, VIGIL_SOURCE)
 
 
 def _coordinator_units(name: str, spec: dict[str, Any]) -> tuple[str, ...]:

@@ -107,13 +107,20 @@ def drop_control(state: Path, finding: dict[str, Any]) -> Path:
     return Path(write_finding(str(state), finding, now))
 
 
-def ack(config: ConfigView, state: Path, watch: str, key: str | None, warn: Warn) -> Path:
+def check_instance(
+    config: ConfigView, state: Path, watch: str, key: str | None, warn: Warn
+) -> None:
+    """That the config has the watch and, given a key, the watch has that instance."""
     _check_watch(config, watch)
     if key is not None:
         known = sorted(_instances(state, watch, warn))
         if key not in known:
             listed = f"known keys: {', '.join(known)}" if known else "it has no instances yet"
             raise UsageError(f"{watch} has no instance {key!r}; {listed}")
+
+
+def ack(config: ConfigView, state: Path, watch: str, key: str | None, warn: Warn) -> Path:
+    check_instance(config, state, watch, key, warn)
     return drop_control(state, {"kind": "ack", "watch": watch, "key": key})
 
 

@@ -9,6 +9,7 @@ from pydantic import Field
 from compiler.language.model.channels import Channel
 from compiler.language.model.coordinator import Coordinator
 from compiler.language.model.fleet import Fleet
+from compiler.language.model.gating import Inhibit, Maintenance
 from compiler.language.model.jobs import Job
 from compiler.language.model.llm import Budget, LlmDefaults
 from compiler.language.model.nag import NagRule
@@ -46,6 +47,10 @@ class Config(StrictModel):
     """Escalation rules for the items sources report."""
     coordinator: Coordinator
     """How findings become delivered messages."""
+    inhibit: dict[Name, Inhibit] = Field(default_factory=dict)
+    """While one condition holds (a job failing), hold back the alerts that follow from it."""
+    maintenance: dict[Name, Maintenance] = Field(default_factory=dict)
+    """Recurring windows in which matching alerts are held (or dropped)."""
     release: Release = Release()
     """How changes go live (canary applies, automatic rollback) and when failing jobs pause."""
     fleet: Fleet | None = None

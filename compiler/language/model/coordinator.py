@@ -31,6 +31,7 @@ TitleTemplate = Annotated[str, template_fields_from(("count", "name", "date")), 
 LineTemplate = Annotated[
     str, template_fields_from(("text", "source", "priority", "ref")), TEMPLATE_SCHEMA
 ]
+DedupTemplate = Annotated[str, template_fields_from(None), TEMPLATE_SCHEMA]
 MoreTemplate = Annotated[str, template_fields_from(("more",)), TEMPLATE_SCHEMA]
 
 
@@ -56,6 +57,12 @@ class SourcePolicy(StrictModel):
     """Channels for this source, instead of coordinator.deliver_to."""
     urgent: bool = False
     """Bypass quiet hours."""
+    dedup_key: DedupTemplate | None = None
+    """What makes two findings of the source the same open item ('{host}:{check}'): the
+    condition every run repeats is one item, told once; placeholders are finding fields."""
+    notify_recovered: bool | None = None
+    """Say once when an open item of the source stops being reported (a failing job that
+    succeeds again); default coordinator.notify_recovered."""
 
 
 class QuietHours(StrictModel):
@@ -73,6 +80,15 @@ class QuietHours(StrictModel):
         if self.start == self.end:
             raise ValueError("start and end are the same time")
         return self
+
+
+class Flapping(StrictModel):
+    """An item that opens and resolves this often is told once, not at every change."""
+
+    changes: Annotated[int, Field(ge=2)] = 3
+    """Opened or resolved more than this many times ..."""
+    within: PositiveDuration = 3600
+    """... within this long: one line says it is flapping, and it is quiet until it settles."""
 
 
 class MessageFormat(StrictModel):
@@ -121,6 +137,11 @@ class Coordinator(StrictModel):
     """Layout of the consolidated message."""
     delivery: Delivery = Delivery()
     """Retries and dead-lettering."""
+    notify_recovered: bool = False
+    """Say once when an open item stops being reported (a failing job succeeds again, a
+    watch is satisfied late); coordinator.sources.<source>.notify_recovered overrides it."""
+    flapping: Flapping = Flapping()
+    """Damping of items that keep opening and resolving."""
     max_finding_bytes: Annotated[int, Field(ge=256)] = 1024 * 1024
     """Larger inbox files are rejected."""
     hosts: Names | None = None

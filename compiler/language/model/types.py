@@ -238,11 +238,17 @@ _SCHEDULE_SCHEMA = {
 Schedule = Annotated[str, AfterValidator(_check_schedule), WithJsonSchema(_SCHEDULE_SCHEMA)]
 
 
-def _to_list(value: object) -> object:
+def to_list(value: object) -> object:
+    """One string written where a list may stand: a list of it."""
     return [value] if isinstance(value, str) else value
 
 
-def _unique(values: list[str]) -> list[str]:
+def one_or_more(schema: dict[str, object]) -> WithJsonSchema:
+    """The JSON Schema of a value written as one item or as a non-empty list of them."""
+    return WithJsonSchema({"anyOf": [schema, {"type": "array", "items": schema, "minItems": 1}]})
+
+
+def unique(values: list[str]) -> list[str]:
     duplicates = sorted({v for v in values if values.count(v) > 1})
     if duplicates:
         raise ValueError(f"listed more than once: {', '.join(duplicates)}")
@@ -251,21 +257,14 @@ def _unique(values: list[str]) -> list[str]:
 
 Schedules = Annotated[
     list[Schedule],
-    BeforeValidator(_to_list),
+    BeforeValidator(to_list),
     Field(min_length=1),
-    AfterValidator(_unique),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                _SCHEDULE_SCHEMA,
-                {"type": "array", "items": _SCHEDULE_SCHEMA, "minItems": 1},
-            ],
-        }
-    ),
+    AfterValidator(unique),
+    one_or_more(_SCHEDULE_SCHEMA),
 ]
 """One schedule or a list of them; a list fires at the union of its schedules."""
 
-Names = Annotated[list[Name], Field(min_length=1), AfterValidator(_unique)]
+Names = Annotated[list[Name], Field(min_length=1), AfterValidator(unique)]
 """A non-empty list of names, each once (the fleet's hosts)."""
 
 
