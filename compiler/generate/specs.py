@@ -25,6 +25,7 @@ from runner.contract import (
     timer,
     watch_unit,
 )
+from runner.findings import VIGIL_SOURCE
 from runner.spectypes import (
     AfterJSON,
     ArgvCommandJSON,
@@ -110,12 +111,29 @@ def job_spec(
 
 
 def notify_recovered(config: Config, job: str) -> bool:
-    """Whether a job's success after a failure is announced: its source's setting (a job's
-    findings come from the source of its name), else the coordinator's."""
+    """Whether the coordinator hears when the job runs fine after failing (runner.recovery):
+    when that is announced (its source's `notify_recovered`, a job's findings come from the
+    source of its name, else the coordinator's), and when an inhibit rule waits on its
+    failures (what it holds goes out once the job recovers)."""
     policy = config.coordinator.sources.get(job)
     if policy is not None and policy.notify_recovered is not None:
-        return policy.notify_recovered
-    return config.coordinator.notify_recovered
+        announced = policy.notify_recovered
+    else:
+        announced = config.coordinator.notify_recovered
+    rules = config.inhibit.values()
+    return announced or any(_waits_on_failures(rule.while_, job) for rule in rules)
+
+
+def _waits_on_failures(condition: Matcher, job: str) -> bool:
+    """Whether the failure alerts of `job` (source vigil, kind failure) can match."""
+    from fnmatch import fnmatchcase
+
+    facts = {"source": VIGIL_SOURCE, "job": job, "kind": "failure"}
+    for field, value in facts.items():
+        globs = getattr(condition, field)
+        if globs is not None and not any(fnmatchcase(value, glob) for glob in globs):
+            return False
+    return condition.watch is None
 
 
 def _after(config: Config, job: Job) -> AfterJSON | None:
