@@ -33,6 +33,12 @@ def forward_unit(config: str) -> str:
     return f"{config}-forward"
 
 
+def reply_unit(config: str, source: str) -> str:
+    """A reply source (`replies:`): a long-running service turning what the person answers
+    into reply findings in the inbox."""
+    return f"{config}-reply-{source}"
+
+
 def preflight_unit(config: str, job: str) -> str:
     """A job's preflight: its `check:` in its sandbox, `preflight:` before each firing."""
     return f"{config}-preflight-{job}"
@@ -129,6 +135,11 @@ def nag_state_file(rule: str) -> str:
     return f"nag-{rule}.json"
 
 
+def reply_state_file(source: str) -> str:
+    """Under state/: a reply source's offset and counts, written only by its own service."""
+    return f"reply-{source}.json"
+
+
 def watch_state_file(watch: str) -> str:
     """Under state/: a watch's instances."""
     return f"watch-{watch}.json"
@@ -173,6 +184,15 @@ FLEET_LEASE_MAX = 300
 """The longest `fleet.lease`."""
 FORWARD_TIMEOUT = 300
 """Seconds one forwarder run (inbox and run records to NATS) may take before it is killed."""
+
+# --- reply sources (`replies:`) ---------------------------------------------------------------
+
+REPLY_KINDS = ("telegram", "signal", "command")
+"""The kinds of reply source: exactly one of them per entry of `replies:`."""
+REPLY_FINDING_KIND = "reply"
+"""The `kind` of the control finding a reply source writes (source `vigil`)."""
+TELEGRAM_API = "https://api.telegram.org"
+"""The Bot API a `telegram` reply source polls unless it names another (`api:`)."""
 
 # --- command channels -----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from compiler.language.model.jobs import Job
 from compiler.language.model.llm import Budget, LlmDefaults
 from compiler.language.model.nag import NagRule
 from compiler.language.model.release import Release
+from compiler.language.model.replies import ReplySource
 from compiler.language.model.types import Name, Names, PathStr, StrictModel, TimeZone
 from compiler.language.model.watches import Watch
 
@@ -46,6 +47,9 @@ class Config(StrictModel):
     """Escalation rules for the items sources report."""
     coordinator: Coordinator
     """How findings become delivered messages."""
+    replies: dict[Name, ReplySource] = Field(default_factory=dict)
+    """Where the person's answers come from (reply to acknowledge, snooze...): each a
+    long-running service writing what it receives into the inbox."""
     release: Release = Release()
     """How changes go live (canary applies, automatic rollback) and when failing jobs pause."""
     fleet: Fleet | None = None
