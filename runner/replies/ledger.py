@@ -73,6 +73,7 @@ class Ledger:
         """Write the reply's finding (an accepted text message), then what was read; returns
         the reply's id, None for a message that was ignored or skipped."""
         written = None
+        before = (self.offset, dict(self.ignored), self.received, self.last_reply)
         if incoming.accepted and incoming.text is not None:
             written = self._write_finding(incoming)
             self.received += 1
@@ -81,7 +82,12 @@ class Ledger:
             self.ignored[incoming.sender] = self.ignored.get(incoming.sender, 0) + 1
         if incoming.offset is not None:
             self.offset = incoming.offset
-        self.save()
+        try:
+            self.save()
+        except BaseException:
+            # Not stored: the message is read again (the same reply id), counted once.
+            self.offset, self.ignored, self.received, self.last_reply = before
+            raise
         return written
 
     def _write_finding(self, incoming: Incoming) -> str:
