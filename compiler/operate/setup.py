@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Container
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +77,8 @@ class ConfigView:
     """The coordinator's units on this machine, its service first: service, path unit and
     heartbeat timer; a fleet coordinator's service alone (long-running); none on a fleet host
     that does not run the coordinator."""
+    replies: dict[str, str] = field(default_factory=dict)
+    """The reply sources (`replies:`), name -> kind, each a long-running service."""
 
     @property
     def state(self) -> Path:
@@ -158,6 +160,7 @@ def read_setup(load: Callable[[str], Any], present: Container[str]) -> ConfigVie
         coordinator_units=_coordinator_units(coordinator["config"], coordinator)
         if runs_coordinator
         else (),
+        replies={n: r["kind"] for n, r in (coordinator.get("replies") or {}).items()},
     )
 
 
