@@ -3,8 +3,9 @@
 
 Kinds: `job SPEC [--try DIR [--no-model | --check] | --preflight]` (a scheduled job, a try of
 it: see runner.trial, or its preflight: runner.preflight), `coordinator SPEC` (inbox to
-delivered messages), `forward SPEC` (a fleet host's findings and runs to NATS: runner.fleet)
-and `failure SPEC UNIT` (the OnFailure= alert handler).
+delivered messages), `forward SPEC` (a fleet host's findings and runs to NATS: runner.fleet),
+`reply SPEC` (a reply source's long-running service: runner.replies) and `failure SPEC UNIT`
+(the OnFailure= alert handler).
 Exit codes are listed in runner.exitcodes. Each kind's module is imported only when it runs,
 so a job's start-up stays stdlib-only and small.
 """
@@ -19,10 +20,17 @@ from runner.exitcodes import USAGE
 USAGE_TEXT = (
     "usage: python -m runner job SPEC [--try DIR [--no-model | --check] | --preflight]"
     " | coordinator SPEC"
-    " | watch SPEC | forward SPEC | failure SPEC UNIT"
+    " | watch SPEC | forward SPEC | reply SPEC | failure SPEC UNIT"
 )
-EXTRA_ARGS = {"job": 3, "failure": 1, "coordinator": 0, "watch": 0, "forward": 0}
+EXTRA_ARGS = {"job": 3, "failure": 1, "coordinator": 0, "watch": 0, "forward": 0, "reply": 0}
 """Kinds this version runs, and how many arguments may follow the spec."""
+SPEC_ONLY = {
+    "coordinator": "runner.coordinator",
+    "forward": "runner.fleet.forward",
+    "watch": "runner.watch",
+    "reply": "runner.replies.service",
+}
+"""Kinds whose module's `main(SPEC)` reads its spec and does the rest."""
 
 
 def main(argv: list[str]) -> int:
@@ -33,20 +41,13 @@ def main(argv: list[str]) -> int:
     if kind not in EXTRA_ARGS or len(rest) > EXTRA_ARGS[kind]:
         print(USAGE_TEXT, file=sys.stderr)
         return USAGE
+    if kind in SPEC_ONLY:
+        import importlib  # already loaded by the interpreter's start-up: free
+
+        status: int = importlib.import_module(SPEC_ONLY[kind]).main(spec_path)
+        return status
     from runner.spec import SpecError
 
-    if kind == "coordinator":
-        from runner.coordinator import main as run_coordinator
-
-        return run_coordinator(spec_path)
-    if kind == "forward":
-        from runner.fleet.forward import main as run_forward
-
-        return run_forward(spec_path)
-    if kind == "watch":
-        from runner.watch import main as run_watch
-
-        return run_watch(spec_path)
     try:
         if kind == "job":
             from runner.job import run_job

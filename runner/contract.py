@@ -33,6 +33,12 @@ def forward_unit(config: str) -> str:
     return f"{config}-forward"
 
 
+def reply_unit(config: str, source: str) -> str:
+    """A reply source (`replies:`): a long-running service turning what the person answers
+    into reply findings in the inbox."""
+    return f"{config}-reply-{source}"
+
+
 def preflight_unit(config: str, job: str) -> str:
     """A job's preflight: its `check:` in its sandbox, `preflight:` before each firing."""
     return f"{config}-preflight-{job}"
@@ -225,6 +231,14 @@ ALERT_KINDS = (
 `kind` (a failed or paused job, a missed firing, a budget, a preflight, a token spike, a state
 file set aside, a quarantined claim, a finding NATS refused, a silent fleet host, a rejected
 inbox file), a nag item, a watch's alert, a recovery, and any other finding."""
+# --- reply sources (`replies:`) ---------------------------------------------------------------
+
+REPLY_KINDS = ("telegram", "signal", "command")
+"""The kinds of reply source: exactly one of them per entry of `replies:`."""
+REPLY_FINDING_KIND = "reply"
+"""The `kind` of the control finding a reply source writes (source `vigil`)."""
+TELEGRAM_API = "https://api.telegram.org"
+"""The Bot API a `telegram` reply source polls unless it names another (`api:`)."""
 
 # --- command channels -----------------------------------------------------------------------
 

@@ -17,7 +17,9 @@ required one at run time, and the test asks it.
 
 from typing import Literal, NotRequired, TypedDict
 
-SpecKind = Literal["job", "coordinator", "watch", "failure", "forward"]
+SpecKind = Literal["job", "coordinator", "watch", "failure", "forward", "reply"]
+ReplyKind = Literal["telegram", "signal", "command"]
+"""runner.contract.REPLY_KINDS as a type."""
 OutputMode = Literal["findings", "log", "message"]
 """How a job's stdout is read (runner.spec.OUTPUT_MODES at run time)."""
 BudgetScope = Literal["job", "global"]
@@ -258,13 +260,6 @@ class CoordinatorJSON(TypedDict):
     flapping: NotRequired[FlappingJSON]
 
 
-class ReplySourceJSON(TypedDict):
-    """What the coordinator knows of a reply source: where its answers go."""
-
-    kind: str
-    answer_to: list[str] | None
-
-
 InhibitJSON = TypedDict(  # `while` is a keyword: the functional form
     "InhibitJSON", {"while": dict[str, list[str]], "hold": dict[str, list[str]], "drop": bool}
 )
@@ -412,6 +407,15 @@ class JobTimerJSON(TypedDict):
     """Persistent=: systemd runs a firing it missed while off as soon as the timer starts."""
 
 
+class ReplyJSON(TypedDict):
+    """A reply source as the coordinator sees it (`replies:`)."""
+
+    kind: ReplyKind
+    answer_to: list[str]
+    """The channels answers to its replies go to (its `answer_to`, else
+    coordinator.deliver_to)."""
+
+
 class CoordinatorSpecJSON(ServiceSpecJSON, FleetCoordinatorJSON):
     coordinator: CoordinatorJSON
     channels: dict[str, ChannelJSON]
@@ -420,7 +424,9 @@ class CoordinatorSpecJSON(ServiceSpecJSON, FleetCoordinatorJSON):
     jobs: list[str]
     timers: NotRequired[dict[str, JobTimerJSON]]
     """The jobs with a calendar (not those only started at boot), by name."""
-    replies: NotRequired[dict[str, ReplySourceJSON]]
+    replies: NotRequired[dict[str, ReplyJSON]]
+    """The reply sources, by name: each writes `reply` findings (source `vigil`) into the
+    inbox."""
     inhibit: NotRequired[dict[str, InhibitJSON]]
     maintenance: NotRequired[dict[str, MaintenanceJSON]]
 
@@ -461,3 +467,40 @@ class FailureSpecJSON(SpecJSON):
     notify_recovered: NotRequired[list[str]]
     """The jobs whose failure leaves a marker (state/failing/<job>) for their next successful
     run to announce the recovery."""
+
+
+# --- a reply source's service (runner.replies) --------------------------------------------------
+
+
+class TelegramReplyJSON(TypedDict):
+    credential: str
+    """The credential (LoadCredential=) holding the bot token."""
+    chats: list[str]
+    """The accepted chat ids, as strings."""
+    api: str
+    """The Bot API's base URL, without a trailing slash."""
+
+
+class SignalReplyJSON(TypedDict):
+    url: str | None
+    """signal-cli daemon --http: its base URL (the events stream is /api/v1/events below it)."""
+    socket: str | None
+    """signal-cli daemon --socket: the unix socket (`~` not yet expanded)."""
+    account: str | None
+    numbers: list[str]
+    """The accepted senders: numbers or UUIDs."""
+
+
+class ReplySourceJSON(TypedDict, total=False):
+    """Exactly one of these, the one `source_kind` names."""
+
+    telegram: TelegramReplyJSON
+    signal: SignalReplyJSON
+    command: list[str]
+    """The program and its arguments, run without a shell."""
+
+
+class ReplySpecJSON(ServiceSpecJSON, ReplySourceJSON):
+    source: str
+    """The reply source's name (`replies:`); its state is state/reply-<source>.json."""
+    source_kind: ReplyKind

@@ -32,6 +32,7 @@ SPEC_TYPES: dict[str, Any] = {
     "watch": spectypes.WatchSpecJSON,
     "failure": spectypes.FailureSpecJSON,
     "forward": spectypes.ForwardSpecJSON,
+    "reply": spectypes.ReplySpecJSON,
 }
 HAND_WRITTEN_ONLY = {"history_max_bytes", "max_retries"}
 """Keys the runner reads that the compiler never writes (the types say so)."""
@@ -42,6 +43,7 @@ BASES = {
     spectypes.DeadlineTimerJSON,
     spectypes.FleetHostJSON,
     spectypes.FleetCoordinatorJSON,
+    spectypes.ReplySourceJSON,
 }
 """Types the spec kinds extend: their keys are checked as keys of those."""
 

@@ -33,6 +33,7 @@ from runner.contract import (
     job_unit,
     path_unit,
     preflight_unit,
+    reply_unit,
     rollback_unit,
     service,
     timer,
@@ -185,6 +186,9 @@ def _runnables(target: Target) -> Iterator[tuple[str, SpecKind, str, SpecJSON]]:
     if target.fleet is not None:
         forward = specs.forward_spec(config, target.fleet, system)
         yield forward_unit(name), "forward", "forward.json", forward
+    for source in config.replies:
+        reply = specs.reply_spec(config, source, system)
+        yield reply_unit(name, source), "reply", f"reply-{source}.json", reply
     for watch_name in _timed_watches(config):
         watch = specs.watch_spec(config, watch_name, system)
         yield watch_unit(name, watch_name), "watch", f"watch-{watch_name}.json", watch
@@ -210,6 +214,7 @@ def _units(target: Target, runtime: Sequence[str]) -> Iterator[UnitPlan]:
             yield _fleet_coordinator_service(target, runtime)
         yield from _forward_units(target, runtime)
     yield from _watch_units(config, internal)
+    yield from _reply_units(config, system, runtime)
     unit = failure_unit(config.name)
     yield service(f"{unit}@"), "failure.service.j2", {"unit": unit, "sandbox": internal}, False
 
@@ -383,6 +388,26 @@ def _forward_units(target: Target, runtime: Sequence[str]) -> Iterator[UnitPlan]
     }
     yield service(unit), "forward.service.j2", values, False
     yield from _inbox_and_heartbeat(config, system, unit, FORWARD_TRIGGERS)
+
+
+def _reply_units(config: Config, system: bool, runtime: Sequence[str]) -> Iterator[UnitPlan]:
+    """Each reply source: long-running, enabled and started by apply, restarted when it
+    fails. Its unit names its spec's digest, so that apply restarts it when only the spec
+    changed (a chat added): a service that runs for weeks reads its spec once."""
+    for source, settings in config.replies.items():
+        unit = reply_unit(config.name, source)
+        spec = jsontext.dumps(specs.reply_spec(config, source, system)) + "\n"
+        telegram = settings.telegram
+        credentials = [(telegram.token, config.secrets[telegram.token])] if telegram else []
+        values = {
+            "unit": unit,
+            "reply_source": source,
+            "kind": settings.kind,
+            "spec_sha256": hashlib.sha256(spec.encode("utf-8")).hexdigest()[:16],
+            "credentials": credentials,
+            "sandbox": sandbox.reply_policy(config, settings, system, runtime),
+        }
+        yield service(unit), "reply.service.j2", values, True
 
 
 def _watch_units(config: Config, internal: sandbox.Policy) -> Iterator[UnitPlan]:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from compiler.generate import specs
 from compiler.language.model import Config, Job
 from compiler.language.model.jobs import Sandbox
+from compiler.language.model.replies import ReplySource
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,18 @@ def coordinator_policy(config: Config, system: bool, runtime: Sequence[str]) -> 
 def forward_policy(config: Config, system: bool, runtime: Sequence[str]) -> Policy:
     """A fleet host's forwarder: the coordinator's sandbox, without its channels' files."""
     return _policy(config, config.coordinator.sandbox, system, runtime, writable=[])
+
+
+def reply_policy(
+    config: Config, source: ReplySource, system: bool, runtime: Sequence[str]
+) -> Policy:
+    """A reply source: the coordinator's sandbox level with the network (the Bot API, a
+    signal-cli daemon's HTTP) and, when strict, the directory of signal-cli's socket."""
+    readable = []
+    if source.signal is not None and source.signal.socket is not None:
+        readable.append(posixpath.dirname(source.signal.socket))
+    settings = config.coordinator.sandbox.model_copy(update={"network": True})
+    return _policy(config, settings, system, runtime, writable=[], readable=readable)
 
 
 def internal_policy(config: Config, system: bool) -> Policy:

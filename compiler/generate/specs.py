@@ -21,6 +21,7 @@ from runner.contract import (
     forward_unit,
     job_unit,
     preflight_unit,
+    reply_unit,
     service,
     timer,
     watch_unit,
@@ -47,6 +48,9 @@ from runner.spectypes import (
     MaintenanceJSON,
     NagRuleJSON,
     PauseJSON,
+    ReplyJSON,
+    ReplySourceJSON,
+    ReplySpecJSON,
     ShellCommandJSON,
     SpecJSON,
     SpecKind,
@@ -234,9 +238,10 @@ def coordinator_spec(
         "watches": dump["watches"],
         "jobs": sorted(config.jobs),
         "timers": _job_timers(config),
+        "replies": _replies(config),
         "inhibit": inhibit_specs(config),
         "maintenance": maintenance_specs(config),
-        **fleet_part,  # type: ignore[typeddict-item]
+        **fleet_part,
     }
 
 
@@ -264,6 +269,49 @@ def maintenance_specs(config: Config) -> dict[str, MaintenanceJSON]:
             "drop": window.drop,
         }
         for name, window in config.maintenance.items()
+    }
+
+
+def _replies(config: Config) -> dict[str, ReplyJSON]:
+    deliver_to = list(config.coordinator.deliver_to)
+    return {
+        name: {"kind": source.kind, "answer_to": list(source.answer_to or deliver_to)}
+        for name, source in config.replies.items()
+    }
+
+
+SIGNAL_RPC = "/api/v1/rpc"
+"""The JSON-RPC endpoint of `signal-cli daemon --http`; its events are beside it."""
+
+
+def reply_spec(config: Config, name: str, system: bool) -> ReplySpecJSON:
+    """What a reply source's service reads: where to listen and whom to accept."""
+    source = config.replies[name]
+    settings: ReplySourceJSON = {}
+    if source.telegram is not None:
+        settings["telegram"] = {
+            "credential": source.telegram.token,
+            "chats": [str(chat) for chat in source.telegram.chats],
+            "api": source.telegram.api.rstrip("/"),
+        }
+    if source.signal is not None:
+        url = source.signal.url
+        if url is not None:
+            url = url.rstrip("/").removesuffix(SIGNAL_RPC)
+        settings["signal"] = {
+            "url": url,
+            "socket": source.signal.socket,
+            "account": source.signal.account,
+            "numbers": list(source.signal.numbers),
+        }
+    if source.command is not None:
+        settings["command"] = list(source.command)
+    return {
+        **_base(config, "reply", system),
+        "unit": service(reply_unit(config.name, name)),
+        "source": name,
+        "source_kind": source.kind,
+        **settings,
     }
 
 

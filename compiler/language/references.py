@@ -17,6 +17,7 @@ from runner.contract import (
     forward_unit,
     job_unit,
     preflight_unit,
+    reply_unit,
     service,
     watch_unit,
 )
@@ -37,6 +38,7 @@ def check(config: Config) -> list[Problem]:
         *_preflights(config),
         *_fleet(config),
         *_matcher_references(config),
+        *_replies(config),
     ]
 
 
@@ -45,7 +47,7 @@ def _collides(name: str, job: str) -> bool:
     a watch's)."""
     unit = job_unit(name, job)
     own = (coordinator_unit(name), failure_unit(name), forward_unit(name))
-    prefixes = (watch_unit(name, ""), preflight_unit(name, ""))
+    prefixes = (watch_unit(name, ""), preflight_unit(name, ""), reply_unit(name, ""))
     return unit in own or unit.startswith(prefixes)
 
 
@@ -61,6 +63,7 @@ def _unit_names(config: Config) -> Iterator[Problem]:
             )
     longest = [service(job_unit(config.name, job)) for job in config.jobs]
     longest += [service(watch_unit(config.name, watch)) for watch in config.watches]
+    longest += [service(reply_unit(config.name, source)) for source in config.replies]
     for unit in longest:
         if len(unit) > MAX_UNIT_NAME:
             yield ("name",), f"unit name {unit[:40]}... is longer than {MAX_UNIT_NAME} characters"
@@ -124,6 +127,13 @@ def _channel_uses(config: Config) -> Iterator[tuple[Path, str]]:
             yield ("watches", name, "handoff"), watch.handoff
         for i, channel in enumerate(watch.escalate.to if watch.escalate else ()):
             yield ("watches", name, "escalate", "to", i), channel
+    yield from _reply_channel_uses(config)
+
+
+def _reply_channel_uses(config: Config) -> Iterator[tuple[Path, str]]:
+    for name, reply in config.replies.items():
+        for i, channel in enumerate(reply.answer_to or ()):
+            yield ("replies", name, "answer_to", i), channel
 
 
 def _channel_references(config: Config) -> Iterator[Problem]:
@@ -143,6 +153,9 @@ def _secret_uses(config: Config) -> Iterator[tuple[Path, str]]:
         yield ("llm", "api_key"), config.llm.api_key
     if config.fleet is not None and config.fleet.credentials is not None:
         yield ("fleet", "credentials"), config.fleet.credentials
+    for name, source in config.replies.items():
+        if source.telegram is not None:
+            yield ("replies", name, "telegram", "token"), source.telegram.token
 
 
 def _secret_references(config: Config) -> Iterator[Problem]:
@@ -300,3 +313,23 @@ def _fleet_keys_without_fleet(config: Config) -> Iterator[Problem]:
                 yield ("jobs", name, key), f"`{key}` {needs}"
     if config.coordinator.hosts is not None:
         yield ("coordinator", "hosts"), f"`hosts` {needs}"
+
+
+# --- reply sources ---------------------------------------------------------------------------
+
+
+def _replies(config: Config) -> Iterator[Problem]:
+    if config.fleet is not None and config.replies:
+        # Every coordinator host would poll the same bot (Telegram allows one poller).
+        yield ("replies",), "reply sources are not supported in a fleet yet"
+    polled: dict[str, str] = {}
+    for name, source in config.replies.items():
+        if source.telegram is None:
+            continue
+        token = source.telegram.token
+        if token in polled:  # Telegram answers a second getUpdates poller with 409 Conflict
+            yield (
+                ("replies", name, "telegram", "token"),
+                f"reply source {polled[token]!r} already reads this bot: a bot has one reader",
+            )
+        polled.setdefault(token, name)

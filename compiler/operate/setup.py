@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Container
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +80,8 @@ class ConfigView:
     that does not run the coordinator."""
     sources: tuple[str, ...] = ()
     """Where findings come from: the jobs, the external sources and vigil itself."""
+    replies: dict[str, str] = field(default_factory=dict)
+    """The reply sources (`replies:`), name -> kind, each a long-running service."""
 
     @property
     def state(self) -> Path:
@@ -162,6 +164,7 @@ def read_setup(load: Callable[[str], Any], present: Container[str]) -> ConfigVie
         if runs_coordinator
         else (),
         sources=_sources(jobs, coordinator if runs_coordinator else None),
+        replies={n: r["kind"] for n, r in (coordinator.get("replies") or {}).items()},
     )
 
 

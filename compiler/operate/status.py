@@ -23,11 +23,14 @@ from runner.contract import (
     coordinator_unit,
     job_unit,
     path_unit,
+    reply_state_file,
+    reply_unit,
     service,
     timer,
     watch_unit,
 )
 from runner.exitcodes import MISSED
+from runner.fsatomic import read_state
 from runner.history import runs
 from runner.spend import read_ledger
 from runner.statefile import StateUnreadable, peek_state
@@ -83,9 +86,12 @@ def collect(
     ]
     if config.coordinator_units:  # none on a fleet host that does not run it
         targets.append(("coordinator", "coordinator", coordinator_unit(name)))
+    replies = [(source, "reply", reply_unit(name, source)) for source in config.replies]
     if only is not None:
         targets = [t for t in targets if t[0] == only]
+        replies = [t for t in replies if t[0] == only]
     units = [unit for target, _, _ in targets for unit in units_of(config, target)]
+    units += [service(unit) for _, _, unit in replies]
     shown = (
         Systemctl(scope).show_many(units, *PROPERTIES, timezone=config.timezone)
         if scope.live
@@ -103,6 +109,7 @@ def collect(
             row.note = "; ".join(
                 filter(None, [f"paused {pause.words()}; `{pause.resume}` resumes", row.note])
             )
+    rows += [_reply_row(source, unit, shown, state) for source, _, unit in replies]
     failing = _preflights_failing(state, warn)
     for row in rows:
         if row.kind == "job" and row.name in failing:
@@ -231,6 +238,35 @@ def _row(
         tokens_month=int(entry.get("tokens") or 0),
         cost_month=round(float(entry.get("cost") or 0.0), 4),
         failed=failed,
+        note="; ".join(notes),
+    )
+
+
+def _reply_row(source: str, unit: str, shown: dict[str, dict[str, str]], state: Path) -> Row:
+    """A reply source: its long-running service, and what its state file counts."""
+    main = shown.get(service(unit), {})
+    counts = read_state(str(state), reply_state_file(source))
+    ignored = counts.get("ignored")
+    ignored_total = (
+        sum(v for v in ignored.values() if isinstance(v, int)) if isinstance(ignored, dict) else 0
+    )
+    active = main.get("ActiveState")
+    last = counts.get("lastReply")
+    notes = [f"received {counts.get('received') or 0}, ignored {ignored_total}"]
+    if active and active != "active":
+        notes.append(f"{service(unit)} {active} ({main.get('Result')})")
+    return Row(
+        name=source,
+        kind="reply",
+        enabled=main.get("UnitFileState") or "-",
+        last_run=last if isinstance(last, str) else None,
+        result=active,
+        duration_s=None,
+        next_run=None,
+        failures_in_row=0,
+        tokens_month=0,
+        cost_month=0.0,
+        failed=active == "failed",
         note="; ".join(notes),
     )
 

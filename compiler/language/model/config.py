@@ -14,6 +14,7 @@ from compiler.language.model.jobs import Job
 from compiler.language.model.llm import Budget, LlmDefaults
 from compiler.language.model.nag import NagRule
 from compiler.language.model.release import Release
+from compiler.language.model.replies import ReplySource
 from compiler.language.model.types import Name, Names, PathStr, StrictModel, TimeZone
 from compiler.language.model.watches import Watch
 
@@ -51,6 +52,9 @@ class Config(StrictModel):
     """While one condition holds (a job failing), hold back the alerts that follow from it."""
     maintenance: dict[Name, Maintenance] = Field(default_factory=dict)
     """Recurring windows in which matching alerts are held (or dropped)."""
+    replies: dict[Name, ReplySource] = Field(default_factory=dict)
+    """Where the person's answers come from (reply to acknowledge, snooze...): each a
+    long-running service writing what it receives into the inbox."""
     release: Release = Release()
     """How changes go live (canary applies, automatic rollback) and when failing jobs pause."""
     fleet: Fleet | None = None

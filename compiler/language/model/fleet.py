@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, WithJsonSchema
 
-from compiler.language.model.types import Duration, FilePathStr, Name, StrictModel
+from compiler.language.model.types import Duration, FilePathStr, Name, StrictModel, url_parts
 from runner.contract import FLEET_LEASE, FLEET_LEASE_MAX, FLEET_LEASE_MIN
 
 SERVER_SCHEMES = ("nats", "tls")
 
 
 def _check_server(value: str) -> str:
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError:
-        port = None
-        parts = None
-    if (
-        parts is None
-        or parts.scheme not in SERVER_SCHEMES
-        or not parts.hostname
-        or port is None
-        or parts.path not in ("", "/")
-        or parts.query
-        or parts.fragment
-        or any(ch.isspace() or not ch.isprintable() for ch in value)
-    ):
+    parts = url_parts(value, SERVER_SCHEMES)
+    if parts is None or parts.port is None or parts.path not in ("", "/"):
         raise ValueError(
             f"invalid NATS server {value!r}: use nats://HOST:PORT or tls://HOST:PORT "
             "(credentials go in `credentials:`, a secret)"

@@ -10,6 +10,7 @@ import re
 import string
 from collections.abc import Iterable
 from typing import Annotated
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -342,6 +343,28 @@ def _check_file_path(value: str) -> str:
 
 
 FilePathStr = Annotated[PathStr, AfterValidator(_check_file_path)]
+
+
+# --- URLs -------------------------------------------------------------------------------------
+
+
+def url_parts(value: str, schemes: Iterable[str]) -> SplitResult | None:
+    """`value` split, when it is a URL of one of `schemes` with a host, a valid port if any,
+    no query or fragment and nothing unprintable; else None."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError:
+        return None
+    if (
+        parts.scheme not in schemes
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or any(ch.isspace() or not ch.isprintable() for ch in value)
+    ):
+        return None
+    return parts
 
 
 # --- templates --------------------------------------------------------------------------------
