@@ -60,14 +60,17 @@ def test_globs_may_match_nothing_yet_and_matchers_become_lists() -> None:
     assert spec["coordinator"]["sources"]["mail-check"]["dedup_key"] == "{host}:{check}"
 
 
-def test_recovery_is_the_sources_setting_else_the_coordinators() -> None:
+def test_recovery_is_reported_when_announced_or_when_an_inhibit_rule_waits_on_it() -> None:
     config = config_of(CONFIG)
     wanted = {name: specs.job_spec(config, name, job, False)["notify_recovered"]
               for name, job in config.jobs.items()}  # fmt: skip
     assert wanted == {"gateway-check": True, "mail-check": False, "backup": True}
     assert specs.failure_spec(config, False)["notify_recovered"] == ["gateway-check", "backup"]
     quiet = config_of(CONFIG.replace("  notify_recovered: true\n", ""))
-    assert specs.failure_spec(quiet, False)["notify_recovered"] == []
+    # The inhibit rule holds alerts while gateway-check fails: its recovery releases them.
+    assert specs.failure_spec(quiet, False)["notify_recovered"] == ["gateway-check"]
+    plain = config_of(CONFIG.split("inhibit:")[0].replace("  notify_recovered: true\n", ""))
+    assert specs.failure_spec(plain, False)["notify_recovered"] == []
 
 
 def test_without_the_keys_nothing_is_gated() -> None:
