@@ -490,8 +490,9 @@ def _nags_still_due(
                 continue
             states[nag.rule] = state
         record = (states[nag.rule].get("items") or {}).get(nag.item)
-        if isinstance(record, dict) and record.get("status") == "resolved":
-            print(f"coordinator: held alert dropped: nag {nag.rule} {nag.item!r} was resolved",
+        if isinstance(record, dict) and record.get("status") in ("resolved", "stopped"):
+            status = record["status"]
+            print(f"coordinator: held alert dropped: nag {nag.rule} {nag.item!r} is {status}",
                   file=sys.stderr)  # fmt: skip
         else:
             kept.append(alert)
@@ -512,6 +513,8 @@ def _gated(
 ) -> tuple[list[Alert], list[tuple[Alert, str]]]:
     """(to send now, with their codes; to hold, and why): runner.talk.gate. Without
     a readable held.json (`can_hold` False) what would be held goes now: never lost."""
+    if talk.closed:
+        held = _not_closed(held, talk.closed)
     if not alerts and not held:
         return [], []
     from runner.compose import in_quiet_hours
@@ -532,6 +535,8 @@ class _Talk:
     def __init__(self, state_dir: str, now: datetime) -> None:
         self.state_dir, self.now = state_dir, now
         self._state: Any = None
+        self.closed: set[str] = set()
+        """Subjects of items the person closed in this run: held alerts about them go."""
 
     @property
     def loaded(self) -> bool:
@@ -544,6 +549,13 @@ class _Talk:
 
             self._state = Talk(self.state_dir, self.now)
         return self._state
+
+
+def _not_closed(held: list[Alert], closed: set[str]) -> list[Alert]:
+    """Held alerts, less those about an item the person closed (done, stop) in this run."""
+    from runner.talk.refs import subject_of
+
+    return [alert for alert in held if subject_of(alert) not in closed]
 
 
 def _note_told(talk: Any, alerts: list[Alert], queued: list[Queued], now: datetime) -> None:
@@ -621,6 +633,7 @@ def _talk_control(
     context = Context(spec, talk.state, nag_state, watch_states, now)
     alerts = apply(finding, context)
     holding += context.hold
+    talk.closed |= context.forget
     return alerts
 
 

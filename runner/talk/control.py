@@ -52,6 +52,8 @@ class Context:
         self.now = now
         self.hold: list[tuple[Alert, str]] = []
         """Alerts to hold from now on (a snoozed item's last alert, said again at its end)."""
+        self.forget: set[str] = set()
+        """Subjects of items closed now: what is held about them is not said any more."""
 
 
 def apply(finding: dict[str, Any], context: Context) -> list[Alert]:
@@ -144,6 +146,7 @@ def _on_item(command: Command, code: str, context: Context) -> str:
     if not _settle_item(subject, stop, context):
         return f"{code}: its rule is not in the config any more; closed: {what}"
     refs.close(code, "stopped" if stop else "done", now)
+    context.forget.add(subject)
     return f"{code} {'stopped: never again' if stop else 'done'}: {what}"
 
 

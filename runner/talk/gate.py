@@ -68,6 +68,14 @@ def _verdict(
     now: datetime,
 ) -> tuple[str, bool] | None:
     """(why, dropped) for an alert that does not go out now; None for one that may."""
+    subject = subject_of(alert)
+    code = talk.refs.open_code(subject)
+    entry = talk.refs.codes.get(code or "") or {}
+    snoozed = parse_iso(entry.get("snoozed"))
+    if snoozed is not None:
+        if now < snoozed:
+            return f"snooze:{code}", False
+        talk.refs.wake(str(code), alert)  # over: said again, unless something else holds it
     alert_facts = facts(alert)
     silence = talk.silences.matching(alert_facts, now)
     if silence is not None:
@@ -78,14 +86,6 @@ def _verdict(
     for name, rule in (spec.get("inhibit") or {}).items():
         if matches(rule["hold"], alert_facts) and _inhibited(rule["while"], alert, conditions):
             return f"inhibit:{name}", bool(rule.get("drop"))
-    subject = subject_of(alert)
-    code = talk.refs.open_code(subject)
-    entry = talk.refs.codes.get(code or "") or {}
-    snoozed = parse_iso(entry.get("snoozed"))
-    if snoozed is not None:
-        if now < snoozed:
-            return f"snooze:{code}", False
-        talk.refs.wake(str(code), alert)  # the snooze is over: said again now
     if _flapping(spec, alert, subject, bool(entry.get("told")), talk, now):
         return f"flapping:{code or subject}", True
     if subject.startswith(DEDUP) and entry.get("told"):
