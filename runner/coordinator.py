@@ -371,7 +371,7 @@ def _process_claim(
             },
         )
     _save_rule_states(spec, state_dir, nag_states, watch_states, intake, now)
-    if talk.loaded:
+    if talk.loaded or nag_states:  # codes of nag items resolved now close now
         talk.state.refs.close_finished(nag_states, watch_states, now)
         talk.state.save(now)
     done(state_dir, intake)

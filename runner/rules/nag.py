@@ -181,7 +181,7 @@ def _nag(
     now: datetime,
 ) -> Alert | None:
     """The next nag about the item, if one is due; the record changes only when it is told."""
-    if record["status"] == "stopped":
+    if record["status"] == "stopped" or record.get("muted"):  # muted: the person said `stop`
         return None
     days = _days(rule, record, item, now)
     last = parse_iso(record.get("lastNagged"))
@@ -246,7 +246,7 @@ class NextNag:
 
 def next_nag(rule: NagRuleSpec, record: dict[str, Any]) -> NextNag | None:
     """None when no nag is coming: the item is stopped or resolved, or stop_after is reached."""
-    if record.get("status") in ("stopped", "resolved"):
+    if record.get("status") in ("stopped", "resolved") or record.get("muted"):
         return None
     count = int(record.get("nagCount") or 0) + 1
     last = parse_iso(record.get("lastNagged"))
