@@ -36,7 +36,7 @@ def split(
     """(to send now, [(to hold, why)]); of alerts about the same subject only the latest."""
     new = {id(alert) for alert in alerts}
     candidates = latest_per_subject(held + alerts)
-    conditions = _open_conditions(talk, candidates)
+    conditions = _open_conditions(talk, candidates) if spec.get("inhibit") else []
     sending: list[Alert] = []
     holding: list[tuple[Alert, str]] = []
     for alert in candidates:

@@ -64,29 +64,29 @@ class Refs:
         """False when the file could not be read: it is left as it is."""
         self.codes: dict[str, dict[str, Any]] = state.setdefault("refs", {})
         self.changed = False
-
-    def open_code(self, subject: str) -> str | None:
-        for code, entry in self.codes.items():
-            if entry.get("subject") == subject and not entry.get("closed"):
-                return code
-        return None
-
-    def give(self, alerts: list[Alert], now: datetime) -> None:
-        """Each alert gets its item's open code, or the lowest free one (kept once told)."""
-        by_subject = {
-            entry.get("subject"): code
+        self._open = {
+            str(entry.get("subject")): code
             for code, entry in self.codes.items()
             if not entry.get("closed")
         }
+        """Subject -> its open code (one per subject: give() makes no second)."""
+        self._lowest = 1
+        """No number below this is free (codes are freed only by prune, at the end of a run)."""
+
+    def open_code(self, subject: str) -> str | None:
+        return self._open.get(subject)
+
+    def give(self, alerts: list[Alert], now: datetime) -> None:
+        """Each alert gets its item's open code, or the lowest free one (kept once told)."""
         for alert in alerts:
             if kind_of(alert) in UNCODED_KINDS:
                 continue
             subject = subject_of(alert)
-            code = by_subject.get(subject)
+            code = self._open.get(subject)
             if code is None:
                 code = self._free()
                 self.codes[code] = {"subject": subject, "opened": iso(now)}
-                by_subject[subject] = code
+                self._open[subject] = code
             alert.ref = code
 
     def told(self, alert: Alert, now: datetime) -> None:
@@ -94,7 +94,7 @@ class Refs:
         entry = self.codes.get(alert.ref or "")
         if entry is None:
             return
-        entry.update(told=iso(now), text=alert.text, alert=alert.to_json())
+        entry.update(told=iso(now), text=alert.text, alert=_remembered(alert))
         self.changed = True
 
     def close(self, code: str, why: str, now: datetime) -> None:
@@ -102,6 +102,7 @@ class Refs:
         if entry is not None and not entry.get("closed"):
             entry.update(closed=iso(now), why=why)
             entry.pop("snoozed", None)
+            self._open.pop(str(entry.get("subject")), None)
             self.changed = True
 
     def close_subject(self, subject: str, why: str, now: datetime) -> str | None:
@@ -211,10 +212,9 @@ class Refs:
             self.changed = True
 
     def _free(self) -> str:
-        number = 1
-        while f"{PREFIX}{number}" in self.codes:
-            number += 1
-        return f"{PREFIX}{number}"
+        while f"{PREFIX}{self._lowest}" in self.codes:
+            self._lowest += 1
+        return f"{PREFIX}{self._lowest}"
 
 
 def _idle(entry: dict[str, Any], told: datetime, now: datetime) -> bool:
@@ -230,3 +230,16 @@ def _recent(flaps: dict[str, Any], now: datetime) -> bool:
     last = parse_iso((flaps.get("changes") or [None])[-1])
     within = int(flaps.get("within") or 0)
     return bool(flaps.get("open")) or (last is not None and (now - last).total_seconds() < within)
+
+
+REMEMBERED_EVIDENCE = ("kind", "job", "watch", "key", "unit")
+"""Of an alert's evidence, what its code keeps: what inhibit rules and answers read of it (the
+whole finding would grow refs.json with every item)."""
+
+
+def _remembered(alert: Alert) -> dict[str, Any]:
+    """The alert as its code keeps it, to say it again when a snooze ends."""
+    kept = alert.to_json()
+    evidence = alert.evidence
+    kept["evidence"] = {k: evidence[k] for k in REMEMBERED_EVIDENCE if k in evidence}
+    return kept
