@@ -340,7 +340,7 @@ def _process_claim(
     repeated = [alert for alert in alerts if alert.key in already]
     alerts = [alert for alert in alerts if alert.key not in already]
     held += [alert for alert, _why in holding]
-    sending, kept = _gated(spec, alerts, held, talk, held_state is not None, now)
+    sending, kept = _gated(spec, alerts, held, talk, held_state, now, repeated)
     held = [alert for alert, _why in kept]
     # Without a readable held.json no occasion can be kept: a fresh one risks a duplicate
     # after a crash, never a message lost to an id already delivered.
@@ -349,8 +349,7 @@ def _process_claim(
     # Rule alerts a killed run had queued count as queued now, with the ids they went out with.
     queued_now = [*queued, *_as_queued(already)]
     _remember_watch_messages(watch_states, queued_now)
-    if talk.loaded:
-        _note_told(talk.state, [*sending, *repeated], queued_now, now)
+    told = _note_told(talk.state, [*sending, *repeated], queued_now, now) if talk.loaded else {}
     if sending or repeated:
         _note_nags(spec, nag_states, [*sending, *repeated], queued_now, now)
     _note_nags_queued_before(spec, nag_states, held_state, already, now)
@@ -359,7 +358,9 @@ def _process_claim(
     # without a claim gets new message ids, a rerun of this one the same) and the rule alerts
     # just queued; then the rule state that stops those alerts being raised again. A rerun
     # killed before the rule state was written raises them again, and finds them queued.
-    if held_state is not None and (held or stored or queued or held_state.get("queued")):
+    if held_state is not None and (
+        held or stored or queued or held_state.get("queued") or held_state.get("told")
+    ):
         write_state(
             state_dir,
             HELD,
@@ -368,6 +369,7 @@ def _process_claim(
                 "alerts": [held_record(alert, now, why) for alert, why in kept],
                 "occasion": os.urandom(8).hex(),
                 "queued": _rule_alerts_queued(queued),
+                "told": told,  # the codes told now, until refs.json has them (next run)
             },
         )
     _save_rule_states(spec, state_dir, nag_states, watch_states, intake, now)
@@ -508,11 +510,19 @@ def _gated(
     alerts: list[Alert],
     held: list[Alert],
     talk: _Talk,
-    can_hold: bool,
+    held_state: dict[str, Any] | None,
     now: datetime,
+    repeated: list[Alert],
 ) -> tuple[list[Alert], list[tuple[Alert, str]]]:
     """(to send now, with their codes; to hold, and why): runner.talk.gate. Without
-    a readable held.json (`can_hold` False) what would be held goes now: never lost."""
+    a readable held.json what would be held goes now: never lost. The alerts a killed run
+    queued (`repeated`) get their codes again."""
+    told_before = (held_state or {}).get("told")
+    if told_before:  # a killed run's codes, if refs.json missed them
+        talk.state.refs.adopt(told_before, now)
+    if repeated and (talk.loaded or told_before):
+        talk.state.refs.give(repeated, now)
+    can_hold = held_state is not None
     if talk.closed:
         held = _not_closed(held, talk.closed)
     if not alerts and not held:
@@ -558,12 +568,17 @@ def _not_closed(held: list[Alert], closed: set[str]) -> list[Alert]:
     return [alert for alert in held if subject_of(alert) not in closed]
 
 
-def _note_told(talk: Any, alerts: list[Alert], queued: list[Queued], now: datetime) -> None:
-    """The items messages named now have their code (runner.talk.refs)."""
+def _note_told(
+    talk: Any, alerts: list[Alert], queued: list[Queued], now: datetime
+) -> dict[str, Any]:
+    """The items messages named now have their code (runner.talk.refs); returns code -> the
+    alert as its code keeps it, for held.json (written before refs.json)."""
     named = {key for *_, named_keys in queued for key in named_keys}
+    told = {}
     for alert in alerts:
         if alert.ref and alert.key in named:
-            talk.refs.told(alert, now)
+            told[alert.ref] = talk.refs.told(alert, now)
+    return told
 
 
 # -- rules: imported only by a run with findings or watch state -------------------------------
@@ -599,7 +614,9 @@ def _apply_rules(
         talking = finding.get("source") == VIGIL_SOURCE and finding.get("kind") in TALK_KINDS
         if talking or _clears(spec, finding):
             if talk is not None and holding is not None:
-                alerts += _talk_control(spec, finding, talk, nag_states, watch_states, holding, now)
+                alerts += _talk_control(
+                    spec, finding, talk, nag_states, watch_states, holding, now, alerts
+                )
             continue
         watched, matched = _watches_of_source(watch_specs, watch_states, finding, now)
         alerts += matched
@@ -616,7 +633,10 @@ def _talk_control(
     watch_states: dict[str, dict[str, Any]],
     holding: list[tuple[Alert, str]],
     now: datetime,
+    earlier: list[Alert],
 ) -> list[Alert]:
+    """Apply a finding that answers back; `earlier`, the alerts the run raised before it, loses
+    those about an item it closes."""
     from runner.talk.control import Context, apply
 
     def nag_state(rule: str) -> dict[str, Any] | None:
@@ -631,6 +651,7 @@ def _talk_control(
         return nag_states.get(rule)
 
     context = Context(spec, talk.state, nag_state, watch_states, now)
+    context.earlier = earlier
     alerts = apply(finding, context)
     holding += context.hold
     talk.closed |= context.forget

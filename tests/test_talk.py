@@ -312,3 +312,80 @@ def test_a_deduplicated_condition_is_one_item_until_it_is_resolved(state: Path) 
     assert cleared == ["• disk: nas:/srv is resolved (since Mon 2 Feb 09:00 EST) [r1]"]
     refs = json.loads((state / "state/refs.json").read_text())["refs"]
     assert refs["r1"]["repeats"] == 5
+
+
+def test_a_run_killed_before_it_wrote_the_codes_keeps_them(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after the message and held.json, before refs.json: the code told stays the
+    item's (the next run adopts it from held.json), and is not given to another item."""
+    from runner.talk.state import Talk
+
+    spec = bruba_spec(state)
+    save = Talk.save
+
+    def killed(*_args: object) -> None:
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(Talk, "save", killed)
+    with pytest.raises(SystemExit):
+        step(spec, state, MONDAY_9AM, reminders(("A", "Pay rent")))
+    monkeypatch.setattr(Talk, "save", save)
+    assert bodies(state) == [] and not (state / "state/refs.json").exists()
+    heartbeat(spec, MONDAY_9AM)  # the rerun of the claim: the message goes out once
+    assert bodies(state) == ["• Reminder: Pay rent is overdue [r1]"]
+    later = step(
+        spec,
+        state,
+        MONDAY_9AM + timedelta(hours=1),
+        reminders(("A", "Pay rent"), ("B", "Call mum")),
+    )
+    assert later == ["• Reminder: Call mum is overdue [r2]"]
+    [answer] = step(spec, state, MONDAY_9AM + timedelta(hours=2), reply("done r1"))
+    assert answer == "• r1 done: Reminder: Pay rent is overdue"
+
+
+def test_a_bad_time_in_a_reply_is_answered_and_the_rest_is_delivered(state: Path) -> None:
+    spec = bruba_spec(state)
+    step(spec, state, MONDAY_9AM, reminders(("A", "Pay rent")))
+    for n, text in enumerate(("snooze r1 tmrw", "snooze r1 99999999d", "mute reminders yesterday",
+                              "snooze r1 2026-13-45 9:00", "snooze r1 today 8:00"), 1):  # fmt: skip
+        failed = failure("calendar-prep", n)
+        sent = step(spec, state, MONDAY_9AM + timedelta(minutes=n), reply(text, n), failed)
+        lines = sent[0].splitlines()
+        assert len(lines) == 2 and "nothing done" in lines[1 - lines.index(next(
+            line for line in lines if "calendar-prep failed" in line))], lines  # fmt: skip
+    refs = json.loads((state / "state/refs.json").read_text())["refs"]
+    assert "snoozed" not in refs["r1"]
+    assert not (state / "state/silences.json").exists()
+
+
+def test_a_snoozed_failure_that_recovers_is_not_said_again(state: Path) -> None:
+    spec = with_rules(state, inhibit=GATEWAY_DOWN)
+    step(spec, state, MONDAY_9AM, failure("gateway-check", 1))
+    step(spec, state, MONDAY_9AM, reply("snooze r1 2h"))
+    for n in range(2, 8):  # it keeps failing through the snooze: one line when it ends, not six
+        step(spec, state, MONDAY_9AM + timedelta(minutes=15 * n), failure("gateway-check", n))
+    held = json.loads((state / "state/held.json").read_text())["alerts"]
+    assert len(held) == 1
+    step(spec, state, MONDAY_9AM + timedelta(minutes=100), failure("reminder-check", 1))
+    sent = step(spec, state, MONDAY_9AM + timedelta(minutes=110), recovered("gateway-check", 1))
+    assert sent == [  # the reminder-check failure, held while the gateway failed; the recovery
+        "• bruba-reminder-check failed (exit-code, status 1) [r2]\n"
+        "• gateway-check recovered: it ran fine again (since Mon 2 Feb 09:00 EST) [r1]"
+    ]
+    assert step(spec, state, MONDAY_9AM + timedelta(hours=3)) == []  # the snooze's end: nothing
+
+
+def test_a_failure_and_its_recovery_in_one_run_say_nothing(state: Path) -> None:
+    spec = with_rules(state, inhibit=GATEWAY_DOWN)
+    stamp = {"timestamp": MONDAY_9AM.isoformat()}
+    drop(state, {**failure("gateway-check", 1), **stamp}, "vigil-1.json")  # in this order
+    drop(state, {**recovered("gateway-check", 1), **stamp}, "vigil-2.json")
+    heartbeat(spec, MONDAY_9AM)
+    assert bodies(state) == []
+    assert step(spec, state, MONDAY_9AM, failure("reminder-check", 1)) != []  # nothing inhibits
+    drop(state, {**recovered("gateway-check", 2), **stamp}, "vigil-3.json")  # the other order:
+    drop(state, {**failure("gateway-check", 2), **stamp}, "vigil-4.json")  # failing again
+    heartbeat(spec, MONDAY_9AM + timedelta(minutes=5))
+    assert bodies(state)[-1] == "• bruba-gateway-check failed (exit-code, status 1) [r2]"

@@ -6,7 +6,7 @@ message showed. A small model says what the person should have been told at ever
 due chore once a calendar day with its code, nothing while acknowledged, stopped, snoozed or
 muted, a snoozed chore said again at the first pass at or after the wall time meant (or when
 quiet hours end), one answer per reply. Codes: an item keeps its code while it is open, two open
-items never share one, a closed code is not given to another item for a day."""
+items never share one, a closed code is not given to another item for a week."""
 
 from __future__ import annotations
 
@@ -255,7 +255,7 @@ def _check_codes(world: World, at: datetime, told: dict[str, str]) -> None:
         if chore.code is None:
             world.expect(code not in open_codes, at, f"{code} given to {name}, open for another")
             closed = world.closed.get(code)
-            recent = closed is not None and (at - closed).total_seconds() < 86400
-            world.expect(not recent, at, f"{code} given to {name} within a day of closing")
+            recent = closed is not None and (at - closed).total_seconds() < 7 * 86400
+            world.expect(not recent, at, f"{code} given to {name} within a week of closing")
             chore.code = code
         world.expect(chore.code == code, at, f"{name} told as {code}, its code is {chore.code}")

@@ -14,7 +14,7 @@ from runner.digest import hexdigest
 from runner.findings import ALERT_PRIORITY, VIGIL_SOURCE
 from runner.talk.flaps import flap_change, flapping_text, notify_recovered
 from runner.talk.grammar import Command, Misunderstood, Verb, parse
-from runner.talk.refs import normal
+from runner.talk.refs import ANSWER, normal
 from runner.talk.when import until
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -54,6 +54,15 @@ class Context:
         """Alerts to hold from now on (a snoozed item's last alert, said again at its end)."""
         self.forget: set[str] = set()
         """Subjects of items closed now: what is held about them is not said any more."""
+        self.earlier: list[Alert] = []
+        """The alerts this run raised before the finding applied now (changed in place)."""
+
+    def closed(self, subject: str) -> None:
+        """The item is over: nothing held or raised before about it is said."""
+        self.forget.add(subject)
+        from runner.talk.refs import subject_of
+
+        self.earlier[:] = [alert for alert in self.earlier if subject_of(alert) != subject]
 
 
 def apply(finding: dict[str, Any], context: Context) -> list[Alert]:
@@ -97,6 +106,8 @@ def _reply(finding: dict[str, Any], context: Context) -> list[Alert]:
         words = _do(command, context, reply_id)
     except Misunderstood as error:
         words = str(error)
+    except ValueError as error:  # a time that is none (runner.talk.when says why)
+        words = f"{error}: nothing done"
     via = finding.get("via")
     return [_answer(words, reply_id, via if isinstance(via, str) else None, context.spec)]
 
@@ -111,7 +122,7 @@ def _answer(words: str, reply_id: str, via: str | None, spec: CoordinatorSpecJSO
         urgent=True,  # asked for just now: quiet hours do not hold it
         key=f"answer:{reply_id}",
         to=answer_to or None,
-        evidence={"kind": "answer", "reply": reply_id},
+        evidence={"kind": ANSWER, "reply": reply_id},
     )
 
 
@@ -146,7 +157,7 @@ def _on_item(command: Command, code: str, context: Context) -> str:
     if not _settle_item(subject, stop, context):
         return f"{code}: its rule is not in the config any more; closed: {what}"
     refs.close(code, "stopped" if stop else "done", now)
-    context.forget.add(subject)
+    context.closed(subject)
     return f"{code} {'stopped: never again' if stop else 'done'}: {what}"
 
 
@@ -290,6 +301,7 @@ def _over(subject: str, name: str, text: str, context: Context) -> list[Alert]:
     """An item is over (a job ran fine after failing, a source's condition resolved): its code
     closes; one line says so when the config asks (`notify_recovered`), none while it flaps."""
     refs, now, spec = context.talk.refs, context.now, context.spec
+    context.closed(subject)  # a failure still held or raised this run is over: not said
     code = refs.open_code(subject)
     entry = refs.codes.get(code or "") or {}
     if code is None or not entry.get("told"):

@@ -13,7 +13,7 @@ from runner.alerts import DEDUP, Alert, latest_per_subject
 from runner.clock import parse_iso, zone
 from runner.talk.flaps import flap_change, flapping_text, notify_recovered
 from runner.talk.matchers import facts, kind_of, matches
-from runner.talk.refs import UNCODED_KINDS, subject_of
+from runner.talk.refs import ANSWER, subject_of
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from runner.talk.state import Talk
 
 QUIET = "quiet hours"
+OPEN = "open:"
+"""Why a repeat of an open deduplicated condition is not said."""
 
 
 def split(
@@ -40,7 +42,7 @@ def split(
     sending: list[Alert] = []
     holding: list[tuple[Alert, str]] = []
     for alert in candidates:
-        if kind_of(alert) in UNCODED_KINDS:
+        if kind_of(alert) == ANSWER:  # asked for just now
             sending.append(alert)
             continue
         verdict = _verdict(spec, alert, conditions, talk, now)
@@ -52,12 +54,25 @@ def split(
             continue
         why, drop = verdict
         if drop:
-            talk.note(alert, why, "dropped", now)
+            if not why.startswith(OPEN):  # a repeat of an open condition is counted, not noted
+                talk.note(alert, why, "dropped", now)
         else:
             if id(alert) in new:
                 talk.note(alert, why, "held", now)
             holding.append((alert, why))
-    return sending, holding
+    return sending, _latest_per_item(holding)
+
+
+def _latest_per_item(holding: list[tuple[Alert, str]]) -> list[tuple[Alert, str]]:
+    """Of what a snooze, a window or an inhibit rule holds, the latest alert per item (a job
+    failing every 15 minutes through a three-hour snooze is one line when it ends, not
+    twelve); quiet hours keep what they held as before."""
+    latest: dict[str, tuple[Alert, str]] = {}
+    for alert, why in holding:
+        item = subject_of(alert) if why != QUIET else f"{QUIET}\0{alert.subject}"
+        latest.pop(item, None)
+        latest[item] = (alert, why)
+    return list(latest.values())
 
 
 def _verdict(
@@ -90,7 +105,7 @@ def _verdict(
         return f"flapping:{code or subject}", True
     if subject.startswith(DEDUP) and entry.get("told"):
         talk.refs.repeated(str(code), now)  # the condition is open and was said
-        return f"open:{code}", True
+        return f"{OPEN}{code}", True
     return None
 
 

@@ -1,7 +1,7 @@
 """Reference codes: every item a message names carries a short code (`[r7]`) the person can
 answer with. The code stays the item's while it is open (a nag item's later nags, a watch's
 repeats and a job's next failures say the same code), so it is unique among open items; a
-closed code is not given to another item for a day, so a late "done r7" is told it is closed
+closed code is not given to another item for a week, so a late "done r7" is told it is closed
 rather than acting on something else.
 
 state/refs.json: {"version": 1, "refs": {"r7": {"subject", "told", "opened", "text", "alert",
@@ -15,6 +15,7 @@ import re
 from runner.alerts import NAG_KEY, WATCH_KEY, Alert
 from runner.clock import iso, parse_iso
 from runner.findings import VIGIL_SOURCE
+from runner.recovery import RECOVERED
 from runner.talk.matchers import kind_of
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -24,15 +25,18 @@ if TYPE_CHECKING:
 
 PREFIX = "r"
 CODE = re.compile(rf"\[?{PREFIX}(\d{{1,6}})\]?")
-CLOSED_KEPT = 86400
-"""Seconds a closed code stays closed before another item may get it."""
+CLOSED_KEPT = 7 * 86400
+"""Seconds a closed code stays closed before another item may get it: a late "done r7" to a
+week-old message hears that r7 is closed instead of acting on another item."""
 IDLE_CLOSE = 7 * 86400
 """Seconds after it was last told that the code of an item no rule follows (a one-off alert, a
 failure nobody answered) closes by itself."""
 RULE_IDLE_CLOSE = 30 * 86400
 """The same for a nag item or a watch instance, which close with their rule state (see
 close_finished): only one whose rule is gone from the config waits this long."""
-UNCODED_KINDS = ("answer", "recovered")
+ANSWER = "answer"
+"""The kind of the alert that answers a reply."""
+UNCODED_KINDS = (ANSWER, RECOVERED)
 """Alerts that are no item of their own: answers to replies, and the line saying an item
 recovered (it names the item's code)."""
 SNOOZED = "(snoozed) "
@@ -89,13 +93,34 @@ class Refs:
                 self._open[subject] = code
             alert.ref = code
 
-    def told(self, alert: Alert, now: datetime) -> None:
-        """A message named the alert: its code now means its item."""
+    def told(self, alert: Alert, now: datetime) -> dict[str, Any]:
+        """A message named the alert: its code now means its item. Returns the alert as the
+        code keeps it."""
+        remembered = _remembered(alert)
         entry = self.codes.get(alert.ref or "")
-        if entry is None:
-            return
-        entry.update(told=iso(now), text=alert.text, alert=_remembered(alert))
-        self.changed = True
+        if entry is not None:
+            entry.update(told=iso(now), text=alert.text, alert=remembered)
+            self.changed = True
+        return remembered
+
+    def adopt(self, told: dict[str, Any], now: datetime) -> None:
+        """Codes a run told and recorded in held.json, but was killed before it wrote
+        refs.json: they are the items' codes (unless the code went to another item since)."""
+        for code, stored in told.items():
+            if not isinstance(stored, dict) or normal(code) != code:
+                continue
+            alert = Alert.from_json(stored)
+            subject = subject_of(alert)
+            entry = self.codes.get(code)
+            if entry is not None and (entry.get("subject") != subject or entry.get("told")):
+                continue  # known already, or another item's
+            opened = self._open.get(subject)
+            if opened is not None and opened != code:
+                continue
+            self.codes[code] = {"subject": subject, "opened": iso(now), "told": iso(now),
+                                "text": alert.text, "alert": stored}  # fmt: skip
+            self._open[subject] = code
+            self.changed = True
 
     def close(self, code: str, why: str, now: datetime) -> None:
         entry = self.codes.get(code)
@@ -196,7 +221,7 @@ class Refs:
 
     def prune(self, now: datetime) -> None:
         """Codes given but never told are forgotten; idle ones close; closed ones are freed a
-        day later."""
+        week later."""
         for code, entry in list(self.codes.items()):
             told, closed = parse_iso(entry.get("told")), parse_iso(entry.get("closed"))
             if told is None:

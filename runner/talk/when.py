@@ -18,6 +18,8 @@ CLOCK = re.compile(r"(\d{1,2})(?::(\d{2}))?\s*(am|pm)?")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ELAPSED = {"h": 3600, "hour": 3600, "hours": 3600, "m": 60, "min": 60, "mins": 60, "s": 1}
 CALENDAR = {"d": 1, "day": 1, "days": 1, "w": 7, "week": 7, "weeks": 7}
+LONGEST = timedelta(days=366)
+"""The furthest a snooze or silence may reach: a year (a typo of 99999999d is no date)."""
 MORNING = time(9, 0)
 """A day named without a time: its morning ("tomorrow" is tomorrow 9:00)."""
 
@@ -30,7 +32,10 @@ def until(text: str, now: datetime, timezone: str | None) -> datetime:
     where = zone(timezone)
     local = now.astimezone(where)
     if DURATION.fullmatch(words):
-        moment = _after(words, now, where)
+        try:
+            moment = _after(words, now, where)
+        except OverflowError:
+            raise ValueError(f"{text.strip()!r} is further than a year") from None
     else:
         day, clock = _day_and_clock(words, local.date())
         if day is None:  # only a time: the next time the clock shows it
@@ -41,6 +46,8 @@ def until(text: str, now: datetime, timezone: str | None) -> datetime:
     moment = moment.astimezone(UTC)
     if moment <= now:
         raise ValueError(f"{text.strip()!r} is not in the future")
+    if moment - now > LONGEST:
+        raise ValueError(f"{text.strip()!r} is further than a year")
     return moment
 
 
