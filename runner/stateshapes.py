@@ -258,8 +258,22 @@ def ref_entry(value: object) -> str | None:
         why=(str,),
         snoozed=(str,),
         acked=(str,),
+        repeats=(int,),
+        seen=(str,),
     )
+    if problem is None and isinstance(value, dict) and value.get("alert") is not None:
+        why = held_alert(value["alert"])
+        if why is not None:
+            return f"`alert`: {why}"
     return problem or _required(value, "subject")
+
+
+def flap_record(value: object) -> str | None:
+    problem = _fields(value, changes=(list,), open=(bool,), flapping=(bool,), within=(int,))
+    changes = value.get("changes") if isinstance(value, dict) else None
+    if problem is None and not all(isinstance(change, str) for change in changes or []):
+        return "`changes` is not a list of times"
+    return problem
 
 
 def silence(value: object) -> str | None:
@@ -331,7 +345,41 @@ SPEND = WholeShape(
     "spend may be undercounted",
     {"reservations": reservation},
 )
-REFS = Shape("refs", ref_entry, "the codes of open items are given out afresh")
+
+
+class RefsShape(Shape):
+    """state/refs.json: its codes (`r7` -> entry) and the items' flapping records beside."""
+
+    __slots__ = ()
+
+    def check(self, data: object) -> tuple[str | None, dict[str, object] | None]:
+        problem, usable = super().check(data)
+        if usable is None:
+            return problem, None
+        codes = usable.get("refs")
+        if isinstance(codes, dict):
+            odd = [code for code in codes if not _is_code(code)]
+            if odd:
+                problem = problem or f"has a code of another shape ({odd[0]!r})"
+                usable = {**usable, "refs": {c: e for c, e in codes.items() if c not in odd}}
+        flaps = usable.get("flaps", {})
+        why = _map_problem("flaps", flaps, flap_record)
+        if why is not None:
+            problem = problem or why
+            kept = (
+                {k: v for k, v in flaps.items() if flap_record(v) is None}
+                if isinstance(flaps, dict)
+                else {}
+            )
+            usable = {**usable, "flaps": kept}
+        return problem, usable
+
+
+def _is_code(text: str) -> bool:
+    return len(text) > 1 and text[0] == "r" and text[1:].isdigit() and text[1] != "0"
+
+
+REFS = RefsShape("refs", ref_entry, "the codes of open items are given out afresh")
 SILENCES = Shape(
     "silences", silence, "the silences it held end: `vigil silence add` them again", listed=True
 )

@@ -389,3 +389,30 @@ def test_a_failure_and_its_recovery_in_one_run_say_nothing(state: Path) -> None:
     drop(state, {**failure("gateway-check", 2), **stamp}, "vigil-4.json")  # failing again
     heartbeat(spec, MONDAY_9AM + timedelta(minutes=5))
     assert bodies(state)[-1] == "• bruba-gateway-check failed (exit-code, status 1) [r2]"
+
+
+@pytest.mark.parametrize(
+    "refs",
+    [
+        {
+            "version": 1,
+            "refs": {"r1": {"subject": "x", "told": "2026-02-02T13:00:00Z", "alert": {}}},
+        },
+        {"version": 1, "refs": {}, "flaps": []},
+        {"version": 1, "refs": {}, "flaps": {"x": {"changes": "abc"}}},
+        {"version": 1, "refs": {"rx": {"subject": "x", "told": "2026-02-02T13:00:00Z"}}},
+        {"version": 2, "refs": {}},
+        ["not", "an", "object"],
+    ],
+)
+def test_codes_of_another_shape_are_set_aside_and_delivery_goes_on(
+    state: Path, refs: object
+) -> None:
+    spec = with_rules(state, inhibit=GATEWAY_DOWN)
+    (state / "state").mkdir(parents=True)
+    (state / "state/refs.json").write_text(json.dumps(refs))
+    sent = step(spec, state, MONDAY_9AM, reminders(("A", "Pay rent")))
+    assert any("Pay rent is overdue" in body for body in sent), sent
+    [answer] = step(spec, state, MONDAY_9AM, reply("status"))
+    assert "Pay rent" in answer
+    assert list((state / "state/rejected").iterdir())  # the odd file, kept aside
