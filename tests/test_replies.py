@@ -232,6 +232,21 @@ def test_a_refused_token_exits_with_a_clear_line(telegram) -> None:
     assert TOKEN not in log
 
 
+@pytest.mark.parametrize("written", [f"{TOKEN}\nsecond line", f"{TOKEN[:7]} {TOKEN[7:]}", "x"])
+def test_a_credential_that_is_no_token_stops_without_showing_it(
+    telegram, tmp_path: Path, written: str
+) -> None:
+    """A token with a space or a second line would go into the URL: urllib's error quotes
+    the URL, and the service would print it with every retry."""
+    _server, start = telegram
+    (tmp_path / "credentials" / "bot").write_text(written)
+    service = start()
+    assert service.process.wait(20) == 1
+    log = service.output()
+    assert "is not a bot token" in log
+    assert TOKEN[7:] not in log and "second line" not in log
+
+
 def test_a_transient_error_backs_off_and_goes_on(telegram, tmp_path: Path) -> None:
     server, start = telegram
     server.status = (502, "Bad Gateway")

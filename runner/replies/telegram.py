@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -29,6 +30,8 @@ POLL_SECONDS = 50
 """How long one getUpdates waits for a message (Telegram allows up to 50)."""
 READ_MARGIN = 15
 """Seconds beyond the poll the HTTP request may take before it counts as lost."""
+TOKEN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{8,100}")
+"""A bot token as @BotFather gives it: the bot's id, a colon, its secret."""
 REFUSED = (401, 403, 404)
 """The Bot API's answers to a token it does not know (404 for one of the wrong shape)."""
 
@@ -43,7 +46,10 @@ class BotPoller:
     def receive(self, offset: int | None) -> Iterator[Incoming]:
         """One long poll: the updates since `offset`, in order."""
         if self.token is None:
-            self.token = credential(self.credential)
+            token = credential(self.credential)
+            if not TOKEN.fullmatch(token):  # it goes into a URL: never one urllib would quote
+                raise Fatal(f"credential {self.credential!r} is not a bot token (digits:letters)")
+            self.token = token
         for update in self._get_updates(offset):
             number = update.get("update_id")
             if not isinstance(number, int) or isinstance(number, bool):
@@ -121,6 +127,8 @@ def _description(answer: object) -> str:
 
 
 def _reason(error: BaseException) -> str:
-    """Why a request failed, without its URL (which holds the token)."""
+    """Why a request failed, without its URL (which holds the token): an errno's words or the
+    error's kind, never an exception's own text (http.client quotes the path)."""
     reason = getattr(error, "reason", None) or error
-    return str(getattr(reason, "strerror", None) or reason) or type(error).__name__
+    words = getattr(reason, "strerror", None)
+    return str(words) if words else type(reason).__name__
