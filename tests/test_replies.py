@@ -303,7 +303,8 @@ def test_signal_replies_from_listed_numbers(vigil, tmp_path: Path, endpoint: str
         daemon.deliver(envelope(PERSON_NUMBER, "done r7", stamp))
         daemon.deliver(envelope(PERSON_NUMBER, None, stamp + 1))  # a reaction: no text
         [finding] = wait_until(lambda: list(inbox(state).values()))
-        assert finding["id"] == f"reply-sig-{stamp}"
+        person = PERSON_NUMBER.lstrip("+")
+        assert finding["id"] == f"reply-sig-{stamp}-{person}"
         assert (finding["from"], finding["text"], finding["via"]) == (
             PERSON_NUMBER,
             "done r7",
@@ -311,19 +312,22 @@ def test_signal_replies_from_listed_numbers(vigil, tmp_path: Path, endpoint: str
         )
         wait_until(lambda: reply_state(state, "sig").get("offset") == stamp + 1)
         assert reply_state(state, "sig")["ignored"] == {STRANGER_NUMBER: 1}
-        # Older than what was handled (sent again by a second subscription): not again.
-        daemon.deliver(envelope(PERSON_NUMBER, "done r7", stamp))
         service.stop()
         wait_until(lambda: daemon.connected() == 0)
         for name in inbox(state):
             os.unlink(state / "inbox" / name)
         start()
         daemon.wait_connected()
-        daemon.deliver(envelope(PERSON_NUMBER, "done r7", stamp))  # at the stored offset
+        daemon.deliver(envelope(PERSON_NUMBER, "done r7", stamp))  # again: the same reply id
         daemon.deliver(envelope(PERSON_NUMBER, "snooze r8 2h", stamp + 10))
-        found = wait_until(lambda: list(inbox(state).values()))
-        assert [f["id"] for f in found] == [f"reply-sig-{stamp + 10}"]
-        assert reply_state(state, "sig")["received"] == 2
+        daemon.deliver(envelope(PERSON_NUMBER, "stop r9", stamp - 5_000))  # a lagging device
+        daemon.deliver(envelope(PERSON_NUMBER, "done r1", stamp - 90_000_000))  # a day old
+        found = wait_until(lambda: len(inbox(state)) >= 3 and list(inbox(state).values()))
+        time.sleep(0.3)  # the day-old one would be here by now
+        assert sorted(f["id"] for f in inbox(state).values()) == sorted(
+            f"reply-sig-{n}-{person}" for n in (stamp, stamp + 10, stamp - 5_000)
+        ), found
+        assert reply_state(state, "sig")["offset"] == stamp + 10
 
 
 def test_signal_daemon_going_away_is_reconnected(vigil, tmp_path: Path) -> None:
@@ -354,6 +358,7 @@ count = sum(1 for _ in open(runs))
 print(json.dumps({"text": "done r7", "from": "agent", "id": "m-1"}), flush=True)
 print("not json", flush=True)
 print(json.dumps({"text": f"snooze r{count} 2h", "from": "agent"}), flush=True)
+print(json.dumps({"text": "status", "from": "agent"}), flush=True)  # the same line each run
 sys.exit(3)
 """
 
@@ -365,11 +370,13 @@ def test_command_replies_and_restarts(vigil, tmp_path: Path) -> None:
     spec, state = compile_spec(vigil, tmp_path, "agent", replies)
     service = Service(spec, state, tmp_path)
     try:
-        wait_until(lambda: (tmp_path / "runs").exists() and len(inbox(state)) >= 3)
+        wait_until(lambda: (tmp_path / "runs").exists() and len(inbox(state)) >= 5)
         findings = list(inbox(state).values())
+        asked = [f["id"] for f in findings if f["text"] == "status"]
+        assert len(asked) >= 2 and len(set(asked)) == len(asked)  # each run's: a new reply
         ids = {f["id"] for f in findings}
         assert "reply-agent-m-1" in ids  # its own id: the same reply each run
-        texts = sorted(f["text"] for f in findings if f["id"] != "reply-agent-m-1")
+        texts = sorted(f["text"] for f in findings if f["text"].startswith("snooze"))
         assert texts[:2] == ["snooze r1 2h", "snooze r2 2h"]
         assert all(f["from"] == "agent" and f["kind"] == "reply" for f in findings)
         assert reply_state(state, "agent")["offset"] is None

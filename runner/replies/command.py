@@ -3,8 +3,9 @@
 How an agent (OpenClaw and the like) hands over what the person said to it. The program runs
 without a shell, its stderr goes to the journal, and it is started again (with the service's
 backoff) when it exits. Nothing of its lines is stored: the program must not print a reply
-twice. A line's id is its `id`, else a digest of its sender, text and line number since the
-program started (the same line printed again in the same place is the same reply).
+twice. A line's id is its `id`, else a digest of its sender, text, line number and the start
+of the program's run it came from: a program that prints one reply and exits, started again,
+prints new replies, never the same one.
 """
 
 from __future__ import annotations
@@ -40,10 +41,11 @@ class Program:
             )
         except OSError as error:
             raise Transient(f"cannot start {self.argv[0]}: {error.strerror or error}") from None
+        run = f"{process.pid}-{now().timestamp()}"  # this run of the program, among all
         try:
             assert process.stdout is not None
             for number, line in enumerate(process.stdout, 1):
-                incoming = _parse(line, number)
+                incoming = _parse(line, number, run)
                 if incoming is None:
                     print(f"line {number} of {self.argv[0]} is not a reply", file=sys.stderr)
                     continue
@@ -54,7 +56,7 @@ class Program:
         raise Transient(f"{self.argv[0]} exited with status {status}")
 
 
-def _parse(line: bytes, number: int) -> Incoming | None:
+def _parse(line: bytes, number: int, run: str) -> Incoming | None:
     try:
         item = json.loads(line)
     except ValueError:
@@ -68,7 +70,7 @@ def _parse(line: bytes, number: int) -> Incoming | None:
     if isinstance(given, str | int) and not isinstance(given, bool) and str(given):
         identifier = str(given)[:MAX_ID]
     else:
-        seen = json.dumps([sender, text, number], ensure_ascii=False).encode("utf-8")
+        seen = json.dumps([sender, text, number, run], ensure_ascii=False).encode("utf-8")
         identifier = hashlib.sha256(seen).hexdigest()[:16]
     return Incoming(number=identifier, sender=sender, text=text, accepted=True, moment=now())
 

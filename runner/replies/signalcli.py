@@ -8,10 +8,12 @@
 - `--http`: GET /api/v1/events, a Server-Sent Events stream of `receive` events whose data is
   `{"envelope": {...}, "account": ...}`, with a keep-alive comment every 15 s.
 
-An envelope's `timestamp` (milliseconds, set by the sender) is the offset: an envelope at or
-below the stored one was handled. Only listed senders move it, so a stranger's clock cannot
-make the person's next messages look old. signal-cli hands a message to the clients connected
-when it arrives and keeps no history: what arrives while this service is down is not seen.
+An envelope's `timestamp` (milliseconds, set by the sender's clock) and its sender make the
+reply's id: the same envelope seen twice is one reply, which the coordinator applies once.
+The offset is the latest timestamp of a listed sender; one more than a day older is passed
+over as a replay, anything younger is read (a second device's clock may lag). Only listed
+senders move it. signal-cli hands a message to the clients connected when it arrives and keeps
+no history: what arrives while this service is down is not seen.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import http.client
 import json
 import os
 import socket
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -39,6 +42,10 @@ CONNECT_SECONDS = 10
 QUIET_SECONDS = 60
 """A stream with nothing, not even the daemon's 15-second keep-alive, for this long is dead."""
 SUBSCRIBE_ID = "vigil-subscribe"
+HANDLED_KEPT = 1000
+"""Envelopes one connection remembers, to pass over the same one sent twice."""
+SKEW_MS = 86_400_000
+"""How much older than the latest handled message one may be and still be read."""
 
 
 class SignalCli:
@@ -53,10 +60,14 @@ class SignalCli:
         """The messages of one connection, until it ends (Transient: connect again)."""
         notifications = self._socket() if self.socket else self._events()
         seen = offset
+        handled: dict[tuple[str, str], None] = {}  # (sender, id): a daemon may send one twice
         for params in notifications:
             incoming = self._incoming(params, seen)
-            if incoming is None:
+            if incoming is None or (incoming.sender, incoming.number) in handled:
                 continue
+            handled[incoming.sender, incoming.number] = None
+            if len(handled) > HANDLED_KEPT:
+                del handled[next(iter(handled))]
             if incoming.accepted and incoming.offset is not None:
                 seen = incoming.offset
             yield incoming
@@ -78,12 +89,17 @@ class SignalCli:
         senders = [envelope.get(k) for k in ("sourceNumber", "source", "sourceUuid")]
         known = [s for s in senders if isinstance(s, str) and s]
         accepted = any(s in self.numbers for s in known)
-        if accepted and seen is not None and stamp <= seen:
-            return None  # handled before (or the same envelope twice)
+        if accepted and seen is not None and stamp <= seen - SKEW_MS:
+            print(f"vigil: reply source: a message from {stamp} ms, a day before the latest "
+                  "handled, is passed over (replayed?)", file=sys.stderr)  # fmt: skip
+            return None
         text = data.get("message")
+        sender = known[0] if known else "unknown"
         return Incoming(
-            number=str(stamp),
-            sender=known[0] if known else "unknown",
+            # The sender's clock: two senders may share a millisecond, one sender never. A
+            # message seen twice has one id (the coordinator applies an id once).
+            number=f"{stamp}-{_digits(sender)}",
+            sender=sender,
             text=text if isinstance(text, str) and text else None,
             accepted=accepted,
             moment=datetime.fromtimestamp(stamp / 1000, UTC),
@@ -178,3 +194,13 @@ def _server_sent(lines: Iterable[bytes]) -> Iterator[dict[str, object]]:
             event = value
         elif field == "data":
             data.append(value)
+
+
+def _digits(sender: str) -> str:
+    """A number's digits, or a short digest of a UUID: part of a reply's id and file name."""
+    digits = "".join(c for c in sender if c.isdigit())
+    if sender.lstrip("+").isdigit() and digits:
+        return digits
+    from runner.digest import hexdigest
+
+    return hexdigest(sender)[:12]
