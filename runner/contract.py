@@ -226,11 +226,13 @@ ALERT_KINDS = (
     "claim-quarantined",
     "finding-rejected",
     "host-silent",
+    "reply-stopped",
 )
 """The kinds of alert the coordinator tells apart: vigil's own alerts by their finding's
 `kind` (a failed or paused job, a missed firing, a budget, a preflight, a token spike, a state
-file set aside, a quarantined claim, a finding NATS refused, a silent fleet host, a rejected
-inbox file), a nag item, a watch's alert, a recovery, and any other finding."""
+file set aside, a quarantined claim, a finding NATS refused, a silent fleet host, a reply source
+that cannot work, a rejected inbox file), a nag item, a watch's alert, a recovery, and any
+other finding."""
 # --- reply sources (`replies:`) ---------------------------------------------------------------
 
 REPLY_KINDS = ("telegram", "signal", "command")

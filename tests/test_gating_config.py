@@ -83,7 +83,9 @@ def test_vigils_own_alert_kinds_are_all_matchable() -> None:
     from runner import missed, preflight, spike, statefile
     from runner.fleet import silence
     from runner.intake import QUARANTINED
+    from runner.replies.ledger import STOPPED_KIND
 
     own = {"failure", "paused", "budget", missed.ALERT_KIND, preflight.KIND, spike.KIND}
     own |= {statefile.ALERT_KIND, silence.ALERT_KIND, QUARANTINED, "finding-rejected"}
+    own |= {STOPPED_KIND}
     assert own <= set(ALERT_KINDS)

@@ -230,6 +230,18 @@ def test_a_refused_token_exits_with_a_clear_line(telegram) -> None:
     log = service.output()
     assert "refused the bot token (401: Unauthorized)" in log
     assert TOKEN not in log
+    state = service.log.parent / "state"
+    [alert] = inbox(state).values()  # said once in the inbox, not at every restart
+    assert alert["kind"] == "reply-stopped" and "refused the bot token" in alert["message"]
+    assert TOKEN not in json.dumps(alert)
+    assert start().process.wait(20) == 1  # systemd's next start: the same reason, not again
+    assert len(inbox(state)) == 1
+    server.status = None
+    update = server.send(PERSON, "done r7")
+    start()
+    wait_until(lambda: len(inbox(state)) == 2)  # it works again: its state says so
+    server.wait_for_poll(update + 1)
+    assert reply_state(state)["stopped"] is None
 
 
 @pytest.mark.parametrize("written", [f"{TOKEN}\nsecond line", f"{TOKEN[:7]} {TOKEN[7:]}", "x"])
@@ -370,7 +382,10 @@ def test_command_replies_and_restarts(vigil, tmp_path: Path) -> None:
     spec, state = compile_spec(vigil, tmp_path, "agent", replies)
     service = Service(spec, state, tmp_path)
     try:
-        wait_until(lambda: (tmp_path / "runs").exists() and len(inbox(state)) >= 5)
+        def asked_twice() -> bool:
+            return sum(f["text"] == "status" for f in inbox(state).values()) >= 2
+
+        wait_until(asked_twice)
         findings = list(inbox(state).values())
         asked = [f["id"] for f in findings if f["text"] == "status"]
         assert len(asked) >= 2 and len(set(asked)) == len(asked)  # each run's: a new reply

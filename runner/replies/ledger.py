@@ -1,7 +1,8 @@
 """What a reply source writes: the reply's finding into the inbox, then its own state file.
 
 state/reply-<name>.json: {"version": 1, "offset": int|null, "ignored": {sender: count},
-"received": int, "lastReply": ISO|null}. Only the source's own service writes it.
+"received": int, "lastReply": ISO|null, "stopped": {"reason", "alerted"}|null}. Only the
+source's own service writes it.
 """
 
 from __future__ import annotations
@@ -11,12 +12,18 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 
-from runner.clock import file_stamp, iso
+from runner.clock import file_stamp, iso, parse_iso
 from runner.contract import INBOX, REPLY_FINDING_KIND, reply_state_file
 from runner.findings import VIGIL_SOURCE
-from runner.fsatomic import read_state, safe_name, write_atomic, write_state
+from runner.fsatomic import read_state, safe_name, write_atomic, write_finding, write_state
 
 STATE_VERSION = 1
+IGNORED_KEPT = 100
+"""Strangers whose messages are counted; past that, the least heard-from is forgotten."""
+STOPPED_KIND = "reply-stopped"
+"""The alert a source that cannot work sends (runner.contract.ALERT_KINDS)."""
+STOPPED_REPEAT = 86400
+"""Seconds before the same reason for stopping is said again."""
 
 
 @dataclass(frozen=True)
@@ -68,18 +75,26 @@ class Ledger:
         self.received = received if isinstance(received, int) else 0
         last = stored.get("lastReply")
         self.last_reply = last if isinstance(last, str) else None
+        stopped = stored.get("stopped")
+        self.stopped: dict[str, str] | None = (
+            {k: str(v) for k, v in stopped.items()} if isinstance(stopped, dict) else None
+        )
+        """Why the source last stopped and when that was said; None once it works again."""
 
     def handle(self, incoming: Incoming) -> str | None:
         """Write the reply's finding (an accepted text message), then what was read; returns
         the reply's id, None for a message that was ignored or skipped."""
         written = None
         before = (self.offset, dict(self.ignored), self.received, self.last_reply)
+        self.stopped = None  # it works
         if incoming.accepted and incoming.text is not None:
             written = self._write_finding(incoming)
             self.received += 1
             self.last_reply = iso(incoming.moment)
         elif not incoming.accepted:
             self.ignored[incoming.sender] = self.ignored.get(incoming.sender, 0) + 1
+            if len(self.ignored) > IGNORED_KEPT:  # the least heard-from stranger goes
+                del self.ignored[min(self.ignored, key=self.ignored.__getitem__)]
         if incoming.offset is not None:
             self.offset = incoming.offset
         try:
@@ -116,5 +131,26 @@ class Ledger:
                 "ignored": self.ignored,
                 "received": self.received,
                 "lastReply": self.last_reply,
+                "stopped": self.stopped,
             },
         )
+
+    def stopping(self, reason: str, now: datetime) -> bool:
+        """The source cannot work: say so once (an alert in the inbox) per reason and day,
+        not at every restart systemd makes of it. True when it was said now."""
+        said = parse_iso((self.stopped or {}).get("alerted"))
+        same = (self.stopped or {}).get("reason") == reason
+        if same and said is not None and (now - said).total_seconds() < STOPPED_REPEAT:
+            return False
+        alert: dict[str, object] = {
+            "source": VIGIL_SOURCE,
+            "kind": STOPPED_KIND,
+            "id": f"reply-stopped-{self.source}-{iso(now)}",
+            "timestamp": iso(now),
+            "message": f"reply source {self.source} cannot work: {reason}; replies are not read "
+            f"(`vigil logs reply-{self.source}`)",
+        }
+        write_finding(self.state_dir, alert, now)
+        self.stopped = {"reason": reason, "alerted": iso(now)}
+        self.save()
+        return True

@@ -3,7 +3,8 @@
 It never exits for a transient error (the network, the daemon or the program gone, the disk
 full): it says so in one line and tries again after 1 s, doubling to 60 s. A source that
 cannot work as configured (a token the Bot API refuses, a missing credential) exits non-zero
-with a line saying why; systemd starts it again after RestartSec.
+with a line saying why and, once a day for the same reason, an alert in the inbox; systemd
+starts it again after RestartSec.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import signal
 import sys
 import time
 
+from runner.clock import now
 from runner.exitcodes import FAILED, OK, USAGE
 from runner.fsatomic import describe
 from runner.replies.ledger import Incoming, Ledger
@@ -84,6 +86,7 @@ def serve(receive: Receive, ledger: Ledger, name: str) -> int:
             continue
         except Fatal as error:
             print(f"vigil: reply source {name}: {error}", file=sys.stderr, flush=True)
+            _say_stopped(ledger, str(error))
             return FAILED
         except Transient as error:
             why, wait = str(error), error.retry_after or delay
@@ -92,6 +95,15 @@ def serve(receive: Receive, ledger: Ledger, name: str) -> int:
         print(f"vigil: reply source {name}: {why}; again in {wait:g}s", file=sys.stderr, flush=True)
         time.sleep(wait)
         delay = min(MAX_BACKOFF, delay * 2)
+
+
+def _say_stopped(ledger: Ledger, reason: str) -> None:
+    """One alert for a source that cannot work (systemd starts it again every few seconds,
+    and a unit's OnFailure= is no help: it fires never or at every restart, by version)."""
+    try:
+        ledger.stopping(reason, now())
+    except OSError as error:
+        print(f"vigil: cannot record that: {describe(error)}", file=sys.stderr, flush=True)
 
 
 def _record(ledger: Ledger, incoming: Incoming, name: str) -> None:
