@@ -288,6 +288,8 @@ def silence(value: object) -> str | None:
         created=(str,),
         expired=(str,),
         matched=(int,),
+        target=(str,),
+        reply=(str,),
     )
     if problem is not None or not isinstance(value, dict):
         return problem

@@ -41,7 +41,16 @@ def write_state(tmp_path: Path, name: str, data: object) -> None:
 # --- snooze ------------------------------------------------------------------------------------
 
 
+def open_codes(tmp_path: Path, *codes: str, closed: str = "") -> None:
+    told = {"subject": "nag:reminders:a", "told": "2026-12-07T13:00:00Z"}
+    refs = {code: {**told, "subject": f"nag:reminders:{code}"} for code in codes}
+    if closed:
+        refs[closed] = {**told, "closed": "2026-12-07T13:30:00Z", "why": "done"}
+    write_state(tmp_path, "refs.json", {"version": 1, "refs": refs})
+
+
 def test_snooze_a_code_for_a_while(vigil, tmp_path: Path, config: Path) -> None:
+    open_codes(tmp_path, "r7")
     result = vigil("snooze", "r7", "--for", "2h", "--config", config)
     assert result.exit_code == 0, result.stderr
     assert "r7: snoozed until Mon 7 Dec 11:00 EST" in result.stderr
@@ -58,10 +67,24 @@ def test_snooze_until_a_wall_time_across_the_clock_change(
     vigil, tmp_path: Path, config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VIGIL_NOW", "2026-03-07T14:00:00Z")  # Saturday 09:00 EST
+    open_codes(tmp_path, "r3")
     result = vigil("snooze", "r3", "--until", "tomorrow 9:00", "-c", config)
     assert result.exit_code == 0, result.stderr
     assert "r3: snoozed until Sun 8 Mar 09:00 EDT" in result.stderr
     assert dropped(tmp_path)[0]["until"] == "2026-03-08T13:00:00Z"
+
+
+def test_snooze_of_a_code_that_is_not_open_says_so_and_writes_nothing(
+    vigil, tmp_path: Path, config: Path
+) -> None:
+    open_codes(tmp_path, "r2", "r10", closed="r3")
+    result = vigil("snooze", "r3", "--for", "2h", "-c", config)
+    assert result.exit_code == 2
+    assert "r3 is closed (done); open: r2, r10" in result.stderr
+    result = vigil("snooze", "r4", "--for", "2h", "-c", config)
+    assert result.exit_code == 2
+    assert "r4 is no item's code; open: r2, r10" in result.stderr
+    assert dropped(tmp_path) == []
 
 
 def test_snooze_a_watch_and_one_of_its_instances(vigil, tmp_path: Path, config: Path) -> None:

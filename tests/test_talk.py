@@ -416,3 +416,13 @@ def test_codes_of_another_shape_are_set_aside_and_delivery_goes_on(
     [answer] = step(spec, state, MONDAY_9AM, reply("status"))
     assert "Pay rent" in answer
     assert list((state / "state/rejected").iterdir())  # the odd file, kept aside
+
+
+def test_a_mute_applied_again_after_a_kill_makes_one_silence(state: Path) -> None:
+    spec = bruba_spec(state)
+    [first] = step(spec, state, MONDAY_9AM, reply("mute reminders 3h", 5))
+    (state / "state/replies.json").unlink()  # killed before the reply's id was kept
+    [again] = step(spec, state, MONDAY_9AM, reply("mute reminders 3h", 5))
+    assert again == first
+    silences = json.loads((state / "state/silences.json").read_text())["silences"]
+    assert len(silences) == 1 and silences[0]["reply"] == "reply-phone-5"

@@ -22,8 +22,9 @@ from compiler.language.duration import format_duration
 from compiler.operate.inspect_state import read_checked
 from compiler.operate.watchctl import check_instance, drop_control
 from runner.clock import iso, parse_iso, zone
-from runner.contract import ALERT_KINDS, INBOX, SILENCED, SILENCES
+from runner.contract import ALERT_KINDS, INBOX, REFS, SILENCED, SILENCES
 from runner.findings import VIGIL_SOURCE
+from runner.stateshapes import REFS as REFS_SHAPE
 from runner.stateshapes import SILENCED as SILENCED_SHAPE
 from runner.stateshapes import SILENCES as SILENCES_SHAPE
 from runner.talk.matchers import MATCH_FIELDS, describe
@@ -70,11 +71,28 @@ def snooze(
     if REF.fullmatch(target):
         if key is not None:
             raise UsageError(f"{target} is a reference code: it takes no KEY")
+        _check_open(state, target, warn)
         drop_control(state, {"kind": "snooze", "ref": target, "until": iso(ends)})
         return target
     check_instance(config, state, target, key, warn)
     drop_control(state, {"kind": "snooze", "watch": target, "key": key, "until": iso(ends)})
     return f"{target} {key}" if key else target
+
+
+def _check_open(state: Path, code: str, warn: Warn) -> None:
+    """UsageError unless `code` names an open item (state/refs.json)."""
+    codes = read_checked(state, REFS, REFS_SHAPE, warn).get("refs") or {}
+    entry = codes.get(code)
+    if isinstance(entry, dict) and entry.get("told") and not entry.get("closed"):
+        return
+    open_codes = sorted(
+        (c for c, e in codes.items() if e.get("told") and not e.get("closed")),
+        key=lambda c: int(c[1:]),
+    )
+    listed = f"open: {', '.join(open_codes)}" if open_codes else "nothing is open"
+    if isinstance(entry, dict) and entry.get("closed"):
+        raise UsageError(f"{code} is closed ({entry.get('why')}); {listed}")
+    raise UsageError(f"{code} is no item's code; {listed}")
 
 
 # --- silence add -------------------------------------------------------------------------------

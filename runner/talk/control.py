@@ -227,7 +227,8 @@ def _status(context: Context) -> str:
     lines = []
     for code, entry in entries[:STATUS_LINES]:
         snoozed = parse_iso(entry.get("snoozed"))
-        note = f" (snoozed until {_local(snoozed, context)})" if snoozed else ""
+        ahead = snoozed if snoozed is not None and snoozed > now else None
+        note = f" (snoozed until {_local(ahead, context)})" if ahead else ""
         lines.append(f"[{code}] {_short(str(entry.get('text')))}{note}")
     if len(entries) > STATUS_LINES:
         lines.append(f"+{len(entries) - STATUS_LINES} more")
@@ -246,19 +247,27 @@ def _mute(command: Command, context: Context, reply_id: str) -> str:
             f"mute: {target!r} is no source, job, watch or nag rule (known: {known}); nothing done"
         )
     moment = until(command.when, context.now, context.spec.get("timezone"))
-    silence_id = f"s{hexdigest(reply_id)[:4]}"
-    context.talk.silences.add(
-        {
-            "id": silence_id,
-            "matchers": matchers,
-            "starts": iso(context.now),
-            "ends": iso(moment),
-            "comment": f"mute {target}",
-            "by": "reply",
-            "target": target,
-        },
-        context.now,
-    )
+    silences = context.talk.silences
+    made = [e for e in silences.entries if e.get("reply") == reply_id]  # applied before
+    if made:
+        silence_id = str(made[0].get("id"))
+    else:
+        digest = hexdigest(reply_id)
+        taken = {str(entry.get("id")) for entry in silences.entries}
+        silence_id = next(f"s{digest[:n]}" for n in range(6, 64) if f"s{digest[:n]}" not in taken)
+        silences.add(
+            {
+                "id": silence_id,
+                "matchers": matchers,
+                "starts": iso(context.now),
+                "ends": iso(moment),
+                "comment": f"mute {target}",
+                "by": "reply",
+                "target": target,
+                "reply": reply_id,
+            },
+            context.now,
+        )
     return f"muted {target} until {_local(moment, context)} ({silence_id}; unmute {target} ends it)"
 
 

@@ -232,7 +232,7 @@ class Refs:
             elif closed is None and _idle(entry, told, now):
                 self.close(code, "no news for a week", now)
         flaps = self.state.get("flaps") or {}
-        for subject in [s for s, f in flaps.items() if not _recent(f, now)]:
+        for subject in [s for s, f in flaps.items() if not _recent(f, now, s in self._open)]:
             del flaps[subject]
             self.changed = True
 
@@ -244,17 +244,20 @@ class Refs:
 
 def _idle(entry: dict[str, Any], told: datetime, now: datetime) -> bool:
     """Items a rule state follows (nag items, watch instances) close with it."""
-    if entry.get("snoozed"):
+    snoozed = parse_iso(entry.get("snoozed"))
+    if snoozed is not None and snoozed > now:
         return False
     ruled = str(entry.get("subject", "")).startswith((NAG_KEY, WATCH_KEY))
     return (now - told).total_seconds() >= (RULE_IDLE_CLOSE if ruled else IDLE_CLOSE)
 
 
-def _recent(flaps: dict[str, Any], now: datetime) -> bool:
-    """Whether an item's flapping record still matters: open, or changed within its window."""
+def _recent(flaps: dict[str, Any], now: datetime, coded: bool) -> bool:
+    """Whether an item's flapping record still matters: the item is open (with a code), or it
+    changed within its window."""
     last = parse_iso((flaps.get("changes") or [None])[-1])
     within = int(flaps.get("within") or 0)
-    return bool(flaps.get("open")) or (last is not None and (now - last).total_seconds() < within)
+    changed = last is not None and (now - last).total_seconds() < within
+    return (bool(flaps.get("open")) and coded) or changed
 
 
 REMEMBERED_EVIDENCE = ("kind", "job", "watch", "key", "unit")
