@@ -535,8 +535,17 @@ def _gated(
     if not can_hold:
         sending += [alert for alert, _why in kept]
         kept = []
-    talk.state.refs.give(sending, now)
+    talk.state.refs.give(_to_be_named(spec, sending, now), now)
     return sending, kept
+
+
+def _to_be_named(spec: CoordinatorSpecJSON, sending: list[Alert], now: datetime) -> list[Alert]:
+    """Of the alerts to send, those a message will name (caps count the rest in "+N more"):
+    only they get a code now, so the codes a person sees have no gaps."""
+    from runner.compose import compose
+
+    named = {key for message in compose(spec, sending, now) for key in message.named}
+    return [alert for alert in sending if alert.key in named]
 
 
 class _Talk:
