@@ -125,7 +125,7 @@ def test_a_rerun_after_a_crash_before_the_state_is_written_queues_nothing_twice(
         monkeypatch.setattr(coordinator, "write_state", write_state)
         heartbeat(spec, morning + timedelta(minutes=15))
         heartbeat(spec, morning + timedelta(minutes=30))
-        assert bodies(state) == ["• disk 91% full"] * (night + 1)
+        assert bodies(state) == ["• disk 91% full [r1]"] * (night + 1)
 
 
 def test_watch_repeats_held_overnight_are_one_line_in_the_morning(
@@ -138,7 +138,7 @@ def test_watch_repeats_held_overnight_are_one_line_in_the_morning(
     for hour in range(1, 9):  # hourly heartbeats through the night: a repeat due each time
         heartbeat(spec, EVENING + timedelta(hours=hour, minutes=1))
     [morning] = delivered(state, "sink")
-    assert morning["body"] == "• Outage mail: m1"
+    assert morning["body"] == "• Outage mail: m1 [r1]"
     heartbeat(spec, EVENING + timedelta(hours=8, minutes=30))  # settles; no repeat due yet
     instance = json.loads((state / "state/watch-urgent-reply.json").read_text())["instances"]["m1"]
     assert instance["state"] == "delivered"
@@ -158,7 +158,7 @@ def test_a_watch_alert_acknowledged_while_held_is_not_brought_up_in_the_morning(
                  "key": "m1"})  # fmt: skip
     heartbeat(spec, EVENING + timedelta(hours=2))
     heartbeat(spec, EVENING + timedelta(hours=8, minutes=15))
-    assert bodies(state) == ["• Outage mail: m2"]
+    assert bodies(state) == ["• Outage mail: m2 [r1]"]
 
 
 def test_a_nag_held_overnight_for_an_item_done_meanwhile_is_not_brought_up_in_the_morning(
@@ -171,13 +171,13 @@ def test_a_nag_held_overnight_for_an_item_done_meanwhile_is_not_brought_up_in_th
     drop(state, {"source": "todo", "timestamp": "x", "overdue": [{"id": "B"}]})
     heartbeat(spec, EVENING + timedelta(hours=3))  # A resolved, still quiet
     heartbeat(spec, EVENING + timedelta(hours=8, minutes=15))
-    assert bodies(state) == ["• nag 1: B"]
+    assert bodies(state) == ["• nag 1: B [r1]"]
     items = json.loads((state / "state/nag-todo.json").read_text())["items"]
     assert items["A"]["status"] == "resolved" and items["A"]["nagCount"] == 0
     assert items["B"]["nagCount"] == 1
     drop(state, {"source": "todo", "timestamp": "x", "overdue": [{"id": "A"}, {"id": "B"}]})
     heartbeat(spec, EVENING + timedelta(hours=9))
-    assert "• nag 1: A" in bodies(state)[-1].splitlines()
+    assert "• nag 1: A [r2]" in bodies(state)[-1].splitlines()
 
 
 def test_a_watch_instance_armed_again_is_delivered_and_settled_by_its_own_message(
@@ -236,7 +236,7 @@ def test_an_alert_held_by_a_run_killed_at_any_write_is_told_once_in_the_morning(
     heartbeat(spec, EVENING + timedelta(minutes=5))  # the rerun takes up what was left
     heartbeat(spec, EVENING + timedelta(hours=8, minutes=15))
     heartbeat(spec, EVENING + timedelta(hours=8, minutes=30))
-    assert bodies(state) == ["• Outage mail: m1"]
+    assert bodies(state) == ["• Outage mail: m1 [r1]"]
 
 
 @pytest.mark.parametrize("kill", [coordinator.HELD, "watch-urgent-reply.json"])
@@ -269,7 +269,7 @@ def test_a_nag_held_by_a_run_killed_at_any_write_is_told_once_in_the_morning(
         heartbeat(spec, EVENING)
     heartbeat(spec, EVENING + timedelta(minutes=5))
     heartbeat(spec, EVENING + timedelta(hours=8, minutes=15))
-    assert bodies(state) == ["• nag 1: A"]
+    assert bodies(state) == ["• nag 1: A [r1]"]
     items = json.loads((state / "state/nag-todo.json").read_text())["items"]
     assert items["A"]["nagCount"] == 1
 
@@ -287,7 +287,7 @@ def test_a_message_queued_before_quiet_hours_and_not_yet_delivered_waits_for_the
     assert heartbeat(spec, EVENING)["waiting"] == 1  # 23:00, quiet
     assert bodies(state) == []
     heartbeat(spec, EVENING + timedelta(hours=8, minutes=15))
-    assert bodies(state) == ["• disk 91% full"]
+    assert bodies(state) == ["• disk 91% full [r1]"]
 
 
 def test_a_file_that_arrives_during_quiet_hours_is_news_in_the_morning(
@@ -325,7 +325,7 @@ def test_a_file_that_arrives_before_the_rerun_of_a_killed_run_is_told(
     heartbeat(spec, day + timedelta(minutes=5))
     heartbeat(spec, day + timedelta(minutes=10))
     lines = [line for body in bodies(state) for line in body.splitlines()]
-    assert lines.count("• disk 91% full") == 1
+    assert lines.count("• disk 91% full [r1]") == 1
     assert len([line for line in lines if "r1: satisfied" in line]) == 1
 
 
@@ -360,7 +360,7 @@ def test_two_files_arriving_across_two_killed_reruns_are_each_told_once(
     heartbeat(spec, DAY + timedelta(minutes=2))
     heartbeat(spec, DAY + timedelta(minutes=3))
     said = lines(state)
-    assert said.count("• disk 91% full") == 1
+    assert said.count("• disk 91% full [r1]") == 1
     assert len([x for x in said if "r2: satisfied" in x]) == 1
     assert len([x for x in said if "r1: satisfied" in x]) == 1, said
 
@@ -381,7 +381,7 @@ def test_a_held_nag_released_by_a_run_killed_before_the_nag_state_counts_once(
     drop(state, {"source": "todo", "timestamp": "x", "overdue": [{"id": "A"}]})
     heartbeat(spec, morning + timedelta(hours=1))
     said = lines(state)
-    assert said.count("• nag 1: A") == 1, said
+    assert said.count("• nag 1: A [r1]") == 1, said
     items = json.loads((state / "state/nag-todo.json").read_text())["items"]
     assert items["A"]["nagCount"] == 2
 
@@ -444,8 +444,8 @@ def test_a_killed_morning_release_followed_by_a_finding_sends_the_held_alert_onc
     heartbeat(spec, morning + timedelta(minutes=1))
     heartbeat(spec, morning + timedelta(minutes=2))
     said = lines(state)
-    assert said.count("• disk 95% full") == 1
-    assert said.count("• disk 91% full") == 1, said
+    assert said.count("• disk 95% full [r2]") == 1
+    assert said.count("• disk 91% full [r1]") == 1, said
 
 
 def test_a_killed_morning_release_and_a_file_arriving_before_the_rerun(
@@ -465,4 +465,4 @@ def test_a_killed_morning_release_and_a_file_arriving_before_the_rerun(
     heartbeat(spec, morning + timedelta(minutes=1))
     heartbeat(spec, morning + timedelta(minutes=2))
     said = lines(state)
-    assert said.count("• disk 91% full") == 1, said
+    assert said.count("• disk 91% full [r1]") == 1, said

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -104,7 +105,7 @@ def test_a_finding_renamed_into_the_inbox_is_delivered_through_the_path_unit(ins
     lines = manager.wait_for(lambda: delivered(state), timeout=15, what="the delivered line")
     assert len(lines) == 1
     assert lines[0]["channel"] == "sink"
-    assert lines[0]["body"] == "• the probe landed"
+    assert lines[0]["body"] == "• the probe landed [r1]"
     assert lines[0]["sources"] == ["probe"]
     assert lines[0]["title"] == f"{NAME}: 1 new"
     # The line is written before the run is recorded; wait for the record of that run.
@@ -115,6 +116,13 @@ def test_a_finding_renamed_into_the_inbox_is_delivered_through_the_path_unit(ins
     assert leftovers(state) == []
     shown = manager.show(f"{NAME}-coordinator.path", "ActiveState", "Result")
     assert shown == {"ActiveState": "active", "Result": "success"}
+
+
+def coded(line: str) -> tuple[str, int]:
+    """A delivered line and the number of the code it ends in."""
+    found = re.fullmatch(r"(.*) \[r(\d+)\]", line)
+    assert found, f"no code at the end of {line!r}"
+    return found.group(1), int(found.group(2))
 
 
 START_LIMIT_INTERVAL = 10.0  # DefaultStartLimitIntervalSec
@@ -143,7 +151,10 @@ def test_a_burst_of_findings_is_delivered_completely(installed) -> None:
     stop_lingering(manager)
     lines = delivered(state)
     bodies = [line for record in lines for line in record["body"].splitlines()]
-    assert sorted(bodies) == sorted(f"• {message}" for message in messages)
+    # Written one after another, the findings are taken in that order: finding n is r(n+1).
+    assert sorted(bodies) == sorted(
+        f"• {message} [r{number + 1}]" for number, message in enumerate(messages)
+    )
     assert sum(int(record["title"].split()[1]) for record in lines) == BURST
     runs = coordinator_runs(state)
     assert len(runs) >= 2, "the burst should take more than one coordinator run"
@@ -187,7 +198,11 @@ def test_a_flood_of_findings_written_as_fast_as_possible_is_delivered(installed)
     manager.wait_for(all_delivered, timeout=120, interval=0.2, what=f"{FLOOD} findings delivered")
     took = time.monotonic() - started
     stop_lingering(manager)
-    assert sorted(bodies()) == [f"• {message}" for message in messages]  # all, none twice
+    # Codes go in the order the findings are taken, which the writers' race decides: each line
+    # ends in a code of its own, and between them the lines have r1..rFLOOD.
+    said = [coded(line) for line in bodies()]
+    assert sorted(text for text, _ in said) == [f"• {message}" for message in messages]  # all once
+    assert sorted(number for _, number in said) == list(range(1, FLOOD + 1))
     runs = coordinator_runs(state)
     assert sum(run["findings"] for run in runs) == FLOOD
     assert all(run["result"] == "ok" and run["invocation_id"] for run in runs)

@@ -235,6 +235,13 @@ def job_runs(w: Workload) -> list[dict[str, Any]]:
     return [run for run in read_jsonl(w.state / "runs.jsonl") if run["kind"] == "job"]
 
 
+def code_of(line: str) -> str:
+    """The reference code a delivered line ends in (`• ... [r3]` -> `r3`)."""
+    found = re.search(r" \[(r\d+)\]$", line)
+    assert found, f"no code at the end of {line!r}"
+    return found.group(1)
+
+
 def delivered_lines(w: Workload) -> list[str]:
     """Every line of every delivered message, in delivery order."""
     return [line for m in read_jsonl(w.deliveries) for line in m["body"].splitlines()]
@@ -347,13 +354,20 @@ def test_reference_workload_end_to_end(vigil, workload: Workload) -> None:
     lines = delivered_lines(w)
     messages = read_jsonl(w.deliveries)
     assert {m["channel"] for m in messages} == {"signal"}
+    # Each item keeps its code on every line; the eight items (two reminders, three failures,
+    # three other findings) have r1..r8 between them, in the order the runs happened to take
+    # them, which the firings' timing decides.
+    assert {code_of(line) for line in lines} == {f"r{n}" for n in range(1, 9)}, lines
+    assert len(lines) == 12, lines
     dentist = [line for line in lines if "Call dentist" in line]
-    assert dentist == [f"• {text}" for text in LADDER], lines
+    dentist_code = code_of(dentist[0])
+    assert dentist == [f"• {text} [{dentist_code}]" for text in LADDER], lines
     passport = [line for line in lines if "Renew passport" in line]
+    passport_code = code_of(passport[0])
     assert passport == [
-        "• Reminder: Renew passport is overdue",
-        "• Renew passport overdue for 9 days",
-        "• Renew passport overdue 12 days — remove it?",
+        f"• Reminder: Renew passport is overdue [{passport_code}]",
+        f"• Renew passport overdue for 9 days [{passport_code}]",
+        f"• Renew passport overdue 12 days — remove it? [{passport_code}]",
     ]
     state = vigil("state", "--config", w.config, "--json")
     assert state.exit_code == 0, state.stderr
@@ -363,18 +377,27 @@ def test_reference_workload_end_to_end(vigil, workload: Workload) -> None:
     }
 
     # The other detectors' findings are delivered as they are.
-    assert "• Prepare for: 15:00 Budget review with Acme" in lines
+    assert any(
+        re.fullmatch(r"• Prepare for: 15:00 Budget review with Acme \[r\d\]", line)
+        for line in lines
+    )
     assert any(line.startswith("• Today: Pick up dry cleaning (Errands)") for line in lines)
-    assert any(re.fullmatch(r"• old has not moved in (19|20|21) days", line) for line in lines)
+    assert any(
+        re.fullmatch(r"• old has not moved in (19|20|21) days \[r\d\]", line) for line in lines
+    )
 
     # --- the failed chain: prep failed, the next steps did not run, all three were alerted.
     assert w.openclaw_log.read_text().count("\n") == 1  # execute and wake never called it
     alerts = [line for line in lines if " failed (" in line]
     assert len(alerts) == 3, alerts
-    assert (  # release.pause_after: 5 counts each failure of a job
-        "• bruba-nightly-reset-prep failed (exit-code, status 1): command exited with status 1"
-        " (failure 1 in a row; paused at 5)" in alerts
-    )
+    assert any(  # release.pause_after: 5 counts each failure of a job
+        re.fullmatch(
+            r"• bruba-nightly-reset-prep failed \(exit-code, status 1\): command exited with "
+            r"status 1 \(failure 1 in a row; paused at 5\) \[r\d\]",
+            line,
+        )
+        for line in alerts
+    ), alerts
     assert any(
         line.startswith("• bruba-nightly-reset-execute failed (exit-code, status 5): not run: ")
         and "predecessor nightly-reset-prep did not succeed" in line

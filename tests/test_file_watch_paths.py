@@ -79,7 +79,7 @@ def test_a_finding_cannot_point_a_watch_at_any_file(
         "symlink": f"is outside the watch's roots ({roots})",
         "relative": "is not an absolute path",
     }
-    assert line.endswith(f": it {reasons[where]})")
+    assert line.endswith(f": it {reasons[where]}) [r1]")
 
 
 def test_a_symlink_inside_the_root_is_followed(tmp_path: Path, roots: Path) -> None:

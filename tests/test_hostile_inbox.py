@@ -206,7 +206,8 @@ def test_hostile_inbox_files_in_process(vigil, tmp_path: Path) -> None:
     [message] = deliveries(state)
     bodies = bodies_of([message])
     hostile.check(bodies)
-    assert "• a good finding" in bodies  # the good finding beside them went out
+    # the good finding beside them went out, its code after the rejections' r1..rN
+    assert f"• a good finding [r{len(hostile.reasons) + 1}]" in bodies
     if reads_update_atime(tmp_path):
         assert hostile.atimes(state / "rejected") == atimes, "a file was read"
     assert hostile.secret.read_text() == json.dumps(SECRET)
@@ -320,7 +321,7 @@ def test_a_writers_temp_file_in_the_inbox_starts_no_run_and_is_not_claimed(insta
     assert coordinator_runs(state) == [] and temp.exists()
     os.rename(temp, state / "inbox" / "slow-writer.json")
     manager.wait_for(
-        lambda: "• a good finding" in bodies_of(deliveries(state)),
+        lambda: "• a good finding [r1]" in bodies_of(deliveries(state)),
         timeout=15,
         what="the renamed finding delivered",
     )

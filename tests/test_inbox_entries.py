@@ -42,7 +42,7 @@ def test_a_read_only_directory_goes_to_rejected_and_findings_after_it_flow() -> 
             path.chmod(0o555)
         result = as_nobody(fs, state)
         assert result.returncode == 0, result.stderr
-        assert "• a good finding" in bodies(state)
+        assert "• a good finding [r2]" in bodies(state)  # r1 is the directory's rejection
         [alert] = [line for line in bodies(state) if "a-dir" in line]
         assert "rejected inbox file a-dir: it is a directory" in alert
         assert (state / "rejected" / "a-dir" / "inner").is_dir()
@@ -68,8 +68,8 @@ def test_a_directory_that_cannot_be_moved_is_ignored_with_one_alert() -> None:
         assert second.returncode == 0, second.stderr
         lines = bodies(state)
         assert [line for line in lines if "finding" in line] == [
-            "• a good finding",
-            "• a later finding",
+            "• a good finding [r2]",
+            "• a later finding [r3]",
         ]
         [alert] = [line for line in lines if "roots-dir" in line]
         assert "cannot be moved out of the inbox (Permission denied)" in alert

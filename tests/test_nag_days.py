@@ -124,7 +124,7 @@ def test_vigils_own_alerts_are_never_cut_by_a_findings_priority(vigil, tmp_path:
     spec["coordinator"]["total_cap"] = 5
     drop(state, {"source": "disk", "timestamp": "x", "message": "me first", "priority": 101})
     heartbeat(spec, local("America/New_York", 2026, 2, 3, 9))
-    assert lines(state)[-1] == "disk/99: me first"  # below vigil's own ALERT_PRIORITY
+    assert lines(state)[-1] == "disk/99: me first [r3]"  # below vigil's own ALERT_PRIORITY
 
 
 # Mondays around both clock changes and a month end, in two zones: (zone, first Monday).
@@ -168,7 +168,10 @@ def test_days_without_a_days_field_are_calendar_days_since_first_seen(
     for moment in (first, first + timedelta(hours=10), first + timedelta(hours=24, minutes=40)):
         drop(state, finding("seen", "items", "X"))
         heartbeat(spec, moment)
-    assert [line.split(": ", 1)[1] for line in lines(state)] == ["X is new", "X for 2 days"]
+    assert [line.split(": ", 1)[1] for line in lines(state)] == [
+        "X is new [r1]",
+        "X for 2 days [r1]",
+    ]
 
 
 def test_a_ladder_without_stop_after_keeps_nagging(vigil, tmp_path: Path) -> None:
@@ -177,11 +180,11 @@ def test_a_ladder_without_stop_after_keeps_nagging(vigil, tmp_path: Path) -> Non
         drop(state, finding("seen", "items", "X"))
         heartbeat(spec, local("America/New_York", 2026, 2, 2 + day, 9))
     assert [line.split(": ", 1)[1] for line in lines(state)] == [
-        "X is new",
-        "X for 2 days",
-        "X for 3 days",
-        "X for 4 days",
-        "X for 5 days",
+        "X is new [r1]",
+        "X for 2 days [r1]",
+        "X for 3 days [r1]",
+        "X for 4 days [r1]",
+        "X for 5 days [r1]",
     ]
     assert (
         items(state, "counted")["X"] | {"nagCount": 5, "status": "active"}
@@ -193,7 +196,7 @@ def test_the_first_rung_nags_an_item_due_today(vigil, tmp_path: Path) -> None:
     spec, state = spec_in(vigil, tmp_path), tmp_path / "state"
     drop(state, finding("todo", "overdue", "T", days=0))
     heartbeat(spec, local("America/New_York", 2026, 2, 2, 9))
-    assert lines(state) == ["todo/3: nag 1: T"]  # and the rule's priority, 3, in the line
+    assert lines(state) == ["todo/3: nag 1: T [r1]"]  # and the rule's priority, 3, in the line
 
 
 def test_min_interval_holds_back_the_next_nag(vigil, tmp_path: Path) -> None:
@@ -202,7 +205,7 @@ def test_min_interval_holds_back_the_next_nag(vigil, tmp_path: Path) -> None:
     for moment in (first, first + timedelta(hours=19, minutes=50), first + timedelta(hours=20)):
         drop(state, finding("todo", "overdue", "T", days=5))
         heartbeat(spec, moment)
-    assert lines(state) == ["todo/3: nag 1: T", "todo/3: nag 2: T"]
+    assert lines(state) == ["todo/3: nag 1: T [r1]", "todo/3: nag 2: T [r1]"]
 
 
 def test_an_item_that_comes_back_is_active_again(vigil, tmp_path: Path) -> None:
@@ -214,7 +217,7 @@ def test_an_item_that_comes_back_is_active_again(vigil, tmp_path: Path) -> None:
         if day == 1:
             assert items(state, "todo")["A"]["status"] == "resolved"
     assert items(state, "todo")["A"]["status"] == "active"
-    assert lines(state)[-2:] == ["todo/3: nag 2: A", "todo/3: nag 3: B"]
+    assert lines(state)[-2:] == ["todo/3: nag 2: A [r3]", "todo/3: nag 3: B [r2]"]
 
 
 def test_resolve_missing_false_keeps_a_missing_item_active(vigil, tmp_path: Path) -> None:
@@ -236,7 +239,7 @@ def test_the_rules_priority_decides_what_the_total_cap_keeps(vigil, tmp_path: Pa
     drop(state, finding("seen", "items", "S"))  # rule priority 0, dropped first
     drop(state, finding("todo", "overdue", "T", days=1))  # rule priority 3
     heartbeat(spec, local("America/New_York", 2026, 2, 2, 9))
-    assert lines(state) == ["todo/3: nag 1: T", "+1 more"]
+    assert lines(state) == ["todo/3: nag 1: T [r2]", "+1 more"]
     assert items(state, "counted")["S"]["nagCount"] == 0
 
 
@@ -253,12 +256,12 @@ def test_a_nag_held_overnight_counts_when_the_morning_message_names_it(
         heartbeat(spec, moment)
     assert lines(state) == [] and items(state, "todo")["T"]["nagCount"] == 0
     heartbeat(spec, evening + timedelta(hours=8, minutes=15))
-    assert lines(state) == ["todo/3: nag 1: T"]
+    assert lines(state) == ["todo/3: nag 1: T [r1]"]
     assert items(state, "todo")["T"]["lastNagged"] == "2026-02-03T12:15:00Z"
     for moment in (evening + timedelta(hours=10), evening + timedelta(days=1, hours=10)):
         drop(state, finding("todo", "overdue", "T", days=5))
         heartbeat(spec, moment)
-    assert lines(state) == ["todo/3: nag 1: T", "todo/3: nag 2: T"]
+    assert lines(state) == ["todo/3: nag 1: T [r1]", "todo/3: nag 2: T [r1]"]
 
 
 def test_a_rerun_after_the_nag_state_was_saved_counts_nothing_twice(
@@ -283,10 +286,11 @@ def test_a_rerun_after_the_nag_state_was_saved_counts_nothing_twice(
     monkeypatch.setattr(coordinator, "done", done)
     heartbeat(spec, local("America/New_York", 2026, 2, 3, 6))  # past min_interval
     assert items(state, "todo")["A"]["nagCount"] == 1
-    assert lines(state) == ["todo/3: nag 1: A"]
+    assert lines(state) == ["todo/3: nag 1: A [r1]"]
     drop(state, finding("todo", "overdue", "A", days=11))
     heartbeat(spec, local("America/New_York", 2026, 2, 3, 9))
-    assert lines(state) == ["todo/3: nag 1: A", "todo/3: nag 2: A"]  # nag 2 said, not skipped
+    # nag 2 said, not skipped
+    assert lines(state) == ["todo/3: nag 1: A [r1]", "todo/3: nag 2: A [r1]"]
     assert items(state, "todo")["A"]["nagCount"] == 2
 
 
@@ -309,8 +313,9 @@ def test_a_period_written_in_hours_is_elapsed_time_one_in_days_calendar_days(
         drop(state, finding("keep", "items", "K"))
         heartbeat(spec, moment)
     said = lines(state)
-    assert [line for line in said if "nag" in line] == ["todo/3: nag 1: A"]  # 24h not passed
-    assert [line for line in said if "kept" in line] == ["keep/0: K kept"] * 2  # 1d: a new day
+    # 24h not passed; 1d, written in days, is a new day
+    assert [line for line in said if "nag" in line] == ["todo/3: nag 1: A [r2]"]
+    assert [line for line in said if "kept" in line] == ["keep/0: K kept [r1]"] * 2
 
 
 @pytest.mark.parametrize(

@@ -155,7 +155,7 @@ def test_the_quick_variant_from_the_command_line(tmp_path: Path) -> None:
     assert row(quick, "coordinator")["calls"] == 0 and quick["total"]["calls"] == 2
     bodies = [m["body"] for m in quick["messages"]]
     assert bodies[0].splitlines() == [
-        "• Reminder: Call dentist is overdue",
-        "• Reminder: Renew passport is overdue",
+        "• Reminder: Call dentist is overdue [r1]",
+        "• Reminder: Renew passport is overdue [r2]",
     ]
     assert "invariants: all hold" in result.stdout

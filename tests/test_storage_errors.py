@@ -260,7 +260,7 @@ def test_the_coordinator_on_a_full_disk_fails_cleanly_and_delivers_once_space_re
     s = setup(mounts)
     s.drop("first")
     assert s.run_coordinator().returncode == OK
-    assert [m["body"] for m in s.delivered()] == ["• first"]
+    assert [m["body"] for m in s.delivered()] == ["• first [r1]"]
     s.drop("second")
     mounts.fill(s.disk)
 
@@ -270,7 +270,7 @@ def test_the_coordinator_on_a_full_disk_fails_cleanly_and_delivers_once_space_re
     assert f"{NO_SPACE}: {s.state}/" in line and "nothing is lost" in line
     assert_whole(s.seen)
     assert [f["message"] for f in s.waiting()] == ["second"]  # claimed, kept for the rerun
-    assert [m["body"] for m in s.delivered()] == ["• first"]
+    assert [m["body"] for m in s.delivered()] == ["• first [r1]"]
 
     recorded = runs(s)[-1]  # runs.jsonl still had room in its last page
     assert (recorded["kind"], recorded["result"], recorded["exit_status"]) == (
@@ -283,7 +283,7 @@ def test_the_coordinator_on_a_full_disk_fails_cleanly_and_delivers_once_space_re
     mounts.free(s.disk)
     again = s.run_coordinator()
     assert again.returncode == OK, again.stderr
-    assert [m["body"] for m in s.delivered()] == ["• first", "• second"]
+    assert [m["body"] for m in s.delivered()] == ["• first [r1]", "• second [r2]"]
     assert s.waiting() == []
     assert_whole(s.seen)
     assert [r["result"] for r in runs(s) if r["kind"] == "coordinator"][-1] == "ok"
@@ -339,7 +339,7 @@ def test_a_file_channel_on_a_full_disk_is_retried_and_never_left_with_a_torn_lin
     again = s.run_coordinator(VIGIL_NOW=later.isoformat())
     assert again.returncode == OK, again.stderr
     earlier_line, message = s.delivered()
-    assert (earlier_line["id"], message["body"]) == ("earlier", "• through a full disk")
+    assert (earlier_line["id"], message["body"]) == ("earlier", "• through a full disk [r1]")
     assert_whole(mounts.view(other))
     assert_whole(s.seen)
 
@@ -377,7 +377,7 @@ def test_a_read_only_state_directory_fails_jobs_and_coordinator_until_it_is_writ
     assert s.run_job().returncode == OK
     assert s.run_coordinator().returncode == OK
     # The finding written before the directory turned read-only, and the next run's.
-    assert delivered_lines(s) == [f"• {MARKER} 1", f"• {MARKER} 2"]
+    assert delivered_lines(s) == [f"• {MARKER} 1 [r1]", f"• {MARKER} 2 [r2]"]
     assert s.waiting() == []
     assert_whole(s.seen)
 
@@ -400,7 +400,7 @@ def test_under_systemd_the_coordinator_carries_on_once_the_inbox_can_be_emptied(
     assert run.returncode == OK, stderr
     assert "the inbox cannot be emptied: trying again every 5s for 60s" in stderr
     assert "the state directory takes writes again" in stderr
-    assert delivered_lines(s) == ["• after the remount"]
+    assert delivered_lines(s) == ["• after the remount [r1]"]
 
 
 # --- (d) a state directory the user may not write ---------------------------------------------
@@ -428,7 +428,12 @@ def test_a_state_directory_of_another_user_fails_cleanly_until_it_is_given_back(
     assert s.run_job(nobody=True).returncode == OK
     delivered = s.run_coordinator(nobody=True)
     assert delivered.returncode == OK, delivered.stderr
-    assert delivered_lines(s) == [f"• {MARKER} 1", f"• {MARKER} 2", "• waiting for nobody"]
+    # Codes go in the order of the inbox's names: the job's two (time-ordered) in order, the
+    # dropped one's (random) anywhere among them.
+    assert delivered_lines(s) in (
+        [f"• {MARKER} 1 [r{one}]", f"• {MARKER} 2 [r{two}]", f"• waiting for nobody [r{drop}]"]
+        for one, two, drop in ((1, 2, 3), (1, 3, 2), (2, 3, 1))
+    )
     assert s.waiting() == []
 
 
@@ -585,11 +590,14 @@ def test_a_read_only_state_directory_does_not_make_the_path_unit_spin(
             for m in map(json.loads, deliveries.read_text().splitlines())
             for line in m["body"].splitlines()
         ]
-        assert lines.count("• late") == 1
+        late = [line for line in lines if line.startswith("• late [")]
+        assert late in (["• late [r1]"], ["• late [r2]"]), lines
         # A failure handler that ran once the directory was writable again alerts, at most
         # once (the failing coordinator's alerts are rate-limited); the others could not write.
-        alerts = [line for line in lines if line != "• late"]
+        alerts = [line for line in lines if line not in late]
         assert len(alerts) <= 1, lines
+        # Which of the two is taken first is not set: between them they have r1 and r2.
+        assert sorted(line[-4:] for line in lines) == ["[r1]", "[r2]"][: len(lines)], lines
         assert all(line.startswith("• rofs-coordinator failed (") for line in alerts), alerts
     finally:
         manager.systemctl("unset-environment", "VIGIL_STORAGE_RETRY")

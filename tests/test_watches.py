@@ -205,7 +205,7 @@ def test_deadline_result_fires_with_its_evidence(state_dir: Path) -> None:
     bodies = [m["body"] for m in delivered(state_dir)]
     assert bodies == [
         "• backup-done: not done by 2026-02-02T08:00:00Z: "
-        "nightly-reset-prep did not run since 2026-02-01T08:00:00Z"
+        "nightly-reset-prep did not run since 2026-02-01T08:00:00Z [r1]"
     ]
     # the key is a time, colons and all: the instance still learns that its alert went out
     fired = watch_state(state_dir, "backup-done")["2026-02-02T08:00:00Z"]

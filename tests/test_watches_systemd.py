@@ -390,8 +390,10 @@ def test_watch_state_survives_a_coordinator_killed_mid_delivery(install, vigil) 
     settled(setup)
     data = json.loads((state / "state" / "watch-urgent-mail.json").read_text())
     assert [step["state"] for step in data["instances"]["m7"]["history"]] == ["fired", "delivered"]
+    # m7's code, given before the kill, is its code after it; the late finding has the next.
     assert lines_about(state, "id=m7")
-    assert lines_about(state, "arrived meanwhile") == ["• arrived meanwhile"]
+    assert all(line.endswith(" [r1]") for line in lines_about(state, "id=m7"))
+    assert lines_about(state, "arrived meanwhile") == ["• arrived meanwhile [r2]"]
     manager.wait_for(  # OnFailure= noticed the kill
         lambda: lines_about(state, f"{NAME}-coordinator failed (signal"),
         timeout=10,

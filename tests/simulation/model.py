@@ -35,6 +35,10 @@ NEVER_NAMED_DAYS = 10
 NAG_LINE = re.compile(r"(rem-\d+) nag (\d+) rung (\d) \((-?\d+)d\)")
 STALE_LINE = re.compile(r"(proj-\d+) stale mention")
 MORE = re.compile(r"^\+(\d+) more$")
+REF = re.compile(r" \[r\d+\]$")
+"""The reference code an item's line may end in (`• ... [r7]`): the model judges what the lines
+say and when, not which code they carry (tests/test_talk.py and the message tests do), so
+it reads each line without it."""
 
 
 @dataclass
@@ -71,7 +75,7 @@ class Sink:
                 self.dead_letters.append((at, line["body"]))
                 continue
             more = sum(int(m[1]) for b in body if (m := MORE.match(b.strip())))
-            texts = [b.removeprefix("• ") for b in body if not MORE.match(b.strip())]
+            texts = [REF.sub("", b.removeprefix("• ")) for b in body if not MORE.match(b.strip())]
             self.messages.append(
                 {
                     "at": at,
