@@ -336,6 +336,8 @@ def _process_claim(
         held = _not_acknowledged(held, watch_states)
     if held and spec.get("nag"):
         held = _nags_still_due(spec, held, nag_states, now)
+    if _satisfied_now(watch_states, now):  # a watch that alerted is over: said when asked
+        alerts += _satisfied_lines(spec, talk, nag_states, watch_states, now)
     already = _queued_before(held_state, alerts)
     repeated = [alert for alert in alerts if alert.key in already]
     alerts = [alert for alert in alerts if alert.key not in already]
@@ -540,12 +542,14 @@ def _gated(
 
 
 def _to_be_named(spec: CoordinatorSpecJSON, sending: list[Alert], now: datetime) -> list[Alert]:
-    """Of the alerts to send, those a message will name (caps count the rest in "+N more"):
-    only they get a code now, so the codes a person sees have no gaps."""
+    """Of the alerts to send, those a message will name (caps count the rest in "+N more"), in
+    the order of its lines: only they get a code now, so the codes a person sees have no gaps
+    and go up line by line."""
     from runner.compose import compose
 
-    named = {key for message in compose(spec, sending, now) for key in message.named}
-    return [alert for alert in sending if alert.key in named]
+    order = list(dict.fromkeys(key for m in compose(spec, sending, now) for key in m.named))
+    by_key = {alert.key: alert for alert in sending}
+    return [by_key[key] for key in order]  # in the order of the lines
 
 
 class _Talk:
@@ -568,6 +572,28 @@ class _Talk:
 
             self._state = Talk(self.state_dir, self.now)
         return self._state
+
+
+def _satisfied_now(watch_states: dict[str, dict[str, Any]], now: datetime) -> bool:
+    stamp = iso(now)
+    return any(
+        instance.get("state") == "satisfied" and instance.get("at") == stamp
+        for state in watch_states.values()
+        for instance in (state.get("instances") or {}).values()
+    )
+
+
+def _satisfied_lines(
+    spec: CoordinatorSpecJSON,
+    talk: _Talk,
+    nag_states: dict[str, dict[str, Any]],
+    watch_states: dict[str, dict[str, Any]],
+    now: datetime,
+) -> list[Alert]:
+    from runner.talk.control import satisfied_late
+
+    closed = talk.state.refs.close_finished(nag_states, watch_states, now)
+    return satisfied_late(spec, closed, now)
 
 
 def _not_closed(held: list[Alert], closed: set[str]) -> list[Alert]:

@@ -193,7 +193,7 @@ def _alert_outages(
         if previous_missed is not None and (previous_run is None or previous_run < previous_missed):
             continue  # the same outage: said already
         text = _outage_text(job, timer, firing, missed, history, timer_since, now)
-        own_alert(spec["state_dir"], f"missed:{job}:{iso(firing)}", text, now, kind=ALERT_KIND)
+        own_alert(spec["state_dir"], f"missed:{job}:{iso(firing)}", text, now, ALERT_KIND, job)
         print(f"vigil: {text}", file=sys.stderr)
 
 

@@ -110,7 +110,7 @@ def _remember(spec: JobSpec, failure: str, due: datetime | None, now: datetime) 
         if failure and before is None:
             when = f"is due at {_clock(due, spec.timezone)} and " if due else ""
             text = f"{spec.job} {when}will fail: {failure}"
-            own_alert(spec.state_dir, f"preflight-{spec.job}-{iso(now)}", text, now, KIND)
+            own_alert(spec.state_dir, f"preflight-{spec.job}-{iso(now)}", text, now, KIND, spec.job)
             failing[spec.job] = {"since": iso(now), "reason": failure, "due": due and iso(due)}
         elif failure and before is not None:
             failing[spec.job] = {**before, "reason": failure}
@@ -118,7 +118,7 @@ def _remember(spec: JobSpec, failure: str, due: datetime | None, now: datetime) 
             since = parse_iso(before.get("since"))
             when = f" (failing since {_clock(since, spec.timezone)})" if since else ""
             text = f"{spec.job}: its preflight passes again{when}"
-            own_alert(spec.state_dir, f"preflight-{spec.job}-{iso(now)}", text, now, KIND)
+            own_alert(spec.state_dir, f"preflight-{spec.job}-{iso(now)}", text, now, KIND, spec.job)
             del failing[spec.job]
         else:
             return

@@ -69,5 +69,5 @@ def check(
         f"characters) and {used[1]:,} output tokens. If it loaded more context than it "
         "needs, filter what reaches the model."
     )
-    own_alert(state_dir, f"{KIND}:{job}:{now.isoformat()}", text, now, kind=KIND)
+    own_alert(state_dir, f"{KIND}:{job}:{now.isoformat()}", text, now, KIND, job)
     return True

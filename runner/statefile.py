@@ -136,13 +136,19 @@ def alert_once_a_day(state_dir: str, name: str, text: str, now: datetime) -> Non
 
 
 def own_alert(
-    state_dir: str, alert_id: str, text: str, now: datetime, kind: str = ALERT_KIND
+    state_dir: str,
+    alert_id: str,
+    text: str,
+    now: datetime,
+    kind: str = ALERT_KIND,
+    job: str | None = None,
 ) -> None:
     """One of vigil's own alerts, as a finding in the inbox: durable before whatever it
-    reports is done, and delivered by the run that claims it (never cut by caps)."""
+    reports is done, and delivered by the run that claims it (never cut by caps). `job`: the
+    job it is about (silences and inhibit rules match it; its code is the job's)."""
     from runner.findings import ALERT_PRIORITY
 
-    finding = {
+    finding: dict[str, object] = {
         "source": "vigil",
         "timestamp": iso(now),
         "kind": kind,
@@ -150,4 +156,6 @@ def own_alert(
         "priority": ALERT_PRIORITY,
         "message": text,
     }
+    if job is not None:
+        finding["job"] = job
     write_finding(state_dir, finding, now)

@@ -426,3 +426,39 @@ def test_a_mute_applied_again_after_a_kill_makes_one_silence(state: Path) -> Non
     assert again == first
     silences = json.loads((state / "state/silences.json").read_text())["silences"]
     assert len(silences) == 1 and silences[0]["reply"] == "reply-phone-5"
+
+
+ABSENCE = """\
+name: ab
+timezone: America/New_York
+state_dir: {state}
+channels: {sink: {file: "{state}/sink.jsonl"}}
+watches:
+  nightly:
+    absence: {source: backup, for: 26h}
+coordinator:
+  deliver_to: [sink]
+  notify_recovered: true
+  sources: {backup: {external: true}}
+"""
+
+
+def test_a_watch_satisfied_late_says_so_once(vigil, tmp_path: Path) -> None:
+    from tests.coordinator_support import compiled_spec
+
+    spec = compiled_spec(vigil, tmp_path, ABSENCE)
+    state = tmp_path / "state"
+    done = {"source": "backup", "message": "backup done"}
+    step(spec, state, MONDAY_9AM, done)  # the watch counts from here
+    heartbeat(spec, MONDAY_9AM + timedelta(hours=27))
+    sink = [m["body"] for m in delivered(state, "sink")]
+    assert sink[-1] == (
+        "• nightly: nothing from backup (last finding 2026-02-02T14:00:00Z, 27 h ago) [r2]"
+    )
+    drop(state, {**done, "timestamp": MONDAY_9AM.isoformat()})
+    heartbeat(spec, MONDAY_9AM + timedelta(hours=30))
+    late = [m["body"] for m in delivered(state, "sink")][2:]
+    assert late == ["• nightly: satisfied late, over now [r2]\n• backup done [r1]"]
+    drop(state, {**done, "timestamp": MONDAY_9AM.isoformat()})
+    heartbeat(spec, MONDAY_9AM + timedelta(hours=31))
+    assert [m["body"] for m in delivered(state, "sink")][4:] == []  # once

@@ -337,6 +337,38 @@ def _over(subject: str, name: str, text: str, context: Context) -> list[Alert]:
     ]
 
 
+def satisfied_late(
+    spec: CoordinatorSpecJSON, closed: list[tuple[str, dict[str, Any]]], now: datetime
+) -> list[Alert]:
+    """One line for each watch instance that alerted and is satisfied now (an absence watch's
+    source reporting again), when the watch's source asks (`notify_recovered`)."""
+    lines = []
+    for code, entry in closed:
+        _kind, _, rest = str(entry.get("subject")).partition(":")
+        name, _, key = rest.partition(":")
+        watch = (spec.get("watches") or {}).get(name)
+        source = _watch_source(watch) if watch else None
+        if not notify_recovered(spec, source or name):
+            continue
+        what = name if key in ("", "silence") else f"{name} {key}"
+        lines.append(
+            Alert(
+                text=f"{what}: satisfied late, over now [{code}]",
+                source=VIGIL_SOURCE,
+                priority=ALERT_PRIORITY,
+                key=f"recovered:{entry.get('subject')}:{iso(now)}",
+                evidence={"kind": "recovered", "watch": name},
+            )
+        )
+    return lines
+
+
+def _watch_source(watch: Any) -> str | None:
+    from runner.rules.watches import source_of
+
+    return source_of(watch)
+
+
 def _local(moment: datetime, context: Context) -> str:
     local = moment.astimezone(zone(context.spec.get("timezone")))
     return local.strftime("%a %-d %b %H:%M %Z")

@@ -141,12 +141,14 @@ class Refs:
         nag_states: dict[str, dict[str, Any]],
         watch_states: dict[str, dict[str, Any]],
         now: datetime,
-    ) -> None:
+    ) -> list[tuple[str, dict[str, Any]]]:
         """Close the codes of nag items no longer nagged (resolved, stopped, pruned) and of
-        watch instances no longer alerting, in the rule states this run read."""
+        watch instances no longer alerting, in the rule states this run read; returns the
+        (code, entry) of watch instances satisfied now, late."""
+        satisfied: list[tuple[str, dict[str, Any]]] = []
         if not nag_states and not watch_states:
-            return
-        from runner.rules.watchstate import ALERTING
+            return satisfied
+        from runner.rules.watchstate import ALERTING, WatchState
 
         for code, entry in list(self.open_entries().items()):
             subject = str(entry.get("subject"))
@@ -162,6 +164,9 @@ class Refs:
                 state = instance.get("state") if isinstance(instance, dict) else "gone"
                 if state not in ALERTING:
                     self.close(code, str(state), now)
+                    if state == WatchState.SATISFIED:
+                        satisfied.append((code, entry))
+        return satisfied
 
     def snooze(self, code: str, until: datetime) -> None:
         self.codes[code]["snoozed"] = iso(until)
