@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, TextIO
 
 from compiler.language.model import Config, Watch
+from compiler.language.model.gating import Inhibit, Maintenance, Matcher
 from compiler.language.model.types import format_duration
 from compiler.language.schedule import (
     CalendarCheckUnavailable,
@@ -187,6 +188,9 @@ def summarize(config: Config, filename: str, *, next_runs: int = 2) -> str:
         ("watches", [_row(name, _watch(watch)) for name, watch in config.watches.items()]),
         ("nag rules", [_row(name, line) for name, line in _nag_rules(config)]),
         ("channels", [_row(name, _channel(config, name)) for name in config.channels]),
+        ("replies", [_row(name, _reply(config, name)) for name in config.replies]),
+        ("inhibit", [_row(name, _inhibit(rule)) for name, rule in config.inhibit.items()]),
+        ("maintenance", [_row(name, _window(w)) for name, w in config.maintenance.items()]),
         ("coordinator", ["  " + _coordinator(config)]),
     ]
     for title, rows in sections:
@@ -286,6 +290,35 @@ def _channel(config: Config, name: str) -> str:
     return f"file: {channel.file}"
 
 
+def _reply(config: Config, name: str) -> str:
+    source = config.replies[name]
+    if source.telegram:
+        heard = f"telegram chats {', '.join(map(str, source.telegram.chats))}"
+    elif source.signal:
+        heard = f"signal from {', '.join(source.signal.numbers)}"
+    else:
+        heard = "command: " + " ".join(source.command or [])
+    answers = ", ".join(source.answer_to or config.coordinator.deliver_to)
+    return f"{heard}; answers to {answers}"
+
+
+def _matched(matcher: Matcher) -> str:
+    from runner.talk.matchers import describe as described
+
+    return described(matcher.model_dump(exclude_none=True))
+
+
+def _inhibit(rule: Inhibit) -> str:
+    verb = "drop" if rule.drop else "hold"
+    return f"while {_matched(rule.while_)}: {verb} {_matched(rule.hold)}"
+
+
+def _window(window: Maintenance) -> str:
+    days = f" {','.join(window.days)}" if window.days else ""
+    verb = "drop" if window.drop else "hold"
+    return f"{window.start}-{window.end}{days}: {verb} {_matched(window.match)}"
+
+
 def _coordinator(config: Config) -> str:
     coordinator = config.coordinator
     parts = [
@@ -302,6 +335,8 @@ def _coordinator(config: Config) -> str:
     if coordinator.quiet_hours:
         quiet = coordinator.quiet_hours
         parts.append(f"quiet {quiet.start}-{quiet.end} {quiet.timezone or config.timezone}")
+    if coordinator.notify_recovered:
+        parts.append("says when a failing job recovers")
     return "; ".join(parts)
 
 
