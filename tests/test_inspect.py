@@ -35,11 +35,13 @@ def test_state_shows_nag_items_and_the_next_step(vigil, tmp_path: Path) -> None:
     result = vigil("state", "--config", config_for(tmp_path, state))
     assert result.exit_code == 0, result.stderr
     header, row = result.stdout.splitlines()
-    assert header.split() == ["RULE", "KEY", "TITLE", "STATUS", "COUNT", "LAST_NAGGED", "NEXT"]
-    assert row.startswith("reminders  A1   Call dentist  active  1")
+    assert header.split() == [
+        "RULE", "KEY", "CODE", "TITLE", "STATUS", "COUNT", "LAST_NAGGED", "NEXT"
+    ]  # fmt: skip
+    assert row.startswith("reminders  A1   r1    Call dentist  active  1")  # r1: its message's
     assert "nag 2 once 3+ days overdue, not before 2026-02-03 04:59 EST" in row
     rows = json.loads(vigil("state", "--config", config_for(tmp_path, state), "--json").stdout)
-    assert rows[0]["count"] == 1
+    assert rows[0]["count"] == 1 and rows[0]["code"] == "r1"
 
 
 def test_state_shows_when_a_weekly_mention_is_next_as_the_runner_counts_it(

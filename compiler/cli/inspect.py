@@ -148,7 +148,8 @@ def _watches(args: argparse.Namespace) -> int:
     from compiler.operate.watchctl import watch_rows
 
     setup = load_setup(args.config, args.system)
-    columns = ["watch", "key", "state", "since", "deadline", "awaits", "evidence", "handoff"]
+    columns = ["watch", "key", "code", "state", "since", "deadline", "awaits", "evidence"]
+    columns.append("handoff")
     show_table(watch_rows(setup, setup.state, note), columns, args.json, "no watches")
     return ExitCode.OK
 
@@ -185,7 +186,7 @@ def _state(args: argparse.Namespace) -> int:
     from compiler.operate.inspect_state import nag_rows
 
     setup = load_setup(args.config, args.system)
-    columns = ["rule", "key", "title", "status", "count", "last_nagged", "next"]
+    columns = ["rule", "key", "code", "title", "status", "count", "last_nagged", "next"]
     show_table(nag_rows(setup, setup.state, note), columns, args.json, "no nag items")
     return ExitCode.OK
 

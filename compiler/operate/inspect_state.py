@@ -10,12 +10,14 @@ from typing import Any
 
 from compiler.errors import Warn
 from compiler.operate.setup import ConfigView
+from runner.alerts import NAG_KEY
 from runner.clock import zone
-from runner.contract import INBOX, PROCESSING, REJECTED, STATE
+from runner.contract import INBOX, PROCESSING, REFS, REJECTED, STATE
 from runner.history import runs
 from runner.rules.nag import NagRuleSpec, next_nag
 from runner.statefile import StateUnreadable, peek_state
 from runner.stateshapes import NAG, Shape
+from runner.stateshapes import REFS as REFS_SHAPE
 
 
 def _read_json(path: Path) -> Any:
@@ -85,8 +87,19 @@ def outbox_rows(state: Path) -> list[dict[str, Any]]:
     return outbox_status(state)
 
 
+def open_codes(state: Path, warn: Warn) -> dict[str, str]:
+    """Item (a reference code's subject) -> its open code, `r7` (state/refs.json)."""
+    codes = read_checked(state, REFS, REFS_SHAPE, warn).get("refs") or {}
+    return {
+        str(entry.get("subject")): code
+        for code, entry in codes.items()
+        if entry.get("told") and not entry.get("closed")
+    }
+
+
 def nag_rows(config: ConfigView, state: Path, warn: Warn) -> list[dict[str, Any]]:
     rows = []
+    codes = open_codes(state, warn) if config.nag else {}
     for name, spec in config.nag.items():
         rule = NagRuleSpec(name, spec, config.timezone)
         data = read_checked(state, rule.state_file, NAG, warn)
@@ -95,6 +108,7 @@ def nag_rows(config: ConfigView, state: Path, warn: Warn) -> list[dict[str, Any]
             fields = item.get("fields") or {}
             rows.append(
                 {
+                    "code": codes.get(f"{NAG_KEY}{name}:{key}"),
                     "rule": name,
                     "key": key,
                     "title": fields.get("title") or fields.get("name"),

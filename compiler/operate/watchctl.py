@@ -15,6 +15,7 @@ from compiler.errors import UsageError, Warn, did_you_mean
 from compiler.language.duration import format_duration
 from compiler.operate.inspect_state import read_checked
 from compiler.operate.setup import ConfigView
+from runner.alerts import WATCH_KEY
 from runner.contract import watch_state_file
 from runner.fsatomic import write_finding
 from runner.rules.watches import kind_of
@@ -54,7 +55,10 @@ def awaits(watch: WatchJSON) -> str:
 
 
 def watch_rows(config: ConfigView, state: Path, warn: Warn) -> list[dict[str, Any]]:
+    from compiler.operate.inspect_state import open_codes
+
     rows: list[dict[str, Any]] = []
+    codes = open_codes(state, warn) if config.watches else {}
     for name, watch in config.watches.items():
         instances = _instances(state, name, warn)
         if not instances:
@@ -71,6 +75,7 @@ def watch_rows(config: ConfigView, state: Path, warn: Warn) -> list[dict[str, An
             handoff = instance.get("handoff") or {}
             rows.append(
                 {
+                    "code": codes.get(f"{WATCH_KEY}{name}:{key}"),
                     "watch": name,
                     "kind": kind_of(watch),
                     "key": key,
