@@ -239,7 +239,7 @@ def test_the_rules_priority_decides_what_the_total_cap_keeps(vigil, tmp_path: Pa
     drop(state, finding("seen", "items", "S"))  # rule priority 0, dropped first
     drop(state, finding("todo", "overdue", "T", days=1))  # rule priority 3
     heartbeat(spec, local("America/New_York", 2026, 2, 2, 9))
-    assert lines(state) == ["todo/3: nag 1: T [r2]", "+1 more"]
+    assert lines(state) == ["todo/3: nag 1: T [r1]", "+1 more"]  # the cut S has no code
     assert items(state, "counted")["S"]["nagCount"] == 0
 
 
@@ -314,8 +314,8 @@ def test_a_period_written_in_hours_is_elapsed_time_one_in_days_calendar_days(
         heartbeat(spec, moment)
     said = lines(state)
     # 24h not passed; 1d, written in days, is a new day
-    assert [line for line in said if "nag" in line] == ["todo/3: nag 1: A [r2]"]
-    assert [line for line in said if "kept" in line] == ["keep/0: K kept [r1]"] * 2
+    assert [line for line in said if "nag" in line] == ["todo/3: nag 1: A [r1]"]
+    assert [line for line in said if "kept" in line] == ["keep/0: K kept [r2]"] * 2
 
 
 @pytest.mark.parametrize(

@@ -382,6 +382,7 @@ def test_command_replies_and_restarts(vigil, tmp_path: Path) -> None:
     spec, state = compile_spec(vigil, tmp_path, "agent", replies)
     service = Service(spec, state, tmp_path)
     try:
+
         def asked_twice() -> bool:
             return sum(f["text"] == "status" for f in inbox(state).values()) >= 2
 
