@@ -336,13 +336,12 @@ def _process_claim(
         held = _not_acknowledged(held, watch_states)
     if held and spec.get("nag"):
         held = _nags_still_due(spec, held, nag_states, now)
-    if _satisfied_now(watch_states, now):  # a watch that alerted is over: said when asked
-        alerts += _satisfied_lines(spec, talk, nag_states, watch_states, now)
+    alerts += _satisfied(spec, talk, nag_states, watch_states, now)
     already = _queued_before(held_state, alerts)
     repeated = [alert for alert in alerts if alert.key in already]
     alerts = [alert for alert in alerts if alert.key not in already]
     held += [alert for alert, _why in holding]
-    sending, kept = _gated(spec, alerts, held, talk, held_state, now, repeated)
+    sending, kept = _gate(spec, alerts, held, talk, held_state, now, repeated)
     held = [alert for alert, _why in kept]
     # Without a readable held.json no occasion can be kept: a fresh one risks a duplicate
     # after a crash, never a message lost to an id already delivered.
@@ -351,7 +350,7 @@ def _process_claim(
     # Rule alerts a killed run had queued count as queued now, with the ids they went out with.
     queued_now = [*queued, *_as_queued(already)]
     _remember_watch_messages(watch_states, queued_now)
-    told = _note_told(talk.state, [*sending, *repeated], queued_now, now) if talk.loaded else {}
+    told = _note_told(talk, [*sending, *repeated], queued_now, now)
     if sending or repeated:
         _note_nags(spec, nag_states, [*sending, *repeated], queued_now, now)
     _note_nags_queued_before(spec, nag_states, held_state, already, now)
@@ -507,51 +506,6 @@ def _has_absence(watch_specs: dict[str, WatchJSON]) -> bool:
     return any(watch.get("absence") for watch in watch_specs.values())
 
 
-def _gated(
-    spec: CoordinatorSpecJSON,
-    alerts: list[Alert],
-    held: list[Alert],
-    talk: _Talk,
-    held_state: dict[str, Any] | None,
-    now: datetime,
-    repeated: list[Alert],
-) -> tuple[list[Alert], list[tuple[Alert, str]]]:
-    """(to send now, with their codes; to hold, and why): runner.talk.gate. Without
-    a readable held.json what would be held goes now: never lost. The alerts a killed run
-    queued (`repeated`) get their codes again."""
-    told_before = (held_state or {}).get("told")
-    if told_before:  # a killed run's codes, if refs.json missed them
-        talk.state.refs.adopt(told_before, now)
-    if repeated and (talk.loaded or told_before):
-        talk.state.refs.give(repeated, now)
-    can_hold = held_state is not None
-    if talk.closed:
-        held = _not_closed(held, talk.closed)
-    if not alerts and not held:
-        return [], []
-    from runner.compose import in_quiet_hours
-    from runner.talk.gate import split
-
-    quiet = can_hold and in_quiet_hours(spec, now)
-    sending, kept = split(spec, alerts, held, talk.state, now, quiet)
-    if not can_hold:
-        sending += [alert for alert, _why in kept]
-        kept = []
-    talk.state.refs.give(_to_be_named(spec, sending, now), now)
-    return sending, kept
-
-
-def _to_be_named(spec: CoordinatorSpecJSON, sending: list[Alert], now: datetime) -> list[Alert]:
-    """Of the alerts to send, those a message will name (caps count the rest in "+N more"), in
-    the order of its lines: only they get a code now, so the codes a person sees have no gaps
-    and go up line by line."""
-    from runner.compose import compose
-
-    order = list(dict.fromkeys(key for m in compose(spec, sending, now) for key in m.named))
-    by_key = {alert.key: alert for alert in sending}
-    return [by_key[key] for key in order]  # in the order of the lines
-
-
 class _Talk:
     """The state of answering back (runner.talk.state), read only by a pass that needs it."""
 
@@ -574,46 +528,41 @@ class _Talk:
         return self._state
 
 
-def _satisfied_now(watch_states: dict[str, dict[str, Any]], now: datetime) -> bool:
-    stamp = iso(now)
-    return any(
-        instance.get("state") == "satisfied" and instance.get("at") == stamp
-        for state in watch_states.values()
-        for instance in (state.get("instances") or {}).values()
-    )
+def _gate(
+    spec: CoordinatorSpecJSON,
+    alerts: list[Alert],
+    held: list[Alert],
+    talk: _Talk,
+    held_state: dict[str, Any] | None,
+    now: datetime,
+    repeated: list[Alert],
+) -> tuple[list[Alert], list[tuple[Alert, str]]]:
+    """(to send now, to hold and why): runner.talk.passes.gated, for a pass with something."""
+    if not (alerts or held or repeated or (held_state or {}).get("told")):
+        return [], []
+    from runner.talk.passes import gated
+
+    return gated(spec, alerts, held, talk.state, held_state, now, repeated, talk.closed)
 
 
-def _satisfied_lines(
+def _satisfied(
     spec: CoordinatorSpecJSON,
     talk: _Talk,
     nag_states: dict[str, dict[str, Any]],
     watch_states: dict[str, dict[str, Any]],
     now: datetime,
 ) -> list[Alert]:
-    from runner.talk.control import satisfied_late
+    """A watch that alerted and is satisfied in this pass: a line when the config asks."""
+    stamp = iso(now)
+    if not any(
+        instance.get("state") == "satisfied" and instance.get("at") == stamp
+        for state in watch_states.values()
+        for instance in (state.get("instances") or {}).values()
+    ):
+        return []
+    from runner.talk.passes import satisfied_lines
 
-    closed = talk.state.refs.close_finished(nag_states, watch_states, now)
-    return satisfied_late(spec, closed, now)
-
-
-def _not_closed(held: list[Alert], closed: set[str]) -> list[Alert]:
-    """Held alerts, less those about an item the person closed (done, stop) in this run."""
-    from runner.talk.refs import subject_of
-
-    return [alert for alert in held if subject_of(alert) not in closed]
-
-
-def _note_told(
-    talk: Any, alerts: list[Alert], queued: list[Queued], now: datetime
-) -> dict[str, Any]:
-    """The items messages named now have their code (runner.talk.refs); returns code -> the
-    alert as its code keeps it, for held.json (written before refs.json)."""
-    named = {key for *_, named_keys in queued for key in named_keys}
-    told = {}
-    for alert in alerts:
-        if alert.ref and alert.key in named:
-            told[alert.ref] = talk.refs.told(alert, now)
-    return told
+    return satisfied_lines(spec, talk.state, nag_states, watch_states, now)
 
 
 # -- rules: imported only by a run with findings or watch state -------------------------------
@@ -649,9 +598,8 @@ def _apply_rules(
         talking = finding.get("source") == VIGIL_SOURCE and finding.get("kind") in TALK_KINDS
         if talking or _clears(spec, finding):
             if talk is not None and holding is not None:
-                alerts += _talk_control(
-                    spec, finding, talk, nag_states, watch_states, holding, now, alerts
-                )
+                alerts += _talk_control(spec, finding, talk, nag_states, watch_states, holding,
+                                        now, alerts)  # fmt: skip
             continue
         watched, matched = _watches_of_source(watch_specs, watch_states, finding, now)
         alerts += matched
@@ -670,27 +618,34 @@ def _talk_control(
     now: datetime,
     earlier: list[Alert],
 ) -> list[Alert]:
-    """Apply a finding that answers back; `earlier`, the alerts the run raised before it, loses
-    those about an item it closes."""
-    from runner.talk.control import Context, apply
+    """A finding that answers back (runner.talk.passes): nag rule states it changes are
+    loaded into `nag_states` (written with the others)."""
+    from runner.talk.passes import apply_control
 
     def nag_state(rule: str) -> dict[str, Any] | None:
         if rule not in nag_states and rule in (spec.get("nag") or {}):
             from runner.rules.nag import NagRuleSpec
 
-            state = _nag_state(
-                spec, NagRuleSpec(rule, spec["nag"][rule], spec.get("timezone")), now
-            )
+            rule_spec = NagRuleSpec(rule, spec["nag"][rule], spec.get("timezone"))
+            state = _nag_state(spec, rule_spec, now)
             if state is not None:
                 nag_states[rule] = state
         return nag_states.get(rule)
 
-    context = Context(spec, talk.state, nag_state, watch_states, now)
-    context.earlier = earlier
-    alerts = apply(finding, context)
-    holding += context.hold
-    talk.closed |= context.forget
+    alerts, hold, closed = apply_control(
+        spec, finding, talk.state, nag_state, watch_states, now, earlier
+    )
+    holding += hold
+    talk.closed |= closed
     return alerts
+
+
+def _note_told(talk: _Talk, alerts: list[Alert], queued: list[Queued], now: datetime) -> Any:
+    if not talk.loaded:
+        return {}
+    from runner.talk.passes import note_told
+
+    return note_told(talk.state, alerts, queued, now)
 
 
 def _clears(spec: CoordinatorSpecJSON, finding: dict[str, Any]) -> bool:
