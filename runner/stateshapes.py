@@ -364,6 +364,10 @@ class RefsShape(Shape):
             if odd:
                 problem = problem or f"has a code of another shape ({odd[0]!r})"
                 usable = {**usable, "refs": {c: e for c, e in codes.items() if c not in odd}}
+        muted = usable.get("muted", [])
+        if not isinstance(muted, list) or not all(isinstance(m, str) for m in muted):
+            problem = problem or "has `muted` of another shape"
+            usable = {**usable, "muted": []}
         flaps = usable.get("flaps", {})
         why = _map_problem("flaps", flaps, flap_record)
         if why is not None:

@@ -462,3 +462,50 @@ def test_a_watch_satisfied_late_says_so_once(vigil, tmp_path: Path) -> None:
     drop(state, {**done, "timestamp": MONDAY_9AM.isoformat()})
     heartbeat(spec, MONDAY_9AM + timedelta(hours=31))
     assert [m["body"] for m in delivered(state, "sink")][4:] == []  # once
+
+
+def disk_spec(state: Path) -> dict[str, Any]:
+    spec = bruba_spec(state)
+    spec["coordinator"]["sources"]["disk"] = {
+        "external": True, "cap": None, "priority": 0, "to": None, "urgent": False,
+        "dedup_key": "{host}:{mount}", "notify_recovered": True,
+    }  # fmt: skip
+    return spec
+
+
+FULL = {"source": "disk", "host": "nas", "mount": "/srv", "message": "nas /srv 91% full"}
+
+
+def test_a_condition_reported_for_weeks_stays_one_item(state: Path) -> None:
+    spec = disk_spec(state)
+    said = [step(spec, state, MONDAY_9AM + timedelta(days=day), FULL) for day in range(16)]
+    assert said[0] == ["• nas /srv 91% full [r1]"] and not any(said[1:])
+
+
+@pytest.mark.parametrize(("verb", "again"), [("done", True), ("stop", False)])
+def test_a_condition_acknowledged_is_quiet_until_resolved_stopped_for_good(
+    state: Path, verb: str, again: bool
+) -> None:
+    spec = disk_spec(state)
+    step(spec, state, MONDAY_9AM, FULL)
+    [answer] = step(spec, state, MONDAY_9AM, reply(f"{verb} r1"))
+    assert answer.startswith("• r1 acknowledged: quiet until it is resolved" if again
+                             else "• r1 stopped: never again")  # fmt: skip
+    assert step(spec, state, MONDAY_9AM + timedelta(hours=5), FULL) == []
+    resolved = step(spec, state, MONDAY_9AM + timedelta(hours=6), {**FULL, "resolved": True})
+    assert resolved == ["• disk: nas:/srv is resolved (since Mon 2 Feb 09:00 EST) [r1]"]
+    back = step(spec, state, MONDAY_9AM + timedelta(days=1), FULL)
+    assert back == (["• nas /srv 91% full [r2]"] if again else [])
+
+
+@pytest.mark.parametrize("told", [[], "x", {"r9": {}}, {"r9": {"text": 1}}, {"x": {}}])
+def test_a_held_file_whose_told_codes_are_of_another_shape_stops_nothing(
+    state: Path, told: object
+) -> None:
+    spec = bruba_spec(state)
+    (state / "state").mkdir(parents=True)
+    held = {"version": 1, "alerts": [], "occasion": "abc", "queued": {}, "told": told}
+    (state / "state/held.json").write_text(json.dumps(held))
+    for hour in range(3):
+        sent = step(spec, state, MONDAY_9AM + timedelta(hours=hour), failure("calendar-prep", hour))
+        assert len(sent) == 1, sent

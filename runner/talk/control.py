@@ -154,6 +154,11 @@ def _on_item(command: Command, code: str, context: Context) -> str:
         _snooze(code, moment, context)
         return f"{code} snoozed until {_local(moment, context)}: {what}"
     stop = command.verb == Verb.STOP
+    if subject.startswith(DEDUP):  # a condition: quiet until resolved, or for good
+        refs.acknowledge(code, now, forever=stop)
+        context.closed(subject)
+        until_when = "never again" if stop else "quiet until it is resolved"
+        return f"{code} {'stopped' if stop else 'acknowledged'}: {until_when}: {what}"
     if not _settle_item(subject, stop, context):
         return f"{code}: its rule is not in the config any more; closed: {what}"
     refs.close(code, "stopped" if stop else "done", now)

@@ -103,7 +103,16 @@ def _verdict(
             return f"inhibit:{name}", bool(rule.get("drop"))
     if _flapping(spec, alert, subject, bool(entry.get("told")), talk, now):
         return f"flapping:{code or subject}", True
-    if subject.startswith(DEDUP) and entry.get("told"):
+    return _condition(subject, code, entry, talk, now) if subject.startswith(DEDUP) else None
+
+
+def _condition(
+    subject: str, code: str | None, entry: dict[str, object], talk: Talk, now: datetime
+) -> tuple[str, bool] | None:
+    """A deduplicated condition: said once while open; never when the person said `stop`."""
+    if talk.refs.muted(subject):
+        return f"stopped:{subject}", True
+    if entry.get("told"):
         talk.refs.repeated(str(code), now)  # the condition is open and was said
         return f"{OPEN}{code}", True
     return None
