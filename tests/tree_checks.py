@@ -242,5 +242,9 @@ def _check_specs(out: Path, source: Path, files: dict[str, bytes]) -> None:
         elif kind == "forward":
             jobs = json.loads(files[relative])["jobs"]
             assert set(jobs) <= set(config.jobs), relative
+        elif kind == "reply":
+            reply = json.loads(files[relative])
+            assert reply["source"] in config.replies, relative
+            assert reply["source_kind"] == config.replies[reply["source"]].kind, relative
         else:
             assert kind == "watch", relative

@@ -6,12 +6,14 @@ Each finding is a (path, message) pair; validate.py turns paths into file positi
 from __future__ import annotations
 
 from collections.abc import Iterator
+from fnmatch import fnmatchcase
 
 from compiler.errors import did_you_mean as did_you_mean  # where the CLI's messages find it
 from compiler.language.model import Config
 from compiler.language.model.gating import Matcher, is_glob
 from compiler.language.preflight import PreflightError, preflight_calendar
 from runner.contract import (
+    ALERT_KINDS,
     coordinator_unit,
     failure_unit,
     forward_unit,
@@ -247,6 +249,68 @@ def _matcher_references(config: Config) -> Iterator[Problem]:
             for i, value in enumerate(getattr(matcher, field) or ()):
                 if not is_glob(value) and value not in names:
                     yield (*path, field, i), did_you_mean(value, names, field)
+        yield from _own_kinds_from_vigil(path, matcher)
+    for name, rule in config.inhibit.items():
+        if not _ends(config, rule.while_):
+            yield (
+                ("inhibit", name, "while"),
+                "it would hold alerts until something that never ends: name what has an end, "
+                "a job's failures (kind: failure, which end when it runs fine again), a watch, "
+                "or a source with a `dedup_key` (its conditions end when resolved)",
+            )
+
+
+OWN_KINDS = frozenset(ALERT_KINDS) - {"nag", "watch", "finding"}
+"""The kinds of alert vigil itself raises: their source is `vigil`, the job they are about is
+`job:`."""
+
+
+def _own_kinds_from_vigil(path: Path, matcher: Matcher) -> Iterator[Problem]:
+    """`source: gw, kind: failure` can never match: a failure comes from vigil, about job gw."""
+    kinds = matcher.kind or []
+    sources = matcher.source or []
+    own = kinds and all(any(fnmatchcase(k, glob) for k in OWN_KINDS) for glob in kinds)
+    if own and sources and not any(fnmatchcase(BUILTIN_SOURCE, glob) for glob in sources):
+        yield (
+            (*path, "source"),
+            f"alerts of kind {', '.join(kinds)} come from source {BUILTIN_SOURCE!r}: name the "
+            "job they are about with `job:`",
+        )
+
+
+def _ends(config: Config, condition: Matcher) -> bool:
+    """Whether the alerts an inhibit rule's `while` matches belong to items that end: job
+    failures (recovery is reported), watch instances, deduplicated conditions."""
+    kinds = condition.kind or []
+    if kinds and all(fnmatchcase(k, glob) for glob in kinds for k in ("failure",)):
+        return True
+    if condition.watch or (kinds and all(glob == "watch" for glob in kinds)):
+        return True
+    deduplicated = {n for n, p in config.coordinator.sources.items() if p.dedup_key}
+    sources = condition.source or []
+    return bool(sources) and all(
+        any(fnmatchcase(name, glob) for name in deduplicated)
+        and not any(fnmatchcase(name, glob) for name in known_sources(config) - deduplicated)
+        for glob in sources
+    )
+
+
+def _signal_readers(config: Config) -> Iterator[Problem]:
+    """Two signal sources on one daemon and account listening to one number would both write
+    each of its messages: one person's reply applied twice."""
+    heard: dict[tuple[str, str, str], str] = {}
+    for name, source in config.replies.items():
+        if source.signal is None:
+            continue
+        daemon = str(source.signal.url or source.signal.socket)
+        for i, number in enumerate(source.signal.numbers):
+            key = (daemon, str(source.signal.account or ""), number)
+            if key in heard:
+                yield (
+                    ("replies", name, "signal", "numbers", i),
+                    f"reply source {heard[key]!r} already listens to {number} on this daemon",
+                )
+            heard.setdefault(key, name)
 
 
 # --- several machines: hosts and where each job runs ----------------------------------------
@@ -323,6 +387,7 @@ def _replies(config: Config) -> Iterator[Problem]:
         # Every coordinator host would poll the same bot (Telegram allows one poller).
         yield ("replies",), "reply sources are not supported in a fleet yet"
     polled: dict[str, str] = {}
+    yield from _signal_readers(config)
     for name, source in config.replies.items():
         if source.telegram is None:
             continue

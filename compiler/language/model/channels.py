@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import string
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -14,24 +13,15 @@ from compiler.language.model.types import (
     Name,
     PositiveDuration,
     StrictModel,
+    plain_placeholders,
     template_fields_from,
 )
 from runner.contract import CHANNEL_TIMEOUT, COMMAND_FIELDS
 
-
-def _plain_placeholders(value: str) -> str:
-    # The runner fills arguments with plain names only and fails every delivery on
-    # `{message!r}` or `{count:>3}`: refuse them here instead.
-    for _literal, field, spec, conversion in string.Formatter().parse(value):
-        if field is not None and (spec or conversion):
-            raise ValueError(f"placeholder {{{field}}} takes no conversion or format spec here")
-    return value
-
-
 CommandArg = Annotated[
     str,
     template_fields_from(COMMAND_FIELDS),
-    AfterValidator(_plain_placeholders),
+    AfterValidator(plain_placeholders),  # the runner fills argv with plain names only
     TEMPLATE_SCHEMA,
 ]
 

@@ -16,6 +16,8 @@ from compiler.language.model.types import (
     PositiveDuration,
     StrictModel,
     TimeZone,
+    minutes_of,
+    plain_placeholders,
     template_fields_from,
 )
 from runner.contract import (
@@ -31,7 +33,9 @@ TitleTemplate = Annotated[str, template_fields_from(("count", "name", "date")), 
 LineTemplate = Annotated[
     str, template_fields_from(("text", "source", "priority", "ref")), TEMPLATE_SCHEMA
 ]
-DedupTemplate = Annotated[str, template_fields_from(None), TEMPLATE_SCHEMA]
+DedupTemplate = Annotated[
+    str, template_fields_from(None), AfterValidator(plain_placeholders), TEMPLATE_SCHEMA
+]
 MoreTemplate = Annotated[str, template_fields_from(("more",)), TEMPLATE_SCHEMA]
 
 
@@ -77,7 +81,7 @@ class QuietHours(StrictModel):
 
     @model_validator(mode="after")
     def _not_empty(self) -> QuietHours:
-        if self.start == self.end:
+        if minutes_of(self.start) == minutes_of(self.end):  # "9:00" is "09:00"
             raise ValueError("start and end are the same time")
         return self
 

@@ -16,6 +16,7 @@ from compiler.language.model.types import (
     Line,
     StrictModel,
     TimeZone,
+    minutes_of,
     one_or_more,
     to_list,
     unique,
@@ -98,11 +99,6 @@ WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun"
 """In the order of Python's date.weekday() (Monday = 0): the spec holds the numbers."""
 
 
-def _minutes(clock: str) -> int:
-    hours, minutes = clock.split(":")
-    return int(hours) * 60 + int(minutes)
-
-
 class Maintenance(StrictModel):
     """A recurring window in which matching alerts are held until it ends (or dropped)."""
 
@@ -121,6 +117,6 @@ class Maintenance(StrictModel):
 
     @model_validator(mode="after")
     def _not_empty(self) -> Maintenance:
-        if _minutes(self.start) == _minutes(self.end):
+        if minutes_of(self.start) == minutes_of(self.end):
             raise ValueError("start and end are the same time")
         return self

@@ -7,7 +7,14 @@ from typing import Annotated, cast
 
 from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 
-from compiler.language.model.types import Line, Name, PathStr, StrictModel, url_parts
+from compiler.language.model.types import (
+    Line,
+    Name,
+    PathStr,
+    StrictModel,
+    unique,
+    url_parts,
+)
 from runner.contract import REPLY_KINDS, TELEGRAM_API
 from runner.spectypes import ReplyKind
 
@@ -66,13 +73,24 @@ HttpUrl = Annotated[
 ]
 
 
+def _unique_chats(chats: list[ChatId]) -> list[ChatId]:
+    unique([str(chat) for chat in chats])  # 123 and "123" are one chat
+    return chats
+
+
+def _a_program(argv: list[str]) -> list[str]:
+    if not argv[0].strip():
+        raise ValueError("the program (first argument) is empty")
+    return argv
+
+
 class TelegramReplies(StrictModel):
     """A Telegram bot: its updates are read with the Bot API's getUpdates long polling (the
     bot must have no webhook)."""
 
     token: Name
     """A secret (in `secrets:`) holding the bot token BotFather gave."""
-    chats: Annotated[list[ChatId], Field(min_length=1)]
+    chats: Annotated[list[ChatId], Field(min_length=1), AfterValidator(_unique_chats)]
     """The chat ids whose messages are accepted; any other chat's are ignored and counted."""
     api: HttpUrl = TELEGRAM_API
     """The Bot API's base URL (a local Bot API server, a test's loopback server)."""
@@ -106,7 +124,7 @@ class ReplySource(StrictModel):
     """Messages to a Telegram bot."""
     signal: SignalReplies | None = None
     """Messages to a Signal account, through signal-cli's daemon."""
-    command: Annotated[list[Line], Field(min_length=1)] | None = None
+    command: Annotated[list[Line], Field(min_length=1), AfterValidator(_a_program)] | None = None
     """A program (and arguments, run without a shell) that prints what the person said as JSON
     lines, `{"text": "...", "from": "...", "id": "..."}` (`id` optional): restarted when it
     exits. It must not print a reply twice (nothing is remembered of its lines); a line

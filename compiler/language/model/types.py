@@ -249,6 +249,21 @@ def one_or_more(schema: dict[str, object]) -> WithJsonSchema:
     return WithJsonSchema({"anyOf": [schema, {"type": "array", "items": schema, "minItems": 1}]})
 
 
+def minutes_of(clock: str) -> int:
+    """HH:MM (or H:MM) -> minutes since midnight."""
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def plain_placeholders(value: str) -> str:
+    """Plain `{name}` placeholders only: the runner fills the rest in ways a key or an
+    argument must not depend on (`{host:.2}` would make two hosts one item)."""
+    for _literal, field, spec, conversion in string.Formatter().parse(value):
+        if field is not None and (spec or conversion):
+            raise ValueError(f"placeholder {{{field}}} takes no conversion or format spec here")
+    return value
+
+
 def unique(values: list[str]) -> list[str]:
     duplicates = sorted({v for v in values if values.count(v) > 1})
     if duplicates:
@@ -370,6 +385,10 @@ def url_parts(value: str, schemes: Iterable[str]) -> SplitResult | None:
 # --- templates --------------------------------------------------------------------------------
 
 
+MAX_FORMAT_WIDTH = 1000
+"""The widest a format spec may pad or cut a field (`{days:>3}`): more is no message."""
+
+
 def template_fields(template: str) -> list[str]:
     """The field names a `{field}` template uses. Raises ValueError on bad syntax."""
     fields: list[str] = []
@@ -379,9 +398,14 @@ def template_fields(template: str) -> list[str]:
         raise ValueError(
             f"invalid template: {exc} (write a literal brace as '{{{{' or '}}}}')"
         ) from None
-    for _literal, field, _spec, _conversion in parsed:
+    for _literal, field, spec, _conversion in parsed:
         if field is None:
             continue
+        if spec and any(int(width) > MAX_FORMAT_WIDTH for width in re.findall(r"\d+", spec)):
+            raise ValueError(
+                f"template field {{{field}:{spec}}} asks for more than {MAX_FORMAT_WIDTH} "
+                "characters"
+            )
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", field):
             raise ValueError(
                 f"invalid template field {{{field}}}: use a plain name such as {{title}} "
