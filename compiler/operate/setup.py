@@ -170,8 +170,8 @@ def read_setup(load: Callable[[str], Any], present: Container[str]) -> ConfigVie
 
 def _sources(jobs: dict[str, JobInfo], coordinator: dict[str, Any] | None) -> tuple[str, ...]:
     policies = coordinator["coordinator"]["sources"] if coordinator else {}
-    external = [name for name, policy in policies.items() if policy.get("external")]
-    return (*jobs, *external, VIGIL_SOURCE)
+    external = sorted(name for name, policy in policies.items() if policy.get("external"))
+    return (*jobs, *external, VIGIL_SOURCE)  # the spec's JSON sorts its keys: sorted here too
 
 
 def _coordinator_units(name: str, spec: dict[str, Any]) -> tuple[str, ...]:
