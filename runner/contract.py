@@ -239,6 +239,13 @@ REPLY_KINDS = ("telegram", "signal", "command")
 """The kinds of reply source: exactly one of them per entry of `replies:`."""
 REPLY_FINDING_KIND = "reply"
 """The `kind` of the control finding a reply source writes (source `vigil`)."""
+RECOVERED_KIND = "recovered"
+"""The `kind` of the finding a job's good run after failures drops (runner.recovery)."""
+PERSON_KINDS = (REPLY_FINDING_KIND, "snooze", "silence-add", "silence-expire")
+"""Control findings (source `vigil`) by which the person answers back: a reply, `vigil snooze`
+and `vigil silence add|expire`."""
+TALK_KINDS = (*PERSON_KINDS, RECOVERED_KIND)
+"""The control findings runner.talk.control applies."""
 TELEGRAM_API = "https://api.telegram.org"
 """The Bot API a `telegram` reply source polls unless it names another (`api:`)."""
 

@@ -38,6 +38,7 @@ from runner.contract import (
     INBOX,
     OUTBOX,
     SOURCES,
+    TALK_KINDS,
     coordinator_unit,
     path_unit,
     timer,
@@ -569,8 +570,6 @@ def _satisfied(
 
 CONTROL_KINDS = ("ack", "arm", "watch-deadline")
 """Findings from `vigil` that change watch state instead of being delivered."""
-TALK_KINDS = ("reply", "snooze", "silence-add", "silence-expire", "recovered")
-"""Findings from `vigil` that answer back (runner.talk.control)."""
 
 
 def _apply_rules(

@@ -13,15 +13,12 @@ from __future__ import annotations
 import os
 
 from runner.clock import iso
-from runner.contract import failing_marker
+from runner.contract import RECOVERED_KIND, failing_marker
 from runner.fsatomic import read_state, state_path, write_finding, write_state
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
     from datetime import datetime
-
-RECOVERED = "recovered"
-"""The finding's `kind` (runner.contract.ALERT_KINDS)."""
 
 
 def marker_path(state_dir: str, job: str) -> str:
@@ -47,7 +44,7 @@ def announce_recovery(state_dir: str, job: str, now: datetime) -> bool:
     failed = invocation or f"{job}-{marker.get('failed') or _mtime(path)}"
     finding: dict[str, object] = {
         "source": "vigil",
-        "kind": RECOVERED,
+        "kind": RECOVERED_KIND,
         "job": job,
         "timestamp": iso(now),
         "id": f"recovered-{failed}",

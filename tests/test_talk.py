@@ -509,3 +509,12 @@ def test_a_held_file_whose_told_codes_are_of_another_shape_stops_nothing(
     for hour in range(3):
         sent = step(spec, state, MONDAY_9AM + timedelta(hours=hour), failure("calendar-prep", hour))
         assert len(sent) == 1, sent
+
+
+def test_on_a_fleet_what_the_person_asks_is_not_applied_yet(state: Path) -> None:
+    """Any host may write into its inbox: one machine must not silence the others' alerts."""
+    spec = bruba_spec(state)
+    step(spec, state, MONDAY_9AM, reminders(("A", "Pay rent")))
+    spec["fleet"] = {"host": "laptop"}
+    assert step(spec, state, MONDAY_9AM, reply("mute all 3h")) == []
+    assert not (state / "state/silences.json").exists()

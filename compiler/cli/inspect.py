@@ -160,7 +160,9 @@ def _inbox(args: argparse.Namespace) -> int:
     if args.silenced:
         from compiler.operate.talkctl import silenced_rows
 
-        rows = silenced_rows(load_setup(args.config, args.system).state, note)
+        setup = load_setup(args.config, args.system)
+        setup.check_local("vigil inbox --silenced")
+        rows = silenced_rows(setup.state, note, None if args.json else setup.timezone)
         columns = ["at", "by", "action", "source", "text"]
         show_table(rows, columns, args.json, "nothing silenced lately")
         return ExitCode.OK

@@ -26,6 +26,7 @@ def _snooze(args: argparse.Namespace) -> int:
     from runner.clock import now
 
     setup = load_setup(args.config, args.system)
+    setup.check_local("vigil snooze")
     ends = ends_at(args.for_, args.until, now(), setup.timezone)
     what = snooze(setup, setup.state, args.target, args.key, ends, note)
     print(f"{what}: snoozed until {when_text(ends, setup.timezone)}", file=sys.stderr)
@@ -60,6 +61,7 @@ def _silence_add(args: argparse.Namespace) -> int:
 
     matchers = parse_matchers(args.matchers)
     setup = load_setup(args.config, args.system)
+    setup.check_local("vigil silence")
     moment = now()
     ends = ends_at(args.for_, args.until, moment, setup.timezone)
     silence_id = add_silence(setup.state, matchers, moment, ends, args.comment, note)
@@ -76,6 +78,7 @@ def _silence_list(args: argparse.Namespace) -> int:
     from runner.clock import now
 
     setup = load_setup(args.config, args.system)
+    setup.check_local("vigil silence")
     moment = now()
     rows = silence_rows(setup.state, moment, note, shown_all=args.all)
     rows = for_table(rows, setup, moment, as_json=args.json)
@@ -91,6 +94,7 @@ def _silence_expire(args: argparse.Namespace) -> int:
     from runner.clock import now
 
     setup = load_setup(args.config, args.system)
+    setup.check_local("vigil silence")
     expire_silence(setup.state, args.id, now(), note)
     print(f"{args.id}: ends at the coordinator's next pass", file=sys.stderr)
     return ExitCode.OK

@@ -82,6 +82,16 @@ class ConfigView:
     """Where findings come from: the jobs, the external sources and vigil itself."""
     replies: dict[str, str] = field(default_factory=dict)
     """The reply sources (`replies:`), name -> kind, each a long-running service."""
+    fleet: bool = False
+    """Several machines share the coordinator (`fleet:`): its state is in NATS, not here."""
+
+    def check_local(self, what: str) -> None:
+        """UsageError for what works only where the coordinator's state is on this machine."""
+        if self.fleet:
+            raise UsageError(
+                f"{what} is not supported on a fleet yet: the coordinator's state is in NATS, "
+                "not in this machine's state directory (`vigil status --fleet` shows the fleet)"
+            )
 
     @property
     def state(self) -> Path:
@@ -165,6 +175,7 @@ def read_setup(load: Callable[[str], Any], present: Container[str]) -> ConfigVie
         else (),
         sources=_sources(jobs, coordinator if runs_coordinator else None),
         replies={n: r["kind"] for n, r in (coordinator.get("replies") or {}).items()},
+        fleet=bool(coordinator.get("fleet")),
     )
 
 

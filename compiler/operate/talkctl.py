@@ -21,6 +21,7 @@ from compiler.errors import UsageError, Warn
 from compiler.language.duration import format_duration
 from compiler.operate.inspect_state import read_checked
 from compiler.operate.watchctl import check_instance, drop_control
+from runner.alerts import WATCH_KEY
 from runner.clock import iso, parse_iso, zone
 from runner.contract import ALERT_KINDS, INBOX, REFS, SILENCED, SILENCES
 from runner.findings import VIGIL_SOURCE
@@ -75,8 +76,25 @@ def snooze(
         drop_control(state, {"kind": "snooze", "ref": target, "until": iso(ends)})
         return target
     check_instance(config, state, target, key, warn)
+    _check_told(state, target, key, warn)
     drop_control(state, {"kind": "snooze", "watch": target, "key": key, "until": iso(ends)})
     return f"{target} {key}" if key else target
+
+
+def _check_told(state: Path, watch: str, key: str | None, warn: Warn) -> None:
+    """UsageError unless the watch (the instance) has an alert the person was told, open."""
+    codes = read_checked(state, REFS, REFS_SHAPE, warn).get("refs") or {}
+    prefix = f"{WATCH_KEY}{watch}:" + (key or "")
+    told = [
+        entry["subject"].removeprefix(f"{WATCH_KEY}{watch}:")
+        for entry in codes.values()
+        if entry.get("told")
+        and not entry.get("closed")
+        and (entry["subject"] == prefix if key else entry["subject"].startswith(prefix))
+    ]
+    if not told:
+        what = f"{watch} {key}" if key else watch
+        raise UsageError(f"{what} has no open alert to snooze (`vigil watches` shows its codes)")
 
 
 def _check_open(state: Path, code: str, warn: Warn) -> None:
@@ -232,8 +250,9 @@ def for_table(
         row = {**row, "note": "matches nothing in the config" if nothing else None}
         ends = parse_iso(row["ends"])
         if not as_json:
-            row["matchers"] = describe(row["matchers"])
+            row["matchers"] = printable(describe(row["matchers"]))
             row["ends"] = _relative(ends, now, config.timezone) if ends else row["ends"]
+            row["comment"] = printable(row.get("comment"))
         shown.append(row)
     return shown
 
@@ -259,7 +278,31 @@ def expire_silence(state: Path, silence_id: str, now: datetime, warn: Warn) -> N
 # --- inbox --silenced --------------------------------------------------------------------------
 
 
-def silenced_rows(state: Path, warn: Warn) -> list[dict[str, Any]]:
-    """What silences, inhibit rules, maintenance windows and snoozes held back, newest last."""
+def silenced_rows(state: Path, warn: Warn, timezone: str | None = None) -> list[dict[str, Any]]:
+    """What silences, inhibit rules, maintenance windows and snoozes held back, newest last;
+    with `timezone` (for a table), times in it and texts without control characters."""
     entries = read_checked(state, SILENCED, SILENCED_SHAPE, warn).get("entries", [])
-    return sorted(entries, key=lambda entry: parse_iso(entry["at"]) or EARLIEST)
+    rows = sorted(entries, key=lambda entry: parse_iso(entry["at"]) or EARLIEST)
+    if timezone is None:
+        return rows
+    return [
+        {
+            **row,
+            "at": _local_time(row["at"], timezone),
+            "text": printable(row.get("text")),
+            "source": printable(row.get("source")),
+        }
+        for row in rows
+    ]
+
+
+def _local_time(text: str, timezone: str) -> str:
+    moment = parse_iso(text)
+    return f"{moment.astimezone(zone(timezone)):%Y-%m-%d %H:%M %Z}" if moment else text
+
+
+def printable(value: object) -> object:
+    """A text for a terminal: control characters (escape sequences) shown as `?`."""
+    if not isinstance(value, str):
+        return value
+    return "".join(c if c.isprintable() else "?" for c in value)

@@ -15,8 +15,8 @@ import sys
 
 from runner.alerts import DEDUP, NAG_KEY, WATCH_KEY, Alert
 from runner.clock import iso, parse_iso
+from runner.contract import RECOVERED_KIND
 from runner.findings import VIGIL_SOURCE
-from runner.recovery import RECOVERED
 from runner.talk.matchers import kind_of
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -39,7 +39,7 @@ RULE_IDLE_CLOSE = 30 * 86400
 close_finished): only one whose rule is gone from the config waits this long."""
 ANSWER = "answer"
 """The kind of the alert that answers a reply."""
-UNCODED_KINDS = (ANSWER, RECOVERED)
+UNCODED_KINDS = (ANSWER, RECOVERED_KIND)
 """Alerts that are no item of their own: answers to replies, and the line saying an item
 recovered (it names the item's code)."""
 SNOOZED = "(snoozed) "
