@@ -360,15 +360,16 @@ def _process_claim(
     # without a claim gets new message ids, a rerun of this one the same) and the rule alerts
     # just queued; then the rule state that stops those alerts being raised again. A rerun
     # killed before the rule state was written raises them again, and finds them queued.
-    if held_state is not None and (
-        held or stored or queued or held_state.get("queued") or held_state.get("told")
-    ):
+    if held_state is not None and _held_changed(held_state, kept, queued, told):
+        since = _held_since(stored)
         write_state(
             state_dir,
             HELD,
             {
                 "version": 1,
-                "alerts": [held_record(alert, now, why) for alert, why in kept],
+                "alerts": [
+                    held_record(alert, since.get(alert.key) or now, why) for alert, why in kept
+                ],
                 "occasion": os.urandom(8).hex(),
                 "queued": _rule_alerts_queued(queued),
                 "told": told,  # the codes told now, until refs.json has them (next run)
@@ -527,6 +528,33 @@ class _Talk:
 
             self._state = Talk(self.state_dir, self.now)
         return self._state
+
+
+def _held_changed(
+    held_state: dict[str, Any],
+    kept: list[tuple[Alert, str]],
+    queued: list[Queued],
+    told: dict[str, Any],
+) -> bool:
+    """Whether held.json needs writing: something was queued or told (now or by the run
+    before), or what is held changed; a heartbeat that holds the same as before writes
+    nothing."""
+    if queued or told or held_state.get("queued") or held_state.get("told"):
+        return True
+    stored = held_state.get("alerts")
+    before = [(a.get("key"), a.get("by")) for a in stored if isinstance(a, dict)] if isinstance(
+        stored, list) else []  # fmt: skip
+    return before != [(alert.key, why) for alert, why in kept]
+
+
+def _held_since(stored: object) -> dict[str, datetime]:
+    """When each alert held before was first held (key -> moment)."""
+    since: dict[str, datetime] = {}
+    for record in stored if isinstance(stored, list) else ():
+        moment = clock.parse_iso(record.get("heldSince")) if isinstance(record, dict) else None
+        if moment is not None:
+            since[str(record.get("key"))] = moment
+    return since
 
 
 def _gate(
