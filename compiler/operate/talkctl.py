@@ -259,7 +259,7 @@ def for_table(
 
 def _relative(moment: datetime, now: datetime, timezone: str) -> str:
     seconds = int((moment - now).total_seconds())
-    span = format_duration(abs(seconds) // 60 * 60, zero="now")
+    span = format_duration((abs(seconds) + 30) // 60 * 60, zero="now")  # to the nearest minute
     words = f"in {span}" if seconds > 0 else span if span == "now" else f"{span} ago"
     return f"{words} ({when_text(moment, timezone)})"
 
