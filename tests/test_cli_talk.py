@@ -312,7 +312,7 @@ def test_help_lists_the_commands(vigil) -> None:
     assert "snooze" in result.stdout and "silence" in result.stdout
 
 
-def test_on_a_fleet_the_commands_say_they_are_not_supported_yet(vigil, tmp_path: Path) -> None:
+def test_on_a_fleet_the_commands_say_they_are_not_supported_yet(vigil) -> None:
     from tests.conftest import ROOT
 
     fleet = ROOT / "examples" / "fleet.yaml"
