@@ -28,10 +28,13 @@ class Passes:
         self.taken: list[list[str]] = []
 
         self.heartbeats = 0
+        self.beats: list[float] = []
+        """When each heartbeat pass ran (time.monotonic)."""
 
     def __call__(self, heartbeat: bool) -> int:
         if heartbeat:
             self.heartbeats += 1
+            self.beats.append(time.monotonic())
             return self.status
         names = sorted(name for name in os.listdir(self.inbox) if not name.startswith("."))
         for name in names:
@@ -170,17 +173,20 @@ def test_another_generation_live_leaves_the_finding_to_a_new_run(
 
 def test_a_warm_run_makes_the_heartbeats_the_timer_cannot(inbox: Path, spec_path: Path) -> None:
     """The heartbeat timer's start is swallowed by a run in progress: the run beats in its
-    stead, `heartbeat` seconds after its last pass; a finding's pass puts the next beat off."""
+    stead, `heartbeat` seconds after its last pass; a finding's pass puts the next beat off.
+    Every moment below is a second or more from the next, so a busy machine's late wake-ups
+    cannot reorder them."""
     passes = Passes(inbox)
-    timer = later(1.1, lambda: land(inbox, "a.json"))
+    timer = later(0.5, lambda: land(inbox, "a.json"))
     started = time.monotonic()
-    assert run_warm(lingering(spec_path, inbox, 2, heartbeat=1), passes) == OK
+    assert run_warm(lingering(spec_path, inbox, 3, heartbeat=2), passes) == OK
     timer.join()
-    # beats at 1 s, 2.1 s and 3.1 s around the finding at 1.1 s; idle for 2 s at 3.1 s, it
-    # makes the beat due then before it leaves
+    # the finding at 0.5 s puts the beat due at 2 s off to 2.5 s; idle for 3 s since the
+    # finding, the run leaves at 3.5 s, before the next beat (4.5 s)
     assert passes.taken == [["a.json"]]
-    assert passes.heartbeats == 3
-    assert 3 <= time.monotonic() - started < 5
+    [beat] = passes.beats
+    assert 2.4 <= beat - started < 3.4, beat - started
+    assert 3.4 <= time.monotonic() - started < 6
 
 
 def test_a_failed_pass_ends_the_run_with_its_status(inbox: Path, spec_path: Path) -> None:
