@@ -39,12 +39,15 @@ replies:
 """
 
 
-def compile_spec(vigil, tmp_path: Path, source: str, replies: str) -> tuple[Path, Path]:
-    """(spec of reply source `source`, state directory) of a config with `replies`."""
+def compile_spec(
+    vigil, tmp_path: Path, source: str, replies: str, template: str = CONFIG
+) -> tuple[Path, Path]:
+    """(spec of reply source `source`, state directory) of a config (`template`, with
+    `{state}` and `{replies}`) with `replies`; compiled into tmp_path/out."""
     state = tmp_path / "state"
     state.mkdir(exist_ok=True)
     config = tmp_path / "vigil.yaml"
-    config.write_text(CONFIG.format(state=state, replies=textwrap.indent(replies, "  ")))
+    config.write_text(template.format(state=state, replies=textwrap.indent(replies, "  ")))
     result = vigil("compile", config, "--out", tmp_path / "out")
     assert result.exit_code == 0, result.stderr
     return tmp_path / "out" / "specs" / f"reply-{source}.json", state

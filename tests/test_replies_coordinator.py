@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import signal
 import tempfile
-import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,15 @@ import pytest
 from runner.coordinator import run
 from tests.signal_server import ACCOUNT, SignalDaemon, envelope
 from tests.telegram_server import TelegramServer
-from tests.test_replies import PERSON, STRANGER, TOKEN, Service, inbox, wait_until
+from tests.test_replies import (
+    PERSON,
+    STRANGER,
+    TOKEN,
+    Service,
+    compile_spec,
+    inbox,
+    wait_until,
+)
 
 PERSON_NUMBER = "+15550002222"
 MONDAY_9AM = datetime(2026, 2, 2, 14, 0, tzinfo=UTC)  # 09:00 in New York
@@ -81,14 +88,10 @@ class Setup:
 
 
 def _compiled(vigil, tmp_path: Path, replies: str, source: str) -> tuple[dict[str, Any], Path]:
-    state = tmp_path / "state"
-    state.mkdir(exist_ok=True)
-    config = tmp_path / "vigil.yaml"
-    config.write_text(CONFIG.format(state=state, replies=textwrap.indent(replies, "  ")))
-    result = vigil("compile", config, "--out", tmp_path / "out")
-    assert result.exit_code == 0, result.stderr
+    """(coordinator spec, spec of reply source `source`) of CONFIG with `replies`."""
+    reply_spec, _state = compile_spec(vigil, tmp_path, source, replies, CONFIG)
     spec = json.loads((tmp_path / "out/specs/coordinator.json").read_text())
-    return spec, tmp_path / "out" / "specs" / f"reply-{source}.json"
+    return spec, reply_spec
 
 
 @contextmanager

@@ -10,12 +10,12 @@ import sys
 
 from runner.alerts import DEDUP, Alert, dedup_subject
 from runner.clock import iso, parse_iso, zone
-from runner.contract import PERSON_KINDS
+from runner.contract import PERSON_KINDS, RECOVERED_KIND
 from runner.digest import hexdigest
 from runner.findings import ALERT_PRIORITY, VIGIL_SOURCE
 from runner.talk.flaps import flap_change, flapping_text, notify_recovered
 from runner.talk.grammar import Command, Misunderstood, Verb, parse
-from runner.talk.refs import ANSWER, normal
+from runner.talk.refs import ANSWER, normal, own_subject
 from runner.talk.when import until
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
@@ -83,8 +83,8 @@ def apply(finding: dict[str, Any], context: Context) -> list[Alert]:
         context.talk.silences.expire(str(finding.get("silence_id")), context.now)
     elif kind == "recovered":
         job = str(finding.get("job"))
-        return _over(f"{VIGIL_SOURCE}:failure:{job}", job, f"{job} recovered: it ran fine again",
-                     context)  # fmt: skip
+        text = f"{job} recovered: it ran fine again"
+        return _over(own_subject("failure", job), job, text, context)
     return []
 
 
@@ -335,15 +335,7 @@ def _over(subject: str, name: str, text: str, context: Context) -> list[Alert]:
         text += f" (since {_local(since, context)})"
     if changes:  # just started flapping
         text = flapping_text(name, changes, spec)
-    return [
-        Alert(
-            text=f"{text} [{code}]",
-            source=VIGIL_SOURCE,
-            priority=ALERT_PRIORITY,
-            key=f"recovered:{subject}:{iso(now)}",
-            evidence={"kind": "recovered", "job": name},
-        )
-    ]
+    return [_recovery_line(f"{text} [{code}]", subject, {"job": name}, now)]
 
 
 def satisfied_late(
@@ -351,31 +343,31 @@ def satisfied_late(
 ) -> list[Alert]:
     """One line for each watch instance that alerted and is satisfied now (an absence watch's
     source reporting again), when the watch's source asks (`notify_recovered`)."""
+    from runner.rules.watches import source_of
+
     lines = []
     for code, entry in closed:
         _kind, _, rest = str(entry.get("subject")).partition(":")
         name, _, key = rest.partition(":")
         watch = (spec.get("watches") or {}).get(name)
-        source = _watch_source(watch) if watch else None
+        source = source_of(watch) if watch else None
         if not notify_recovered(spec, source or name):
             continue
         what = name if key in ("", "silence") else f"{name} {key}"
-        lines.append(
-            Alert(
-                text=f"{what}: satisfied late, over now [{code}]",
-                source=VIGIL_SOURCE,
-                priority=ALERT_PRIORITY,
-                key=f"recovered:{entry.get('subject')}:{iso(now)}",
-                evidence={"kind": "recovered", "watch": name},
-            )
-        )
+        text = f"{what}: satisfied late, over now [{code}]"
+        lines.append(_recovery_line(text, str(entry.get("subject")), {"watch": name}, now))
     return lines
 
 
-def _watch_source(watch: Any) -> str | None:
-    from runner.rules.watches import source_of
-
-    return source_of(watch)
+def _recovery_line(text: str, subject: str, about: dict[str, object], now: datetime) -> Alert:
+    """The one line saying an item is over (runner.contract.RECOVERED_KIND)."""
+    return Alert(
+        text=text,
+        source=VIGIL_SOURCE,
+        priority=ALERT_PRIORITY,
+        key=f"{RECOVERED_KIND}:{subject}:{iso(now)}",
+        evidence={"kind": RECOVERED_KIND, **about},
+    )
 
 
 def _local(moment: datetime, context: Context) -> str:

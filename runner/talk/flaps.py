@@ -4,8 +4,6 @@ about it (no failure, no recovery) until it has been steady for `within`."""
 
 from __future__ import annotations
 
-from runner.findings import VIGIL_SOURCE
-
 TYPE_CHECKING = False  # `typing` costs ~3 ms at start-up: mypy reads this block, Python skips it
 if TYPE_CHECKING:
     from datetime import datetime
@@ -54,7 +52,3 @@ def flapping_text(name: str, changes: int, spec: CoordinatorSpecJSON) -> str:
         f"{name} is flapping: {changes} changes within {within // 60} min; nothing more about "
         f"it until it is steady for {within // 60} min"
     )
-
-
-def failure_subject(job: str) -> str:
-    return f"{VIGIL_SOURCE}:failure:{job}"

@@ -51,9 +51,16 @@ def subject_of(alert: Alert) -> str:
     failures (paused, missed...), a deduplicated condition, else the alert itself."""
     if alert.key.startswith(WATCH_KEY):
         return alert.subject.removesuffix(":esc")  # its escalation is the same instance
-    if alert.source == VIGIL_SOURCE and isinstance(alert.evidence.get("job"), str):
-        return f"{VIGIL_SOURCE}:{kind_of(alert)}:{alert.evidence['job']}"
+    job = alert.evidence.get("job")
+    if alert.source == VIGIL_SOURCE and isinstance(job, str):
+        return own_subject(kind_of(alert), job)
     return alert.subject
+
+
+def own_subject(kind: str, job: str) -> str:
+    """The item of vigil's own alerts of one kind about one job (its failures, its missed
+    firings): `vigil:failure:JOB`."""
+    return f"{VIGIL_SOURCE}:{kind}:{job}"
 
 
 def normal(code: str) -> str | None:
@@ -136,12 +143,6 @@ class Refs:
             entry.pop("snoozed", None)
             self._open.pop(str(entry.get("subject")), None)
             self.changed = True
-
-    def close_subject(self, subject: str, why: str, now: datetime) -> str | None:
-        code = self.open_code(subject)
-        if code is not None:
-            self.close(code, why, now)
-        return code
 
     def close_finished(
         self,
