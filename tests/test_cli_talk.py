@@ -326,3 +326,14 @@ def test_on_a_fleet_the_commands_say_they_are_not_supported_yet(vigil) -> None:
         result = vigil(*args, "-c", fleet)
         assert result.exit_code == 2, (args, result.stderr)
         assert "not supported on a fleet yet" in result.stderr, args
+
+
+def test_a_comment_with_control_characters_stays_one_line_in_the_table(
+    vigil, tmp_path: Path, config: Path
+) -> None:
+    hostile = silence("s4444", "2026-12-07T20:00:00Z", comment="deploy\n\x1b[2Jgone")
+    write_state(tmp_path, "silences.json", {"version": 1, "silences": [hostile]})
+    result = vigil("silence", "list", "-c", config)
+    assert result.exit_code == 0, result.stderr
+    [_header, row] = result.stdout.splitlines()
+    assert "deploy??[2Jgone" in row and "\x1b" not in result.stdout

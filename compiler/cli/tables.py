@@ -24,13 +24,21 @@ def show_table(rows: list[dict[str, Any]], columns: list[str], as_json: bool, em
 
 
 def table_lines(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
-    """A header of the columns' names in capitals, then a line per row; `-` for nothing."""
-    cells = [[str(row.get(c) if row.get(c) is not None else "-") for c in columns] for row in rows]
+    """A header of the columns' names in capitals, then a line per row; `-` for nothing.
+    Cells come from findings, replies and comments: a control character (a line break, a
+    terminal's escape sequence) is shown as `?`, so a row stays one line and the terminal
+    stays as it was."""
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     for row in cells:
         lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     return lines
+
+
+def _cell(value: object) -> str:
+    text = str(value) if value is not None else "-"
+    return text if text.isprintable() else "".join(c if c.isprintable() else "?" for c in text)
 
 
 FLEET_COLUMNS = ["job", "last_run", "result", "next_run", "failures_in_row", "note"]

@@ -250,9 +250,8 @@ def for_table(
         row = {**row, "note": "matches nothing in the config" if nothing else None}
         ends = parse_iso(row["ends"])
         if not as_json:
-            row["matchers"] = printable(describe(row["matchers"]))
+            row["matchers"] = describe(row["matchers"])
             row["ends"] = _relative(ends, now, config.timezone) if ends else row["ends"]
-            row["comment"] = printable(row.get("comment"))
         shown.append(row)
     return shown
 
@@ -280,29 +279,14 @@ def expire_silence(state: Path, silence_id: str, now: datetime, warn: Warn) -> N
 
 def silenced_rows(state: Path, warn: Warn, timezone: str | None = None) -> list[dict[str, Any]]:
     """What silences, inhibit rules, maintenance windows and snoozes held back, newest last;
-    with `timezone` (for a table), times in it and texts without control characters."""
+    with `timezone` (for a table), times in it."""
     entries = read_checked(state, SILENCED, SILENCED_SHAPE, warn).get("entries", [])
     rows = sorted(entries, key=lambda entry: parse_iso(entry["at"]) or EARLIEST)
     if timezone is None:
         return rows
-    return [
-        {
-            **row,
-            "at": _local_time(row["at"], timezone),
-            "text": printable(row.get("text")),
-            "source": printable(row.get("source")),
-        }
-        for row in rows
-    ]
+    return [{**row, "at": _local_time(row["at"], timezone)} for row in rows]
 
 
 def _local_time(text: str, timezone: str) -> str:
     moment = parse_iso(text)
     return f"{moment.astimezone(zone(timezone)):%Y-%m-%d %H:%M %Z}" if moment else text
-
-
-def printable(value: object) -> object:
-    """A text for a terminal: control characters (escape sequences) shown as `?`."""
-    if not isinstance(value, str):
-        return value
-    return "".join(c if c.isprintable() else "?" for c in value)
