@@ -16,7 +16,7 @@ from compiler.cli.report import note
 from compiler.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from compiler.operate.setup import ConfigView
+    from compiler.operate.setup import ConfigView, Installed
 
 # --- finding the config and its installation -----------------------------------------------------
 
@@ -26,6 +26,11 @@ def load_setup(given: Path | None, system: bool) -> ConfigView:
     itself, validated (slower), with a note saying so. A file changed since it was applied is
     shown as installed (what runs), with a note, as `systemctl status` warns about a unit
     file changed on disk."""
+    return load_installed(given, system)[0]
+
+
+def load_installed(given: Path | None, system: bool) -> tuple[ConfigView, Installed | None]:
+    """load_setup's setup, and the installation it was read from (None: the file itself)."""
     from compiler.cli.discover import find_config
     from compiler.operate.setup import find_installed
 
@@ -38,8 +43,8 @@ def load_setup(given: Path | None, system: bool) -> ConfigView:
                 f"({found.setup.name}, generation {found.generation}); "
                 f"`vigil plan {path}` shows the difference"
             )
-        return found.setup
-    return _from_file(path, system, check_calendar=False)
+        return found.setup, found
+    return _from_file(path, system, check_calendar=False), None
 
 
 def _from_file(path: Path, system: bool, *, check_calendar: bool) -> ConfigView:

@@ -16,9 +16,10 @@ def parsed_commands() -> Commands:
     """Every command parsed here, by name."""
     from compiler.cli.checking import PARSERS as CHECKING
     from compiler.cli.inspect import PARSERS as INSPECTING
+    from compiler.cli.pictures import PARSERS as PICTURES
     from compiler.cli.talk import PARSERS as TALKING
 
-    return {**INSPECTING, **TALKING, **CHECKING}
+    return {**INSPECTING, **TALKING, **PICTURES, **CHECKING}
 
 
 def description(name: str) -> str:

@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import unicodedata
 import zoneinfo
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, lru_cache
@@ -355,3 +355,45 @@ def first_elapses(
         moments = [moment for block in mine for moment in _elapses(block)]
         found.append(min(moments).astimezone(zoneinfo.ZoneInfo(zone)) if moments else None)
     return found
+
+
+FIRINGS_CAP = 20_000
+"""The most firings `firings_within` computes for one timer: a minutely job's two weeks."""
+
+
+def firings_within(
+    timers: Mapping[str, tuple[Sequence[str], str]], after: datetime, until: datetime
+) -> dict[str, tuple[list[datetime], bool]]:
+    """Each timer's firings in (`after`, `until`], as computed by systemd, in the timer's zone,
+    and whether they were cut at FIRINGS_CAP. A timer is (OnCalendar lines, timezone).
+
+    One systemd-analyze run asks every line for a few iterations; the lines still short of
+    `until` are asked again for four times as many, until each is past it or at the cap.
+    """
+    found: dict[str, set[datetime]] = {name: set() for name in timers}
+    cut: set[str] = set()
+    wanted = [(name, line, zone) for name, (lines, zone) in timers.items() for line in lines]
+    count = 64
+    while wanted:
+        lines = [f"{line} {zone}" for _, line, zone in wanted]
+        args = [f"--iterations={count}", f"--base-time=@{math.floor(after.timestamp())}"]
+        blocks = _match_blocks(_analyze(lines, args).stdout, lines)
+        if blocks is None:
+            raise CalendarCheckUnavailable("could not read the output of systemd-analyze calendar")
+        short = []
+        for (name, line, zone), block in zip(wanted, blocks, strict=True):
+            moments = _elapses(block)
+            found[name].update(moment for moment in moments if moment <= until)
+            if len(moments) == count and moments[-1] < until:
+                if count * 4 > FIRINGS_CAP:
+                    cut.add(name)
+                else:
+                    short.append((name, line, zone))
+        wanted, count = short, count * 4
+    return {
+        name: (
+            sorted(moment.astimezone(zoneinfo.ZoneInfo(zone)) for moment in found[name]),
+            name in cut,
+        )
+        for name, (_, zone) in timers.items()
+    }

@@ -27,7 +27,14 @@ from runner.findings import VIGIL_SOURCE
 
 if TYPE_CHECKING:
     from compiler.language.model import Config
-    from runner.spectypes import NagRuleJSON, WatchJSON
+    from runner.spectypes import (
+        BudgetJSON,
+        CalendarJSON,
+        MaintenanceJSON,
+        NagRuleJSON,
+        QuietHoursJSON,
+        WatchJSON,
+    )
 
 MANIFEST = "manifest.json"
 COORDINATOR_SPEC = "specs/coordinator.json"
@@ -57,6 +64,10 @@ class JobInfo:
     price: tuple[float, float] | None
     """USD per million (input, output) tokens; None: not known."""
     preflight: bool
+    calendar: CalendarJSON | None = None
+    """Its timer's OnCalendar= lines and their zone (None: a job that runs at boot only)."""
+    budgets: tuple[BudgetJSON, ...] = ()
+    """The monthly budgets its model calls count against: its own and the config's."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,10 @@ class ConfigView:
     """The reply sources (`replies:`), name -> kind, each a long-running service."""
     fleet: bool = False
     """Several machines share the coordinator (`fleet:`): its state is in NATS, not here."""
+    quiet_hours: QuietHoursJSON | None = None
+    maintenance: dict[str, MaintenanceJSON] = field(default_factory=dict)
+    deadlines: dict[str, CalendarJSON] = field(default_factory=dict)
+    """The deadline watches' calendars (`deadline.at`), by watch."""
 
     def check_local(self, what: str) -> None:
         """UsageError for what works only where the coordinator's state is on this machine."""
@@ -125,7 +140,7 @@ class ConfigView:
             documents[job_spec_path(name)] = specs.job_spec(config, name, job, system)
         for name, watch in config.watches.items():
             if watch.timer is not None:
-                documents[watch_spec_path(name)] = {}  # only whether it exists is read
+                documents[watch_spec_path(name)] = specs.watch_spec(config, name, system)
         return read_setup(documents.__getitem__, documents)
 
     @classmethod
@@ -142,6 +157,7 @@ def read_setup(load: Callable[[str], Any], present: Container[str]) -> ConfigVie
     inventory = load(MANIFEST).get("inventory")
     if not isinstance(inventory, dict):  # installed by a vigil from before inventories
         raise KeyError("inventory")
+    timers = coordinator.get("timers") or {}
     jobs = {}
     for entry in inventory["jobs"]:
         spec = load(job_spec_path(entry["name"]))
@@ -156,8 +172,16 @@ def read_setup(load: Callable[[str], Any], present: Container[str]) -> ConfigVie
             model=llm["model"] if llm else None,
             price=(price["input"], price["output"]) if price else None,
             preflight=spec.get("preflight") is not None,
+            calendar=(timers.get(entry["name"]) or {}).get("calendar"),
+            budgets=tuple(spec.get("budgets") or ()),
         )
     watches = {name: coordinator["watches"][name] for name in inventory["watches"]}
+    timed = frozenset(name for name in watches if watch_spec_path(name) in present)
+    deadlines = {
+        name: load(watch_spec_path(name))["calendar"]
+        for name in sorted(timed)
+        if watches[name].get("deadline")
+    }
     return ConfigView(
         name=coordinator["config"],
         system=coordinator["scope"] == "system",
@@ -165,7 +189,7 @@ def read_setup(load: Callable[[str], Any], present: Container[str]) -> ConfigVie
         state_dir=coordinator["state_dir"],
         jobs=jobs,
         watches=watches,
-        timed_watches=frozenset(name for name in watches if watch_spec_path(name) in present),
+        timed_watches=timed,
         nag=coordinator.get("nag", {}),
         heartbeat=coordinator["coordinator"]["heartbeat"]
         if runs_coordinator
@@ -176,6 +200,9 @@ def read_setup(load: Callable[[str], Any], present: Container[str]) -> ConfigVie
         sources=_sources(jobs, coordinator if runs_coordinator else None),
         replies={n: r["kind"] for n, r in (coordinator.get("replies") or {}).items()},
         fleet=bool(coordinator.get("fleet")),
+        quiet_hours=(coordinator.get("coordinator") or {}).get("quiet_hours"),
+        maintenance=coordinator.get("maintenance") or {},
+        deadlines=deadlines,
     )
 
 

@@ -1,0 +1,379 @@
+"""Gather a Glance: one config's lanes (firings ahead from systemd's calendar arithmetic, runs
+behind from runs.jsonl), its quiet hours and maintenance windows, open nag items, watch
+instances, this month's spend against the budgets and the installed generation. Read only:
+nothing here writes a file or starts a unit."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from compiler.errors import VigilError, Warn
+from compiler.fsutil import read_manifest
+from compiler.glance.model import (
+    BudgetUse,
+    Glance,
+    InstalledGeneration,
+    Lane,
+    LaneKind,
+    Mark,
+    Run,
+    Shade,
+    ShadeKind,
+    Spend,
+)
+from compiler.install.generations import Installation
+from compiler.layout import Scope
+from compiler.operate.setup import ConfigView
+from compiler.operate.setup import Installed as Found
+from runner.clock import parse_iso, zone
+from runner.contract import RUNS
+from runner.exitcodes import MISSED
+from runner.history import Usage, runs
+from runner.spend import month_start
+
+SKIPPED_RESULTS = frozenset({"skipped-after", "after-running"})
+"""Result words of a run that did not run its command, by design (runner/exitcodes.py)."""
+QUIET_LABEL = "quiet hours"
+
+
+def collect(
+    setup: ConfigView,
+    *,
+    now: datetime,
+    days: int,
+    past: int,
+    scope: Scope | None = None,
+    found: Found | None = None,
+    warn: Warn,
+) -> Glance:
+    """The picture of `setup` at `now`: today and `days` - 1 calendar days ahead, `past` days
+    behind, in the config's timezone. `scope` (live) asks systemd which timers are paused or
+    disabled and when the heartbeat fires next; `found` is the installation `setup` was read
+    from (None: the config file as written)."""
+    where = zone(setup.timezone)
+    today = datetime.combine(now.astimezone(where).date(), time(), where)
+    since = _local_midnight(today.date() - timedelta(days=past), where)
+    until = _local_midnight(today.date() + timedelta(days=days), where)
+    problems: list[str] = []
+
+    def keep(problem: str) -> None:
+        problems.append(problem)
+        warn(problem)
+
+    status = _status_rows(setup, scope, now, keep)
+    history = _runs(setup.state, since, now, keep)
+    lanes = [*_job_lanes(setup, now, until, history, status)]
+    lanes += _watch_lanes(setup, now, until, history)
+    if setup.coordinator_units:
+        lanes.append(_coordinator_lane(setup, now, until, history, status))
+    from compiler.operate.inspect_state import nag_rows
+    from compiler.operate.watchctl import watch_rows
+
+    return Glance(
+        name=setup.name,
+        timezone=setup.timezone,
+        now=now,
+        since=since,
+        until=until,
+        lanes=tuple(lanes),
+        shades=tuple(_shades(setup, since, until)),
+        nag=tuple(row for row in nag_rows(setup, setup.state, keep) if _open(row)),
+        watches=tuple(watch_rows(setup, setup.state, keep)),
+        spend=_spend(setup, now, keep),
+        generation=_generation(found.installation, found.changed) if found else None,
+        problems=tuple(problems),
+    )
+
+
+def _local_midnight(day: date, where: Any) -> datetime:
+    return datetime.combine(day, time(), where)
+
+
+def _open(row: dict[str, Any]) -> bool:
+    return row.get("status") not in ("stopped", "resolved")
+
+
+# --- lanes -------------------------------------------------------------------------------------
+
+
+def _status_rows(
+    setup: ConfigView, scope: Scope | None, now: datetime, warn: Warn
+) -> dict[str, Any]:
+    """systemd's view of each timer (enabled, paused, next elapse), when it is asked."""
+    if scope is None or not scope.live:
+        return {}
+    from compiler.operate.status import collect as status_rows
+
+    try:
+        rows = status_rows(setup, scope, setup.state, now=now, warn=lambda _: None)
+    except VigilError as error:  # systemctl failed: the picture is drawn without its view
+        warn(f"systemd's view of the timers could not be read: {error}")
+        return {}
+    return {row.name: row for row in rows}
+
+
+def _job_lanes(
+    setup: ConfigView,
+    now: datetime,
+    until: datetime,
+    history: dict[str, list[Run]],
+    status: dict[str, Any],
+) -> Iterator[Lane]:
+    from compiler.language.schedule import firings_within
+
+    timers = {
+        name: (job.calendar["on_calendar"], job.calendar["timezone"])
+        for name, job in setup.jobs.items()
+        if job.calendar
+    }
+    ahead = firings_within(timers, now, until) if timers else {}
+    for name, job in setup.jobs.items():
+        firings, cut = ahead.get(name, ([], False))
+        note = _stopped(status.get(name))
+        yield Lane(
+            name=name,
+            kind=LaneKind.JOB,
+            firings=() if note else tuple(firings),
+            runs=tuple(history.get(name, ())),
+            cut=cut and not note,
+            schedule=_schedule_words(job.calendar) if job.calendar else "at boot",
+            note=note,
+        )
+
+
+def _stopped(row: Any) -> str:
+    """Why an installed timer will not fire as its calendar says; "" when it will."""
+    if row is None:
+        return ""
+    if row.enabled == "paused":
+        return row.note or "paused"
+    if row.enabled not in ("enabled", "static", "-"):
+        return f"timer {row.enabled}"
+    return ""
+
+
+def _schedule_words(calendar: Any) -> str:
+    return "; ".join(calendar["on_calendar"])
+
+
+def _watch_lanes(
+    setup: ConfigView, now: datetime, until: datetime, history: dict[str, list[Run]]
+) -> list[Lane]:
+    from compiler.language.schedule import firings_within
+    from compiler.operate.watchctl import awaits
+
+    timers = {
+        name: (calendar["on_calendar"], calendar["timezone"])
+        for name, calendar in setup.deadlines.items()
+    }
+    deadlines = firings_within(timers, now, until) if timers else {}
+    lanes = []
+    for name, watch in setup.watches.items():
+        firings, cut = deadlines.get(name, ([], False))
+        lanes.append(
+            Lane(
+                name=name,
+                kind=LaneKind.WATCH,
+                firings=tuple(firings),
+                runs=tuple(history.get(f"watch-{name}", ())),
+                cut=cut,
+                schedule=awaits(watch),
+            )
+        )
+    return lanes
+
+
+def _coordinator_lane(
+    setup: ConfigView,
+    now: datetime,
+    until: datetime,
+    history: dict[str, list[Run]],
+    status: dict[str, Any],
+) -> Lane:
+    """The heartbeat fires `heartbeat` seconds after the last (a monotonic timer): from
+    systemd's next elapse when it is known, else from now."""
+    row = status.get("coordinator")
+    first = parse_iso(row.next_run) if row is not None and row.next_run else None
+    step = timedelta(seconds=setup.heartbeat)
+    moment = first or now + step
+    firings = []
+    while moment <= until:
+        firings.append(moment)
+        moment += step
+    minutes = setup.heartbeat / 60
+    every = f"{minutes:g} min" if minutes < 120 else f"{minutes / 60:g} h"
+    return Lane(
+        name="coordinator",
+        kind=LaneKind.COORDINATOR,
+        firings=tuple(firings),
+        runs=tuple(history.get("coordinator", ())),
+        schedule=f"heartbeat every {every}, and at each finding",
+        note=_stopped(row),
+    )
+
+
+def _runs(state: Path, since: datetime, now: datetime, warn: Warn) -> dict[str, list[Run]]:
+    """target -> its runs in [since, now], oldest first (runs.jsonl and its rotated half)."""
+    found: dict[str, list[Run]] = {}
+    try:
+        for record in runs(str(state)):
+            start = parse_iso(record.get("start"))
+            if start is None or not since <= start <= now:
+                continue
+            found.setdefault(str(record.get("job")), []).append(_run(record, start))
+    except OSError as error:
+        warn(f"{state / RUNS} cannot be read ({error.strerror or error}): no runs shown")
+    for listed in found.values():
+        listed.sort(key=lambda run: run.start)
+    return found
+
+
+def _run(record: dict[str, Any], start: datetime) -> Run:
+    result = str(record.get("result") or "failed")
+    if result == "ok":
+        mark = Mark.OK
+    elif result == MISSED:
+        mark = Mark.MISSED
+    elif result in SKIPPED_RESULTS:
+        mark = Mark.SKIPPED
+    else:
+        mark = Mark.FAILED
+    usage = Usage.of_run(record)
+    duration = record.get("duration_s")
+    exit_status = record.get("exit_status")
+    return Run(
+        start=start,
+        mark=mark,
+        result=result,
+        duration_s=float(duration) if isinstance(duration, int | float) else None,
+        reason=str(record["reason"]) if record.get("reason") else None,
+        exit_status=exit_status if isinstance(exit_status, int) else None,
+        tokens=usage.tokens,
+        cost_usd=usage.usd,
+    )
+
+
+# --- shades ------------------------------------------------------------------------------------
+
+
+def _shades(setup: ConfigView, since: datetime, until: datetime) -> Iterator[Shade]:
+    quiet = setup.quiet_hours
+    if quiet:
+        where = quiet.get("timezone") or setup.timezone
+        for start, end in _daily(quiet["start"], quiet["end"], None, where, since, until):
+            yield Shade(ShadeKind.QUIET, start, end, QUIET_LABEL)
+    for name, window in setup.maintenance.items():
+        where = window.get("timezone") or setup.timezone
+        days = window.get("days")
+        action = "dropped" if window.get("drop") else "held"
+        for start, end in _daily(window["start"], window["end"], days, where, since, until):
+            yield Shade(ShadeKind.MAINTENANCE, start, end, f"maintenance {name} (alerts {action})")
+
+
+def _daily(
+    start: str,
+    end: str,
+    weekdays: list[int] | None,
+    timezone: str,
+    since: datetime,
+    until: datetime,
+) -> Iterator[tuple[datetime, datetime]]:
+    """The stretches from `start` to `end` (HH:MM wall clock in `timezone`, past midnight when
+    `end` is earlier) that begin on the given weekdays (Monday 0; None: every day), clipped to
+    [since, until]. Wall clock, so a clock change makes one of them an hour shorter or longer."""
+    where = zone(timezone)
+    begin, finish = _wall(start), _wall(end)
+    day = since.astimezone(where).date() - timedelta(days=1)
+    while (opens := datetime.combine(day, begin, where)) < until:
+        closes = datetime.combine(day + timedelta(days=finish <= begin), finish, where)
+        if (weekdays is None or day.weekday() in weekdays) and closes > since:
+            yield max(opens, since), min(closes, until)
+        day += timedelta(days=1)
+
+
+def _wall(text: str) -> time:
+    hours, minutes = text.split(":")
+    return time(int(hours), int(minutes))
+
+
+# --- spend and budgets ---------------------------------------------------------------------------
+
+
+def _spend(setup: ConfigView, now: datetime, warn: Warn) -> Spend:
+    """This month per day (the run history) and per job (the ledger budgets count): what the
+    ledger holds beyond the history is kept apart as unrecorded, so the days add up to it."""
+    from compiler.operate.cost import month_to_date
+
+    start, month = month_start(now, setup.timezone)
+    by_job = month_to_date(setup.state, setup.name, setup.timezone, now, warn=warn)
+    where = zone(setup.timezone)
+    by_day: dict[date, dict[str, float]] = {}
+    for record in runs(str(setup.state)):
+        moment = parse_iso(record.get("start"))
+        usd = Usage.of_run(record).usd
+        if moment is None or usd <= 0 or not start <= moment <= now:
+            continue
+        day = by_day.setdefault(moment.astimezone(where).date(), {})
+        job = str(record.get("job"))
+        day[job] = day.get(job, 0.0) + usd
+    recorded: dict[str, float] = {}
+    for jobs in by_day.values():
+        for job, usd in jobs.items():
+            recorded[job] = recorded.get(job, 0.0) + usd
+    unrecorded = {
+        job: round(usd - recorded.get(job, 0.0), 6)
+        for job, (usd, _, _) in by_job.items()
+        if usd - recorded.get(job, 0.0) > 1e-6
+    }
+    return Spend(month, by_day, by_job, unrecorded, tuple(_budgets(setup, by_job)))
+
+
+def _budgets(setup: ConfigView, by_job: dict[str, tuple[float, int, int]]) -> Iterator[BudgetUse]:
+    seen: set[str] = set()
+    for name, job in setup.jobs.items():
+        for budget in job.budgets:
+            scope = name if budget["scope"] != "global" else "global"
+            if scope in seen:
+                continue
+            seen.add(scope)
+            counted = by_job.values() if scope == "global" else [by_job.get(name, (0.0, 0, 0))]
+            yield BudgetUse(
+                scope=scope,
+                monthly_usd=budget.get("monthly_usd"),
+                monthly_tokens=budget.get("monthly_tokens"),
+                spent_usd=sum(usd for usd, _, _ in counted),
+                spent_tokens=sum(tokens for _, tokens, _ in counted),
+            )
+
+
+# --- the installed generation --------------------------------------------------------------------
+
+
+def _generation(installation: Installation, config_changed: bool) -> InstalledGeneration | None:
+    number = installation.current()
+    if number is None:
+        return None
+    manifest = read_manifest(installation.generation_dir(number))
+    source = manifest.get("config") or {}
+    drift = tuple(
+        path
+        for path, entry in sorted((manifest.get("files") or {}).items())
+        if _sha256(installation.installed(path)) != entry.get("sha256")
+    )
+    return InstalledGeneration(
+        generation=number,
+        config_file=source.get("file"),
+        config_sha256=source.get("sha256"),
+        git=source.get("git"),
+        applied=installation.meta(number).get("created"),
+        drift=drift,
+        config_changed=config_changed,
+    )
+
+
+def _sha256(content: bytes | None) -> str | None:
+    return None if content is None else hashlib.sha256(content).hexdigest()
