@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -291,7 +291,8 @@ def _daily(
     while (opens := datetime.combine(day, begin, where)) < until:
         closes = datetime.combine(day + timedelta(days=finish <= begin), finish, where)
         if (weekdays is None or day.weekday() in weekdays) and closes > since:
-            yield max(opens, since), min(closes, until)
+            # In UTC: the difference of two times in one zone is their wall clocks' (Python)
+            yield max(opens, since).astimezone(UTC), min(closes, until).astimezone(UTC)
         day += timedelta(days=1)
 
 

@@ -69,7 +69,7 @@ class Lane:
 
 @dataclass(frozen=True)
 class Shade:
-    """A stretch of time drawn shaded: quiet hours or a maintenance window."""
+    """A stretch of time drawn shaded: quiet hours or a maintenance window (in UTC)."""
 
     kind: ShadeKind
     start: datetime
