@@ -67,7 +67,7 @@ def collect(
     status = _status_rows(setup, scope, now, keep)
     history = _runs(setup.state, since, now, keep)
     lanes = [*_job_lanes(setup, now, until, history, status)]
-    lanes += _watch_lanes(setup, now, until, history)
+    lanes += _watch_lanes(setup, now, until)
     if setup.coordinator_units:
         lanes.append(_coordinator_lane(setup, now, until, history, status))
     from compiler.operate.inspect_state import nag_rows
@@ -160,9 +160,9 @@ def _schedule_words(calendar: Any) -> str:
     return "; ".join(calendar["on_calendar"])
 
 
-def _watch_lanes(
-    setup: ConfigView, now: datetime, until: datetime, history: dict[str, list[Run]]
-) -> list[Lane]:
+def _watch_lanes(setup: ConfigView, now: datetime, until: datetime) -> list[Lane]:
+    """A watch's deadlines ahead; it has no runs behind (its timer's run drops a finding and
+    records nothing: what it found is in the watch's instances)."""
     from compiler.language.schedule import firings_within
     from compiler.operate.watchctl import awaits
 
@@ -179,7 +179,6 @@ def _watch_lanes(
                 name=name,
                 kind=LaneKind.WATCH,
                 firings=tuple(firings),
-                runs=tuple(history.get(f"watch-{name}", ())),
                 cut=cut,
                 schedule=awaits(watch),
             )
