@@ -12,50 +12,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta, tzinfo
-from typing import TypeAlias
 
-from compiler.glance.cells import (
-    WEEK,
-    Ahead,
-    Cover,
-    cover,
-    dense,
-    firing_counts,
-    past_days,
-    plan_ahead,
-    week_groups,
-    worst_by_day,
+from compiler.glance.behind import behind, failures, notes
+from compiler.glance.cells import Ahead, Cover, cover, dense, firing_counts, plan_ahead
+from compiler.glance.drawing import (
+    BAND,
+    EMPTY,
+    MARKS,
+    NAME_WIDTH,
+    NO_RUN,
+    SHADE,
+    STYLES,
+    Line,
+    Segment,
+    cut,
+    row,
+    wrapped,
 )
-from compiler.glance.model import Glance, Lane, Mark, Run, Shade, ShadeKind
+from compiler.glance.model import Glance, Lane, Shade, ShadeKind
 from runner.clock import zone
 
-Segment: TypeAlias = tuple[str, str]
-"""Text and the name of its style ("" : none)."""
-Line: TypeAlias = list[Segment]
-
-NAME_WIDTH = 18
 NEXT_WIDTH = 11
-COUNT_WIDTH = 10
-LAST_FAILURES = 5
-MARKS = {Mark.OK: "✓", Mark.FAILED: "✗", Mark.MISSED: "○", Mark.SKIPPED: "-"}
-NO_RUN = "·"
-EMPTY = "·"
-BAND = "━"
-SHADE = {Cover.FULL: "▒", Cover.PART: "░"}
-STYLES = {
-    "title": "bold",
-    "dim": "dim",
-    "name": "bold",
-    "count": "bold cyan",
-    "band": "cyan",
-    "quiet": "blue",
-    "maintenance": "magenta",
-    "ok": "green",
-    "failed": "bold red",
-    "missed": "yellow",
-    "skipped": "dim",
-    "note": "yellow",
-}
 
 
 def render(glance: Glance, *, width: int, colours: str | None = None) -> str:
@@ -72,11 +49,11 @@ def draw(glance: Glance, width: int) -> list[Line]:
     name_width = min(NAME_WIDTH, max(8, width // 4))
     lines = [_header(glance, where, width), []]
     lines += _ahead(glance, where, width, name_width)
-    if glance.since < glance.now and glance.lanes:
-        lines += [[], *_behind(glance, where, width, name_width)]
+    if glance.since.astimezone(where).date() < glance.now.astimezone(where).date() and glance.lanes:
+        lines += [[], *behind(glance, where, width, name_width)]
     lines += [[], *_legend(width)]
-    lines += _notes(glance.lanes, width)
-    lines += _failures(glance.lanes, where, width)
+    lines += notes(glance.lanes, width)
+    lines += failures(glance.lanes, where, width)
     return lines
 
 
@@ -98,10 +75,21 @@ def _painted(lines: Sequence[Line], width: int, colours: str) -> str:
     )
     for line in lines:
         text = Text(no_wrap=True, overflow="crop")
-        for part, style in line:
+        for part, style in _joined(line):
             text.append(part, STYLES.get(style, ""))
         console.print(text)
     return out.getvalue()
+
+
+def _joined(line: Line) -> Line:
+    """Neighbours of one style as one segment: an escape code a run, not a cell."""
+    joined: Line = []
+    for text, style in line:
+        if joined and joined[-1][1] == style:
+            joined[-1] = (joined[-1][0] + text, style)
+        else:
+            joined.append((text, style))
+    return joined
 
 
 # --- the header --------------------------------------------------------------------------------
@@ -117,7 +105,7 @@ def _header(glance: Glance, where: tzinfo, width: int) -> Line:
         if generation.drift or generation.config_changed:
             installed += " (changed since applied)"
     words = f" · {glance.timezone} · now {now:%a %d %b %Y %H:%M} · {installed}"
-    return [(_cut(glance.name, width), "title"), (_cut(words, width - len(glance.name)), "")]
+    return [(cut(glance.name, width), "title"), (cut(words, width - len(glance.name)), "")]
 
 
 # --- the days ahead ----------------------------------------------------------------------------
@@ -134,19 +122,19 @@ def _ahead(glance: Glance, where: tzinfo, width: int, name_width: int) -> list[L
         + ("a cell a day" if ahead.per_day == 1 else f"cells of {ahead.hours} h from midnight")
         + ", next firing at the end"
     )
-    lines: list[Line] = [[(_cut(title, width), "dim")]]
+    lines: list[Line] = [[(cut(title, width), "dim")]]
     rows = _shade_rows(glance.shades)
     for number, block in enumerate(ahead.blocks()):
         head = _week_labels(block) if compact else _day_labels(block, ahead.per_day)
         lines.append([(" " * (name_width + 1), ""), *head])
         for label, shades in rows:
-            lines.append(_row(label, name_width, _shade_cells(block, ahead, shades, compact)))
+            lines.append(row(label, name_width, _shade_cells(block, ahead, shades, compact)))
         for lane in glance.lanes:
             cells = _lane_cells(lane, block, ahead, glance, compact)
             after = _next(lane, glance.now, where) if number == 0 else []
-            lines.append(_row(lane.name, name_width, cells) + after)
+            lines.append(row(lane.name, name_width, cells) + after)
         if not glance.lanes:
-            lines.append([(_cut("no jobs, watches or coordinator", width), "dim")])
+            lines.append([(cut("no jobs, watches or coordinator", width), "dim")])
     return lines
 
 
@@ -204,7 +192,9 @@ def _lane_cells(
             continue
         start, end = ahead.bounds(day, cell)
         count = counts.get((day, cell), 0)
-        if count:
+        if lane.cut and end > glance.now:
+            cells.append((BAND, "band"))
+        elif count:
             cells.append((BAND, "band") if band else (str(count) if count < 10 else "+", "count"))
         elif end <= glance.now:
             cells.append((" ", ""))
@@ -214,71 +204,24 @@ def _lane_cells(
 
 
 def _shaded(shades: Sequence[Shade], start: datetime, end: datetime) -> Segment:
-    for kind in (ShadeKind.MAINTENANCE, ShadeKind.QUIET):
-        covered = cover((s for s in shades if s.kind is kind), start, end)
-        if covered:
-            return SHADE[covered], kind.value
-    return EMPTY, "dim"
+    """The most any shade covers of the cell (a maintenance window's colour on a tie)."""
+    covers = [
+        (cover((s for s in shades if s.kind is kind), start, end), kind)
+        for kind in (ShadeKind.MAINTENANCE, ShadeKind.QUIET)
+    ]
+    covered, kind = max(covers, key=lambda pair: pair[0])
+    return (SHADE[covered], kind.value) if covered else (EMPTY, "dim")
 
 
 def _next(lane: Lane, now: datetime, where: tzinfo) -> Line:
     if lane.note:
-        return [(" " + _cut(lane.note, NEXT_WIDTH - 1), "note")]
+        return [(" " + cut(lane.note, NEXT_WIDTH - 1), "note")]
     if not lane.firings:
         return [(" none ahead", "dim")]
     first = lane.firings[0].astimezone(where)
     soon = (first.date() - now.astimezone(where).date()).days < 7
     when = f"{first:%a %H:%M}" if soon else f"{first:%b %d}"
     return [(" " + when, "")]
-
-
-# --- the days behind ---------------------------------------------------------------------------
-
-
-def _behind(glance: Glance, where: tzinfo, width: int, name_width: int) -> list[Line]:
-    days = past_days(glance.since, glance.now, where)
-    groups = week_groups(days)
-    room = max(WEEK + 1, width - name_width - 1 - COUNT_WIDTH)
-    per_block = max(1, room // (WEEK + 1))
-    title = f"behind: {len(days)} days to today, a column a day, its worst run"
-    lines: list[Line] = [[(_cut(title, width), "dim")]]
-    blocks = [groups[i : i + per_block] for i in range(0, len(groups), per_block)]
-    for block in blocks:
-        labels = "".join(_group_label(group) for group in block)
-        lines.append([(" " * (name_width + 1), ""), (labels.rstrip(), "dim")])
-        for lane in glance.lanes:
-            worst = worst_by_day(lane.runs, where)
-            cells: Line = []
-            for group in block:
-                cells += [_mark(worst.get(day)) for day in group] + [(" ", "")]
-            inside = [run for group in block for run in lane.runs if _on(run, group, where)]
-            lines.append(_row(lane.name, name_width, cells) + _tally(inside))
-    return lines
-
-
-def _group_label(group: Sequence[date]) -> str:
-    label = f"{group[0]:%b %d}" if len(group) > 5 else f"{group[0]:%d}"
-    return label[: len(group)].ljust(len(group) + 1)
-
-
-def _on(run: Run, group: Sequence[date], where: tzinfo) -> bool:
-    return group[0] <= run.start.astimezone(where).date() <= group[-1]
-
-
-def _mark(mark: Mark | None) -> Segment:
-    return (NO_RUN, "dim") if mark is None else (MARKS[mark], mark.value)
-
-
-def _tally(runs: Sequence[Run]) -> Line:
-    failed = sum(run.mark is Mark.FAILED for run in runs)
-    missed = sum(run.mark is Mark.MISSED for run in runs)
-    if failed:
-        return [(f"{failed} failed", "failed")]
-    if missed:
-        return [(f"{missed} missed", "missed")]
-    if not runs:
-        return [("no runs", "dim")]
-    return [("all ok" if all(run.mark is Mark.OK for run in runs) else "no failure", "dim")]
 
 
 # --- the legend, the notes and the failures ----------------------------------------------------
@@ -293,66 +236,4 @@ def _legend(width: int) -> list[Line]:
         *([(MARKS[mark], mark.value), (f" {mark.value}", "")] for mark in MARKS),
         [(NO_RUN, "dim"), (" no run", "")],
     ]
-    return _wrapped(items, width)
-
-
-def _wrapped(items: Sequence[Line], width: int) -> list[Line]:
-    lines: list[Line] = [[]]
-    used = 0
-    for item in items:
-        size = sum(len(text) for text, _ in item)
-        if used and used + 2 + size > width:
-            lines.append([])
-            used = 0
-        if used:
-            lines[-1].append(("  ", ""))
-            used += 2
-        lines[-1] += [(_cut(text, width), style) for text, style in item]
-        used += size
-    return lines
-
-
-def _notes(lanes: Sequence[Lane], width: int) -> list[Line]:
-    return [[(_cut(f"{lane.name}: {lane.note}", width), "note")] for lane in lanes if lane.note]
-
-
-def _failures(lanes: Sequence[Lane], where: tzinfo, width: int) -> list[Line]:
-    failed = [
-        (run, lane.name)
-        for lane in lanes
-        for run in lane.runs
-        if run.mark in (Mark.FAILED, Mark.MISSED)
-    ]
-    if not failed:
-        return []
-    failed.sort(key=lambda pair: pair[0].start, reverse=True)
-    shown = failed[:LAST_FAILURES]
-    title = f"last failures ({len(shown)} of {len(failed)}):"
-    lines: list[Line] = [[], [(_cut(title, width), "dim")]]
-    for run, name in shown:
-        when = f"{run.start.astimezone(where):%a %d %b %H:%M}"
-        words = f"  {when}  {_cut(name, NAME_WIDTH)}  {run.result}"
-        if run.reason:
-            words += f": {_flat(run.reason)}"
-        lines.append([(_cut(words, width), run.mark.value)])
-    return lines
-
-
-# --- text --------------------------------------------------------------------------------------
-
-
-def _row(name: str, name_width: int, cells: Line) -> Line:
-    return [(f"{_cut(name, name_width):<{name_width}} ", "name"), *cells]
-
-
-def _cut(text: str, width: int) -> str:
-    """`text` in `width` columns at most: cut with an ellipsis when longer."""
-    text = _flat(text)
-    if len(text) <= width:
-        return text
-    return text[: max(0, width - 1)] + "…" if width > 0 else ""
-
-
-def _flat(text: str) -> str:
-    """One line, no control characters (a reason can hold a newline or an escape)."""
-    return "".join(c if c.isprintable() else " " if c in "\t\n\r" else "?" for c in text)
+    return wrapped(items, width)
