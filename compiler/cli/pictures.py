@@ -6,6 +6,8 @@ Parsed with argparse, as the inspecting commands are (cli/parsed.py): none chang
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,6 +68,12 @@ def _window_options(parser: argparse.ArgumentParser) -> None:
     add_system(parser)
 
 
+NARROWEST = 40
+WIDEST = 1000
+PLAIN_WIDTH = 80
+"""The width of plain text (a pipe) when COLUMNS does not say."""
+
+
 def _timeline_parser() -> argparse.ArgumentParser:
     parser = command_parser(
         "timeline",
@@ -74,15 +82,40 @@ def _timeline_parser() -> argparse.ArgumentParser:
         "(ok, failed, skipped, missed). Plain text when not on a terminal or with NO_COLOR.",
     )
     parser.set_defaults(command="timeline")
+    parser.add_argument(
+        "--width",
+        type=int,
+        metavar="N",
+        help="Columns at most (default: the terminal's; 80 in a pipe, or COLUMNS).",
+    )
     _window_options(parser)
     return parser
 
 
 def _timeline(args: argparse.Namespace) -> int:
-    from compiler.glance.timeline import show
+    from compiler.glance.timeline import render
 
-    show(gather(args))
+    if args.width is not None and not NARROWEST <= args.width <= WIDEST:
+        raise UsageError(f"vigil: --width takes {NARROWEST} to {WIDEST} columns, not {args.width}")
+    glance = gather(args)
+    width, colours = _screen(args.width)
+    sys.stdout.write(render(glance, width=width, colours=colours))
     return ExitCode.OK
+
+
+def _screen(asked: int | None) -> tuple[int, str | None]:
+    """The width to draw in and rich's colour system: a terminal's own (rich reads its size,
+    COLUMNS and TERM), or plain text, PLAIN_WIDTH wide (or COLUMNS), in a pipe or with
+    NO_COLOR set (https://no-color.org: any value but an empty one)."""
+    columns = os.environ.get("COLUMNS", "")
+    fallback = int(columns) if columns.isdigit() and int(columns) > 0 else PLAIN_WIDTH
+    if not sys.stdout.isatty():
+        return asked or fallback, None
+    from rich.console import Console
+
+    console = Console()
+    colours = None if os.environ.get("NO_COLOR") else console.color_system
+    return asked or console.width, colours
 
 
 def _report_parser() -> argparse.ArgumentParser:
