@@ -9,6 +9,7 @@ cli prints (tests/test_layers.py checks both):
 - generate: from the model to the generated tree, nothing installed
 - install: plan, apply, generations
 - operate: installed setups in use
+- backup: an installed setup into one archive and back (export, import)
 - cli: the `vigil` command
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-LAYERS = ("foundation", "language", "generate", "install", "operate", "cli")
+LAYERS = ("foundation", "language", "generate", "install", "operate", "backup", "cli")
 """The layers, lowest first: "foundation" for the modules at the top, else the subpackage."""
 
 DISTRIBUTION = "vigil"
