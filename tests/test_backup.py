@@ -43,13 +43,7 @@ channels:
 coordinator:
   deliver_to: [sink]
 nag:
-  todo:
-    source: hello
-    items: overdue
-    key: id
-    ladder:
-      - {min_count: 1, message: "nag 1: {id}"}
-      - {min_count: 2, message: "nag 2: {id}"}
+  todo: {source: hello, items: overdue, key: id, ladder: [{min_count: 1, message: "{id}"}]}
 """
 
 
