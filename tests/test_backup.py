@@ -347,3 +347,50 @@ def test_a_fleet_config_is_refused(vigil, tmp_path, monkeypatch) -> None:
     result = vigil("export", "--out", tmp_path / "f.tar.gz", "--config", config, "--root", tmp_path)
     assert result.exit_code == 2 and "not supported on a fleet" in result.stderr
     assert not (tmp_path / "f.tar.gz").exists()
+
+
+def test_history_and_rollback_work_after_an_import(vigil, machines, tmp_path) -> None:
+    from compiler.install.generations import history
+    from compiler.layout import Scope
+
+    _old, new = machines
+    out = exported(vigil, machines, tmp_path)
+    new.enter().secret()
+    assert vigil("import", out, "--root", new.home, "--yes").exit_code == 0
+    rows = history(Scope(root=new.home), "bk")
+    assert [(row["generation"], row["current"]) for row in rows] == [
+        (1, False),
+        (2, False),
+        (3, True),
+    ]
+    assert rows[0]["reason"] == "apply" and rows[2]["reason"].startswith("import from")
+    timer = new.home / ".config/systemd/user/bk-hello.timer"
+    assert "/20" in timer.read_text()
+    result = vigil("rollback", "1", "--name", "bk", "--root", new.home, "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert os.readlink(new.data / "current") == "generations/4"
+    assert "/15" in timer.read_text()  # the first generation's schedule, from the old machine
+
+
+def test_an_archive_whose_config_does_not_validate_is_refused(vigil, machines, tmp_path) -> None:
+    _old, new = machines
+    out = exported(vigil, machines, tmp_path)
+
+    def bad_config(manifest: Manifest, members: Entries) -> Entries:
+        changed = []
+        for info, content in members:
+            if info.name == archive.CONFIG:
+                content = content.replace(b'schedule: "*/20', b'schedule: "*/99')
+                info.size = len(content)
+                manifest["members"][info.name] = archive.Member(info.name, content).entry()
+            changed.append((info, content))
+        return changed
+
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(rebuilt(out, bad_config))
+    new.enter().secret()
+    before = snapshot(new.home)
+    result = vigil("import", bad, "--root", new.home, "--yes")
+    assert result.exit_code == 2, result.stderr
+    assert f"{bad}:config.yaml:" in result.stderr
+    assert snapshot(new.home) == before
