@@ -257,24 +257,29 @@ def _damaged(kind: str, out: Path) -> bytes:
     return rebuilt(out, REBUILT[kind][0])
 
 
+def refused(vigil, new: Machine, bad: Path, content: bytes):  # type: ignore[no-untyped-def]
+    """Import `content` (written to `bad`) on `new`: refused as bad input, nothing written."""
+    bad.write_bytes(content)
+    new.enter().secret()
+    before = snapshot(new.home)
+    result = vigil("import", bad, "--root", new.home, "--yes")
+    assert result.exit_code == 2, result.stderr
+    assert snapshot(new.home) == before
+    return result
+
+
 @pytest.mark.parametrize("kind", ["truncated", "flipped byte", "not gzip", *REBUILT])
 def test_a_damaged_or_hostile_archive_is_refused_before_anything_is_written(
     vigil, machines, tmp_path, kind: str
 ) -> None:
     _old, new = machines
     out = exported(vigil, machines, tmp_path)
-    bad = tmp_path / "bad.tar.gz"
-    bad.write_bytes(_damaged(kind, out))
-    new.enter().secret()
-    before = snapshot(new.home)
-    result = vigil("import", bad, "--root", new.home, "--yes")
-    assert result.exit_code == 2, result.stderr
+    result = refused(vigil, new, tmp_path / "bad.tar.gz", _damaged(kind, out))
     assert "nothing was written" in result.stderr and "Traceback" not in result.stderr
     if kind in REBUILT:
         assert REBUILT[kind][1] in result.stderr
     if kind.startswith("newer"):  # both versions named
         assert f"vigil {__version__}" in result.stderr
-    assert snapshot(new.home) == before
     assert not (tmp_path / "escape.json").exists()
 
 
@@ -387,10 +392,5 @@ def test_an_archive_whose_config_does_not_validate_is_refused(vigil, machines, t
         return changed
 
     bad = tmp_path / "bad.tar.gz"
-    bad.write_bytes(rebuilt(out, bad_config))
-    new.enter().secret()
-    before = snapshot(new.home)
-    result = vigil("import", bad, "--root", new.home, "--yes")
-    assert result.exit_code == 2, result.stderr
+    result = refused(vigil, new, bad, rebuilt(out, bad_config))
     assert f"{bad}:config.yaml:" in result.stderr
-    assert snapshot(new.home) == before
