@@ -47,6 +47,10 @@ nag:
 """
 
 
+LAST_TRIGGER = 1_790_000_000.5
+"""The hello timer's last trigger on the old machine (its Persistent= stamp's mtime)."""
+
+
 class Machine:
     """A home directory standing for a machine: HOME points at it while the test uses it."""
 
@@ -100,6 +104,10 @@ def installed(vigil, old: Machine) -> Path:
     (old.state / "running").mkdir()
     (old.state / "running/hello.json").write_text('{"pid": 1}')
     (old.state / ".coordinator.lock").write_text("")
+    stamp = old.home / ".local/share/systemd/timers/stamp-bk-hello.timer"
+    stamp.parent.mkdir(parents=True)
+    stamp.touch()
+    os.utime(stamp, (LAST_TRIGGER, LAST_TRIGGER))
     return config
 
 
@@ -133,6 +141,8 @@ def test_round_trip_restores_state_history_and_generations(vigil, machines, tmp_
     config = new.home / "agent/vigil.yaml"  # where it was, under the new home
     assert config.read_text() == (old.data / "generations/2/config.yaml").read_text()
     assert (new.home / ".config/systemd/user/bk-hello.timer").is_file()
+    stamp = new.home / ".local/share/systemd/timers/stamp-bk-hello.timer"
+    assert stamp.stat().st_mtime == LAST_TRIGGER  # Persistent= catches up the move
     again = vigil("plan", config, "--root", new.home, "--check")
     assert again.exit_code == 0, again.stderr
 

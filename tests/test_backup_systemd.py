@@ -126,6 +126,10 @@ def test_a_setup_moved_to_a_fresh_machine_continues_where_it_was(two_machines, t
     imported = new.vigil("import", archive, "--yes")
     assert "mv: generation 2" in imported, imported
     assert new.config.read_text() == CONFIG
+    stamp = "systemd/timers/stamp-mv-hello.timer"  # the timer's last trigger came along
+    assert (new.home / ".local/share" / stamp).stat().st_mtime == pytest.approx(
+        (old.home / ".local/share" / stamp).stat().st_mtime
+    )
 
     earlier = len(new.delivered())  # the sink is in the state directory: restored too
     new.nag_due(3)

@@ -8,6 +8,7 @@ is written."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
@@ -19,7 +20,7 @@ from typing import Any
 
 from compiler.backup import archive
 from compiler.backup.archive import Area, Member
-from compiler.backup.places import home, state_path
+from compiler.backup.places import home, stamp, state_path
 from compiler.errors import VigilError
 from compiler.install.generations import Installation
 from compiler.operate.setup import ConfigView
@@ -70,9 +71,21 @@ def export(installation: Installation, setup: ConfigView, out: Path) -> Exported
         "home": home(installation.scope),
         "secrets": [{"name": name, "path": path} for name, path in secrets.items()],
         "counts": _counts(members),
+        "timers": _last_triggers(installation, current),
     }
     size = _write_atomically(out, manifest, members)
     return Exported(out, size, {**manifest, "format": archive.FORMAT}, unchecked)
+
+
+def _last_triggers(installation: Installation, current: int) -> dict[str, float]:
+    """Each timer's last trigger (its `Persistent=` stamp's mtime), so that the new machine's
+    timers catch up what fell due during the move, as after the machine was off."""
+    units = installation.manifest(current).get("units") or {}
+    found = {}
+    for unit in sorted(u for u in units if u.endswith(".timer")):
+        with contextlib.suppress(OSError):
+            found[unit] = stamp(installation.scope, unit).stat().st_mtime
+    return found
 
 
 def _config(installation: Installation, current: int) -> Member:

@@ -38,3 +38,17 @@ def holds_files(directory: Path) -> bool:
     if directory.is_symlink() or not directory.is_dir():
         return True
     return any(files for _top, _dirs, files in os.walk(directory))
+
+
+def stamp_dir(scope: Scope) -> Path:
+    """Where systemd keeps a `Persistent=` timer's stamp (its mtime: the last trigger)."""
+    if scope.system:
+        return (scope.root or Path("/")) / "var/lib/systemd/timers"
+    data_home = os.environ.get("XDG_DATA_HOME")
+    if scope.root is None and data_home and os.path.isabs(data_home):
+        return Path(data_home) / "systemd/timers"
+    return (scope.root or Path(os.path.expanduser("~"))) / ".local/share/systemd/timers"
+
+
+def stamp(scope: Scope, timer: str) -> Path:
+    return stamp_dir(scope) / f"stamp-{timer}"

@@ -20,7 +20,7 @@ from typing import Any
 
 from compiler.backup import archive
 from compiler.backup.archive import Archive, Area, Member
-from compiler.backup.places import holds_files, home, moved_aside, state_path
+from compiler.backup.places import holds_files, home, moved_aside, stamp, state_path
 from compiler.errors import UsageError, VigilError, Warn
 from compiler.fsutil import write_all
 from compiler.install.generations import Installation
@@ -165,9 +165,25 @@ class Importer:
         state = [self._rehomed(m) for m in self.archive.under(Area.STATE)]
         _place(self.state, state, f"{Area.STATE}/")
         _place(self.installation.data_dir, self.archive.under(Area.GENERATIONS), "")
+        self._restore_stamps()
         self._restored = True
         # Jobs paused where it was exported stay paused (state/pauses.json is here now).
         prepared.plan.paused = tree_pauses(prepared.tree or {}, self.scope.live, self.warn)
+
+    def _restore_stamps(self) -> None:
+        """The timers' last triggers, before apply starts them: systemd reads a stamp when a
+        timer starts, so `Persistent=` catches up what fell due during the move."""
+        for timer, moment in (self.archive.manifest.get("timers") or {}).items():
+            ours = timer.startswith(f"{self.name}-") and timer.endswith(".timer")
+            if not ours or "/" in timer or not isinstance(moment, int | float):
+                continue
+            path = stamp(self.scope, timer)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+                os.utime(path, (moment, moment))
+            except OSError as error:
+                self.warn(f"{path}: {describe(error)}: {timer} does not catch up the move")
 
     def discard(self) -> None:
         """After a declined or failed import: the config file it wrote goes too."""
