@@ -404,3 +404,30 @@ def test_an_archive_whose_config_does_not_validate_is_refused(vigil, machines, t
     bad = tmp_path / "bad.tar.gz"
     result = refused(vigil, new, bad, rebuilt(out, bad_config))
     assert f"{bad}:config.yaml:" in result.stderr
+
+
+def test_export_copies_the_state_between_two_coordinator_passes(vigil, machines, tmp_path) -> None:
+    """A pass changes several files (nag counts, outbox, claims): export waits for its end."""
+    import fcntl
+    import threading
+
+    from compiler.backup.export import export
+    from compiler.install.generations import Installation
+    from compiler.layout import Scope
+    from compiler.operate.setup import read_installed
+    from runner.contract import COORDINATOR_LOCK
+
+    old, _new = machines
+    installed(vigil, old)
+    found = read_installed(Installation(Scope(root=old.home), "bk"))
+    assert found is not None
+    out = tmp_path / "during.tar.gz"
+    with open(old.state / COORDINATOR_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a coordinator pass in progress
+        worker = threading.Thread(target=export, args=(found.installation, found.setup, out))
+        worker.start()
+        worker.join(0.5)
+        assert worker.is_alive() and not out.exists()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    worker.join(10)
+    assert not worker.is_alive() and out.exists()

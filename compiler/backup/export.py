@@ -9,9 +9,11 @@ is written."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,13 +26,16 @@ from compiler.backup.places import home, stamp, state_path
 from compiler.errors import VigilError
 from compiler.install.generations import Installation
 from compiler.operate.setup import ConfigView
-from runner.contract import INBOX, OUTBOX, RUNS, TMP, TRIES
+from runner.contract import COORDINATOR_LOCK, INBOX, OUTBOX, RUNS, STATE, TMP, TRIES
 from runner.fsatomic import describe, fsync_dir
 from runner.running import RUNNING
+from runner.spend import LOCK as SPEND_LOCK
 
 LEFT_OUT = frozenset({TMP, TRIES, RUNNING})
 """Top-level entries of the state directory that describe this machine's processes (temp files,
 tries in progress, markers and locks of running runs), not state to carry over."""
+LOCK_WAIT = 60
+"""Seconds export waits for a coordinator pass or a spend booking to end."""
 SHORTEST_SECRET = 8
 """Shorter secret contents are not searched for: they would match by chance (a 4-digit PIN)."""
 
@@ -56,7 +61,8 @@ def export(installation: Installation, setup: ConfigView, out: Path) -> Exported
         raise VigilError(f"{installation.name} is not installed ({installation.data_dir})")
     members = [_config(installation, current), *_generations(installation)]
     state = state_path(setup.state_dir, installation.scope)
-    members += list(_state(state))
+    with _between_passes(state):
+        members += list(_state(state))
     secrets = _secrets(members[0].content)
     unchecked = _check_no_secret(members, secrets)
     source = installation.manifest(current).get("config") or {}
@@ -98,6 +104,40 @@ def _generations(installation: Installation) -> Iterator[Member]:
         top = installation.generation_dir(number)
         for relative, content, mode in _files(top, frozenset()):
             yield Member(f"{Area.GENERATIONS}/{number}/{relative}", content, mode)
+
+
+@contextlib.contextmanager
+def _between_passes(state: Path) -> Iterator[None]:
+    """Hold the coordinator's lock and the spend ledger's while the state is read: a pass
+    changes several files (the nag counts, the outbox, the claim it takes from the inbox), and
+    a copy made halfway through one would nag again or lose a count on the new machine."""
+    with contextlib.ExitStack() as stack:
+        for path in (state / COORDINATOR_LOCK, state / STATE / SPEND_LOCK):
+            if path.parent.is_dir():  # never creates the state directory
+                stack.enter_context(_flock(path))
+        yield
+
+
+@contextlib.contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as error:
+        raise VigilError(f"cannot lock {path}: {describe(error)}") from None
+    try:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise VigilError(f"{path} has been held for {LOCK_WAIT} s (a coordinator "
+                                     "pass or a model call): try again") from None  # fmt: skip
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _state(state: Path) -> Iterator[Member]:
