@@ -431,3 +431,27 @@ def test_export_copies_the_state_between_two_coordinator_passes(vigil, machines,
         fcntl.flock(lock, fcntl.LOCK_UN)
     worker.join(10)
     assert not worker.is_alive() and out.exists()
+
+
+def test_a_system_setup_round_trips(vigil, machines, tmp_path) -> None:
+    """System scope keeps the state inside the data directory (/var/lib/vigil/NAME/state)."""
+    old, new = machines
+    old.enter().secret()
+    config = tmp_path / "bk.yaml"
+    config.write_text(CONFIG)
+    assert vigil("apply", config, "--system", "--root", old.home, "--yes").exit_code == 0
+    state = old.home / "var/lib/vigil/bk/state"
+    (state / "state").mkdir(parents=True)
+    (state / "state/nag-todo.json").write_text('{"version": 1, "items": {}}')
+    out = tmp_path / "system.tar.gz"
+    result = vigil("export", "--out", out, "--config", config, "--system", "--root", old.home)
+    assert result.exit_code == 0, result.stderr
+    new.enter().secret()
+    result = vigil("import", out, "--root", new.home, "--yes")
+    assert result.exit_code == 2 and "import it with --system" in result.stderr
+    result = vigil("import", out, "--system", "--root", new.home, "--yes")
+    assert result.exit_code == 0, result.stderr
+    data = new.home / "var/lib/vigil/bk"
+    assert (data / "state/state/nag-todo.json").read_text() == '{"version": 1, "items": {}}'
+    assert os.readlink(data / "current") == "generations/2"
+    assert (new.home / "etc/systemd/system/bk-hello.timer").is_file()

@@ -98,7 +98,13 @@ class Importer:
                 )
 
     def _targets(self) -> list[tuple[str, Path]]:
-        return [("state directory", self.state), ("data directory", self.installation.data_dir)]
+        """What an import fills: in system scope the state directory is inside the data
+        directory (/var/lib/vigil/NAME/state), so generations are placed on their own."""
+        return [("state directory", self.state), ("generations directory", self._generations)]
+
+    @property
+    def _generations(self) -> Path:
+        return self.installation.data_dir / Area.GENERATIONS
 
     def _check_secrets(self) -> list[str]:
         """Problems with the secrets the config needs here (their files are never archived)."""
@@ -164,7 +170,8 @@ class Importer:
             _clear(directory, stamp)
         state = [self._rehomed(m) for m in self.archive.under(Area.STATE)]
         _place(self.state, state, f"{Area.STATE}/")
-        _place(self.installation.data_dir, self.archive.under(Area.GENERATIONS), "")
+        generations = self.archive.under(Area.GENERATIONS)
+        _place(self._generations, generations, f"{Area.GENERATIONS}/")
         self._restore_stamps()
         self._restored = True
         # Jobs paused where it was exported stay paused (state/pauses.json is here now).
