@@ -51,9 +51,8 @@ class Importer:
         manifest = self.archive.manifest
         self.name = str(manifest["name"])
         self.installation = Installation(scope, self.name)
-        self.state = state_path(str(manifest.get("state_dir")), scope)
         self._check_scope()
-        self._check_config()
+        self.state = self._check_config()
         self._check_target()
         self.missing_secrets = self._check_secrets()
         self.config = self._config_path()
@@ -69,7 +68,9 @@ class Importer:
             flag = "--system" if written == "system" else "--user (no --system)"
             raise UsageError(f"{self.path}: exported from {written} scope: import it with {flag}")
 
-    def _check_config(self) -> None:
+    def _check_config(self) -> Path:
+        """The archived config validates and is the manifest's; its state directory here."""
+        from compiler.generate.specs import state_dir
         from compiler.language.loader import load_text
         from compiler.language.validate import validate_document
 
@@ -81,6 +82,8 @@ class Importer:
         if config.name != self.name:
             raise archive.ArchiveError(self.path, f"its config is named {config.name!r}, "
                                                   f"its manifest {self.name!r}")  # fmt: skip
+        self.secrets = dict(config.secrets)  # the config's own, not the manifest's list
+        return state_path(state_dir(config, self.scope.system), self.scope)
 
     def _check_target(self) -> None:
         current = self.installation.current()
@@ -109,11 +112,11 @@ class Importer:
     def _check_secrets(self) -> list[str]:
         """Problems with the secrets the config needs here (their files are never archived)."""
         problems = []
-        for secret in self.archive.manifest.get("secrets") or []:
-            path = Path(os.path.expanduser(str(secret.get("path"))))
+        for name, written in self.secrets.items():
+            path = Path(os.path.expanduser(written))
             if not os.access(path, os.R_OK):
                 problems.append(
-                    f"secret {secret.get('name')}: {path} is missing or unreadable: copy it "
+                    f"secret {name}: {path} is missing or unreadable: copy it "
                     "from the old machine (chmod 600); the archive does not hold it"
                 )
         if problems and not self.options.skip_secret_check:
