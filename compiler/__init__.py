@@ -10,6 +10,7 @@ cli prints (tests/test_layers.py checks both):
 - install: plan, apply, generations
 - operate: installed setups in use
 - glance: the pictures (timeline, status page) of a setup in use, read only
+- backup: an installed setup into one archive and back (export, import)
 - cli: the `vigil` command
 """
 
@@ -18,7 +19,9 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-LAYERS = ("foundation", "language", "generate", "install", "operate", "glance", "cli")
+LAYERS = (
+    "foundation", "language", "generate", "install", "operate", "glance", "backup", "cli"
+)  # fmt: skip
 """The layers, lowest first: "foundation" for the modules at the top, else the subpackage."""
 
 DISTRIBUTION = "vigil"

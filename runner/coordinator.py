@@ -32,6 +32,7 @@ from runner import stateshapes as shapes
 from runner.alerts import NAG_KEY, WATCH_KEY, Alert, dedup_subject, held_record
 from runner.clock import iso, utc_now
 from runner.contract import (
+    COORDINATOR_LOCK,
     COORDINATOR_PASS_TIMEOUT,
     DEFAULT_HEARTBEAT,
     FIRINGS,
@@ -232,7 +233,7 @@ def run(
     state_dir = spec["state_dir"]
     real_start = utc_now()
     record = RunRecord(job="coordinator", kind="coordinator", config=spec["config"], started=now)
-    with locked(os.path.join(state_dir, ".coordinator.lock")):
+    with locked(os.path.join(state_dir, COORDINATOR_LOCK)):
         counts: dict[str, int] = {}
         if _firings_due(spec, now, heartbeat):
             from runner.missed import check  # a heartbeat's work: subprocess, calendars

@@ -30,6 +30,7 @@ from compiler.errors import ExitCode, UsageError, VigilError
 
 if TYPE_CHECKING:
     from compiler.install.workflows import Prepared
+    from compiler.layout import Scope
     from compiler.operate.setup import ConfigView
 
 app = typer.Typer(
@@ -102,8 +103,13 @@ NameOpt = Annotated[
 
 
 def _plan_and_apply(
-    prepared: Prepared, yes: bool, verbose: bool = False, canary: bool = False
+    prepared: Prepared,
+    yes: bool,
+    verbose: bool = False,
+    canary: bool = False,
+    before: Callable[[Prepared], None] | None = None,
 ) -> None:
+    """Show the plan, confirm, apply; `before`: what to do once confirmed, before applying."""
     from compiler.cli.views import show_applied, show_plan
     from compiler.install.workflows import run
 
@@ -121,6 +127,8 @@ def _plan_and_apply(
         if not typer.confirm("Apply these changes?", default=False, err=True):
             print("Nothing applied.", file=sys.stderr)
             return
+    if before is not None:
+        before(prepared)
     if canary:
         from compiler.cli.tryview import show_canary_try
         from compiler.install.canary import run_canary
@@ -128,6 +136,28 @@ def _plan_and_apply(
         show_applied(prepared.installation.name, run_canary(prepared, show_canary_try))
         return
     show_applied(prepared.installation.name, run(prepared))
+
+
+def _check_prepared(config: Path, prepared: Prepared, skip_package_check: bool) -> None:
+    """The config's warnings; packages the units' interpreter lacks refuse the install."""
+    for warning in prepared.warnings:
+        warn(f"{config}: {warning}")
+    if prepared.missing_packages and skip_package_check:
+        for problem in prepared.missing_packages:
+            warn(f"{config}: {problem}")
+    elif prepared.missing_packages:
+        lines = [f"{config}: {problem}" for problem in prepared.missing_packages]
+        raise VigilError("\n".join([*lines, "nothing applied"]))
+
+
+SkipPackagesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-package-check",
+        help="Install even when the units' interpreter lacks a package the config needs "
+        "(packaging for another machine).",
+    ),
+]
 
 
 CanaryOpt = Annotated[
@@ -149,14 +179,7 @@ def apply_(
     system: SystemOpt = False,
     root: RootOpt = None,
     python: PythonOpt = None,
-    skip_package_check: Annotated[
-        bool,
-        typer.Option(
-            "--skip-package-check",
-            help="Install even when the units' interpreter lacks a package the config needs "
-            "(packaging for another machine).",
-        ),
-    ] = False,
+    skip_package_check: SkipPackagesOpt = False,
     canary: CanaryOpt = None,
     host: Annotated[str | None, typer.Option("--host", help=HOST_HELP, show_default=False)] = None,
 ) -> None:
@@ -165,14 +188,7 @@ def apply_(
 
     with reported():
         prepared = prepare(config, scope_of(system, root), python=python, revision=git, host=host)
-        for warning in prepared.warnings:
-            warn(f"{config}: {warning}")
-        if prepared.missing_packages and skip_package_check:
-            for problem in prepared.missing_packages:
-                warn(f"{config}: {problem}")
-        elif prepared.missing_packages:
-            lines = [f"{config}: {problem}" for problem in prepared.missing_packages]
-            raise VigilError("\n".join([*lines, "nothing applied"]))
+        _check_prepared(config, prepared, skip_package_check)
         if canary and root is not None:
             raise UsageError("--canary tries jobs in the running systemd: not with --root")
         with_canary = wants_canary(prepared, canary)
@@ -252,6 +268,99 @@ ConfigOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+@_command("export")
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The archive to write (a .tar.gz).")],
+    config: ConfigOpt = None,
+    name: NameOpt = None,
+    system: SystemOpt = False,
+    root: RootOpt = None,
+) -> None:
+    """Write one archive with the config as applied, every generation, the state directory
+    and the run history; never a secret."""
+    from compiler.backup.export import export as write_export
+    from compiler.cli.backupview import show_exported
+
+    with reported():
+        installation, setup = _installed(config, name, scope_of(system, root))
+        show_exported(write_export(installation, setup, out))
+
+
+def _installed(config: Path | None, name: str | None, scope: Scope) -> tuple[Any, ConfigView]:
+    """The installation to export: by --name, else the one the config file was applied to."""
+    from compiler.cli.discover import find_config
+    from compiler.install.generations import Installation
+    from compiler.operate.setup import find_installed, read_installed
+
+    if name is not None:
+        found = read_installed(Installation(scope, name))
+        what = f"{name} ({scope.flag})"
+    else:
+        path = find_config(config)
+        found = find_installed(path, scope.system, scope)
+        what = f"{path} ({scope.flag}; `vigil apply` it, or name the installation with --name)"
+    if found is None:
+        raise VigilError(f"{what} is not installed here: nothing to export")
+    return found.installation, found.setup
+
+
+ConfigOutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config-out",
+        help="Where to write the config (default: where it was, under this home; an "
+        "existing file is used only if it is the same config).",
+        show_default=False,
+    ),
+]
+ReplaceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--replace",
+        help="Move a non-empty state directory or stored generations of the config's name "
+        "aside (NAME.replaced-TIME) instead of refusing.",
+    ),
+]
+SkipSecretsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-secret-check",
+        help="Install even when secret files the config names are missing here.",
+    ),
+]
+
+
+@_command("import")
+def import_(
+    archive: Annotated[Path, typer.Argument(help="An archive `vigil export` wrote.")],
+    config_out: ConfigOutOpt = None,
+    replace: ReplaceOpt = False,
+    skip_secret_check: SkipSecretsOpt = False,
+    skip_package_check: SkipPackagesOpt = False,
+    python: PythonOpt = None,
+    yes: YesOpt = False,
+    system: SystemOpt = False,
+    root: RootOpt = None,
+) -> None:
+    """Check an archive whole, restore its state, history and generations, and install its
+    config through the normal apply (plan and confirmation)."""
+    from compiler.backup.restore import Importer, Options
+    from compiler.cli.backupview import show_import
+
+    with reported():
+        options = Options(config_out, replace, skip_secret_check)
+        importer = Importer(archive, scope_of(system, root), options, warn)
+        if not yes and not sys.stdin.isatty():  # before anything is written
+            raise VigilError("not on a terminal: re-run with --yes to import; nothing written")
+        show_import(importer)
+        try:
+            prepared = importer.prepare(python)
+            _check_prepared(importer.config, prepared, skip_package_check)
+            _plan_and_apply(prepared, yes, before=importer.restore)
+        finally:
+            importer.discard()
 
 
 def _runtime(config: Path | None, system: bool, target: str | None = None) -> ConfigView:

@@ -18,6 +18,8 @@ COMMANDS = {
     "rollback": "Go back to an earlier generation (shown as a plan first).",
     "history": "List installed generations, or a job's runs.",
     "uninstall": "Stop and remove every unit a config installed.",
+    "export": "Back up a config, its generations, state and history to one file.",
+    "import": "Restore an export on this machine and install it.",
     "cost": "Estimated monthly cost per job beside this month's spend.",
     "status": "Every job, watch and the coordinator: last and next run.",
     "run": "Start a job now, through systemd.",

@@ -233,16 +233,16 @@ class Installed:
     """The file's content is not what that generation was applied from."""
 
 
-def find_installed(path: Path, system: bool) -> Installed | None:
-    """The installation (in the scope) applied from `path`'s content, or else from `path`
-    itself; None when neither, or when it was installed by a vigil that wrote no inventory.
-    A config that cannot be read is a bad argument (exit 2)."""
+def find_installed(path: Path, system: bool, scope: Scope | None = None) -> Installed | None:
+    """The installation (in the scope; `scope` for a `--root` tree) applied from `path`'s
+    content, or else from `path` itself; None when neither, or when it was installed by a vigil
+    that wrote no inventory. A config that cannot be read is a bad argument (exit 2)."""
     try:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as error:
         raise UsageError(f"{path}: cannot read the config: {error.strerror or error}") from None
     given = os.path.abspath(path)
-    scope = Scope(system=system)
+    scope = scope or Scope(system=system)
     same_file = None
     for name in installed_names(scope):
         installation = Installation(scope, name)
@@ -264,6 +264,12 @@ def _same_file(recorded: object, given: str) -> bool:
     if not isinstance(recorded, str) or not os.path.isabs(recorded):
         return False
     return recorded == given or os.path.realpath(recorded) == os.path.realpath(given)
+
+
+def read_installed(installation: Installation) -> Installed | None:
+    """An installation's current generation, found by its name; None: not installed."""
+    number = installation.current()
+    return None if number is None else _read(installation, number, changed=False)
 
 
 def _read(installation: Installation, number: int, *, changed: bool) -> Installed | None:
