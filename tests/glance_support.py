@@ -6,6 +6,11 @@ tokens and cost, a failed run with a reason, a skipped and a missed one. The clo
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -140,3 +145,50 @@ def _ledger(state: Path, records: list[dict[str, Any]]) -> None:
     (state / "state").mkdir(exist_ok=True)
     ledger = {"month": "2026-12", "jobs": jobs, "reservations": {}}
     (state / "state" / "spend-2026-12.json").write_text(json.dumps(ledger))
+
+
+@dataclass
+class Served:
+    """`vigil serve` running as a subprocess, and the URL it printed."""
+
+    process: subprocess.Popen[str]
+    url: str
+
+    def stop(self) -> tuple[int, str]:
+        """Ctrl-C, as a person stops it: its exit status and what it wrote on stderr."""
+        self.process.send_signal(signal.SIGINT)
+        _, err = self.process.communicate(timeout=20)
+        return self.process.returncode, err
+
+
+def start_serve(config: Path, *args: str) -> Served:
+    """`vigil serve --config CONFIG --port 0 ARGS` at NOW, once it has said where it listens."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "compiler.cli",
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            "0",
+            *args,
+        ],
+        cwd=ROOT,
+        env={**os.environ, "VIGIL_NOW": NOW.isoformat()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    timer = threading.Timer(60, process.kill)  # a server that never says where: no hang
+    timer.start()
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+    finally:
+        timer.cancel()
+    if not line.startswith("http://"):
+        process.kill()
+        _, err = process.communicate()
+        pytest.fail(f"vigil serve did not start: {line!r} {err}")
+    return Served(process, line.strip())
