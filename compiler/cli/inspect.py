@@ -213,7 +213,10 @@ def _cost(args: argparse.Namespace) -> int:
         from compiler.operate.setup import ConfigView
 
         setup = ConfigView.of_config(load_config(args.config).config, args.system)
-    show_costs(estimate(setup, warn=note), heartbeats_per_month(setup), args.json)
+    from runner.clock import now
+
+    # This month is the clock's (VIGIL_NOW in a test), as it is for `vigil status` and the page.
+    show_costs(estimate(setup, now=now(), warn=note), heartbeats_per_month(setup), args.json)
     return ExitCode.OK
 
 

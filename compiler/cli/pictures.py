@@ -148,7 +148,9 @@ def _serve_parser() -> argparse.ArgumentParser:
         "Another address only with --bind, said when it starts.",
     )
     parser.set_defaults(command="serve")
-    parser.add_argument("--port", type=int, default=8470, help="The port (default 8470).")
+    parser.add_argument(
+        "--port", type=int, default=8470, help="The port (default 8470; 0: any free one)."
+    )
     parser.add_argument(
         "--bind",
         metavar="ADDRESS",
@@ -161,7 +163,10 @@ def _serve_parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     from compiler.glance.serve import serve
 
-    return serve(lambda: gather(args), port=args.port, bind=args.bind)
+    def tell(line: str) -> None:  # the URL, on stdout at once (a script may wait for it)
+        print(line, flush=True)
+
+    return serve(lambda: gather(args), port=args.port, bind=args.bind, tell=tell, warn=note)
 
 
 PARSERS: Commands = {
