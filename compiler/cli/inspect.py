@@ -16,6 +16,7 @@ from compiler.cli.report import note
 from compiler.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
+    from compiler.errors import Warn
     from compiler.operate.setup import ConfigView, Installed
 
 # --- finding the config and its installation -----------------------------------------------------
@@ -29,8 +30,11 @@ def load_setup(given: Path | None, system: bool) -> ConfigView:
     return load_installed(given, system)[0]
 
 
-def load_installed(given: Path | None, system: bool) -> tuple[ConfigView, Installed | None]:
-    """load_setup's setup, and the installation it was read from (None: the file itself)."""
+def load_installed(
+    given: Path | None, system: bool, warn: Warn = note
+) -> tuple[ConfigView, Installed | None]:
+    """load_setup's setup, and the installation it was read from (None: the file itself);
+    its notes go to `warn`."""
     from compiler.cli.discover import find_config
     from compiler.operate.setup import find_installed
 
@@ -38,16 +42,16 @@ def load_installed(given: Path | None, system: bool) -> tuple[ConfigView, Instal
     found = find_installed(path, system)
     if found is not None:
         if found.changed:
-            note(
+            warn(
                 f"{path} has changed since it was applied: shown as installed "
                 f"({found.setup.name}, generation {found.generation}); "
                 f"`vigil plan {path}` shows the difference"
             )
         return found.setup, found
-    return _from_file(path, system, check_calendar=False), None
+    return _from_file(path, system, check_calendar=False, warn=warn), None
 
 
-def _from_file(path: Path, system: bool, *, check_calendar: bool) -> ConfigView:
+def _from_file(path: Path, system: bool, *, check_calendar: bool, warn: Warn = note) -> ConfigView:
     from compiler.install.generations import Installation
     from compiler.language.validate import load_config
     from compiler.layout import Scope
@@ -57,9 +61,9 @@ def _from_file(path: Path, system: bool, *, check_calendar: bool) -> ConfigView:
     scope = Scope(system=system)
     installed = Installation(scope, config.name).current()
     if installed is None:
-        note(f"{config.name} is not installed ({scope.flag}): shown from {path} as written")
+        warn(f"{config.name} is not installed ({scope.flag}): shown from {path} as written")
     else:
-        note(
+        warn(
             f"{path}: shown from the file as written, not from {config.name}'s generation "
             f"{installed} (applied from another file, or by an older vigil: `vigil apply` again)"
         )

@@ -16,6 +16,7 @@ from compiler.cli.report import note
 from compiler.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
+    from compiler.errors import Warn
     from compiler.glance.model import Glance
 
 DAYS_AHEAD = 7
@@ -24,8 +25,9 @@ MOST_DAYS = 366
 """The longest window either way: a year of a minutely job is already cut (FIRINGS_CAP)."""
 
 
-def gather(args: argparse.Namespace) -> Glance:
-    """The Glance the options ask for, at the clock's now (VIGIL_NOW in a test)."""
+def gather(args: argparse.Namespace, warn: Warn = note) -> Glance:
+    """The Glance the options ask for, at the clock's now (VIGIL_NOW in a test); what could
+    not be read, and where the config was read from, go to `warn`."""
     from compiler.cli.inspect import load_installed
     from compiler.glance.collect import collect
     from compiler.layout import Scope
@@ -36,7 +38,7 @@ def gather(args: argparse.Namespace) -> Glance:
         if not 0 <= value <= MOST_DAYS or (option == "days" and value == 0):
             low = 1 if option == "days" else 0
             raise UsageError(f"vigil: --{option} takes {low} to {MOST_DAYS} days, not {value}")
-    setup, found = load_installed(args.config, args.system)
+    setup, found = load_installed(args.config, args.system, warn)
     setup.check_local(f"vigil {args.command}")
     return collect(
         setup,
@@ -45,7 +47,7 @@ def gather(args: argparse.Namespace) -> Glance:
         past=args.past,
         scope=Scope(system=args.system) if found is not None else None,
         found=found,
-        warn=note,
+        warn=warn,
     )
 
 
@@ -166,7 +168,14 @@ def _serve(args: argparse.Namespace) -> int:
     def tell(line: str) -> None:  # the URL, on stdout at once (a script may wait for it)
         print(line, flush=True)
 
-    return serve(lambda: gather(args), port=args.port, bind=args.bind, tell=tell, warn=note)
+    said: set[str] = set()
+
+    def once(line: str) -> None:  # every load gathers anew: each note is said once
+        if line not in said:
+            said.add(line)
+            note(line)
+
+    return serve(lambda: gather(args, once), port=args.port, bind=args.bind, tell=tell, warn=once)
 
 
 PARSERS: Commands = {
