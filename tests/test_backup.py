@@ -54,6 +54,9 @@ LAST_TRIGGER = 1_790_000_000.5
 class Machine:
     """A home directory standing for a machine: HOME points at it while the test uses it."""
 
+    name = "bk"
+    """The config's `name:`, which names its state and data directories."""
+
     def __init__(self, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.home, self.monkeypatch = home, monkeypatch
         home.mkdir(parents=True, exist_ok=True)
@@ -65,11 +68,11 @@ class Machine:
 
     @property
     def state(self) -> Path:
-        return self.home / ".local/state/vigil/bk"
+        return self.home / ".local/state/vigil" / self.name
 
     @property
     def data(self) -> Path:
-        return self.home / ".local/share/vigil/bk"
+        return self.home / ".local/share/vigil" / self.name
 
     def secret(self) -> None:
         path = self.home / ".config/vigil/secrets/api"

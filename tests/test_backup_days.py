@@ -20,6 +20,7 @@ import pytest
 
 from runner.coordinator import load_spec, run
 from runner.spectypes import CoordinatorSpecJSON
+from tests import test_backup as machine
 from tests.conftest import require_systemd_analyze
 from tests.coordinator_support import drop
 
@@ -40,23 +41,11 @@ coordinator:
     stale: {external: true}
     mail: {external: true}
 nag:
-  todo:
-    source: todo
-    items: overdue
-    key: id
-    days_field: days
-    min_interval: 20h
-    ladder:
-      - {min_count: 1, message: "nag 1: {id}"}
-      - {min_count: 2, message: "nag 2: {id}"}
-      - {min_count: 3, message: "nag 3: {id}"}
-    stop_after: 3
-  weekly:
-    source: stale
-    items: projects
-    key: name
-    once_per: 7d
-    message: "{name} is stale"
+  todo: {source: todo, items: overdue, key: id, days_field: days, min_interval: 20h,
+         stop_after: 3, ladder: [{min_count: 1, message: "nag 1: {id}"},
+                                 {min_count: 2, message: "nag 2: {id}"},
+                                 {min_count: 3, message: "nag 3: {id}"}]}
+  weekly: {source: stale, items: projects, key: name, once_per: 7d, message: "{name} is stale"}
 watches:
   urgent:
     match: {source: mail, items: messages, key: id, any: [{field: subject, regex: urgent}]}
@@ -70,23 +59,12 @@ MOVES = {
 }
 
 
-class Machine:
-    def __init__(self, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.home, self.monkeypatch = home, monkeypatch
-        home.mkdir(parents=True)
-
-    def enter(self) -> Machine:
-        self.monkeypatch.setenv("HOME", str(self.home))
-        self.monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
-        return self
-
-    @property
-    def state(self) -> Path:
-        return self.home / ".local/state/vigil/mv"
+class Machine(machine.Machine):
+    name = "mv"
 
     def spec(self) -> CoordinatorSpecJSON:
         """The installed spec as the coordinator's unit reads it (`~` is this home)."""
-        return load_spec(str(self.home / ".local/share/vigil/mv/current/specs/coordinator.json"))
+        return load_spec(str(self.data / "current/specs/coordinator.json"))
 
     def told(self) -> list[str]:
         """Every message the sink got: title and body (ids and times are the machine's)."""
