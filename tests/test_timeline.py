@@ -369,3 +369,22 @@ def test_a_terminal_gets_colour_but_not_with_no_color(tmp_path: Path) -> None:
     assert bare.returncode == 0, bare.stderr
     assert "\x1b" not in bare.stdout
     assert "backup · Europe/Berlin" in bare.stdout
+
+
+@pytest.mark.parametrize("past", range(7, 15))
+def test_each_day_label_of_the_past_strip_names_the_day_under_it(tmp_path: Path, past: int) -> None:
+    """The groups of a week end with today, so the first may be a day or two wide: its label
+    is the day's number when it fits, else none (never "2" cut from "22")."""
+    glance = collected("backup.yaml", tmp_path, past=past)
+    lines = plain(glance).splitlines()
+    labels = lines[next(n for n, line in enumerate(lines) if line.startswith("behind")) + 1]
+    first = glance.since.astimezone(BERLIN).date()
+    name_width = lines[3].index("M")  # where the day labels start (Mon 07 ahead)
+    days = [first + timedelta(days=n) for n in range(past + 1)]
+    head = len(days) % 7
+    starts = [0, *range(head, len(days), 7)] if head else list(range(0, len(days), 7))
+    for start in starts:
+        column = name_width + start + (start >= head > 0) + max(0, (start - head) // 7)
+        word = labels[column:].split(" ")[0] if column < len(labels) else ""
+        day = days[start]
+        assert word in ("", f"{day:%d}", f"{day:%b}"), (start, word)

@@ -38,7 +38,8 @@ def behind(glance: Glance, where: tzinfo, width: int, name_width: int) -> list[L
 
 def _group_label(group: Sequence[date]) -> str:
     label = f"{group[0]:%b %d}" if len(group) > 5 else f"{group[0]:%d}"
-    return label[: len(group)].ljust(len(group) + 1)
+    fits = len(label) <= len(group)  # a cut label ("2" of "22") would name another day
+    return (label if fits else "").ljust(len(group) + 1)
 
 
 def _on(run: Run, group: Sequence[date], where: tzinfo) -> bool:
