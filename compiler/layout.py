@@ -13,13 +13,25 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+
+
+class ScopeKind(StrEnum):
+    """The two scopes by name, as files written for another machine record them."""
+
+    USER = "user"
+    SYSTEM = "system"
 
 
 @dataclass(frozen=True)
 class Scope:
     system: bool = False
     root: Path | None = None
+
+    @property
+    def kind(self) -> ScopeKind:
+        return ScopeKind.SYSTEM if self.system else ScopeKind.USER
 
     @property
     def flag(self) -> str:

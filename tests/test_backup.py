@@ -206,7 +206,7 @@ def _link(kind: bytes, target: str) -> Change:
     def change(manifest: Manifest, members: Entries) -> Entries:
         info = tarfile.TarInfo("state/state/evil.json")
         info.type, info.linkname = kind, target
-        manifest["members"]["state/state/evil.json"] = {"sha256": "", "size": 0}
+        manifest["members"]["state/state/evil.json"] = archive.Member("x", b"").entry().to_json()
         return [*members, (info, b"")]
 
     return change
@@ -215,14 +215,14 @@ def _link(kind: bytes, target: str) -> Change:
 def _traversal(manifest: Manifest, members: Entries) -> Entries:
     info = tarfile.TarInfo("state/../../escape.json")
     info.size = 2
-    manifest["members"][info.name] = archive.Member(info.name, b"{}").entry()
+    manifest["members"][info.name] = archive.Member(info.name, b"{}").entry().to_json()
     return [*members, (info, b"{}")]
 
 
 def _absolute(manifest: Manifest, members: Entries) -> Entries:
     info = tarfile.TarInfo("/tmp/escape.json")
     info.size = 2
-    manifest["members"][info.name] = archive.Member(info.name, b"{}").entry()
+    manifest["members"][info.name] = archive.Member(info.name, b"{}").entry().to_json()
     return [*members, (info, b"{}")]
 
 
@@ -400,7 +400,9 @@ def test_an_archive_whose_config_does_not_validate_is_refused(vigil, machines, t
             if info.name == archive.CONFIG:
                 content = content.replace(b'schedule: "*/20', b'schedule: "*/99')
                 info.size = len(content)
-                manifest["members"][info.name] = archive.Member(info.name, content).entry()
+                manifest["members"][info.name] = (
+                    archive.Member(info.name, content).entry().to_json()
+                )
             changed.append((info, content))
         return changed
 

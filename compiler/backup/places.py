@@ -4,6 +4,7 @@ directory: export records it, import rewrites paths under the old one to the new
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from compiler.layout import Scope
@@ -31,13 +32,30 @@ def moved_aside(path: Path, stamp: str) -> Path:
     return path.with_name(f"{path.name}.replaced-{stamp}")
 
 
-def holds_files(directory: Path) -> bool:
-    """Whether anything but empty directories is below `directory` (or it is not one)."""
+def holds_files(directory: Path, kept: frozenset[str] = frozenset()) -> bool:
+    """Whether anything but empty directories and the files `kept` (relative paths: the
+    config's secrets kept there) is below `directory` (or it is not one)."""
     if not directory.exists() and not directory.is_symlink():
         return False
     if directory.is_symlink() or not directory.is_dir():
         return True
-    return any(files for _top, _dirs, files in os.walk(directory))
+    for top, _dirs, files in os.walk(directory):
+        below = Path(top).relative_to(directory)
+        if any((below / name).as_posix() not in kept for name in files):
+            return True
+    return False
+
+
+def secret_files(state: Path, secrets: Iterable[str]) -> frozenset[str]:
+    """The secret files (paths as the config writes them) inside the state directory, relative
+    to it: they are the user's, never state (export leaves them out, import leaves them be)."""
+    top = os.path.realpath(state)
+    found = set()
+    for written in secrets:
+        path = os.path.realpath(os.path.expanduser(written))
+        if path.startswith(top + os.sep):
+            found.add(Path(os.path.relpath(path, top)).as_posix())
+    return frozenset(found)
 
 
 def stamp_dir(scope: Scope) -> Path:

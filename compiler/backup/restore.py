@@ -2,32 +2,52 @@
 
 The order keeps a crash from leaving a setup that looks installed and is not: the archive is
 checked whole, then the target (nothing installed or stored there under the config's name),
-the secrets and the config, all before anything is written. Then the config file is written
-(never over another file), the plan is made and confirmed; the state directory and the
-earlier generations are staged beside their places and renamed in (state first, so the first
-heartbeat sees it); last, the normal apply stores the new generation, writes the units and
-switches `current`, the one link that makes the config installed."""
+the secrets and where the config goes, all before anything is written. The plan is made from
+the archived config as it will be written, and confirmed; only then is anything written: a
+pending-import marker (`<data dir>/import-pending.json`, naming the archive by its sha256), the
+config file (never over another file), the state directory and the earlier generations, each
+staged beside its place and moved in (state first, so the first heartbeat sees it). Last, the
+normal apply stores the new generation, writes the units and switches `current`, the one link
+that makes the config installed, and the marker goes.
+
+An import stopped after the restore (a failed apply, a kill) is finished by `vigil apply
+CONFIG` or by the same import again: it finds its own marker and applies without restoring."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from compiler.backup import archive
-from compiler.backup.archive import Archive, Area, Member
-from compiler.backup.places import holds_files, home, moved_aside, stamp, state_path
+from compiler.backup.archive import NOTHING_WRITTEN, Archive, Area, Stored
+from compiler.backup.places import (
+    holds_files,
+    home,
+    moved_aside,
+    secret_files,
+    stamp,
+    state_path,
+)
 from compiler.errors import UsageError, VigilError, Warn
-from compiler.fsutil import write_all
+from compiler.fsutil import atomic_write, write_all
 from compiler.install.generations import Installation
 from compiler.install.workflows import Prepared, prepare
 from compiler.layout import Scope
 from runner.contract import STATE
 from runner.fsatomic import describe, fsync_dir
+
+PENDING = "import-pending.json"
+"""In the data directory while an import is restored and not yet applied."""
+WATCH_FILE = re.compile(rf"{Area.STATE}/{STATE}/watch-[^/]+\.json")
+"""The state files whose entries name paths (a file watch instance's `path`)."""
 
 
 @dataclass(frozen=True)
@@ -40,35 +60,81 @@ class Options:
     """Install even when secret files are missing here."""
 
 
+@dataclass(frozen=True)
+class Checked:
+    """What the archived config says about this machine."""
+
+    state: Path
+    """Its state directory here."""
+    secrets: dict[str, str]
+    """Its secrets (name -> path as written), the config's own, not the manifest's list."""
+    kept: frozenset[str]
+    """Secret files inside the state directory (relative to it): never moved, never state."""
+
+
+@contextlib.contextmanager
+def importing(
+    path: Path, scope: Scope, options: Options, warn: Warn, *, confirmable: bool
+) -> Iterator[Importer]:
+    """An import of `path`, checked; afterwards a declined or failed one leaves nothing it
+    wrote, or, once restored, says how to finish it. `confirmable`: --yes or a terminal."""
+    if not confirmable:  # before anything is read or written
+        raise VigilError(f"not on a terminal: re-run with --yes to import; {NOTHING_WRITTEN}")
+    importer = Importer(path, scope, options, warn)
+    try:
+        yield importer
+        importer.finish()
+    except Exception as error:
+        importer.discard()
+        if not importer.restored:
+            raise
+        reason = describe(error) if isinstance(error, OSError) else str(error)
+        raise VigilError(
+            f"{reason}\nthe state and generations are restored, the config is not installed "
+            f"yet: `vigil apply {importer.config}{importer.scope_flags}` finishes the import "
+            "(or the same `vigil import` again)"
+        ) from None
+    finally:
+        importer.archive.close()
+
+
 class Importer:
-    """One import: checked on creation, then prepared, then restored (or discarded)."""
+    """One import: checked on creation, then prepared, then restored and applied."""
 
     def __init__(self, path: Path, scope: Scope, options: Options, warn: Warn) -> None:
         from compiler import __version__
 
         self.archive: Archive = archive.read(path, __version__)
-        self.path, self.scope, self.options, self.warn = path, scope, options, warn
-        manifest = self.archive.manifest
-        self.name = str(manifest["name"])
-        self.installation = Installation(scope, self.name)
-        self._check_scope()
-        self.state = self._check_config()
-        self._check_target()
-        self.missing_secrets = self._check_secrets()
-        self.config = self._config_path()
+        try:
+            self.path, self.scope, self.options, self.warn = path, scope, options, warn
+            self.name = self.archive.manifest.name
+            self.installation = Installation(scope, self.name)
+            self._check_scope()
+            checked = self._check_config()
+            self.state, self.secrets, self.kept = checked.state, checked.secrets, checked.kept
+            self.config = self._config_path()
+            self.resuming = self._check_target()
+            self.missing_secrets = self._check_secrets()
+        except BaseException:
+            self.archive.close()
+            raise
         self._wrote_config = False
-        self._restored = False
+        self.restored = False
+
+    @property
+    def scope_flags(self) -> str:
+        flags = " --system" if self.scope.system else ""
+        return flags + (f" --root {self.scope.root}" if self.scope.root is not None else "")
 
     # --- checks, before anything is written ---------------------------------------------------
 
     def _check_scope(self) -> None:
-        written = self.archive.manifest["scope"]
-        here = "system" if self.scope.system else "user"
-        if written != here:
+        written = self.archive.manifest.scope
+        if written != self.scope.kind:
             flag = "--system" if written == "system" else "--user (no --system)"
             raise UsageError(f"{self.path}: exported from {written} scope: import it with {flag}")
 
-    def _check_config(self) -> Path:
+    def _check_config(self) -> Checked:
         """The archived config validates and is the manifest's; its state directory here."""
         from compiler.generate.specs import state_dir
         from compiler.language.loader import load_text
@@ -76,38 +142,70 @@ class Importer:
 
         if archive.CONFIG not in self.archive.members:
             raise archive.ArchiveError(self.path, f"no {archive.CONFIG} in the archive")
-        text = self.archive.members[archive.CONFIG].content
         label = f"{self.path}:{archive.CONFIG}"  # ConfigError (exit 2) names the archive
-        config = validate_document(load_text(text, label), check_calendar=False).config
+        document = load_text(self._config_text, label)
+        config = validate_document(document, check_calendar=False).config
         if config.name != self.name:
             raise archive.ArchiveError(self.path, f"its config is named {config.name!r}, "
                                                   f"its manifest {self.name!r}")  # fmt: skip
-        self.secrets = dict(config.secrets)  # the config's own, not the manifest's list
-        return state_path(state_dir(config, self.scope.system), self.scope)
+        state = state_path(state_dir(config, self.scope.system), self.scope)
+        secrets = dict(config.secrets)
+        return Checked(state, secrets, secret_files(state, secrets.values()))
 
-    def _check_target(self) -> None:
+    @property
+    def _config_text(self) -> bytes:
+        return self.archive.members[archive.CONFIG].content()
+
+    def _check_target(self) -> bool:
+        """Nothing of the name here, or an import of this same archive that stopped after it
+        began restoring (True: it is resumed)."""
         current = self.installation.current()
         if current is not None:
             raise VigilError(
-                f"{self.name} is installed here already (generation {current}): nothing was "
-                f"written; `vigil uninstall --name {self.name}` first, then import with "
-                "--replace (its state directory and generations are moved aside, not deleted)"
+                f"{self.name} is installed here already (generation {current}): "
+                f"{NOTHING_WRITTEN}; `vigil uninstall --name {self.name}` first, then import "
+                "with --replace (its state directory and generations are moved aside, not "
+                "deleted)"
+            )
+        pending = self._pending()
+        if pending.get("archive_sha256") == self.archive.sha256:
+            return True
+        if pending and not self.options.replace:
+            raise VigilError(
+                f"an import of {pending.get('archive')} into {self.name} stopped here before it "
+                f"was applied: {NOTHING_WRITTEN}; `vigil apply {pending.get('config')}` finishes "
+                "it, or --replace moves its state aside and imports this archive"
             )
         for what, directory in self._targets():
-            if holds_files(directory) and not self.options.replace:
+            if holds_files(directory, self._kept(directory)) and not self.options.replace:
                 raise VigilError(
-                    f"{what} {directory} is not empty: nothing was written; --replace moves it "
+                    f"{what} {directory} is not empty: {NOTHING_WRITTEN}; --replace moves it "
                     f"aside (to {moved_aside(directory, '<time>').name}) and imports"
                 )
+        return False
 
     def _targets(self) -> list[tuple[str, Path]]:
         """What an import fills: in system scope the state directory is inside the data
         directory (/var/lib/vigil/NAME/state), so generations are placed on their own."""
         return [("state directory", self.state), ("generations directory", self._generations)]
 
+    def _kept(self, directory: Path) -> frozenset[str]:
+        return self.kept if directory == self.state else frozenset()
+
     @property
     def _generations(self) -> Path:
         return self.installation.data_dir / Area.GENERATIONS
+
+    @property
+    def _marker(self) -> Path:
+        return self.installation.data_dir / PENDING
+
+    def _pending(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self._marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
 
     def _check_secrets(self) -> list[str]:
         """Problems with the secrets the config needs here (their files are never archived)."""
@@ -120,73 +218,103 @@ class Importer:
                     "from the old machine (chmod 600); the archive does not hold it"
                 )
         if problems and not self.options.skip_secret_check:
-            raise VigilError("\n".join([*problems, "nothing was written (--skip-secret-check "
+            raise VigilError("\n".join([*problems, f"{NOTHING_WRITTEN} (--skip-secret-check "
                                                    "installs without them)"]))  # fmt: skip
         return problems
 
     def _config_path(self) -> Path:
-        """Where the config goes: --config-out, else where it was (under this home). An
-        existing file is used only when it holds the same config."""
+        """Where the config goes: --config-out (not inside what the import fills), else where
+        it was (under this home or root). An existing file is used only when it holds the same
+        config."""
         given = self.options.config_out
-        path = given if given is not None else self._former_path()
-        if path is None:
-            raise UsageError(f"{self.path}: the config's former path is not known: --config-out")
-        if path.exists() or path.is_symlink():
-            content = self.archive.members[archive.CONFIG].content
-            if not path.is_file() or path.read_bytes() != content:
-                hint = "another PATH" if given is not None else "--config-out PATH"
-                raise UsageError(f"{path} exists and is another file: nothing was written; "
-                                 f"pass {hint}")  # fmt: skip
-        return path.absolute()
+        path = (given if given is not None else self._former_path()).absolute()
+        for directory in (self.state, self.installation.data_dir):
+            if path.is_relative_to(directory.absolute()):
+                raise UsageError(f"{path} is inside {directory}, which the import fills: "
+                                 f"{NOTHING_WRITTEN}; --config-out PATH elsewhere")  # fmt: skip
+        there = path.exists() or path.is_symlink()
+        if there and (not path.is_file() or path.read_bytes() != self._config_text):
+            hint = "another PATH" if given is not None else "--config-out PATH"
+            raise UsageError(f"{path} exists and is another file: {NOTHING_WRITTEN}; "
+                             f"pass {hint}")  # fmt: skip
+        return path
 
-    def _former_path(self) -> Path | None:
-        written = (self.archive.manifest.get("config") or {}).get("file")
-        if not isinstance(written, str) or not os.path.isabs(written):
-            return None
-        old, new = self.archive.manifest.get("home"), home(self.scope)
-        if old and new and (written + "/").startswith(old.rstrip("/") + "/"):
-            return Path(new) / os.path.relpath(written, old)
-        return Path(written)
+    def _former_path(self) -> Path:
+        """Where the config was, under this home (user scope) or this root (system scope). Not
+        a place the archive may choose freely: a .yaml file, not a dot-file, and in user scope
+        under the old home; else --config-out is needed."""
+        written, old = self.archive.manifest.config_file, self.archive.manifest.home
+        if written is None or not os.path.isabs(written):
+            raise UsageError(f"{self.path}: the config's former path is not known: "
+                             f"{NOTHING_WRITTEN}; --config-out PATH")  # fmt: skip
+        name = os.path.basename(written)
+        if name.startswith(".") or not name.endswith((".yaml", ".yml")):
+            raise UsageError(f"{self.path}: the config's former path {written} is not a "
+                             f"config file's: {NOTHING_WRITTEN}; --config-out PATH")  # fmt: skip
+        if self.scope.system:
+            root = self.scope.root
+            return Path(written) if root is None else root / written.lstrip("/")
+        if not _is_home(old) or not Path(written).is_relative_to(str(old)):
+            raise UsageError(f"{self.path}: the config was at {written}, outside the home: "
+                             f"{NOTHING_WRITTEN}; --config-out PATH")  # fmt: skip
+        return Path(home(self.scope) or "~") / os.path.relpath(written, str(old))
 
     # --- writing --------------------------------------------------------------------------
 
     def prepare(self, python: str | None = None) -> Prepared:
-        """Write the config (if it is not there already) and plan its install."""
-        if not self.config.exists():
-            _write_new(self.config, self.archive.members[archive.CONFIG].content)
-            self._wrote_config = True
-        prepared = prepare(self.config, self.scope, python=python)
-        generations = self.archive.manifest.get("generations") or {}
+        """Plan the install of the config as it will be written (nothing is written yet)."""
+        prepared = prepare(self.config, self.scope, python=python, content=self._config_text)
         prepared.meta["reason"] = (
-            f"import from {self.path.name} (generation {generations.get('current')} where it "
+            f"import from {self.path.name} (generation {self.archive.manifest.current} where it "
             "was exported)"
         )
         prepared.meta["jobs_changed"] = {}  # an import changes no job's work
         return prepared
 
     def restore(self, prepared: Prepared) -> None:
-        """The state directory, then the earlier generations, each staged and renamed in."""
+        """Once confirmed: the marker, the config file, the state directory, then the earlier
+        generations, each staged and moved in; a resumed import's restore is done already."""
         from compiler.install.pauses import tree_pauses
 
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        for _what, directory in self._targets():
-            _clear(directory, stamp)
-        state = [self._rehomed(m) for m in self.archive.under(Area.STATE)]
-        _place(self.state, state, f"{Area.STATE}/")
-        generations = self.archive.under(Area.GENERATIONS)
-        _place(self._generations, generations, f"{Area.GENERATIONS}/")
-        self._restore_stamps()
-        self._restored = True
+        pending = self._pending()
+        if not (self.resuming and pending.get("restored") is True):
+            self._mark(restored=False)
+            if not self.config.exists():
+                _write_new(self.config, self._config_text)
+                self._wrote_config = True
+            self._restore_files()
+            self._restore_stamps()
+            self._mark(restored=True)
+        self.restored = True
         # Jobs paused where it was exported stay paused (state/pauses.json is here now).
         prepared.plan.paused = tree_pauses(prepared.tree or {}, self.scope.live, self.warn)
 
+    def _restore_files(self) -> None:
+        moment = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        if not self.resuming:  # a resumed import's targets hold what it restored
+            for _what, directory in self._targets():
+                _clear(directory, moment, self.options.replace, self._kept(directory))
+        state = ((m.path, self._rehomed(m), m.mode) for m in self.archive.under(Area.STATE))
+        _place(self.state, state, f"{Area.STATE}/")
+        generations = self.archive.under(Area.GENERATIONS)
+        _place(self._generations, ((m.path, m.content(), m.mode) for m in generations),
+               f"{Area.GENERATIONS}/")  # fmt: skip
+
+    def _mark(self, restored: bool) -> None:
+        marker = {
+            "archive": str(self.path.absolute()),
+            "archive_sha256": self.archive.sha256,
+            "config": str(self.config),
+            "restored": restored,
+        }
+        self._marker.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self._marker, json.dumps(marker, indent=2, sort_keys=True) + "\n")
+
     def _restore_stamps(self) -> None:
         """The timers' last triggers, before apply starts them: systemd reads a stamp when a
-        timer starts, so `Persistent=` catches up what fell due during the move."""
-        for timer, moment in (self.archive.manifest.get("timers") or {}).items():
-            ours = timer.startswith(f"{self.name}-") and timer.endswith(".timer")
-            if not ours or "/" in timer or not isinstance(moment, int | float):
-                continue
+        timer starts, so `Persistent=` catches up what fell due during the move. The manifest
+        holds only this config's timers at plausible times (manifest.py)."""
+        for timer, moment in self.archive.manifest.timers.items():
             path = stamp(self.scope, timer)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,37 +323,45 @@ class Importer:
             except OSError as error:
                 self.warn(f"{path}: {describe(error)}: {timer} does not catch up the move")
 
+    def finish(self) -> None:
+        """After the apply: the import is done once `current` is set."""
+        if self.restored and self.installation.current() is not None:
+            self._marker.unlink(missing_ok=True)
+
     def discard(self) -> None:
-        """After a declined or failed import: the config file it wrote goes too."""
-        if self._wrote_config and not self._restored:
+        """After a declined or failed import: the config file it wrote goes too, unless the
+        state was restored (then the config is what finishes the import)."""
+        if self._wrote_config and not self.restored:
             self.config.unlink(missing_ok=True)
 
-    def _rehomed(self, member: Member) -> Member:
-        """A state file naming paths under the old home names them under this one (a file
-        watch's resolved path): only JSON under state/, only whole path values."""
-        old, new = self.archive.manifest.get("home"), home(self.scope)
-        inside = member.path.startswith(f"{Area.STATE}/{STATE}/") and member.path.endswith(".json")
-        if not inside or not old or not new or old == new:
-            return member
+    def _rehomed(self, member: Stored) -> bytes:
+        """A file watch's instances name their files by path: a path under the old home names
+        the same file under this one. Only those values (runner/stateshapes.py's WATCH), only
+        when both homes are real ones (never `/`)."""
+        content = member.content()
+        old, new = self.archive.manifest.home, home(self.scope)
+        if not WATCH_FILE.fullmatch(member.path) or not _is_home(old) or not _is_home(new):
+            return content
+        assert old is not None and new is not None
         try:
-            data = json.loads(member.content)
+            data = json.loads(content)
         except ValueError:
-            return member
-        moved = _rehome(data, old.rstrip("/"), new.rstrip("/"))
-        if moved == data:
-            return member
-        text = json.dumps(moved, indent=1, sort_keys=True).encode() + b"\n"
-        return Member(member.path, text, member.mode)
+            return content
+        instances = data.get("instances") if isinstance(data, dict) else None
+        if not isinstance(instances, dict):
+            return content
+        moved = False
+        for instance in instances.values():
+            path = instance.get("path") if isinstance(instance, dict) else None
+            if isinstance(path, str) and old != new and Path(path).is_relative_to(old):
+                instance["path"] = str(Path(new) / os.path.relpath(path, old))
+                moved = True
+        return json.dumps(data, indent=1, sort_keys=True).encode() + b"\n" if moved else content
 
 
-def _rehome(value: Any, old: str, new: str) -> Any:
-    if isinstance(value, str) and (value == old or value.startswith(old + "/")):
-        return new + value[len(old) :]
-    if isinstance(value, dict):
-        return {key: _rehome(item, old, new) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_rehome(item, old, new) for item in value]
-    return value
+def _is_home(directory: str | None) -> bool:
+    """A home directory paths can be re-homed from: absolute, not `/`."""
+    return bool(directory) and os.path.isabs(str(directory)) and Path(str(directory)) != Path("/")
 
 
 def _write_new(path: Path, content: bytes) -> None:
@@ -241,35 +377,60 @@ def _write_new(path: Path, content: bytes) -> None:
         finally:
             os.unlink(temporary)
     except FileExistsError:
-        raise UsageError(f"{path} appeared meanwhile: nothing was written; --config-out") from None
+        raise UsageError(f"{path} appeared meanwhile: {NOTHING_WRITTEN}; --config-out") from None
     except OSError as error:
         raise VigilError(f"cannot write {path}: {describe(error)}") from None
     fsync_dir(path.parent)
 
 
-def _clear(directory: Path, stamp: str) -> None:
-    """Make room: a directory with files moved aside (--replace was checked), an empty one
-    removed."""
-    if holds_files(directory):
-        os.rename(directory, moved_aside(directory, stamp))
-    elif directory.is_dir():
-        for below, _dirs, _files in sorted(os.walk(directory), reverse=True):
-            os.rmdir(below)
+def _clear(directory: Path, moment: str, replace: bool, kept: frozenset[str]) -> None:
+    """Make room: a directory with files (other than the secrets `kept` there) is moved aside
+    when --replace says so, and the kept secrets are moved back; without --replace, files
+    that appeared since the check are refused."""
+    if not holds_files(directory, kept):
+        return
+    aside = moved_aside(directory, moment)
+    if not replace:
+        raise VigilError(f"{directory} is not empty (it filled since the check): nothing was "
+                         "moved; --replace moves it aside")  # fmt: skip
+    os.rename(directory, aside)
+    for relative in sorted(kept):
+        if (aside / relative).exists():
+            (directory / relative).parent.mkdir(parents=True, exist_ok=True)
+            os.rename(aside / relative, directory / relative)
 
 
-def _place(directory: Path, members: list[Member], strip: str) -> None:
+def _place(directory: Path, members: Iterator[tuple[str, bytes, int]], strip: str) -> None:
     """Members of one area into `directory` (their paths less `strip`), written complete in a
-    staging directory beside it and renamed into place."""
+    staging directory beside it and moved into place (into it, when it is there already:
+    holding only secrets, or what an interrupted import of the same archive restored)."""
     staging = directory.with_name(f".{directory.name}.import-partial")
     _remove_tree(staging)  # a crashed import's
     try:
         staging.mkdir(parents=True, mode=0o700)
-        write_all((staging / m.path.removeprefix(strip), m.content, m.mode) for m in members)
-        os.rename(staging, directory)
+        files = ((archive_path.removeprefix(strip), content, mode)
+                 for archive_path, content, mode in members)  # fmt: skip
+        write_all((staging / relative, content, mode) for relative, content, mode in files)
+        _merge(staging, directory)
     except OSError as error:
         _remove_tree(staging)
         raise VigilError(f"cannot restore {directory}: {describe(error)}") from None
     fsync_dir(directory.parent)
+
+
+def _merge(staging: Path, directory: Path) -> None:
+    """`staging` renamed to `directory`, or, when that exists, its entries moved into it."""
+    if not directory.is_dir() or directory.is_symlink():
+        os.rename(staging, directory)
+        return
+    for entry in sorted(staging.iterdir()):
+        target = directory / entry.name
+        if entry.is_dir() and target.is_dir() and not target.is_symlink():
+            _merge(entry, target)
+        else:
+            os.replace(entry, target)
+    staging.rmdir()
+    fsync_dir(directory)
 
 
 def _remove_tree(directory: Path) -> None:

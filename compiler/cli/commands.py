@@ -275,6 +275,14 @@ def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="The archive to write (a .tar.gz).")],
     config: ConfigOpt = None,
     name: NameOpt = None,
+    unchecked_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--unchecked-secrets",
+            help="Export even when a secret file cannot be read here (so the archive cannot "
+            "be searched for it); the summary names it.",
+        ),
+    ] = False,
     system: SystemOpt = False,
     root: RootOpt = None,
 ) -> None:
@@ -285,7 +293,7 @@ def export(
 
     with reported():
         installation, setup = _installed(config, name, scope_of(system, root))
-        show_exported(write_export(installation, setup, out))
+        show_exported(write_export(installation, setup, out, unchecked_secrets))
 
 
 def _installed(config: Path | None, name: str | None, scope: Scope) -> tuple[Any, ConfigView]:
@@ -346,21 +354,17 @@ def import_(
 ) -> None:
     """Check an archive whole, restore its state, history and generations, and install its
     config through the normal apply (plan and confirmation)."""
-    from compiler.backup.restore import Importer, Options
+    from compiler.backup.restore import Options, importing
     from compiler.cli.backupview import show_import
 
-    with reported():
-        options = Options(config_out, replace, skip_secret_check)
-        importer = Importer(archive, scope_of(system, root), options, warn)
-        if not yes and not sys.stdin.isatty():  # before anything is written
-            raise VigilError("not on a terminal: re-run with --yes to import; nothing written")
+    options = Options(config_out, replace, skip_secret_check)
+    confirmable = yes or sys.stdin.isatty()
+    scope = scope_of(system, root)
+    with reported(), importing(archive, scope, options, warn, confirmable=confirmable) as importer:
         show_import(importer)
-        try:
-            prepared = importer.prepare(python)
-            _check_prepared(importer.config, prepared, skip_package_check)
-            _plan_and_apply(prepared, yes, before=importer.restore)
-        finally:
-            importer.discard()
+        prepared = importer.prepare(python)
+        _check_prepared(importer.config, prepared, skip_package_check)
+        _plan_and_apply(prepared, yes, before=importer.restore)
 
 
 def _runtime(config: Path | None, system: bool, target: str | None = None) -> ConfigView:

@@ -55,12 +55,15 @@ def build(
     system: bool = False,
     revision: str | None = None,
     host: str | None = None,
+    content: bytes | None = None,
 ) -> tuple[Validated, Tree]:
-    """Validate and render `path`, or its content at git `revision`, for fleet host `host`
-    (default: this machine; see fleet.choose_host). Raises ConfigError, or UsageError for a
-    host that is not the fleet's."""
+    """Validate and render `path`, or its content at git `revision`, or `content` as if it were
+    at `path` (a file not written yet), for fleet host `host` (default: this machine; see
+    fleet.choose_host). Raises ConfigError, or UsageError for a host that is not the fleet's."""
     with _collections_skip_the_heap_so_far():
-        return _build(path, python=python, system=system, revision=revision, host=host)
+        return _build(
+            path, python=python, system=system, revision=revision, host=host, content=content
+        )
 
 
 @contextlib.contextmanager
@@ -78,9 +81,19 @@ def _collections_skip_the_heap_so_far() -> Iterator[None]:
 
 
 def _build(
-    path: Path, *, python: str | None, system: bool, revision: str | None, host: str | None
+    path: Path,
+    *,
+    python: str | None,
+    system: bool,
+    revision: str | None,
+    host: str | None,
+    content: bytes | None = None,
 ) -> tuple[Validated, Tree]:
-    if revision is None:
+    if content is not None:
+        document = load_text(content, str(path))
+        git = gitinfo.describe(path) if path.is_file() else None
+        source = Source(str(path.absolute()), content, git)
+    elif revision is None:
         document = load_file(path)
         text = path.read_bytes()
         source = Source(str(path.absolute()), text, gitinfo.describe(path))

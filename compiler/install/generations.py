@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,14 +46,14 @@ class Installation:
         directory = self.data_dir / "generations"
         if not directory.is_dir():
             return []
-        return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+        return sorted(int(p.name) for p in directory.iterdir() if re.fullmatch(r"[0-9]+", p.name))
 
     def current(self) -> int | None:
         link = self.data_dir / "current"
         if not link.is_symlink():
             return None
         target = Path(os.readlink(link)).name
-        return int(target) if target.isdigit() else None
+        return int(target) if re.fullmatch(r"[0-9]+", target) else None
 
     def manifest(self, number: int | None = None) -> dict[str, Any]:
         number = self.current() if number is None else number

@@ -47,11 +47,12 @@ def prepare(
     python: str | None = None,
     revision: str | None = None,
     host: str | None = None,
+    content: bytes | None = None,
 ) -> Prepared:
-    """Validate and render a config (for fleet host `host`) and plan it against what is
-    installed."""
+    """Validate and render a config (for fleet host `host`; `content`: the config to be written
+    at `config`) and plan it against what is installed."""
     validated, tree = build(
-        config, python=python, system=scope.system, revision=revision, host=host
+        config, python=python, system=scope.system, revision=revision, host=host, content=content
     )
     installation = Installation(scope, validated.config.name)
     meta: dict[str, Any] = {
