@@ -196,6 +196,22 @@ def rebuilt(path: Path, change: Change) -> bytes:
     return buffer.getvalue()
 
 
+def changed_member(name: str, edit: Callable[[bytes], bytes]) -> Change:
+    """The member `name` edited, listed in the manifest as edited (a consistent archive)."""
+
+    def change(manifest: Manifest, members: Entries) -> Entries:
+        changed = []
+        for info, content in members:
+            if info.name == name:
+                content = edit(content)
+                info.size = len(content)
+                manifest["members"][name] = archive.Member(name, content).entry().to_json()
+            changed.append((info, content))
+        return changed
+
+    return change
+
+
 def _extra(_manifest: Manifest, members: Entries) -> Entries:
     info = tarfile.TarInfo("state/extra.json")
     info.size = 2
@@ -394,20 +410,9 @@ def test_an_archive_whose_config_does_not_validate_is_refused(vigil, machines, t
     _old, new = machines
     out = exported(vigil, machines, tmp_path)
 
-    def bad_config(manifest: Manifest, members: Entries) -> Entries:
-        changed = []
-        for info, content in members:
-            if info.name == archive.CONFIG:
-                content = content.replace(b'schedule: "*/20', b'schedule: "*/99')
-                info.size = len(content)
-                manifest["members"][info.name] = (
-                    archive.Member(info.name, content).entry().to_json()
-                )
-            changed.append((info, content))
-        return changed
-
     bad = tmp_path / "bad.tar.gz"
-    result = refused(vigil, new, bad, rebuilt(out, bad_config))
+    edit = changed_member(archive.CONFIG, lambda c: c.replace(b'"*/20', b'"*/99'))
+    result = refused(vigil, new, bad, rebuilt(out, edit))
     assert f"{bad}:config.yaml:" in result.stderr
 
 

@@ -28,6 +28,7 @@ from tests.test_backup import (  # noqa: F401  (machines is a fixture)
     Entries,
     Machine,
     Manifest,
+    changed_member,
     exported,
     installed,
     machines,
@@ -530,3 +531,28 @@ def test_a_long_secret_in_the_state_directory_does_not_block_export(vigil, machi
     assert result.exit_code == 0, result.stderr
     assert (new.state / "api").read_text() == "a-long-secret-value-xyz\n"
     assert (new.data / "current").is_symlink()
+
+
+def test_rollback_refuses_an_imported_generation_it_could_not_render_here(
+    vigil, machines, tmp_path
+) -> None:
+    """A generation whose config no longer validates cannot be rendered for this machine: it
+    is restored as it was, marked, and rollback to it refuses rather than install units that
+    exec the old machine's interpreter."""
+    _old, new = machines
+    out = exported(vigil, machines, tmp_path)
+
+    old_config_invalid = changed_member(
+        "generations/1/config.yaml", lambda c: c.replace(b"name: bk", b"name: bk\nno_such_key: 1")
+    )
+    bad = tmp_path / "old-config.tar.gz"
+    bad.write_bytes(rebuilt(out, old_config_invalid))
+    new.enter().secret()
+    result = vigil("import", bad, "--root", new.home, "--yes")
+    assert result.exit_code == 0, result.stderr
+    meta = json.loads((new.data / "generations/1/generation.json").read_text())
+    assert meta["not_rendered_here"]
+    assert json.loads((new.data / "generations/2/generation.json").read_text())["import"]
+    result = vigil("rollback", "1", "--name", "bk", "--root", new.home, "--yes")
+    assert result.exit_code == 1 and "came from another machine" in result.stderr
+    assert os.readlink(new.data / "current") == "generations/3"

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compiler.backup import archive
 from compiler.backup.archive import NOTHING_WRITTEN, Archive, Area, Stored
@@ -38,12 +38,17 @@ from compiler.backup.places import (
 )
 from compiler.errors import UsageError, VigilError, Warn
 from compiler.fsutil import atomic_write, write_all
-from compiler.install.generations import Installation
+from compiler.install.generations import NOT_RENDERED_HERE, Installation
 from compiler.install.workflows import Prepared, prepare
 from compiler.layout import Scope
-from runner.contract import STATE
+from runner.contract import GENERATION_META, STATE
 from runner.fsatomic import describe, fsync_dir
 
+if TYPE_CHECKING:
+    from compiler.generate.render import Tree
+
+IMPORTED = "import"
+"""generation.json's note on an imported generation rendered again here."""
 PENDING = "import-pending.json"
 """In the data directory while an import is restored and not yet applied."""
 WATCH_FILE = re.compile(rf"{Area.STATE}/{STATE}/watch-[^/]+\.json")
@@ -120,6 +125,7 @@ class Importer:
             raise
         self._wrote_config = False
         self.restored = False
+        self.python: str | None = None
 
     @property
     def scope_flags(self) -> str:
@@ -263,6 +269,7 @@ class Importer:
 
     def prepare(self, python: str | None = None) -> Prepared:
         """Plan the install of the config as it will be written (nothing is written yet)."""
+        self.python = python
         prepared = prepare(self.config, self.scope, python=python, content=self._config_text)
         prepared.meta["reason"] = (
             f"import from {self.path.name} (generation {self.archive.manifest.current} where it "
@@ -296,9 +303,42 @@ class Importer:
                 _clear(directory, moment, self.options.replace, self._kept(directory))
         state = ((m.path, self._rehomed(m), m.mode) for m in self.archive.under(Area.STATE))
         _place(self.state, state, f"{Area.STATE}/")
-        generations = self.archive.under(Area.GENERATIONS)
-        _place(self._generations, ((m.path, m.content(), m.mode) for m in generations),
-               f"{Area.GENERATIONS}/")  # fmt: skip
+        _place(self._generations, self._generation_files(), f"{Area.GENERATIONS}/")
+
+    def _generation_files(self) -> Iterator[tuple[str, bytes, int]]:
+        """The earlier generations, each rendered again from its own config.yaml for this
+        machine (its interpreter, its paths), keeping its number and generation.json (which
+        says so); one whose config no longer validates is kept as archived and marked, and
+        `vigil rollback` refuses it (it would run the old machine's interpreter)."""
+        by_number: dict[str, dict[str, Stored]] = {}
+        for member in self.archive.under(Area.GENERATIONS):
+            _area, number, relative = member.path.split("/", 2)
+            by_number.setdefault(number, {})[relative] = member
+        for number, files in sorted(by_number.items()):
+            top = f"{Area.GENERATIONS}/{number}"
+            tree, why = self._rendered(files.get(archive.CONFIG))
+            meta = _json_object(files.get(GENERATION_META))
+            if tree is None:
+                meta[NOT_RENDERED_HERE] = why
+                yield from ((f"{top}/{rel}", m.content(), m.mode) for rel, m in files.items()
+                            if rel != GENERATION_META)  # fmt: skip
+            else:
+                meta[IMPORTED] = "rendered again at import for this machine"
+                yield from ((f"{top}/{rel}", f.content, f.mode) for rel, f in tree.items())
+            text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
+            yield f"{top}/{GENERATION_META}", text.encode(), 0o644
+
+    def _rendered(self, config: Stored | None) -> tuple[Tree | None, str]:
+        from compiler.generate.build import build
+
+        if config is None:
+            return None, f"it has no {archive.CONFIG}"
+        try:
+            _validated, tree = build(self.config, python=self.python, system=self.scope.system,
+                                     content=config.content())  # fmt: skip
+        except VigilError as error:
+            return None, str(error).splitlines()[0]
+        return tree, ""
 
     def _mark(self, restored: bool) -> None:
         marker = {
@@ -357,6 +397,14 @@ class Importer:
                 instance["path"] = str(Path(new) / os.path.relpath(path, old))
                 moved = True
         return json.dumps(data, indent=1, sort_keys=True).encode() + b"\n" if moved else content
+
+
+def _json_object(member: Stored | None) -> dict[str, Any]:
+    try:
+        data = json.loads(member.content()) if member is not None else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _is_home(directory: str | None) -> bool:

@@ -21,6 +21,11 @@ if TYPE_CHECKING:  # the inspecting commands read installations without the rend
     from compiler.generate.render import Tree
 
 
+NOT_RENDERED_HERE = "not_rendered_here"
+"""In generation.json of a generation imported from another machine that could not be rendered
+again here (why): its units would run that machine's interpreter, so rollback refuses it."""
+
+
 @dataclass(frozen=True)
 class Installation:
     scope: Scope

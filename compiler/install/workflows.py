@@ -15,7 +15,7 @@ from compiler.generate.packages import Problem, missing, needs
 from compiler.generate.render import Tree
 from compiler.install.apply import ApplyOutcome, apply, start_flags
 from compiler.install.changes import JobChange, changed_job_files, changed_jobs
-from compiler.install.generations import Installation, resolve_name
+from compiler.install.generations import NOT_RENDERED_HERE, Installation, resolve_name
 from compiler.install.pauses import tree_pauses
 from compiler.install.plan import Plan, make_plan
 from compiler.install.systemctl import Systemctl
@@ -114,6 +114,13 @@ def prepare_rollback(
         listed = ", ".join(map(str, numbers)) or "none"
         raise UsageError(f"{installation.name}: no generation {number} (generations: {listed})")
     reason = f"auto-rollback to {number}: {request.get('reason')}" if auto else None
+    foreign = installation.meta(number).get(NOT_RENDERED_HERE)
+    if foreign:
+        raise VigilError(
+            f"{installation.name}: generation {number} came from another machine and could not "
+            f"be rendered for this one ({foreign}); its units would run that machine's "
+            "interpreter: roll back to another generation, or fix and apply its config.yaml"
+        )
     tree = installation.load_tree(number)
     meta = {
         "reason": reason or f"rollback to {number}",
