@@ -556,3 +556,19 @@ def test_rollback_refuses_an_imported_generation_it_could_not_render_here(
     result = vigil("rollback", "1", "--name", "bk", "--root", new.home, "--yes")
     assert result.exit_code == 1 and "came from another machine" in result.stderr
     assert os.readlink(new.data / "current") == "generations/3"
+
+
+def test_vigil_apply_finishes_an_import_whose_apply_failed(vigil, machines, tmp_path) -> None:
+    """The message's advice works: `vigil apply CONFIG` installs the restored setup; the
+    pending marker it leaves is recognised as finished by the next import."""
+    _old, new = machines
+    out = exported(vigil, machines, tmp_path)
+    new.enter().secret()
+    failed = cli(new.home, "import", out, "--root", new.home, "--yes", prelude=FULL_DISK)
+    assert failed.returncode == 1 and "vigil apply" in failed.stderr
+    config = new.home / "agent/vigil.yaml"
+    assert vigil("apply", config, "--root", new.home, "--yes").exit_code == 0
+    assert sorted(p.name for p in (new.data / "generations").iterdir()) == ["1", "2", "3"]
+    again = vigil("import", out, "--root", new.home, "--yes")
+    assert again.exit_code == 1 and "installed here already" in again.stderr
+    assert not (new.data / "import-pending.json").exists()

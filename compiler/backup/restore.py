@@ -167,6 +167,7 @@ class Importer:
         began restoring (True: it is resumed)."""
         current = self.installation.current()
         if current is not None:
+            self._marker.unlink(missing_ok=True)  # an import `vigil apply` finished: done
             raise VigilError(
                 f"{self.name} is installed here already (generation {current}): "
                 f"{NOTHING_WRITTEN}; `vigil uninstall --name {self.name}` first, then import "
@@ -174,7 +175,7 @@ class Importer:
                 "deleted)"
             )
         pending = self._pending()
-        if pending.get("archive_sha256") == self.archive.sha256:
+        if pending.get("archive_sha256") == self.archive.sha256 and not self.options.replace:
             return True
         if pending and not self.options.replace:
             raise VigilError(
@@ -283,12 +284,13 @@ class Importer:
         generations, each staged and moved in; a resumed import's restore is done already."""
         from compiler.install.pauses import tree_pauses
 
-        pending = self._pending()
-        if not (self.resuming and pending.get("restored") is True):
+        done = self.resuming and self._pending().get("restored") is True
+        if not done:
             self._mark(restored=False)
-            if not self.config.exists():
-                _write_new(self.config, self._config_text)
-                self._wrote_config = True
+        if not self.config.exists():  # (a resumed import may be given another --config-out)
+            _write_new(self.config, self._config_text)
+            self._wrote_config = True
+        if not done:
             self._restore_files()
             self._restore_stamps()
             self._mark(restored=True)
