@@ -213,6 +213,18 @@ def test_a_secret_inside_a_multi_line_secret_file_is_found(vigil, machines, tmp_
     assert result.exit_code == 1, "the token from the credentials file went into the archive"
 
 
+def test_a_secret_is_searched_for_by_its_lines_values_and_json_escapes() -> None:
+    from compiler.backup.export import needles
+
+    pem = b"-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\nAQEFAASCBKcw\n-----END KEY-----\n"
+    found = needles(pem)
+    assert b"MIIEvQIBADANBgkqhkiG9w0B" in found  # a line
+    assert pem.strip().replace(b"\n", b"\\n") in found  # the whole, as JSON writes it
+    assert b"s3cr3t-value-42" in needles(b"API_TOKEN=s3cr3t-value-42\n")
+    assert b"s3cr3t-value-42" in needles(b'{"a": {"b": ["s3cr3t-value-42"]}}')
+    assert needles(b"pin1234\n") == set()  # too short: named in the summary instead
+
+
 def test_an_unreadable_secret_stops_export_unless_told_to_go_on(vigil, machines, tmp_path) -> None:
     """'No secrets ever' cannot be checked for a secret export cannot read: it refuses unless
     told to go on (--unchecked-secrets), and then the summary names it."""
@@ -405,7 +417,9 @@ def test_a_rotation_during_export_does_not_duplicate_history(
         runs = {m.name: tar.extractfile(m).read() for m in tar if m.name.startswith("state/runs")}  # type: ignore[union-attr]
     lines = b"".join(runs.values()).splitlines()
     assert len(lines) == len(set(lines)) == 2, f"history duplicated in the archive: {runs}"
-    assert "state/runs.jsonl.lock" not in runs
+    with tarfile.open(out) as tar:
+        locks = [name for name in tar.getnames() if name.endswith(".lock")]
+    assert not locks, f"lock files archived: {locks}"
 
 
 # --- members export never writes are accepted on import -------------------------------

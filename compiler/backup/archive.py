@@ -24,8 +24,14 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
-from compiler.backup.manifest import FORMAT, BadManifest, Listed, Manifest, unknown_here
-from compiler.backup.manifest import version_key as version_key
+from compiler.backup.manifest import (
+    FORMAT,
+    BadManifest,
+    Listed,
+    Manifest,
+    unknown_here,
+    version_key,
+)
 from compiler.errors import UsageError
 from runner.contract import TMP, TRIES
 from runner.running import RUNNING
