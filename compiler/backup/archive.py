@@ -12,6 +12,7 @@ A damaged or hostile archive is refused as bad input (exit 2)."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -20,6 +21,7 @@ import re
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -32,8 +34,9 @@ from compiler.backup.manifest import (
     unknown_here,
     version_key,
 )
-from compiler.errors import UsageError
+from compiler.errors import UsageError, VigilError
 from runner.contract import TMP, TRIES
+from runner.fsatomic import describe
 from runner.running import RUNNING
 
 MANIFEST = "vigil-export.json"
@@ -238,9 +241,7 @@ def _read_members(path: Path, version: str, workdir: Path) -> tuple[Manifest, di
         raise ArchiveError(path, "it holds more than its manifest lists") from None
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
         raise ArchiveError(path, f"not a readable vigil archive ({error})") from None
-    except OSError as error:
-        if error.filename is not None and str(workdir) in str(error.filename):
-            raise UsageError(f"{path}: cannot unpack it to check it: {error.strerror}") from None
+    except OSError as error:  # gzip's errors are OSErrors too
         raise ArchiveError(path, f"not a readable vigil archive ({error})") from None
     absent = sorted(set(manifest.members) - set(members))
     if absent:
@@ -296,13 +297,38 @@ def _member(
     assert handle is not None  # a regular file
     file = workdir / f"{len(seen)}"
     digest = hashlib.sha256()
-    with open(file, "xb") as out:
+    with _unpacked(path, file) as out:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
-            out.write(chunk)
+            _write(path, out, chunk)
     if digest.hexdigest() != entry.sha256:
         raise ArchiveError(path, f"member {name} does not match its sha256 in the manifest")
     return Stored(name, entry.mode, file)
+
+
+@contextlib.contextmanager
+def _unpacked(path: Path, file: Path) -> Iterator[io.BufferedWriter]:
+    try:
+        handle = open(file, "xb")  # noqa: SIM115 (closed below; its errors are not the archive's)
+    except OSError as error:
+        raise _unpack_error(path, error) from None
+    with handle:
+        yield handle
+
+
+def _write(path: Path, out: io.BufferedWriter, chunk: bytes) -> None:
+    try:
+        out.write(chunk)
+    except OSError as error:
+        raise _unpack_error(path, error) from None
+
+
+def _unpack_error(path: Path, error: OSError) -> VigilError:
+    """This machine cannot hold the members while they are checked (a full temp directory):
+    not the archive's fault (exit 1)."""
+    where = tempfile.gettempdir()
+    return VigilError(f"{path}: cannot unpack it in {where} to check it: {describe(error)}; "
+                      f"{NOTHING_WRITTEN} (TMPDIR chooses another place)")  # fmt: skip
 
 
 def check_versions(path: Path, manifest: Manifest, version: str) -> None:
