@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,13 +35,14 @@ from compiler.backup.places import (
     stamp,
     state_path,
 )
+from compiler.backup.placing import make_room, place, write_new
 from compiler.errors import UsageError, VigilError, Warn
-from compiler.fsutil import atomic_write, write_all
+from compiler.fsutil import atomic_write
 from compiler.install.generations import NOT_RENDERED_HERE, Installation
 from compiler.install.workflows import Prepared, prepare
 from compiler.layout import Scope
 from runner.contract import GENERATION_META, STATE
-from runner.fsatomic import describe, fsync_dir
+from runner.fsatomic import describe
 
 if TYPE_CHECKING:
     from compiler.generate.render import Tree
@@ -288,7 +288,7 @@ class Importer:
         if not done:
             self._mark(restored=False)
         if not self.config.exists():  # (a resumed import may be given another --config-out)
-            _write_new(self.config, self._config_text)
+            write_new(self.config, self._config_text)
             self._wrote_config = True
         if not done:
             self._restore_files()
@@ -302,10 +302,10 @@ class Importer:
         moment = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         if not self.resuming:  # a resumed import's targets hold what it restored
             for _what, directory in self._targets():
-                _clear(directory, moment, self.options.replace, self._kept(directory))
+                make_room(directory, moment, self.options.replace, self._kept(directory))
         state = ((m.path, self._rehomed(m), m.mode) for m in self.archive.under(Area.STATE))
-        _place(self.state, state, f"{Area.STATE}/")
-        _place(self._generations, self._generation_files(), f"{Area.GENERATIONS}/")
+        place(self.state, state, f"{Area.STATE}/")
+        place(self._generations, self._generation_files(), f"{Area.GENERATIONS}/")
 
     def _generation_files(self) -> Iterator[tuple[str, bytes, int]]:
         """The earlier generations, each rendered again from its own config.yaml for this
@@ -412,78 +412,3 @@ def _json_object(member: Stored | None) -> dict[str, Any]:
 def _is_home(directory: str | None) -> bool:
     """A home directory paths can be re-homed from: absolute, not `/`."""
     return bool(directory) and os.path.isabs(str(directory)) and Path(str(directory)) != Path("/")
-
-
-def _write_new(path: Path, content: bytes) -> None:
-    """A file that did not exist: written aside, then linked into place (never over one)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
-                os.fsync(handle.fileno())
-            os.link(temporary, path)
-        finally:
-            os.unlink(temporary)
-    except FileExistsError:
-        raise UsageError(f"{path} appeared meanwhile: {NOTHING_WRITTEN}; --config-out") from None
-    except OSError as error:
-        raise VigilError(f"cannot write {path}: {describe(error)}") from None
-    fsync_dir(path.parent)
-
-
-def _clear(directory: Path, moment: str, replace: bool, kept: frozenset[str]) -> None:
-    """Make room: a directory with files (other than the secrets `kept` there) is moved aside
-    when --replace says so, and the kept secrets are moved back; without --replace, files
-    that appeared since the check are refused."""
-    if not holds_files(directory, kept):
-        return
-    aside = moved_aside(directory, moment)
-    if not replace:
-        raise VigilError(f"{directory} is not empty (it filled since the check): nothing was "
-                         "moved; --replace moves it aside")  # fmt: skip
-    os.rename(directory, aside)
-    for relative in sorted(kept):
-        if (aside / relative).exists():
-            (directory / relative).parent.mkdir(parents=True, exist_ok=True)
-            os.rename(aside / relative, directory / relative)
-
-
-def _place(directory: Path, members: Iterator[tuple[str, bytes, int]], strip: str) -> None:
-    """Members of one area into `directory` (their paths less `strip`), written complete in a
-    staging directory beside it and moved into place (into it, when it is there already:
-    holding only secrets, or what an interrupted import of the same archive restored)."""
-    staging = directory.with_name(f".{directory.name}.import-partial")
-    _remove_tree(staging)  # a crashed import's
-    try:
-        staging.mkdir(parents=True, mode=0o700)
-        files = ((archive_path.removeprefix(strip), content, mode)
-                 for archive_path, content, mode in members)  # fmt: skip
-        write_all((staging / relative, content, mode) for relative, content, mode in files)
-        _merge(staging, directory)
-    except OSError as error:
-        _remove_tree(staging)
-        raise VigilError(f"cannot restore {directory}: {describe(error)}") from None
-    fsync_dir(directory.parent)
-
-
-def _merge(staging: Path, directory: Path) -> None:
-    """`staging` renamed to `directory`, or, when that exists, its entries moved into it."""
-    if not directory.is_dir() or directory.is_symlink():
-        os.rename(staging, directory)
-        return
-    for entry in sorted(staging.iterdir()):
-        target = directory / entry.name
-        if entry.is_dir() and target.is_dir() and not target.is_symlink():
-            _merge(entry, target)
-        else:
-            os.replace(entry, target)
-    staging.rmdir()
-    fsync_dir(directory)
-
-
-def _remove_tree(directory: Path) -> None:
-    import shutil
-
-    shutil.rmtree(directory, ignore_errors=True)
