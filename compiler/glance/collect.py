@@ -201,7 +201,7 @@ def _coordinator_lane(
     row = status.get("coordinator")
     first = parse_iso(row.next_run) if row is not None and row.next_run else None
     step = timedelta(seconds=setup.heartbeat)
-    moment = first or now + step
+    moment = (first or now + step).astimezone(UTC)  # UTC: adding a step adds real time
     firings = []
     while moment.timestamp() <= until.timestamp():
         firings.append(moment)
