@@ -70,6 +70,14 @@ class Expression:
                 return False
         return self.weekdays is None or day.weekday() in self.weekdays
 
+    def per_day(self) -> int:
+        """How many wall times a matching day has (before a clock change adds or drops any)."""
+        return (
+            len(self.hours or range(24))
+            * len(self.minutes or range(60))
+            * len(self.seconds or range(60))
+        )
+
     def times_descending(self) -> list[time]:
         hours = sorted(self.hours or range(24), reverse=True)
         minutes = sorted(self.minutes or range(60), reverse=True)
@@ -207,3 +215,17 @@ def firings_between(
                         found.add(utc)
         day += timedelta(days=1)
     return sorted(found)
+
+
+def expected_firings(line: str, timezone: str, after: datetime, until: datetime) -> int:
+    """About how many times `line` fires in (`after`, `until`]: its wall times on each local day
+    it matches, first and last day whole (so never fewer, but for a clock change's skipped
+    hour). Counted, not computed: cheap for a minutely job too. CalendarError when unread."""
+    expression = Expression(line)
+    where = zone(timezone)
+    day, last = after.astimezone(where).date(), until.astimezone(where).date()
+    days = 0
+    while day <= last:
+        days += expression.matches_day(day)
+        day += timedelta(days=1)
+    return days * expression.per_day()

@@ -39,18 +39,23 @@ AFTER_RUNNING = 10
 
 MISSED = "missed"
 """The result word of a firing that produced no run (runner.missed): it has no exit code."""
+OK_RESULT = "ok"
+SKIPPED_AFTER_RESULT = "skipped-after"
+AFTER_RUNNING_RESULT = "after-running"
+SKIPPED_RESULTS = frozenset({SKIPPED_AFTER_RESULT, AFTER_RUNNING_RESULT})
+"""The result words of a step that did not run its command, by design (its `after:`)."""
 
 EXIT_CODE = {
-    "ok": OK,
+    OK_RESULT: OK,
     "failed": FAILED,
     "contract": CONTRACT,
     "timeout": TIMEOUT,
-    "skipped-after": SKIPPED_AFTER,
+    SKIPPED_AFTER_RESULT: SKIPPED_AFTER,
     "api-error": API_ERROR,
     "budget": BUDGET,
     "storage": STORAGE,
     "missing-package": MISSING_PACKAGE,
-    "after-running": AFTER_RUNNING,
+    AFTER_RUNNING_RESULT: AFTER_RUNNING,
 }
 """Result word (as recorded in runs.jsonl) to exit code."""
 

@@ -11,6 +11,7 @@ runs.jsonl.1, which readers read too.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator
 from datetime import datetime
@@ -91,16 +92,17 @@ def _size(path: str) -> int:
         return 0
 
 
-def _lines(state_dir: str) -> list[bytes]:
-    """All lines, oldest first (the rotated file, then the current one)."""
-    lines: list[bytes] = []
+def _lines(state_dir: str) -> Iterator[bytes]:
+    """Every line, oldest first (the rotated file, then the current one), read as it goes: a
+    reader holds one line at a time, not the file."""
     for name in (RUNS + ".1", RUNS):
+        path = os.path.join(state_dir, name)
         try:
-            with open(os.path.join(state_dir, name), "rb") as handle:
-                lines.extend(handle.read().splitlines())
+            with open(path, "rb") as handle:
+                for line in handle:
+                    yield line.rstrip(b"\r\n")
         except FileNotFoundError:
             continue
-    return lines
 
 
 def _record(line: bytes) -> dict[str, object] | None:
@@ -129,7 +131,7 @@ def runs_of(state_dir: str, job: str) -> Iterator[dict[str, object]]:
     """The records of `job` (or of the coordinator), newest first (by position: lines are
     appended as runs end), missed firings included."""
     needle = json.dumps(job, ensure_ascii=False).encode("utf-8")
-    for line in reversed(_lines(state_dir)):
+    for line in reversed(list(_lines(state_dir))):
         if needle not in line:
             continue
         record = _record(line)
@@ -206,10 +208,15 @@ def usage_since(
 
 
 def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    """A count: anything but a whole number of zero or more counts 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _float(value: object) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+    """An amount spent: anything but a finite number of zero or more (NaN, Infinity and 1e999
+    are valid to Python's json) counts 0, so every reader adds up the same sums."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) and value > 0 else 0.0
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1e300:
+        return float(value)  # a whole number too large for a float counts 0 as well
     return 0.0

@@ -19,7 +19,7 @@ from runner.chain import check_predecessor
 from runner.clock import now
 from runner.command import Stopped, raise_stopped, run_command
 from runner.contract import INBOX, STATE, TMP, failing_marker
-from runner.exitcodes import exit_code
+from runner.exitcodes import AFTER_RUNNING_RESULT, SKIPPED_AFTER_RESULT, exit_code
 from runner.findings import completed
 from runner.fsatomic import describe, ensure_dir, write_finding
 from runner.history import RunRecord, append_line
@@ -158,7 +158,7 @@ def _refused_before_the_command(spec: JobSpec, record: RunRecord) -> JobOutcome 
     if spec.after is not None:
         verdict = check_predecessor(spec.state_dir, spec.after, record.started, spec.timeout)
         if verdict.reason is not None:
-            skipped = "after-running" if verdict.still_running else "skipped-after"
+            skipped = AFTER_RUNNING_RESULT if verdict.still_running else SKIPPED_AFTER_RESULT
             return JobOutcome(skipped, f"not run: {verdict.reason}")
     if spec.llm is not None:
         # Before the command: its output would be worth nothing without the model.

@@ -176,20 +176,27 @@ class SpendLedger:
         return {**usage.as_json(), "notes": list(notes)} if notes else usage.as_json()
 
 
-def read_ledger(state_dir: str, config: str, timezone: str, now: datetime) -> SpendLedger:
+def read_ledger(
+    state_dir: str,
+    config: str,
+    timezone: str,
+    now: datetime,
+    history: dict[str, Usage] | None = None,
+) -> SpendLedger:
     """This month's ledger as the next run will find it, for reports: no lock, nothing
     written. A ledger of another shape, or one that cannot be read, is shown from runs.jsonl,
-    with `problem` saying why."""
+    with `problem` saying why; `history` is the month's usage per job from runs.jsonl when the
+    caller has already read it (then it is not read again)."""
     since, month = month_start(now, timezone)
     name = ledger_name(month)
     try:
         data, problem = peek_state(state_dir, name, stateshapes.SPEND)
     except StateUnreadable as error:
-        ledger = _from_history(state_dir, config, since, month)
+        ledger = _from_history(state_dir, config, since, month, history)
         ledger.problem = f"{error}: the model is not called until it can be read"
         return ledger
     if not data:
-        ledger = _from_history(state_dir, config, since, month)
+        ledger = _from_history(state_dir, config, since, month, history)
         if problem is not None:
             ledger.problem = f"state/{name} {problem}; {stateshapes.SPEND.reset}"
         return ledger
@@ -207,12 +214,23 @@ def open_ledger(state_dir: str, config: str, timezone: str, now: datetime) -> Sp
     return SpendLedger(month, data) if data else _from_history(state_dir, config, since, month)
 
 
-def _from_history(state_dir: str, config: str, since: datetime, month: str) -> SpendLedger:
+def _from_history(
+    state_dir: str,
+    config: str,
+    since: datetime,
+    month: str,
+    history: dict[str, Usage] | None = None,
+) -> SpendLedger:
     ledger = SpendLedger(month, {})
-    until = (since + timedelta(days=32)).replace(day=1)
-    per_job, _ = usage_since(state_dir, config, since, until)
-    ledger.jobs = per_job
+    if history is None:
+        history, _ = usage_since(state_dir, config, since, month_end(since))
+    ledger.jobs = history
     return ledger
+
+
+def month_end(since: datetime) -> datetime:
+    """The start of the month after the one `since` (a month's start) begins."""
+    return (since + timedelta(days=32)).replace(day=1)
 
 
 class FileStore:

@@ -5,6 +5,7 @@ tokens and cost, a failed run with a reason, a skipped and a missed one. The clo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -192,3 +193,42 @@ def start_serve(config: Path, *args: str) -> Served:
         _, err = process.communicate()
         pytest.fail(f"vigil serve did not start: {line!r} {err}")
     return Served(process, line.strip())
+
+
+TWO_ZONES = """\
+name: dst
+timezone: America/New_York
+jobs:
+  ny-noon:
+    schedule: "0 12 * * *"
+    run: "echo hi"
+  utc-five:
+    schedule: "0 17 * * *"
+    timezone: UTC
+    run: "echo hi"
+channels:
+  sink:
+    file: {folder}/deliveries.jsonl
+coordinator:
+  deliver_to: [sink]
+"""
+"""Two daily jobs, New York's noon and UTC's 17:00: the same instant in winter (EST), an hour
+apart in summer; its state directory in the test's folder."""
+
+
+def two_zones(folder: Path) -> ConfigView:
+    config = folder / "vigil.yaml"
+    config.write_text(TWO_ZONES.format(folder=folder), encoding="utf-8")
+    setup = ConfigView.of_config(load_config(config).config)
+    state = folder / "state"
+    state.mkdir(exist_ok=True)
+    return dataclasses.replace(setup, state_dir=str(state))
+
+
+def write_two_zones_runs(setup: ConfigView, *records: dict[str, object]) -> None:
+    lines = [json.dumps({"kind": "job", "config": "dst", **r}) for r in records]
+    (Path(setup.state_dir) / "runs.jsonl").write_text("".join(f"{line}\n" for line in lines))
+
+
+def two_zones_glance(setup: ConfigView, now: datetime, days: int = 7, past: int = 7) -> Glance:
+    return collect(setup, now=now, days=days, past=past, warn=lambda _: None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -235,3 +236,20 @@ def test_cost_shows_each_jobs_median_tokens_per_run_beside_its_estimate(
     assert briefing.split()[4] == "-"
     data = json.loads(vigil("cost", config, "--json").stdout)
     assert {row["job"]: row["median_tokens"] for row in data}["reminder-check"] == 1295
+
+
+def test_month_to_date_counts_a_cost_that_is_no_amount_as_nothing(tmp_path: Path) -> None:
+    """`vigil cost --json` is JSON: a run's NaN or Infinity (valid to Python's json) is 0."""
+    write_runs(
+        tmp_path,
+        [
+            {"job": "a", "start": "2026-11-02T09:00:00Z", "tokens_in": 9, "cost_usd": math.nan},
+            {"job": "a", "start": "2026-11-03T09:00:00Z", "tokens_in": 1, "cost_usd": math.inf},
+            {"job": "a", "start": "2026-11-04T09:00:00Z", "tokens_in": 5, "cost_usd": 0.25},
+        ],
+    )
+    totals = month_to_date(
+        tmp_path, "demo", "UTC", datetime(2026, 11, 21, tzinfo=UTC), warn=unexpected
+    )
+    assert totals["a"] == (0.25, 15, 3)
+    json.dumps(totals, allow_nan=False)

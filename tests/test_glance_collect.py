@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,13 +16,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from compiler.glance.collect import collect
-from compiler.glance.model import Glance, LaneKind, Mark, ShadeKind
+from compiler.glance.model import Glance, LaneKind, Mark, ShadeKind, day_start
 from compiler.install.generations import Installation
+from compiler.language.schedule import FiringsCache, firings_within
 from compiler.language.validate import load_config
 from compiler.layout import Scope
 from compiler.operate.cost import month_to_date
 from compiler.operate.setup import ConfigView, Installed
 from tests.conftest import ROOT, require_systemd_analyze
+from tests.glance_support import two_zones, two_zones_glance, write_two_zones_runs
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)  # a Monday, 07:00 in New York
 NEW_YORK = ZoneInfo("America/New_York")
@@ -235,3 +238,90 @@ def test_the_installed_generation_and_files_changed_by_hand(vigil, tmp_path: Pat
     assert seen.generation is not None
     assert seen.generation.drift == ("units/bruba-reminder-check.timer",)
     assert collect(setup, now=NOW, days=1, past=0, warn=pytest.fail).generation is None
+
+
+# --- reading the history once; asking systemd for what is needed --------------------------------
+
+
+def test_runs_jsonl_is_read_once_a_line_at_a_time_and_only_this_configs_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One pass gives the window's runs and the month's spend per day and per job (the ledger's
+    stand-in while there is none): a history of many megabytes is not read three times."""
+    import runner.history
+
+    setup = two_zones(tmp_path)
+    write_two_zones_runs(
+        setup,
+        {"job": "ny-noon", "start": "2026-12-05T17:00:00Z", "result": "ok", "tokens_in": 10,
+         "cost_usd": 0.25},
+        {"job": "ny-noon", "config": "another", "start": "2026-12-05T18:00:00Z",
+         "result": "failed", "tokens_in": 10, "cost_usd": 9.0},
+    )  # fmt: skip
+    reads: list[str] = []
+    original = runner.history._lines
+    monkeypatch.setattr(runner.history, "_lines", lambda d: reads.append(d) or original(d))
+    seen = two_zones_glance(setup, datetime(2026, 12, 7, 14, tzinfo=UTC))
+    assert len(reads) == 1, f"read {len(reads)} times"
+    lane = next(lane for lane in seen.lanes if lane.name == "ny-noon")
+    assert [run.mark for run in lane.runs] == [Mark.OK]
+    assert seen.spend is not None
+    assert seen.spend.by_job == {"ny-noon": (0.25, 10, 1)}
+    assert seen.spend.by_day == {date(2026, 12, 5): {"ny-noon": 0.25}}
+
+
+def test_three_hundred_daily_jobs_in_a_zone_are_computed_in_seconds() -> None:
+    """Each line is asked for about as many firings as it has in the window (counted by the
+    in-process reader), not 64: three hundred daily jobs in Berlin take one short run."""
+    timers = {f"j{n}": ([f"*-*-* {n % 24:02}:{n % 60:02}:00"], "Europe/Berlin") for n in range(300)}
+    started = time.monotonic()
+    found = firings_within(timers, NOW, datetime(2026, 12, 14, tzinfo=UTC))
+    assert time.monotonic() - started < 3.0
+    assert all(len(firings) in (6, 7) and not cut for firings, cut in found.values())
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["*-*-* 02:30:00", "Mon..Fri *-*-* 07:15:00", "*-*-* *:0/15:00", "*-*-01 00:00:00",
+     "daily", "Sat *-*-1..7 18:00:00", "*-02-29 12:00:00"],
+)  # fmt: skip
+def test_firings_are_systemds_however_many_are_asked_first(line: str) -> None:
+    """A count too low is asked again, an expression the reader cannot count starts at 64:
+    the firings are systemd's either way, through a spring-forward night."""
+    zone = "Europe/Berlin"
+    after, until = datetime(2027, 3, 20, tzinfo=UTC), datetime(2027, 4, 10, tzinfo=UTC)
+    found, cut = firings_within({"j": ([line], zone)}, after, until)["j"]
+    expected = [m for m in systemd_firings(line, zone, after, 3000) if m <= until]
+    assert found == expected and not cut
+
+
+def test_a_cache_asks_systemd_once_a_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    from compiler.language import schedule
+
+    timers = {"j": (["*-*-* 09:00:00"], "Europe/Berlin")}
+    until = datetime(2026, 12, 14, tzinfo=UTC)
+    uncached = firings_within(timers, NOW, until)
+    calls: list[object] = []
+    original = schedule._analyze
+    monkeypatch.setattr(schedule, "_analyze", lambda *a: calls.append(a) or original(*a))
+    cache: FiringsCache = {}
+    first = firings_within(timers, NOW, until, cache=cache)
+    later = firings_within(timers, NOW + timedelta(hours=1), until, cache=cache)
+    assert len(calls) == 1 and first == uncached
+    assert later["j"][0] == [m for m in uncached["j"][0] if m > NOW + timedelta(hours=1)]
+    firings_within(timers, NOW + timedelta(days=1), until + timedelta(days=1), cache=cache)
+    assert len(calls) == 2 and len(cache) == 1  # the next day: computed anew, the old dropped
+
+
+@pytest.mark.parametrize(
+    ("zone", "day", "first"),
+    [
+        ("America/Santiago", date(2026, 9, 6), datetime(2026, 9, 6, 4, tzinfo=UTC)),  # 01:00
+        ("America/New_York", date(2026, 3, 8), datetime(2026, 3, 8, 5, tzinfo=UTC)),  # 00:00
+        ("Asia/Beirut", date(2026, 3, 29), datetime(2026, 3, 28, 22, tzinfo=UTC)),  # 01:00
+    ],
+)
+def test_a_day_starts_at_its_first_instant(zone: str, day: date, first: datetime) -> None:
+    """In a zone that springs forward at midnight a day has no 00:00: it starts at 01:00."""
+    start = day_start(day, ZoneInfo(zone))
+    assert start.astimezone(UTC) == first and start.astimezone(ZoneInfo(zone)).date() == day

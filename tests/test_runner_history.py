@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.history import append_line, last_run, runs, usage_since
+from runner.history import Usage, append_line, last_run, runs, usage_since
 from tests.runner_support import ROOT, run_runner, shell_spec, write_spec
 
 FIELDS = {
@@ -155,3 +155,19 @@ def test_last_run_and_month_usage(tmp_path: Path) -> None:
     per_job, overall = usage_since(state, "c", datetime(2026, 2, 1, tzinfo=UTC))
     assert (per_job["a"].tokens, per_job["a"].usd) == (120, 0.5)
     assert (overall.tokens, overall.usd) == (135, 0.75)
+
+
+@pytest.mark.parametrize("cost", ["NaN", "Infinity", "-Infinity", "1e999", "-0.5", "1" + "0" * 400])
+def test_a_cost_or_count_that_is_no_amount_counts_nothing(tmp_path: Path, cost: str) -> None:
+    """NaN, Infinity and 1e999 are valid to Python's json, a negative amount is none: every
+    reader of runs.jsonl (budgets, `vigil cost`, the pictures) counts such a run's spend 0."""
+    line = ('{"job":"a","kind":"job","config":"c","start":"2026-02-02T01:00:00Z","result":"ok",'
+            f'"tokens_in":-5,"tokens_out":10,"cost_usd":{cost}}}')  # fmt: skip
+    append_line(str(tmp_path), line, 10**6)
+    usage = Usage.of_run(next(runs(str(tmp_path))))
+    assert (usage.tokens, usage.usd, usage.calls) == (10, 0.0, 1)
+    _, overall = usage_since(str(tmp_path), "c", datetime(2026, 2, 1, tzinfo=UTC))
+    assert (
+        json.dumps(overall.as_json(), allow_nan=False) == '{"tokens": 10, "usd": 0.0, "calls": 1}'
+    )
+    assert Usage.of({"tokens": 3, "usd": float("nan"), "calls": 1}).usd == 0.0

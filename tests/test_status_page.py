@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime
+import os
+import re
+import stat
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -16,11 +19,22 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
+from compiler.glance.lanes import past_runs, week_ahead
 from compiler.glance.model import InstalledGeneration
-from compiler.glance.page import render_page, write_page
+from compiler.glance.page import RECENT_TROUBLE, render_page, write_page
+from compiler.glance.page import page as page_values
 from compiler.operate.cost import month_to_date
 from tests.conftest import require_systemd_analyze
-from tests.glance_support import FAILED_REASON, NOW, UNRECORDED_USD, Bruba, bruba_with_history
+from tests.glance_support import (
+    FAILED_REASON,
+    NOW,
+    UNRECORDED_USD,
+    Bruba,
+    bruba_with_history,
+    two_zones,
+    two_zones_glance,
+    write_two_zones_runs,
+)
 
 NEW_YORK = ZoneInfo("America/New_York")
 BRUBA_CRON = {
@@ -224,3 +238,125 @@ def test_report_html_through_the_cli(bruba: Bruba, tmp_path: Path, vigil, monkey
     assert result.exit_code == 0, result.stderr
     assert f"wrote {target}" in result.stderr
     assert Parsed(target.read_text()).find(id="cost-total")
+
+
+# --- from a config of two zones: clock changes, odd run records, many runs ------------------------
+
+
+def _tick(svg: str, lane: str, when: str) -> float:
+    found = re.search(rf'<rect x="([\d.]+)"[^>]*class="firing"><title>{lane}: {when}</title>', svg)
+    assert found, (lane, when)
+    return float(found[1])
+
+
+def test_one_instant_is_one_x_in_the_week_ahead_across_a_clock_change(tmp_path: Path) -> None:
+    """12:00 in New York and 17:00 UTC are one instant after the clocks went back (1 Nov 2026):
+    the week ahead, drawn from before the change, puts both ticks at one x (the axis places
+    moments by their instants, not by the wall clocks Python subtracts within one zone)."""
+    glance = two_zones_glance(two_zones(tmp_path), datetime(2026, 10, 30, 14, tzinfo=UTC), past=0)
+    svg = str(week_ahead(glance))
+    ny, utc = (_tick(svg, lane, "Thu 5 Nov 12:00") for lane in ("ny-noon", "utc-five"))
+    assert ny == pytest.approx(utc, abs=0.5)
+
+
+def test_a_run_before_midnight_is_drawn_in_its_own_day_after_a_clock_change(
+    tmp_path: Path,
+) -> None:
+    """23:30 on Sunday 1 Nov in New York (after the fall-back) is left of Monday's midnight."""
+    setup = two_zones(tmp_path)
+    write_two_zones_runs(
+        setup, {"job": "ny-noon", "start": "2026-11-02T04:30:00Z", "result": "failed"}
+    )
+    svg = str(past_runs(two_zones_glance(setup, datetime(2026, 11, 6, 17, tzinfo=UTC))))
+    midnights = [float(x) for x in re.findall(r'<line x1="([\d.]+)"[^>]*class="day"', svg)]
+    names = re.findall(r'class="dayname">([^<]+)<', svg)
+    monday = midnights[names.index("Mon 2 Nov")]
+    cross = float(re.search(r'<path d="M([\d.]+)[^"]*" class="run failed"', svg)[1]) + 5  # type: ignore[index]
+    assert cross < monday, f"run at x={cross}, Monday's midnight at x={monday}"
+
+
+@pytest.mark.parametrize("cost", ["NaN", "Infinity", "-Infinity", "1e999", "-3"])
+def test_a_cost_that_is_no_amount_counts_nothing(tmp_path: Path, cost: str) -> None:
+    """NaN, Infinity and 1e999 are valid to Python's json: the page is drawn, the run spent 0."""
+    setup = two_zones(tmp_path)
+    line = ('{"job":"ny-noon","kind":"job","config":"dst","start":"2026-12-05T17:00:00Z",'
+            f'"result":"ok","tokens_in":10,"cost_usd":{cost}}}\n')  # fmt: skip
+    (Path(setup.state_dir) / "runs.jsonl").write_text(line)
+    glance = two_zones_glance(setup, datetime(2026, 12, 7, 14, tzinfo=UTC))
+    html = render_page(glance)
+    assert "nan" not in html.lower().split("<style>")[0]
+    assert glance.spend is not None and glance.spend.total_usd == 0.0
+
+
+def test_the_page_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """It shows what the state holds (reasons, nag titles, spend): 0600, as the state is."""
+    glance = two_zones_glance(two_zones(tmp_path), datetime(2026, 12, 7, 14, tzinfo=UTC))
+    target = tmp_path / "page.html"
+    old = os.umask(0o022)
+    try:
+        write_page(glance, target)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_trouble_rows_are_newest_first_by_instant_across_offsets(tmp_path: Path) -> None:
+    setup = two_zones(tmp_path)
+    write_two_zones_runs(
+        setup,
+        {"job": "ny-noon", "start": "2026-12-05T17:00:00+00:00", "result": "failed"},
+        {"job": "utc-five", "start": "2026-12-05T18:30:00+05:00", "result": "failed"},  # 13:30Z
+    )
+    rows = page_values(two_zones_glance(setup, datetime(2026, 12, 7, 14, tzinfo=UTC)))["trouble"]
+    assert [row["lane"] for row in rows] == ["ny-noon", "utc-five"]
+
+
+def test_a_busy_history_is_a_mark_a_day_and_the_page_stays_small(tmp_path: Path) -> None:
+    """20,000 runs in four days: a mark per lane and day (its worst run, the counts on hover),
+    the trouble table the latest RECENT_TROUBLE failures and how many more."""
+    setup = two_zones(tmp_path)
+    records = [
+        {"job": "ny-noon", "start": f"2026-12-0{1 + n // 5000}T{n // 60 % 24:02}:{n % 60:02}:00Z",
+         "result": "failed" if n % 100 == 0 else "ok", "duration_s": 1.0}
+        for n in range(20000)
+    ]  # fmt: skip
+    write_two_zones_runs(setup, *records)
+    glance = two_zones_glance(setup, datetime(2026, 12, 7, 14, tzinfo=UTC))
+    html = render_page(glance)
+    assert len(html) < 200_000, f"{len(html):,} bytes"
+    marks = re.findall(r'class="run day (\w+)"[^>]*><title>([^<]*)</title>', html)
+    assert marks and all(result == "failed" for result, _ in marks), marks
+    assert any("runs: " in words and "failed" in words for _, words in marks)
+    assert f"The latest {RECENT_TROUBLE} shown; {200 - RECENT_TROUBLE} more" in html
+
+
+def test_a_few_runs_a_day_are_a_mark_each(tmp_path: Path) -> None:
+    setup = two_zones(tmp_path)
+    write_two_zones_runs(
+        setup,
+        *({"job": "ny-noon", "start": f"2026-12-05T1{n}:00:00Z", "result": "ok"} for n in range(6)),
+    )
+    svg = str(past_runs(two_zones_glance(setup, datetime(2026, 12, 7, 14, tzinfo=UTC))))
+    assert svg.count('class="run ok"') == 6 and "run day" not in svg
+
+
+def test_no_past_days_asked_no_past_section(tmp_path: Path) -> None:
+    html = render_page(
+        two_zones_glance(two_zones(tmp_path), datetime(2026, 12, 7, 14, tzinfo=UTC), past=0)
+    )
+    assert "The past 0 days" not in html and "No past runs asked" in html
+
+
+def test_the_spend_chart_runs_to_today(tmp_path: Path) -> None:
+    """Spend on the 2nd only, drawn on the 7th: the days to the 7th are columns (a quiet day
+    is a day, not the end of the month)."""
+    setup = two_zones(tmp_path)
+    write_two_zones_runs(
+        setup,
+        {"job": "ny-noon", "start": "2026-12-02T17:00:00Z", "result": "ok", "tokens_in": 10,
+         "cost_usd": 0.5},
+    )  # fmt: skip
+    drawn = page_values(two_zones_glance(setup, datetime(2026, 12, 7, 14, tzinfo=UTC)))
+    chart = drawn["spend"]["chart"]
+    days = re.findall(r'class="axis mid">(\d+)<', str(chart))
+    assert days == [str(n) for n in range(1, 8)], days

@@ -7,11 +7,21 @@ import http.client
 import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+from compiler.errors import Warn
+from compiler.glance.collect import collect
+from compiler.glance.model import Glance
+from compiler.glance.serve import CONNECTIONS, TIMEOUT, Page, open_server
+from compiler.language.validate import load_config
+from compiler.operate.setup import ConfigView
 from tests.conftest import ROOT, require_systemd_analyze
 from tests.glance_support import NOW, Bruba, bruba_with_history, start_serve
 
@@ -65,16 +75,21 @@ def test_loopback_read_only_and_gathered_at_each_load(bruba: Bruba) -> None:
     ]
 
 
-def test_another_address_only_when_asked_and_said(bruba: Bruba) -> None:
-    served = start_serve(bruba.config, "--bind", "0.0.0.0")
+@pytest.mark.parametrize(("bind", "url_host"), [("0.0.0.0", "127.0.0.1"), ("::", "::1")])
+def test_another_address_only_when_asked_and_said(bruba: Bruba, bind: str, url_host: str) -> None:
+    """Every address is said as such; the URL printed is one a browser opens (loopback)."""
+    if bind == "::" and not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    served = start_serve(bruba.config, "--bind", bind)
     try:
-        assert urlsplit(served.url).hostname == "0.0.0.0"
+        assert urlsplit(served.url).hostname == url_host
         port = urlsplit(served.url).port
-        assert request(f"http://127.0.0.1:{port}/")[0] == 200
+        assert request(served.url)[0] == 200
     finally:
         code, err = served.stop()
     assert code == 0
-    assert f"serving on 0.0.0.0:{port}: anyone who reaches this address sees the page" in err
+    shown = f"[{bind}]" if ":" in bind else bind
+    assert f"serving on {shown}:{port}: anyone who reaches this address sees the page" in err
 
 
 def test_bind_takes_an_address_not_anything(bruba: Bruba) -> None:
@@ -107,3 +122,84 @@ def _vigil_serve(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+# --- the server in this process: what it answers to, what it answers when drawing fails -------
+
+
+@pytest.fixture
+def serving() -> Iterator[Callable[..., ThreadingHTTPServer]]:
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(gather: Callable[[], Glance], warn: Warn = lambda _: None) -> ThreadingHTTPServer:
+        server = open_server(gather, "127.0.0.1", 0, warn=warn)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _status(server: ThreadingHTTPServer, host: str | None = None) -> int:
+    address, port = server.server_address[:2]
+    connection = http.client.HTTPConnection(str(address), int(port), timeout=20)
+    try:
+        connection.request("GET", "/", headers={"Host": host} if host else {})
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_a_foreign_host_header_is_refused(bruba: Bruba, serving) -> None:  # type: ignore[no-untyped-def]
+    """A page on evil.example whose name was made to point at 127.0.0.1 (DNS rebinding) would
+    read the page: a Host that is not this server's is answered 421."""
+    glance = collect_bruba(bruba)
+    server = serving(lambda: glance)
+    port = server.server_address[1]
+    assert _status(server, "evil.example") == 421
+    assert _status(server, f"evil.example:{port}") == 421
+    assert _status(server, "127.0.0.1:1") == 421  # another port: another server
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}", f"[::1]:{port}"):
+        assert _status(server, host) == 200, host
+
+
+def test_a_page_that_cannot_be_drawn_is_a_500_said_once() -> None:
+    said: list[str] = []
+
+    def broken() -> Glance:
+        raise ValueError("cannot convert float NaN to integer")
+
+    server = open_server(broken, "127.0.0.1", 0, warn=said.append)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert [_status(server), _status(server)] == [500, 500]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert said == [
+        "serve: the page could not be drawn: ValueError: cannot convert float NaN to integer"
+    ]
+
+
+def test_an_idle_connection_is_dropped_and_too_many_are_refused(serving) -> None:  # type: ignore[no-untyped-def]
+    """A connection that sends nothing holds its thread TIMEOUT seconds, not forever; beyond
+    CONNECTIONS at once, one more is answered 503 at once."""
+    assert Page.timeout == TIMEOUT
+    server = serving(lambda: pytest.fail("no page is asked"))
+    address = server.server_address[:2]
+    idle = [socket.create_connection(address, timeout=20) for _ in range(CONNECTIONS)]
+    try:
+        time.sleep(0.3)  # each is taken by its thread
+        with socket.create_connection(address, timeout=20) as extra:
+            assert extra.recv(100).startswith(b"HTTP/1.0 503")
+    finally:
+        for connection in idle:
+            connection.close()
+
+
+def collect_bruba(bruba: Bruba) -> Glance:
+    setup = ConfigView.of_config(load_config(bruba.config).config)
+    return collect(setup, now=NOW, days=7, past=7, warn=lambda _: None)

@@ -11,17 +11,19 @@ import os
 import pty
 import subprocess
 import sys
-from datetime import date, datetime, time, timedelta
+import unicodedata
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from compiler.glance.cells import Cover, cover, plan_ahead
-from compiler.glance.drawing import MARKS, SHADE
+from compiler.glance.drawing import MARKS, SHADE, cell_width, cut
 from compiler.glance.model import Glance, Lane, LaneKind, Mark, Run, Shade, ShadeKind
 from compiler.glance.timeline import NEXT_WIDTH, render
 from tests.conftest import ROOT, require_systemd_analyze
+from tests.glance_support import two_zones, two_zones_glance, write_two_zones_runs
 from tests.runner_support import runner_env
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -339,6 +341,35 @@ def test_the_command_draws_plain_text_in_a_pipe(tmp_path: Path) -> None:
     assert all(len(line) <= 120 for line in wide.stdout.splitlines())
     columns = timeline(tmp_path, COLUMNS="60")
     assert all(len(line) <= 60 for line in columns.stdout.splitlines())
+    for asked, held in (("5", 40), ("99999", 1000)):  # COLUMNS held to what --width takes
+        drawn = timeline(tmp_path, COLUMNS=asked)
+        assert drawn.returncode == 0, drawn.stderr
+        assert max(len(line) for line in drawn.stdout.splitlines()) <= held
+        assert (
+            max(len(line) for line in drawn.stdout.splitlines()) > (held if held < 80 else 80) - 10
+        )
+
+
+def test_a_note_quoting_state_writes_no_escape_code(tmp_path: Path) -> None:
+    """A nag key comes from a finding (a job's output): a note quoting it shows its control
+    characters as `?`, as the tables do, so it cannot retitle or clear the terminal."""
+    require_systemd_analyze()
+    text = (ROOT / "examples" / "bruba.yaml").read_text(encoding="utf-8")
+    state = tmp_path / "state"
+    (state / "state").mkdir(parents=True)
+    config = tmp_path / "bruba.yaml"
+    config.write_text(text.replace("name: bruba\n", f"name: bruba\nstate_dir: {state}\n", 1))
+    key = "\x1b]0;PWNED\x07\x1b[2J\x1b[31mevil"
+    nag = {"items": {key: {"nagCount": 1, "fields": {"title": "t"}}}}
+    (state / "state" / "nag-reminders.json").write_text(json.dumps(nag))
+    shown = subprocess.run(
+        [sys.executable, "-m", "compiler.cli", "timeline", "--config", str(config)],
+        cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, "VIGIL_NOW": "2026-12-07T14:00:00Z"},
+    )  # fmt: skip
+    assert shown.returncode == 0
+    assert "\x1b" not in shown.stdout + shown.stderr, repr(shown.stderr)
+    assert "?]0;PWNED??[2J?[31mevil" in shown.stderr
 
 
 @pytest.mark.parametrize(
@@ -388,3 +419,46 @@ def test_each_day_label_of_the_past_strip_names_the_day_under_it(tmp_path: Path,
         word = labels[column:].split(" ")[0] if column < len(labels) else ""
         day = days[start]
         assert word in ("", f"{day:%d}", f"{day:%b}"), (start, word)
+
+
+# --- wide characters; a cell a day ----------------------------------------------------------------
+
+
+def on_screen(line: str) -> int:
+    """The cells `line` takes on a terminal (measured apart from drawing.py's own measure)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
+
+
+@pytest.mark.parametrize("width", [40, 80])
+def test_wide_characters_fit_the_width_on_screen(tmp_path: Path, width: int) -> None:
+    require_systemd_analyze()
+    setup = two_zones(tmp_path)
+    reason = "カレンダーAPIがタイムアウトしました。再試行してください。" * 2
+    write_two_zones_runs(
+        setup,
+        {"job": "ny-noon", "start": "2026-12-05T17:00:00Z", "result": "failed", "reason": reason},
+    )
+    glance = two_zones_glance(setup, datetime(2026, 12, 7, 14, tzinfo=UTC))
+    glance = dataclasses.replace(glance, name="監視" * 30)
+    out = render(glance, width=width)
+    assert "failed: カ" in out
+    for line in out.splitlines():
+        assert on_screen(line) <= width, (on_screen(line), line)
+
+
+def test_cut_measures_cells() -> None:
+    assert cut("日本語のテキスト", 7) == "日本語…"
+    assert cell_width(cut("日本語のテキスト", 8)) <= 8
+    assert cut("abc", 3) == "abc" and cut("abcd", 3) == "ab…"
+    assert cell_width("e\u0301") == 1  # a combining accent takes no cell
+
+
+@pytest.mark.parametrize(("days", "width"), [(30, 80), (7, 40)])
+def test_a_daily_job_is_counted_when_the_days_are_a_cell_each(
+    tmp_path: Path, days: int, width: int
+) -> None:
+    """A cell a day: a once-a-day job is a 1 a day, not the band of a lane firing all along."""
+    require_systemd_analyze()
+    glance = two_zones_glance(two_zones(tmp_path), datetime(2026, 12, 7, 14, tzinfo=UTC), days, 0)
+    line = next(line for line in plain(glance, width).splitlines() if line.startswith("ny-noon"))
+    assert "━" not in line and "1111111" in line.replace(" ", ""), line

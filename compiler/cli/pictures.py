@@ -18,6 +18,7 @@ from compiler.errors import ExitCode, UsageError
 if TYPE_CHECKING:
     from compiler.errors import Warn
     from compiler.glance.model import Glance
+    from compiler.language.schedule import FiringsCache
 
 DAYS_AHEAD = 7
 DAYS_BEHIND = 30
@@ -25,9 +26,12 @@ MOST_DAYS = 366
 """The longest window either way: a year of a minutely job is already cut (FIRINGS_CAP)."""
 
 
-def gather(args: argparse.Namespace, warn: Warn = note) -> Glance:
+def gather(
+    args: argparse.Namespace, warn: Warn = note, firings: FiringsCache | None = None
+) -> Glance:
     """The Glance the options ask for, at the clock's now (VIGIL_NOW in a test); what could
-    not be read, and where the config was read from, go to `warn`."""
+    not be read, and where the config was read from, go to `warn`; `firings` keeps the timers'
+    firings from one call to the next (`vigil serve`)."""
     from compiler.cli.inspect import load_installed
     from compiler.glance.collect import collect
     from compiler.layout import Scope
@@ -48,6 +52,7 @@ def gather(args: argparse.Namespace, warn: Warn = note) -> Glance:
         scope=Scope(system=args.system) if found is not None else None,
         found=found,
         warn=warn,
+        firings=firings,
     )
 
 
@@ -110,14 +115,16 @@ def _screen(asked: int | None) -> tuple[int, str | None]:
     COLUMNS and TERM), or plain text, PLAIN_WIDTH wide (or COLUMNS), in a pipe or with
     NO_COLOR set (https://no-color.org: any value but an empty one)."""
     columns = os.environ.get("COLUMNS", "")
-    fallback = int(columns) if columns.isdigit() and int(columns) > 0 else PLAIN_WIDTH
+    fallback = PLAIN_WIDTH
+    if columns.isdigit() and int(columns) > 0:  # held to what --width takes
+        fallback = min(max(int(columns), NARROWEST), WIDEST)
     if not sys.stdout.isatty():
         return asked or fallback, None
     from rich.console import Console
 
     console = Console()
     colours = None if os.environ.get("NO_COLOR") else console.color_system
-    return asked or console.width, colours
+    return asked or min(max(console.width, NARROWEST), WIDEST), colours
 
 
 def _report_parser() -> argparse.ArgumentParser:
@@ -175,7 +182,16 @@ def _serve(args: argparse.Namespace) -> int:
             said.add(line)
             note(line)
 
-    return serve(lambda: gather(args, once), port=args.port, bind=args.bind, tell=tell, warn=once)
+    import threading
+
+    firings: FiringsCache = {}  # the timers' firings, computed once a day for the server's life
+    one_at_a_time = threading.Lock()  # the cache is shared: a page is gathered at a time
+
+    def gathered() -> Glance:
+        with one_at_a_time:
+            return gather(args, once, firings)
+
+    return serve(gathered, port=args.port, bind=args.bind, tell=tell, warn=once)
 
 
 PARSERS: Commands = {

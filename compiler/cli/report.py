@@ -36,5 +36,9 @@ def warn(message: str) -> None:
 
 
 def note(message: str) -> None:
-    """Something a command read could not be used as it was (a state file, the spend ledger)."""
-    print(f"vigil: {message}", file=sys.stderr)
+    """Something a command read could not be used as it was (a state file, the spend ledger).
+    Its words may quote what it read (a nag key from a finding): control characters are shown
+    as `?`, as in the tables."""
+    from compiler.cli.tables import printable
+
+    print(f"vigil: {printable(message)}", file=sys.stderr)

@@ -37,7 +37,12 @@ def table_lines(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
 
 
 def _cell(value: object) -> str:
-    text = str(value) if value is not None else "-"
+    return printable(str(value) if value is not None else "-")
+
+
+def printable(text: str) -> str:
+    """`text` with each control character (a line break, a terminal's escape sequence) shown as
+    `?`: what vigil prints from findings, state and replies cannot reach the terminal."""
     return text if text.isprintable() else "".join(c if c.isprintable() else "?" for c in text)
 
 

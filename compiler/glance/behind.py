@@ -7,16 +7,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, tzinfo
 
-from compiler.glance.cells import WEEK, past_days, week_groups, worst_by_day
+from compiler.glance.cells import WEEK, calendar_days, week_groups, worst_by_day
 from compiler.glance.drawing import MARKS, NAME_WIDTH, NO_RUN, Line, Segment, cut, flat, row
-from compiler.glance.model import Glance, Lane, Mark, Run
+from compiler.glance.model import Glance, Lane, Mark, Run, failed_runs
 
 COUNT_WIDTH = 10
 LAST_FAILURES = 5
 
 
 def behind(glance: Glance, where: tzinfo, width: int, name_width: int) -> list[Line]:
-    days = past_days(glance.since, glance.now, where)
+    days = calendar_days(glance.since, glance.now, where)
     groups = week_groups(days)
     room = max(WEEK + 1, width - name_width - 1 - COUNT_WIDTH)
     per_block = max(1, room // (WEEK + 1))
@@ -51,7 +51,7 @@ def _mark(mark: Mark | None) -> Segment:
 
 
 def _tally(runs: Sequence[Run]) -> Line:
-    failed = sum(run.mark is Mark.FAILED for run in runs)
+    failed = failed_runs(runs)
     missed = sum(run.mark is Mark.MISSED for run in runs)
     if failed:
         return [(f"{failed} failed", "failed")]
@@ -75,7 +75,7 @@ def failures(lanes: Sequence[Lane], where: tzinfo, width: int) -> list[Line]:
     ]
     if not failed:
         return []
-    failed.sort(key=lambda pair: pair[0].start, reverse=True)
+    failed.sort(key=lambda pair: pair[0].start.timestamp(), reverse=True)
     shown = failed[:LAST_FAILURES]
     title = f"last failures ({len(shown)} of {len(failed)}):"
     lines: list[Line] = [[], [(cut(title, width), "dim")]]

@@ -1,7 +1,8 @@
 """The arithmetic of the terminal timeline (timeline.py): which cell of the days ahead a firing
 falls in, how much of a cell quiet hours or a maintenance window cover, the worst mark of each
-past day. Wall clock in the Glance's timezone throughout: a cell is "04:00 to 08:00 on Sunday"
-as the clock on the wall says, so on a clock change one of them is an hour shorter or longer."""
+past day. A cell is "04:00 to 08:00 on Sunday" as the clock on the wall in the Glance's timezone
+says, so on a clock change one of them is an hour shorter or longer; how much of it is covered
+is measured in instants (`timestamp()`), as Python does not between two times of one zone."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from enum import IntEnum
 
-from compiler.glance.model import Lane, Mark, Run, Shade
+from compiler.glance.model import Lane, Mark, Run, Shade, day_start
 
 CELLS_PER_DAY = (12, 8, 6, 4, 3, 2, 1)
 """How a day ahead may be split: cells of a whole number of hours from midnight."""
@@ -50,10 +51,18 @@ class Ahead:
 
     def bounds(self, day: date, cell: int) -> tuple[datetime, datetime]:
         """The cell's start and end, wall clock in the Glance's timezone."""
-        start = datetime.combine(day, time(cell * self.hours), self.where)
+        start = (
+            day_start(day, self.where)
+            if cell == 0
+            else datetime.combine(day, time(cell * self.hours), self.where)
+        )
         if cell + 1 == self.per_day:
-            return start, datetime.combine(day + timedelta(days=1), time(), self.where)
+            return start, day_start(day + timedelta(days=1), self.where)
         return start, datetime.combine(day, time((cell + 1) * self.hours), self.where)
+
+    @property
+    def cells(self) -> int:
+        return len(self.days) * self.per_day
 
     def cell_of(self, moment: datetime) -> tuple[date, int]:
         local = moment.astimezone(self.where)
@@ -85,38 +94,42 @@ def firing_counts(lane: Lane, ahead: Ahead) -> dict[tuple[date, int], int]:
     return counts
 
 
-def dense(lane: Lane, ahead: Ahead) -> bool:
-    """A lane that fires about every cell or more (a heartbeat, a job every minute): drawn as a
-    band, not as counts."""
-    return lane.cut or len(lane.firings) >= len(ahead.days) * ahead.per_day
-
-
 def cover(shades: Iterable[Shade], start: datetime, end: datetime) -> Cover:
     """How much of [start, end) the shades cover (they do not overlap one another)."""
-    covered = timedelta()
+    first, last = start.timestamp(), end.timestamp()
+    covered = 0.0
     for shade in shades:
-        overlap = min(shade.end, end) - max(shade.start, start)
-        if overlap > timedelta():
+        overlap = min(shade.end.timestamp(), last) - max(shade.start.timestamp(), first)
+        if overlap > 0:
             covered += overlap
-    if covered <= timedelta():
+    if covered <= 0:
         return Cover.NONE
-    return Cover.FULL if covered >= end - start else Cover.PART
+    return Cover.FULL if covered >= last - first else Cover.PART
 
 
-def past_days(since: datetime, now: datetime, where: tzinfo) -> tuple[date, ...]:
+def calendar_days(since: datetime, now: datetime, where: tzinfo) -> tuple[date, ...]:
     """Each calendar day from `since` to today, oldest first."""
     first, last = since.astimezone(where).date(), now.astimezone(where).date()
     return tuple(first + timedelta(days=n) for n in range((last - first).days + 1))
 
 
-def worst_by_day(runs: Iterable[Run], where: tzinfo) -> dict[date, Mark]:
-    worst: dict[date, Mark] = {}
+def runs_by_day(runs: Iterable[Run], where: tzinfo) -> dict[date, list[Run]]:
+    """The runs of each calendar day in `where`, in their order."""
+    days: dict[date, list[Run]] = {}
     for run in runs:
-        day = run.start.astimezone(where).date()
-        held = worst.get(day)
-        if held is None or WORST_FIRST.index(run.mark) < WORST_FIRST.index(held):
-            worst[day] = run.mark
-    return worst
+        days.setdefault(run.start.astimezone(where).date(), []).append(run)
+    return days
+
+
+def worst(runs: Iterable[Run]) -> Mark:
+    """The worst mark of `runs` (at least one): failed > missed > skipped > ok."""
+    return min((run.mark for run in runs), key=WORST_FIRST.index)
+
+
+def worst_by_day(runs: Iterable[Run], where: tzinfo) -> dict[date, Mark]:
+    """What a day's column shows: the worst of its runs (the terminal's strip, the page's
+    busy days)."""
+    return {day: worst(listed) for day, listed in runs_by_day(runs, where).items()}
 
 
 def week_groups(days: Sequence[date]) -> list[tuple[date, ...]]:

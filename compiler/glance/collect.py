@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any
 
 from compiler.errors import VigilError, Warn
 from compiler.fsutil import read_manifest
@@ -24,6 +24,7 @@ from compiler.glance.model import (
     Shade,
     ShadeKind,
     Spend,
+    day_start,
 )
 from compiler.install.generations import Installation
 from compiler.layout import Scope
@@ -31,12 +32,13 @@ from compiler.operate.setup import ConfigView
 from compiler.operate.setup import Installed as Found
 from runner.clock import parse_iso, zone
 from runner.contract import RUNS
-from runner.exitcodes import MISSED
+from runner.exitcodes import MISSED, OK_RESULT, SKIPPED_RESULTS
 from runner.history import Usage, runs
-from runner.spend import month_start
+from runner.spend import month_end, month_start
 
-SKIPPED_RESULTS = frozenset({"skipped-after", "after-running"})
-"""Result words of a run that did not run its command, by design (runner/exitcodes.py)."""
+if TYPE_CHECKING:
+    from compiler.language.schedule import FiringsCache
+
 QUIET_LABEL = "quiet hours"
 
 
@@ -49,15 +51,17 @@ def collect(
     scope: Scope | None = None,
     found: Found | None = None,
     warn: Warn,
+    firings: FiringsCache | None = None,
 ) -> Glance:
     """The picture of `setup` at `now`: today and `days` - 1 calendar days ahead, `past` days
     behind, in the config's timezone. `scope` (live) asks systemd which timers are paused or
     disabled and when the heartbeat fires next; `found` is the installation `setup` was read
-    from (None: the config file as written)."""
+    from (None: the config file as written); `firings` keeps the timers' firings between calls
+    (`vigil serve`: computed once a day)."""
     where = zone(setup.timezone)
-    today = datetime.combine(now.astimezone(where).date(), time(), where)
-    since = _local_midnight(today.date() - timedelta(days=past), where)
-    until = _local_midnight(today.date() + timedelta(days=days), where)
+    today = now.astimezone(where).date()
+    since = day_start(today - timedelta(days=past), where)
+    until = day_start(today + timedelta(days=days), where)
     problems: list[str] = []
 
     def keep(problem: str) -> None:
@@ -65,11 +69,11 @@ def collect(
         warn(problem)
 
     status = _status_rows(setup, scope, now, keep)
-    history = _runs(setup.state, since, now, keep)
-    lanes = [*_job_lanes(setup, now, until, history, status)]
-    lanes += _watch_lanes(setup, now, until)
+    history = _history(setup, since, now, keep)
+    lanes = [*_job_lanes(setup, now, until, history.runs, status, firings)]
+    lanes += _watch_lanes(setup, now, until, firings)
     if setup.coordinator_units:
-        lanes.append(_coordinator_lane(setup, now, until, history, status))
+        lanes.append(_coordinator_lane(setup, now, until, history.runs, status))
     from compiler.operate.inspect_state import nag_rows
     from compiler.operate.watchctl import watch_rows
 
@@ -83,14 +87,10 @@ def collect(
         shades=tuple(_shades(setup, since, until)),
         nag=tuple(row for row in nag_rows(setup, setup.state, keep) if _open(row)),
         watches=tuple(watch_rows(setup, setup.state, keep)),
-        spend=_spend(setup, now, keep),
+        spend=_spend(setup, now, history, keep),
         generation=_generation(found.installation, found.changed) if found else None,
         problems=tuple(problems),
     )
-
-
-def _local_midnight(day: date, where: Any) -> datetime:
-    return datetime.combine(day, time(), where)
 
 
 def _open(row: dict[str, Any]) -> bool:
@@ -122,6 +122,7 @@ def _job_lanes(
     until: datetime,
     history: dict[str, list[Run]],
     status: dict[str, Any],
+    cache: FiringsCache | None,
 ) -> Iterator[Lane]:
     from compiler.language.schedule import firings_within
 
@@ -130,7 +131,7 @@ def _job_lanes(
         for name, job in setup.jobs.items()
         if job.calendar
     }
-    ahead = firings_within(timers, now, until) if timers else {}
+    ahead = firings_within(timers, now, until, cache=cache) if timers else {}
     for name, job in setup.jobs.items():
         firings, cut = ahead.get(name, ([], False))
         note = _stopped(status.get(name))
@@ -160,7 +161,9 @@ def _schedule_words(calendar: Any) -> str:
     return "; ".join(calendar["on_calendar"])
 
 
-def _watch_lanes(setup: ConfigView, now: datetime, until: datetime) -> list[Lane]:
+def _watch_lanes(
+    setup: ConfigView, now: datetime, until: datetime, cache: FiringsCache | None
+) -> list[Lane]:
     """A watch's deadlines ahead; it has no runs behind (its timer's run drops a finding and
     records nothing: what it found is in the watch's instances)."""
     from compiler.language.schedule import firings_within
@@ -170,7 +173,7 @@ def _watch_lanes(setup: ConfigView, now: datetime, until: datetime) -> list[Lane
         name: (calendar["on_calendar"], calendar["timezone"])
         for name, calendar in setup.deadlines.items()
     }
-    deadlines = firings_within(timers, now, until) if timers else {}
+    deadlines = firings_within(timers, now, until, cache=cache) if timers else {}
     lanes = []
     for name, watch in setup.watches.items():
         firings, cut = deadlines.get(name, ([], False))
@@ -198,9 +201,9 @@ def _coordinator_lane(
     row = status.get("coordinator")
     first = parse_iso(row.next_run) if row is not None and row.next_run else None
     step = timedelta(seconds=setup.heartbeat)
-    moment = first or now + step
+    moment = (first or now + step).astimezone(UTC)  # UTC: adding a step adds real time
     firings = []
-    while moment <= until:
+    while moment.timestamp() <= until.timestamp():
         firings.append(moment)
         moment += step
     minutes = setup.heartbeat / 60
@@ -215,25 +218,61 @@ def _coordinator_lane(
     )
 
 
-def _runs(state: Path, since: datetime, now: datetime, warn: Warn) -> dict[str, list[Run]]:
-    """target -> its runs in [since, now], oldest first (runs.jsonl and its rotated half)."""
-    found: dict[str, list[Run]] = {}
+@dataclass
+class WindowRuns:
+    """What one pass over runs.jsonl (streamed, the config's own lines) finds."""
+
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+    """target -> its runs in [since, now], oldest first."""
+    by_day: dict[date, dict[str, float]] = field(default_factory=dict)
+    """This month's days -> job -> USD, up to now."""
+    month: dict[str, Usage] = field(default_factory=dict)
+    """job -> this month's usage (what the ledger holds when there is none yet)."""
+
+
+def _history(setup: ConfigView, since: datetime, now: datetime, warn: Warn) -> WindowRuns:
+    """The window's runs and the month's spend, in one pass (runs.jsonl and its rotated half):
+    a history of many megabytes is read once, a line at a time."""
+    where = zone(setup.timezone)
+    month, _ = month_start(now, setup.timezone)
+    first, last = since.timestamp(), now.timestamp()
+    opens, closes = month.timestamp(), month_end(month).timestamp()
+    found = WindowRuns()
     try:
-        for record in runs(str(state)):
-            start = parse_iso(record.get("start"))
-            if start is None or not since <= start <= now:
+        for record in runs(str(setup.state)):
+            if record.get("config", setup.name) != setup.name:
                 continue
-            found.setdefault(str(record.get("job")), []).append(_run(record, start))
+            start = parse_iso(record.get("start"))
+            if start is None:
+                continue
+            instant = start.timestamp()
+            if first <= instant <= last:
+                found.runs.setdefault(str(record.get("job")), []).append(_run(record, start))
+            if opens <= instant < closes:
+                _count_spend(found, record, start, where, instant <= last)
     except OSError as error:
-        warn(f"{state / RUNS} cannot be read ({error.strerror or error}): no runs shown")
-    for listed in found.values():
-        listed.sort(key=lambda run: run.start)
+        warn(f"{setup.state / RUNS} cannot be read ({error.strerror or error}): no runs shown")
+    for listed in found.runs.values():
+        listed.sort(key=lambda run: run.start.timestamp())
     return found
+
+
+def _count_spend(
+    found: WindowRuns, record: dict[str, Any], start: datetime, where: tzinfo, by_now: bool
+) -> None:
+    usage = Usage.of_run(record)
+    if not (usage.tokens or usage.usd):
+        return
+    job = record.get("job")
+    found.month.setdefault(job if isinstance(job, str) else "?", Usage()).merge(usage)
+    if by_now and usage.usd > 0:
+        day = found.by_day.setdefault(start.astimezone(where).date(), {})
+        day[str(job)] = day.get(str(job), 0.0) + usage.usd
 
 
 def _run(record: dict[str, Any], start: datetime) -> Run:
     result = str(record.get("result") or "failed")
-    if result == "ok":
+    if result == OK_RESULT:
         mark = Mark.OK
     elif result == MISSED:
         mark = Mark.MISSED
@@ -287,11 +326,15 @@ def _daily(
     where = zone(timezone)
     begin, finish = _wall(start), _wall(end)
     day = since.astimezone(where).date() - timedelta(days=1)
-    while (opens := datetime.combine(day, begin, where)) < until:
+    first, last = since.timestamp(), until.timestamp()
+    while (opens := datetime.combine(day, begin, where)).timestamp() < last:
         closes = datetime.combine(day + timedelta(days=finish <= begin), finish, where)
-        if (weekdays is None or day.weekday() in weekdays) and closes > since:
-            # In UTC: the difference of two times in one zone is their wall clocks' (Python)
-            yield max(opens, since).astimezone(UTC), min(closes, until).astimezone(UTC)
+        if (weekdays is None or day.weekday() in weekdays) and closes.timestamp() > first:
+            # Compared and clipped as instants: Python compares two times of one zone by
+            # their wall clocks; in UTC, as a difference of them must be real
+            shown = opens if opens.timestamp() > first else since
+            ends = closes if closes.timestamp() < last else until
+            yield shown.astimezone(UTC), ends.astimezone(UTC)
         day += timedelta(days=1)
 
 
@@ -303,23 +346,16 @@ def _wall(text: str) -> time:
 # --- spend and budgets ---------------------------------------------------------------------------
 
 
-def _spend(setup: ConfigView, now: datetime, warn: Warn) -> Spend:
+def _spend(setup: ConfigView, now: datetime, history: WindowRuns, warn: Warn) -> Spend:
     """This month per day (the run history) and per job (the ledger budgets count): what the
     ledger holds beyond the history is kept apart as unrecorded, so the days add up to it."""
     from compiler.operate.cost import month_to_date
 
-    start, month = month_start(now, setup.timezone)
-    by_job = month_to_date(setup.state, setup.name, setup.timezone, now, warn=warn)
-    where = zone(setup.timezone)
-    by_day: dict[date, dict[str, float]] = {}
-    for record in runs(str(setup.state)):
-        moment = parse_iso(record.get("start"))
-        usd = Usage.of_run(record).usd
-        if moment is None or usd <= 0 or not start <= moment <= now:
-            continue
-        day = by_day.setdefault(moment.astimezone(where).date(), {})
-        job = str(record.get("job"))
-        day[job] = day.get(job, 0.0) + usd
+    _, month = month_start(now, setup.timezone)
+    by_job = month_to_date(
+        setup.state, setup.name, setup.timezone, now, warn=warn, history=history.month
+    )
+    by_day = history.by_day
     recorded: dict[str, float] = {}
     for jobs in by_day.values():
         for job, usd in jobs.items():

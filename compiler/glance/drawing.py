@@ -1,8 +1,11 @@
 """What the terminal timeline (timeline.py, behind.py) draws with: lines of segments, each a
-text and the name of its style; the symbols and their colours; a name cut to its column."""
+text and the name of its style; the symbols and their colours; a name cut to its column.
+Widths are a terminal's cells: a wide character (CJK, most emoji) takes two, a combining mark
+none (measured here, without rich: plain text does not import it)."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from typing import TypeAlias
 
@@ -39,15 +42,36 @@ STYLES = {
 
 
 def row(name: str, name_width: int, cells: Line) -> Line:
-    return [(f"{cut(name, name_width):<{name_width}} ", "name"), *cells]
+    shown = cut(name, name_width)
+    return [(shown + " " * (name_width - cell_width(shown) + 1), "name"), *cells]
+
+
+def char_width(char: str) -> int:
+    """The cells `char` takes on a terminal."""
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in "WF" else 1
+
+
+def cell_width(text: str) -> int:
+    """The cells `text` takes on a terminal."""
+    return len(text) if text.isascii() else sum(map(char_width, text))
 
 
 def cut(text: str, width: int) -> str:
-    """`text` in `width` columns at most: cut with an ellipsis when longer."""
+    """`text` in `width` cells at most: cut with an ellipsis when wider."""
     text = flat(text)
-    if len(text) <= width:
+    if cell_width(text) <= width:
         return text
-    return text[: max(0, width - 1)] + "…" if width > 0 else ""
+    if width <= 0:
+        return ""
+    kept, used = [], 0
+    for char in text:
+        used += char_width(char)
+        if used > width - 1:
+            break
+        kept.append(char)
+    return "".join(kept) + "…"
 
 
 def flat(text: str) -> str:
@@ -59,7 +83,7 @@ def wrapped(items: Sequence[Line], width: int) -> list[Line]:
     lines: list[Line] = [[]]
     used = 0
     for item in items:
-        size = sum(len(text) for text, _ in item)
+        size = sum(cell_width(text) for text, _ in item)
         if used and used + 2 + size > width:
             lines.append([])
             used = 0

@@ -1,19 +1,23 @@
 """The status page's two lane charts, one row per job, watch and the coordinator: the week ahead
 as a calendar (days as columns, each firing a tick, quiet hours and maintenance windows shaded)
 and the past days (each run a mark whose shape and colour say its result, its tooltip when,
-how long, the result and why)."""
+how long, the result and why; a lane's busy day one mark, its worst run, with the counts).
+
+Every moment is placed by its instant (`timestamp()`): Python subtracts and compares two
+datetimes of one tzinfo by their wall clocks, which across a clock change is an hour off."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 
 from markupsafe import Markup
 
-from compiler.glance.model import Glance, Lane, LaneKind, Mark, Run, ShadeKind
+from compiler.glance.cells import runs_by_day, worst
+from compiler.glance.model import Glance, Lane, LaneKind, Mark, Run, day_start
 from compiler.glance.svg import WIDTH, el, figure, line, rect, text, title
-from compiler.glance.words import day, moment, run_tooltip
+from compiler.glance.words import day, moment, run_tooltip, tally
 from runner.clock import zone
 
 LABELS = 190
@@ -22,6 +26,9 @@ ROW = 26
 HEAD = 34
 DENSE_PER_DAY = 24
 """More firings a day than this (the coordinator's heartbeat) are drawn as one band."""
+RUNS_PER_DAY = 6
+"""A lane's day with more runs than this is drawn as one mark (its worst run) with the counts:
+the page stays small however often a job runs."""
 PALETTE = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#7a5195", "#8c6d31")
 """Okabe-Ito's colours (told apart with the common colour blindnesses), then two more."""
 
@@ -39,21 +46,27 @@ class Axis:
     end: datetime
 
     def x(self, when: datetime) -> float:
-        span = (self.end - self.start).total_seconds()
-        return LABELS + (when - self.start).total_seconds() / span * (WIDTH - LABELS - 4)
+        span = self.end.timestamp() - self.start.timestamp()
+        offset = when.timestamp() - self.start.timestamp()
+        return LABELS + offset / span * (WIDTH - LABELS - 4)
+
+    @property
+    def days(self) -> int:
+        """The axis' length in days (at least one)."""
+        return max(round((self.end.timestamp() - self.start.timestamp()) / 86400), 1)
 
     def midnights(self, where: tzinfo) -> Iterator[datetime]:
+        """Where each day in `where` starts, within the axis."""
         current = self.start.astimezone(where).date()
-        while (moment := datetime.combine(current, time(), where)) < self.end:
-            if moment >= self.start:
+        while (moment := day_start(current, where)).timestamp() < self.end.timestamp():
+            if moment.timestamp() >= self.start.timestamp():
                 yield moment
             current += timedelta(days=1)
 
 
 def week_ahead(glance: Glance) -> Markup:
     where = zone(glance.timezone)
-    start = datetime.combine(glance.now.astimezone(where).date(), time(), where)
-    axis = Axis(start, glance.until)
+    axis = Axis(day_start(glance.now.astimezone(where).date(), where), glance.until)
     height = HEAD + ROW * len(glance.lanes) + 6
     colours = lane_colours(glance)
     parts = [*_days(axis, where, height, hours=True), *_shades(glance, axis, height, where)]
@@ -65,7 +78,7 @@ def week_ahead(glance: Glance) -> Markup:
     return figure(label, height, *parts)
 
 
-def past_days(glance: Glance) -> Markup:
+def past_runs(glance: Glance) -> Markup:
     where = zone(glance.timezone)
     axis = Axis(glance.since, glance.now)
     height = HEAD + ROW * len(glance.lanes) + 6
@@ -73,9 +86,7 @@ def past_days(glance: Glance) -> Markup:
     for row, lane in enumerate(glance.lanes):
         y = HEAD + row * ROW
         parts.append(_name(lane, y))
-        parts += [
-            _run_mark(lane.name, run, axis.x(run.start), y + ROW / 2, where) for run in lane.runs
-        ]
+        parts += _lane_runs(lane, axis, y + ROW / 2, where)
     label = f"Runs from {day(glance.since, where)} to now: a mark per run, by result"
     return figure(label, height, *parts)
 
@@ -101,23 +112,45 @@ def _days(axis: Axis, where: tzinfo, height: float, *, hours: bool) -> Iterator[
             yield from _hours(axis, midnight, following, height)
 
 
+def _lane_runs(lane: Lane, axis: Axis, y: float, where: tzinfo) -> Iterator[Markup]:
+    """A mark per run; a day with more than RUNS_PER_DAY runs one mark, its worst run, in the
+    middle of the day's column, its tooltip the counts."""
+    for when, runs in runs_by_day(lane.runs, where).items():
+        if len(runs) <= RUNS_PER_DAY:
+            yield from (_run_mark(lane.name, run, axis.x(run.start), y, where) for run in runs)
+            continue
+        start, end = _day_span(when, axis, where)
+        words = f"{lane.name} · {when:%a} {when.day} {when:%b} · {tally(runs)}"
+        x = (axis.x(start) + axis.x(end)) / 2
+        yield _mark(lane.name, worst(runs), x, y, words, "run day")
+
+
+def _day_span(when: date, axis: Axis, where: tzinfo) -> tuple[datetime, datetime]:
+    """The part of the day `when` on the axis."""
+    start = max(day_start(when, where), axis.start, key=datetime.timestamp)
+    end = min(day_start(when + timedelta(days=1), where), axis.end, key=datetime.timestamp)
+    return start, end
+
+
 def _hours(axis: Axis, midnight: datetime, following: datetime, height: float) -> Iterator[Markup]:
+    where = midnight.tzinfo
     for hour in (6, 12, 18):
-        at = midnight + timedelta(hours=hour)
-        if at < following:
+        at = datetime.combine(midnight.date(), time(hour), where)
+        if at.timestamp() < following.timestamp():
             yield line(axis.x(at), HEAD - 4, axis.x(at), height, class_="hour")
             yield text(axis.x(at), HEAD - 6, f"{hour:02}", class_="hourname")
 
 
 def _shades(glance: Glance, axis: Axis, height: float, where: tzinfo) -> Iterator[Markup]:
     for shade in glance.shades:
-        start, end = max(shade.start, axis.start), min(shade.end, axis.end)
-        if start >= end:
+        start = max(shade.start, axis.start, key=datetime.timestamp)
+        end = min(shade.end, axis.end, key=datetime.timestamp)
+        if start.timestamp() >= end.timestamp():
             continue
         words = f"{shade.label}: {moment(start, where)} to {moment(end, where)}"
-        kind = "quiet" if shade.kind is ShadeKind.QUIET else "maintenance"
         x = axis.x(start)
-        yield rect(x, HEAD - 4, axis.x(end) - x, height - HEAD + 4, title(words), class_=kind)
+        width = axis.x(end) - x
+        yield rect(x, HEAD - 4, width, height - HEAD + 4, title(words), class_=shade.kind.value)
 
 
 def _name(lane: Lane, y: float) -> Markup:
@@ -131,8 +164,7 @@ def _firings(lane: Lane, axis: Axis, y: float, colour: str, where: tzinfo) -> It
     if lane.note:
         yield text(LABELS + 6, y + ROW / 2 + 4, f"does not fire: {lane.note}", class_="note")
         return
-    days = max((axis.end - axis.start).days, 1)
-    if lane.cut or len(lane.firings) > DENSE_PER_DAY * days:
+    if lane.dense(axis.days, most=DENSE_PER_DAY):
         words = f"{lane.name}: {lane.schedule} ({len(lane.firings)} firings ahead)"
         x = axis.x(lane.firings[0]) if lane.firings else LABELS
         yield rect(x, y + 10, WIDTH - 4 - x, 6, title(words), fill=colour, class_="dense")
@@ -153,6 +185,10 @@ def _now(axis: Axis, now: datetime, height: float, where: tzinfo) -> Markup:
 
 
 def _run_mark(lane: str, run: Run, x: float, y: float, where: tzinfo) -> Markup:
+    return _mark(lane, run.mark, x, y, run_tooltip(lane, run, where), "run")
+
+
+def _mark(lane: str, mark: Mark, x: float, y: float, words: str, kind: str) -> Markup:
     """A shape per result, so that colour is never the only difference."""
     shapes = {
         Mark.OK: f"M{x - 4:.1f} {y:.1f}a4 4 0 1 0 8 0a4 4 0 1 0-8 0z",  # a dot
@@ -162,9 +198,9 @@ def _run_mark(lane: str, run: Run, x: float, y: float, where: tzinfo) -> Markup:
     }
     return el(
         "path",
-        title(run_tooltip(lane, run, where)),
-        d=shapes[run.mark],
-        class_=f"run {run.mark.value}",
+        title(words),
+        d=shapes[mark],
+        class_=f"{kind} {mark.value}",
         data_lane=lane,
-        data_result=run.mark.value,
+        data_result=mark.value,
     )

@@ -4,8 +4,9 @@ timeline and the status page alike. Every moment is an aware datetime; a drawing
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
@@ -25,6 +26,27 @@ class Mark(StrEnum):
     """It did not run its command, by design: its `after:` predecessor did not succeed."""
     MISSED = "missed"
     """A timer firing no run followed (recorded by the heartbeat)."""
+
+
+MOST_PER_CELL = 9
+"""A lane firing more often than this per cell (on average) is drawn as a band: a count of
+10 or more says nothing a band does not."""
+
+
+def day_start(day: date, where: tzinfo) -> datetime:
+    """The first instant of `day` in `where`: midnight, or when the clock jumped past it (a
+    zone that changes its clocks at midnight has no 00:00 that day)."""
+    midnight = datetime.combine(day, time(), where)
+    if midnight.astimezone(UTC).astimezone(where).replace(tzinfo=None) == midnight.replace(
+        tzinfo=None
+    ):
+        return midnight
+    # In the gap: the jump happened between the wall clock read with the offset after it
+    # (fold=1, earlier in real time) and with the one before it; step a minute at a time.
+    moment = midnight.replace(fold=1).astimezone(UTC)
+    while moment.astimezone(where).date() < day:
+        moment += timedelta(minutes=1)
+    return moment.astimezone(where)
 
 
 class ShadeKind(StrEnum):
@@ -49,6 +71,11 @@ class Run:
     cost_usd: float = 0.0
 
 
+def failed_runs(runs: Iterable[Run]) -> int:
+    """How many of `runs` failed: the terminal's tally and the page's table count alike."""
+    return sum(run.mark is Mark.FAILED for run in runs)
+
+
 @dataclass(frozen=True)
 class Lane:
     """One row of the pictures: a job, a watch or the coordinator."""
@@ -65,6 +92,20 @@ class Lane:
     """The schedule as systemd reads it, or what a watch awaits."""
     note: str = ""
     """Paused, disabled, not installed...: why it may not run as drawn."""
+
+    def dense(self, cells: int, most: int = MOST_PER_CELL) -> bool:
+        """Fires more than `most` times a cell on average over `cells` cells (a heartbeat, a
+        job every minute), or more often than computed: drawn as a band, not firing by firing."""
+        return self.cut or len(self.firings) > most * max(cells, 1)
+
+    def next_firing(self, now: datetime) -> datetime | None:
+        """The first firing at or after `now` (compared as instants, not wall clocks)."""
+        return next((f for f in self.firings if f.timestamp() >= now.timestamp()), None)
+
+    @property
+    def failed(self) -> int:
+        """How many of its runs behind failed (missed firings are counted apart)."""
+        return failed_runs(self.runs)
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,17 @@ from typing import Any
 import jinja2
 
 from compiler.fsutil import atomic_write
-from compiler.glance.lanes import lane_colours, past_days, week_ahead
+from compiler.glance.lanes import lane_colours, past_runs, week_ahead
 from compiler.glance.model import Glance, InstalledGeneration, Lane, Mark, Spend
 from compiler.glance.spendchart import EARLIER, budget_chart, by_day_chart
 from compiler.glance.words import moment, run_result, seconds, usd
 from runner.clock import zone
 
-RECENT_TROUBLE = 25
-"""The failed, missed and skipped runs listed under the past days' chart, newest first."""
+RECENT_TROUBLE = 50
+"""The failed, missed and skipped runs listed under the past days' chart, newest first (how
+many more there are is said)."""
+PRIVATE = 0o600
+"""The page shows what the state holds (reasons, nag titles, spend): as private as it is."""
 
 
 @functools.cache
@@ -41,28 +44,33 @@ def render_page(glance: Glance) -> str:
 
 
 def write_page(glance: Glance, path: Path) -> None:
-    """Written beside `path` and renamed over it: a reader never sees half a page."""
-    atomic_write(path, render_page(glance))
+    """Written beside `path` and renamed over it: a reader never sees half a page. Readable by
+    its owner only, as the state it shows."""
+    atomic_write(path, render_page(glance), mode=PRIVATE)
 
 
 def page(glance: Glance) -> dict[str, Any]:
     """What the template shows, every moment already in the config's timezone."""
     where = zone(glance.timezone)
+    past = (glance.now.astimezone(where).date() - glance.since.astimezone(where).date()).days
+    trouble, more = _trouble(glance, where)
     return {
         "glance": glance,
         "drawn": moment(glance.now, where),
         "week": week_ahead(glance),
-        "past": past_days(glance),
+        "past_days": past,
+        "past": past_runs(glance) if past else None,
         "lanes": [_lane_row(lane, glance.now, where) for lane in glance.lanes],
-        "trouble": _trouble(glance, where),
+        "trouble": trouble,
+        "trouble_more": more,
         "runs": sum(len(lane.runs) for lane in glance.lanes),
-        "spend": _spend(glance.spend, lane_colours(glance)) if glance.spend else None,
+        "spend": _spend(glance, glance.spend, where) if glance.spend else None,
         "generation": _generation(glance.generation),
     }
 
 
 def _lane_row(lane: Lane, now: datetime, where: tzinfo) -> dict[str, Any]:
-    coming = next((firing for firing in lane.firings if firing >= now), None)
+    coming = lane.next_firing(now)
     last = lane.runs[-1] if lane.runs else None
     return {
         "lane": lane,
@@ -70,30 +78,35 @@ def _lane_row(lane: Lane, now: datetime, where: tzinfo) -> dict[str, Any]:
         "next": moment(coming, where) if coming else "-",
         "count": f"{len(lane.firings)}+" if lane.cut else str(len(lane.firings)),
         "last": f"{moment(last.start, where)}, {run_result(last)}" if last else "-",
-        "failed": sum(run.mark is Mark.FAILED for run in lane.runs),
+        "failed": lane.failed,
     }
 
 
-def _trouble(glance: Glance, where: tzinfo) -> list[dict[str, str]]:
+def _trouble(glance: Glance, where: tzinfo) -> tuple[list[dict[str, str]], int]:
+    """The latest RECENT_TROUBLE runs that did not succeed, newest first (by instant: ISO texts
+    of two offsets do not sort as their moments), and how many more there are."""
+    troubled = sorted(
+        ((run, lane.name) for lane in glance.lanes for run in lane.runs if run.mark is not Mark.OK),
+        key=lambda pair: pair[0].start.timestamp(),
+        reverse=True,
+    )
     rows = [
         {
             "when": moment(run.start, where),
             "at": run.start.isoformat(),
-            "lane": lane.name,
+            "lane": name,
             "result": run_result(run),
             "mark": run.mark.value,
             "duration": seconds(run.duration_s),
             "reason": run.reason or "",
         }
-        for lane in glance.lanes
-        for run in lane.runs
-        if run.mark is not Mark.OK
+        for run, name in troubled[:RECENT_TROUBLE]
     ]
-    rows.sort(key=lambda row: row["at"], reverse=True)
-    return rows[:RECENT_TROUBLE]
+    return rows, max(len(troubled) - RECENT_TROUBLE, 0)
 
 
-def _spend(spend: Spend, colours: dict[str, str]) -> dict[str, Any]:
+def _spend(glance: Glance, spend: Spend, where: tzinfo) -> dict[str, Any]:
+    colours = lane_colours(glance)
     jobs = [
         {"job": job, "usd": used, "tokens": tokens, "calls": calls, "colour": colours.get(job)}
         for job, (used, tokens, calls) in sorted(spend.by_job.items(), key=lambda i: -i[1][0])
@@ -105,7 +118,7 @@ def _spend(spend: Spend, colours: dict[str, str]) -> dict[str, Any]:
         "jobs": jobs,
         "unrecorded": spend.unrecorded,
         "earlier": EARLIER,
-        "chart": by_day_chart(spend, colours),
+        "chart": by_day_chart(spend, colours, glance.now.astimezone(where).date()),
         "budgets": budget_chart(spend.budgets) if spend.budgets else None,
     }
 

@@ -25,15 +25,18 @@ BUDGET_WIDTH = 460
 EARLIER = "earlier (not in the run history)"
 
 
-def month_days(spend: Spend) -> list[date]:
+def month_days(spend: Spend, today: date) -> list[date]:
+    """The month's days to `today` (or to the month's last day with spend, if later)."""
     year, month = (int(part) for part in spend.month.split("-"))
     first = date(year, month, 1)
-    last = max([first, *spend.by_day])
+    last = max(
+        [first, *spend.by_day, today if (today.year, today.month) == (year, month) else first]
+    )
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-def by_day_chart(spend: Spend, colours: dict[str, str]) -> Markup:
-    days = month_days(spend)
+def by_day_chart(spend: Spend, colours: dict[str, str], today: date) -> Markup:
+    days = month_days(spend, today)
     columns = len(days) + (1 if spend.unrecorded else 0)
     step = (WIDTH - LEFT - 8) / max(columns, 1)
     top = max([sum(jobs.values()) for jobs in spend.by_day.values()] + [0.0])
@@ -56,7 +59,10 @@ def by_day_chart(spend: Spend, colours: dict[str, str]) -> Markup:
 
 
 def _rounded_up(amount: float) -> float:
-    """The axis' top: 1, 2 or 5 times a power of ten, so its labels read as round sums."""
+    """The axis' top: 1, 2 or 5 times a power of ten, so its labels read as round sums (a cent
+    for an amount that is not a positive finite number)."""
+    if not (math.isfinite(amount) and amount > 0):
+        return 0.01
     scale = 10.0 ** math.floor(math.log10(amount))
     return next(step * scale for step in (1, 2, 5, 10) if step * scale >= amount)
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 
 from compiler.glance.behind import behind, failures, notes
-from compiler.glance.cells import Ahead, Cover, cover, dense, firing_counts, plan_ahead
+from compiler.glance.cells import Ahead, Cover, cover, firing_counts, plan_ahead
 from compiler.glance.drawing import (
     BAND,
     EMPTY,
@@ -25,6 +25,7 @@ from compiler.glance.drawing import (
     STYLES,
     Line,
     Segment,
+    cell_width,
     cut,
     row,
     wrapped,
@@ -105,7 +106,8 @@ def _header(glance: Glance, where: tzinfo, width: int) -> Line:
         if generation.drift or generation.config_changed:
             installed += " (changed since applied)"
     words = f" · {glance.timezone} · now {now:%a %d %b %Y %H:%M} · {installed}"
-    return [(cut(glance.name, width), "title"), (cut(words, width - len(glance.name)), "")]
+    name = cut(glance.name, width)
+    return [(name, "title"), (cut(words, width - cell_width(name)), "")]
 
 
 # --- the days ahead ----------------------------------------------------------------------------
@@ -184,7 +186,8 @@ def _lane_cells(
     lane: Lane, block: Sequence[date], ahead: Ahead, glance: Glance, compact: bool
 ) -> Line:
     counts = firing_counts(lane, ahead)
-    band = dense(lane, ahead)
+    band = lane.dense(ahead.cells)
+    now = glance.now.timestamp()
     cells: Line = []
     for day, cell in _cells_of(block, ahead, compact):
         if cell < 0:
@@ -192,11 +195,11 @@ def _lane_cells(
             continue
         start, end = ahead.bounds(day, cell)
         count = counts.get((day, cell), 0)
-        if lane.cut and end > glance.now:
+        if lane.cut and end.timestamp() > now:
             cells.append((BAND, "band"))
         elif count:
             cells.append((BAND, "band") if band else (str(count) if count < 10 else "+", "count"))
-        elif end <= glance.now:
+        elif end.timestamp() <= now:
             cells.append((" ", ""))
         else:
             cells.append(_shaded(glance.shades, start, end))
@@ -216,9 +219,10 @@ def _shaded(shades: Sequence[Shade], start: datetime, end: datetime) -> Segment:
 def _next(lane: Lane, now: datetime, where: tzinfo) -> Line:
     if lane.note:
         return [(" " + cut(lane.note, NEXT_WIDTH - 1), "note")]
-    if not lane.firings:
+    coming = lane.next_firing(now)
+    if coming is None:
         return [(" none ahead", "dim")]
-    first = lane.firings[0].astimezone(where)
+    first = coming.astimezone(where)
     soon = (first.date() - now.astimezone(where).date()).days < 7
     when = f"{first:%a %H:%M}" if soon else f"{first:%b %d}"
     return [(" " + when, "")]

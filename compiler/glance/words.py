@@ -3,16 +3,10 @@ and the page's tables, so that what a mark says on hover is what a table row say
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, tzinfo
 
 from compiler.glance.model import Mark, Run
-
-MARK_WORDS = {
-    Mark.OK: "ok",
-    Mark.FAILED: "failed",
-    Mark.SKIPPED: "skipped",
-    Mark.MISSED: "missed",
-}
 
 
 def moment(when: datetime, where: tzinfo) -> str:
@@ -45,10 +39,10 @@ def seconds(duration: float | None) -> str:
 
 def run_result(run: Run) -> str:
     """`failed (timeout, exit status 3)`: the mark, and the runner's word when it says more."""
-    details = [run.result] if run.result != MARK_WORDS[run.mark] else []
+    word = run.mark.value
+    details = [run.result] if run.result != word else []
     if run.exit_status not in (None, 0):
         details.append(f"exit status {run.exit_status}")
-    word = MARK_WORDS[run.mark]
     return f"{word} ({', '.join(details)})" if details else word
 
 
@@ -58,3 +52,13 @@ def run_tooltip(lane: str, run: Run, where: tzinfo) -> str:
     if run.tokens:
         text += f" · {run.tokens:,} tokens, {usd(run.cost_usd)}"
     return text + (f"\n{run.reason}" if run.reason else "")
+
+
+def tally(runs: Sequence[Run]) -> str:
+    """`240 runs: 238 ok, 2 failed`: a day's runs drawn as one mark."""
+    counts = ", ".join(
+        f"{sum(run.mark is mark for run in runs)} {mark.value}"
+        for mark in Mark
+        if any(run.mark is mark for run in runs)
+    )
+    return f"{len(runs)} runs: {counts}"

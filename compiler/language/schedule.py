@@ -361,39 +361,94 @@ FIRINGS_CAP = 20_000
 """The most firings `firings_within` computes for one timer: a minutely job's two weeks."""
 
 
+FIRST_ITERATIONS = 64
+"""Firings asked first of a line the in-process reader (runner/calendar.py) cannot count."""
+MARGIN = 2
+"""Firings asked beyond the count: one past `until` shows the window is complete."""
+
+FiringsCache = dict[tuple[str, str, float, float], list[datetime]]
+"""(line, zone, the window's first day, its end) -> the line's firings from that day's start."""
+
+
 def firings_within(
-    timers: Mapping[str, tuple[Sequence[str], str]], after: datetime, until: datetime
+    timers: Mapping[str, tuple[Sequence[str], str]],
+    after: datetime,
+    until: datetime,
+    *,
+    cache: FiringsCache | None = None,
 ) -> dict[str, tuple[list[datetime], bool]]:
     """Each timer's firings in (`after`, `until`], as computed by systemd, in the timer's zone,
     and whether they were cut at FIRINGS_CAP. A timer is (OnCalendar lines, timezone).
 
-    One systemd-analyze run asks every line for a few iterations; the lines still short of
-    `until` are asked again for four times as many, until each is past it or at the cap.
+    One systemd-analyze run asks the lines for as many iterations as each is counted to fire in
+    the window (runner/calendar.py counts most expressions cheaply; FIRST_ITERATIONS for one
+    it cannot read); the lines still short of `until` are asked again for four times as many,
+    until each is past it or at the cap. With a `cache` (a server's life), a line's firings are
+    computed once per window day: from the start of `after`'s UTC day, then kept.
     """
-    found: dict[str, set[datetime]] = {name: set() for name in timers}
-    cut: set[str] = set()
-    wanted = [(name, line, zone) for name, (lines, zone) in timers.items() for line in lines]
-    count = 64
-    while wanted:
-        lines = [f"{line} {zone}" for _, line, zone in wanted]
-        args = [f"--iterations={count}", f"--base-time=@{math.floor(after.timestamp())}"]
-        blocks = _match_blocks(_analyze(lines, args).stdout, lines)
-        if blocks is None:
-            raise CalendarCheckUnavailable("could not read the output of systemd-analyze calendar")
-        short = []
-        for (name, line, zone), block in zip(wanted, blocks, strict=True):
-            moments = _elapses(block)
-            found[name].update(moment for moment in moments if moment <= until)
-            if len(moments) == count and moments[-1] < until:
-                if count * 4 > FIRINGS_CAP:
-                    cut.add(name)
-                else:
-                    short.append((name, line, zone))
-        wanted, count = short, count * 4
-    return {
-        name: (
-            sorted(moment.astimezone(zoneinfo.ZoneInfo(zone)) for moment in found[name]),
-            name in cut,
+    start = after
+    if cache is not None:
+        start = datetime.fromtimestamp(after.timestamp() // 86400 * 86400, UTC)
+    wanted = [(line, zone) for lines, zone in timers.values() for line in lines]
+    known = cache if cache is not None else {}
+    for stale in [key for key in known if key[2] != start.timestamp()]:
+        del known[stale]  # another day's window: the server's cache holds one day
+    computed = {(line, zone): known.get(_key(line, zone, start, until)) for line, zone in wanted}
+    missing = sorted({pair for pair, found in computed.items() if found is None})
+    fresh, cut = _analyze_firings(missing, start, until)
+    computed.update(fresh)
+    known.update({_key(line, zone, start, until): fresh[line, zone] for line, zone in fresh})
+    cut |= {pair for pair in computed if len(computed[pair] or ()) >= FIRINGS_CAP}
+    result = {}
+    for name, (lines, zone) in timers.items():
+        moments = {m for line in lines for m in computed[line, zone] or () if m > after}
+        result[name] = (
+            sorted(moment.astimezone(zoneinfo.ZoneInfo(zone)) for moment in moments),
+            any((line, zone) in cut for line in lines),
         )
-        for name, (_, zone) in timers.items()
-    }
+    return result
+
+
+def _key(line: str, zone: str, start: datetime, until: datetime) -> tuple[str, str, float, float]:
+    return (line, zone, start.timestamp(), until.timestamp())
+
+
+def _analyze_firings(
+    pairs: Sequence[tuple[str, str]], after: datetime, until: datetime
+) -> tuple[dict[tuple[str, str], list[datetime]], set[tuple[str, str]]]:
+    """Each (line, zone)'s firings in (`after`, `until`] (UTC), and those cut at the cap."""
+    found: dict[tuple[str, str], set[datetime]] = {pair: set() for pair in pairs}
+    cut: set[tuple[str, str]] = set()
+    wanted = [(pair, _iterations(*pair, after, until)) for pair in pairs]
+    while wanted:
+        short = []
+        for count in sorted({count for _, count in wanted}):
+            group = [pair for pair, asked in wanted if asked == count]
+            lines = [f"{line} {zone}" for line, zone in group]
+            args = [f"--iterations={count}", f"--base-time=@{math.floor(after.timestamp())}"]
+            blocks = _match_blocks(_analyze(lines, args).stdout, lines)
+            if blocks is None:
+                raise CalendarCheckUnavailable(
+                    "could not read the output of systemd-analyze calendar"
+                )
+            for pair, block in zip(group, blocks, strict=True):
+                moments = _elapses(block)
+                found[pair].update(moment for moment in moments if moment <= until)
+                if len(moments) == count and moments[-1] < until:
+                    if count >= FIRINGS_CAP:
+                        cut.add(pair)
+                    else:
+                        short.append((pair, min(count * 4, FIRINGS_CAP)))
+        wanted = short
+    return {pair: sorted(moments) for pair, moments in found.items()}, cut
+
+
+def _iterations(line: str, zone: str, after: datetime, until: datetime) -> int:
+    """How many firings to ask systemd for first: the count of them, and a margin."""
+    from runner.calendar import CalendarError, expected_firings
+
+    try:
+        expected = expected_firings(line, zone, after, until)
+    except (CalendarError, ValueError, KeyError):
+        return FIRST_ITERATIONS
+    return min(expected + MARGIN, FIRINGS_CAP)

@@ -17,6 +17,7 @@ from compiler.language import cron
 from compiler.language.schedule import next_elapses, parse_schedule
 from compiler.operate.setup import ConfigView
 from runner.fsatomic import describe
+from runner.history import Usage
 from runner.spend import read_ledger
 
 DAYS_PER_MONTH = 365.2425 / 12
@@ -121,11 +122,18 @@ def _medians(state: Path, config: str, warn: Warn) -> dict[str, tuple[int, int]]
 
 
 def month_to_date(
-    directory: Path, config: str, timezone: str, now: datetime | None = None, *, warn: Warn
+    directory: Path,
+    config: str,
+    timezone: str,
+    now: datetime | None = None,
+    *,
+    warn: Warn,
+    history: dict[str, Usage] | None = None,
 ) -> dict[str, tuple[float, int, int]]:
     """job -> (USD, tokens, model calls) this calendar month in `timezone`: the spend ledger
-    the budgets count (runs.jsonl for a month from before the ledger)."""
-    ledger = read_ledger(str(directory), config, timezone, now or datetime.now(UTC))
+    the budgets count (runs.jsonl for a month from before the ledger; `history`: the month's
+    usage per job already read from it)."""
+    ledger = read_ledger(str(directory), config, timezone, now or datetime.now(UTC), history)
     if ledger.problem:
         warn(f"{ledger.problem} (shown from runs.jsonl)")
     return {job: (used.usd, used.tokens, used.calls) for job, used in ledger.jobs.items()}
