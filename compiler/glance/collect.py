@@ -5,28 +5,24 @@ nothing here writes a file or starts a unit."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from compiler.errors import VigilError, Warn
-from compiler.fsutil import read_manifest
+from compiler.glance.installed import installed_generation
 from compiler.glance.model import (
     BudgetUse,
     Glance,
-    InstalledGeneration,
     Lane,
     LaneKind,
     Mark,
     Run,
-    Shade,
-    ShadeKind,
     Spend,
     day_start,
 )
-from compiler.install.generations import Installation
+from compiler.glance.shades import shades
 from compiler.layout import Scope
 from compiler.operate.setup import ConfigView
 from compiler.operate.setup import Installed as Found
@@ -38,8 +34,6 @@ from runner.spend import month_end, month_start
 
 if TYPE_CHECKING:
     from compiler.language.schedule import FiringsCache
-
-QUIET_LABEL = "quiet hours"
 
 
 def collect(
@@ -84,11 +78,11 @@ def collect(
         since=since,
         until=until,
         lanes=tuple(lanes),
-        shades=tuple(_shades(setup, since, until)),
+        shades=tuple(shades(setup, since, until)),
         nag=tuple(row for row in nag_rows(setup, setup.state, keep) if _open(row)),
         watches=tuple(watch_rows(setup, setup.state, keep)),
         spend=_spend(setup, now, history, keep),
-        generation=_generation(found.installation, found.changed) if found else None,
+        generation=installed_generation(found.installation, found.changed) if found else None,
         problems=tuple(problems),
     )
 
@@ -295,54 +289,6 @@ def _run(record: dict[str, Any], start: datetime) -> Run:
     )
 
 
-# --- shades ------------------------------------------------------------------------------------
-
-
-def _shades(setup: ConfigView, since: datetime, until: datetime) -> Iterator[Shade]:
-    quiet = setup.quiet_hours
-    if quiet:
-        where = quiet.get("timezone") or setup.timezone
-        for start, end in _daily(quiet["start"], quiet["end"], None, where, since, until):
-            yield Shade(ShadeKind.QUIET, start, end, QUIET_LABEL)
-    for name, window in setup.maintenance.items():
-        where = window.get("timezone") or setup.timezone
-        days = window.get("days")
-        action = "dropped" if window.get("drop") else "held"
-        for start, end in _daily(window["start"], window["end"], days, where, since, until):
-            yield Shade(ShadeKind.MAINTENANCE, start, end, f"maintenance {name} (alerts {action})")
-
-
-def _daily(
-    start: str,
-    end: str,
-    weekdays: list[int] | None,
-    timezone: str,
-    since: datetime,
-    until: datetime,
-) -> Iterator[tuple[datetime, datetime]]:
-    """The stretches from `start` to `end` (HH:MM wall clock in `timezone`, past midnight when
-    `end` is earlier) that begin on the given weekdays (Monday 0; None: every day), clipped to
-    [since, until]. Wall clock, so a clock change makes one of them an hour shorter or longer."""
-    where = zone(timezone)
-    begin, finish = _wall(start), _wall(end)
-    day = since.astimezone(where).date() - timedelta(days=1)
-    first, last = since.timestamp(), until.timestamp()
-    while (opens := datetime.combine(day, begin, where)).timestamp() < last:
-        closes = datetime.combine(day + timedelta(days=finish <= begin), finish, where)
-        if (weekdays is None or day.weekday() in weekdays) and closes.timestamp() > first:
-            # Compared and clipped as instants: Python compares two times of one zone by
-            # their wall clocks; in UTC, as a difference of them must be real
-            shown = opens if opens.timestamp() > first else since
-            ends = closes if closes.timestamp() < last else until
-            yield shown.astimezone(UTC), ends.astimezone(UTC)
-        day += timedelta(days=1)
-
-
-def _wall(text: str) -> time:
-    hours, minutes = text.split(":")
-    return time(int(hours), int(minutes))
-
-
 # --- spend and budgets ---------------------------------------------------------------------------
 
 
@@ -384,32 +330,3 @@ def _budgets(setup: ConfigView, by_job: dict[str, tuple[float, int, int]]) -> It
                 spent_usd=sum(usd for usd, _, _ in counted),
                 spent_tokens=sum(tokens for _, tokens, _ in counted),
             )
-
-
-# --- the installed generation --------------------------------------------------------------------
-
-
-def _generation(installation: Installation, config_changed: bool) -> InstalledGeneration | None:
-    number = installation.current()
-    if number is None:
-        return None
-    manifest = read_manifest(installation.generation_dir(number))
-    source = manifest.get("config") or {}
-    drift = tuple(
-        path
-        for path, entry in sorted((manifest.get("files") or {}).items())
-        if _sha256(installation.installed(path)) != entry.get("sha256")
-    )
-    return InstalledGeneration(
-        generation=number,
-        config_file=source.get("file"),
-        config_sha256=source.get("sha256"),
-        git=source.get("git"),
-        applied=installation.meta(number).get("created"),
-        drift=drift,
-        config_changed=config_changed,
-    )
-
-
-def _sha256(content: bytes | None) -> str | None:
-    return None if content is None else hashlib.sha256(content).hexdigest()
