@@ -136,7 +136,8 @@ def failover(
         temp.write_text(json.dumps({"source": "bench", "timestamp": "2026-01-01T00:00:00Z",
                                     "message": marker}))  # fmt: skip
         os.rename(temp, route.inbox / temp.name)
-        route.watch.wait(lambda m=marker: route.sink.has(m))
+        # The standby creates its consumer first (JetStream API calls retried every 5 s).
+        route.watch.wait(lambda m=marker: route.sink.has(m), latency.WARM_UP_TIMEOUT_S)
         delivered.append(time.perf_counter() - killed)
         dead.systemctl("start", unit)  # back, as the standby
     return {"trials": trials, "lease_s": LEASE_S, "takeover": summary(taken),
