@@ -216,11 +216,8 @@ def next_elapses(
     if base is not None:
         if base.tzinfo is None:
             raise ValueError("base must be a timezone-aware datetime")
-        # Firings fall on whole seconds and systemd returns those strictly after the base.
-        args.append(f"--base-time=@{math.floor(base.timestamp())}")
-    blocks = _match_blocks(_analyze(lines, args).stdout, lines)
-    if blocks is None:
-        raise CalendarCheckUnavailable("could not read the output of systemd-analyze calendar")
+        args.append(_base_time(base))
+    blocks = _read_blocks(lines, args)
     for line, block in zip(on_calendar, blocks, strict=True):
         if not block:
             raise ScheduleError(f"{INVALID_CALENDAR}: {line}")
@@ -294,10 +291,22 @@ def _match_blocks(stdout: str, expressions: Sequence[str]) -> list[list[str]] | 
 
 
 def _one_block(expression: str) -> list[str]:
-    blocks = _match_blocks(_analyze([expression]).stdout, [expression])
+    return _read_blocks([expression])[0]
+
+
+def _read_blocks(expressions: Sequence[str], options: Sequence[str] = ()) -> list[list[str]]:
+    """One systemd-analyze run's block per expression; CalendarCheckUnavailable when its
+    output cannot be matched to them."""
+    blocks = _match_blocks(_analyze(expressions, options).stdout, expressions)
     if blocks is None:
         raise CalendarCheckUnavailable("could not read the output of systemd-analyze calendar")
-    return blocks[0]
+    return blocks
+
+
+def _base_time(moment: datetime) -> str:
+    """systemd-analyze's option counting from `moment`: firings fall on whole seconds and
+    systemd returns those strictly after the base."""
+    return f"--base-time=@{math.floor(moment.timestamp())}"
 
 
 def _field(block: list[str], *labels: str) -> str | None:
@@ -343,10 +352,8 @@ def first_elapses(
         return [None] * len(timers)
     args = []
     if base is not None:
-        args.append(f"--base-time=@{math.floor(base.timestamp())}")
-    blocks = _match_blocks(_analyze(lines, args).stdout, lines)
-    if blocks is None:
-        raise CalendarCheckUnavailable("could not read the output of systemd-analyze calendar")
+        args.append(_base_time(base))
+    blocks = _read_blocks(lines, args)
     found: list[datetime | None] = []
     position = 0
     for on_calendar, zone in timers:
@@ -425,12 +432,7 @@ def _analyze_firings(
         for count in sorted({count for _, count in wanted}):
             group = [pair for pair, asked in wanted if asked == count]
             lines = [f"{line} {zone}" for line, zone in group]
-            args = [f"--iterations={count}", f"--base-time=@{math.floor(after.timestamp())}"]
-            blocks = _match_blocks(_analyze(lines, args).stdout, lines)
-            if blocks is None:
-                raise CalendarCheckUnavailable(
-                    "could not read the output of systemd-analyze calendar"
-                )
+            blocks = _read_blocks(lines, [f"--iterations={count}", _base_time(after)])
             for pair, block in zip(group, blocks, strict=True):
                 moments = _elapses(block)
                 found[pair].update(moment for moment in moments if moment <= until)
